@@ -1,0 +1,66 @@
+# thaw: `make` builds build/thaw and build/thaw-zygote (installing missing
+# Debian packages first), `make test` runs every test, `make dev` serves
+# examples/hello.
+CC      ?= cc
+PYTHON  := /usr/bin/python3
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
+           -D_GNU_SOURCE -Isrc
+DEPS_STAMP := build/.deps-ok
+
+SUP_LIBS   = -luv -lhttp_parser -ljansson
+PY_CFLAGS  = $(shell pkg-config --cflags python3-embed 2>/dev/null)
+PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
+
+# the supervisor: no Python here
+SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
+          src/ipc/*.c src/util/*.c src/watch/*.c) src/zygote/client.c
+SUP_OBJ = $(SUP_SRC:src/%.c=build/obj/%.o)
+ZYG_SRC = src/zygote/main.c
+ZYG_OBJ = build/obj/zygote/main.o
+
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+# objects the unit tests link against (everything but the CLI entry point)
+LIB_OBJ  = $(filter-out build/obj/cli/main.o,$(SUP_OBJ))
+
+.PHONY: all deps dev test unit integration pytest clean
+all: build/thaw build/thaw-zygote
+
+$(DEPS_STAMP): scripts/install-deps
+	./scripts/install-deps
+	@mkdir -p build && touch $@
+
+deps: $(DEPS_STAMP)
+
+build/obj/%.o: src/%.c $(DEPS_STAMP) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(ZYG_OBJ): $(ZYG_SRC) $(DEPS_STAMP) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PY_CFLAGS) -c $< -o $@
+
+build/thaw: $(SUP_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(SUP_LIBS)
+
+build/thaw-zygote: $(ZYG_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(PY_LIBS)
+
+build/tests/%: tests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(SUP_LIBS) -lcmocka
+
+dev: all
+	./build/thaw dev examples/hello
+
+unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do $$t || fail=1; done; exit $$fail
+
+pytest: all
+	$(PYTHON) -m pytest -q tests/python tests/integration
+
+test: all unit pytest
+
+clean:
+	rm -rf build

@@ -1,0 +1,351 @@
+"""An instance: forked from a template, it serves requests over its IPC
+channel on an asyncio loop created after the fork (an epoll fd made in the
+template would be shared by every instance)."""
+import asyncio
+import inspect
+import os
+import random
+import socket
+import sys
+
+import _thaw
+
+from . import ipc
+from .body import RequestBody
+from .log import log_exception, log_lines
+
+# Above this many queued output bytes a streaming response waits for the
+# supervisor to take them; below LOW_WATER it resumes.
+HIGH_WATER = 1 << 20
+LOW_WATER = 256 << 10
+
+_NO_BODY_STATUS = frozenset((204, 304))
+
+
+class Worker:
+    """What a template hands to its instances: the imported module, how to
+    call it, and its env."""
+
+    def __init__(self, name, module, handler, env):
+        self.name = name
+        self.module = module
+        self.handler = handler
+        self.env = env
+
+
+class ExecutionContext:
+    """The `ctx` of Cloudflare handlers."""
+
+    def __init__(self, loop, tasks):
+        self._loop = loop
+        self._tasks = tasks
+
+    def wait_until(self, awaitable):
+        task = asyncio.ensure_future(awaitable, loop=self._loop)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    waitUntil = wait_until
+
+    def pass_through_on_exception(self):
+        pass
+
+    passThroughOnException = pass_through_on_exception
+
+
+class Stream:
+    __slots__ = ("sid", "body", "task", "is_head", "head_sent")
+
+    def __init__(self, sid, body, is_head):
+        self.sid = sid
+        self.body = body
+        self.task = None
+        self.is_head = is_head
+        self.head_sent = False
+
+
+def _has_body(pairs):
+    for name, value in pairs:
+        if name == "transfer-encoding":
+            return True
+        if name == "content-length":
+            return value.strip() not in ("", "0")
+    return False
+
+
+class Instance:
+    def __init__(self, fd, worker, iid):
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(False)
+        self.worker = worker
+        self.iid = iid
+        self.inbuf = bytearray()
+        self.out = []
+        self.out_size = 0
+        self.flush_pending = False
+        self.write_blocked = False
+        self.drain_waiters = []
+        self.streams = {}
+        self.bg_tasks = set()
+        self.loop = None
+        self.ctx = None
+        # imported lazily: the SDK is preloaded in the zygote anyway
+        from workers import Request, Response
+        self.Request = Request
+        self.Response = Response
+
+    # -- channel -------------------------------------------------------
+    def run(self):
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.ctx = ExecutionContext(self.loop, self.bg_tasks)
+        self.loop.add_reader(self.sock.fileno(), self._on_readable)
+        try:
+            self.loop.run_forever()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+    def _on_readable(self):
+        try:
+            data = self.sock.recv(262144)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.loop.stop()  # the supervisor closed this instance
+            return
+        self.inbuf += data
+        off = 0
+        buf = self.inbuf
+        while True:
+            got = ipc.decode(buf, off)
+            if got is None:
+                break
+            ftype, _flags, sid, payload, off = got
+            self._on_frame(ftype, sid, payload)
+        del buf[:off]
+        self._flush()
+
+    def _on_frame(self, ftype, sid, payload):
+        if ftype == ipc.REQ_HEAD:
+            self._on_head(sid, payload)
+        elif ftype == ipc.REQ_BODY:
+            st = self.streams.get(sid)
+            if st and st.body:
+                st.body.feed(payload)
+        elif ftype == ipc.REQ_END:
+            st = self.streams.get(sid)
+            if st and st.body:
+                st.body.end()
+        elif ftype == ipc.CANCEL:
+            st = self.streams.pop(sid, None)
+            if st:
+                if st.body:
+                    st.body.abort()
+                if st.task:
+                    st.task.cancel()
+
+    def _queue(self, data):
+        self.out.append(data)
+        self.out_size += len(data)
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self):
+        self.flush_pending = False
+        if self.write_blocked or not self.out:
+            return
+        data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+        self.out.clear()
+        try:
+            n = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError:
+            self.loop.stop()
+            return
+        if n < len(data):
+            self.out.append(data[n:])
+            self.out_size = len(data) - n
+            self.write_blocked = True
+            self.loop.add_writer(self.sock.fileno(), self._on_writable)
+        else:
+            self.out_size = 0
+        self._wake_drainers()
+
+    def _on_writable(self):
+        self.loop.remove_writer(self.sock.fileno())
+        self.write_blocked = False
+        self._flush()
+
+    def _wake_drainers(self):
+        if self.out_size <= LOW_WATER and self.drain_waiters:
+            waiters, self.drain_waiters = self.drain_waiters, []
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+
+    async def _drain(self):
+        if self.out_size > HIGH_WATER:
+            w = self.loop.create_future()
+            self.drain_waiters.append(w)
+            await w
+
+    # -- requests ------------------------------------------------------
+    def _on_head(self, sid, payload):
+        f = ipc.parse_fields(payload)
+        method = f[0].decode("latin-1")
+        url = f[1].decode("utf-8", "surrogateescape")
+        pairs = [(f[i].decode("latin-1"), f[i + 1].decode("latin-1"))
+                 for i in range(2, len(f) - 1, 2)]
+        body = RequestBody(self.loop) if _has_body(pairs) else None
+        st = Stream(sid, body, method == "HEAD")
+        if body is None:
+            st.body = RequestBody(self.loop)  # swallows REQ_END; never read
+        self.streams[sid] = st
+        request = self.Request._thaw_new(method, url, pairs, body)
+        try:
+            result = self.worker.handler.call(request, self.worker.env, self.ctx)
+        except BaseException as exc:
+            self._handler_failed(st, exc)
+            return
+        if inspect.isawaitable(result):
+            st.task = self.loop.create_task(self._await_handler(st, result))
+        else:
+            self._respond(st, result)
+
+    async def _await_handler(self, st, awaitable):
+        try:
+            result = await awaitable
+        except asyncio.CancelledError:
+            return  # the client went away
+        except BaseException as exc:
+            self._handler_failed(st, exc)
+            return
+        self._respond(st, result)
+
+    def _handler_failed(self, st, exc):
+        name = self.worker.name
+        if isinstance(exc, LookupError) and exc.args and \
+                exc.args[0] == getattr(self.worker.handler, "message", None):
+            log_lines(name, exc.args[0])
+            self._send_error(st, 500, f"Internal Server Error: {exc.args[0]}\n")
+            return
+        log_exception(name, exc)
+        self._send_error(st, 500, f"Internal Server Error: worker '{name}' raised "
+                                  f"{type(exc).__name__}; the traceback is in thaw's log.\n")
+
+    def _send_error(self, st, status, text):
+        if self.streams.get(st.sid) is not st:
+            return
+        body = text.encode()
+        self._queue(ipc.frame(ipc.RESP_HEAD, st.sid, ipc.fields(
+            str(status), "", "content-type", "text/plain;charset=UTF-8",
+            "content-length", str(len(body)))))
+        if not st.is_head:
+            self._queue(ipc.frame(ipc.RESP_BODY, st.sid, body))
+        self._queue(ipc.frame(ipc.RESP_END, st.sid))
+        self.streams.pop(st.sid, None)
+
+    def _respond(self, st, resp):
+        if self.streams.get(st.sid) is not st:
+            return  # cancelled meanwhile
+        if not isinstance(resp, self.Response):
+            what = "None" if resp is None else type(resp).__name__
+            msg = (f"the fetch handler of worker '{self.worker.name}' returned {what}, "
+                   f"not a Response: return workers.Response(...)")
+            log_lines(self.worker.name, msg)
+            self._send_error(st, 500, f"Internal Server Error: {msg}\n")
+            return
+        try:
+            status, reason, pairs, body = resp._thaw_parts()
+        except Exception as exc:
+            self._handler_failed(st, exc)
+            return
+        no_body = status in _NO_BODY_STATUS or status < 200
+        streaming = not (body is None or isinstance(body, (bytes, bytearray, memoryview)))
+        items = [str(status), reason or ""]
+        for name, value in pairs:
+            if name == "content-length":
+                continue  # thaw frames the body itself
+            items.append(name)
+            items.append(value)
+        if not streaming:
+            data = bytes(body or b"")
+            if not no_body:
+                items.append("content-length")
+                items.append(str(len(data)))
+            self._queue(ipc.frame(ipc.RESP_HEAD, st.sid, ipc.fields(*items)))
+            if data and not st.is_head and not no_body:
+                for i in range(0, len(data), ipc.CHUNK):
+                    self._queue(ipc.frame(ipc.RESP_BODY, st.sid, data[i:i + ipc.CHUNK]))
+            self._queue(ipc.frame(ipc.RESP_END, st.sid))
+            self.streams.pop(st.sid, None)
+            return
+        self._queue(ipc.frame(ipc.RESP_HEAD, st.sid, ipc.fields(*items)))
+        st.head_sent = True
+        if st.is_head or no_body:
+            _close_iter(body)
+            self._queue(ipc.frame(ipc.RESP_END, st.sid))
+            self.streams.pop(st.sid, None)
+            return
+        st.task = self.loop.create_task(self._pump(st, body))
+
+    async def _pump(self, st, body):
+        """Streams an (async) iterator body; a cancel (client gone) closes
+        the iterator so its `finally` blocks run."""
+        sid = st.sid
+        try:
+            if hasattr(body, "__aiter__"):
+                async for chunk in body:
+                    self._send_chunk(sid, chunk)
+                    await self._drain()
+            else:
+                for chunk in body:
+                    self._send_chunk(sid, chunk)
+                    await self._drain()
+        except asyncio.CancelledError:
+            return
+        except BaseException as exc:
+            log_exception(self.worker.name, exc)
+            if self.streams.get(sid) is st:
+                self._queue(ipc.frame(ipc.RESP_ABORT, sid))
+            return
+        finally:
+            self.streams.pop(sid, None)
+            if hasattr(body, "aclose"):
+                try:
+                    await body.aclose()
+                except BaseException:
+                    pass
+            else:
+                _close_iter(body)
+        self._queue(ipc.frame(ipc.RESP_END, sid))
+
+    def _send_chunk(self, sid, chunk):
+        if isinstance(chunk, str):
+            chunk = chunk.encode()
+        chunk = bytes(chunk)
+        for i in range(0, len(chunk), ipc.CHUNK):
+            self._queue(ipc.frame(ipc.RESP_BODY, sid, chunk[i:i + ipc.CHUNK]))
+
+
+def _close_iter(body):
+    close = getattr(body, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            pass
+
+
+def serve(fd, worker, iid):
+    """Entry point of a freshly forked instance."""
+    _thaw.set_name("thaw-instance")
+    # the random module reseeds itself in os.register_at_fork; seeding
+    # again here keeps that true even if a worker replaced the hook
+    random.seed(int.from_bytes(os.urandom(32), "little"))
+    Instance(fd, worker, iid).run()

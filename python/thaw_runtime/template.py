@@ -1,0 +1,103 @@
+"""A template: forked from the zygote, it runs the worker's top level once,
+then only forks instances. Every instance starts from this memory, so
+what the top level computed is shared, copy-on-write."""
+import gc
+import json
+import os
+import sys
+import threading
+import traceback
+
+import _thaw
+
+from . import instance, ipc, proc
+from .handler import resolve_handler
+
+
+class BuildError(Exception):
+    pass
+
+
+def _user_traceback(exc, main_path):
+    """The traceback without the frames of thaw's own loader."""
+    te = traceback.TracebackException.from_exception(exc)
+    here = os.path.dirname(__file__)
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack
+         if not f.filename.startswith(here) and "importlib._bootstrap" not in f.filename])
+    return "".join(te.format())
+
+
+def _import_hint(exc, main_rel):
+    """Cloudflare puts the directory of `main` on sys.path: `import src.x`
+    fails there and here, and the fix is `import x`."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return ""
+    main_dir = os.path.dirname(main_rel)
+    parts = main_dir.split("/") if main_dir else []
+    top, _, rest = exc.name.partition(".")
+    if top in parts:
+        inner = exc.name[len(main_dir.replace("/", ".")) + 1:] if exc.name.startswith(
+            main_dir.replace("/", ".") + ".") else rest
+        return (f"\nhint: `main` is {main_rel}, so {main_dir}/ is on sys.path (as on "
+                f"Cloudflare): write `import {inner or '...'}` instead of "
+                f"`import {exc.name}`.\n")
+    return ""
+
+
+def load(name, wdir, main_rel, config_json):
+    from workers._env import Env
+
+    config = json.loads(config_json)
+    main_path = os.path.join(wdir, main_rel)
+    main_dir = os.path.dirname(main_path)
+    modname = os.path.basename(main_rel)[:-3]
+    if not modname.isidentifier():
+        raise BuildError(f"`main` is {main_rel}, but {modname!r} is not a valid Python "
+                         f"module name: rename the file (letters, digits, _)")
+    if modname in sys.modules:
+        raise BuildError(f"`main` is {main_rel}, whose module name {modname!r} is already "
+                         f"taken by the standard library or thaw: rename the file "
+                         f"(e.g. entry.py)")
+    sys.path.insert(0, main_dir)
+    os.chdir(wdir)
+    sys.argv = [main_path]
+    try:
+        module = __import__(modname)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt are user errors too
+        raise BuildError(f"{main_rel} failed at top level:\n"
+                         + _user_traceback(exc, main_path) + _import_hint(exc, main_rel))
+    if threading.active_count() > 1:
+        names = ", ".join(t.name for t in threading.enumerate()
+                          if t is not threading.main_thread())
+        raise BuildError(f"{main_rel} started a thread at top level ({names}); threads "
+                         f"cannot survive the snapshot (fork). Start it in the handler.")
+    env = Env(config.get("vars") or {})
+    return instance.Worker(name, module, resolve_handler(module), env)
+
+
+def main(fd, version, name, wdir, main_rel, config_json):
+    _thaw.set_name("thaw-template")
+    chan = ipc.BlockingChannel(fd)
+    proc.reap_children_on_sigchld()
+    try:
+        worker = load(name, wdir, main_rel, config_json)
+    except BuildError as e:
+        chan.send(ipc.BUILD_ERR, version, ipc.fields(str(e)))
+        return
+    chan.send(ipc.BUILT, version, ipc.fields(worker.module.__name__, worker.handler.describe()))
+    # Instances share the template's pages; without freezing, the first
+    # collection in each instance would touch (and copy) most of them.
+    gc.collect()
+    gc.freeze()
+    while True:
+        msg = chan.recv()
+        if msg is None:
+            return  # the supervisor dropped this version
+        ftype, stream, payload, fd = msg
+        if ftype == ipc.SPAWN and fd is not None:
+            proc.fork_and_report(chan, stream, [chan],
+                                 lambda: instance.serve(fd, worker, stream))
+            os.close(fd)
+        elif fd is not None:
+            os.close(fd)

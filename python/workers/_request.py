@@ -1,0 +1,95 @@
+"""Request, shaped like Cloudflare's `workers.Request`.
+
+The runtime builds incoming requests with `Request._thaw_new(...)`; user code
+may also build one (tests, sub-requests, ASGI).
+"""
+
+import json
+
+from ._body import BodyMixin, coerce
+from ._headers import _TCHARS, Headers
+
+# Fetch normalises these method names to upper case; others stay as given.
+_NORMALISED = frozenset(("DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"))
+
+
+class Request(BodyMixin):
+    """An HTTP request.
+
+    Request(url, method="GET", headers=None, body=None)
+
+    `url` may also be another Request, whose method, headers and body are
+    taken over (the original's body then counts as used).  The body can be
+    read once, via text()/bytes()/json()/buffer() or by iterating `body`; a
+    second read raises BodyUsedError (both OSError, as Cloudflare's Python SDK
+    raises, and TypeError, as JS raises).  Nothing is cached, so large uploads
+    are never held twice.
+    """
+
+    def __init__(self, url, method=None, headers=None, body=None, *,
+                 redirect="follow", cf=None):
+        if isinstance(url, Request):
+            src = url
+            url = src.url
+            method = src.method if method is None else method
+            headers = src.headers if headers is None else headers
+            if body is None and src._payload is not None:
+                body = src._take()  # transfer, as `new Request(req)` does
+                payload, ctype = body, None
+            else:
+                payload, ctype = coerce(body)
+        else:
+            if not isinstance(url, str):
+                raise TypeError(f"url must be a str, not {type(url).__name__}")
+            payload, ctype = coerce(body)
+        method = "GET" if method is None else str(method)
+        if not method or not _TCHARS.issuperset(method):
+            raise ValueError(f"invalid method {method!r}")
+        if method.upper() in _NORMALISED:
+            method = method.upper()
+        if payload is not None and method in ("GET", "HEAD"):
+            raise TypeError("Request with a GET or HEAD method cannot have a body.")
+        self.method = method
+        self.url = url
+        self.headers = Headers(headers)
+        if ctype and not self.headers.has("content-type"):
+            self.headers.set("content-type", ctype)
+        self.redirect = redirect
+        self.cf = cf
+        self._payload = payload
+        self._used = False
+
+    @classmethod
+    def _thaw_new(cls, method, url, header_pairs, body):
+        """Runtime constructor: trusted, already-parsed input, no validation.
+
+        body is None or an object with `async read() -> bytes` and async
+        iteration over bytes chunks.
+        """
+        self = cls.__new__(cls)
+        self.method = method
+        self.url = url
+        self.headers = Headers._thaw_trusted(header_pairs)
+        self.redirect = "follow"
+        self.cf = None
+        self._payload = body
+        self._used = False
+        return self
+
+    @classmethod
+    def new(cls, input, init=None, **kwargs):
+        """JS-style `Request.new(url, init)`; init holds method/headers/body."""
+        opts = dict(init or {})
+        opts.update(kwargs)
+        return cls(input, **opts)
+
+    @property
+    def js_object(self):
+        # The ASGI adapter asks for this; our Request is its own "JS" object.
+        return self
+
+    async def json(self, **kwargs):
+        return json.loads(await self.text(), **kwargs)
+
+    def __repr__(self):
+        return f"Request(method={self.method!r}, url={self.url!r})"

@@ -1,0 +1,36 @@
+/* The thaw command line: one table of subcommands (STYLE.md habit 10). */
+#ifndef THAW_CLI_H
+#define THAW_CLI_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+
+struct thaw_zygote;
+
+struct thaw_command {
+    const char *name;
+    const char *args;
+    const char *help;
+    int (*run)(int argc, char **argv);
+};
+
+extern const struct thaw_command thaw_commands[];
+
+int thaw_cmd_dev(int argc, char **argv);
+int thaw_cmd_help(int argc, char **argv);
+int thaw_cmd_version(int argc, char **argv);
+
+/* The directory holding the thaw executable (thaw-zygote lives there). */
+const char *thaw_exe_dir(void);
+/* "64K", "100M", "1G" or plain bytes; -1 when malformed. */
+long long thaw_parse_size(const char *s);
+
+/* Loads dir's config: JSON/JSONC here, TOML through the zygote. Calls cb
+ * once with 0 and the config (which cb takes over) or -1 and a message. */
+typedef void (*thaw_load_cb)(void *data, int rc, struct thaw_config *cfg,
+                             const char *err);
+void thaw_load_config(struct thaw_zygote *z, const char *dir, thaw_load_cb cb,
+                      void *data);
+
+#endif

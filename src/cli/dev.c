@@ -1,0 +1,248 @@
+/* `thaw dev`: serve one worker directory and rebuild it on every edit. */
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "pool/pool.h"
+#include "server/server.h"
+#include "util/log.h"
+#include "watch/watch.h"
+#include "zygote/client.h"
+
+/* SIGINT/SIGTERM: SIGTERM to every process, SIGKILL to what is left
+ * after KILL_AFTER_MS, exit by EXIT_BY_MS whatever happens. */
+#define KILL_AFTER_MS 1000
+#define EXIT_BY_MS 1800
+
+struct dev {
+    uv_loop_t *loop;
+    char dir[PATH_MAX];
+    const char *ip;
+    int port;
+    struct thaw_limits lim;
+    struct thaw_zygote *zygote;
+    struct thaw_worker worker;
+    int worker_started;
+    struct thaw_server server;
+    struct thaw_watch watch;
+    int ready;
+    int loading;
+    int again;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t stop_timer;
+    int stopping;
+    uint64_t stop_ms;
+};
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: thaw dev [DIR] [--port N] [--ip ADDR] "
+                    "[--max-body-size SIZE] [--max-header-size SIZE]\n");
+}
+
+static void reload(struct dev *d);
+static void on_lost(struct thaw_worker *w);
+
+static void on_built(struct thaw_worker *w, struct thaw_version *v)
+{
+    struct dev *d = w->data;
+
+    if (v->state == VER_FAILED) {
+        thaw_log("worker %s failed to build; serving the error as 500 until it is fixed:",
+                 v->name);
+        thaw_log_block(v->name, v->error, strlen(v->error));
+    } else if (d->ready) {
+        thaw_log("worker %s reloaded (version %u)", v->name, v->id);
+    }
+    if (!d->ready) {
+        d->ready = 1;
+        printf("Ready on http://%s%s%s:%d\n", strchr(d->ip, ':') ? "[" : "", d->ip,
+               strchr(d->ip, ':') ? "]" : "", d->port);
+        fflush(stdout);
+    }
+    if (d->again) {
+        d->again = 0;
+        reload(d);
+    }
+}
+
+static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *err)
+{
+    struct dev *d = data;
+
+    d->loading = 0;
+    if (d->stopping) {
+        if (cfg)
+            thaw_config_free(cfg);
+        return;
+    }
+    if (rc) {
+        if (!d->worker_started) {
+            fprintf(stderr, "thaw: error: %s\n", err);
+            exit(1);
+        }
+        thaw_log("config error: %s", err);
+        thaw_worker_set_error(&d->worker, err);
+        return;
+    }
+    if (!d->worker_started) {
+        d->worker_started = 1;
+        thaw_worker_init(&d->worker, d->loop, d->zygote, d->dir, cfg, &d->lim,
+                         on_built, d);
+        d->worker.on_lost = on_lost;
+        return;
+    }
+    thaw_worker_rebuild(&d->worker, cfg);
+}
+
+static void reload(struct dev *d)
+{
+    if (d->stopping)
+        return;
+    if (d->loading || d->worker.building) {
+        d->again = 1; /* one build at a time; the latest edit wins */
+        return;
+    }
+    d->loading = 1;
+    thaw_load_config(d->zygote, d->dir, on_loaded, d);
+}
+
+static void on_change(struct thaw_watch *w)
+{
+    struct dev *d = w->data;
+
+    thaw_log("change detected; rebuilding");
+    reload(d);
+}
+
+static void on_lost(struct thaw_worker *w)
+{
+    reload(w->data);
+}
+
+static void on_stop_tick(uv_timer_t *t)
+{
+    struct dev *d = t->data;
+    uint64_t elapsed = uv_now(d->loop) - d->stop_ms;
+    int alive = thaw_worker_alive(&d->worker) + thaw_zygote_alive(d->zygote);
+
+    if (!alive || elapsed >= EXIT_BY_MS)
+        exit(0);
+    if (elapsed >= KILL_AFTER_MS) {
+        thaw_worker_terminate(&d->worker, SIGKILL);
+        thaw_zygote_signal(d->zygote, SIGKILL);
+    }
+}
+
+static void on_signal(uv_signal_t *s, int sig)
+{
+    struct dev *d = s->data;
+
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    thaw_log("stopping (signal %d)", sig);
+    thaw_watch_stop(&d->watch);
+    thaw_server_close(&d->server);
+    if (d->worker_started)
+        thaw_worker_terminate(&d->worker, SIGTERM);
+    thaw_zygote_shutdown(d->zygote);
+    thaw_zygote_signal(d->zygote, SIGTERM);
+    d->stop_ms = uv_now(d->loop);
+    uv_timer_init(d->loop, &d->stop_timer);
+    d->stop_timer.data = d;
+    uv_timer_start(&d->stop_timer, on_stop_tick, 20, 20);
+}
+
+static int parse_args(struct dev *d, int argc, char **argv)
+{
+    const char *dir = ".";
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--port") == 0 && v) {
+            d->port = atoi(v);
+            if (d->port <= 0 || d->port > 65535) {
+                fprintf(stderr, "thaw: --port must be 1..65535, got '%s'\n", v);
+                return -1;
+            }
+            i++;
+        } else if (strcmp(a, "--ip") == 0 && v) {
+            d->ip = v;
+            i++;
+        } else if ((strcmp(a, "--max-body-size") == 0 ||
+                    strcmp(a, "--max-header-size") == 0) && v) {
+            long long n = thaw_parse_size(v);
+            if (n <= 0) {
+                fprintf(stderr, "thaw: %s takes a size like 100M, got '%s'\n", a, v);
+                return -1;
+            }
+            if (a[6] == 'b')
+                d->lim.max_body = (size_t)n;
+            else
+                d->lim.max_header = (size_t)n;
+            i++;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "thaw: unknown option '%s'\n", a);
+            usage();
+            return -1;
+        } else {
+            dir = a;
+        }
+    }
+    if (!realpath(dir, d->dir)) {
+        fprintf(stderr, "thaw: cannot open worker directory '%s'\n", dir);
+        return -1;
+    }
+    return 0;
+}
+
+int thaw_cmd_dev(int argc, char **argv)
+{
+    static struct dev d;
+    int rc;
+
+    d.ip = "127.0.0.1";
+    d.port = 8787;
+    d.lim.max_body = 100u * 1024 * 1024; /* Cloudflare's default */
+    d.lim.max_header = 64 * 1024;
+    d.lim.max_instances = 8;
+    d.lim.instance_concurrency = 32;
+    if (parse_args(&d, argc, argv))
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    d.loop = uv_default_loop();
+
+    if ((rc = thaw_zygote_start(d.loop, thaw_exe_dir(), &d.zygote))) {
+        fprintf(stderr, "thaw: cannot start the Python zygote (%s/thaw-zygote): %s\n",
+                thaw_exe_dir(), uv_strerror(rc));
+        return 1;
+    }
+    d.worker.data = &d;
+    if ((rc = thaw_server_listen(&d.server, d.loop, d.ip, d.port, &d.worker))) {
+        fprintf(stderr, "thaw: cannot listen on %s:%d: %s\n", d.ip, d.port,
+                uv_strerror(rc));
+        return 1;
+    }
+    /* the server reads limits from the worker; set them before it starts */
+    d.server.limits = d.lim;
+
+    uv_signal_init(d.loop, &d.sigint);
+    uv_signal_init(d.loop, &d.sigterm);
+    d.sigint.data = d.sigterm.data = &d;
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+
+    d.watch.data = &d;
+    thaw_watch_start(&d.watch, d.loop, d.dir, 250, on_change);
+    d.loading = 1;
+    thaw_load_config(d.zygote, d.dir, on_loaded, &d);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    return 0;
+}

@@ -1,0 +1,91 @@
+/* thaw: a self-hosted runtime for Python Workers. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+#define THAW_VERSION "0.1.0"
+
+const struct thaw_command thaw_commands[] = {
+    {"dev", "[DIR] [--port N] [--ip ADDR] [--max-body-size SIZE] [--max-header-size SIZE]",
+     "serve the worker in DIR (default .), rebuilding it when its files change",
+     thaw_cmd_dev},
+    {"version", "", "print thaw's version", thaw_cmd_version},
+    {"help", "", "this text", thaw_cmd_help},
+    {NULL, NULL, NULL, NULL},
+};
+
+int thaw_cmd_help(int argc, char **argv)
+{
+    const struct thaw_command *c;
+
+    printf("usage: thaw COMMAND [ARGS]\n\ncommands:\n");
+    for (c = thaw_commands; c->name; c++)
+        printf("  thaw %s %s\n      %s\n", c->name, c->args, c->help);
+    return 0;
+}
+
+int thaw_cmd_version(int argc, char **argv)
+{
+    printf("thaw %s\n", THAW_VERSION);
+    return 0;
+}
+
+const char *thaw_exe_dir(void)
+{
+    static char dir[PATH_MAX];
+    ssize_t n;
+    char *slash;
+
+    if (dir[0])
+        return dir;
+    n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+    if (n <= 0)
+        return strcpy(dir, ".");
+    dir[n] = '\0';
+    slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    return dir;
+}
+
+long long thaw_parse_size(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+
+    if (end == s || v < 0)
+        return -1;
+    switch (*end) {
+    case '\0': return v;
+    case 'k': case 'K': v <<= 10; break;
+    case 'm': case 'M': v <<= 20; break;
+    case 'g': case 'G': v <<= 30; break;
+    default: return -1;
+    }
+    if (end[1] && !(end[1] == 'B' && !end[2]) && !(end[1] == 'b' && !end[2]))
+        return -1;
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    const struct thaw_command *c;
+
+    if (argc < 2) {
+        thaw_cmd_help(0, NULL);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+        return thaw_cmd_version(0, NULL);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return thaw_cmd_help(0, NULL);
+    for (c = thaw_commands; c->name; c++)
+        if (strcmp(c->name, argv[1]) == 0)
+            return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "thaw: unknown command '%s' (try: thaw help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,375 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ipc/chan.h"
+
+#define READ_CHUNK (256 * 1024)
+#define OUT_MAX (256u * 1024 * 1024)
+#define MAX_FDS 64
+
+struct pending_fd {
+    size_t off; /* absolute offset in the out stream where the fd rides */
+    int fd;
+};
+
+struct thaw_chan {
+    uv_poll_t poll;
+    int fd;
+    int events;
+    int reading;
+    int closed;
+    int dispatching;
+    thaw_chan_frame_cb on_frame;
+    thaw_chan_close_cb on_close;
+    thaw_chan_drain_cb on_drain;
+    int was_high;
+    void *data;
+
+    struct thaw_buf in;
+    int in_fds[MAX_FDS];
+    int n_in_fds;
+
+    struct thaw_buf out;
+    size_t out_head;  /* bytes of out already written */
+    size_t out_base;  /* absolute stream offset of out.data[0] */
+    struct pending_fd out_fds[MAX_FDS];
+    int n_out_fds;
+};
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+static void update_poll(struct thaw_chan *c)
+{
+    int ev = 0;
+
+    if (c->closed)
+        return;
+    if (c->reading)
+        ev |= UV_READABLE;
+    if (c->out.len > c->out_head)
+        ev |= UV_WRITABLE;
+    if (ev == c->events)
+        return;
+    c->events = ev;
+    if (ev)
+        uv_poll_start(&c->poll, ev, on_poll);
+    else
+        uv_poll_stop(&c->poll);
+}
+
+int thaw_chan_open(uv_loop_t *loop, int fd, thaw_chan_frame_cb on_frame,
+                   thaw_chan_close_cb on_close, void *data,
+                   struct thaw_chan **out)
+{
+    struct thaw_chan *c = calloc(1, sizeof(*c));
+    int rc;
+
+    if (!c)
+        return -ENOMEM;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    c->fd = fd;
+    c->on_frame = on_frame;
+    c->on_close = on_close;
+    c->data = data;
+    thaw_buf_init(&c->in, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE + READ_CHUNK);
+    thaw_buf_init(&c->out, OUT_MAX);
+    if ((rc = uv_poll_init(loop, &c->poll, fd))) {
+        free(c);
+        return rc;
+    }
+    c->poll.data = c;
+    c->reading = 1;
+    update_poll(c);
+    *out = c;
+    return 0;
+}
+
+int thaw_chan_fd(const struct thaw_chan *c) { return c->fd; }
+
+void thaw_chan_on_drain(struct thaw_chan *c, thaw_chan_drain_cb cb)
+{
+    c->on_drain = cb;
+}
+
+size_t thaw_chan_queued(const struct thaw_chan *c)
+{
+    return c->out.len - c->out_head;
+}
+
+static void free_chan(uv_handle_t *h)
+{
+    struct thaw_chan *c = h->data;
+    int i;
+
+    for (i = 0; i < c->n_in_fds; i++)
+        close(c->in_fds[i]);
+    for (i = 0; i < c->n_out_fds; i++)
+        close(c->out_fds[i].fd);
+    thaw_buf_free(&c->in);
+    thaw_buf_free(&c->out);
+    free(c);
+}
+
+void thaw_chan_close(struct thaw_chan *c)
+{
+    if (c->closed)
+        return;
+    c->closed = 1;
+    uv_poll_stop(&c->poll);
+    close(c->fd);
+    if (!c->dispatching)
+        uv_close((uv_handle_t *)&c->poll, free_chan);
+}
+
+static void fail(struct thaw_chan *c, int err)
+{
+    if (c->closed)
+        return;
+    c->dispatching++;
+    c->on_close(c, err, c->data);
+    c->dispatching--;
+    thaw_chan_close(c);
+}
+
+void thaw_chan_read_stop(struct thaw_chan *c)
+{
+    c->reading = 0;
+    update_poll(c);
+}
+
+void thaw_chan_read_start(struct thaw_chan *c)
+{
+    c->reading = 1;
+    update_poll(c);
+}
+
+int thaw_chan_send(struct thaw_chan *c, const void *frame, size_t len,
+                   int fd_to_pass)
+{
+    int rc;
+
+    if (c->closed) {
+        if (fd_to_pass >= 0)
+            close(fd_to_pass);
+        return -EPIPE;
+    }
+    if (fd_to_pass >= 0 && c->n_out_fds == MAX_FDS) {
+        close(fd_to_pass);
+        return -ENOBUFS;
+    }
+    /* reclaim written space before growing */
+    if (c->out_head == c->out.len) {
+        c->out_base += c->out_head;
+        c->out.len = c->out_head = 0;
+    } else if (c->out_head > c->out.len / 2 && c->out_head > 65536) {
+        thaw_buf_consume(&c->out, c->out_head);
+        c->out_base += c->out_head;
+        c->out_head = 0;
+    }
+    if (fd_to_pass >= 0) {
+        c->out_fds[c->n_out_fds].off = c->out_base + c->out.len;
+        c->out_fds[c->n_out_fds].fd = fd_to_pass;
+    }
+    if ((rc = thaw_buf_append(&c->out, frame, len))) {
+        if (fd_to_pass >= 0)
+            close(fd_to_pass);
+        return -ENOBUFS;
+    }
+    if (fd_to_pass >= 0)
+        c->n_out_fds++;
+    if (thaw_chan_queued(c) > THAW_CHAN_HIGH)
+        c->was_high = 1;
+    update_poll(c);
+    return 0;
+}
+
+int thaw_chan_send_fields(struct thaw_chan *c, uint8_t type, uint32_t stream,
+                          int fd_to_pass, int nfields, const char **fields)
+{
+    struct thaw_buf b;
+    size_t mark;
+    int i, rc;
+
+    thaw_buf_init(&b, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
+    rc = thaw_ipc_begin(&b, type, fd_to_pass >= 0 ? THAW_IPC_F_FD : 0,
+                        stream, &mark);
+    for (i = 0; !rc && i < nfields; i++)
+        rc = thaw_ipc_put_str(&b, fields[i]);
+    if (!rc)
+        rc = thaw_ipc_end(&b, mark);
+    if (rc) {
+        thaw_buf_free(&b);
+        if (fd_to_pass >= 0)
+            close(fd_to_pass);
+        return rc;
+    }
+    rc = thaw_chan_send(c, b.data, b.len, fd_to_pass);
+    thaw_buf_free(&b);
+    return rc;
+}
+
+/* Writes as much as the socket takes; an fd goes out on the first byte of
+ * its frame, so a write never runs past the next fd's offset. */
+static int do_write(struct thaw_chan *c)
+{
+    while (c->out_head < c->out.len) {
+        size_t pos = c->out_base + c->out_head;
+        size_t end = c->out.len - c->out_head;
+        struct msghdr msg = {0};
+        struct iovec iov;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        int with_fd = 0;
+        ssize_t n;
+
+        if (c->n_out_fds) {
+            size_t off = c->out_fds[0].off;
+            if (off == pos)
+                with_fd = 1;
+            else if (off - pos < end)
+                end = off - pos;
+        }
+        if (with_fd && c->n_out_fds > 1 && c->out_fds[1].off - pos < end)
+            end = c->out_fds[1].off - pos;
+        iov.iov_base = c->out.data + c->out_head;
+        iov.iov_len = end;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        if (with_fd) {
+            struct cmsghdr *cm;
+            memset(cbuf, 0, sizeof(cbuf));
+            msg.msg_control = cbuf;
+            msg.msg_controllen = sizeof(cbuf);
+            cm = CMSG_FIRSTHDR(&msg);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(cm), &c->out_fds[0].fd, sizeof(int));
+        }
+        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return 0;
+            return -errno;
+        }
+        if (with_fd) {
+            close(c->out_fds[0].fd);
+            memmove(c->out_fds, c->out_fds + 1,
+                    (size_t)(--c->n_out_fds) * sizeof(c->out_fds[0]));
+        }
+        c->out_head += (size_t)n;
+    }
+    return 0;
+}
+
+static int do_read(struct thaw_chan *c)
+{
+    char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+    struct msghdr msg = {0};
+    struct iovec iov;
+    struct cmsghdr *cm;
+    ssize_t n;
+    size_t off;
+    int rc;
+
+    if ((rc = thaw_buf_reserve(&c->in, READ_CHUNK)))
+        return THAW_IPC_E_TOOBIG;
+    iov.iov_base = c->in.data + c->in.len;
+    iov.iov_len = c->in.cap - c->in.len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof(cbuf);
+    n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return (errno == EAGAIN || errno == EINTR) ? 1 : -errno;
+    for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            int k, nfd = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (k = 0; k < nfd; k++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
+                if (c->n_in_fds < MAX_FDS)
+                    c->in_fds[c->n_in_fds++] = fd;
+                else
+                    close(fd);
+            }
+        }
+    }
+    if (n == 0)
+        return 0; /* EOF */
+    c->in.len += (size_t)n;
+
+    off = 0;
+    c->dispatching++;
+    /* every complete frame is delivered even if a callback paused
+     * reading: pausing only stops the next recvmsg */
+    while (!c->closed) {
+        struct thaw_ipc_frame f;
+        int used = thaw_ipc_decode((uint8_t *)c->in.data + off,
+                                   c->in.len - off, &f);
+        int fd = -1;
+        if (used == 0)
+            break;
+        if (used < 0) {
+            c->dispatching--;
+            return used;
+        }
+        if (f.flags & THAW_IPC_F_FD) {
+            if (c->n_in_fds) {
+                fd = c->in_fds[0];
+                memmove(c->in_fds, c->in_fds + 1,
+                        (size_t)(--c->n_in_fds) * sizeof(int));
+            }
+        }
+        off += (size_t)used;
+        c->on_frame(c, &f, fd, c->data);
+    }
+    c->dispatching--;
+    if (c->closed)
+        return 1;
+    thaw_buf_consume(&c->in, off);
+    return 1;
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct thaw_chan *c = h->data;
+    int rc;
+
+    if (status < 0) {
+        fail(c, status);
+        goto out;
+    }
+    if (events & UV_WRITABLE) {
+        if ((rc = do_write(c)) < 0) {
+            fail(c, rc);
+            goto out;
+        }
+        if (c->was_high && thaw_chan_queued(c) < THAW_CHAN_LOW) {
+            c->was_high = 0;
+            if (c->on_drain) {
+                c->dispatching++;
+                c->on_drain(c, c->data);
+                c->dispatching--;
+                if (c->closed)
+                    goto out;
+            }
+        }
+    }
+    if ((events & (UV_READABLE | UV_DISCONNECT)) && c->reading) {
+        rc = do_read(c);
+        if (rc <= 0) {
+            fail(c, rc);
+            goto out;
+        }
+    }
+    update_poll(c);
+out:
+    if (c->closed && !c->dispatching && !uv_is_closing((uv_handle_t *)h))
+        uv_close((uv_handle_t *)h, free_chan);
+}

@@ -1,0 +1,65 @@
+/* The IPC frame format between the supervisor and its Python processes
+ * (zygote, templates, instances). This header is the single definition;
+ * python/thaw_runtime/ipc.py mirrors it and tests/unit/test_ipc.c pins it.
+ *
+ * Every frame is a fixed 12-byte header followed by `len` payload bytes:
+ *
+ *   u32 len      payload length, little-endian, at most THAW_IPC_MAX_PAYLOAD
+ *   u8  type     enum thaw_ipc_type
+ *   u8  flags    THAW_IPC_F_*
+ *   u16 reserved must be 0 (room for a version bump)
+ *   u32 stream   request id (0 for process-level messages)
+ *
+ * A payload that carries structured data is a sequence of fields, each a u32
+ * little-endian length followed by that many bytes. Frames with
+ * THAW_IPC_F_FD carry exactly one file descriptor as SCM_RIGHTS on their
+ * first byte; the receiver queues fds in arrival order and hands the oldest
+ * to each such frame.
+ */
+#ifndef THAW_IPC_PROTO_H
+#define THAW_IPC_PROTO_H
+
+#include <stdint.h>
+
+#define THAW_IPC_HEADER_SIZE 12
+/* Large enough for a request head with 64 KiB of headers and a config;
+ * body chunks are cut to THAW_IPC_CHUNK so one stream cannot hog a channel. */
+#define THAW_IPC_MAX_PAYLOAD (1024 * 1024)
+#define THAW_IPC_CHUNK (64 * 1024)
+
+enum thaw_ipc_type {
+    /* supervisor -> instance, per stream */
+    THAW_IPC_REQ_HEAD = 1,  /* fields: method, url, then name, value pairs */
+    THAW_IPC_REQ_BODY = 2,  /* raw body bytes */
+    THAW_IPC_REQ_END = 3,   /* request body complete */
+    THAW_IPC_CANCEL = 4,    /* client went away: stop and forget the stream */
+
+    /* instance -> supervisor, per stream */
+    THAW_IPC_RESP_HEAD = 16, /* fields: status (ascii), reason, name, value... */
+    THAW_IPC_RESP_BODY = 17, /* raw body bytes */
+    THAW_IPC_RESP_END = 18,  /* response complete */
+    THAW_IPC_RESP_ABORT = 19, /* body failed after the head was sent */
+
+    /* binding calls (KV, fetch, connect, log): later issues fill these in */
+    THAW_IPC_BIND_CALL = 32,  /* instance -> supervisor: fields binding, op, args */
+    THAW_IPC_BIND_REPLY = 33, /* supervisor -> instance */
+
+    /* process control, stream 0 unless stated */
+    THAW_IPC_TOML = 48,     /* sup -> zygote, stream=cookie: fields path */
+    THAW_IPC_TOML_OK = 49,  /* zygote -> sup: fields json text */
+    THAW_IPC_TOML_ERR = 50, /* zygote -> sup: fields message */
+    THAW_IPC_BUILD = 51,    /* sup -> zygote, F_FD = template channel;
+                               fields: version, name, dir, main, config json */
+    THAW_IPC_BUILT = 52,    /* template -> sup on its channel: fields module */
+    THAW_IPC_BUILD_ERR = 53, /* template -> sup: fields message (traceback) */
+    THAW_IPC_SPAWN = 54,    /* sup -> template, F_FD = instance channel,
+                               stream = instance id */
+    THAW_IPC_SPAWNED = 55,  /* forker -> sup, F_FD = pidfd of the child,
+                               stream = instance id (0 for a template);
+                               fields: pid (ascii) */
+    THAW_IPC_SPAWN_ERR = 56, /* forker -> sup: fields message */
+};
+
+#define THAW_IPC_F_FD 0x01 /* one fd rides on this frame */
+
+#endif

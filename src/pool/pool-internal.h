@@ -1,0 +1,45 @@
+/* Shared between pool.c (routing) and version.c (process lifecycle). */
+#ifndef THAW_POOL_INTERNAL_H
+#define THAW_POOL_INTERNAL_H
+
+#include "pool/pool.h"
+
+enum inst_state { INST_LIVE, INST_RETIRED };
+
+struct thaw_instance {
+    uint32_t id;
+    enum inst_state state;
+    struct thaw_version *ver;
+    struct thaw_chan *chan;
+    pid_t pid;
+    int pidfd;
+    uv_poll_t pid_poll;
+    int pid_poll_on;
+    int inflight;
+    int holds;
+    uint64_t last_used;
+    struct thaw_exchange *ex_head;
+    struct thaw_instance *next;
+};
+
+/* version.c */
+struct thaw_version *thaw__version_new(struct thaw_worker *w);
+/* A version with no process that answers every request with msg. */
+struct thaw_version *thaw__version_failed(struct thaw_worker *w, const char *msg);
+void thaw__version_retire(struct thaw_version *v);
+struct thaw_instance *thaw__instance_spawn(struct thaw_version *v);
+void thaw__instance_retire(struct thaw_instance *inst);
+void thaw__instance_dead(struct thaw_instance *inst, const char *why);
+int thaw__pidfd_alive(int pidfd);
+
+/* worker.c: a build finished (v is READY or FAILED) */
+void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v);
+
+/* pool.c */
+void thaw__pool_run_queue(struct thaw_version *v);
+void thaw__pool_requeue(struct thaw_version *from, struct thaw_version *to);
+void thaw__pool_fail_queue(struct thaw_version *v, int status, const char *msg);
+void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_frame *f);
+void thaw__instance_fail_all(struct thaw_instance *inst, const char *msg);
+
+#endif

@@ -1,0 +1,390 @@
+/* Routing: which instance serves an exchange, and the frames between an
+ * exchange and its instance. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool/pool-internal.h"
+#include "util/log.h"
+
+#define MAX_RESP_HEADERS 256
+
+static uint32_t sid_counter;
+static uint64_t use_clock;
+
+uint32_t thaw_next_sid(void)
+{
+    if (++sid_counter == 0)
+        ++sid_counter;
+    return sid_counter;
+}
+
+void thaw_exchange_init(struct thaw_exchange *ex, const struct thaw_exchange_ops *ops,
+                        void *conn)
+{
+    memset(ex, 0, sizeof(*ex));
+    ex->sid = thaw_next_sid();
+    ex->ops = ops;
+    ex->conn = conn;
+    thaw_buf_init(&ex->pending, 4 * 1024 * 1024);
+}
+
+/* ---- queue ----------------------------------------------------------- */
+
+static void enqueue(struct thaw_version *v, struct thaw_exchange *ex)
+{
+    ex->next = NULL;
+    ex->prev = v->queue_tail;
+    if (v->queue_tail)
+        v->queue_tail->next = ex;
+    else
+        v->queue_head = ex;
+    v->queue_tail = ex;
+}
+
+static void dequeue(struct thaw_version *v, struct thaw_exchange *ex)
+{
+    if (ex->prev)
+        ex->prev->next = ex->next;
+    else
+        v->queue_head = ex->next;
+    if (ex->next)
+        ex->next->prev = ex->prev;
+    else
+        v->queue_tail = ex->prev;
+    ex->next = ex->prev = NULL;
+}
+
+/* ---- attach / detach -------------------------------------------------- */
+
+static void attach(struct thaw_instance *inst, struct thaw_exchange *ex)
+{
+    ex->inst = inst;
+    ex->prev = NULL;
+    ex->next = inst->ex_head;
+    if (inst->ex_head)
+        inst->ex_head->prev = ex;
+    inst->ex_head = ex;
+    inst->inflight++;
+    inst->last_used = ++use_clock;
+    if (ex->pending.len)
+        thaw_chan_send(inst->chan, ex->pending.data, ex->pending.len, -1);
+    thaw_buf_free(&ex->pending);
+    if (ex->ops->on_writable)
+        ex->ops->on_writable(ex);
+}
+
+static void detach(struct thaw_exchange *ex)
+{
+    struct thaw_instance *inst = ex->inst;
+
+    if (!inst)
+        return;
+    if (ex->prev)
+        ex->prev->next = ex->next;
+    else
+        inst->ex_head = ex->next;
+    if (ex->next)
+        ex->next->prev = ex->prev;
+    ex->next = ex->prev = NULL;
+    ex->inst = NULL;
+    inst->inflight--;
+}
+
+/* The instance finished a request: retire it if its version is draining,
+ * else give it queued work. */
+static void instance_idle_check(struct thaw_instance *inst)
+{
+    struct thaw_version *v = inst->ver;
+
+    if (v->state == VER_DRAINING) {
+        if (inst->inflight == 0)
+            thaw__instance_retire(inst);
+        return;
+    }
+    if (v->queue_head)
+        thaw__pool_run_queue(v);
+}
+
+/* Warm first: the most recently used idle instance (so others go idle
+ * and can be reclaimed); then a new fork while under max_instances; then
+ * the least loaded one under its concurrency. NULL: queue. */
+static struct thaw_instance *pick(struct thaw_version *v)
+{
+    const struct thaw_limits *lim = &v->worker->limits;
+    struct thaw_instance *i, *idle = NULL, *least = NULL;
+
+    for (i = v->instances; i; i = i->next) {
+        if (i->state != INST_LIVE || !i->chan)
+            continue;
+        if (i->inflight == 0 && (!idle || i->last_used > idle->last_used))
+            idle = i;
+        if (i->inflight < lim->instance_concurrency &&
+            (!least || i->inflight < least->inflight))
+            least = i;
+    }
+    if (idle)
+        return idle;
+    if (v->n_instances < lim->max_instances) {
+        struct thaw_instance *n = thaw__instance_spawn(v);
+        if (n)
+            return n;
+    }
+    return least;
+}
+
+void thaw__pool_fail_queue(struct thaw_version *v, int status, const char *msg)
+{
+    while (v->queue_head) {
+        struct thaw_exchange *ex = v->queue_head;
+        dequeue(v, ex);
+        ex->ver = NULL;
+        ex->ops->on_fail(ex, status, msg);
+    }
+}
+
+void thaw__pool_run_queue(struct thaw_version *v)
+{
+    while (v->queue_head && v->state == VER_READY) {
+        struct thaw_instance *inst = pick(v);
+        struct thaw_exchange *ex;
+        if (!inst)
+            return;
+        ex = v->queue_head;
+        dequeue(v, ex);
+        attach(inst, ex);
+    }
+}
+
+static void route(struct thaw_version *v, struct thaw_exchange *ex)
+{
+    struct thaw_instance *inst;
+
+    ex->ver = v;
+    switch (v->state) {
+    case VER_READY:
+        if (!v->queue_head && (inst = pick(v))) {
+            attach(inst, ex);
+            return;
+        }
+        enqueue(v, ex);
+        return;
+    case VER_FAILED:
+        ex->ver = NULL;
+        ex->ops->on_fail(ex, 500, v->error);
+        return;
+    default:
+        enqueue(v, ex);
+        return;
+    }
+}
+
+void thaw_pool_dispatch(struct thaw_worker *w, struct thaw_exchange *ex,
+                        const void *head, size_t len)
+{
+    if (thaw_buf_append(&ex->pending, head, len)) {
+        ex->ops->on_fail(ex, 500, "500 Internal Server Error: request head too large\n");
+        return;
+    }
+    if (!w->current) {
+        ex->ops->on_fail(ex, 500, "500 Internal Server Error: no version of the worker is built\n");
+        return;
+    }
+    route(w->current, ex);
+}
+
+/* Moves what waits for an old version to the new one. */
+void thaw__pool_requeue(struct thaw_version *from, struct thaw_version *to)
+{
+    while (from->queue_head) {
+        struct thaw_exchange *ex = from->queue_head;
+        dequeue(from, ex);
+        route(to, ex);
+    }
+}
+
+/* ---- request frames --------------------------------------------------- */
+
+static void send_frame(struct thaw_exchange *ex, uint8_t type, const char *p, size_t n)
+{
+    struct thaw_buf b;
+    size_t mark;
+
+    if (ex->inst && ex->inst->chan) {
+        thaw_buf_init(&b, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
+        if (!thaw_ipc_begin(&b, type, 0, ex->sid, &mark) &&
+            !thaw_ipc_put_raw(&b, p, n) && !thaw_ipc_end(&b, mark))
+            thaw_chan_send(ex->inst->chan, b.data, b.len, -1);
+        thaw_buf_free(&b);
+        return;
+    }
+    if (ex->ver && !thaw_ipc_begin(&ex->pending, type, 0, ex->sid, &mark)) {
+        thaw_ipc_put_raw(&ex->pending, p, n);
+        thaw_ipc_end(&ex->pending, mark);
+    }
+}
+
+void thaw_exchange_body(struct thaw_exchange *ex, const char *p, size_t n)
+{
+    while (n) {
+        size_t k = n > THAW_IPC_CHUNK ? THAW_IPC_CHUNK : n;
+        send_frame(ex, THAW_IPC_REQ_BODY, p, k);
+        p += k;
+        n -= k;
+    }
+}
+
+void thaw_exchange_end(struct thaw_exchange *ex)
+{
+    if (ex->req_done)
+        return;
+    ex->req_done = 1;
+    send_frame(ex, THAW_IPC_REQ_END, NULL, 0);
+}
+
+int thaw_exchange_congested(const struct thaw_exchange *ex)
+{
+    if (!ex->inst)
+        return ex->ver != NULL; /* queued: hold the body back */
+    return !ex->inst->chan || thaw_chan_queued(ex->inst->chan) > THAW_CHAN_HIGH;
+}
+
+static void set_hold(struct thaw_exchange *ex, int hold)
+{
+    struct thaw_instance *inst = ex->inst;
+
+    if (!inst || ex->holding == hold)
+        return;
+    ex->holding = hold;
+    inst->holds += hold ? 1 : -1;
+    if (!inst->chan)
+        return;
+    if (inst->holds > 0)
+        thaw_chan_read_stop(inst->chan);
+    else
+        thaw_chan_read_start(inst->chan);
+}
+
+void thaw_exchange_hold(struct thaw_exchange *ex, int hold)
+{
+    set_hold(ex, hold);
+}
+
+void thaw_exchange_release(struct thaw_exchange *ex)
+{
+    struct thaw_instance *inst = ex->inst;
+
+    set_hold(ex, 0);
+    if (inst) {
+        if (inst->chan)
+            thaw_chan_send_fields(inst->chan, THAW_IPC_CANCEL, ex->sid, -1, 0, NULL);
+        detach(ex);
+        instance_idle_check(inst);
+    } else if (ex->ver) {
+        dequeue(ex->ver, ex);
+    }
+    ex->ver = NULL;
+    thaw_buf_free(&ex->pending);
+}
+
+/* ---- response frames -------------------------------------------------- */
+
+static struct thaw_exchange *find_ex(struct thaw_instance *inst, uint32_t sid)
+{
+    struct thaw_exchange *ex;
+
+    for (ex = inst->ex_head; ex; ex = ex->next)
+        if (ex->sid == sid)
+            return ex;
+    return NULL;
+}
+
+static int on_head(struct thaw_exchange *ex, const struct thaw_ipc_frame *f)
+{
+    static const char *names[MAX_RESP_HEADERS], *values[MAX_RESP_HEADERS];
+    static char *store[2 * MAX_RESP_HEADERS + 2];
+    struct thaw_ipc_fields it;
+    const uint8_t *p;
+    size_t n;
+    int k = 0, i, status, nh;
+
+    thaw_ipc_fields_init(&it, f);
+    while (k < 2 * MAX_RESP_HEADERS + 2) {
+        int r = thaw_ipc_next_field(&it, &p, &n);
+        if (r == 0)
+            break;
+        if (r < 0)
+            goto bad;
+        store[k++] = strndup((const char *)p, n);
+    }
+    if (k < 2 || k % 2)
+        goto bad;
+    status = atoi(store[0]);
+    if (status < 100 || status > 999)
+        goto bad;
+    nh = (k - 2) / 2;
+    for (i = 0; i < nh; i++) {
+        names[i] = store[2 + 2 * i];
+        values[i] = store[3 + 2 * i];
+    }
+    ex->head_seen = 1;
+    ex->ops->on_resp_head(ex, status, store[1], names, values, nh);
+    for (i = 0; i < k; i++)
+        free(store[i]);
+    return 0;
+bad:
+    for (i = 0; i < k; i++)
+        free(store[i]);
+    return -1;
+}
+
+void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_frame *f)
+{
+    struct thaw_exchange *ex = find_ex(inst, f->stream);
+
+    if (f->type == THAW_IPC_BIND_CALL)
+        return; /* bindings arrive with their issue */
+    if (!ex)
+        return; /* a stream the client already left */
+    switch (f->type) {
+    case THAW_IPC_RESP_HEAD:
+        if (ex->head_seen || on_head(ex, f) < 0) {
+            thaw_log("worker %s: instance %u sent a malformed response head",
+                     inst->ver->name, inst->id);
+            detach(ex);
+            ex->ver = NULL;
+            ex->ops->on_fail(ex, ex->head_seen ? 0 : 502,
+                             "502 Bad Gateway: the worker sent a malformed response\n");
+            instance_idle_check(inst);
+        }
+        break;
+    case THAW_IPC_RESP_BODY:
+        if (ex->head_seen)
+            ex->ops->on_resp_body(ex, (const char *)f->payload, f->len);
+        break;
+    case THAW_IPC_RESP_END:
+    case THAW_IPC_RESP_ABORT:
+        set_hold(ex, 0);
+        detach(ex);
+        ex->ver = NULL;
+        if (f->type == THAW_IPC_RESP_END && ex->head_seen)
+            ex->ops->on_resp_end(ex);
+        else
+            ex->ops->on_fail(ex, ex->head_seen ? 0 : 502,
+                             "502 Bad Gateway: the worker's response failed\n");
+        instance_idle_check(inst);
+        break;
+    }
+}
+
+void thaw__instance_fail_all(struct thaw_instance *inst, const char *msg)
+{
+    while (inst->ex_head) {
+        struct thaw_exchange *ex = inst->ex_head;
+        set_hold(ex, 0);
+        detach(ex);
+        ex->ver = NULL;
+        ex->ops->on_fail(ex, ex->head_seen ? 0 : 502, msg);
+    }
+}

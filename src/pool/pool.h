@@ -1,0 +1,136 @@
+/* Worker versions, their templates and instances, and which instance
+ * serves a request. The HTTP side (server/) hands each request to
+ * thaw_pool_dispatch() as an exchange; the pool attaches it to an instance
+ * (forking one from the template when none is free) or queues it until one
+ * is, and feeds the instance's response frames back to the exchange. */
+#ifndef THAW_POOL_H
+#define THAW_POOL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "ipc/chan.h"
+#include "util/buf.h"
+
+struct thaw_zygote;
+struct thaw_instance;
+struct thaw_version;
+struct thaw_exchange;
+
+struct thaw_limits {
+    size_t max_body;         /* request body bytes; over it: 413 */
+    size_t max_header;       /* request line + header bytes; over it: 431 */
+    int max_instances;       /* per version */
+    int instance_concurrency; /* requests in flight per instance */
+};
+
+/* What the pool calls on the HTTP side for each exchange. */
+struct thaw_exchange_ops {
+    void (*on_resp_head)(struct thaw_exchange *ex, int status, const char *reason,
+                         const char **names, const char **values, int n);
+    void (*on_resp_body)(struct thaw_exchange *ex, const char *p, size_t n);
+    void (*on_resp_end)(struct thaw_exchange *ex);
+    /* the instance died or broke the stream; status is 502 before the head
+     * was sent, 0 after (the connection must be cut). */
+    void (*on_fail)(struct thaw_exchange *ex, int status, const char *msg);
+    /* the instance can take more request body again */
+    void (*on_writable)(struct thaw_exchange *ex);
+};
+
+/* A request in flight, from its head to its response's end. Owned by the
+ * HTTP connection; attached to an instance while one serves it. */
+struct thaw_exchange {
+    uint32_t sid;
+    const struct thaw_exchange_ops *ops;
+    void *conn;
+    struct thaw_version *ver;
+    struct thaw_instance *inst;  /* NULL while queued */
+    struct thaw_buf pending;     /* frames held until attached */
+    int req_done;                /* REQ_END queued */
+    int head_seen;               /* response head arrived */
+    int holding;                 /* asked the instance to pause (slow client) */
+    struct thaw_exchange *next, *prev; /* on the instance or queue */
+};
+
+enum thaw_version_state { VER_CONFIG, VER_BUILDING, VER_READY, VER_FAILED, VER_DRAINING };
+
+struct thaw_worker;
+
+/* Called when a build of the worker finished (ready or failed). */
+typedef void (*thaw_built_cb)(struct thaw_worker *w, struct thaw_version *v);
+
+struct thaw_worker {
+    uv_loop_t *loop;
+    struct thaw_zygote *zygote;
+    struct thaw_limits limits;
+    char *dir;
+    struct thaw_config cfg;      /* of the current version */
+    struct thaw_version *current; /* serves new requests */
+    struct thaw_version *building;
+    struct thaw_version *versions; /* all live ones, newest first */
+    uint32_t next_version;
+    thaw_built_cb on_built;
+    /* the current version's template died: the owner rebuilds */
+    void (*on_lost)(struct thaw_worker *w);
+    void *data;
+    int stopping;
+};
+
+struct thaw_version {
+    uint32_t id;
+    struct thaw_worker *worker;
+    enum thaw_version_state state;
+    char *error;                 /* build error text (VER_FAILED) */
+    char *name;
+    struct thaw_chan *chan;      /* to the template */
+    pid_t pid;
+    int pidfd;
+    uv_poll_t pid_poll;
+    int pid_poll_on;
+    struct thaw_instance *instances;
+    int n_instances;
+    struct thaw_exchange *queue_head, *queue_tail;
+    int pending_closes;          /* uv handles still closing */
+    int chan_gone;
+    struct thaw_version *next;
+};
+
+/* Starts a worker for the project in dir (config already loaded into cfg,
+ * which the worker takes ownership of) and builds its first version. */
+int thaw_worker_init(struct thaw_worker *w, uv_loop_t *loop,
+                     struct thaw_zygote *z, const char *dir,
+                     struct thaw_config *cfg, const struct thaw_limits *lim,
+                     thaw_built_cb on_built, void *data);
+/* Builds a new version from cfg (taken over); when it is built it becomes
+ * current and the old one drains. */
+int thaw_worker_rebuild(struct thaw_worker *w, struct thaw_config *cfg);
+/* Makes the worker answer every request with a 500 carrying msg (a config
+ * that no longer loads in `thaw dev`). */
+void thaw_worker_set_error(struct thaw_worker *w, const char *msg);
+/* Stops every process of the worker: SIGTERM now. Returns how many are
+ * still alive; thaw_worker_kill() sends SIGKILL to those. */
+int thaw_worker_alive(struct thaw_worker *w);
+void thaw_worker_terminate(struct thaw_worker *w, int sig);
+
+/* A new exchange for a request whose head frame (REQ_HEAD, built by the
+ * caller with sid) is in `head`. Returns 0; on error fills status/msg for
+ * the caller to answer with. */
+void thaw_exchange_init(struct thaw_exchange *ex, const struct thaw_exchange_ops *ops,
+                        void *conn);
+void thaw_pool_dispatch(struct thaw_worker *w, struct thaw_exchange *ex,
+                        const void *head, size_t len);
+void thaw_exchange_body(struct thaw_exchange *ex, const char *p, size_t n);
+void thaw_exchange_end(struct thaw_exchange *ex);
+/* Whether the caller should stop reading request body for now. */
+int thaw_exchange_congested(const struct thaw_exchange *ex);
+/* The HTTP side is done with the exchange (response ended, or the client
+ * left: then the instance is told to cancel). */
+void thaw_exchange_release(struct thaw_exchange *ex);
+/* The client is slow: stop/resume reading the instance serving ex. */
+void thaw_exchange_hold(struct thaw_exchange *ex, int hold);
+
+uint32_t thaw_next_sid(void);
+
+#endif

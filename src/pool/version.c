@@ -1,0 +1,514 @@
+/* Lifecycle of versions (a template process each) and of instances (forked
+ * from a template): build, spawn, death, retirement. Every process is
+ * watched through a pidfd that its forker sent, so the supervisor sees
+ * every death though only the zygote is its child. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <poll.h>
+
+#include "pool/pool-internal.h"
+#include "util/log.h"
+#include "zygote/client.h"
+
+static uint32_t next_instance_id = 1;
+
+int thaw__pidfd_alive(int pidfd)
+{
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+    if (pidfd < 0)
+        return 0;
+    return poll(&p, 1, 0) == 0;
+}
+
+static void pidfd_signal(int pidfd, int sig)
+{
+    if (pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* ---- freeing, once every handle is closed ---------------------------- */
+
+static void maybe_free_version(struct thaw_version *v)
+{
+    struct thaw_worker *w = v->worker;
+    struct thaw_version **pp;
+
+    /* a draining version keeps its template only while instances live */
+    if (v->state == VER_DRAINING && v->n_instances == 0 && v->chan) {
+        thaw_chan_close(v->chan);
+        v->chan = NULL;
+        v->chan_gone = 1;
+    }
+    if (v->state != VER_DRAINING || v->instances || v->pending_closes ||
+        thaw__pidfd_alive(v->pidfd) || !v->chan_gone)
+        return;
+    for (pp = &w->versions; *pp; pp = &(*pp)->next)
+        if (*pp == v) {
+            *pp = v->next;
+            break;
+        }
+    if (v->pidfd >= 0)
+        close(v->pidfd);
+    thaw_zygote_forget(w->zygote, v);
+    free(v->error);
+    free(v->name);
+    free(v);
+}
+
+static void on_version_handle_closed(uv_handle_t *h)
+{
+    struct thaw_version *v = h->data;
+
+    v->pending_closes--;
+    maybe_free_version(v);
+}
+
+static void unlink_instance(struct thaw_instance *inst)
+{
+    struct thaw_version *v = inst->ver;
+    struct thaw_instance **pp;
+
+    for (pp = &v->instances; *pp; pp = &(*pp)->next)
+        if (*pp == inst) {
+            *pp = inst->next;
+            break;
+        }
+}
+
+static void on_instance_handle_closed(uv_handle_t *h)
+{
+    struct thaw_instance *inst = h->data;
+    struct thaw_version *v = inst->ver;
+
+    if (inst->pidfd >= 0)
+        close(inst->pidfd);
+    free(inst);
+    maybe_free_version(v);
+}
+
+/* Forgets an instance whose process is gone (or never started). */
+static void instance_free(struct thaw_instance *inst)
+{
+    struct thaw_version *v = inst->ver;
+
+    unlink_instance(inst);
+    if (inst->state == INST_LIVE)
+        v->n_instances--;
+    if (inst->chan) {
+        thaw_chan_close(inst->chan);
+        inst->chan = NULL;
+    }
+    if (inst->pid_poll_on) {
+        uv_close((uv_handle_t *)&inst->pid_poll, on_instance_handle_closed);
+        return;
+    }
+    if (inst->pidfd >= 0)
+        close(inst->pidfd);
+    free(inst);
+    maybe_free_version(v);
+}
+
+/* ---- instances -------------------------------------------------------- */
+
+void thaw__instance_dead(struct thaw_instance *inst, const char *why)
+{
+    struct thaw_version *v = inst->ver;
+    int ready = v->state == VER_READY; /* v may be freed below */
+
+    if (inst->state == INST_LIVE && !v->worker->stopping)
+        thaw_log("worker %s: instance %u (pid %d) %s", v->name, inst->id,
+                 (int)inst->pid, why);
+    thaw__instance_fail_all(inst,
+        "502 Bad Gateway: the worker's instance exited while handling this "
+        "request (a crash, os._exit() or a kill); thaw started a new one for "
+        "the next request.\n");
+    instance_free(inst);
+    /* queued requests need an instance that is alive */
+    if (ready)
+        thaw__pool_run_queue(v);
+}
+
+static void on_instance_exit(uv_poll_t *h, int status, int events)
+{
+    struct thaw_instance *inst = h->data;
+
+    uv_poll_stop(h);
+    thaw__instance_dead(inst, "exited");
+}
+
+static void on_instance_frame(struct thaw_chan *c, const struct thaw_ipc_frame *f,
+                              int fd, void *data)
+{
+    if (fd >= 0)
+        close(fd);
+    thaw__instance_on_frame(data, f);
+}
+
+static void on_instance_chan_close(struct thaw_chan *c, int err, void *data)
+{
+    struct thaw_instance *inst = data;
+
+    inst->chan = NULL;
+    if (err && err != -ECONNRESET && inst->state == INST_LIVE)
+        thaw_log("worker %s: instance %u channel failed: %s", inst->ver->name,
+                 inst->id, err == THAW_IPC_E_TOOBIG || err == THAW_IPC_E_BADHDR
+                               ? "malformed frame" : strerror(-err));
+    /* the channel is how requests reach it: without it the instance is
+     * useless even if the process lingers */
+    pidfd_signal(inst->pidfd, SIGKILL);
+    thaw__instance_dead(inst, "closed its channel");
+}
+
+static void on_instance_drain(struct thaw_chan *c, void *data)
+{
+    struct thaw_instance *inst = data;
+    struct thaw_exchange *ex, *next;
+
+    for (ex = inst->ex_head; ex; ex = next) {
+        next = ex->next;
+        if (ex->ops->on_writable)
+            ex->ops->on_writable(ex);
+    }
+}
+
+struct thaw_instance *thaw__instance_spawn(struct thaw_version *v)
+{
+    struct thaw_instance *inst;
+    int sv[2];
+
+    if (!v->chan)
+        return NULL;
+    inst = calloc(1, sizeof(*inst));
+    if (!inst)
+        return NULL;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        thaw_log("socketpair: %s", strerror(errno));
+        free(inst);
+        return NULL;
+    }
+    inst->id = next_instance_id++;
+    inst->ver = v;
+    inst->pidfd = -1;
+    inst->pid = -1;
+    if (thaw_chan_open(v->worker->loop, sv[0], on_instance_frame,
+                       on_instance_chan_close, inst, &inst->chan)) {
+        close(sv[0]);
+        close(sv[1]);
+        free(inst);
+        return NULL;
+    }
+    thaw_chan_on_drain(inst->chan, on_instance_drain);
+    /* the instance reads frames queued before it even exists: no wait */
+    if (thaw_chan_send_fields(v->chan, THAW_IPC_SPAWN, inst->id, sv[1], 0, NULL)) {
+        thaw_chan_close(inst->chan);
+        free(inst);
+        return NULL;
+    }
+    inst->next = v->instances;
+    v->instances = inst;
+    v->n_instances++;
+    return inst;
+}
+
+void thaw__instance_retire(struct thaw_instance *inst)
+{
+    if (inst->state == INST_RETIRED)
+        return;
+    inst->state = INST_RETIRED;
+    inst->ver->n_instances--;
+    /* EOF on its channel makes the instance exit by itself */
+    if (inst->chan) {
+        thaw_chan_close(inst->chan);
+        inst->chan = NULL;
+    }
+    if (!inst->pid_poll_on && inst->pid < 0) {
+        maybe_free_version(inst->ver); /* SPAWNED not in yet: freed later */
+        return;
+    }
+    if (!inst->pid_poll_on) {
+        instance_free(inst);
+        return;
+    }
+    maybe_free_version(inst->ver);
+}
+
+static struct thaw_instance *find_instance(struct thaw_version *v, uint32_t id)
+{
+    struct thaw_instance *i;
+
+    for (i = v->instances; i; i = i->next)
+        if (i->id == id)
+            return i;
+    return NULL;
+}
+
+static void instance_spawned(struct thaw_version *v, uint32_t id, pid_t pid, int pidfd)
+{
+    struct thaw_instance *inst = find_instance(v, id);
+
+    if (!inst) {
+        close(pidfd);
+        return;
+    }
+    inst->pid = pid;
+    inst->pidfd = pidfd;
+    if (uv_poll_init(v->worker->loop, &inst->pid_poll, pidfd) == 0) {
+        inst->pid_poll.data = inst;
+        inst->pid_poll_on = 1;
+        uv_poll_start(&inst->pid_poll, UV_READABLE, on_instance_exit);
+    }
+}
+
+/* ---- the template ---------------------------------------------------- */
+
+static void build_finished(struct thaw_version *v)
+{
+    thaw__worker_built(v->worker, v);
+}
+
+static void fields_text(const struct thaw_ipc_frame *f, char **out)
+{
+    struct thaw_ipc_fields it;
+    const uint8_t *p;
+    size_t n;
+
+    thaw_ipc_fields_init(&it, f);
+    if (thaw_ipc_next_field(&it, &p, &n) != 1) {
+        p = (const uint8_t *)"";
+        n = 0;
+    }
+    *out = strndup((const char *)p, n);
+}
+
+static void set_failed(struct thaw_version *v, const char *msg)
+{
+    free(v->error);
+    v->error = strdup(msg);
+    v->state = VER_FAILED;
+}
+
+static void on_template_frame(struct thaw_chan *c, const struct thaw_ipc_frame *f,
+                              int fd, void *data)
+{
+    struct thaw_version *v = data;
+    char *text = NULL;
+
+    switch (f->type) {
+    case THAW_IPC_BUILT:
+        if (v->state != VER_BUILDING)
+            break;
+        v->state = VER_READY;
+        build_finished(v);
+        break;
+    case THAW_IPC_BUILD_ERR:
+        fields_text(f, &text);
+        if (v->state == VER_BUILDING) {
+            set_failed(v, text);
+            build_finished(v);
+        }
+        break;
+    case THAW_IPC_SPAWNED:
+        fields_text(f, &text);
+        if (fd >= 0) {
+            instance_spawned(v, f->stream, (pid_t)atol(text), fd);
+            fd = -1;
+        }
+        break;
+    case THAW_IPC_SPAWN_ERR: {
+        struct thaw_instance *inst = find_instance(v, f->stream);
+        fields_text(f, &text);
+        thaw_log("worker %s: template could not fork an instance: %s", v->name, text);
+        if (inst)
+            thaw__instance_dead(inst, "could not be forked");
+        break;
+    }
+    }
+    free(text);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void template_gone(struct thaw_version *v, const char *why)
+{
+    struct thaw_worker *w = v->worker;
+
+    if (v->state == VER_BUILDING) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "the template process of worker %s %s while running the top "
+                 "level of %s (a crash in an extension, os._exit() or a kill)",
+                 v->name, why, w->cfg.main);
+        set_failed(v, msg);
+        build_finished(v);
+        return;
+    }
+    if (v->state == VER_READY && !w->stopping) {
+        thaw_log("worker %s: template of version %u %s; rebuilding", v->name,
+                 v->id, why);
+        if (w->current == v && w->on_lost)
+            w->on_lost(w);
+    }
+}
+
+static void on_template_chan_close(struct thaw_chan *c, int err, void *data)
+{
+    struct thaw_version *v = data;
+
+    v->chan = NULL;
+    v->chan_gone = 1;
+    template_gone(v, "exited");
+    maybe_free_version(v);
+}
+
+static void on_template_exit(uv_poll_t *h, int status, int events)
+{
+    struct thaw_version *v = h->data;
+
+    uv_poll_stop(h);
+    if (v->chan) {
+        thaw_chan_close(v->chan);
+        v->chan = NULL;
+        v->chan_gone = 1;
+        template_gone(v, "exited");
+    }
+    v->pending_closes++;
+    uv_close((uv_handle_t *)h, on_version_handle_closed);
+    v->pid_poll_on = 0;
+}
+
+static void on_template_forked(void *data, pid_t pid, int pidfd, const char *err)
+{
+    struct thaw_version *v = data;
+
+    if (pid < 0) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "could not start a template: %s", err);
+        if (v->chan) {
+            thaw_chan_close(v->chan);
+            v->chan = NULL;
+        }
+        v->chan_gone = 1;
+        if (v->state == VER_BUILDING) {
+            set_failed(v, msg);
+            build_finished(v);
+        }
+        maybe_free_version(v);
+        return;
+    }
+    v->pid = pid;
+    v->pidfd = pidfd;
+    if (uv_poll_init(v->worker->loop, &v->pid_poll, pidfd) == 0) {
+        v->pid_poll.data = v;
+        v->pid_poll_on = 1;
+        uv_poll_start(&v->pid_poll, UV_READABLE, on_template_exit);
+    }
+}
+
+static struct thaw_version *version_alloc(struct thaw_worker *w)
+{
+    struct thaw_version *v = calloc(1, sizeof(*v));
+
+    if (!v)
+        return NULL;
+    v->id = ++w->next_version;
+    v->worker = w;
+    v->name = strdup(w->cfg.name ? w->cfg.name : "worker");
+    v->pidfd = -1;
+    v->pid = -1;
+    v->state = VER_BUILDING;
+    v->next = w->versions;
+    w->versions = v;
+    return v;
+}
+
+struct thaw_version *thaw__version_failed(struct thaw_worker *w, const char *msg)
+{
+    struct thaw_version *v = version_alloc(w);
+
+    if (v) {
+        set_failed(v, msg);
+        v->chan_gone = 1;
+    }
+    return v;
+}
+
+struct thaw_version *thaw__version_new(struct thaw_worker *w)
+{
+    struct thaw_version *v = version_alloc(w);
+    int sv[2];
+
+    if (!v)
+        return NULL;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        set_failed(v, strerror(errno));
+        v->chan_gone = 1;
+        return v;
+    }
+    if (thaw_chan_open(w->loop, sv[0], on_template_frame, on_template_chan_close,
+                       v, &v->chan)) {
+        close(sv[0]);
+        close(sv[1]);
+        set_failed(v, "cannot open the template channel");
+        v->chan_gone = 1;
+        return v;
+    }
+    if (thaw_zygote_build(w->zygote, v->id, sv[1], w->cfg.name, w->cfg.dir,
+                          w->cfg.main, w->cfg.json, on_template_forked, v)) {
+        thaw_chan_close(v->chan);
+        v->chan = NULL;
+        v->chan_gone = 1;
+        set_failed(v, "the zygote is not running");
+    }
+    return v;
+}
+
+/* No new requests; instances go as they become idle; the template goes
+ * with the last of them. */
+void thaw__version_retire(struct thaw_version *v)
+{
+    struct thaw_instance *inst, *next;
+
+    v->state = VER_DRAINING;
+    for (inst = v->instances; inst; inst = next) {
+        next = inst->next;
+        if (inst->inflight == 0)
+            thaw__instance_retire(inst);
+    }
+    maybe_free_version(v);
+}
+
+/* ---- shutdown -------------------------------------------------------- */
+
+int thaw_worker_alive(struct thaw_worker *w)
+{
+    struct thaw_version *v;
+    struct thaw_instance *i;
+    int n = 0;
+
+    for (v = w->versions; v; v = v->next) {
+        n += thaw__pidfd_alive(v->pidfd);
+        for (i = v->instances; i; i = i->next)
+            n += thaw__pidfd_alive(i->pidfd);
+    }
+    return n;
+}
+
+void thaw_worker_terminate(struct thaw_worker *w, int sig)
+{
+    struct thaw_version *v;
+    struct thaw_instance *i;
+
+    w->stopping = 1;
+    for (v = w->versions; v; v = v->next) {
+        pidfd_signal(v->pidfd, sig);
+        for (i = v->instances; i; i = i->next)
+            pidfd_signal(i->pidfd, sig);
+    }
+}

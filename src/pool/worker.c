@@ -1,0 +1,77 @@
+/* A worker: its versions over time, and which one is current. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool/pool-internal.h"
+#include "util/log.h"
+
+static void switch_to(struct thaw_worker *w, struct thaw_version *v)
+{
+    struct thaw_version *old = w->current;
+
+    w->current = v;
+    if (old && old != v) {
+        thaw__pool_requeue(old, v);
+        thaw__version_retire(old);
+    }
+}
+
+void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
+{
+    if (w->building == v)
+        w->building = NULL;
+    switch_to(w, v);
+    if (v->state == VER_READY) {
+        /* a spare instance, so the first request does not wait for fork */
+        if (!v->instances)
+            thaw__instance_spawn(v);
+        thaw__pool_run_queue(v);
+    } else {
+        /* in `thaw dev` a broken build is what the user wants to see: it
+         * becomes current and answers 500 with its error until fixed */
+        thaw__pool_fail_queue(v, 500, v->error);
+    }
+    if (w->on_built)
+        w->on_built(w, v);
+}
+
+int thaw_worker_init(struct thaw_worker *w, uv_loop_t *loop,
+                     struct thaw_zygote *z, const char *dir,
+                     struct thaw_config *cfg, const struct thaw_limits *lim,
+                     thaw_built_cb on_built, void *data)
+{
+    memset(w, 0, sizeof(*w));
+    w->loop = loop;
+    w->zygote = z;
+    w->limits = *lim;
+    w->dir = strdup(dir);
+    w->on_built = on_built;
+    w->data = data;
+    return thaw_worker_rebuild(w, cfg);
+}
+
+int thaw_worker_rebuild(struct thaw_worker *w, struct thaw_config *cfg)
+{
+    struct thaw_version *v;
+
+    thaw_config_free(&w->cfg);
+    w->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    v = thaw__version_new(w);
+    if (!v)
+        return -1;
+    w->building = v;
+    if (!w->current)
+        w->current = v; /* the first requests wait for the first build */
+    if (v->state == VER_FAILED)
+        thaw__worker_built(w, v);
+    return 0;
+}
+
+void thaw_worker_set_error(struct thaw_worker *w, const char *msg)
+{
+    struct thaw_version *v = thaw__version_failed(w, msg);
+
+    if (v)
+        thaw__worker_built(w, v);
+}

@@ -1,0 +1,68 @@
+/* One client connection; shared by http.c (reading, parsing) and
+ * response.c (writing). */
+#ifndef THAW_SERVER_CONN_H
+#define THAW_SERVER_CONN_H
+
+#include <http_parser.h>
+
+#include "server/server.h"
+#include "util/buf.h"
+
+struct conn {
+    uv_tcp_t tcp;
+    struct thaw_server *srv;
+    http_parser parser;
+    struct thaw_buf in;     /* bytes read and not yet parsed */
+    int reading;
+    int closing;
+    int eof;
+
+    /* the request being parsed */
+    struct thaw_buf url;
+    struct thaw_buf hdrs;   /* name, value fields, ready for REQ_HEAD */
+    struct thaw_buf field;
+    struct thaw_buf value;
+    int last_was_value;
+    size_t header_bytes;
+    char host[256];
+    int expect_continue;
+    uint64_t body_bytes;
+    int err_status;         /* 431 / 413 decided inside a callback */
+
+    /* the exchange with the worker */
+    struct thaw_exchange ex;
+    int ex_active;          /* dispatched, response not finished */
+    int msg_done;           /* whole request read */
+    int resp_started;       /* response head written to the client */
+    int resume_pending;     /* parse the next pipelined request */
+    int keep_alive;
+    int is_head;
+    int chunked;
+    int http10;
+
+    struct thaw_buf out;    /* response bytes not yet handed to libuv */
+    int close_after_write;
+    int in_dirty;
+    struct conn *next_dirty;
+    struct conn *prev, *next;
+};
+
+/* response.c */
+extern const struct thaw_exchange_ops thaw__conn_ex_ops;
+void thaw__conn_write(struct conn *c, const void *p, size_t n);
+void thaw__conn_printf(struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A complete response from thaw itself (errors); closes when close_conn. */
+void thaw__conn_simple(struct conn *c, int status, const char *body, int close_conn);
+void thaw__conn_flush_all(struct thaw_server *s);
+void thaw__conn_mark(struct conn *c);
+
+/* http.c */
+void thaw__conn_close(struct conn *c);
+/* The response of the current request is complete. */
+void thaw__conn_request_done(struct conn *c);
+void thaw__conn_parse(struct conn *c);
+void thaw__conn_update_reading(struct conn *c);
+const char *thaw__reason(int status);
+
+#endif

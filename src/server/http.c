@@ -1,0 +1,480 @@
+/* Accepting clients and parsing their requests. One request at a time per
+ * connection: after a request is read, parsing pauses until its response
+ * is written, so pipelined requests are answered in order. */
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ipc/codec.h"
+#include "server/conn.h"
+#include "util/log.h"
+
+#define READ_SIZE 65536
+
+static http_parser_settings settings;
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+static int parser_paused(const http_parser *p)
+{
+    return HTTP_PARSER_ERRNO(p) == HPE_PAUSED;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static void free_conn(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+
+    thaw_buf_free(&c->in);
+    thaw_buf_free(&c->url);
+    thaw_buf_free(&c->hdrs);
+    thaw_buf_free(&c->field);
+    thaw_buf_free(&c->value);
+    thaw_buf_free(&c->out);
+    free(c);
+}
+
+static void unlink_dirty(struct conn *c)
+{
+    struct conn **pp;
+
+    if (!c->in_dirty)
+        return;
+    for (pp = &c->srv->dirty; *pp; pp = &(*pp)->next_dirty)
+        if (*pp == c) {
+            *pp = c->next_dirty;
+            break;
+        }
+    c->in_dirty = 0;
+}
+
+void thaw__conn_close(struct conn *c)
+{
+    struct thaw_server *s = c->srv;
+
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->ex_active) {
+        c->ex_active = 0;
+        thaw_exchange_release(&c->ex); /* cancels it in the instance */
+    }
+    unlink_dirty(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    uv_close((uv_handle_t *)&c->tcp, free_conn);
+}
+
+void thaw__conn_update_reading(struct conn *c)
+{
+    int want = !c->closing && !c->eof && !c->close_after_write &&
+               parser_paused(&c->parser) == 0 && !c->resume_pending;
+
+    if (want && c->ex_active && !c->msg_done && thaw_exchange_congested(&c->ex))
+        want = 0;
+    if (want && c->in.len > READ_SIZE)
+        want = 0;
+    if (want == c->reading)
+        return;
+    c->reading = want;
+    if (want)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    else
+        uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+/* ---- request parsing -------------------------------------------------- */
+
+static void reset_request(struct conn *c)
+{
+    c->url.len = 0;
+    c->hdrs.len = 0;
+    c->field.len = 0;
+    c->value.len = 0;
+    c->last_was_value = 0;
+    c->header_bytes = 0;
+    c->host[0] = '\0';
+    c->expect_continue = 0;
+    c->body_bytes = 0;
+    c->err_status = 0;
+    c->msg_done = 0;
+    c->resp_started = 0;
+    c->chunked = 0;
+}
+
+static int count_header_bytes(struct conn *c, size_t n)
+{
+    c->header_bytes += n;
+    if (c->header_bytes > c->srv->limits.max_header) {
+        c->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    reset_request(p->data);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = p->data;
+
+    if (count_header_bytes(c, n) || thaw_buf_append(&c->url, at, n))
+        return c->err_status = 431, -1;
+    return 0;
+}
+
+static int finish_header(struct conn *c)
+{
+    size_t i;
+
+    if (!c->field.len)
+        return 0;
+    for (i = 0; i < c->field.len; i++)
+        c->field.data[i] = (char)tolower((unsigned char)c->field.data[i]);
+    if (c->field.len == 4 && memcmp(c->field.data, "host", 4) == 0)
+        snprintf(c->host, sizeof(c->host), "%.*s", (int)c->value.len, c->value.data);
+    if (c->field.len == 6 && memcmp(c->field.data, "expect", 6) == 0 &&
+        c->value.len == 12 && strncasecmp(c->value.data, "100-continue", 12) == 0)
+        c->expect_continue = 1;
+    if (thaw_ipc_put_field(&c->hdrs, c->field.data, c->field.len) ||
+        thaw_ipc_put_field(&c->hdrs, c->value.data, c->value.len))
+        return c->err_status = 431, -1;
+    c->field.len = c->value.len = 0;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = p->data;
+
+    if (c->last_was_value && finish_header(c))
+        return -1;
+    c->last_was_value = 0;
+    if (count_header_bytes(c, n) || thaw_buf_append(&c->field, at, n))
+        return c->err_status = 431, -1;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = p->data;
+
+    c->last_was_value = 1;
+    if (count_header_bytes(c, n) || thaw_buf_append(&c->value, at, n))
+        return c->err_status = 431, -1;
+    return 0;
+}
+
+static int build_head(struct conn *c, struct thaw_buf *b)
+{
+    size_t mark;
+    const char *m = http_method_str((enum http_method)c->parser.method);
+    char *url;
+    int rc;
+
+    /* absolute-form targets (a proxy request) are kept as they are */
+    if (c->url.len > 7 && (strncmp(c->url.data, "http://", 7) == 0 ||
+                           strncmp(c->url.data, "https://", 8) == 0)) {
+        url = strndup(c->url.data, c->url.len);
+    } else {
+        const char *host = c->host[0] ? c->host : c->srv->authority;
+        size_t n = strlen(host) + c->url.len + 16;
+        url = malloc(n);
+        if (url)
+            snprintf(url, n, "http://%s%.*s", host, (int)c->url.len, c->url.data);
+    }
+    if (!url)
+        return -1;
+    rc = thaw_ipc_begin(b, THAW_IPC_REQ_HEAD, 0, c->ex.sid, &mark);
+    if (!rc)
+        rc = thaw_ipc_put_str(b, m);
+    if (!rc)
+        rc = thaw_ipc_put_str(b, url);
+    if (!rc)
+        rc = thaw_ipc_put_raw(b, c->hdrs.data, c->hdrs.len);
+    if (!rc)
+        rc = thaw_ipc_end(b, mark);
+    free(url);
+    return rc;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct conn *c = p->data;
+    struct thaw_buf head;
+    int has_body;
+
+    if (finish_header(c))
+        return -1;
+    c->keep_alive = http_should_keep_alive(p);
+    c->http10 = p->http_major == 1 && p->http_minor == 0;
+    c->is_head = p->method == HTTP_HEAD;
+    has_body = (p->flags & F_CHUNKED) ||
+               (p->content_length > 0 && p->content_length != ULLONG_MAX);
+    if (p->content_length != ULLONG_MAX && p->content_length > c->srv->limits.max_body) {
+        c->err_status = 413;
+        return -1;
+    }
+    thaw_exchange_init(&c->ex, &thaw__conn_ex_ops, c);
+    c->ex_active = 1;
+    if (c->expect_continue && has_body)
+        thaw__conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    thaw_buf_init(&head, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
+    if (build_head(c, &head)) {
+        thaw_buf_free(&head);
+        c->ex_active = 0;
+        c->err_status = 431;
+        return -1;
+    }
+    thaw_pool_dispatch(c->srv->worker, &c->ex, head.data, head.len);
+    thaw_buf_free(&head);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = p->data;
+
+    c->body_bytes += n;
+    if (c->body_bytes > c->srv->limits.max_body) {
+        c->err_status = 413;
+        return -1;
+    }
+    if (c->ex_active)
+        thaw_exchange_body(&c->ex, at, n);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct conn *c = p->data;
+
+    c->msg_done = 1;
+    if (c->ex_active) {
+        thaw_exchange_end(&c->ex);
+        /* wait for the response before reading the next request */
+        http_parser_pause(p, 1);
+    }
+    /* else the response already went out (an early answer or an error):
+     * the next request may start right away */
+    return 0;
+}
+
+static void parse_error(struct conn *c)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    int status = c->err_status;
+    char body[256];
+
+    if (!status)
+        status = e == HPE_HEADER_OVERFLOW ? 431 : 400;
+    if (c->ex_active && c->resp_started) {
+        thaw__conn_close(c); /* mid-response: nothing else can be said */
+        return;
+    }
+    if (c->ex_active) {
+        c->ex_active = 0;
+        thaw_exchange_release(&c->ex);
+    }
+    if (status == 413)
+        snprintf(body, sizeof(body),
+                 "413 Payload Too Large: the request body is over thaw's limit "
+                 "of %zu bytes (--max-body-size)\n", c->srv->limits.max_body);
+    else if (status == 431)
+        snprintf(body, sizeof(body),
+                 "431 Request Header Fields Too Large: the request line and "
+                 "headers are over thaw's limit of %zu bytes (--max-header-size)\n",
+                 c->srv->limits.max_header);
+    else
+        snprintf(body, sizeof(body), "400 Bad Request: malformed HTTP request (%s)\n",
+                 http_errno_description(e));
+    thaw__conn_simple(c, status, body, 1);
+}
+
+void thaw__conn_parse(struct conn *c)
+{
+    size_t off = 0;
+
+    while (off < c->in.len && !c->closing && !c->close_after_write) {
+        size_t n;
+        enum http_errno e;
+
+        if (parser_paused(&c->parser))
+            break;
+        n = http_parser_execute(&c->parser, &settings, c->in.data + off,
+                                c->in.len - off);
+        off += n;
+        e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED)
+            break;
+        if (e != HPE_OK) {
+            parse_error(c);
+            return;
+        }
+    }
+    if (c->closing)
+        return;
+    thaw_buf_consume(&c->in, off);
+    thaw__conn_update_reading(c);
+}
+
+void thaw__conn_request_done(struct conn *c)
+{
+    c->ex_active = 0;
+    if (!c->keep_alive) {
+        c->close_after_write = 1;
+        thaw__conn_mark(c);
+        return;
+    }
+    if (c->msg_done) {
+        /* parse the next pipelined request from the loop, not from inside
+         * the pool's callback */
+        c->resume_pending = 1;
+        thaw__conn_mark(c);
+    }
+    /* else the rest of the body is still coming and is read and dropped */
+    thaw__conn_update_reading(c);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+
+    if (thaw_buf_reserve(&c->in, READ_SIZE)) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = c->in.data + c->in.len;
+    buf->len = c->in.cap - c->in.len;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = st->data;
+
+    if (nread == UV_ENOBUFS) {
+        thaw__conn_close(c);
+        return;
+    }
+    if (nread < 0) {
+        /* the client is gone (or half-closed): an answer still being
+         * produced has nobody to go to unless the request was whole */
+        c->eof = 1;
+        uv_read_stop(st);
+        c->reading = 0;
+        if (nread != UV_EOF || !c->ex_active || !c->msg_done)
+            thaw__conn_close(c);
+        else
+            c->keep_alive = 0;
+        return;
+    }
+    c->in.len += (size_t)nread;
+    thaw__conn_parse(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct thaw_server *s = server->data;
+    struct conn *c;
+
+    if (status < 0)
+        return;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    thaw_buf_init(&c->in, READ_SIZE * 2 + 65536);
+    thaw_buf_init(&c->url, s->limits.max_header + 1);
+    thaw_buf_init(&c->hdrs, s->limits.max_header + 65536);
+    thaw_buf_init(&c->field, s->limits.max_header + 1);
+    thaw_buf_init(&c->value, s->limits.max_header + 1);
+    thaw_buf_init(&c->out, (size_t)1 << 34);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    c->reading = 1;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    thaw__conn_flush_all(h->data);
+}
+
+int thaw_server_listen(struct thaw_server *s, uv_loop_t *loop, const char *ip,
+                       int port, struct thaw_worker *w)
+{
+    struct sockaddr_storage addr;
+    int rc;
+
+    settings.on_message_begin = on_message_begin;
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+
+    s->loop = loop;
+    s->worker = w;
+    s->limits = w->limits;
+    if (strchr(ip, ':')) {
+        rc = uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr);
+        snprintf(s->authority, sizeof(s->authority), "[%s]:%d", ip, port);
+    } else {
+        rc = uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr);
+        snprintf(s->authority, sizeof(s->authority), "%s:%d", ip, port);
+    }
+    if (rc)
+        return rc;
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0)) ||
+        (rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection))) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        return rc;
+    }
+    s->listening = 1;
+    uv_prepare_init(loop, &s->flusher);
+    s->flusher.data = s;
+    uv_prepare_start(&s->flusher, on_prepare);
+    return 0;
+}
+
+void thaw_server_close(struct thaw_server *s)
+{
+    if (s->listening) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_prepare_stop(&s->flusher);
+        uv_close((uv_handle_t *)&s->flusher, NULL);
+        s->listening = 0;
+    }
+    while (s->conns)
+        thaw__conn_close(s->conns);
+}

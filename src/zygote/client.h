@@ -1,0 +1,33 @@
+/* The supervisor's side of the zygote: starts the thaw-zygote process and
+ * asks it for TOML parsing and template builds. No Python here: the
+ * zygote is a separate executable, and this is a socket to it. */
+#ifndef THAW_ZYGOTE_CLIENT_H
+#define THAW_ZYGOTE_CLIENT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+struct thaw_zygote;
+
+/* ok: text is JSON; else text is an error message. */
+typedef void (*thaw_toml_cb)(void *data, int ok, const char *text, size_t len);
+/* A template was forked: pid and pidfd (taken over by the callee), or
+ * pid -1 with an error message. */
+typedef void (*thaw_forked_cb)(void *data, pid_t pid, int pidfd, const char *err);
+
+int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, struct thaw_zygote **out);
+int thaw_zygote_toml(struct thaw_zygote *z, const char *path, thaw_toml_cb cb,
+                     void *data);
+/* Asks for a template for version `version`: chan_fd (taken over) becomes
+ * the template's channel to the supervisor. */
+int thaw_zygote_build(struct thaw_zygote *z, uint32_t version, int chan_fd,
+                      const char *name, const char *dir, const char *main,
+                      const char *config_json, thaw_forked_cb cb, void *data);
+/* Forgets the callbacks that carry `data` (its owner is going away). */
+void thaw_zygote_forget(struct thaw_zygote *z, void *data);
+void thaw_zygote_signal(struct thaw_zygote *z, int sig);
+int thaw_zygote_alive(const struct thaw_zygote *z);
+void thaw_zygote_shutdown(struct thaw_zygote *z);
+
+#endif
