@@ -21,8 +21,8 @@ ZYG_OBJ = build/obj/zygote/main.o
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=build/tests/%)
-# objects the unit tests link against (everything but the CLI entry point)
-LIB_OBJ  = $(filter-out build/obj/cli/main.o,$(SUP_OBJ))
+# objects the unit tests link against (everything but the CLI)
+LIB_OBJ  = $(filter-out build/obj/cli/%,$(SUP_OBJ))
 
 .PHONY: all deps dev test unit integration pytest clean
 all: build/thaw build/thaw-zygote

@@ -1,9 +1,12 @@
 /* `thaw dev`: serve one worker directory and rebuild it on every edit. */
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -32,7 +35,7 @@ struct dev {
     int ready;
     int loading;
     int again;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sigchld;
     uv_timer_t stop_timer;
     int stopping;
     uint64_t stop_ms;
@@ -129,8 +132,14 @@ static void on_stop_tick(uv_timer_t *t)
     struct dev *d = t->data;
     uint64_t elapsed = uv_now(d->loop) - d->stop_ms;
     int alive = thaw_worker_alive(&d->worker) + thaw_zygote_alive(d->zygote);
+    int children;
 
-    if (!alive || elapsed >= EXIT_BY_MS)
+    /* as subreaper, the orphans of the tree come here to be reaped; leave
+     * none behind as zombies for an init that may not reap */
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    children = !(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
+    if ((!alive && !children) || elapsed >= EXIT_BY_MS)
         exit(0);
     if (elapsed >= KILL_AFTER_MS) {
         thaw_worker_terminate(&d->worker, SIGKILL);
@@ -156,6 +165,14 @@ static void on_signal(uv_signal_t *s, int sig)
     uv_timer_init(d->loop, &d->stop_timer);
     d->stop_timer.data = d;
     uv_timer_start(&d->stop_timer, on_stop_tick, 20, 20);
+}
+
+/* Every process of the tree is reparented here when its parent dies
+ * (PR_SET_CHILD_SUBREAPER), so the supervisor reaps them all. */
+static void on_sigchld(uv_signal_t *s, int sig)
+{
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
 }
 
 static int parse_args(struct dev *d, int argc, char **argv)
@@ -217,7 +234,10 @@ int thaw_cmd_dev(int argc, char **argv)
     if (parse_args(&d, argc, argv))
         return 2;
     signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     d.loop = uv_default_loop();
+    uv_signal_init(d.loop, &d.sigchld);
+    uv_signal_start(&d.sigchld, on_sigchld, SIGCHLD);
 
     if ((rc = thaw_zygote_start(d.loop, thaw_exe_dir(), &d.zygote))) {
         fprintf(stderr, "thaw: cannot start the Python zygote (%s/thaw-zygote): %s\n",

@@ -118,6 +118,7 @@ static void flush(struct conn *c)
         return;
     if (c->resume_pending) {
         c->resume_pending = 0;
+        http_parser_pause(&c->parser, 0);
         thaw__conn_parse(c);
         if (c->closing)
             return;

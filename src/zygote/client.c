@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ipc/chan.h"
@@ -21,7 +24,9 @@ struct waiter {
 
 struct thaw_zygote {
     uv_loop_t *loop;
-    uv_process_t proc;
+    pid_t pid;
+    int pidfd;
+    uv_poll_t *poll;   /* one per process: a new one while the old closes */
     int alive;
     int stopping;
     char exe[PATH_MAX];
@@ -120,64 +125,108 @@ static void on_chan_close(struct thaw_chan *c, int err, void *data)
     fail_waiters(z, "the zygote process exited");
 }
 
-static void on_close_proc(uv_handle_t *h)
+static void on_zygote_exit(uv_poll_t *h, int status, int events)
 {
     struct thaw_zygote *z = h->data;
 
-    if (!z->stopping) {
-        thaw_log("zygote died; starting a new one");
-        if (spawn(z))
-            thaw_log("cannot restart the zygote");
-    }
-}
-
-static void on_zygote_exit(uv_process_t *p, int64_t status, int sig)
-{
-    struct thaw_zygote *z = p->data;
-
+    uv_poll_stop(h);
     z->alive = 0;
-    if (!z->stopping)
-        thaw_log("zygote exited (status %lld, signal %d)", (long long)status, sig);
     if (z->chan) {
         thaw_chan_close(z->chan);
         z->chan = NULL;
         fail_waiters(z, "the zygote process exited");
     }
-    uv_close((uv_handle_t *)p, on_close_proc);
+    uv_close((uv_handle_t *)h, (uv_close_cb)free);
+    z->poll = NULL;
+    close(z->pidfd);
+    z->pidfd = -1;
+    if (!z->stopping) {
+        thaw_log("zygote exited; starting a new one");
+        if (spawn(z))
+            thaw_log("cannot restart the zygote");
+    }
+}
+
+/* fork + exec with the spawn discipline of STYLE.md: signals blocked
+ * across fork, defaults restored in the child, exec failure reported
+ * through a close-on-exec pipe (EOF means the exec worked). */
+static pid_t fork_exec(char *const args[], int chan_fd, int *err)
+{
+    sigset_t all, old;
+    int pipefd[2], e = 0;
+    pid_t pid;
+    ssize_t n;
+
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        *err = errno;
+        return -1;
+    }
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        int sig;
+        for (sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        if (chan_fd == 3)
+            fcntl(3, F_SETFD, 0);
+        else if (dup2(chan_fd, 3) < 0)
+            goto fail;
+        execv(args[0], args);
+fail:
+        e = errno;
+        if (write(pipefd[1], &e, sizeof(e)) < 0)
+            _exit(127);
+        _exit(127);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(pipefd[1]);
+    if (pid < 0) {
+        *err = errno;
+        close(pipefd[0]);
+        return -1;
+    }
+    do
+        n = read(pipefd[0], &e, sizeof(e));
+    while (n < 0 && errno == EINTR);
+    close(pipefd[0]);
+    if (n == sizeof(e)) {
+        waitpid(pid, NULL, 0);
+        *err = e;
+        return -1;
+    }
+    return pid;
 }
 
 static int spawn(struct thaw_zygote *z)
 {
-    int sv[2], rc;
-    char fdarg[16], ppid[32];
-    char *args[] = {z->exe, "--python-dir", z->pydir, "--fd", fdarg, "--ppid", ppid, NULL};
-    uv_process_options_t opt = {0};
-    uv_stdio_container_t stdio[4];
+    int sv[2], rc, err = 0;
+    char ppid[32];
+    char *args[] = {z->exe, "--python-dir", z->pydir, "--fd", "3", "--ppid", ppid, NULL};
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
-    snprintf(fdarg, sizeof(fdarg), "3");
     snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = 1;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = 2;
-    stdio[3].flags = UV_INHERIT_FD;
-    stdio[3].data.fd = sv[1];
-    opt.file = z->exe;
-    opt.args = args;
-    opt.exit_cb = on_zygote_exit;
-    opt.stdio = stdio;
-    opt.stdio_count = 4;
-    z->proc.data = z;
-    rc = uv_spawn(z->loop, &z->proc, &opt);
+    z->pid = fork_exec(args, sv[1], &err);
     close(sv[1]);
-    if (rc) {
+    if (z->pid < 0) {
         close(sv[0]);
-        thaw_log("cannot start %s: %s", z->exe, uv_strerror(rc));
-        return rc;
+        thaw_log("cannot start %s: %s", z->exe, strerror(err));
+        return -err;
     }
+    z->pidfd = (int)syscall(SYS_pidfd_open, z->pid, 0);
+    z->poll = malloc(sizeof(*z->poll));
+    if (z->pidfd < 0 || !z->poll || uv_poll_init(z->loop, z->poll, z->pidfd)) {
+        close(sv[0]);
+        kill(z->pid, SIGKILL);
+        free(z->poll);
+        z->poll = NULL;
+        return -EIO;
+    }
+    z->poll->data = z;
+    uv_poll_start(z->poll, UV_READABLE, on_zygote_exit);
     z->alive = 1;
     rc = thaw_chan_open(z->loop, sv[0], on_frame, on_chan_close, z, &z->chan);
     if (rc)
@@ -195,6 +244,7 @@ int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, struct thaw_zygote *
         return -ENOMEM;
     z->loop = loop;
     z->next_cookie = 1;
+    z->pidfd = -1;
     snprintf(z->exe, sizeof(z->exe), "%s/thaw-zygote", exe_dir);
     if (env && *env)
         snprintf(z->pydir, sizeof(z->pydir), "%s", env);
@@ -217,6 +267,7 @@ static struct waiter *add_waiter(struct thaw_zygote *z, void *data)
     w->cookie = z->next_cookie++;
     if (z->next_cookie == 0)
         z->next_cookie = 1;
+    z->pidfd = -1;
     w->data = data;
     w->next = z->waiters;
     z->waiters = w;
@@ -280,7 +331,7 @@ void thaw_zygote_signal(struct thaw_zygote *z, int sig)
 {
     z->stopping = 1;
     if (z->alive)
-        uv_process_kill(&z->proc, sig);
+        syscall(SYS_pidfd_send_signal, z->pidfd, sig, NULL, 0);
 }
 
 int thaw_zygote_alive(const struct thaw_zygote *z) { return z->alive; }
