@@ -4,7 +4,7 @@
 CC      ?= cc
 PYTHON  := /usr/bin/python3
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
+override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
            -D_GNU_SOURCE -Isrc
 DEPS_STAMP := build/.deps-ok
 

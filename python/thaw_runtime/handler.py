@@ -28,10 +28,15 @@ class Handler:
     kind = "missing"
 
     def __init__(self, module):
-        self.message = (
-            f"worker module `{module.__name__}` has no fetch handler: define "
-            f"`class Default(WorkerEntrypoint)` with a `fetch` method, or a "
-            f"module-level `async def on_fetch(request, env)`")
+        if isinstance(getattr(module, "Default", None), type):
+            self.message = (
+                f"worker module `{module.__name__}`: class Default has no `fetch` "
+                f"method: add `async def fetch(self, request)` to it")
+        else:
+            self.message = (
+                f"worker module `{module.__name__}` has no fetch handler: define "
+                f"`class Default(WorkerEntrypoint)` with a `fetch` method, or a "
+                f"module-level `async def on_fetch(request, env)`")
 
     def describe(self):
         return self.kind

@@ -1,6 +1,9 @@
 """Worker-tagged lines on thaw's log (stderr, shared with the supervisor)."""
+import os
 import sys
 import traceback
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def log_lines(tag, text):
@@ -9,5 +12,15 @@ def log_lines(tag, text):
     sys.stderr.flush()
 
 
+def user_traceback(exc):
+    """The traceback without thaw's own frames: the user's code is what
+    the reader needs to see."""
+    te = traceback.TracebackException.from_exception(exc)
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack
+         if not f.filename.startswith(_HERE) and "importlib._bootstrap" not in f.filename])
+    return "".join(te.format())
+
+
 def log_exception(tag, exc):
-    log_lines(tag, "".join(traceback.format_exception(exc)))
+    log_lines(tag, user_traceback(exc))

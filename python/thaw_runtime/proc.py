@@ -32,6 +32,9 @@ def fork_and_report(chan, stream, child_fds_to_close, child_main):
     the reaper cannot collect the child first and the supervisor never
     watches a reused pid. os.fork() brackets the fork with
     PyOS_BeforeFork / PyOS_AfterFork_*."""
+    # unflushed output would be written twice: by the parent and the child
+    sys.stdout.flush()
+    sys.stderr.flush()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     try:
         pid = os.fork()

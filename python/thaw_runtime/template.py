@@ -6,26 +6,16 @@ import json
 import os
 import sys
 import threading
-import traceback
 
 import _thaw
 
 from . import instance, ipc, proc
 from .handler import resolve_handler
+from .log import user_traceback
 
 
 class BuildError(Exception):
     pass
-
-
-def _user_traceback(exc, main_path):
-    """The traceback without the frames of thaw's own loader."""
-    te = traceback.TracebackException.from_exception(exc)
-    here = os.path.dirname(__file__)
-    te.stack = traceback.StackSummary.from_list(
-        [f for f in te.stack
-         if not f.filename.startswith(here) and "importlib._bootstrap" not in f.filename])
-    return "".join(te.format())
 
 
 def _import_hint(exc, main_rel):
@@ -66,7 +56,7 @@ def load(name, wdir, main_rel, config_json):
         module = __import__(modname)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are user errors too
         raise BuildError(f"{main_rel} failed at top level:\n"
-                         + _user_traceback(exc, main_path) + _import_hint(exc, main_rel))
+                         + user_traceback(exc) + _import_hint(exc, main_rel))
     if threading.active_count() > 1:
         names = ", ".join(t.name for t in threading.enumerate()
                           if t is not threading.main_thread())
@@ -96,8 +86,12 @@ def main(fd, version, name, wdir, main_rel, config_json):
             return  # the supervisor dropped this version
         ftype, stream, payload, fd = msg
         if ftype == ipc.SPAWN and fd is not None:
-            proc.fork_and_report(chan, stream, [chan],
-                                 lambda: instance.serve(fd, worker, stream))
-            os.close(fd)
+            try:
+                proc.fork_and_report(chan, stream, [chan],
+                                     lambda: instance.serve(fd, worker, stream))
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the supervisor retired this version meanwhile
+            finally:
+                os.close(fd)
         elif fd is not None:
             os.close(fd)

@@ -42,6 +42,8 @@ def _build(chan, version, payload, fd):
 
 def main(fd):
     _thaw.set_name("thaw-zygote")
+    # a worker's print() reaches the log line by line, not at exit
+    sys.stdout.reconfigure(line_buffering=True)
     proc.reap_children_on_sigchld()
     chan = ipc.BlockingChannel(fd)
     while True:

@@ -94,6 +94,7 @@ struct thaw_version {
     struct thaw_exchange *queue_head, *queue_tail;
     int pending_closes;          /* uv handles still closing */
     int chan_gone;
+    int doomed;                  /* freed at the end of this loop iteration */
     struct thaw_version *next;
 };
 

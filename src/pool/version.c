@@ -35,6 +35,33 @@ static void pidfd_signal(int pidfd, int sig)
 
 /* ---- freeing, once every handle is closed ---------------------------- */
 
+/* Versions are freed at the end of a loop iteration, never inside a call
+ * chain that may still hold a pointer to one (retiring the last instance
+ * of a draining version happens deep inside routing). */
+static struct thaw_version *doomed;
+static uv_check_t reaper;
+static int reaper_on;
+
+static void free_version(struct thaw_version *v)
+{
+    if (v->pidfd >= 0)
+        close(v->pidfd);
+    thaw_zygote_forget(v->worker->zygote, v);
+    free(v->error);
+    free(v->name);
+    free(v);
+}
+
+static void on_reap(uv_check_t *h)
+{
+    while (doomed) {
+        struct thaw_version *v = doomed;
+        doomed = v->next;
+        free_version(v);
+    }
+    uv_check_stop(h);
+}
+
 static void maybe_free_version(struct thaw_version *v)
 {
     struct thaw_worker *w = v->worker;
@@ -46,7 +73,7 @@ static void maybe_free_version(struct thaw_version *v)
         v->chan = NULL;
         v->chan_gone = 1;
     }
-    if (v->state != VER_DRAINING || v->instances || v->pending_closes ||
+    if (v->state != VER_DRAINING || v->doomed || v->instances || v->pending_closes ||
         thaw__pidfd_alive(v->pidfd) || !v->chan_gone)
         return;
     for (pp = &w->versions; *pp; pp = &(*pp)->next)
@@ -54,12 +81,15 @@ static void maybe_free_version(struct thaw_version *v)
             *pp = v->next;
             break;
         }
-    if (v->pidfd >= 0)
-        close(v->pidfd);
-    thaw_zygote_forget(w->zygote, v);
-    free(v->error);
-    free(v->name);
-    free(v);
+    v->doomed = 1;
+    v->next = doomed;
+    doomed = v;
+    if (!reaper_on) {
+        uv_check_init(w->loop, &reaper);
+        uv_unref((uv_handle_t *)&reaper);
+        reaper_on = 1;
+    }
+    uv_check_start(&reaper, on_reap);
 }
 
 static void on_version_handle_closed(uv_handle_t *h)
@@ -87,6 +117,7 @@ static void on_instance_handle_closed(uv_handle_t *h)
     struct thaw_instance *inst = h->data;
     struct thaw_version *v = inst->ver;
 
+    v->pending_closes--;
     if (inst->pidfd >= 0)
         close(inst->pidfd);
     free(inst);
@@ -106,6 +137,7 @@ static void instance_free(struct thaw_instance *inst)
         inst->chan = NULL;
     }
     if (inst->pid_poll_on) {
+        v->pending_closes++; /* v outlives the close callback */
         uv_close((uv_handle_t *)&inst->pid_poll, on_instance_handle_closed);
         return;
     }

@@ -308,6 +308,10 @@ class Thaw:
         return self.proc.returncode
 
     # -- output
+    def status(self):
+        rc = self.proc.poll() if self.proc else None
+        return "thaw is running" if rc is None else f"thaw EXITED with {rc}"
+
     def log(self):
         try:
             return self.stderr_path.read_text("utf-8", "replace")
@@ -362,7 +366,7 @@ class Thaw:
                 return seen
             if time.monotonic() > deadline:
                 pytest.fail(f"condition not met within {timeout}s; last: {r!r}\n"
-                            f"log:\n{self.log()[-3000:]}")
+                            f"{self.status()}\nlog:\n{self.log()[-3000:]}")
             time.sleep(interval)
 
     def concurrent_get(self, path, n, timeout=HTTP_TIMEOUT):
@@ -382,7 +386,8 @@ class Thaw:
         for t in ts:
             t.join(timeout + 5)
         for r in results:
-            assert isinstance(r, Resp), f"request failed: {r!r}\nlog:\n{self.log()[-3000:]}"
+            assert isinstance(r, Resp), \
+                f"request failed: {r!r}\n{self.status()}\nlog:\n{self.log()[-3000:]}"
         return results
 
 
