@@ -10,7 +10,7 @@ import sys
 
 import _thaw
 
-from . import ipc
+from . import hooks, ipc
 from .body import RequestBody
 from .log import log_exception, log_lines
 
@@ -102,6 +102,9 @@ class Instance:
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
         try:
             self.loop.run_forever()
+            self.loop.remove_reader(self.sock.fileno())
+            self.loop.run_until_complete(hooks.run_exit_hooks(
+                lambda exc: log_exception(self.worker.name, exc)))
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -251,6 +254,13 @@ class Instance:
         self.streams.pop(st.sid, None)
 
     def _respond(self, st, resp):
+        try:
+            self._respond_or_raise(st, resp)
+        except Exception as exc:
+            # e.g. headers too large for one frame: still answer the client
+            self._handler_failed(st, exc)
+
+    def _respond_or_raise(self, st, resp):
         if self.streams.get(st.sid) is not st:
             return  # cancelled meanwhile
         if not isinstance(resp, self.Response):
