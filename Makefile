@@ -35,11 +35,13 @@ deps: $(DEPS_STAMP)
 
 build/obj/%.o: src/%.c $(DEPS_STAMP) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(ZYG_OBJ): $(ZYG_SRC) $(DEPS_STAMP) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PY_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(PY_CFLAGS) -c $< -o $@
 
 build/thaw: $(SUP_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(SUP_LIBS)

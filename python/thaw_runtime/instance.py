@@ -4,13 +4,12 @@ template would be shared by every instance)."""
 import asyncio
 import inspect
 import os
-import random
 import socket
 import sys
 
 import _thaw
 
-from . import hooks, ipc
+from . import entropy, hooks, ipc
 from .body import RequestBody
 from .log import log_exception, log_lines
 
@@ -355,7 +354,5 @@ def _close_iter(body):
 def serve(fd, worker, iid):
     """Entry point of a freshly forked instance."""
     _thaw.set_name("thaw-instance")
-    # the random module reseeds itself in os.register_at_fork; seeding
-    # again here keeps that true even if a worker replaced the hook
-    random.seed(int.from_bytes(os.urandom(32), "little"))
+    entropy.reseed_after_fork()
     Instance(fd, worker, iid).run()

@@ -6,10 +6,11 @@ import json
 import os
 import sys
 import threading
+import time
 
 import _thaw
 
-from . import instance, ipc, proc
+from . import entropy, instance, ipc, proc
 from .handler import resolve_handler
 from .log import user_traceback
 
@@ -49,21 +50,40 @@ def load(name, wdir, main_rel, config_json):
         raise BuildError(f"`main` is {main_rel}, whose module name {modname!r} is already "
                          f"taken by the standard library or thaw: rename the file "
                          f"(e.g. entry.py)")
-    sys.path.insert(0, main_dir)
+    vendored = os.path.join(wdir, "python_modules")
+    # the worker's own directory, then its vendored packages, then thaw's
+    # SDK, the stdlib and the built-in package set
+    sys.path[0:0] = [main_dir, vendored]
     os.chdir(wdir)
     sys.argv = [main_path]
+    guard = entropy.begin_deploy(wdir, [vendored])
+    t0 = time.perf_counter()
     try:
         module = __import__(modname)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are user errors too
+        errors = entropy.end_deploy(guard)
+        if errors:
+            raise BuildError(_entropy_message(main_rel, errors))
         raise BuildError(f"{main_rel} failed at top level:\n"
                          + user_traceback(exc) + _import_hint(exc, main_rel))
+    top_ms = (time.perf_counter() - t0) * 1000
+    errors = entropy.end_deploy(guard)
+    if errors:
+        raise BuildError(_entropy_message(main_rel, errors))
     if threading.active_count() > 1:
         names = ", ".join(t.name for t in threading.enumerate()
                           if t is not threading.main_thread())
         raise BuildError(f"{main_rel} started a thread at top level ({names}); threads "
                          f"cannot survive the snapshot (fork). Start it in the handler.")
     env = Env(config.get("vars") or {})
-    return instance.Worker(name, module, resolve_handler(module), env)
+    worker = instance.Worker(name, module, resolve_handler(module), env)
+    worker.top_level_ms = top_ms
+    return worker
+
+
+def _entropy_message(main_rel, errors):
+    return (f"{main_rel}: deploy refused: the top level uses randomness\n"
+            + "\n".join(errors) + "\n")
 
 
 def main(fd, version, name, wdir, main_rel, config_json):
@@ -75,7 +95,8 @@ def main(fd, version, name, wdir, main_rel, config_json):
     except BuildError as e:
         chan.send(ipc.BUILD_ERR, version, ipc.fields(str(e)))
         return
-    chan.send(ipc.BUILT, version, ipc.fields(worker.module.__name__, worker.handler.describe()))
+    chan.send(ipc.BUILT, version, ipc.fields(worker.module.__name__, worker.handler.describe(),
+                                             f"{worker.top_level_ms:.1f}"))
     # Instances share the template's pages; without freezing, the first
     # collection in each instance would touch (and copy) most of them.
     gc.collect()

@@ -43,8 +43,9 @@ struct dev {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: thaw dev [DIR] [--port N] [--ip ADDR] "
-                    "[--max-body-size SIZE] [--max-header-size SIZE]\n");
+    fprintf(stderr, "usage: thaw dev [DIR] [--port N] [--ip ADDR] [--max-body-size SIZE]\n"
+                    "                [--max-header-size SIZE] [--max-instances N]\n"
+                    "                [--requests-per-instance N] [--preload PKG,...]\n");
 }
 
 static void reload(struct dev *d);
@@ -58,8 +59,10 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
         thaw_log("worker %s failed to build; serving the error as 500 until it is fixed:",
                  v->name);
         thaw_log_block(v->name, v->error, strlen(v->error));
-    } else if (d->ready) {
-        thaw_log("worker %s reloaded (version %u)", v->name, v->id);
+    } else {
+        thaw_log("worker %s %s (version %u): template built in %.1f ms, top level %.1f ms",
+                 v->name, d->ready ? "reloaded" : "ready", v->id, v->build_ms,
+                 v->top_level_ms);
     }
     if (!d->ready) {
         d->ready = 1;
@@ -189,6 +192,19 @@ static int parse_args(struct dev *d, int argc, char **argv)
                 fprintf(stderr, "thaw: --port must be 1..65535, got '%s'\n", v);
                 return -1;
             }
+            i++;
+        } else if ((strcmp(a, "--requests-per-instance") == 0 ||
+                    strcmp(a, "--max-instances") == 0) && v) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 0 || n > 1000000 || (n == 0 && a[2] == 'm')) {
+                fprintf(stderr, "thaw: %s takes a whole number, got '%s'\n", a, v);
+                return -1;
+            }
+            if (a[2] == 'r')
+                d->lim.requests_per_instance = (int)n;
+            else
+                d->lim.max_instances = (int)n;
             i++;
         } else if (strcmp(a, "--ip") == 0 && v) {
             d->ip = v;

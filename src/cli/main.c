@@ -10,7 +10,8 @@
 #define THAW_VERSION "0.1.0"
 
 const struct thaw_command thaw_commands[] = {
-    {"dev", "[DIR] [--port N] [--ip ADDR] [--max-body-size SIZE] [--max-header-size SIZE]",
+    {"dev", "[DIR] [--port N] [--ip ADDR] [--max-body-size SIZE] [--max-header-size SIZE]\n"
+            "           [--max-instances N] [--requests-per-instance N] [--preload PKG,...]",
      "serve the worker in DIR (default .), rebuilding it when its files change",
      thaw_cmd_dev},
     {"version", "", "print thaw's version", thaw_cmd_version},

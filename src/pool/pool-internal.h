@@ -16,6 +16,7 @@ struct thaw_instance {
     uv_poll_t pid_poll;
     int pid_poll_on;
     int inflight;
+    int served;      /* requests attached so far */
     int holds;
     uint64_t last_used;
     struct thaw_exchange *ex_head;

@@ -67,6 +67,7 @@ static void attach(struct thaw_instance *inst, struct thaw_exchange *ex)
         inst->ex_head->prev = ex;
     inst->ex_head = ex;
     inst->inflight++;
+    inst->served++;
     inst->last_used = ++use_clock;
     if (ex->pending.len)
         thaw_chan_send(inst->chan, ex->pending.data, ex->pending.len, -1);
@@ -94,11 +95,17 @@ static void detach(struct thaw_exchange *ex)
 
 /* The instance finished a request: retire it if its version is draining,
  * else give it queued work. */
+static int used_up(const struct thaw_instance *inst)
+{
+    int max = inst->ver->worker->limits.requests_per_instance;
+    return max > 0 && inst->served >= max;
+}
+
 static void instance_idle_check(struct thaw_instance *inst)
 {
     struct thaw_version *v = inst->ver;
 
-    if (v->state == VER_DRAINING) {
+    if (v->state == VER_DRAINING || used_up(inst)) {
         if (inst->inflight == 0)
             thaw__instance_retire(inst);
         return;
@@ -116,7 +123,7 @@ static struct thaw_instance *pick(struct thaw_version *v)
     struct thaw_instance *i, *idle = NULL, *least = NULL;
 
     for (i = v->instances; i; i = i->next) {
-        if (i->state != INST_LIVE || !i->chan)
+        if (i->state != INST_LIVE || !i->chan || used_up(i))
             continue;
         if (i->inflight == 0 && (!idle || i->last_used > idle->last_used))
             idle = i;

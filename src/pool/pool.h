@@ -24,6 +24,7 @@ struct thaw_limits {
     size_t max_header;       /* request line + header bytes; over it: 431 */
     int max_instances;       /* per version */
     int instance_concurrency; /* requests in flight per instance */
+    int requests_per_instance; /* recycle an instance after this many; 0: never */
 };
 
 /* What the pool calls on the HTTP side for each exchange. */
@@ -83,6 +84,9 @@ struct thaw_version {
     struct thaw_worker *worker;
     enum thaw_version_state state;
     char *error;                 /* build error text (VER_FAILED) */
+    uint64_t build_start;        /* uv_hrtime() when the build was asked */
+    double build_ms;             /* ask to BUILT, as the supervisor saw it */
+    double top_level_ms;         /* the worker's top level, timed in the template */
     char *name;
     struct thaw_chan *chan;      /* to the template */
     pid_t pid;

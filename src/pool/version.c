@@ -333,12 +333,23 @@ static void on_template_frame(struct thaw_chan *c, const struct thaw_ipc_frame *
     char *text = NULL;
 
     switch (f->type) {
-    case THAW_IPC_BUILT:
+    case THAW_IPC_BUILT: {
+        struct thaw_ipc_fields it;
+        const uint8_t *p;
+        size_t n;
+        int k = 0;
+
         if (v->state != VER_BUILDING)
             break;
+        thaw_ipc_fields_init(&it, f);
+        while (thaw_ipc_next_field(&it, &p, &n) == 1)
+            if (++k == 3) /* module, handler kind, top level ms */
+                v->top_level_ms = strtod(strndupa((const char *)p, n), NULL);
+        v->build_ms = (double)(uv_hrtime() - v->build_start) / 1e6;
         v->state = VER_READY;
         build_finished(v);
         break;
+    }
     case THAW_IPC_BUILD_ERR:
         fields_text(f, &text);
         if (v->state == VER_BUILDING) {
@@ -455,6 +466,7 @@ static struct thaw_version *version_alloc(struct thaw_worker *w)
     v->pidfd = -1;
     v->pid = -1;
     v->state = VER_BUILDING;
+    v->build_start = uv_hrtime();
     v->next = w->versions;
     w->versions = v;
     return v;

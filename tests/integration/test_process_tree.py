@@ -17,7 +17,7 @@ WORKER = '''
     with open({toplog!r}, "a") as f:
         f.write("%d\\n" % os.getpid())
     STAMP = time.time_ns()
-    IMPORT_RANDOM = random.random()   # PRNG used at import time
+    SEEDED = random.Random(1234).random()   # seeded: allowed at import time
     FIRST_RANDOM = None
 
     class Default(WorkerEntrypoint):
@@ -29,7 +29,7 @@ WORKER = '''
             if path == "/block":
                 time.sleep(1.0)  # blocks this instance's loop: thaw must fork more
             return Response.json({{"pid": os.getpid(), "ppid": os.getppid(),
-                                  "stamp": STAMP, "import_random": IMPORT_RANDOM,
+                                  "stamp": STAMP, "import_random": SEEDED,
                                   "first_random": FIRST_RANDOM}})
 '''
 
