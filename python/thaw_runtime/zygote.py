@@ -1,9 +1,12 @@
 """The zygote: CPython is initialised once here; every template is a fork
 of this process, so it pays for interpreter start-up and for importing
 the runtime exactly once."""
+import gc
+import importlib
 import json
 import os
 import sys
+import threading
 import tomllib
 
 import _thaw
@@ -40,12 +43,37 @@ def _build(chan, version, payload, fd):
     os.close(fd)
 
 
-def main(fd):
+def _top_level_modules():
+    return {name.partition(".")[0] for name in sys.modules}
+
+
+def _preload(packages):
+    """Imports the shared base. Returns the top-level modules it added: a
+    worker that vendors its own copy of one must get a plain zygote."""
+    before = _top_level_modules()
+    for name in packages:
+        try:
+            importlib.import_module(name)
+        except Exception as e:
+            print(f"[thaw-zygote] --preload: cannot import {name!r} ({type(e).__name__}: "
+                  f"{e}); it is not preloaded", file=sys.stderr, flush=True)
+    return sorted(_top_level_modules() - before)
+
+
+def main(fd, preload=""):
     _thaw.set_name("thaw-zygote")
     # a worker's print() reaches the log line by line, not at exit
     sys.stdout.reconfigure(line_buffering=True)
     proc.reap_children_on_sigchld()
     chan = ipc.BlockingChannel(fd)
+    added = _preload([p.strip() for p in preload.split(",") if p.strip()])
+    if threading.active_count() > 1:
+        print("[thaw-zygote] warning: the preloaded packages started threads, which "
+              "do not survive fork", file=sys.stderr, flush=True)
+    # templates share the zygote's pages as the instances share theirs
+    gc.collect()
+    gc.freeze()
+    chan.send(ipc.HELLO, 0, ipc.fields(*added))
     while True:
         msg = chan.recv()
         if msg is None:

@@ -28,6 +28,9 @@ struct dev {
     int port;
     struct thaw_limits lim;
     struct thaw_zygote *zygote;
+    struct thaw_zygote *preload;
+    const char *preload_list;
+    int started;
     struct thaw_worker worker;
     int worker_started;
     struct thaw_server server;
@@ -97,8 +100,8 @@ static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
     }
     if (!d->worker_started) {
         d->worker_started = 1;
-        thaw_worker_init(&d->worker, d->loop, d->zygote, d->dir, cfg, &d->lim,
-                         on_built, d);
+        thaw_worker_init(&d->worker, d->loop, d->zygote, d->preload, d->dir, cfg,
+                         &d->lim, on_built, d);
         d->worker.on_lost = on_lost;
         return;
     }
@@ -130,11 +133,26 @@ static void on_lost(struct thaw_worker *w)
     reload(w->data);
 }
 
+/* The first build waits for every zygote, so a worker that can use the
+ * preloaded base is built from it. */
+static void on_zygote_ready(void *data, struct thaw_zygote *z)
+{
+    struct dev *d = data;
+
+    if (d->started || !thaw_zygote_ready(d->zygote) ||
+        (d->preload && !thaw_zygote_ready(d->preload)))
+        return;
+    d->started = 1;
+    thaw_watch_start(&d->watch, d->loop, d->dir, 250, on_change);
+    thaw_load_config(d->zygote, d->dir, on_loaded, d);
+}
+
 static void on_stop_tick(uv_timer_t *t)
 {
     struct dev *d = t->data;
     uint64_t elapsed = uv_now(d->loop) - d->stop_ms;
-    int alive = thaw_worker_alive(&d->worker) + thaw_zygote_alive(d->zygote);
+    int alive = thaw_worker_alive(&d->worker) + thaw_zygote_alive(d->zygote) +
+                (d->preload ? thaw_zygote_alive(d->preload) : 0);
     int children;
 
     /* as subreaper, the orphans of the tree come here to be reaped; leave
@@ -147,6 +165,8 @@ static void on_stop_tick(uv_timer_t *t)
     if (elapsed >= KILL_AFTER_MS) {
         thaw_worker_terminate(&d->worker, SIGKILL);
         thaw_zygote_signal(d->zygote, SIGKILL);
+        if (d->preload)
+            thaw_zygote_signal(d->preload, SIGKILL);
     }
 }
 
@@ -164,6 +184,10 @@ static void on_signal(uv_signal_t *s, int sig)
         thaw_worker_terminate(&d->worker, SIGTERM);
     thaw_zygote_shutdown(d->zygote);
     thaw_zygote_signal(d->zygote, SIGTERM);
+    if (d->preload) {
+        thaw_zygote_shutdown(d->preload);
+        thaw_zygote_signal(d->preload, SIGTERM);
+    }
     d->stop_ms = uv_now(d->loop);
     uv_timer_init(d->loop, &d->stop_timer);
     d->stop_timer.data = d;
@@ -205,6 +229,9 @@ static int parse_args(struct dev *d, int argc, char **argv)
                 d->lim.requests_per_instance = (int)n;
             else
                 d->lim.max_instances = (int)n;
+            i++;
+        } else if (strcmp(a, "--preload") == 0 && v) {
+            d->preload_list = v;
             i++;
         } else if (strcmp(a, "--ip") == 0 && v) {
             d->ip = v;
@@ -255,9 +282,12 @@ int thaw_cmd_dev(int argc, char **argv)
     uv_signal_init(d.loop, &d.sigchld);
     uv_signal_start(&d.sigchld, on_sigchld, SIGCHLD);
 
-    if ((rc = thaw_zygote_start(d.loop, thaw_exe_dir(), &d.zygote))) {
+    if ((rc = thaw_zygote_start(d.loop, thaw_exe_dir(), NULL, on_zygote_ready, &d,
+                                &d.zygote)) ||
+        (d.preload_list && (rc = thaw_zygote_start(d.loop, thaw_exe_dir(), d.preload_list,
+                                                   on_zygote_ready, &d, &d.preload)))) {
         fprintf(stderr, "thaw: cannot start the Python zygote (%s/thaw-zygote): %s\n",
-                thaw_exe_dir(), uv_strerror(rc));
+                thaw_exe_dir(), strerror(-rc));
         return 1;
     }
     d.worker.data = &d;
@@ -276,9 +306,7 @@ int thaw_cmd_dev(int argc, char **argv)
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 
     d.watch.data = &d;
-    thaw_watch_start(&d.watch, d.loop, d.dir, 250, on_change);
-    d.loading = 1;
-    thaw_load_config(d.zygote, d.dir, on_loaded, &d);
+    d.loading = 1; /* until the zygotes are ready */
     uv_run(d.loop, UV_RUN_DEFAULT);
     return 0;
 }

@@ -58,6 +58,8 @@ enum thaw_ipc_type {
                                stream = instance id (0 for a template);
                                fields: pid (ascii) */
     THAW_IPC_SPAWN_ERR = 56, /* forker -> sup: fields message */
+    THAW_IPC_HELLO = 57,    /* zygote -> sup, once ready: fields the top-level
+                               modules its preload added (none when plain) */
 };
 
 #define THAW_IPC_F_FD 0x01 /* one fd rides on this frame */

@@ -64,7 +64,8 @@ typedef void (*thaw_built_cb)(struct thaw_worker *w, struct thaw_version *v);
 
 struct thaw_worker {
     uv_loop_t *loop;
-    struct thaw_zygote *zygote;
+    struct thaw_zygote *zygote;   /* plain: CPython, the stdlib and thaw's SDK */
+    struct thaw_zygote *preload;  /* NULL, or one that also holds the shared base */
     struct thaw_limits limits;
     char *dir;
     struct thaw_config cfg;      /* of the current version */
@@ -89,6 +90,7 @@ struct thaw_version {
     double top_level_ms;         /* the worker's top level, timed in the template */
     char *name;
     struct thaw_chan *chan;      /* to the template */
+    struct thaw_zygote *zygote;  /* the one it was forked from */
     pid_t pid;
     int pidfd;
     uv_poll_t pid_poll;
@@ -105,9 +107,9 @@ struct thaw_version {
 /* Starts a worker for the project in dir (config already loaded into cfg,
  * which the worker takes ownership of) and builds its first version. */
 int thaw_worker_init(struct thaw_worker *w, uv_loop_t *loop,
-                     struct thaw_zygote *z, const char *dir,
-                     struct thaw_config *cfg, const struct thaw_limits *lim,
-                     thaw_built_cb on_built, void *data);
+                     struct thaw_zygote *z, struct thaw_zygote *preload,
+                     const char *dir, struct thaw_config *cfg,
+                     const struct thaw_limits *lim, thaw_built_cb on_built, void *data);
 /* Builds a new version from cfg (taken over); when it is built it becomes
  * current and the old one drains. */
 int thaw_worker_rebuild(struct thaw_worker *w, struct thaw_config *cfg);

@@ -2,7 +2,9 @@
  * from a template): build, spawn, death, retirement. Every process is
  * watched through a pidfd that its forker sent, so the supervisor sees
  * every death though only the zygote is its child. */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +48,8 @@ static void free_version(struct thaw_version *v)
 {
     if (v->pidfd >= 0)
         close(v->pidfd);
-    thaw_zygote_forget(v->worker->zygote, v);
+    if (v->zygote)
+        thaw_zygote_forget(v->zygote, v);
     free(v->error);
     free(v->name);
     free(v);
@@ -483,6 +486,45 @@ struct thaw_version *thaw__version_failed(struct thaw_worker *w, const char *msg
     return v;
 }
 
+/* The module name a python_modules/ entry provides, or NULL. */
+static const char *vendored_module(const char *entry, char *out, size_t n)
+{
+    const char *dot;
+
+    if (entry[0] == '.' || strcmp(entry, "__pycache__") == 0 || strcmp(entry, "bin") == 0 ||
+        strstr(entry, ".dist-info") || strstr(entry, ".egg-info") || strstr(entry, ".pth"))
+        return NULL;
+    dot = strchr(entry, '.'); /* pkg, mod.py, ext.cpython-311-x86_64-linux-gnu.so */
+    snprintf(out, n, "%.*s", dot ? (int)(dot - entry) : (int)strlen(entry), entry);
+    return out;
+}
+
+/* The preloaded base, unless the worker vendors its own copy of a module
+ * the base already imported (sys.modules would hand it the base's copy). */
+static struct thaw_zygote *pick_zygote(struct thaw_worker *w)
+{
+    char path[PATH_MAX], name[256];
+    struct dirent *e;
+    DIR *d;
+
+    if (!w->preload || !thaw_zygote_ready(w->preload))
+        return w->zygote;
+    snprintf(path, sizeof(path), "%s/python_modules", w->cfg.dir);
+    if (!(d = opendir(path)))
+        return w->preload;
+    while ((e = readdir(d))) {
+        if (vendored_module(e->d_name, name, sizeof(name)) &&
+            thaw_zygote_holds(w->preload, name)) {
+            thaw_log("worker %s vendors its own `%s`, which the preloaded base holds: "
+                     "building it from the plain zygote", w->cfg.name, name);
+            closedir(d);
+            return w->zygote;
+        }
+    }
+    closedir(d);
+    return w->preload;
+}
+
 struct thaw_version *thaw__version_new(struct thaw_worker *w)
 {
     struct thaw_version *v = version_alloc(w);
@@ -503,7 +545,8 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
         v->chan_gone = 1;
         return v;
     }
-    if (thaw_zygote_build(w->zygote, v->id, sv[1], w->cfg.name, w->cfg.dir,
+    v->zygote = pick_zygote(w);
+    if (thaw_zygote_build(v->zygote, v->id, sv[1], w->cfg.name, w->cfg.dir,
                           w->cfg.main, w->cfg.json, on_template_forked, v)) {
         thaw_chan_close(v->chan);
         v->chan = NULL;

@@ -36,13 +36,14 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
 }
 
 int thaw_worker_init(struct thaw_worker *w, uv_loop_t *loop,
-                     struct thaw_zygote *z, const char *dir,
-                     struct thaw_config *cfg, const struct thaw_limits *lim,
-                     thaw_built_cb on_built, void *data)
+                     struct thaw_zygote *z, struct thaw_zygote *preload,
+                     const char *dir, struct thaw_config *cfg,
+                     const struct thaw_limits *lim, thaw_built_cb on_built, void *data)
 {
     memset(w, 0, sizeof(*w));
     w->loop = loop;
     w->zygote = z;
+    w->preload = preload;
     w->limits = *lim;
     w->dir = strdup(dir);
     w->on_built = on_built;

@@ -31,6 +31,12 @@ struct thaw_zygote {
     int stopping;
     char exe[PATH_MAX];
     char pydir[PATH_MAX];
+    char *preload;            /* NULL or "a,b,c" */
+    int ready;
+    char **modules;           /* from HELLO */
+    int n_modules;
+    thaw_zygote_ready_cb on_ready;
+    void *ready_data;
     struct thaw_chan *chan;
     struct waiter *waiters;
     uint32_t next_cookie;
@@ -66,11 +72,44 @@ static void first_field(const struct thaw_ipc_frame *f, const char **p, size_t *
     }
 }
 
+static void on_hello(struct thaw_zygote *z, const struct thaw_ipc_frame *f)
+{
+    struct thaw_ipc_fields it;
+    const uint8_t *p;
+    size_t n;
+    int i;
+
+    for (i = 0; i < z->n_modules; i++)
+        free(z->modules[i]);
+    free(z->modules);
+    z->modules = NULL;
+    z->n_modules = 0;
+    thaw_ipc_fields_init(&it, f);
+    while (thaw_ipc_next_field(&it, &p, &n) == 1) {
+        char **m = realloc(z->modules, sizeof(char *) * (size_t)(z->n_modules + 1));
+        if (!m)
+            break;
+        z->modules = m;
+        z->modules[z->n_modules++] = strndup((const char *)p, n);
+    }
+    z->ready = 1;
+    if (z->on_ready)
+        z->on_ready(z->ready_data, z);
+}
+
 static void on_frame(struct thaw_chan *c, const struct thaw_ipc_frame *f, int fd,
                      void *data)
 {
     struct thaw_zygote *z = data;
-    struct waiter *w = take_waiter(z, f->stream);
+    struct waiter *w;
+
+    if (f->type == THAW_IPC_HELLO) {
+        if (fd >= 0)
+            close(fd);
+        on_hello(z, f);
+        return;
+    }
+    w = take_waiter(z, f->stream);
     const char *p;
     size_t n;
     char msg[512];
@@ -131,6 +170,7 @@ static void on_zygote_exit(uv_poll_t *h, int status, int events)
 
     uv_poll_stop(h);
     z->alive = 0;
+    z->ready = 0;
     if (z->chan) {
         thaw_chan_close(z->chan);
         z->chan = NULL;
@@ -204,7 +244,8 @@ static int spawn(struct thaw_zygote *z)
 {
     int sv[2], rc, err = 0;
     char ppid[32];
-    char *args[] = {z->exe, "--python-dir", z->pydir, "--fd", "3", "--ppid", ppid, NULL};
+    char *args[] = {z->exe, "--python-dir", z->pydir, "--fd", "3", "--ppid", ppid,
+                    z->preload ? "--preload" : NULL, z->preload, NULL};
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
@@ -234,7 +275,9 @@ static int spawn(struct thaw_zygote *z)
     return rc;
 }
 
-int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, struct thaw_zygote **out)
+int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, const char *preload,
+                      thaw_zygote_ready_cb on_ready, void *data,
+                      struct thaw_zygote **out)
 {
     struct thaw_zygote *z = calloc(1, sizeof(*z));
     const char *env = getenv("THAW_PYTHON_DIR");
@@ -243,6 +286,9 @@ int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, struct thaw_zygote *
     if (!z)
         return -ENOMEM;
     z->loop = loop;
+    z->preload = preload && *preload ? strdup(preload) : NULL;
+    z->on_ready = on_ready;
+    z->ready_data = data;
     z->next_cookie = 1;
     z->pidfd = -1;
     snprintf(z->exe, sizeof(z->exe), "%s/thaw-zygote", exe_dir);
@@ -335,6 +381,18 @@ void thaw_zygote_signal(struct thaw_zygote *z, int sig)
 }
 
 int thaw_zygote_alive(const struct thaw_zygote *z) { return z->alive; }
+
+int thaw_zygote_ready(const struct thaw_zygote *z) { return z->ready; }
+
+int thaw_zygote_holds(const struct thaw_zygote *z, const char *name)
+{
+    int i;
+
+    for (i = 0; i < z->n_modules; i++)
+        if (strcmp(z->modules[i], name) == 0)
+            return 1;
+    return 0;
+}
 
 void thaw_zygote_shutdown(struct thaw_zygote *z)
 {

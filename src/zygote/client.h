@@ -16,7 +16,18 @@ typedef void (*thaw_toml_cb)(void *data, int ok, const char *text, size_t len);
  * pid -1 with an error message. */
 typedef void (*thaw_forked_cb)(void *data, pid_t pid, int pidfd, const char *err);
 
-int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, struct thaw_zygote **out);
+/* The zygote is ready (HELLO): on_ready(data, z), after each (re)start. */
+typedef void (*thaw_zygote_ready_cb)(void *data, struct thaw_zygote *z);
+
+/* preload: NULL, or a comma-separated list of packages the zygote imports
+ * so every template forked from it has them loaded (the shared base). */
+int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, const char *preload,
+                      thaw_zygote_ready_cb on_ready, void *data,
+                      struct thaw_zygote **out);
+/* Whether the zygote is ready, and whether its preload holds a top-level
+ * module named `name` (a worker vendoring its own copy must not use it). */
+int thaw_zygote_ready(const struct thaw_zygote *z);
+int thaw_zygote_holds(const struct thaw_zygote *z, const char *name);
 int thaw_zygote_toml(struct thaw_zygote *z, const char *path, thaw_toml_cb cb,
                      void *data);
 /* Asks for a template for version `version`: chan_fd (taken over) becomes

@@ -62,7 +62,7 @@ static int fail_status(PyStatus st)
 
 int main(int argc, char **argv)
 {
-    const char *pydir = NULL;
+    const char *pydir = NULL, *preload = "";
     int fd = 3, i;
     long ppid = 0;
     PyConfig config;
@@ -76,6 +76,8 @@ int main(int argc, char **argv)
             fd = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--ppid") == 0)
             ppid = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--preload") == 0)
+            preload = argv[i + 1];
     }
     if (!pydir) {
         fprintf(stderr, "usage: thaw-zygote --python-dir DIR [--fd N] [--ppid PID]\n"
@@ -112,7 +114,7 @@ int main(int argc, char **argv)
     mod = PyImport_ImportModule("thaw_runtime.zygote");
     if (!mod)
         goto error;
-    res = PyObject_CallMethod(mod, "main", "i", fd);
+    res = PyObject_CallMethod(mod, "main", "is", fd, preload);
     Py_DECREF(mod);
     if (!res)
         goto error;
