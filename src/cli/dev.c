@@ -48,7 +48,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: thaw dev [DIR] [--port N] [--ip ADDR] [--max-body-size SIZE]\n"
                     "                [--max-header-size SIZE] [--max-instances N]\n"
-                    "                [--requests-per-instance N] [--preload PKG,...]\n");
+                    "                [--requests-per-instance N] [--prefork N] [--preload PKG,...]\n");
 }
 
 static void reload(struct dev *d);
@@ -218,7 +218,7 @@ static int parse_args(struct dev *d, int argc, char **argv)
             }
             i++;
         } else if ((strcmp(a, "--requests-per-instance") == 0 ||
-                    strcmp(a, "--max-instances") == 0) && v) {
+                    strcmp(a, "--max-instances") == 0 || strcmp(a, "--prefork") == 0) && v) {
             char *end;
             long n = strtol(v, &end, 10);
             if (*end || n < 0 || n > 1000000 || (n == 0 && a[2] == 'm')) {
@@ -227,6 +227,8 @@ static int parse_args(struct dev *d, int argc, char **argv)
             }
             if (a[2] == 'r')
                 d->lim.requests_per_instance = (int)n;
+            else if (a[2] == 'p')
+                d->lim.prefork = (int)n;
             else
                 d->lim.max_instances = (int)n;
             i++;
@@ -274,6 +276,7 @@ int thaw_cmd_dev(int argc, char **argv)
     d.lim.max_header = 64 * 1024;
     d.lim.max_instances = 8;
     d.lim.instance_concurrency = 32;
+    d.lim.prefork = 1;
     if (parse_args(&d, argc, argv))
         return 2;
     signal(SIGPIPE, SIG_IGN);

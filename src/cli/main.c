@@ -11,7 +11,8 @@
 
 const struct thaw_command thaw_commands[] = {
     {"dev", "[DIR] [--port N] [--ip ADDR] [--max-body-size SIZE] [--max-header-size SIZE]\n"
-            "           [--max-instances N] [--requests-per-instance N] [--preload PKG,...]",
+            "           [--max-instances N] [--requests-per-instance N] [--prefork N]\n"
+            "           [--preload PKG,...]",
      "serve the worker in DIR (default .), rebuilding it when its files change",
      thaw_cmd_dev},
     {"version", "", "print thaw's version", thaw_cmd_version},

@@ -38,6 +38,10 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v);
 
 /* pool.c */
 void thaw__pool_run_queue(struct thaw_version *v);
+/* Forks spares until the version has limits.prefork of them (or is at
+ * max_instances): a spare has the loop and the fork paid for before a
+ * request needs it. */
+void thaw__pool_ensure_spares(struct thaw_version *v);
 void thaw__pool_requeue(struct thaw_version *from, struct thaw_version *to);
 void thaw__pool_fail_queue(struct thaw_version *v, int status, const char *msg);
 void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_frame *f);

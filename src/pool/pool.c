@@ -74,6 +74,8 @@ static void attach(struct thaw_instance *inst, struct thaw_exchange *ex)
     thaw_buf_free(&ex->pending);
     if (ex->ops->on_writable)
         ex->ops->on_writable(ex);
+    if (inst->served == 1)
+        thaw__pool_ensure_spares(inst->ver); /* a spare was just used */
 }
 
 static void detach(struct thaw_exchange *ex)
@@ -139,6 +141,22 @@ static struct thaw_instance *pick(struct thaw_version *v)
             return n;
     }
     return least;
+}
+
+void thaw__pool_ensure_spares(struct thaw_version *v)
+{
+    const struct thaw_limits *lim = &v->worker->limits;
+    struct thaw_instance *i;
+    int spares = 0;
+
+    if (v->state != VER_READY || v->worker->stopping)
+        return;
+    for (i = v->instances; i; i = i->next)
+        if (i->state == INST_LIVE && i->chan && i->served == 0)
+            spares++;
+    while (spares < lim->prefork && v->n_instances < lim->max_instances &&
+           thaw__instance_spawn(v))
+        spares++;
 }
 
 void thaw__pool_fail_queue(struct thaw_version *v, int status, const char *msg)

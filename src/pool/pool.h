@@ -25,6 +25,7 @@ struct thaw_limits {
     int max_instances;       /* per version */
     int instance_concurrency; /* requests in flight per instance */
     int requests_per_instance; /* recycle an instance after this many; 0: never */
+    int prefork;             /* spare instances kept forked ahead of demand */
 };
 
 /* What the pool calls on the HTTP side for each exchange. */

@@ -166,8 +166,10 @@ void thaw__instance_dead(struct thaw_instance *inst, const char *why)
         "the next request.\n");
     instance_free(inst);
     /* queued requests need an instance that is alive */
-    if (ready)
+    if (ready) {
         thaw__pool_run_queue(v);
+        thaw__pool_ensure_spares(v);
+    }
 }
 
 static void on_instance_exit(uv_poll_t *h, int status, int events)

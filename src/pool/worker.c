@@ -22,10 +22,8 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
         w->building = NULL;
     switch_to(w, v);
     if (v->state == VER_READY) {
-        /* a spare instance, so the first request does not wait for fork */
-        if (!v->instances)
-            thaw__instance_spawn(v);
         thaw__pool_run_queue(v);
+        thaw__pool_ensure_spares(v);
     } else {
         /* in `thaw dev` a broken build is what the user wants to see: it
          * becomes current and answers 500 with its error until fixed */
