@@ -26,7 +26,9 @@ struct dev {
     char dir[PATH_MAX];
     const char *ip;
     int port;
-    struct thaw_limits lim;
+    struct thaw_limits cli;       /* what the command line set ... */
+    int cli_set[64];              /* ... and which of them */
+    struct thaw_limits lim;       /* effective: defaults < config < command line */
     struct thaw_zygote *zygote;
     struct thaw_zygote *preload;
     const char *preload_list;
@@ -82,6 +84,7 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
 static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *err)
 {
     struct dev *d = data;
+    char limerr[512];
 
     d->loading = 0;
     if (d->stopping) {
@@ -98,6 +101,13 @@ static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
         thaw_worker_set_error(&d->worker, err);
         return;
     }
+    thaw_limits_defaults(&d->lim);
+    if (thaw_limits_from_config(&d->lim, cfg->json, cfg->file, limerr, sizeof(limerr))) {
+        thaw_config_free(cfg);
+        on_loaded(d, -1, NULL, limerr);
+        return;
+    }
+    thaw_limits_override(&d->lim, &d->cli, d->cli_set);
     if (!d->worker_started) {
         d->worker_started = 1;
         thaw_worker_init(&d->worker, d->loop, d->zygote, d->preload, d->dir, cfg,
@@ -105,6 +115,7 @@ static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
         d->worker.on_lost = on_lost;
         return;
     }
+    d->worker.limits = d->lim; /* a config edit may change them */
     thaw_worker_rebuild(&d->worker, cfg);
 }
 
@@ -205,7 +216,8 @@ static void on_sigchld(uv_signal_t *s, int sig)
 static int parse_args(struct dev *d, int argc, char **argv)
 {
     const char *dir = ".";
-    int i;
+    char err[256];
+    int i, rc;
 
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -217,38 +229,18 @@ static int parse_args(struct dev *d, int argc, char **argv)
                 return -1;
             }
             i++;
-        } else if ((strcmp(a, "--requests-per-instance") == 0 ||
-                    strcmp(a, "--max-instances") == 0 || strcmp(a, "--prefork") == 0) && v) {
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (*end || n < 0 || n > 1000000 || (n == 0 && a[2] == 'm')) {
-                fprintf(stderr, "thaw: %s takes a whole number, got '%s'\n", a, v);
-                return -1;
-            }
-            if (a[2] == 'r')
-                d->lim.requests_per_instance = (int)n;
-            else if (a[2] == 'p')
-                d->lim.prefork = (int)n;
-            else
-                d->lim.max_instances = (int)n;
-            i++;
         } else if (strcmp(a, "--preload") == 0 && v) {
             d->preload_list = v;
             i++;
         } else if (strcmp(a, "--ip") == 0 && v) {
             d->ip = v;
             i++;
-        } else if ((strcmp(a, "--max-body-size") == 0 ||
-                    strcmp(a, "--max-header-size") == 0) && v) {
-            long long n = thaw_parse_size(v);
-            if (n <= 0) {
-                fprintf(stderr, "thaw: %s takes a size like 100M, got '%s'\n", a, v);
+        } else if (a[0] == '-' && (rc = thaw_limits_flag(&d->cli, d->cli_set, a, v, err,
+                                                         sizeof(err)))) {
+            if (rc < 0) {
+                fprintf(stderr, "thaw: %s\n", err);
                 return -1;
             }
-            if (a[6] == 'b')
-                d->lim.max_body = (size_t)n;
-            else
-                d->lim.max_header = (size_t)n;
             i++;
         } else if (a[0] == '-') {
             fprintf(stderr, "thaw: unknown option '%s'\n", a);
@@ -272,13 +264,12 @@ int thaw_cmd_dev(int argc, char **argv)
 
     d.ip = "127.0.0.1";
     d.port = 8787;
-    d.lim.max_body = 100u * 1024 * 1024; /* Cloudflare's default */
-    d.lim.max_header = 64 * 1024;
-    d.lim.max_instances = 8;
-    d.lim.instance_concurrency = 32;
-    d.lim.prefork = 1;
+    thaw_limits_defaults(&d.cli);
     if (parse_args(&d, argc, argv))
         return 2;
+    thaw_limits_defaults(&d.lim);
+    thaw_limits_override(&d.lim, &d.cli, d.cli_set);
+    d.worker.limits = d.lim; /* what connections see before the first build */
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     d.loop = uv_default_loop();
@@ -299,8 +290,6 @@ int thaw_cmd_dev(int argc, char **argv)
                 uv_strerror(rc));
         return 1;
     }
-    /* the server reads limits from the worker; set them before it starts */
-    d.server.limits = d.lim;
 
     uv_signal_init(d.loop, &d.sigint);
     uv_signal_init(d.loop, &d.sigterm);

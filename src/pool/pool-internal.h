@@ -17,6 +17,10 @@ struct thaw_instance {
     int pid_poll_on;
     int inflight;
     int served;      /* requests attached so far */
+    uint64_t progress_ms;   /* last frame from it (or attach while idle) */
+    uint64_t idle_since_ms; /* when its last request ended */
+    int kill_status;        /* 503 when thaw killed it for a limit ... */
+    char kill_msg[256];     /* ... and why, for its requests and the log */
     int holds;
     uint64_t last_used;
     struct thaw_exchange *ex_head;
@@ -45,6 +49,18 @@ void thaw__pool_ensure_spares(struct thaw_version *v);
 void thaw__pool_requeue(struct thaw_version *from, struct thaw_version *to);
 void thaw__pool_fail_queue(struct thaw_version *v, int status, const char *msg);
 void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_frame *f);
-void thaw__instance_fail_all(struct thaw_instance *inst, const char *msg);
+void thaw__instance_fail_all(struct thaw_instance *inst, int status, const char *msg);
+/* Ends one exchange with an error from thaw (a limit), cancelling it in
+ * its instance. */
+void thaw__exchange_abort(struct thaw_exchange *ex, int status, const char *msg);
+void thaw__pool_expire_queue(struct thaw_version *v, uint64_t now, long long timeout_ms);
+
+/* tick.c */
+void thaw__tick_start(struct thaw_worker *w);
+/* Kills an instance for a limit: its requests get `status` and msg. */
+void thaw__instance_kill(struct thaw_instance *inst, int status, const char *msg);
+/* What a process is doing, from /proc/PID/syscall. */
+enum { THAW_PROC_IN_EPOLL, THAW_PROC_RUNNING, THAW_PROC_IN_SYSCALL };
+int thaw__proc_syscall_state(pid_t pid);
 
 #endif

@@ -34,6 +34,8 @@ void thaw_exchange_init(struct thaw_exchange *ex, const struct thaw_exchange_ops
 
 static void enqueue(struct thaw_version *v, struct thaw_exchange *ex)
 {
+    v->queue_len++;
+    ex->queued_ms = uv_now(v->worker->loop);
     ex->next = NULL;
     ex->prev = v->queue_tail;
     if (v->queue_tail)
@@ -45,6 +47,7 @@ static void enqueue(struct thaw_version *v, struct thaw_exchange *ex)
 
 static void dequeue(struct thaw_version *v, struct thaw_exchange *ex)
 {
+    v->queue_len--;
     if (ex->prev)
         ex->prev->next = ex->next;
     else
@@ -60,7 +63,13 @@ static void dequeue(struct thaw_version *v, struct thaw_exchange *ex)
 
 static void attach(struct thaw_instance *inst, struct thaw_exchange *ex)
 {
+    uint64_t now = uv_now(inst->ver->worker->loop);
+
     ex->inst = inst;
+    ex->started_ms = now;
+    ex->cpu_base_ms = -1; /* read by the tick when it first looks */
+    if (inst->inflight == 0)
+        inst->progress_ms = now;
     ex->prev = NULL;
     ex->next = inst->ex_head;
     if (inst->ex_head)
@@ -92,7 +101,8 @@ static void detach(struct thaw_exchange *ex)
         ex->next->prev = ex->prev;
     ex->next = ex->prev = NULL;
     ex->inst = NULL;
-    inst->inflight--;
+    if (--inst->inflight == 0)
+        inst->idle_since_ms = uv_now(inst->ver->worker->loop);
 }
 
 /* The instance finished a request: retire it if its version is draining,
@@ -116,31 +126,59 @@ static void instance_idle_check(struct thaw_instance *inst)
         thaw__pool_run_queue(v);
 }
 
-/* Warm first: the most recently used idle instance (so others go idle
- * and can be reclaimed); then a new fork while under max_instances; then
- * the least loaded one under its concurrency. NULL: queue. */
+/* An instance with requests in flight is blocked when its event loop
+ * cannot take another one soon: it sits in a blocking system call other
+ * than epoll (time.sleep, a blocking socket), or it has been running
+ * without sending anything for BLOCKED_MS (a CPU-bound handler). */
+#define BLOCKED_MS 20
+
+static int blocked(const struct thaw_instance *i, uint64_t now)
+{
+    int st;
+
+    if (i->inflight == 0 || i->pid <= 0)
+        return 0;
+    st = thaw__proc_syscall_state(i->pid);
+    if (st == THAW_PROC_IN_EPOLL)
+        return 0;
+    if (st == THAW_PROC_RUNNING)
+        return now - i->progress_ms >= BLOCKED_MS;
+    return 1;
+}
+
+/* In order: the most recently used idle warm instance, then the most
+ * recently used busy one with room that is not blocked (so traffic packs
+ * onto few instances and the others go idle and are reclaimed), then a
+ * spare, then a new fork while under max_instances. NULL: queue. */
 static struct thaw_instance *pick(struct thaw_version *v)
 {
     const struct thaw_limits *lim = &v->worker->limits;
-    struct thaw_instance *i, *idle = NULL, *least = NULL;
+    uint64_t now = uv_now(v->worker->loop);
+    struct thaw_instance *i, *idle = NULL, *spare = NULL, *busy = NULL;
 
     for (i = v->instances; i; i = i->next) {
-        if (i->state != INST_LIVE || !i->chan || used_up(i))
+        if (i->state != INST_LIVE || !i->chan || used_up(i) ||
+            i->inflight >= lim->concurrency)
             continue;
-        if (i->inflight == 0 && (!idle || i->last_used > idle->last_used))
-            idle = i;
-        if (i->inflight < lim->instance_concurrency &&
-            (!least || i->inflight < least->inflight))
-            least = i;
+        if (i->inflight == 0 && i->served == 0) {
+            if (!spare)
+                spare = i;
+        } else if (i->inflight == 0) {
+            if (!idle || i->last_used > idle->last_used)
+                idle = i;
+        } else if ((!busy || i->last_used > busy->last_used) && !blocked(i, now)) {
+            busy = i;
+        }
     }
     if (idle)
         return idle;
-    if (v->n_instances < lim->max_instances) {
-        struct thaw_instance *n = thaw__instance_spawn(v);
-        if (n)
-            return n;
-    }
-    return least;
+    if (busy)
+        return busy;
+    if (spare)
+        return spare;
+    if (v->n_instances < lim->max_instances)
+        return thaw__instance_spawn(v);
+    return NULL;
 }
 
 void thaw__pool_ensure_spares(struct thaw_version *v)
@@ -151,9 +189,18 @@ void thaw__pool_ensure_spares(struct thaw_version *v)
 
     if (v->state != VER_READY || v->worker->stopping)
         return;
-    for (i = v->instances; i; i = i->next)
-        if (i->state == INST_LIVE && i->chan && i->served == 0)
+    /* scale to zero: a worker without recent traffic keeps no spare */
+    if (v->last_request_ms &&
+        uv_now(v->worker->loop) - v->last_request_ms > (uint64_t)lim->idle_timeout_ms)
+        return;
+    for (i = v->instances; i; i = i->next) {
+        if (i->state != INST_LIVE || !i->chan)
+            continue;
+        if (i->pid <= 0)
+            return; /* one still starting: a burst must not chain forks */
+        if (i->served == 0)
             spares++;
+    }
     while (spares < lim->prefork && v->n_instances < lim->max_instances &&
            thaw__instance_spawn(v))
         spares++;
@@ -187,10 +234,18 @@ static void route(struct thaw_version *v, struct thaw_exchange *ex)
     struct thaw_instance *inst;
 
     ex->ver = v;
+    v->last_request_ms = uv_now(v->worker->loop);
     switch (v->state) {
     case VER_READY:
         if (!v->queue_head && (inst = pick(v))) {
             attach(inst, ex);
+            return;
+        }
+        if (v->queue_len >= v->worker->limits.max_queue) {
+            ex->ver = NULL;
+            ex->ops->on_fail(ex, 503, "503 Service Unavailable: every instance of this "
+                             "worker is busy and the queue is full (max_instances, "
+                             "max_queue); retry shortly\n");
             return;
         }
         enqueue(v, ex);
@@ -368,6 +423,7 @@ void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_f
 {
     struct thaw_exchange *ex = find_ex(inst, f->stream);
 
+    inst->progress_ms = uv_now(inst->ver->worker->loop);
     if (f->type == THAW_IPC_BIND_CALL)
         return; /* bindings arrive with their issue */
     if (!ex)
@@ -403,13 +459,41 @@ void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_f
     }
 }
 
-void thaw__instance_fail_all(struct thaw_instance *inst, const char *msg)
+void thaw__instance_fail_all(struct thaw_instance *inst, int status, const char *msg)
 {
     while (inst->ex_head) {
         struct thaw_exchange *ex = inst->ex_head;
         set_hold(ex, 0);
         detach(ex);
         ex->ver = NULL;
-        ex->ops->on_fail(ex, ex->head_seen ? 0 : 502, msg);
+        ex->ops->on_fail(ex, ex->head_seen ? 0 : status, msg);
+    }
+}
+
+void thaw__exchange_abort(struct thaw_exchange *ex, int status, const char *msg)
+{
+    struct thaw_instance *inst = ex->inst;
+
+    set_hold(ex, 0);
+    if (inst && inst->chan)
+        thaw_chan_send_fields(inst->chan, THAW_IPC_CANCEL, ex->sid, -1, 0, NULL);
+    detach(ex);
+    ex->ver = NULL;
+    ex->ops->on_fail(ex, ex->head_seen ? 0 : status, msg);
+    if (inst)
+        instance_idle_check(inst);
+}
+
+void thaw__pool_expire_queue(struct thaw_version *v, uint64_t now, long long timeout_ms)
+{
+    while (v->queue_head && now - v->queue_head->queued_ms > (uint64_t)timeout_ms) {
+        struct thaw_exchange *ex = v->queue_head;
+        char msg[256];
+        dequeue(v, ex);
+        ex->ver = NULL;
+        snprintf(msg, sizeof(msg),
+                 "503 Service Unavailable: no instance of this worker was free within "
+                 "%lld ms (queue_timeout_ms); retry shortly\n", timeout_ms);
+        ex->ops->on_fail(ex, 503, msg);
     }
 }

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "config/limits.h"
 #include "ipc/chan.h"
 #include "util/buf.h"
 
@@ -19,14 +20,6 @@ struct thaw_instance;
 struct thaw_version;
 struct thaw_exchange;
 
-struct thaw_limits {
-    size_t max_body;         /* request body bytes; over it: 413 */
-    size_t max_header;       /* request line + header bytes; over it: 431 */
-    int max_instances;       /* per version */
-    int instance_concurrency; /* requests in flight per instance */
-    int requests_per_instance; /* recycle an instance after this many; 0: never */
-    int prefork;             /* spare instances kept forked ahead of demand */
-};
 
 /* What the pool calls on the HTTP side for each exchange. */
 struct thaw_exchange_ops {
@@ -53,6 +46,9 @@ struct thaw_exchange {
     int req_done;                /* REQ_END queued */
     int head_seen;               /* response head arrived */
     int holding;                 /* asked the instance to pause (slow client) */
+    uint64_t queued_ms;          /* uv_now() when it started waiting */
+    uint64_t started_ms;         /* uv_now() when an instance took it */
+    long long cpu_base_ms;       /* the instance's CPU time then */
     struct thaw_exchange *next, *prev; /* on the instance or queue */
 };
 
@@ -79,6 +75,9 @@ struct thaw_worker {
     void (*on_lost)(struct thaw_worker *w);
     void *data;
     int stopping;
+    uv_timer_t tick;             /* limits, timeouts, idle instances */
+    int tick_on;
+    unsigned ticks;
 };
 
 struct thaw_version {
@@ -99,6 +98,8 @@ struct thaw_version {
     struct thaw_instance *instances;
     int n_instances;
     struct thaw_exchange *queue_head, *queue_tail;
+    int queue_len;
+    uint64_t last_request_ms;    /* uv_now() of the latest request */
     int pending_closes;          /* uv handles still closing */
     int chan_gone;
     int doomed;                  /* freed at the end of this loop iteration */

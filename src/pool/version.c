@@ -29,6 +29,18 @@ int thaw__pidfd_alive(int pidfd)
     return poll(&p, 1, 0) == 0;
 }
 
+void thaw__instance_kill(struct thaw_instance *inst, int status, const char *msg)
+{
+    if (inst->kill_status)
+        return;
+    inst->kill_status = status;
+    snprintf(inst->kill_msg, sizeof(inst->kill_msg), "%s", msg);
+    thaw_log("worker %s: killing instance %u (pid %d): %s", inst->ver->name, inst->id,
+             (int)inst->pid, msg);
+    if (inst->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, inst->pidfd, SIGKILL, NULL, 0);
+}
+
 static void pidfd_signal(int pidfd, int sig)
 {
     if (pidfd >= 0)
@@ -157,13 +169,16 @@ void thaw__instance_dead(struct thaw_instance *inst, const char *why)
     struct thaw_version *v = inst->ver;
     int ready = v->state == VER_READY; /* v may be freed below */
 
-    if (inst->state == INST_LIVE && !v->worker->stopping)
+    if (inst->state == INST_LIVE && !v->worker->stopping && !inst->kill_status)
         thaw_log("worker %s: instance %u (pid %d) %s", v->name, inst->id,
                  (int)inst->pid, why);
-    thaw__instance_fail_all(inst,
-        "502 Bad Gateway: the worker's instance exited while handling this "
-        "request (a crash, os._exit() or a kill); thaw started a new one for "
-        "the next request.\n");
+    if (inst->kill_status)
+        thaw__instance_fail_all(inst, inst->kill_status, inst->kill_msg);
+    else
+        thaw__instance_fail_all(inst, 502,
+            "502 Bad Gateway: the worker's instance exited while handling this "
+            "request (a crash, os._exit() or a kill); thaw started a new one for "
+            "the next request.\n");
     instance_free(inst);
     /* queued requests need an instance that is alive */
     if (ready) {
@@ -301,6 +316,8 @@ static void instance_spawned(struct thaw_version *v, uint32_t id, pid_t pid, int
         inst->pid_poll_on = 1;
         uv_poll_start(&inst->pid_poll, UV_READABLE, on_instance_exit);
     }
+    if (v->state == VER_READY && v->last_request_ms)
+        thaw__pool_ensure_spares(v); /* it waited for this one to start */
 }
 
 /* ---- the template ---------------------------------------------------- */
@@ -474,6 +491,7 @@ static struct thaw_version *version_alloc(struct thaw_worker *w)
     v->build_start = uv_hrtime();
     v->next = w->versions;
     w->versions = v;
+    thaw__tick_start(w);
     return v;
 }
 
@@ -570,6 +588,8 @@ void thaw__version_retire(struct thaw_version *v)
         if (inst->inflight == 0)
             thaw__instance_retire(inst);
     }
+    thaw__pool_fail_queue(v, 503, "503 Service Unavailable: the worker was replaced "
+                          "while this request waited; retry\n");
     maybe_free_version(v);
 }
 

@@ -50,6 +50,8 @@ struct conn {
 /* response.c */
 extern const struct thaw_exchange_ops thaw__conn_ex_ops;
 void thaw__conn_write(struct conn *c, const void *p, size_t n);
+/* A string literal, its length counted by the compiler. */
+#define thaw__conn_lit(c, s) thaw__conn_write((c), (s), sizeof(s) - 1)
 void thaw__conn_printf(struct conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A complete response from thaw itself (errors); closes when close_conn. */

@@ -114,7 +114,7 @@ static void reset_request(struct conn *c)
 static int count_header_bytes(struct conn *c, size_t n)
 {
     c->header_bytes += n;
-    if (c->header_bytes > c->srv->limits.max_header) {
+    if (c->header_bytes > (size_t)c->srv->worker->limits.max_header) {
         c->err_status = 431;
         return -1;
     }
@@ -224,14 +224,15 @@ static int on_headers_complete(http_parser *p)
     c->is_head = p->method == HTTP_HEAD;
     has_body = (p->flags & F_CHUNKED) ||
                (p->content_length > 0 && p->content_length != ULLONG_MAX);
-    if (p->content_length != ULLONG_MAX && p->content_length > c->srv->limits.max_body) {
+    if (p->content_length != ULLONG_MAX &&
+        p->content_length > (uint64_t)c->srv->worker->limits.max_body) {
         c->err_status = 413;
         return -1;
     }
     thaw_exchange_init(&c->ex, &thaw__conn_ex_ops, c);
     c->ex_active = 1;
     if (c->expect_continue && has_body)
-        thaw__conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        thaw__conn_lit(c, "HTTP/1.1 100 Continue\r\n\r\n");
     thaw_buf_init(&head, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
     if (build_head(c, &head)) {
         thaw_buf_free(&head);
@@ -249,7 +250,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
     struct conn *c = p->data;
 
     c->body_bytes += n;
-    if (c->body_bytes > c->srv->limits.max_body) {
+    if (c->body_bytes > (uint64_t)c->srv->worker->limits.max_body) {
         c->err_status = 413;
         return -1;
     }
@@ -292,12 +293,12 @@ static void parse_error(struct conn *c)
     if (status == 413)
         snprintf(body, sizeof(body),
                  "413 Payload Too Large: the request body is over thaw's limit "
-                 "of %zu bytes (--max-body-size)\n", c->srv->limits.max_body);
+                 "of %lld bytes (--max-body-size)\n", c->srv->worker->limits.max_body);
     else if (status == 431)
         snprintf(body, sizeof(body),
                  "431 Request Header Fields Too Large: the request line and "
-                 "headers are over thaw's limit of %zu bytes (--max-header-size)\n",
-                 c->srv->limits.max_header);
+                 "headers are over thaw's limit of %lld bytes (--max-header-size)\n",
+                 c->srv->worker->limits.max_header);
     else
         snprintf(body, sizeof(body), "400 Bad Request: malformed HTTP request (%s)\n",
                  http_errno_description(e));
@@ -407,10 +408,10 @@ static void on_connection(uv_stream_t *server, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     thaw_buf_init(&c->in, READ_SIZE * 2 + 65536);
-    thaw_buf_init(&c->url, s->limits.max_header + 1);
-    thaw_buf_init(&c->hdrs, s->limits.max_header + 65536);
-    thaw_buf_init(&c->field, s->limits.max_header + 1);
-    thaw_buf_init(&c->value, s->limits.max_header + 1);
+    thaw_buf_init(&c->url, s->worker->limits.max_header + 1);
+    thaw_buf_init(&c->hdrs, s->worker->limits.max_header + 65536);
+    thaw_buf_init(&c->field, s->worker->limits.max_header + 1);
+    thaw_buf_init(&c->value, s->worker->limits.max_header + 1);
     thaw_buf_init(&c->out, (size_t)1 << 34);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
@@ -443,7 +444,6 @@ int thaw_server_listen(struct thaw_server *s, uv_loop_t *loop, const char *ip,
 
     s->loop = loop;
     s->worker = w;
-    s->limits = w->limits;
     if (strchr(ip, ':')) {
         rc = uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr);
         snprintf(s->authority, sizeof(s->authority), "[%s]:%d", ip, port);

@@ -187,9 +187,9 @@ static int header_safe(const char *s)
 static void write_conn_header(struct conn *c)
 {
     if (!c->keep_alive)
-        thaw__conn_write(c, "connection: close\r\n", 19);
+        thaw__conn_lit(c, "connection: close\r\n");
     else if (c->http10)
-        thaw__conn_write(c, "connection: keep-alive\r\n", 24);
+        thaw__conn_lit(c, "connection: keep-alive\r\n");
 }
 
 static void on_resp_head(struct thaw_exchange *ex, int status, const char *reason,
@@ -217,11 +217,11 @@ static void on_resp_head(struct thaw_exchange *ex, int status, const char *reaso
             c->keep_alive = 0; /* the body ends when the connection does */
         else {
             c->chunked = 1;
-            thaw__conn_write(c, "transfer-encoding: chunked\r\n", 28);
+            thaw__conn_lit(c, "transfer-encoding: chunked\r\n");
         }
     }
     write_conn_header(c);
-    thaw__conn_write(c, "\r\n", 2);
+    thaw__conn_lit(c, "\r\n");
     c->resp_started = 1;
 }
 
@@ -235,7 +235,7 @@ static void on_resp_body(struct thaw_exchange *ex, const char *p, size_t n)
         thaw__conn_printf(c, "%zx\r\n", n);
     thaw__conn_write(c, p, n);
     if (c->chunked)
-        thaw__conn_write(c, "\r\n", 2);
+        thaw__conn_lit(c, "\r\n");
 }
 
 static void on_resp_end(struct thaw_exchange *ex)
@@ -243,7 +243,7 @@ static void on_resp_end(struct thaw_exchange *ex)
     struct conn *c = ex->conn;
 
     if (c->chunked && !c->is_head)
-        thaw__conn_write(c, "0\r\n\r\n", 5);
+        thaw__conn_lit(c, "0\r\n\r\n");
     thaw_exchange_release(ex);
     thaw__conn_request_done(c);
 }
@@ -257,8 +257,10 @@ void thaw__conn_simple(struct conn *c, int status, const char *body, int close_c
     thaw__conn_printf(c, "HTTP/1.1 %d %s\r\ncontent-type: text/plain;charset=UTF-8\r\n"
                          "content-length: %zu\r\n",
                       status, thaw__reason(status), c->is_head ? 0 : n);
+    if (status == 503) /* busy or over a limit: worth retrying soon */
+        thaw__conn_lit(c, "retry-after: 1\r\n");
     write_conn_header(c);
-    thaw__conn_write(c, "\r\n", 2);
+    thaw__conn_lit(c, "\r\n");
     if (!c->is_head)
         thaw__conn_write(c, body, n);
     if (close_conn) {

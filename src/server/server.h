@@ -15,7 +15,6 @@ struct thaw_server {
     uv_tcp_t listener;
     int listening;
     struct thaw_worker *worker;
-    struct thaw_limits limits;
     char authority[128];   /* ip:port, for requests without Host */
     uv_prepare_t flusher;  /* writes what a loop iteration produced */
     struct conn *conns;    /* every open connection */

@@ -45,8 +45,11 @@ def srv(serve, toplog):
 
 
 def _instances(srv, n=6):
-    """Fire n concurrent blocking requests; returns {pid: json} with >= 2 pids."""
-    rs = srv.concurrent_get("/block", n)
+    """Fire n overlapping blocking requests; returns {pid: json} with >= 2
+    pids. They start 50 ms apart: thaw sees that an instance is blocked (in
+    time.sleep) once it is, and forks another instead of queueing behind it;
+    a burst that arrives before the first one blocks cannot be told apart."""
+    rs = srv.concurrent_get("/block", n, stagger=0.05)
     for r in rs:
         assert r.status == 200, r
     by_pid = {}

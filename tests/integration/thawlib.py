@@ -43,8 +43,10 @@ def _toml_value(v):
     raise TypeError(type(v))
 
 
-def write_config(d, name="test-worker", main="src/entry.py", vars=None, fmt="toml"):
-    """Write wrangler.toml / wrangler.json / wrangler.jsonc into d."""
+def write_config(d, name="test-worker", main="src/entry.py", vars=None, fmt="toml",
+                 **tables):
+    """Write wrangler.toml / wrangler.json / wrangler.jsonc into d. Extra
+    keyword arguments are more tables (thaw={...}, limits={...})."""
     d = Path(d)
     if fmt == "toml":
         lines = [f"name = {json.dumps(name)}"]
@@ -56,6 +58,10 @@ def write_config(d, name="test-worker", main="src/entry.py", vars=None, fmt="tom
             lines.append("")
             lines.append("[vars]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in vars.items()]
+        for table, values in tables.items():
+            lines.append("")
+            lines.append(f"[{table}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
         (d / "wrangler.toml").write_text("\n".join(lines) + "\n")
     elif fmt in ("json", "jsonc"):
         cfg = {"name": name}
@@ -65,6 +71,7 @@ def write_config(d, name="test-worker", main="src/entry.py", vars=None, fmt="tom
         cfg["compatibility_flags"] = ["python_workers"]
         if vars:
             cfg["vars"] = vars
+        cfg.update(tables)
         (d / f"wrangler.{fmt}").write_text(json.dumps(cfg, indent=2) + "\n")
     else:
         raise ValueError(fmt)
@@ -369,13 +376,15 @@ class Thaw:
                             f"{self.status()}\nlog:\n{self.log()[-3000:]}")
             time.sleep(interval)
 
-    def concurrent_get(self, path, n, timeout=HTTP_TIMEOUT):
-        """n GETs at once from n threads; returns the responses."""
+    def concurrent_get(self, path, n, timeout=HTTP_TIMEOUT, stagger=0.0):
+        """n GETs at once from n threads (the i-th delayed by i * stagger
+        seconds); returns the responses."""
         results = [None] * n
         barrier = threading.Barrier(n)
 
         def one(i):
             barrier.wait()
+            time.sleep(i * stagger)
             try:
                 results[i] = self.get(path, timeout=timeout)
             except Exception as e:  # reported below

@@ -1,0 +1,169 @@
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/limits.h"
+
+#define L(field) offsetof(struct thaw_limits, field)
+#define MB (1024LL * 1024)
+
+const struct thaw_limit_spec thaw_limit_specs[] = {
+    {"--max-body-size", "thaw", "max_body_size", L(max_body), THAW_LIM_SIZE,
+     100 * MB, 1, 64LL * 1024 * MB, "request body bytes (413 over it); like Cloudflare's 100 MB"},
+    {"--max-header-size", "thaw", "max_header_size", L(max_header), THAW_LIM_SIZE,
+     64 * 1024, 1024, 1 * MB, "request line and header bytes (431 over it)"},
+    {"--max-instances", "thaw", "max_instances", L(max_instances), THAW_LIM_COUNT,
+     8, 1, 10000, "instances per worker version"},
+    {"--concurrency", "thaw", "concurrency", L(concurrency), THAW_LIM_COUNT,
+     32, 1, 100000, "requests in flight on one instance's event loop"},
+    {"--requests-per-instance", "thaw", "requests_per_instance", L(requests_per_instance),
+     THAW_LIM_COUNT, 0, 0, 1LL << 40, "recycle an instance after N requests (0: never)"},
+    {"--prefork", "thaw", "prefork", L(prefork), THAW_LIM_COUNT,
+     1, 0, 64, "spare instances forked ahead of demand while the worker has traffic"},
+    {"--max-queue", "thaw", "max_queue", L(max_queue), THAW_LIM_COUNT,
+     1024, 0, 1000000, "requests waiting for an instance (503 beyond)"},
+    {"--queue-timeout", "thaw", "queue_timeout_ms", L(queue_timeout_ms), THAW_LIM_MS,
+     10000, 1, 3600000, "how long a request may wait for an instance (503 after)"},
+    {"--idle-timeout", "thaw", "idle_timeout_ms", L(idle_timeout_ms), THAW_LIM_MS,
+     60000, 1, 86400000, "an instance with nothing to do exits after this (scale to zero)"},
+    {"--cpu-ms", "limits", "cpu_ms", L(cpu_ms), THAW_LIM_MS,
+     30000, 1, 3600000, "CPU time one request may use (503, instance replaced); Cloudflare's limits.cpu_ms"},
+    {"--memory", "thaw", "memory_mb", L(memory_mb), THAW_LIM_COUNT,
+     128, 16, 1 << 20, "private memory of an instance in MB (killed over it, 503); like Workers' 128 MB"},
+    {"--request-timeout", "thaw", "request_timeout_ms", L(request_timeout_ms), THAW_LIM_MS,
+     300000, 1, 86400000, "wall-clock time to a complete response (504 after)"},
+};
+const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
+
+static long long *field(struct thaw_limits *l, const struct thaw_limit_spec *s)
+{
+    return (long long *)((char *)l + s->offset);
+}
+
+void thaw_limits_defaults(struct thaw_limits *l)
+{
+    int i;
+
+    memset(l, 0, sizeof(*l));
+    for (i = 0; i < thaw_n_limit_specs; i++)
+        *field(l, &thaw_limit_specs[i]) = thaw_limit_specs[i].def;
+}
+
+/* "64K", "100M", "1G", "500ms", "2s" or a plain number. */
+static int parse_value(const struct thaw_limit_spec *s, const char *v, long long *out)
+{
+    char *end;
+    long long n = strtoll(v, &end, 10);
+
+    if (end == v || n < 0)
+        return -1;
+    if (s->kind == THAW_LIM_SIZE) {
+        switch (*end) {
+        case 'k': case 'K': n <<= 10; end++; break;
+        case 'm': case 'M': n <<= 20; end++; break;
+        case 'g': case 'G': n <<= 30; end++; break;
+        }
+        if (*end == 'B' || *end == 'b')
+            end++;
+    } else if (s->kind == THAW_LIM_MS) {
+        if (strcmp(end, "ms") == 0)
+            end += 2;
+        else if (strcmp(end, "s") == 0)
+            n *= 1000, end += 1;
+    }
+    if (*end)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static const char *unit(const struct thaw_limit_spec *s)
+{
+    return s->kind == THAW_LIM_SIZE ? " bytes" : s->kind == THAW_LIM_MS ? " ms" : "";
+}
+
+int thaw_limits_flag(struct thaw_limits *l, int *set, const char *flag, const char *value,
+                     char *err, size_t errlen)
+{
+    int i;
+    long long n;
+
+    for (i = 0; i < thaw_n_limit_specs; i++) {
+        const struct thaw_limit_spec *s = &thaw_limit_specs[i];
+        if (strcmp(s->flag, flag) != 0)
+            continue;
+        if (!value || parse_value(s, value, &n) || n < s->min || n > s->max) {
+            snprintf(err, errlen, "%s takes a value from %lld to %lld%s, got '%s'", flag,
+                     s->min, s->max, unit(s), value ? value : "");
+            return -1;
+        }
+        *field(l, s) = n;
+        set[i] = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char *file,
+                            char *err, size_t errlen)
+{
+    json_t *root = json_loads(json, 0, NULL), *tbl, *v;
+    const char *key;
+    int i, rc = 0;
+
+    if (!root)
+        return 0;
+    for (i = 0; i < thaw_n_limit_specs && !rc; i++) {
+        const struct thaw_limit_spec *s = &thaw_limit_specs[i];
+        long long n;
+        tbl = json_object_get(root, s->table);
+        v = tbl ? json_object_get(tbl, s->key) : NULL;
+        if (!v)
+            continue;
+        if (json_is_integer(v))
+            n = json_integer_value(v);
+        else if (!json_is_string(v) || parse_value(s, json_string_value(v), &n))
+            n = -1;
+        if (n < s->min || n > s->max) {
+            snprintf(err, errlen, "%s: `%s.%s` must be a whole number from %lld to %lld%s",
+                     file, s->table, s->key, s->min, s->max, unit(s));
+            rc = -1;
+            break;
+        }
+        *field(l, s) = n;
+    }
+    /* a misspelt key would silently do nothing: say so */
+    for (i = 0; !rc && i < 2; i++) {
+        const char *t = i ? "limits" : "thaw";
+        tbl = json_object_get(root, t);
+        if (!json_is_object(tbl))
+            continue;
+        json_object_foreach(tbl, key, v) {
+            int k, known = 0;
+            for (k = 0; k < thaw_n_limit_specs; k++)
+                if (strcmp(thaw_limit_specs[k].table, t) == 0 &&
+                    strcmp(thaw_limit_specs[k].key, key) == 0)
+                    known = 1;
+            if (!known) {
+                snprintf(err, errlen, "%s: unknown key `%s.%s` (see docs/config.md)", file, t,
+                         key);
+                rc = -1;
+                break;
+            }
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+void thaw_limits_override(struct thaw_limits *dst, const struct thaw_limits *src,
+                          const int *set)
+{
+    int i;
+
+    for (i = 0; i < thaw_n_limit_specs; i++)
+        if (set[i])
+            *field(dst, &thaw_limit_specs[i]) = *field((struct thaw_limits *)src,
+                                                       &thaw_limit_specs[i]);
+}

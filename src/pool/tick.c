@@ -1,0 +1,172 @@
+/* Housekeeping every TICK_MS, per worker: requests that waited too long in
+ * the queue, requests over their wall-clock or CPU limit, instances over
+ * their memory limit, and idle instances (scale to zero). One timer for
+ * all of it, reading /proc only for instances that have work. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pool/pool-internal.h"
+#include "util/log.h"
+
+#define TICK_MS 50
+#define MEMORY_EVERY 4 /* ticks: smaps_rollup walks page tables */
+
+static int read_small(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t k;
+
+    if (fd < 0)
+        return -1;
+    k = read(fd, buf, n - 1);
+    close(fd);
+    if (k < 0)
+        return -1;
+    buf[k] = '\0';
+    return (int)k;
+}
+
+int thaw__proc_syscall_state(pid_t pid)
+{
+    char path[64], buf[128];
+    long nr;
+
+    snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+    if (read_small(path, buf, sizeof(buf)) <= 0)
+        return THAW_PROC_IN_EPOLL; /* unknown: do not call it blocked */
+    if (strncmp(buf, "running", 7) == 0)
+        return THAW_PROC_RUNNING;
+    nr = strtol(buf, NULL, 10);
+    /* epoll_wait, epoll_pwait, epoll_pwait2 */
+    return nr == 232 || nr == 281 || nr == 441 ? THAW_PROC_IN_EPOLL : THAW_PROC_IN_SYSCALL;
+}
+
+/* utime + stime of a process, in ms; -1 when it is gone. */
+static long long cpu_ms(pid_t pid)
+{
+    static long tck;
+    char path[64], buf[1024], *p;
+    unsigned long long ut, st;
+
+    if (!tck)
+        tck = sysconf(_SC_CLK_TCK);
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (read_small(path, buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')))
+        return -1;
+    /* after "pid (comm)": state is field 3, utime 14, stime 15 */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (long long)((ut + st) * 1000 / (unsigned long long)tck);
+}
+
+/* Private (unshared) memory in MB: what the instance costs beyond its
+ * template; -1 when it is gone. */
+static long long private_mb(pid_t pid)
+{
+    char path[64], buf[2048], *p;
+    long long kb = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+    if (read_small(path, buf, sizeof(buf)) <= 0)
+        return -1;
+    if ((p = strstr(buf, "Private_Clean:")))
+        kb += strtoll(p + 14, NULL, 10);
+    if ((p = strstr(buf, "Private_Dirty:")))
+        kb += strtoll(p + 14, NULL, 10);
+    return kb / 1024;
+}
+
+static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_round)
+{
+    const struct thaw_limits *lim = &inst->ver->worker->limits;
+    struct thaw_exchange *ex, *next;
+    char msg[256];
+    long long cpu = -1;
+
+    if (inst->state != INST_LIVE || inst->pid <= 0 || inst->kill_status)
+        return;
+    if (mem_round) {
+        long long mb = private_mb(inst->pid);
+        if (mb > lim->memory_mb) {
+            snprintf(msg, sizeof(msg),
+                     "503 Service Unavailable: the worker's instance used %lld MB, over its "
+                     "memory limit of %lld MB (memory_mb), and was killed\n", mb,
+                     lim->memory_mb);
+            thaw__instance_kill(inst, 503, msg);
+            return;
+        }
+    }
+    if (inst->inflight == 0) {
+        if (inst->served > 0 || inst->idle_since_ms) {
+            if (now - inst->idle_since_ms > (uint64_t)lim->idle_timeout_ms)
+                thaw__instance_retire(inst); /* scale to zero */
+        } else if (now - inst->progress_ms > (uint64_t)lim->idle_timeout_ms &&
+                   now - inst->ver->last_request_ms > (uint64_t)lim->idle_timeout_ms) {
+            thaw__instance_retire(inst); /* a spare nobody needed */
+        }
+        return;
+    }
+    for (ex = inst->ex_head; ex; ex = next) {
+        next = ex->next;
+        if (now - ex->started_ms > (uint64_t)lim->request_timeout_ms) {
+            snprintf(msg, sizeof(msg),
+                     "504 Gateway Timeout: the worker did not finish its response within "
+                     "%lld ms (request_timeout_ms)\n", lim->request_timeout_ms);
+            thaw_log("worker %s: request on instance %u over its wall-clock limit",
+                     inst->ver->name, inst->id);
+            thaw__exchange_abort(ex, 504, msg);
+            continue;
+        }
+        if (cpu < 0 && (cpu = cpu_ms(inst->pid)) < 0)
+            return;
+        if (ex->cpu_base_ms < 0) {
+            ex->cpu_base_ms = cpu;
+        } else if (cpu - ex->cpu_base_ms > lim->cpu_ms) {
+            /* a CPU-bound handler never yields: only a kill stops it */
+            snprintf(msg, sizeof(msg),
+                     "503 Service Unavailable: the worker exceeded its CPU time limit of "
+                     "%lld ms per request (limits.cpu_ms); its instance was replaced\n",
+                     lim->cpu_ms);
+            thaw__instance_kill(inst, 503, msg);
+            return;
+        }
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct thaw_worker *w = t->data;
+    struct thaw_version *v;
+    struct thaw_instance *i, *next;
+    uint64_t now = uv_now(w->loop);
+    int mem_round = (++w->ticks % MEMORY_EVERY) == 0;
+
+    if (w->stopping)
+        return;
+    for (v = w->versions; v; v = v->next) {
+        if (v->doomed)
+            continue;
+        for (i = v->instances; i; i = next) {
+            next = i->next;
+            check_instance(i, now, mem_round);
+        }
+        if (v->queue_head) {
+            thaw__pool_expire_queue(v, now, w->limits.queue_timeout_ms);
+            if (v->state == VER_READY)
+                thaw__pool_run_queue(v); /* a blocked instance may be free now */
+        }
+    }
+}
+
+void thaw__tick_start(struct thaw_worker *w)
+{
+    if (w->tick_on)
+        return;
+    uv_timer_init(w->loop, &w->tick);
+    w->tick.data = w;
+    w->tick_on = 1;
+    uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
+}
