@@ -4,6 +4,7 @@ template would be shared by every instance)."""
 import asyncio
 import inspect
 import os
+import signal
 import socket
 import sys
 
@@ -99,6 +100,9 @@ class Instance:
         asyncio.set_event_loop(self.loop)
         self.ctx = ExecutionContext(self.loop, self.bg_tasks)
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
+        # thaw stopping: finish through the exit hooks (ASGI lifespan
+        # shutdown) rather than die in the middle of them
+        self.loop.add_signal_handler(signal.SIGTERM, self.loop.stop)
         try:
             self.loop.run_forever()
             self.loop.remove_reader(self.sock.fileno())
@@ -297,7 +301,7 @@ class Instance:
         self._queue(ipc.frame(ipc.RESP_HEAD, st.sid, ipc.fields(*items)))
         st.head_sent = True
         if st.is_head or no_body:
-            _close_iter(body)
+            self.loop.create_task(_aclose_iter(body))
             self._queue(ipc.frame(ipc.RESP_END, st.sid))
             self.streams.pop(st.sid, None)
             return
@@ -316,22 +320,17 @@ class Instance:
                 for chunk in body:
                     self._send_chunk(sid, chunk)
                     await self._drain()
-        except asyncio.CancelledError:
-            return
         except BaseException as exc:
+            if self.streams.get(sid) is not st:
+                return  # our own cancel: the client went away
+            # the body failed (a CancelledError raised by the iterator itself
+            # included): cut the response so the client sees it is incomplete
             log_exception(self.worker.name, exc)
-            if self.streams.get(sid) is st:
-                self._queue(ipc.frame(ipc.RESP_ABORT, sid))
+            self._queue(ipc.frame(ipc.RESP_ABORT, sid))
             return
         finally:
             self.streams.pop(sid, None)
-            if hasattr(body, "aclose"):
-                try:
-                    await body.aclose()
-                except BaseException:
-                    pass
-            else:
-                _close_iter(body)
+            await _aclose_iter(body)
         self._queue(ipc.frame(ipc.RESP_END, sid))
 
     def _send_chunk(self, sid, chunk):
@@ -340,6 +339,17 @@ class Instance:
         chunk = bytes(chunk)
         for i in range(0, len(chunk), ipc.CHUNK):
             self._queue(ipc.frame(ipc.RESP_BODY, sid, chunk[i:i + ipc.CHUNK]))
+
+
+async def _aclose_iter(body):
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except BaseException:
+            pass
+    else:
+        _close_iter(body)
 
 
 def _close_iter(body):

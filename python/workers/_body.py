@@ -30,17 +30,29 @@ def _chunk(c):
 
 
 def _sync_chunks(it):
-    for c in it:
-        c = _chunk(c)
-        if c:  # an empty chunk would read as end-of-body to some writers
-            yield c
+    try:
+        for c in it:
+            c = _chunk(c)
+            if c:  # an empty chunk would read as end-of-body to some writers
+                yield c
+    finally:
+        # closing the wrapper closes the user's iterator at once, so its
+        # `finally` runs now and not whenever the garbage collector gets it
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
 
 
 async def _async_chunks(ait):
-    async for c in ait:
-        c = _chunk(c)
-        if c:
-            yield c
+    try:
+        async for c in ait:
+            c = _chunk(c)
+            if c:
+                yield c
+    finally:
+        aclose = getattr(ait, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def coerce(body):

@@ -9,6 +9,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ static int fail_status(PyStatus st)
 int main(int argc, char **argv)
 {
     const char *pydir = NULL, *preload = "";
+    char realdir[PATH_MAX];
     int fd = 3, i;
     long ppid = 0;
     PyConfig config;
@@ -105,6 +107,9 @@ int main(int argc, char **argv)
     if (PyStatus_Exception(st))
         return fail_status(st);
 
+    /* a clean path: tracebacks are matched against it to hide thaw's frames */
+    if (realpath(pydir, realdir))
+        pydir = realdir;
     path = PySys_GetObject("path"); /* borrowed */
     dir = PyUnicode_DecodeFSDefault(pydir);
     if (!path || !dir || PyList_Insert(path, 0, dir) < 0)
