@@ -10,7 +10,7 @@ import sys
 
 import _thaw
 
-from . import entropy, hooks, ipc
+from . import entropy, hooks, ipc, output
 from .body import RequestBody
 from .log import log_exception, log_lines
 
@@ -213,15 +213,21 @@ class Instance:
             st.body = RequestBody(self.loop)  # swallows REQ_END; never read
         self.streams[sid] = st
         request = self.Request._thaw_new(method, url, pairs, body)
+        # output of the handler, and of every task it starts, is tagged
+        # with the request (a task copies the context it is created in)
+        token = output.request_id.set(sid)
         try:
-            result = self.worker.handler.call(request, self.worker.env, self.ctx)
-        except BaseException as exc:
-            self._handler_failed(st, exc)
-            return
-        if inspect.isawaitable(result):
-            st.task = self.loop.create_task(self._await_handler(st, result))
-        else:
-            self._respond(st, result)
+            try:
+                result = self.worker.handler.call(request, self.worker.env, self.ctx)
+            except BaseException as exc:
+                self._handler_failed(st, exc)
+                return
+            if inspect.isawaitable(result):
+                st.task = self.loop.create_task(self._await_handler(st, result))
+            else:
+                self._respond(st, result)
+        finally:
+            output.request_id.reset(token)
 
     async def _await_handler(self, st, awaitable):
         try:

@@ -7,8 +7,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def log_lines(tag, text):
-    out = "".join(f"[{tag}] {line}\n" for line in text.rstrip("\n").split("\n"))
-    sys.stderr.write(out)
+    """thaw's own lines about a worker; the output module adds the tag (and
+    the request, when there is one)."""
+    sys.stderr.write(text.rstrip("\n") + "\n")
     sys.stderr.flush()
 
 

@@ -10,7 +10,7 @@ import time
 
 import _thaw
 
-from . import entropy, instance, ipc, proc
+from . import entropy, instance, ipc, output, proc
 from .handler import resolve_handler
 from .log import user_traceback
 
@@ -88,6 +88,7 @@ def _entropy_message(main_rel, errors):
 
 def main(fd, version, name, wdir, main_rel, config_json):
     _thaw.set_name("thaw-template")
+    output.set_worker(name)
     chan = ipc.BlockingChannel(fd)
     proc.reap_children_on_sigchld()
     try:

@@ -11,7 +11,7 @@ import tomllib
 
 import _thaw
 
-from . import ipc, proc
+from . import ipc, output, proc
 
 # Imported here so every template and instance inherits them already
 # loaded (the point of the zygote); asyncio is what instances run on.
@@ -55,20 +55,20 @@ def _preload(packages):
         try:
             importlib.import_module(name)
         except Exception as e:
-            print(f"[thaw-zygote] --preload: cannot import {name!r} ({type(e).__name__}: "
+            print(f"--preload: cannot import {name!r} ({type(e).__name__}: "
                   f"{e}); it is not preloaded", file=sys.stderr, flush=True)
     return sorted(_top_level_modules() - before)
 
 
 def main(fd, preload=""):
     _thaw.set_name("thaw-zygote")
-    # a worker's print() reaches the log line by line, not at exit
-    sys.stdout.reconfigure(line_buffering=True)
+    # a worker's print() reaches the log line by line, tagged
+    output.install()
     proc.reap_children_on_sigchld()
     chan = ipc.BlockingChannel(fd)
     added = _preload([p.strip() for p in preload.split(",") if p.strip()])
     if threading.active_count() > 1:
-        print("[thaw-zygote] warning: the preloaded packages started threads, which "
+        print("warning: the preloaded packages started threads, which "
               "do not survive fork", file=sys.stderr, flush=True)
     # templates share the zygote's pages as the instances share theirs
     gc.collect()
@@ -86,4 +86,4 @@ def main(fd, preload=""):
         else:
             if mfd is not None:
                 os.close(mfd)
-            print(f"[thaw-zygote] unexpected frame type {ftype}", file=sys.stderr)
+            print(f"unexpected frame type {ftype}", file=sys.stderr)

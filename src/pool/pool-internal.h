@@ -19,6 +19,7 @@ struct thaw_instance {
     int served;      /* requests attached so far */
     uint64_t progress_ms;   /* last frame from it (or attach while idle) */
     uint64_t idle_since_ms; /* when its last request ended */
+    long long private_kb;   /* last reading of its private memory */
     int kill_status;        /* 503 when thaw killed it for a limit ... */
     char kill_msg[256];     /* ... and why, for its requests and the log */
     int holds;

@@ -66,6 +66,12 @@ static void attach(struct thaw_instance *inst, struct thaw_exchange *ex)
     uint64_t now = uv_now(inst->ver->worker->loop);
 
     ex->inst = inst;
+    ex->inst_id = inst->id;
+    ex->cold = inst->served == 0;
+    if (ex->cold)
+        inst->ver->worker->metrics.starts_fork++;
+    else
+        inst->ver->worker->metrics.starts_warm++;
     ex->started_ms = now;
     ex->cpu_base_ms = -1; /* read by the tick when it first looks */
     if (inst->inflight == 0)
@@ -131,12 +137,15 @@ static void instance_idle_check(struct thaw_instance *inst)
  * than epoll (time.sleep, a blocking socket), or it has been running
  * without sending anything for BLOCKED_MS (a CPU-bound handler). */
 #define BLOCKED_MS 20
+#define FRESH_MS 2
 
 static int blocked(const struct thaw_instance *i, uint64_t now)
 {
     int st;
 
-    if (i->inflight == 0 || i->pid <= 0)
+    /* an instance that sent a frame this very moment is making progress:
+     * spare the /proc read, the common case under load */
+    if (i->inflight == 0 || i->pid <= 0 || now - i->progress_ms < FRESH_MS)
         return 0;
     st = thaw__proc_syscall_state(i->pid);
     if (st == THAW_PROC_IN_EPOLL)
@@ -190,8 +199,7 @@ void thaw__pool_ensure_spares(struct thaw_version *v)
     if (v->state != VER_READY || v->worker->stopping)
         return;
     /* scale to zero: a worker without recent traffic keeps no spare */
-    if (v->last_request_ms &&
-        uv_now(v->worker->loop) - v->last_request_ms > (uint64_t)lim->idle_timeout_ms)
+    if (uv_now(v->worker->loop) - v->last_request_ms > (uint64_t)lim->idle_timeout_ms)
         return;
     for (i = v->instances; i; i = i->next) {
         if (i->state != INST_LIVE || !i->chan)

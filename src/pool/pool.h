@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "config/limits.h"
+#include "pool/metrics.h"
 #include "ipc/chan.h"
 #include "util/buf.h"
 
@@ -46,6 +47,8 @@ struct thaw_exchange {
     int req_done;                /* REQ_END queued */
     int head_seen;               /* response head arrived */
     int holding;                 /* asked the instance to pause (slow client) */
+    uint32_t inst_id;            /* the instance that took it (for the log) */
+    int cold;                    /* it was that instance's first request */
     uint64_t queued_ms;          /* uv_now() when it started waiting */
     uint64_t started_ms;         /* uv_now() when an instance took it */
     long long cpu_base_ms;       /* the instance's CPU time then */
@@ -75,6 +78,7 @@ struct thaw_worker {
     void (*on_lost)(struct thaw_worker *w);
     void *data;
     int stopping;
+    struct thaw_metrics metrics;
     uv_timer_t tick;             /* limits, timeouts, idle instances */
     int tick_on;
     unsigned ticks;

@@ -62,9 +62,9 @@ static long long cpu_ms(pid_t pid)
     return (long long)((ut + st) * 1000 / (unsigned long long)tck);
 }
 
-/* Private (unshared) memory in MB: what the instance costs beyond its
+/* Private (unshared) memory in kB: what the instance costs beyond its
  * template; -1 when it is gone. */
-static long long private_mb(pid_t pid)
+static long long private_kb(pid_t pid)
 {
     char path[64], buf[2048], *p;
     long long kb = 0;
@@ -76,7 +76,7 @@ static long long private_mb(pid_t pid)
         kb += strtoll(p + 14, NULL, 10);
     if ((p = strstr(buf, "Private_Dirty:")))
         kb += strtoll(p + 14, NULL, 10);
-    return kb / 1024;
+    return kb;
 }
 
 static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_round)
@@ -89,7 +89,8 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
     if (inst->state != INST_LIVE || inst->pid <= 0 || inst->kill_status)
         return;
     if (mem_round) {
-        long long mb = private_mb(inst->pid);
+        long long kb = private_kb(inst->pid), mb = kb / 1024;
+        inst->private_kb = kb;
         if (mb > lim->memory_mb) {
             snprintf(msg, sizeof(msg),
                      "503 Service Unavailable: the worker's instance used %lld MB, over its "
@@ -100,13 +101,10 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
         }
     }
     if (inst->inflight == 0) {
-        if (inst->served > 0 || inst->idle_since_ms) {
-            if (now - inst->idle_since_ms > (uint64_t)lim->idle_timeout_ms)
-                thaw__instance_retire(inst); /* scale to zero */
-        } else if (now - inst->progress_ms > (uint64_t)lim->idle_timeout_ms &&
-                   now - inst->ver->last_request_ms > (uint64_t)lim->idle_timeout_ms) {
-            thaw__instance_retire(inst); /* a spare nobody needed */
-        }
+        /* scale to zero; a spare goes too once the worker is quiet */
+        if (now - inst->idle_since_ms > (uint64_t)lim->idle_timeout_ms &&
+            now - inst->ver->last_request_ms > (uint64_t)lim->idle_timeout_ms)
+            thaw__instance_retire(inst);
         return;
     }
     for (ex = inst->ex_head; ex; ex = next) {

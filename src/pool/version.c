@@ -246,6 +246,8 @@ struct thaw_instance *thaw__instance_spawn(struct thaw_version *v)
         return NULL;
     }
     inst->id = next_instance_id++;
+    /* born idle: the idle timeout counts from now */
+    inst->progress_ms = inst->idle_since_ms = uv_now(v->worker->loop);
     inst->ver = v;
     inst->pidfd = -1;
     inst->pid = -1;
@@ -356,6 +358,7 @@ static void on_template_frame(struct thaw_chan *c, const struct thaw_ipc_frame *
 
     switch (f->type) {
     case THAW_IPC_BUILT: {
+        v->last_request_ms = uv_now(v->worker->loop); /* a build counts as activity */
         struct thaw_ipc_fields it;
         const uint8_t *p;
         size_t n;
@@ -566,6 +569,7 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
         return v;
     }
     v->zygote = pick_zygote(w);
+    w->metrics.template_builds++;
     if (thaw_zygote_build(v->zygote, v->id, sv[1], w->cfg.name, w->cfg.dir,
                           w->cfg.main, w->cfg.json, on_template_forked, v)) {
         thaw_chan_close(v->chan);

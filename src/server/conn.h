@@ -29,6 +29,12 @@ struct conn {
     uint64_t body_bytes;
     int err_status;         /* 431 / 413 decided inside a callback */
 
+    /* for the request log and the metrics */
+    uint64_t req_start_ns;
+    char req_method[16];
+    char req_path[256];
+    int resp_status;
+
     /* the exchange with the worker */
     struct thaw_exchange ex;
     int ex_active;          /* dispatched, response not finished */
@@ -58,6 +64,10 @@ void thaw__conn_printf(struct conn *c, const char *fmt, ...)
 void thaw__conn_simple(struct conn *c, int status, const char *body, int close_conn);
 void thaw__conn_flush_all(struct thaw_server *s);
 void thaw__conn_mark(struct conn *c);
+
+/* reqlog.c: one JSON line and the metrics for a finished request;
+ * status 0 when the response was cut short, 499 when the client left */
+void thaw__conn_log_request(struct conn *c, int status);
 
 /* http.c */
 void thaw__conn_close(struct conn *c);

@@ -62,6 +62,7 @@ void thaw__conn_close(struct conn *c)
     c->closing = 1;
     if (c->ex_active) {
         c->ex_active = 0;
+        thaw__conn_log_request(c, c->resp_started ? 0 : 499);
         thaw_exchange_release(&c->ex); /* cancels it in the instance */
     }
     unlink_dirty(c);
@@ -76,8 +77,10 @@ void thaw__conn_close(struct conn *c)
 
 void thaw__conn_update_reading(struct conn *c)
 {
-    int want = !c->closing && !c->eof && !c->close_after_write &&
-               parser_paused(&c->parser) == 0 && !c->resume_pending;
+    /* While a request waits for its response the socket stays armed: the
+     * next pipelined request just collects in c->in (bounded below), so a
+     * keep-alive connection costs no epoll_ctl per request. */
+    int want = !c->closing && !c->eof && !c->close_after_write;
 
     if (want && c->ex_active && !c->msg_done && thaw_exchange_congested(&c->ex))
         want = 0;
@@ -231,6 +234,21 @@ static int on_headers_complete(http_parser *p)
     }
     thaw_exchange_init(&c->ex, &thaw__conn_ex_ops, c);
     c->ex_active = 1;
+    c->req_start_ns = uv_hrtime();
+    c->resp_status = 0;
+    snprintf(c->req_method, sizeof(c->req_method), "%s",
+             http_method_str((enum http_method)p->method));
+    {
+        /* the path, without the query string (it may carry secrets) */
+        size_t n = c->url.len;
+        const char *q = memchr(c->url.data, '?', n);
+        if (q)
+            n = (size_t)(q - c->url.data);
+        if (n >= sizeof(c->req_path))
+            n = sizeof(c->req_path) - 1;
+        memcpy(c->req_path, c->url.data, n);
+        c->req_path[n] = '\0';
+    }
     if (c->expect_continue && has_body)
         thaw__conn_lit(c, "HTTP/1.1 100 Continue\r\n\r\n");
     thaw_buf_init(&head, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
@@ -386,6 +404,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->in.len += (size_t)nread;
+    if (parser_paused(&c->parser) || c->resume_pending) {
+        thaw__conn_update_reading(c); /* collected; parsed after the response */
+        return;
+    }
     thaw__conn_parse(c);
 }
 

@@ -152,6 +152,7 @@ static void flush(struct conn *c)
 
 void thaw__conn_flush_all(struct thaw_server *s)
 {
+    thaw_log_flush();
     /* flushing may parse a pipelined request, which may mark more
      * connections: loop until nothing is left */
     while (s->dirty) {
@@ -223,6 +224,7 @@ static void on_resp_head(struct thaw_exchange *ex, int status, const char *reaso
     write_conn_header(c);
     thaw__conn_lit(c, "\r\n");
     c->resp_started = 1;
+    c->resp_status = status;
 }
 
 static void on_resp_body(struct thaw_exchange *ex, const char *p, size_t n)
@@ -244,6 +246,7 @@ static void on_resp_end(struct thaw_exchange *ex)
 
     if (c->chunked && !c->is_head)
         thaw__conn_lit(c, "0\r\n\r\n");
+    thaw__conn_log_request(c, c->resp_status);
     thaw_exchange_release(ex);
     thaw__conn_request_done(c);
 }
@@ -275,9 +278,12 @@ static void on_fail(struct thaw_exchange *ex, int status, const char *msg)
 
     thaw_exchange_release(ex);
     if (!status || c->resp_started) {
+        thaw__conn_log_request(c, 0);
+        c->ex_active = 0;
         thaw__conn_close(c); /* the client sees a cut response, not a lie */
         return;
     }
+    thaw__conn_log_request(c, status);
     thaw__conn_simple(c, status, msg && *msg ? msg : thaw__reason(status), 0);
     thaw__conn_request_done(c);
 }

@@ -90,8 +90,10 @@ int main(int argc, char **argv)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (ppid && getppid() != ppid)
         return 1;
-    /* Ctrl-C reaches the whole process group; the supervisor alone decides
-     * how the tree stops. */
+    /* Ctrl-C, `timeout` and `kill -- -PGID` signal a whole process group:
+     * the Python tree gets its own, so the supervisor alone decides how it
+     * stops (and does not mistake an orderly stop for crashes). */
+    setpgid(0, 0);
     signal(SIGINT, SIG_IGN);
 
     if (PyImport_AppendInittab("_thaw", init_thaw_module) < 0)

@@ -1,6 +1,7 @@
 """`asgi.fetch` with hand-written ASGI apps, through the real binary: the
 http scope, request bodies in chunks, streamed responses (SSE), lifespan
 once per instance, errors before and after the response starts."""
+import re
 import concurrent.futures
 import http.client
 import json
@@ -330,7 +331,8 @@ def test_exception_before_start_is_500_with_traceback(srv):
     assert r.status == 500, r
     log = srv.wait_log("asgi-boom-before-4711")
     assert "Traceback" in log
-    assert "[asgi] ValueError: asgi-boom-before-4711" in log
+    # tagged with the worker and the request it failed
+    assert re.search(r"\[test-worker req=\d+\] ValueError: asgi-boom-before-4711", log), log
     assert srv.get("/started").status == 200  # the instance still serves
 
 

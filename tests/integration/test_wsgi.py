@@ -1,6 +1,7 @@
 """`wsgi.fetch` through the real binary: the PEP 3333 environ, bodies,
 streamed and sized responses, errors, blocking apps in a thread; and the
 Flask (python3-flask) and Django (python3-django) examples."""
+import re
 import concurrent.futures
 import json
 import time
@@ -132,7 +133,8 @@ def test_exception_is_500_with_traceback(srv):
     r = srv.get("/raise")
     assert r.status == 500, r
     log = srv.wait_log("wsgi-boom-5512")
-    assert "Traceback" in log and "[wsgi] ValueError: wsgi-boom-5512" in log
+    assert "Traceback" in log
+    assert re.search(r"\[test-worker req=\d+\] ValueError: wsgi-boom-5512", log), log
     assert srv.get("/x").status == 200
 
 

@@ -1,0 +1,68 @@
+"""A worker's print() and logging output, tagged with the worker and the
+request it belongs to: `[name req=17] text`.
+
+sys.stdout and sys.stderr are replaced in the zygote, before any worker
+code exists, so even a logging handler that a worker's top level made
+(it keeps the stream object it was given) writes through the tagging
+stream. The request comes from a context variable that the instance sets
+around each handler; a task inherits it when it is created."""
+import contextvars
+import io
+import sys
+
+request_id = contextvars.ContextVar("thaw_request_id", default=None)
+_worker = ["thaw-zygote"]
+
+
+def set_worker(name):
+    _worker[0] = name
+
+
+class TaggedStream(io.TextIOBase):
+    def __init__(self, raw):
+        self._raw = raw
+        self._partial = ""
+
+    @property
+    def encoding(self):
+        return self._raw.encoding
+
+    @property
+    def errors(self):
+        return self._raw.errors
+
+    def fileno(self):
+        return self._raw.fileno()
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def _prefix(self):
+        rid = request_id.get()
+        return f"[{_worker[0]} req={rid}] " if rid is not None else f"[{_worker[0]}] "
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        text = self._partial + s
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        if lines:
+            prefix = self._prefix()
+            self._raw.write("".join(f"{prefix}{line}\n" for line in lines))
+            self._raw.flush()
+        return len(s)
+
+    def flush(self):
+        if self._partial:
+            self._raw.write(self._prefix() + self._partial + "\n")
+            self._partial = ""
+        self._raw.flush()
+
+
+def install():
+    sys.stdout = TaggedStream(sys.__stdout__)
+    sys.stderr = TaggedStream(sys.__stderr__)
