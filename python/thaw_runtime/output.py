@@ -1,4 +1,4 @@
-"""A worker's print() and logging output, tagged with the worker and the
+"""A worker's print() and logging output, on thaw's log (stderr), tagged with the worker and the
 request it belongs to: `[name req=17] text`.
 
 sys.stdout and sys.stderr are replaced in the zygote, before any worker
@@ -64,5 +64,7 @@ class TaggedStream(io.TextIOBase):
 
 
 def install():
-    sys.stdout = TaggedStream(sys.__stdout__)
+    # both go to thaw's log (stderr): thaw's stdout carries only its own
+    # lines ("Ready on ..."), which tools may read
+    sys.stdout = TaggedStream(sys.__stderr__)
     sys.stderr = TaggedStream(sys.__stderr__)

@@ -95,6 +95,19 @@ class Lifespan:
         await asyncio.wait({self.task}, timeout=1.0)
 
 
+def ready(app):
+    """The request scopes' lifespan state (None without lifespan) when the
+    app's startup already completed in this process, else NOT_READY:
+    then await startup(). Saves a coroutine per request."""
+    ls = _by_app.get(id(app))
+    if ls is None or not ls.started.done() or ls.started.exception() is not None:
+        return NOT_READY
+    return ls.state if ls.supported else None
+
+
+NOT_READY = object()
+
+
 async def startup(app, env):
     """Runs the app's startup once in this process; returns the lifespan
     state dict for request scopes, or None without lifespan. Raises

@@ -33,6 +33,12 @@ class BodyPipe:
 
     # -- writer side ---------------------------------------------------
     async def put(self, data):
+        if self.write(data):
+            await self.drain()
+
+    def write(self, data):
+        """put without the wait: True when the writer must now await
+        drain() before writing more (over HIGH_WATER, or closed)."""
         if self._closed:
             raise ClientDisconnected("the client disconnected")
         if self._done:
@@ -41,6 +47,11 @@ class BodyPipe:
             self._chunks.append(data)
             self._size += len(data)
             _wake(self._reader)
+        return self._size > HIGH_WATER or self._closed
+
+    async def drain(self):
+        """Waits until the queue is back under HIGH_WATER; raises
+        ClientDisconnected once nobody reads."""
         while self._size > HIGH_WATER and not self._closed:
             self._writer = asyncio.get_running_loop().create_future()
             await self._writer

@@ -1,12 +1,72 @@
 """The parts of a workers.Request that ASGI scopes and WSGI environs share,
-and the ASGI `http` scope itself."""
+and the ASGI `http` scope itself.
+
+Both are built per request, so the URL is taken apart with plain string
+operations when it has the shape the runtime gives it (ASCII,
+"http[s]://authority/path?query"); anything else goes through urlsplit.
+The authority's (host, port) is computed by urlsplit once per distinct
+authority and cached: the Host header of one deployment rarely changes.
+"""
 from urllib.parse import unquote_to_bytes, urlsplit
+
+from ._headers import Headers
 
 ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.3"}
 
 # thaw's supervisor speaks HTTP/1.x and does not pass the client's version
 # on; 1.1 is what nearly every client sends.
 HTTP_VERSION = "1.1"
+
+# (scheme, authority) -> (host, port); bounded so that a client sending a
+# new Host header per request cannot grow it without limit
+_servers = {}
+_SERVERS_MAX = 256
+_SCHEME_LEN = {"http": 7, "https": 8}  # len("http://"), len("https://")
+
+
+def _server(scheme, netloc):
+    key = (scheme, netloc)
+    server = _servers.get(key)
+    if server is None:
+        parts = urlsplit(scheme + "://" + netloc)
+        server = (parts.hostname or "", _port(parts, scheme))
+        if len(_servers) >= _SERVERS_MAX:
+            _servers.clear()
+        _servers[key] = server
+    return server
+
+
+def _port(parts, scheme):
+    try:
+        port = parts.port
+    except ValueError:  # a Host header like "x:abc"; the URL still routes
+        port = None
+    return port if port is not None else (443 if scheme == "https" else 80)
+
+
+def split_url(url):
+    """(scheme, (host, port), path str, query str) of a request URL, as
+    urlsplit would give them; path and query still %-encoded."""
+    if url.startswith("http"):
+        scheme = "https" if url.startswith("https://") else \
+            "http" if url.startswith("http://") else None
+        if scheme is not None and url.isascii() and \
+                "\t" not in url and "\n" not in url and "\r" not in url:
+            start = _SCHEME_LEN[scheme]
+            end = len(url)
+            for delim in "/?#":
+                i = url.find(delim, start, end)
+                if i >= 0:
+                    end = i
+            rest = url[end:]
+            i = rest.find("#")
+            if i >= 0:
+                rest = rest[:i]
+            path, _, query = rest.partition("?")
+            return scheme, _server(scheme, url[start:end]), path, query
+    parts = urlsplit(url)
+    scheme = parts.scheme or "http"
+    return scheme, (parts.hostname or "", _port(parts, scheme)), parts.path, parts.query
 
 
 class Target:
@@ -16,18 +76,11 @@ class Target:
     __slots__ = ("scheme", "host", "port", "raw_path", "query")
 
     def __init__(self, url):
-        parts = urlsplit(url)
-        self.scheme = parts.scheme or "http"
-        self.host = parts.hostname or ""
-        try:
-            port = parts.port
-        except ValueError:  # a Host header like "x:abc"; the URL still routes
-            port = None
-        self.port = port if port is not None else (443 if self.scheme == "https" else 80)
+        self.scheme, (self.host, self.port), path, query = split_url(url)
         # The runtime decodes the request target as UTF-8 with surrogateescape;
         # encoding back the same way restores the exact bytes on the wire.
-        self.raw_path = parts.path.encode("utf-8", "surrogateescape") or b"/"
-        self.query = parts.query.encode("utf-8", "surrogateescape")
+        self.raw_path = path.encode("utf-8", "surrogateescape") or b"/"
+        self.query = query.encode("utf-8", "surrogateescape")
 
     def path_bytes(self):
         """The path with %XX sequences decoded, as bytes."""
@@ -36,7 +89,10 @@ class Target:
 
 def header_pairs(request):
     """Lower-case (name, value) str pairs, repeated fields kept in order."""
-    return [(name.lower(), value) for name, value in request.headers.items()]
+    headers = request.headers
+    if type(headers) is Headers:
+        return headers._pairs  # stored lower-case already
+    return [(name.lower(), value) for name, value in headers.items()]
 
 
 def http_scope(request, env, state=None):
@@ -46,21 +102,30 @@ def http_scope(request, env, state=None):
     instance, and inventing one would mislead apps that log or rate-limit
     by it (Starlette's request.client is then None, as on Cloudflare).
     """
-    t = Target(request.url)
+    scheme, server, path, query = split_url(request.url)
+    if not path:
+        path = "/"
+    if path.isascii() and "%" not in path:
+        raw_path = path.encode("ascii")
+    else:
+        # the runtime decodes the request target as UTF-8 with
+        # surrogateescape: encoding back the same way restores the bytes
+        raw_path = path.encode("utf-8", "surrogateescape")
+        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
     scope = {
         "type": "http",
-        "asgi": dict(ASGI_VERSIONS),
+        "asgi": {"version": "3.0", "spec_version": "2.3"},  # ASGI_VERSIONS
         "http_version": HTTP_VERSION,
         "method": request.method.upper(),
-        "scheme": t.scheme,
-        "path": t.path_bytes().decode("utf-8", "replace"),
-        "raw_path": t.raw_path,
-        "query_string": t.query,
+        "scheme": scheme,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query.encode("utf-8", "surrogateescape") if query else b"",
         "root_path": "",
         "headers": [(n.encode("latin-1"), v.encode("latin-1"))
                     for n, v in header_pairs(request)],
         "client": None,
-        "server": (t.host, t.port),
+        "server": server,
         "extensions": {},
         "env": env,
     }

@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "pool/pool.h"
+#include "server/admin.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "watch/watch.h"
@@ -36,6 +37,8 @@ struct dev {
     struct thaw_worker worker;
     int worker_started;
     struct thaw_server server;
+    struct thaw_admin admin;
+    const char *admin_addr;
     struct thaw_watch watch;
     int ready;
     int loading;
@@ -48,9 +51,10 @@ struct dev {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: thaw dev [DIR] [--port N] [--ip ADDR] [--max-body-size SIZE]\n"
-                    "                [--max-header-size SIZE] [--max-instances N]\n"
-                    "                [--requests-per-instance N] [--prefork N] [--preload PKG,...]\n");
+    fprintf(stderr, "usage: thaw dev [DIR] [--port N] [--ip ADDR] [--admin IP:PORT]\n"
+                    "                [--preload PKG,...] [LIMITS...]\n"
+                    "limits (see docs/config.md):\n");
+    thaw_limits_usage(stderr);
 }
 
 static void reload(struct dev *d);
@@ -191,6 +195,7 @@ static void on_signal(uv_signal_t *s, int sig)
     thaw_log("stopping (signal %d)", sig);
     thaw_watch_stop(&d->watch);
     thaw_server_close(&d->server);
+    thaw_admin_close(&d->admin);
     if (d->worker_started)
         thaw_worker_terminate(&d->worker, SIGTERM);
     thaw_zygote_shutdown(d->zygote);
@@ -228,6 +233,9 @@ static int parse_args(struct dev *d, int argc, char **argv)
                 fprintf(stderr, "thaw: --port must be 1..65535, got '%s'\n", v);
                 return -1;
             }
+            i++;
+        } else if (strcmp(a, "--admin") == 0 && v) {
+            d->admin_addr = v;
             i++;
         } else if (strcmp(a, "--preload") == 0 && v) {
             d->preload_list = v;
@@ -291,6 +299,11 @@ int thaw_cmd_dev(int argc, char **argv)
         return 1;
     }
 
+    if (d.admin_addr && (rc = thaw_admin_listen(&d.admin, d.loop, d.admin_addr, &d.worker))) {
+        fprintf(stderr, "thaw: cannot listen on the admin address '%s': %s (want IP:PORT)\n",
+                d.admin_addr, uv_strerror(rc));
+        return 1;
+    }
     uv_signal_init(d.loop, &d.sigint);
     uv_signal_init(d.loop, &d.sigterm);
     d.sigint.data = d.sigterm.data = &d;

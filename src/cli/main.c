@@ -6,13 +6,12 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "config/limits.h"
 
 #define THAW_VERSION "0.1.0"
 
 const struct thaw_command thaw_commands[] = {
-    {"dev", "[DIR] [--port N] [--ip ADDR] [--max-body-size SIZE] [--max-header-size SIZE]\n"
-            "           [--max-instances N] [--requests-per-instance N] [--prefork N]\n"
-            "           [--preload PKG,...]",
+    {"dev", "[DIR] [--port N] [--ip ADDR] [--admin IP:PORT] [--preload PKG,...] [LIMITS...]",
      "serve the worker in DIR (default .), rebuilding it when its files change",
      thaw_cmd_dev},
     {"version", "", "print thaw's version", thaw_cmd_version},
@@ -27,6 +26,8 @@ int thaw_cmd_help(int argc, char **argv)
     printf("usage: thaw COMMAND [ARGS]\n\ncommands:\n");
     for (c = thaw_commands; c->name; c++)
         printf("  thaw %s %s\n      %s\n", c->name, c->args, c->help);
+    printf("\nlimits (flags of thaw dev; see docs/config.md):\n");
+    thaw_limits_usage(stdout);
     return 0;
 }
 

@@ -167,3 +167,14 @@ void thaw_limits_override(struct thaw_limits *dst, const struct thaw_limits *src
             *field(dst, &thaw_limit_specs[i]) = *field((struct thaw_limits *)src,
                                                        &thaw_limit_specs[i]);
 }
+
+void thaw_limits_usage(FILE *out)
+{
+    int i;
+
+    for (i = 0; i < thaw_n_limit_specs; i++) {
+        const struct thaw_limit_spec *s = &thaw_limit_specs[i];
+        fprintf(out, "  %-25s %s (default %lld%s; config %s.%s)\n", s->flag, s->help, s->def,
+                unit(s), s->table, s->key);
+    }
+}

@@ -6,6 +6,7 @@
 #define THAW_LIMITS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 struct thaw_limits {
     long long max_body;              /* request body bytes; over it: 413 */
@@ -49,5 +50,8 @@ int thaw_limits_flag(struct thaw_limits *l, int *set, const char *flag, const ch
 /* Overrides in dst every limit that set[] marks, from src. */
 void thaw_limits_override(struct thaw_limits *dst, const struct thaw_limits *src,
                           const int *set);
+
+/* One line per limit flag, for `thaw help`. */
+void thaw_limits_usage(FILE *out);
 
 #endif

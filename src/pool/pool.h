@@ -146,4 +146,11 @@ void thaw_exchange_hold(struct thaw_exchange *ex, int hold);
 
 uint32_t thaw_next_sid(void);
 
+struct thaw_worker_stats {
+    int instances;        /* live, all versions */
+    int queued;
+    long long private_kb; /* sum over instances, as last measured */
+};
+void thaw_worker_stats(struct thaw_worker *w, struct thaw_worker_stats *st);
+
 #endif

@@ -74,3 +74,21 @@ void thaw_worker_set_error(struct thaw_worker *w, const char *msg)
     if (v)
         thaw__worker_built(w, v);
 }
+
+void thaw_worker_stats(struct thaw_worker *w, struct thaw_worker_stats *st)
+{
+    struct thaw_version *v;
+    struct thaw_instance *i;
+
+    memset(st, 0, sizeof(*st));
+    for (v = w->versions; v; v = v->next) {
+        st->queued += v->queue_len;
+        for (i = v->instances; i; i = i->next) {
+            if (i->state != INST_LIVE)
+                continue;
+            st->instances++;
+            if (i->private_kb > 0)
+                st->private_kb += i->private_kb;
+        }
+    }
+}

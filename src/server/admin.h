@@ -1,0 +1,25 @@
+/* The admin address (--admin 127.0.0.1:PORT): GET /metrics in Prometheus
+ * text format and GET /healthz. Keep it on loopback or a private network:
+ * it has no authentication yet. */
+#ifndef THAW_ADMIN_H
+#define THAW_ADMIN_H
+
+#include <uv.h>
+
+#include "pool/pool.h"
+
+struct thaw_admin {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    int listening;
+    struct thaw_worker *worker;
+};
+
+/* addr is "IP:PORT" (or "[IPv6]:PORT"). 0, or a libuv error / UV_EINVAL. */
+int thaw_admin_listen(struct thaw_admin *a, uv_loop_t *loop, const char *addr,
+                      struct thaw_worker *w);
+void thaw_admin_close(struct thaw_admin *a);
+/* The /metrics text for w; malloc'd. */
+char *thaw_admin_metrics(struct thaw_worker *w, size_t *len);
+
+#endif
