@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <uv.h>
+
 #include "config/config.h"
 
 struct thaw_zygote;
@@ -20,6 +22,8 @@ extern const struct thaw_command thaw_commands[];
 int thaw_cmd_dev(int argc, char **argv);
 int thaw_cmd_help(int argc, char **argv);
 int thaw_cmd_version(int argc, char **argv);
+/* Runs `python3 -m thaw_tools NAME ARGS...` (sync, init, types). */
+int thaw_cmd_tool(int argc, char **argv);
 
 /* The directory holding the thaw executable (thaw-zygote lives there). */
 const char *thaw_exe_dir(void);
@@ -32,5 +36,12 @@ typedef void (*thaw_load_cb)(void *data, int rc, struct thaw_config *cfg,
                              const char *err);
 void thaw_load_config(struct thaw_zygote *z, const char *dir, thaw_load_cb cb,
                       void *data);
+
+/* autosync.c: runs `thaw sync DIR` when pyproject.toml is newer than the
+ * last sync, then calls cb (ok = the stamp is now fresh); at once when
+ * there is nothing to do. */
+typedef void (*thaw_autosync_cb)(void *data, int ok);
+int thaw_needs_sync(const char *dir);
+void thaw_autosync(uv_loop_t *loop, const char *dir, thaw_autosync_cb cb, void *data);
 
 #endif

@@ -123,6 +123,15 @@ static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
     thaw_worker_rebuild(&d->worker, cfg);
 }
 
+static void synced(void *data, int ok)
+{
+    struct dev *d = data;
+
+    if (d->stopping)
+        return;
+    thaw_load_config(d->zygote, d->dir, on_loaded, d);
+}
+
 static void reload(struct dev *d)
 {
     if (d->stopping)
@@ -132,7 +141,7 @@ static void reload(struct dev *d)
         return;
     }
     d->loading = 1;
-    thaw_load_config(d->zygote, d->dir, on_loaded, d);
+    thaw_autosync(d->loop, d->dir, synced, d);
 }
 
 static void on_change(struct thaw_watch *w)
@@ -159,7 +168,7 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
         return;
     d->started = 1;
     thaw_watch_start(&d->watch, d->loop, d->dir, 250, on_change);
-    thaw_load_config(d->zygote, d->dir, on_loaded, d);
+    thaw_autosync(d->loop, d->dir, synced, d);
 }
 
 static void on_stop_tick(uv_timer_t *t)
