@@ -72,11 +72,21 @@ class LegacyHandler(Handler):
         return self.fn(request, env, ctx)
 
 
-def resolve_handler(module):
+def resolve_handler(module, flags=(), compat_date=None):
+    """flags: the compatibility flags in effect (see src/config/compat.c)."""
     default = getattr(module, "Default", None)
     if isinstance(default, type) and callable(getattr(default, "fetch", None)):
         return EntrypointHandler(default)
     on_fetch = getattr(module, "on_fetch", None)
     if callable(on_fetch):
+        if "python_no_global_handlers" in flags:
+            h = Handler(module)
+            h.message = (
+                f"worker module `{module.__name__}` defines a module-level `on_fetch`, "
+                f"which is not called with compatibility_date {compat_date} (flag "
+                f"python_no_global_handlers, on from 2025-08-14): move it into "
+                f"`class Default(WorkerEntrypoint)` as `async def fetch(self, request)`, "
+                f"or add \"disable_python_no_global_handlers\" to compatibility_flags")
+            return h
         return LegacyHandler(on_fetch)
     return Handler(module)

@@ -31,6 +31,7 @@ class Worker:
         self.module = module
         self.handler = handler
         self.env = env
+        self.flags = frozenset()
 
 
 class ExecutionContext:
@@ -64,6 +65,16 @@ class Stream:
         self.head_sent = False
 
 
+def _split_commas(pairs):
+    out = []
+    for name, value in pairs:
+        if "," in value:
+            out.extend((name, part.strip()) for part in value.split(",") if part.strip())
+        else:
+            out.append((name, value))
+    return out
+
+
 def _has_body(pairs):
     for name, value in pairs:
         if name == "transfer-encoding":
@@ -93,6 +104,9 @@ class Instance:
         from workers import Request, Response
         self.Request = Request
         self.Response = Response
+        # compatibility: before python_request_headers_preserve_commas,
+        # Cloudflare split request header values at commas
+        self.split_commas = "python_request_headers_preserve_commas" not in worker.flags
 
     # -- channel -------------------------------------------------------
     def run(self):
@@ -207,6 +221,8 @@ class Instance:
         url = f[1].decode("utf-8", "surrogateescape")
         pairs = [(f[i].decode("latin-1"), f[i + 1].decode("latin-1"))
                  for i in range(2, len(f) - 1, 2)]
+        if self.split_commas:
+            pairs = _split_commas(pairs)
         body = RequestBody(self.loop) if _has_body(pairs) else None
         st = Stream(sid, body, method == "HEAD")
         if body is None:

@@ -76,7 +76,11 @@ def load(name, wdir, main_rel, config_json):
         raise BuildError(f"{main_rel} started a thread at top level ({names}); threads "
                          f"cannot survive the snapshot (fork). Start it in the handler.")
     env = Env(config.get("vars") or {})
-    worker = instance.Worker(name, module, resolve_handler(module), env)
+    flags = frozenset(config.get("_thaw_flags") or ())
+    worker = instance.Worker(name, module,
+                             resolve_handler(module, flags, config.get("compatibility_date")),
+                             env)
+    worker.flags = flags
     worker.top_level_ms = top_ms
     return worker
 

@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "config/compat.h"
 #include "config/config.h"
 #include "util/log.h"
 
@@ -205,6 +207,25 @@ int thaw_config_from_json(const char *json, const char *file, const char *dir,
         }
     }
 
+    {
+        char today[16], flags[1024];
+        time_t now = time(NULL);
+        struct tm tm;
+
+        gmtime_r(&now, &tm);
+        strftime(today, sizeof(today), "%Y-%m-%d", &tm);
+        if (!cfg->compat_date) {
+            thaw_log("%s: no `compatibility_date`; using today's, %s (set one so the "
+                     "worker's behaviour does not change under it)", file, today);
+            cfg->compat_date = strdup(today);
+        }
+        if (thaw_compat_resolve(file, cfg->compat_date, cfg->compat_flags,
+                                cfg->n_compat_flags, today, flags, sizeof(flags), err,
+                                errlen))
+            goto fail;
+        /* the flags in effect, for the runtime in the template */
+        json_object_set_new(root, "_thaw_flags", json_loads(flags, 0, NULL));
+    }
     cfg->file = strdup(file);
     cfg->dir = strdup(dir);
     cfg->json = json_dumps(root, JSON_COMPACT);
