@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from thawlib import proc_descendants, proc_stat
+from thawlib import proc_stat, thaw_processes
 
 WORKER = '''
 import os, time
@@ -23,17 +23,8 @@ class Default(WorkerEntrypoint):
 '''
 
 
-def _comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
 def _procs(srv, comm):
-    return [p for p in proc_descendants(srv.proc.pid)
-            if _comm(p) == comm and (proc_stat(p) or ("Z",))[0] not in ("Z", "X")]
+    return thaw_processes(srv.proc.pid, comm)
 
 
 class Flow:

@@ -3,7 +3,7 @@ instance, a bounded queue with 503 + Retry-After, scale to zero, CPU,
 memory and wall-clock limits, and the same knobs in the config file."""
 import time
 
-from thawlib import proc_descendants, proc_stat
+from thawlib import proc_comm, proc_descendants, proc_live, thaw_processes
 
 WORKER = '''
 import asyncio, os, time
@@ -30,22 +30,8 @@ class Default(WorkerEntrypoint):
 '''
 
 
-def _comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def _live(pid):
-    st = proc_stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
-
-
 def _instances(srv):
-    return [p for p in proc_descendants(srv.proc.pid)
-            if _comm(p) == "thaw-instance" and _live(p)]
+    return thaw_processes(srv.proc.pid, "thaw-instance")
 
 
 def test_one_instance_serves_many_async_requests_at_once(serve):
@@ -108,7 +94,7 @@ def test_idle_instances_exit_and_the_template_stays(serve):
     while _instances(srv) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _instances(srv), "idle instances did not exit (scale to zero)"
-    tree = {_comm(p) for p in proc_descendants(srv.proc.pid) if _live(p)}
+    tree = {proc_comm(p) for p in proc_descendants(srv.proc.pid) if proc_live(p)}
     assert "thaw-template" in tree, tree
     r = srv.get("/")                      # a cold start from the template
     assert r.status == 200 and r.text != first

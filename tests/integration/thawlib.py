@@ -139,6 +139,25 @@ def proc_stat(pid):
     return rest[0], int(rest[1]), int(rest[19])
 
 
+def proc_comm(pid):
+    """The process name (thaw-zygote, thaw-template, thaw-instance...)."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def proc_live(pid):
+    st = proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def thaw_processes(thaw_pid, comm):
+    """Live descendants of thaw_pid named comm."""
+    return [p for p in proc_descendants(thaw_pid) if proc_comm(p) == comm and proc_live(p)]
+
+
 def proc_identity(pid):
     st = proc_stat(pid)
     return (pid, st[2]) if st else None
