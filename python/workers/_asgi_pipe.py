@@ -38,7 +38,7 @@ class BodyPipe:
 
     def write(self, data):
         """put without the wait: True when the writer must now await
-        drain() before writing more (over HIGH_WATER, or closed)."""
+        drain() before writing more (over HIGH_WATER)."""
         if self._closed:
             raise ClientDisconnected("the client disconnected")
         if self._done:
@@ -47,7 +47,7 @@ class BodyPipe:
             self._chunks.append(data)
             self._size += len(data)
             _wake(self._reader)
-        return self._size > HIGH_WATER or self._closed
+        return self._size > HIGH_WATER
 
     async def drain(self):
         """Waits until the queue is back under HIGH_WATER; raises

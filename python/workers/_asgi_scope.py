@@ -95,14 +95,16 @@ def header_pairs(request):
     return [(name.lower(), value) for name, value in headers.items()]
 
 
-def http_scope(request, env, state=None):
-    """The ASGI `http` connection scope of `request`.
+# request URL -> its _target(): most requests of a deployment go to a few
+# URLs. Bounded in entries and in URL length.
+_targets = {}
+_TARGETS_MAX = 512
+_TARGET_URL_MAX = 256
 
-    client is None: the runtime does not hand the client address to the
-    instance, and inventing one would mislead apps that log or rate-limit
-    by it (Starlette's request.client is then None, as on Cloudflare).
-    """
-    scheme, server, path, query = split_url(request.url)
+
+def _target(url):
+    """(scheme, (host, port), path, raw_path, query bytes) for a scope."""
+    scheme, server, path, query = split_url(url)
     if not path:
         path = "/"
     if path.isascii() and "%" not in path:
@@ -112,6 +114,25 @@ def http_scope(request, env, state=None):
         # surrogateescape: encoding back the same way restores the bytes
         raw_path = path.encode("utf-8", "surrogateescape")
         path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    return scheme, server, path, raw_path, query.encode("utf-8", "surrogateescape")
+
+
+def http_scope(request, env, state=None):
+    """The ASGI `http` connection scope of `request`.
+
+    client is None: the runtime does not hand the client address to the
+    instance, and inventing one would mislead apps that log or rate-limit
+    by it (Starlette's request.client is then None, as on Cloudflare).
+    """
+    url = request.url
+    target = _targets.get(url)
+    if target is None:
+        target = _target(url)
+        if len(url) <= _TARGET_URL_MAX:
+            if len(_targets) >= _TARGETS_MAX:
+                _targets.clear()
+            _targets[url] = target
+    scheme, server, path, raw_path, query = target
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},  # ASGI_VERSIONS
@@ -120,7 +141,7 @@ def http_scope(request, env, state=None):
         "scheme": scheme,
         "path": path,
         "raw_path": raw_path,
-        "query_string": query.encode("utf-8", "surrogateescape") if query else b"",
+        "query_string": query,
         "root_path": "",
         "headers": [(n.encode("latin-1"), v.encode("latin-1"))
                     for n, v in header_pairs(request)],

@@ -12,6 +12,7 @@ import asyncio
 
 from thaw_runtime.log import log_exception, log_lines
 
+from . import _asgi_eager as eager
 from . import _asgi_lifespan as lifespan
 from ._asgi_pipe import BodyPipe, ClientDisconnected
 from ._asgi_scope import http_scope
@@ -32,18 +33,47 @@ def _error_response():
                     headers={"content-type": "text/plain;charset=UTF-8"})
 
 
+def _wake(fut):
+    if fut is not None and not fut.done():
+        fut.set_result(None)
+
+
 class _HttpCall:
-    """One request through the app: feeds `receive`, collects `send`."""
+    """One request through the app: feeds `receive`, collects `send`.
+
+    The app starts as an eager task (_asgi_eager): its first step runs
+    inside fetch(), and an app that answers without waiting for anything
+    (most requests of most apps) has finished when that step returns: its
+    response goes back at once, with no loop turn and nothing to wait on.
+    An app still running after its first step keeps going in its task;
+    fetch() then waits for http.response.start (or the app's end) and, if
+    the body is not complete by then, returns a response that streams it."""
+
+    __slots__ = ("body_iter", "request_done", "head", "pipe", "finished",
+                 "finish_waiters", "head_waiter", "error", "app_done", "task")
 
     def __init__(self, request):
-        loop = asyncio.get_running_loop()
         body = request.body  # an async iterator of bytes, or None
         self.body_iter = body.__aiter__() if body is not None else None
         self.request_done = False
-        self.start = loop.create_future()   # (status, headers) of http.response.start
+        self.head = None            # (status, headers) of http.response.start
         self.pipe = BodyPipe()
-        self.finished = asyncio.Event()    # response complete or client gone
+        self.finished = False       # response complete or client gone
+        self.finish_waiters = None  # receive() calls waiting for `finished`
+        self.head_waiter = None     # fetch() waiting for the head or the app's end
+        self.error = None           # what the app raised before the head
+        self.app_done = False
         self.task = None
+
+    def finish(self):
+        """The exchange is over: pending and later receive() calls get
+        http.disconnect."""
+        if not self.finished:
+            self.finished = True
+            waiters, self.finish_waiters = self.finish_waiters, None
+            if waiters:
+                for w in waiters:
+                    _wake(w)
 
     # -- the app's receive/send -----------------------------------------
     async def receive(self):
@@ -58,107 +88,124 @@ class _HttpCall:
                 return {"type": "http.request", "body": b"", "more_body": False}
             except ConnectionError:  # the client left mid-upload
                 self.request_done = True
-                self.finished.set()
+                self.finish()
                 return {"type": "http.disconnect"}
             return {"type": "http.request", "body": bytes(chunk), "more_body": True}
         # After the body, receive() blocks until the exchange is over: apps
         # (Starlette's StreamingResponse) treat an early disconnect as "stop".
-        await self.finished.wait()
+        if not self.finished:
+            w = asyncio.get_running_loop().create_future()
+            if self.finish_waiters is None:
+                self.finish_waiters = [w]
+            else:
+                self.finish_waiters.append(w)
+            await w
         return {"type": "http.disconnect"}
 
     async def send(self, message):
         kind = message["type"]
-        if kind == "http.response.start":
-            if self.start.done():
-                raise RuntimeError("http.response.start sent twice")
-            status = message["status"]
-            headers = [(bytes(n), bytes(v)) for n, v in message.get("headers", ())]
-            self.start.set_result((status, headers))
-        elif kind == "http.response.body":
-            if not self.start.done():
+        if kind == "http.response.body":
+            if self.head is None:
                 raise RuntimeError("http.response.body sent before http.response.start")
-            await self.pipe.put(bytes(message.get("body", b"")))
+            pipe = self.pipe
+            if pipe.write(bytes(message.get("body", b""))):
+                await pipe.drain()  # a slow reader: wait for it
             if not message.get("more_body", False):
-                self.pipe.finish()
-                self.finished.set()
+                pipe.finish()
+                self.finish()
+        elif kind == "http.response.start":
+            if self.head is not None:
+                raise RuntimeError("http.response.start sent twice")
+            self.head = (message["status"],
+                         [(bytes(n), bytes(v)) for n, v in message.get("headers", ())])
+            _wake(self.head_waiter)
         else:
             raise ValueError(f"unexpected ASGI message {kind!r}")
 
     # -- running the app --------------------------------------------------
     async def run_app(self, app, scope):
-        """Never raises once the response started: errors then end the
-        body stream (the runtime aborts the response) or, after the body
-        is complete (a failed background task), go to the log."""
+        """Raises only CancelledError. An error before the response
+        started goes to self.error (fetch() answers 500); once it
+        started, errors end the body stream (the runtime aborts the
+        response) or, after the body is complete (a failed background
+        task), go to the log."""
         try:
             await app(scope, self.receive, self.send)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            if self.head is None:
+                self.error = exc
             # CancelledError must not come out of the body iterator: the
             # runtime would take it for its own cancel and never end the stream
             self.pipe.finish(ConnectionAbortedError("the ASGI app was cancelled"))
             raise
         except BaseException as exc:
-            if not self.start.done():
-                raise  # fetch() answers 500
-            if self.pipe.done:
+            if self.head is None:
+                self.error = exc
+            elif self.pipe.done:
                 log_exception(TAG, exc)
             else:
                 self.pipe.finish(exc)
-            return
+        else:
+            if self.head is None:
+                self.error = RuntimeError(
+                    "the ASGI app returned without sending http.response.start")
+            else:
+                self.pipe.finish()  # returning ends the body even without more_body=False
         finally:
-            self.finished.set()
-        if not self.start.done():
-            raise RuntimeError("the ASGI app returned without sending http.response.start")
-        self.pipe.finish()  # returning ends the body even without more_body=False
+            self.app_done = True
+            self.finish()
+            _wake(self.head_waiter)
 
     def body_closed(self, completed):
         """The runtime stopped reading the body: at its end, or because the
         client left (then stop the app, whose sends could go nowhere)."""
-        self.finished.set()
-        if not completed and self.task is not None and not self.task.done():
+        self.finish()
+        if not completed and not self.app_done:
             self.task.cancel()
 
     async def respond(self, app, scope):
-        self.task = task = asyncio.get_running_loop().create_task(self.run_app(app, scope))
-        _running.add(task)
-        task.add_done_callback(_forget)
-        try:
-            await asyncio.wait({task, self.start}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            task.cancel()  # the client left before the response started
-            raise
-        if not self.start.done():
-            exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
-            log_exception(TAG, exc)
+        loop = asyncio.get_running_loop()
+        task, done = eager.start(self.run_app(app, scope), loop)
+        self.task = task
+        if not done:
+            _running.add(task)
+            task.add_done_callback(_running.discard)
+            if self.head is None and not self.app_done:
+                # it waits for something (the request body, I/O) before
+                # answering
+                self.head_waiter = waiter = loop.create_future()
+                try:
+                    await waiter
+                except asyncio.CancelledError:
+                    task.cancel()  # the client left before the response started
+                    raise
+        if self.head is None:
+            log_exception(TAG, self.error)
             return _error_response()
         if self.pipe.error is not None:
             # it failed before anything reached the client: still a clean 500
             log_exception(TAG, self.pipe.error)
             return _error_response()
-        status, headers = self.start.result()
+        status, headers = self.head
         try:
             if status in _NULL_BODY:
                 self.pipe.discard()
                 return Response(None, status=status, headers=headers)
             whole = self.pipe.whole()
-            if whole is not None:  # the app already finished: a sized body
+            if whole is not None:  # the body is complete: a sized response
                 return Response(whole, status=status, headers=headers)
             if scope["method"] == "HEAD":
                 # the runtime sends no body and never reads this stream:
                 # tell the app the exchange is over so it stops producing
                 self.pipe.discard()
-                self.finished.set()
+                self.finish()
             return Response(self.pipe.stream(self.body_closed), status=status,
                             headers=headers)
         except Exception as exc:  # a status or header the app got wrong
-            task.cancel()
+            if not self.app_done:
+                task.cancel()
             log_lines(TAG, f"the ASGI app sent an invalid response head: {exc}")
             return _error_response()
-
-
-def _forget(task):
-    _running.discard(task)
-    if not task.cancelled():
-        task.exception()  # fetch() reports it; keep asyncio from warning again
 
 
 async def fetch(app, request, env=None, ctx=None):
@@ -168,10 +215,12 @@ async def fetch(app, request, env=None, ctx=None):
     ctx is accepted for compatibility with Cloudflare's signature; app work
     after the response (background tasks) continues on this instance."""
     request = getattr(request, "js_object", request)
-    try:
-        state = await lifespan.startup(app, env)
-    except lifespan.StartupFailed:
-        return _error_response()  # logged once, when it failed
+    state = lifespan.ready(app)
+    if state is lifespan.NOT_READY:
+        try:
+            state = await lifespan.startup(app, env)
+        except lifespan.StartupFailed:
+            return _error_response()  # logged once, when it failed
     call = _HttpCall(request)
     return await call.respond(app, http_scope(request, env, state))
 

@@ -33,6 +33,10 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      128, 16, 1 << 20, "private memory of an instance in MB (killed over it, 503); like Workers' 128 MB"},
     {"--request-timeout", "thaw", "request_timeout_ms", L(request_timeout_ms), THAW_LIM_MS,
      300000, 1, 86400000, "wall-clock time to a complete response (504 after)"},
+    {"--header-timeout", "thaw", "header_timeout_ms", L(header_timeout_ms), THAW_LIM_MS,
+     30000, 1, 3600000, "time a client has to send a request's line and headers (408 after)"},
+    {"--keepalive-timeout", "thaw", "keepalive_timeout_ms", L(keepalive_timeout_ms),
+     THAW_LIM_MS, 60000, 1, 3600000, "an idle keep-alive client connection is closed after this"},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 

@@ -21,6 +21,8 @@ struct thaw_limits {
     long long cpu_ms;                /* CPU time per request; over it: 503 */
     long long memory_mb;             /* private memory per instance */
     long long request_timeout_ms;    /* wall clock per request; over it: 504 */
+    long long header_timeout_ms;     /* to send a request's head; then 408 */
+    long long keepalive_timeout_ms;  /* an idle client connection is closed */
 };
 
 enum thaw_limit_kind { THAW_LIM_COUNT, THAW_LIM_SIZE, THAW_LIM_MS };

@@ -10,6 +10,9 @@
 
 struct conn {
     uv_tcp_t tcp;
+    uv_timer_t timer;       /* header and keep-alive timeouts */
+    int in_head;            /* a request has begun and its head is not complete */
+    int handles;            /* open libuv handles; freed when both closed */
     struct thaw_server *srv;
     http_parser parser;
     struct thaw_buf in;     /* bytes read and not yet parsed */
@@ -75,6 +78,7 @@ void thaw__conn_close(struct conn *c);
 void thaw__conn_request_done(struct conn *c);
 void thaw__conn_parse(struct conn *c);
 void thaw__conn_update_reading(struct conn *c);
+void thaw__conn_arm_timer(struct conn *c, int head);
 const char *thaw__reason(int status);
 
 #endif

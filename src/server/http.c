@@ -30,6 +30,8 @@ static void free_conn(uv_handle_t *h)
 {
     struct conn *c = h->data;
 
+    if (--c->handles > 0)
+        return; /* the tcp handle and the timer both close */
     thaw_buf_free(&c->in);
     thaw_buf_free(&c->url);
     thaw_buf_free(&c->hdrs);
@@ -72,6 +74,7 @@ void thaw__conn_close(struct conn *c)
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    uv_close((uv_handle_t *)&c->timer, free_conn);
     uv_close((uv_handle_t *)&c->tcp, free_conn);
 }
 
@@ -124,9 +127,42 @@ static int count_header_bytes(struct conn *c, size_t n)
     return 0;
 }
 
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+
+    if (c->in_head) {
+        /* a client that trickles its headers (or stops) holds a connection:
+         * answer and let go */
+        c->in_head = 0;
+        thaw__conn_simple(c, 408, "408 Request Timeout: the request line and headers "
+                          "did not arrive in time (header_timeout_ms)\n", 1);
+        return;
+    }
+    if (!c->ex_active)
+        thaw__conn_close(c); /* idle keep-alive connection */
+}
+
+/* Header timeout from the first byte of a request; keep-alive timeout
+ * while nothing is in flight; none while a request is being served (the
+ * pool's request_timeout_ms covers that). */
+void thaw__conn_arm_timer(struct conn *c, int head)
+{
+    const struct thaw_limits *lim = &c->srv->worker->limits;
+
+    if (c->closing)
+        return;
+    c->in_head = head;
+    uv_timer_start(&c->timer, on_timeout,
+                   (uint64_t)(head ? lim->header_timeout_ms : lim->keepalive_timeout_ms), 0);
+}
+
 static int on_message_begin(http_parser *p)
 {
-    reset_request(p->data);
+    struct conn *c = p->data;
+
+    reset_request(c);
+    thaw__conn_arm_timer(c, 1);
     return 0;
 }
 
@@ -222,6 +258,8 @@ static int on_headers_complete(http_parser *p)
 
     if (finish_header(c))
         return -1;
+    c->in_head = 0;
+    uv_timer_stop(&c->timer);
     c->keep_alive = http_should_keep_alive(p);
     c->http10 = p->http_major == 1 && p->http_minor == 0;
     c->is_head = p->method == HTTP_HEAD;
@@ -363,6 +401,7 @@ void thaw__conn_request_done(struct conn *c)
          * the pool's callback */
         c->resume_pending = 1;
         thaw__conn_mark(c);
+        thaw__conn_arm_timer(c, 0);
     }
     /* else the rest of the body is still coming and is read and dropped */
     thaw__conn_update_reading(c);
@@ -428,6 +467,9 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
+    uv_timer_init(s->loop, &c->timer);
+    c->timer.data = c;
+    c->handles = 2;
     uv_tcp_nodelay(&c->tcp, 1);
     thaw_buf_init(&c->in, READ_SIZE * 2 + 65536);
     thaw_buf_init(&c->url, s->worker->limits.max_header + 1);
@@ -443,6 +485,7 @@ static void on_connection(uv_stream_t *server, int status)
     s->conns = c;
     c->reading = 1;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    thaw__conn_arm_timer(c, 0);
 }
 
 static void on_prepare(uv_prepare_t *h)

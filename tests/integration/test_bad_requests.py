@@ -95,3 +95,44 @@ def test_default_header_limit_rejects_huge_headers(serve):
                     + b"h" * (1 << 20) + b"\r\n\r\n")
     assert r.status == 431, r
     _served_normally(srv)
+
+
+def test_slow_headers_get_408_and_the_connection_closes(serve):
+    import socket
+    import time as _time
+    srv = serve(WORKER, args=("--header-timeout", "300ms"))
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")   # and then nothing
+        t0 = _time.monotonic()
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    assert data.startswith(b"HTTP/1.1 408 "), data
+    assert b"header_timeout_ms" in data
+    assert _time.monotonic() - t0 < 4, "the connection was not closed"
+    assert srv.get("/").status == 200
+
+
+def test_idle_keepalive_connection_is_closed(serve):
+    import socket
+    srv = serve('''
+from workers import WorkerEntrypoint, Response
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("ok")
+''', args=("--keepalive-timeout", "300ms"))
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while b"\r\n\r\nok" not in data:
+            data += s.recv(4096)
+        assert s.recv(4096) == b"", "idle connection still open after its timeout"
+    finally:
+        s.close()

@@ -237,3 +237,205 @@ def test_wsgi_error_replaces_headers_before_the_body():
     assert resp.status == 503
     assert resp.headers.get("x-second") == "1" and not resp.headers.has("x-first")
     assert run(resp.bytes()) == b"sorry"
+
+
+# -- the adapter's fast path (an app that answers without waiting runs
+#    inside fetch(), with no loop turn) and its fallbacks --------------------
+
+def _run_without_suspending(coro):
+    """The outcome of `coro` when it finishes in a single step, which it
+    must: nothing it awaits may yield to the event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise AssertionError("it waited on the event loop")
+
+
+def test_an_app_that_does_not_wait_answers_without_a_loop_turn():
+    _fresh_lifespans()
+    from fastapi import FastAPI
+
+    api = FastAPI()
+
+    @api.get("/items/{n}")
+    async def item(n: int):
+        return {"n": n}
+
+    async def raw(scope, receive, send):
+        if scope["type"] == "lifespan":
+            raise RuntimeError
+        assert await receive() == {"type": "http.request", "body": b"",
+                                   "more_body": False}
+        await _json_app(scope, receive, send)
+
+    async def main():
+        await asgi.fetch(api, Request("http://x/items/0"))  # lifespan startup
+        await asgi.fetch(raw, Request("http://x/"))
+        r1 = _run_without_suspending(asgi.fetch(api, Request("http://x/items/7")))
+        r2 = _run_without_suspending(asgi.fetch(raw, Request("http://x/")))
+        return r1, r2
+    r1, r2 = run(main())
+    assert r1.status == 200 and r1._thaw_parts()[3] == b'{"n":7}'  # sized
+    assert r1.headers.get("content-type") == "application/json"
+    assert r2._thaw_parts()[3] == b'{"ok":true}'
+
+
+def test_streaming_app_streams_while_it_runs():
+    """An app still running after http.response.start keeps running in its
+    own task: its first chunk reaches the client before it finishes."""
+    _fresh_lifespans()
+    log = []
+    gate = asyncio.Event()  # bound to a loop at its first wait
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            raise RuntimeError
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"one", "more_body": True})
+        log.append("sent one")
+        await gate.wait()
+        await send({"type": "http.response.body", "body": b"two"})
+        log.append("done")
+
+    async def main():
+        resp = await asgi.fetch(app, Request("http://x/"))
+        body = resp._thaw_parts()[3]
+        assert not isinstance(body, bytes)  # streamed, no length
+        first = await body.__anext__()
+        assert first == b"one" and log == ["sent one"]  # the app is still waiting
+        gate.set()
+        rest = [c async for c in body]
+        return rest
+    assert run(main()) == [b"two"]
+    assert log == ["sent one", "done"]
+
+
+def test_app_awaiting_before_the_response_gets_a_sized_response():
+    _fresh_lifespans()
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            raise RuntimeError
+        await asyncio.sleep(0.01)  # a database, an upstream fetch, ...
+        await _json_app(scope, receive, send)
+
+    resp = run(asgi.fetch(app, Request("http://x/")))
+    assert resp.status == 200 and resp._thaw_parts()[3] == b'{"ok":true}'
+
+
+def test_work_after_the_complete_body_does_not_hold_the_response():
+    """Background tasks (Starlette runs them after the body): the response
+    goes out sized at once; the app finishes later; a failure then is
+    logged, not sent."""
+    _fresh_lifespans()
+    log = []
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            raise RuntimeError
+        await _json_app(scope, receive, send)
+        await asyncio.sleep(0.01)
+        log.append("background done")
+        raise KeyError("background failure")
+
+    async def main():
+        resp = await asgi.fetch(app, Request("http://x/"))
+        assert log == []
+        assert resp._thaw_parts()[3] == b'{"ok":true}'
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if log:
+                break
+        await asyncio.sleep(0)
+    run(main())
+    assert log == ["background done"]
+
+
+def test_the_app_keeps_one_task_across_its_first_wait():
+    """The first step runs inside fetch() but already in the app's own task:
+    anyio cancel scopes (Starlette's task groups) entered before the app
+    first waits are exited in the task that entered them."""
+    _fresh_lifespans()
+    import anyio
+    seen = []
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            raise RuntimeError
+        seen.append(asyncio.current_task())
+        with anyio.CancelScope():
+            await asyncio.sleep(0)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"a", "more_body": True})
+            await asyncio.sleep(0)
+        seen.append(asyncio.current_task())
+        await send({"type": "http.response.body", "body": b"b"})
+
+    async def main():
+        resp = await asgi.fetch(app, Request("http://x/"))
+        return asyncio.current_task(), await resp.bytes()
+    caller, data = run(main())
+    assert data == b"ab"
+    assert seen[0] is seen[1] and seen[0] is not caller
+
+
+def test_app_raising_cancelled_error_itself_is_500():
+    """Not taken for a cancel of fetch() (the runtime would then send
+    nothing at all)."""
+    _fresh_lifespans()
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            raise RuntimeError
+        raise asyncio.CancelledError()
+    assert run(asgi.fetch(app, Request("http://x/"))).status == 500
+
+
+def test_context_variables_the_app_sets_stay_in_its_context():
+    import contextvars
+    _fresh_lifespans()
+    var = contextvars.ContextVar("var", default="caller")
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            raise RuntimeError
+        assert var.get() == "caller"
+        var.set("app")
+        await _json_app(scope, receive, send)
+
+    async def main():
+        await asgi.fetch(app, Request("http://x/"))
+        return var.get()
+    assert run(main()) == "caller"
+
+
+def test_scope_url_parts_match_urlsplit():
+    """The scope's URL parts come from string operations and caches; they
+    must be what urllib's urlsplit gives."""
+    from urllib.parse import unquote_to_bytes, urlsplit
+
+    def reference(url):
+        p = urlsplit(url)
+        scheme = p.scheme or "http"
+        try:
+            port = p.port
+        except ValueError:
+            port = None
+        if port is None:
+            port = 443 if scheme == "https" else 80
+        raw = p.path.encode("utf-8", "surrogateescape") or b"/"
+        return (scheme, (p.hostname or "", port),
+                unquote_to_bytes(raw).decode("utf-8", "replace"), raw,
+                p.query.encode("utf-8", "surrogateescape"))
+
+    urls = ["http://h/", "http://h", "http://h?q", "https://H.Test:444/a%20b?q=1#f",
+            "http://h/p?x?y#z", "http://h/p#a?b", "http://[::1]:8080/x",
+            "http://u:p@h:81/", "http://h:abc/", "http://h:99999/", "http://h:/",
+            "HTTP://h/x", "http://h/\udcff%41", "http://h/caf\u00e9?\u00e9",
+            "https://h/%2F/%zz", "http:///p", "ftp://h/x", "/relative?x=1"]
+    for url in urls * 2:  # the second time from the caches
+        s = http_scope(Request._thaw_new("GET", url, [], None), None)
+        got = (s["scheme"], s["server"], s["path"], s["raw_path"], s["query_string"])
+        assert got == reference(url), url

@@ -1,0 +1,1 @@
+"""Developer tools behind `thaw sync`, `thaw init` and `thaw types`."""

@@ -1,0 +1,30 @@
+"""`python3 -m thaw_tools sync|init|types ARGS...`, run by `build/thaw`
+(src/cli/tools.c) with Debian's /usr/bin/python3."""
+import sys
+
+from .project import ToolError
+
+COMMANDS = ("sync", "init", "types")
+
+
+def main(argv):
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: thaw sync|init|types [ARGS]", file=sys.stderr)
+        return 2
+    cmd, args = argv[0], argv[1:]
+    if cmd == "sync":
+        from . import sync as mod
+    elif cmd == "init":
+        from . import init as mod
+    else:
+        from . import types as mod
+    try:
+        return mod.main(args)
+    except ToolError as e:
+        print(f"thaw {cmd}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,112 @@
+"""Eager tasks: run a coroutine's first step at once, inside a task of its
+own, so a coroutine that finishes without ever suspending costs no loop
+turn before its caller sees the outcome, and one that does suspend goes on
+as an ordinary task.
+
+asgi.fetch starts the app this way: most apps answer a request without
+waiting for anything, and then the response is ready when `start` returns;
+a streaming app (or one awaiting I/O) keeps running in its task.
+
+Python 3.12+ has this built in (asyncio.Task(..., eager_start=True)). On
+3.11 it is done by hand, the way 3.12 does it: the task is created first,
+made the loop's current task (so asyncio.current_task(), asyncio.timeout
+and anyio's cancel scopes, entered during the first step, belong to the
+task that carries on), and the first step runs in the task's context. The
+task's own first step, scheduled by create_task, then hands the task what
+the coroutine is waiting for, or the outcome when it already finished.
+"""
+import asyncio
+import contextvars
+import sys
+
+__all__ = ["start"]
+
+if sys.version_info >= (3, 12):
+    def start(coro, loop):
+        """(task, finished): finished tells whether the coroutine already
+        ran to its end (the task is then done, or about to be)."""
+        task = asyncio.Task(coro, loop=loop, eager_start=True)
+        return task, task.done()
+else:
+    import types
+    from asyncio.tasks import _enter_task, _leave_task
+
+    _PRIMED = object()
+
+    class _State:
+        __slots__ = ("coro", "pending", "finished", "outcome")
+
+    async def _resume(state):
+        # the task's coroutine: a native one, as tasks want
+        return await _drive(state)
+
+    @types.coroutine
+    def _drive(state):
+        """Primed before the task gets it: stops at `yield _PRIMED`, where
+        the task's first step resumes it. A cancel arriving before that
+        step is thrown in there, and goes on to the coroutine where it
+        waits, as it would in an ordinary task."""
+        try:
+            yield _PRIMED
+        except BaseException as exc:
+            if state.finished:
+                raise
+            if isinstance(exc, GeneratorExit):
+                state.coro.close()
+                raise
+            step, arg = state.coro.throw, exc
+        else:
+            if state.finished:  # the first step ran to the end
+                outcome, state.outcome = state.outcome, None
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                return outcome
+            step = None  # first hand the task what the first step yielded
+        coro, pending = state.coro, state.pending
+        state.coro = state.pending = None
+        while True:
+            if step is not None:
+                try:
+                    pending = step(arg)
+                except StopIteration as stop:
+                    return stop.value
+            try:
+                arg = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                step, arg = coro.throw, exc
+            else:
+                step = coro.send
+
+    def start(coro, loop):
+        """(task, finished): finished tells whether the coroutine already
+        ran to its end (the task is then done, or about to be)."""
+        state = _State()
+        state.coro = coro
+        state.pending = state.outcome = None
+        state.finished = False
+        resume = _resume(state)
+        resume.send(None)  # primed: stops at _drive's `yield _PRIMED`
+        ctx = contextvars.copy_context()
+        task = loop.create_task(resume, context=ctx)
+        outer = asyncio.current_task(loop)
+        if outer is not None:
+            _leave_task(loop, outer)
+        _enter_task(loop, task)
+        try:
+            state.pending = ctx.run(coro.send, None)
+        except StopIteration as exc:
+            state.finished = True
+            state.outcome = exc.value
+        except BaseException as exc:
+            state.finished = True
+            state.outcome = exc
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        finally:
+            _leave_task(loop, task)
+            if outer is not None:
+                _enter_task(loop, outer)
+        return task, state.finished
