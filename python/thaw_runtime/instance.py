@@ -11,6 +11,7 @@ import sys
 import _thaw
 
 from . import entropy, hooks, ipc, output
+from workers import _asgi_eager as eager
 from .body import RequestBody
 from .log import log_exception, log_lines
 
@@ -268,7 +269,12 @@ class Instance:
                 self._handler_failed(st, exc)
                 return
             if inspect.isawaitable(result):
-                st.task = self.loop.create_task(self._await_handler(st, result))
+                # eager: the handler's first step runs now, inside its task,
+                # so one that answers without waiting is answered in this
+                # loop iteration (no extra turn per request)
+                task, finished = eager.start(self._await_handler(st, result), self.loop)
+                if not finished:
+                    st.task = task  # else _respond may have set the body's pump task
             else:
                 self._respond(st, result)
         finally:
