@@ -251,6 +251,10 @@ class Instance:
         url = f[1].decode("utf-8", "surrogateescape")
         pairs = [(f[i].decode("latin-1"), f[i + 1].decode("latin-1"))
                  for i in range(2, len(f) - 1, 2)]
+        meta = {}
+        while pairs and pairs[0][0].startswith(":"):
+            name, value = pairs.pop(0)
+            meta[name] = value
         if self.split_commas:
             pairs = _split_commas(pairs)
         body = RequestBody(self.loop) if _has_body(pairs) else None
@@ -259,6 +263,9 @@ class Instance:
             st.body = RequestBody(self.loop)  # swallows REQ_END; never read
         self.streams[sid] = st
         request = self.Request._thaw_new(method, url, pairs, body)
+        if ":client-ip" in meta:
+            request._thaw_client = (meta[":client-ip"], int(meta.get(":client-port") or 0))
+        request._thaw_http_version = meta.get(":http-version", "1.1")
         # output of the handler, and of every task it starts, is tagged
         # with the request (a task copies the context it is created in)
         token = output.request_id.set(sid)

@@ -120,9 +120,9 @@ def _target(url):
 def http_scope(request, env, state=None):
     """The ASGI `http` connection scope of `request`.
 
-    client is None: the runtime does not hand the client address to the
-    instance, and inventing one would mislead apps that log or rate-limit
-    by it (Starlette's request.client is then None, as on Cloudflare).
+    client is the TCP peer of the connection as thaw saw it ((ip, port)),
+    or None for a Request that did not come from a client (one a worker
+    built itself).
     """
     url = request.url
     target = _targets.get(url)
@@ -136,7 +136,7 @@ def http_scope(request, env, state=None):
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},  # ASGI_VERSIONS
-        "http_version": HTTP_VERSION,
+        "http_version": getattr(request, "_thaw_http_version", HTTP_VERSION),
         "method": request.method.upper(),
         "scheme": scheme,
         "path": path,
@@ -145,7 +145,7 @@ def http_scope(request, env, state=None):
         "root_path": "",
         "headers": [(n.encode("latin-1"), v.encode("latin-1"))
                     for n, v in header_pairs(request)],
-        "client": None,
+        "client": getattr(request, "_thaw_client", None),
         "server": server,
         "extensions": {},
         "env": env,

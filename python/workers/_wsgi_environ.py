@@ -16,7 +16,7 @@ def build_environ(request, body, env):
         "RAW_URI": (t.raw_path + (b"?" + t.query if t.query else b"")).decode("latin-1"),
         "SERVER_NAME": t.host,
         "SERVER_PORT": str(t.port),
-        "SERVER_PROTOCOL": "HTTP/" + HTTP_VERSION,
+        "SERVER_PROTOCOL": "HTTP/" + getattr(request, "_thaw_http_version", HTTP_VERSION),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": t.scheme,
         "wsgi.input": io.BytesIO(body),
@@ -27,6 +27,9 @@ def build_environ(request, body, env):
         "wsgi.run_once": False,
         "workers.env": env,
     }
+    client = getattr(request, "_thaw_client", None)
+    if client:
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = client[0], str(client[1])
     joined = {}
     for name, value in header_pairs(request):
         if "_" in name:

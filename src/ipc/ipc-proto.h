@@ -29,7 +29,10 @@
 
 enum thaw_ipc_type {
     /* supervisor -> instance, per stream */
-    THAW_IPC_REQ_HEAD = 1,  /* fields: method, url, then name, value pairs */
+    THAW_IPC_REQ_HEAD = 1,  /* fields: method, url, then name, value pairs;
+                               names starting with ':' are thaw's, not the
+                               client's: :client-ip, :client-port,
+                               :http-version */
     THAW_IPC_REQ_BODY = 2,  /* raw body bytes */
     THAW_IPC_REQ_END = 3,   /* request body complete */
     THAW_IPC_CANCEL = 4,    /* client went away: stop and forget the stream */

@@ -13,6 +13,8 @@ struct conn {
     uv_timer_t timer;       /* header and keep-alive timeouts */
     int in_head;            /* a request has begun and its head is not complete */
     int handles;            /* open libuv handles; freed when both closed */
+    char peer_ip[64];       /* the client's address, for the worker */
+    char peer_port[8];
     struct thaw_server *srv;
     http_parser parser;
     struct thaw_buf in;     /* bytes read and not yet parsed */

@@ -242,6 +242,13 @@ static int build_head(struct conn *c, struct thaw_buf *b)
         rc = thaw_ipc_put_str(b, m);
     if (!rc)
         rc = thaw_ipc_put_str(b, url);
+    /* pseudo-headers (':' cannot start a header name): thaw's own facts */
+    if (!rc && c->peer_ip[0] &&
+        !(rc = thaw_ipc_put_str(b, ":client-ip")) && !(rc = thaw_ipc_put_str(b, c->peer_ip)) &&
+        !(rc = thaw_ipc_put_str(b, ":client-port")))
+        rc = thaw_ipc_put_str(b, c->peer_port);
+    if (!rc && !(rc = thaw_ipc_put_str(b, ":http-version")))
+        rc = thaw_ipc_put_str(b, c->http10 ? "1.0" : "1.1");
     if (!rc)
         rc = thaw_ipc_put_raw(b, c->hdrs.data, c->hdrs.len);
     if (!rc)
@@ -471,6 +478,21 @@ static void on_connection(uv_stream_t *server, int status)
     c->timer.data = c;
     c->handles = 2;
     uv_tcp_nodelay(&c->tcp, 1);
+    {
+        struct sockaddr_storage sa;
+        int len = sizeof(sa);
+        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
+            if (sa.ss_family == AF_INET6) {
+                uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer_ip, sizeof(c->peer_ip));
+                snprintf(c->peer_port, sizeof(c->peer_port), "%u",
+                         ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
+            } else {
+                uv_ip4_name((struct sockaddr_in *)&sa, c->peer_ip, sizeof(c->peer_ip));
+                snprintf(c->peer_port, sizeof(c->peer_port), "%u",
+                         ntohs(((struct sockaddr_in *)&sa)->sin_port));
+            }
+        }
+    }
     thaw_buf_init(&c->in, READ_SIZE * 2 + 65536);
     thaw_buf_init(&c->url, s->worker->limits.max_header + 1);
     thaw_buf_init(&c->hdrs, s->worker->limits.max_header + 65536);

@@ -41,6 +41,7 @@ WORKER = '''
         body = environ["wsgi.input"].read()
         keys = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME",
                 "SERVER_PORT", "SERVER_PROTOCOL", "CONTENT_TYPE", "CONTENT_LENGTH",
+                "REMOTE_ADDR",
                 "HTTP_X_REP", "HTTP_COOKIE", "HTTP_HOST", "wsgi.url_scheme")
         out = {k: environ.get(k) for k in keys}
         out["wsgi.version"] = list(environ["wsgi.version"])
@@ -79,6 +80,7 @@ def test_environ(srv):
     assert e["SERVER_NAME"] == "site.test"
     assert e["SERVER_PORT"] == "8080"
     assert e["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert e["REMOTE_ADDR"] == "127.0.0.1"
     assert e["CONTENT_TYPE"] == "text/plain"
     assert e["CONTENT_LENGTH"] == "5"
     assert e["HTTP_X_REP"] == "one, two"
