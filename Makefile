@@ -66,3 +66,19 @@ test: all unit pytest
 
 clean:
 	rm -rf build
+
+# Fuzzing (clang + libFuzzer): `make fuzz` runs each target for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 20
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined
+build/fuzz/fuzz_ipc: tests/fuzz/fuzz_ipc.c src/ipc/codec.c src/util/buf.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^
+build/fuzz/fuzz_jsonc: tests/fuzz/fuzz_jsonc.c src/config/jsonc.c src/config/config.c \
+		src/config/compat.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson
+
+.PHONY: fuzz
+fuzz: build/fuzz/fuzz_ipc build/fuzz/fuzz_jsonc
+	build/fuzz/fuzz_ipc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+	build/fuzz/fuzz_jsonc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
