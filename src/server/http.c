@@ -333,7 +333,10 @@ static int on_message_complete(http_parser *p)
         http_parser_pause(p, 1);
     }
     /* else the response already went out (an early answer or an error):
-     * the next request may start right away */
+     * the next request may start right away, and until it does the
+     * connection is idle */
+    else
+        thaw__conn_arm_timer(c, 0);
     return 0;
 }
 
