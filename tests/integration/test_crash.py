@@ -81,7 +81,10 @@ def test_kill_instance_fails_only_its_own_request(serve, tmp_path):
 def test_kill_template_is_rebuilt_and_nobody_notices(serve, tmp_path):
     srv, _ = _serve(serve, tmp_path)
     srv.get("/")
-    (template,) = _procs(srv, "thaw-template")
+    # the zygote's child; a just-forked instance still carries the
+    # template's name for a moment, so go by parentage
+    zygotes = set(_procs(srv, "thaw-zygote"))
+    (template,) = [p for p in _procs(srv, "thaw-template") if proc_stat(p)[1] in zygotes]
     with Flow(srv) as flow:
         os.kill(template, signal.SIGKILL)
     assert flow.statuses and all(s == 200 for s in flow.statuses), \
@@ -89,7 +92,8 @@ def test_kill_template_is_rebuilt_and_nobody_notices(serve, tmp_path):
     srv.wait_log("rebuilding")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        templates = _procs(srv, "thaw-template")
+        zygotes = set(_procs(srv, "thaw-zygote"))
+        templates = [p for p in _procs(srv, "thaw-template") if (proc_stat(p) or (0, 0))[1] in zygotes]
         if templates and template not in templates:
             break
         time.sleep(0.1)
