@@ -1,5 +1,4 @@
 #include <http_parser.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,22 +26,6 @@ struct admin_write {
 };
 
 static http_parser_settings settings;
-
-static void appendf(struct thaw_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void appendf(struct thaw_buf *b, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        thaw_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
 
 static void label(char *out, size_t n, const char *s)
 {
@@ -85,45 +68,45 @@ char *thaw_admin_metrics(struct thaw_worker *w, size_t *len)
     label(name, sizeof(name), w->cfg.name ? w->cfg.name : "");
     thaw_worker_stats(w, &st);
 
-    appendf(&b, "# HELP thaw_requests_total Requests answered, by status code (0: cut short, "
+    thaw_buf_printf(&b, "# HELP thaw_requests_total Requests answered, by status code (0: cut short, "
                 "499: the client left).\n# TYPE thaw_requests_total counter\n");
     for (i = 0; i < 600; i++)
         if (m->by_status[i])
-            appendf(&b, "thaw_requests_total{worker=\"%s\",status=\"%d\"} %llu\n", name, i,
+            thaw_buf_printf(&b, "thaw_requests_total{worker=\"%s\",status=\"%d\"} %llu\n", name, i,
                     (unsigned long long)m->by_status[i]);
-    appendf(&b, "# HELP thaw_request_duration_seconds Request to complete response, in "
+    thaw_buf_printf(&b, "# HELP thaw_request_duration_seconds Request to complete response, in "
                 "the supervisor.\n# TYPE thaw_request_duration_seconds histogram\n");
     for (i = 0; i <= THAW_N_LATENCY_BUCKETS; i++) {
         cum += m->latency[i];
         if (i < THAW_N_LATENCY_BUCKETS)
-            appendf(&b, "thaw_request_duration_seconds_bucket{worker=\"%s\",le=\"%g\"} %llu\n",
+            thaw_buf_printf(&b, "thaw_request_duration_seconds_bucket{worker=\"%s\",le=\"%g\"} %llu\n",
                     name, le[i], (unsigned long long)cum);
         else
-            appendf(&b, "thaw_request_duration_seconds_bucket{worker=\"%s\",le=\"+Inf\"} %llu\n",
+            thaw_buf_printf(&b, "thaw_request_duration_seconds_bucket{worker=\"%s\",le=\"+Inf\"} %llu\n",
                     name, (unsigned long long)cum);
     }
-    appendf(&b, "thaw_request_duration_seconds_sum{worker=\"%s\"} %.6f\n", name,
+    thaw_buf_printf(&b, "thaw_request_duration_seconds_sum{worker=\"%s\"} %.6f\n", name,
             m->latency_sum);
-    appendf(&b, "thaw_request_duration_seconds_count{worker=\"%s\"} %llu\n", name,
+    thaw_buf_printf(&b, "thaw_request_duration_seconds_count{worker=\"%s\"} %llu\n", name,
             (unsigned long long)m->latency_count);
-    appendf(&b, "# HELP thaw_starts_total How requests found their instance: warm (it "
+    thaw_buf_printf(&b, "# HELP thaw_starts_total How requests found their instance: warm (it "
                 "served before), fork (its first request: a cold start), and template "
                 "builds.\n# TYPE thaw_starts_total counter\n");
-    appendf(&b, "thaw_starts_total{worker=\"%s\",kind=\"warm\"} %llu\n", name,
+    thaw_buf_printf(&b, "thaw_starts_total{worker=\"%s\",kind=\"warm\"} %llu\n", name,
             (unsigned long long)m->starts_warm);
-    appendf(&b, "thaw_starts_total{worker=\"%s\",kind=\"fork\"} %llu\n", name,
+    thaw_buf_printf(&b, "thaw_starts_total{worker=\"%s\",kind=\"fork\"} %llu\n", name,
             (unsigned long long)m->starts_fork);
-    appendf(&b, "thaw_starts_total{worker=\"%s\",kind=\"template_build\"} %llu\n", name,
+    thaw_buf_printf(&b, "thaw_starts_total{worker=\"%s\",kind=\"template_build\"} %llu\n", name,
             (unsigned long long)m->template_builds);
-    appendf(&b, "# HELP thaw_instances Live instances.\n# TYPE thaw_instances gauge\n"
+    thaw_buf_printf(&b, "# HELP thaw_instances Live instances.\n# TYPE thaw_instances gauge\n"
                 "thaw_instances{worker=\"%s\"} %d\n", name, st.instances);
-    appendf(&b, "# HELP thaw_queued_requests Requests waiting for an instance.\n"
+    thaw_buf_printf(&b, "# HELP thaw_queued_requests Requests waiting for an instance.\n"
                 "# TYPE thaw_queued_requests gauge\nthaw_queued_requests{worker=\"%s\"} %d\n",
             name, st.queued);
-    appendf(&b, "# HELP thaw_memory_bytes Memory: the supervisor's RSS, and the private "
+    thaw_buf_printf(&b, "# HELP thaw_memory_bytes Memory: the supervisor's RSS, and the private "
                 "(unshared) memory of a worker's instances.\n# TYPE thaw_memory_bytes gauge\n");
-    appendf(&b, "thaw_memory_bytes{process=\"supervisor\"} %lld\n", self_rss_bytes());
-    appendf(&b, "thaw_memory_bytes{worker=\"%s\",process=\"instances\"} %lld\n", name,
+    thaw_buf_printf(&b, "thaw_memory_bytes{process=\"supervisor\"} %lld\n", self_rss_bytes());
+    thaw_buf_printf(&b, "thaw_memory_bytes{worker=\"%s\",process=\"instances\"} %lld\n", name,
             st.private_kb * 1024);
     *len = b.len;
     return b.data;
@@ -146,7 +129,7 @@ static void respond(struct admin_conn *c, int status, const char *ctype, char *b
     uv_buf_t ub;
 
     thaw_buf_init(&b, n + 512);
-    appendf(&b, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+    thaw_buf_printf(&b, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
                 "connection: close\r\n\r\n",
             status, status == 200 ? "OK" : status == 404 ? "Not Found" : "Bad Request",
             ctype, n);

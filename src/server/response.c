@@ -78,15 +78,19 @@ void thaw__conn_write(struct conn *c, const void *p, size_t n)
 
 void thaw__conn_printf(struct conn *c, const char *fmt, ...)
 {
-    char line[8192];
     va_list ap;
-    int n;
+    int rc;
 
+    if (c->closing)
+        return;
     va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line), fmt, ap);
+    rc = thaw_buf_vprintf(&c->out, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        thaw__conn_write(c, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    if (rc) {
+        thaw__conn_close(c);
+        return;
+    }
+    thaw__conn_mark(c);
 }
 
 static void on_written(uv_write_t *req, int status)

@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,4 +61,25 @@ void thaw_buf_consume(struct thaw_buf *b, size_t n)
     }
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
+}
+
+int thaw_buf_vprintf(struct thaw_buf *b, const char *fmt, va_list ap)
+{
+    char line[8192];
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+
+    if (n <= 0)
+        return 0;
+    return thaw_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+int thaw_buf_printf(struct thaw_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = thaw_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
 }
