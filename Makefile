@@ -8,13 +8,14 @@ override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=impli
            -D_GNU_SOURCE -Isrc
 DEPS_STAMP := build/.deps-ok
 
-SUP_LIBS   = -luv -lhttp_parser -ljansson
+SUP_LIBS   = -luv -lhttp_parser -ljansson -lsqlite3 -lcurl -lhiredis
 PY_CFLAGS  = $(shell pkg-config --cflags python3-embed 2>/dev/null)
 PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
 
 # the supervisor: no Python here
 SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
-          src/ipc/*.c src/util/*.c src/watch/*.c) src/zygote/client.c
+          src/ipc/*.c src/util/*.c src/watch/*.c src/bind/*.c src/cron/*.c) \
+          src/zygote/client.c
 SUP_OBJ = $(SUP_SRC:src/%.c=build/obj/%.o)
 ZYG_SRC = src/zygote/main.c
 ZYG_OBJ = build/obj/zygote/main.o
@@ -74,7 +75,7 @@ build/fuzz/fuzz_ipc: tests/fuzz/fuzz_ipc.c src/ipc/codec.c src/util/buf.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 build/fuzz/fuzz_jsonc: tests/fuzz/fuzz_jsonc.c src/config/jsonc.c src/config/config.c \
-		src/config/compat.c src/util/log.c
+		src/config/compat.c src/config/devvars.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson
 

@@ -10,7 +10,8 @@ import sys
 
 import _thaw
 
-from . import entropy, hooks, ipc, output
+from . import bindcalls, entropy, hooks, ipc, output
+from workers import _bind
 from workers import _asgi_eager as eager
 from .body import RequestBody
 from .log import log_exception, log_lines
@@ -36,16 +37,29 @@ class Worker:
 
 
 class ExecutionContext:
-    """The `ctx` of Cloudflare handlers."""
+    """The `ctx` of Cloudflare handlers. wait_until() work outlives the
+    response: the supervisor is told while any runs (BUSY), so it does not
+    reap the instance under it."""
 
-    def __init__(self, loop, tasks):
+    def __init__(self, loop, tasks, busy):
         self._loop = loop
         self._tasks = tasks
+        self._busy = busy
 
     def wait_until(self, awaitable):
         task = asyncio.ensure_future(awaitable, loop=self._loop)
+        if not self._tasks:
+            self._busy(1)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task):
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            from .log import log_exception
+            log_exception(output.worker_name(), task.exception())
+        if not self._tasks:
+            self._busy(0)
 
     waitUntil = wait_until
 
@@ -119,7 +133,9 @@ class Instance:
     def run(self):
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self.ctx = ExecutionContext(self.loop, self.bg_tasks)
+        self.ctx = ExecutionContext(self.loop, self.bg_tasks, self._send_busy)
+        self.binds = bindcalls.BindClient(self.loop, self._queue)
+        _bind._set_transport(self.binds)
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
         # thaw stopping: finish through the exit hooks (ASGI lifespan
         # shutdown) rather than die in the middle of them
@@ -128,6 +144,7 @@ class Instance:
             self._warm_up()
         try:
             self.loop.run_forever()
+            self.binds.lost()
             self.loop.remove_reader(self.sock.fileno())
             self.loop.run_until_complete(hooks.run_exit_hooks(
                 lambda exc: log_exception(self.worker.name, exc)))
@@ -173,8 +190,11 @@ class Instance:
             got = ipc.decode(buf, off)
             if got is None:
                 break
-            ftype, _flags, sid, payload, off = got
-            self._on_frame(ftype, sid, payload)
+            ftype, flags, sid, payload, off = got
+            if ftype >= ipc.BIND_CALL:
+                self.binds.on_frame(ftype, flags, sid, payload)
+            else:
+                self._on_frame(ftype, sid, payload)
         del buf[:off]
         self._flush()
 
@@ -196,6 +216,9 @@ class Instance:
                     st.body.abort()
                 if st.task:
                     st.task.cancel()
+
+    def _send_busy(self, n):
+        self._queue(ipc.frame(ipc.BUSY, 0, ipc.fields(str(n))))
 
     def _queue(self, data):
         self.out.append(data)

@@ -68,3 +68,7 @@ def install():
     # lines ("Ready on ..."), which tools may read
     sys.stdout = TaggedStream(sys.__stderr__)
     sys.stderr = TaggedStream(sys.__stderr__)
+
+
+def worker_name():
+    return _worker[0]

@@ -13,6 +13,7 @@ import _thaw
 from . import entropy, instance, ipc, output, proc
 from .handler import resolve_handler
 from .log import user_traceback
+from workers import _bindings
 
 
 class BuildError(Exception):
@@ -75,7 +76,7 @@ def load(name, wdir, main_rel, config_json):
                           if t is not threading.main_thread())
         raise BuildError(f"{main_rel} started a thread at top level ({names}); threads "
                          f"cannot survive the snapshot (fork). Start it in the handler.")
-    env = Env(config.get("vars") or {})
+    env = Env(_bindings.env_mapping(config), _bindings.secret_names(config))
     flags = frozenset(config.get("_thaw_flags") or ())
     worker = instance.Worker(name, module,
                              resolve_handler(module, flags, config.get("compatibility_date")),

@@ -124,6 +124,35 @@ def bindings(cfg):
     return out
 
 
+def secret_names(d):
+    """Names in the worker's .dev.vars (KEY=value lines); never the values.
+    A quoted value spanning lines is skipped over, so its later lines are
+    not taken for names."""
+    path = os.path.join(d, ".dev.vars")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return []
+    names, quote = [], None
+    for line in text.splitlines():
+        if quote:
+            if line.rstrip().split("#")[0].rstrip().endswith(quote):
+                quote = None
+            continue
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or "=" not in stripped:
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[7:]
+        name, _, value = stripped.partition("=")
+        names.append(name.strip())
+        value = value.strip()
+        if value[:1] in ("'", '"') and (len(value) == 1 or not value.rstrip().endswith(value[0])):
+            quote = value[0]
+    return names
+
+
 def attr_ok(name):
     return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("__")
 
@@ -149,6 +178,15 @@ def render_env(cfg_path, cfg):
         seen.add(name)
         body += ["    @property",
                  f"    def {name}(self) -> {var_type(value)}: ..."]
+    secrets = [n for n in secret_names(os.path.dirname(cfg_path)) if n not in seen]
+    if secrets:
+        body.append("    # .dev.vars: secrets (names only; values stay out of this file)")
+    for name in secrets:
+        if not attr_ok(name):
+            skipped.append(name)
+            continue
+        seen.add(name)
+        body += ["    @property", f"    def {name}(self) -> str: ..."]
     for name, key, what, cls in bindings(cfg):
         if not attr_ok(name):
             skipped.append(name)

@@ -1,19 +1,21 @@
 """Env: the bindings object handed to workers as `env` / `self.env`.
 
-Config `vars` are reachable as `env.NAME` and `env["NAME"]`.  Values are
-returned as given (str, numbers, dicts/lists from JSON).  Secrets will live
-here too, so repr() lists names only.  Env is read-only because one Env is
-shared by every request a process serves.
+Config `vars`, secrets and bindings are reachable as `env.NAME` and
+`env["NAME"]`.  Vars are returned as given (str, numbers, dicts/lists from
+JSON); secrets are strings.  repr() lists names only, and never a secret's
+value.  Env is read-only because one Env is shared by every request a
+process serves.
 """
 
 
 class Env:
     # No public methods: any method name (keys, get, ...) would shadow a
     # binding of the same name.  Only dunders and the one private slot exist.
-    __slots__ = ("_thaw_vars",)
+    __slots__ = ("_thaw_vars", "_thaw_secrets")
 
-    def __init__(self, mapping=None):
+    def __init__(self, mapping=None, secrets=()):
         object.__setattr__(self, "_thaw_vars", dict(mapping or {}))
+        object.__setattr__(self, "_thaw_secrets", frozenset(secrets))
 
     def __getattr__(self, name):
         # Only called when normal lookup fails, i.e. for binding names.

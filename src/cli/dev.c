@@ -25,6 +25,8 @@
 struct dev {
     uv_loop_t *loop;
     char dir[PATH_MAX];
+    char state[PATH_MAX + 64];    /* bindings' local data */
+    const char *state_arg;
     const char *ip;
     int port;
     struct thaw_limits cli;       /* what the command line set ... */
@@ -52,7 +54,9 @@ struct dev {
 static void usage(void)
 {
     fprintf(stderr, "usage: thaw dev [DIR] [--port N] [--ip ADDR] [--admin IP:PORT]\n"
-                    "                [--preload PKG,...] [LIMITS...]\n"
+                    "                [--preload PKG,...] [--state DIR] [LIMITS...]\n"
+                    "--state DIR (or --persist-to DIR): where KV and D1 data live;\n"
+                    "                default DIR/.thaw/state\n"
                     "limits (see docs/config.md):\n");
     thaw_limits_usage(stderr);
 }
@@ -114,7 +118,7 @@ static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
     thaw_limits_override(&d->lim, &d->cli, d->cli_set);
     if (!d->worker_started) {
         d->worker_started = 1;
-        thaw_worker_init(&d->worker, d->loop, d->zygote, d->preload, d->dir, cfg,
+        thaw_worker_init(&d->worker, d->loop, d->zygote, d->preload, d->dir, d->state, cfg,
                          &d->lim, on_built, d);
         d->worker.on_lost = on_lost;
         return;
@@ -249,6 +253,9 @@ static int parse_args(struct dev *d, int argc, char **argv)
         } else if (strcmp(a, "--preload") == 0 && v) {
             d->preload_list = v;
             i++;
+        } else if ((strcmp(a, "--state") == 0 || strcmp(a, "--persist-to") == 0) && v) {
+            d->state_arg = v;
+            i++;
         } else if (strcmp(a, "--ip") == 0 && v) {
             d->ip = v;
             i++;
@@ -270,6 +277,18 @@ static int parse_args(struct dev *d, int argc, char **argv)
     if (!realpath(dir, d->dir)) {
         fprintf(stderr, "thaw: cannot open worker directory '%s'\n", dir);
         return -1;
+    }
+    if (!d->state_arg) {
+        snprintf(d->state, sizeof(d->state), "%s/.thaw/state", d->dir);
+    } else if (d->state_arg[0] == '/') {
+        snprintf(d->state, sizeof(d->state), "%s", d->state_arg);
+    } else {
+        char cwd[PATH_MAX / 2];
+        if (!getcwd(cwd, sizeof(cwd)) || strlen(d->state_arg) > PATH_MAX / 2 - 1) {
+            fprintf(stderr, "thaw: getcwd: %s\n", strerror(errno));
+            return -1;
+        }
+        snprintf(d->state, sizeof(d->state), "%s/%s", cwd, d->state_arg);
     }
     return 0;
 }

@@ -11,7 +11,7 @@
 #define THAW_VERSION "0.1.0"
 
 const struct thaw_command thaw_commands[] = {
-    {"dev", "[DIR] [--port N] [--ip ADDR] [--admin IP:PORT] [--preload PKG,...] [LIMITS...]",
+    {"dev", "[DIR] [--port N] [--ip ADDR] [--admin IP:PORT] [--preload PKG,...] [--state DIR] [LIMITS...]",
      "serve the worker in DIR (default .), rebuilding it when its files change",
      thaw_cmd_dev},
     {"sync", "[DIR]", "vendor pyproject.toml's dependencies into DIR/python_modules",

@@ -9,6 +9,7 @@
 
 #include "config/compat.h"
 #include "config/config.h"
+#include "config/devvars.h"
 #include "util/log.h"
 
 /* Every top-level key thaw knows, in one table (STYLE.md habit 10).
@@ -225,6 +226,13 @@ int thaw_config_from_json(const char *json, const char *file, const char *dir,
             goto fail;
         /* the flags in effect, for the runtime in the template */
         json_object_set_new(root, "_thaw_flags", json_loads(flags, 0, NULL));
+    }
+    /* secrets of `thaw dev`: into env as strings, never into the log */
+    {
+        json_t *secrets = thaw_devvars_load(dir, err, errlen);
+        if (!secrets)
+            goto fail;
+        json_object_set_new(root, "_thaw_secrets", secrets);
     }
     cfg->file = strdup(file);
     cfg->dir = strdup(dir);

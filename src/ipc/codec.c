@@ -20,7 +20,7 @@ static int known_type(uint8_t t)
 {
     return (t >= THAW_IPC_REQ_HEAD && t <= THAW_IPC_CANCEL) ||
            (t >= THAW_IPC_RESP_HEAD && t <= THAW_IPC_RESP_ABORT) ||
-           t == THAW_IPC_BIND_CALL || t == THAW_IPC_BIND_REPLY ||
+           (t >= THAW_IPC_BIND_CALL && t <= THAW_IPC_BUSY) ||
            (t >= THAW_IPC_TOML && t <= THAW_IPC_HELLO);
 }
 
@@ -34,7 +34,7 @@ int thaw_ipc_decode(const uint8_t *p, size_t n, struct thaw_ipc_frame *f)
     if (len > THAW_IPC_MAX_PAYLOAD)
         return THAW_IPC_E_TOOBIG;
     if (p[6] != 0 || p[7] != 0 || !known_type(p[4]) ||
-        (p[5] & ~THAW_IPC_F_FD) != 0)
+        (p[5] & ~(THAW_IPC_F_FD | THAW_IPC_F_MORE)) != 0)
         return THAW_IPC_E_BADHDR;
     if (n - THAW_IPC_HEADER_SIZE < len)
         return 0;

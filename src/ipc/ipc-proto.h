@@ -32,7 +32,9 @@ enum thaw_ipc_type {
     THAW_IPC_REQ_HEAD = 1,  /* fields: method, url, then name, value pairs;
                                names starting with ':' are thaw's, not the
                                client's: :client-ip, :client-port,
-                               :http-version */
+                               :http-version; :event "scheduled" with
+                               :cron and :scheduled-time (ms) makes it a
+                               cron trigger instead of a fetch */
     THAW_IPC_REQ_BODY = 2,  /* raw body bytes */
     THAW_IPC_REQ_END = 3,   /* request body complete */
     THAW_IPC_CANCEL = 4,    /* client went away: stop and forget the stream */
@@ -43,9 +45,22 @@ enum thaw_ipc_type {
     THAW_IPC_RESP_END = 18,  /* response complete */
     THAW_IPC_RESP_ABORT = 19, /* body failed after the head was sent */
 
-    /* binding calls (KV, fetch, connect, log): later issues fill these in */
-    THAW_IPC_BIND_CALL = 32,  /* instance -> supervisor: fields binding, op, args */
-    THAW_IPC_BIND_REPLY = 33, /* supervisor -> instance */
+    /* Binding calls (KV, D1, fetch, assets; src/bind/bind.h). stream is a
+     * call id the instance picks, unrelated to request streams. A frame
+     * with THAW_IPC_F_MORE is followed by BIND_DATA frames of the same
+     * call and one BIND_END: that is how bodies over one frame travel. */
+    THAW_IPC_BIND_CALL = 32,  /* instance -> sup: fields binding, op, args
+                                 (JSON text) */
+    THAW_IPC_BIND_REPLY = 33, /* sup -> instance: fields outcome ("ok" or
+                                 an error class such as "TypeError"), then
+                                 the result as JSON text (ok) or a message */
+    THAW_IPC_BIND_DATA = 34,  /* either way: raw body bytes of the call */
+    THAW_IPC_BIND_END = 35,   /* either way: body complete; sup -> instance
+                                 may carry one field, an error message */
+    THAW_IPC_BIND_CANCEL = 36, /* instance -> sup: drop the call */
+    THAW_IPC_BUSY = 37,       /* instance -> sup, stream 0: fields the count
+                                 (ascii) of ctx.wait_until() tasks still
+                                 running; while > 0 it is not idle */
 
     /* process control, stream 0 unless stated */
     THAW_IPC_TOML = 48,     /* sup -> zygote, stream=cookie: fields path */
@@ -65,6 +80,7 @@ enum thaw_ipc_type {
                                modules its preload added (none when plain) */
 };
 
-#define THAW_IPC_F_FD 0x01 /* one fd rides on this frame */
+#define THAW_IPC_F_FD 0x01   /* one fd rides on this frame */
+#define THAW_IPC_F_MORE 0x02 /* BIND_CALL/BIND_REPLY: a body follows */
 
 #endif

@@ -2,6 +2,7 @@
 #ifndef THAW_POOL_INTERNAL_H
 #define THAW_POOL_INTERNAL_H
 
+#include "bind/bind.h"
 #include "pool/pool.h"
 
 enum inst_state { INST_LIVE, INST_RETIRED };
@@ -25,6 +26,9 @@ struct thaw_instance {
     int holds;
     uint64_t last_used;
     struct thaw_exchange *ex_head;
+    struct thaw_bind_peer bind;  /* its binding calls in flight */
+    int background;         /* ctx.wait_until() tasks it still runs */
+    uint64_t background_since_ms;
     struct thaw_instance *next;
 };
 

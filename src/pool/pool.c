@@ -124,7 +124,9 @@ static void instance_idle_check(struct thaw_instance *inst)
     struct thaw_version *v = inst->ver;
 
     if (v->state == VER_DRAINING || used_up(inst)) {
-        if (inst->inflight == 0)
+        /* ctx.wait_until() work keeps it alive until done (or the tick
+         * stops it at the wall-clock limit) */
+        if (inst->inflight == 0 && !inst->background)
             thaw__instance_retire(inst);
         return;
     }
@@ -378,6 +380,30 @@ void thaw_exchange_release(struct thaw_exchange *ex)
 
 /* ---- response frames -------------------------------------------------- */
 
+/* BUSY: how many ctx.wait_until() tasks the instance still runs. */
+static void on_busy(struct thaw_instance *inst, const struct thaw_ipc_frame *f)
+{
+    struct thaw_ipc_fields it;
+    const uint8_t *p;
+    size_t n;
+    char num[16];
+    int was = inst->background;
+
+    thaw_ipc_fields_init(&it, f);
+    if (thaw_ipc_next_field(&it, &p, &n) != 1 || n >= sizeof(num))
+        return;
+    memcpy(num, p, n);
+    num[n] = 0;
+    inst->background = atoi(num);
+    if (inst->background > 0 && !was)
+        inst->background_since_ms = uv_now(inst->ver->worker->loop);
+    if (!inst->background && was) {
+        if (inst->inflight == 0)
+            inst->idle_since_ms = uv_now(inst->ver->worker->loop);
+        instance_idle_check(inst);
+    }
+}
+
 static struct thaw_exchange *find_ex(struct thaw_instance *inst, uint32_t sid)
 {
     struct thaw_exchange *ex;
@@ -432,8 +458,19 @@ void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_f
     struct thaw_exchange *ex = find_ex(inst, f->stream);
 
     inst->progress_ms = uv_now(inst->ver->worker->loop);
-    if (f->type == THAW_IPC_BIND_CALL)
-        return; /* bindings arrive with their issue */
+    if (f->type >= THAW_IPC_BIND_CALL && f->type <= THAW_IPC_BIND_CANCEL) {
+        if (thaw_bind_peer_frame(&inst->bind, f) < 0) {
+            thaw_log("worker %s: instance %u broke the binding protocol; killing it",
+                     inst->ver->name, inst->id);
+            thaw__instance_kill(inst, 502, "502 Bad Gateway: the worker's instance "
+                                "broke thaw's binding protocol\n");
+        }
+        return;
+    }
+    if (f->type == THAW_IPC_BUSY) {
+        on_busy(inst, f);
+        return;
+    }
     if (!ex)
         return; /* a stream the client already left */
     switch (f->type) {

@@ -68,6 +68,7 @@ struct thaw_worker {
     struct thaw_zygote *preload;  /* NULL, or one that also holds the shared base */
     struct thaw_limits limits;
     char *dir;
+    char *state_dir;             /* local data of its bindings (KV, D1) */
     struct thaw_config cfg;      /* of the current version */
     struct thaw_version *current; /* serves new requests */
     struct thaw_version *building;
@@ -95,6 +96,7 @@ struct thaw_version {
     char *name;
     struct thaw_chan *chan;      /* to the template */
     struct thaw_zygote *zygote;  /* the one it was forked from */
+    struct thaw_bindings *bindings; /* what env names (src/bind/bind.h) */
     pid_t pid;
     int pidfd;
     uv_poll_t pid_poll;
@@ -111,10 +113,11 @@ struct thaw_version {
 };
 
 /* Starts a worker for the project in dir (config already loaded into cfg,
- * which the worker takes ownership of) and builds its first version. */
+ * which the worker takes ownership of) and builds its first version. Its
+ * bindings keep local data under state_dir. */
 int thaw_worker_init(struct thaw_worker *w, uv_loop_t *loop,
                      struct thaw_zygote *z, struct thaw_zygote *preload,
-                     const char *dir, struct thaw_config *cfg,
+                     const char *dir, const char *state_dir, struct thaw_config *cfg,
                      const struct thaw_limits *lim, thaw_built_cb on_built, void *data);
 /* Builds a new version from cfg (taken over); when it is built it becomes
  * current and the old one drains. */

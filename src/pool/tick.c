@@ -100,6 +100,18 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
             return;
         }
     }
+    if (inst->inflight == 0 && inst->background) {
+        /* ctx.wait_until() work after the response: it has the same
+         * wall-clock limit as a request, counted from when it began */
+        if (now - inst->background_since_ms > (uint64_t)lim->request_timeout_ms) {
+            thaw_log("worker %s: instance %u: ctx.wait_until() work ran past the "
+                     "wall-clock limit of %lld ms (request_timeout_ms); stopping it",
+                     inst->ver->name, inst->id, lim->request_timeout_ms);
+            inst->background = 0;
+            thaw__instance_retire(inst);
+        }
+        return;
+    }
     if (inst->inflight == 0) {
         /* scale to zero; a spare goes too once the worker is quiet */
         if (now - inst->idle_since_ms > (uint64_t)lim->idle_timeout_ms &&

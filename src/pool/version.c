@@ -62,6 +62,7 @@ static void free_version(struct thaw_version *v)
         close(v->pidfd);
     if (v->zygote)
         thaw_zygote_forget(v->zygote, v);
+    thaw_bindings_release(v->bindings);
     free(v->error);
     free(v->name);
     free(v);
@@ -145,6 +146,7 @@ static void instance_free(struct thaw_instance *inst)
     struct thaw_version *v = inst->ver;
 
     unlink_instance(inst);
+    thaw_bind_peer_close(&inst->bind);
     if (inst->state == INST_LIVE)
         v->n_instances--;
     if (inst->chan) {
@@ -208,6 +210,7 @@ static void on_instance_chan_close(struct thaw_chan *c, int err, void *data)
     struct thaw_instance *inst = data;
 
     inst->chan = NULL;
+    thaw_bind_peer_close(&inst->bind);
     if (err && err != -ECONNRESET && inst->state == INST_LIVE)
         thaw_log("worker %s: instance %u channel failed: %s", inst->ver->name,
                  inst->id, err == THAW_IPC_E_TOOBIG || err == THAW_IPC_E_BADHDR
@@ -259,6 +262,7 @@ struct thaw_instance *thaw__instance_spawn(struct thaw_version *v)
         return NULL;
     }
     thaw_chan_on_drain(inst->chan, on_instance_drain);
+    thaw_bind_peer_init(&inst->bind, inst->chan, v->bindings, v->name, inst->id);
     /* the instance reads frames queued before it even exists: no wait */
     if (thaw_chan_send_fields(v->chan, THAW_IPC_SPAWN, inst->id, sv[1], 0, NULL)) {
         thaw_chan_close(inst->chan);
@@ -548,6 +552,36 @@ static struct thaw_zygote *pick_zygote(struct thaw_worker *w)
     return w->preload;
 }
 
+/* The version's bindings, from its config: a binding that cannot open (a
+ * bad entry, a store that cannot be created) fails the version. */
+static int open_bindings(struct thaw_version *v)
+{
+    struct thaw_worker *w = v->worker;
+    struct thaw_bind_env env;
+    json_error_t jerr;
+    char err[1024];
+    const char *file;
+
+    memset(&env, 0, sizeof(env));
+    env.loop = w->loop;
+    env.worker_name = v->name;
+    env.worker_dir = w->cfg.dir;
+    env.state_dir = w->state_dir;
+    file = w->cfg.file ? strrchr(w->cfg.file, '/') : NULL;
+    env.config_file = file ? file + 1 : (w->cfg.file ? w->cfg.file : "config");
+    env.config = json_loads(w->cfg.json ? w->cfg.json : "{}", 0, &jerr);
+    if (!env.config)
+        env.config = json_object();
+    v->bindings = thaw_bindings_open(&env, err, sizeof(err));
+    json_decref(env.config);
+    if (!v->bindings) {
+        set_failed(v, err);
+        v->chan_gone = 1;
+        return -1;
+    }
+    return 0;
+}
+
 struct thaw_version *thaw__version_new(struct thaw_worker *w)
 {
     struct thaw_version *v = version_alloc(w);
@@ -555,6 +589,8 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
 
     if (!v)
         return NULL;
+    if (open_bindings(v) < 0)
+        return v;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         set_failed(v, strerror(errno));
         v->chan_gone = 1;
@@ -589,7 +625,7 @@ void thaw__version_retire(struct thaw_version *v)
     v->state = VER_DRAINING;
     for (inst = v->instances; inst; inst = next) {
         next = inst->next;
-        if (inst->inflight == 0)
+        if (inst->inflight == 0 && !inst->background)
             thaw__instance_retire(inst);
     }
     thaw__pool_fail_queue(v, 503, "503 Service Unavailable: the worker was replaced "

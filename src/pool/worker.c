@@ -35,7 +35,7 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
 
 int thaw_worker_init(struct thaw_worker *w, uv_loop_t *loop,
                      struct thaw_zygote *z, struct thaw_zygote *preload,
-                     const char *dir, struct thaw_config *cfg,
+                     const char *dir, const char *state_dir, struct thaw_config *cfg,
                      const struct thaw_limits *lim, thaw_built_cb on_built, void *data)
 {
     memset(w, 0, sizeof(*w));
@@ -44,6 +44,7 @@ int thaw_worker_init(struct thaw_worker *w, uv_loop_t *loop,
     w->preload = preload;
     w->limits = *lim;
     w->dir = strdup(dir);
+    w->state_dir = strdup(state_dir);
     w->on_built = on_built;
     w->data = data;
     return thaw_worker_rebuild(w, cfg);

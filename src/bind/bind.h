@@ -1,0 +1,145 @@
+/* Bindings: what a worker reaches through `env` (KV, D1, static assets) and
+ * thaw's own services (outbound fetch). They live in the supervisor, so a
+ * worker touches only what its config names: an instance asks with a
+ * BIND_CALL frame (ipc-proto.h), the binding's kind performs the call on
+ * the event loop (or the libuv threadpool for blocking work such as
+ * SQLite) and answers with BIND_REPLY.
+ *
+ * Each kind is one file in src/bind/ exporting a `struct thaw_bind_kind`;
+ * bind.c lists them. A kind reads its own part of the worker config when a
+ * version is created (open), and answers calls addressed to the binding
+ * names it registered. Python's side of every kind is a module in
+ * python/workers/ (see workers/_bind.py).
+ *
+ * Lifetime: a version owns a `struct thaw_bindings` set; every call in
+ * flight holds a reference on it, so a kind's handle stays valid until its
+ * last call ended even when the version is gone. */
+#ifndef THAW_BIND_H
+#define THAW_BIND_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "util/buf.h"
+
+struct thaw_chan;
+struct thaw_ipc_frame;
+struct thaw_bindings;
+struct thaw_bind_call;
+
+/* What a kind may use when it opens its bindings. */
+struct thaw_bind_env {
+    uv_loop_t *loop;
+    const char *worker_name;
+    const char *worker_dir;  /* absolute */
+    const char *state_dir;   /* absolute: local data (KV, D1) lives under it */
+    json_t *config;          /* the worker's whole config (borrowed) */
+    const char *config_file; /* for messages: "wrangler.toml" */
+};
+
+struct thaw_bind_kind {
+    const char *name; /* "kv", "d1", "assets", "fetch": for the log */
+    /* Reads the kind's own config keys and registers each binding with
+     * thaw_bindings_add(). Returns 0, or -1 with a message naming the config
+     * file, the key and the fix. */
+    int (*open)(const struct thaw_bind_env *env, struct thaw_bindings *set,
+                char *err, size_t errlen);
+    /* Performs one call of a binding this kind registered. Must end it
+     * (thaw_bind_ok, _ok_body, _fail or _end) now or later, exactly once. */
+    void (*call)(void *impl, struct thaw_bind_call *call);
+    /* The set is gone and no call is pending: free impl. */
+    void (*close)(void *impl);
+};
+
+/* ---- a call, as a kind sees it -------------------------------------- */
+
+struct thaw_bind_call {
+    uint32_t id;
+    const char *binding;   /* its name in env, e.g. "MY_KV" */
+    const char *op;        /* e.g. "get" */
+    json_t *args;          /* parsed arguments; JSON null when none */
+    const char *body;      /* request body sent with the call, or NULL */
+    size_t body_len;
+    const char *worker;    /* the worker's name, for the log */
+    /* Set by the kind when it has work to stop: called at most once, when
+     * the instance cancels the call or goes away before the call ended.
+     * The call must still be ended; replies after this are dropped. */
+    void (*on_cancel)(struct thaw_bind_call *call);
+    void *data;            /* the kind's */
+
+    /* private to bind.c */
+    struct thaw_bind_peer *peer;
+    struct thaw_bindings *set;
+    struct thaw_buf in;     /* body being received */
+    int receiving;
+    int replied;            /* head sent (streaming) */
+    int cancelled;
+    struct thaw_bind_call *next, *prev;
+};
+
+/* The whole answer: result is stolen (NULL means JSON null). */
+void thaw_bind_ok(struct thaw_bind_call *call, json_t *result);
+/* An answer with a body (bytes of any size, sent in chunks). */
+void thaw_bind_ok_body(struct thaw_bind_call *call, json_t *result,
+                       const void *body, size_t n);
+/* Fails the call: Python raises errclass (a builtin exception name such as
+ * "TypeError", "ValueError", "PermissionError", "TimeoutError",
+ * "ConnectionError", "OSError"; any other name raises workers.JsException
+ * with that name) with the message. */
+void thaw_bind_fail(struct thaw_bind_call *call, const char *errclass,
+                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Streaming answers: a head, then body bytes as they come, then an end
+ * (error NULL, or a message: Python's body read then raises). */
+void thaw_bind_begin(struct thaw_bind_call *call, json_t *head);
+/* 0, or -1 when nobody listens any more (the kind should stop and end). */
+int thaw_bind_data(struct thaw_bind_call *call, const void *p, size_t n);
+void thaw_bind_end(struct thaw_bind_call *call, const char *error);
+/* Whether the instance's channel is backed up: a streaming kind should
+ * pause its source and try again later (a timer). */
+int thaw_bind_congested(const struct thaw_bind_call *call);
+
+/* ---- the set of one version ------------------------------------------ */
+
+/* Opens every kind's bindings for a worker config. NULL with err on a
+ * config problem. */
+struct thaw_bindings *thaw_bindings_open(const struct thaw_bind_env *env,
+                                         char *err, size_t errlen);
+/* For kinds' open(): name must be unique in the set (else -1 and err). */
+int thaw_bindings_add(struct thaw_bindings *set, const char *name,
+                      const struct thaw_bind_kind *kind, void *impl,
+                      char *err, size_t errlen);
+void thaw_bindings_release(struct thaw_bindings *set);
+
+/* ---- the instance side, embedded in each instance ---------------------- */
+
+struct thaw_bind_peer {
+    struct thaw_chan *chan;
+    struct thaw_bindings *set;
+    const char *worker;
+    uint32_t instance_id;
+    struct thaw_bind_call *calls; /* not yet ended */
+    int n_calls;
+};
+
+void thaw_bind_peer_init(struct thaw_bind_peer *peer, struct thaw_chan *chan,
+                         struct thaw_bindings *set, const char *worker,
+                         uint32_t instance_id);
+/* Handles BIND_CALL, BIND_DATA, BIND_END and BIND_CANCEL frames of the
+ * instance. Returns 1 when f was one of them, 0 otherwise, -1 when the
+ * instance broke the protocol (the caller kills it). */
+int thaw_bind_peer_frame(struct thaw_bind_peer *peer, const struct thaw_ipc_frame *f);
+/* The instance is gone: cancels its calls. */
+void thaw_bind_peer_close(struct thaw_bind_peer *peer);
+
+/* mkdir -p for a kind's data directory (mode 0700). 0 or -errno. */
+int thaw_bind_mkdirs(const char *path);
+
+/* Most calls one instance may have in flight, and the largest body one
+ * call may send (KV's 25 MiB values, with room for framing). */
+#define THAW_BIND_MAX_CALLS 4096
+#define THAW_BIND_MAX_BODY (32u * 1024 * 1024)
+
+#endif

@@ -1,0 +1,11 @@
+/* The binding kinds thaw has: one line per kind in each list below, and
+ * one src/bind/<kind>.c defining it. */
+#ifndef THAW_BIND_KINDS_H
+#define THAW_BIND_KINDS_H
+
+#include "bind/bind.h"
+
+/* THAW_BIND_KINDS is a list of `&thaw_bind_<kind>,` entries. */
+#define THAW_BIND_KINDS
+
+#endif
