@@ -4,6 +4,7 @@ Pure Python and cheap to import, since every worker process preloads it.
 Names match Cloudflare's `workers` package so worker code runs unchanged.
 """
 
+from ._bind import JsException
 from ._body import BodyUsedError
 from ._entrypoint import DurableObject, WorkerEntrypoint, WorkflowEntrypoint, handler
 from ._headers import Headers
@@ -14,6 +15,7 @@ __all__ = [
     "BodyUsedError",
     "DurableObject",
     "Headers",
+    "JsException",
     "Request",
     "Response",
     "WorkerEntrypoint",

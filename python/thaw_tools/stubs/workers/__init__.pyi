@@ -16,6 +16,11 @@ _HeadersInit = Headers | Mapping[str, str | list[str] | tuple[str, ...]] | Itera
 _BodyInit = (str | builtins.bytes | bytearray | memoryview | Iterable[builtins.bytes | str]
              | AsyncIterable[builtins.bytes | str] | None)
 
+class JsException(Exception):
+    name: str
+    message: str
+    def __init__(self, name: str, message: str) -> None: ...
+
 class BodyUsedError(OSError, TypeError): ...
 
 class Headers:
