@@ -442,16 +442,27 @@ int thaw_d1_query(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,
     return rc;
 }
 
+/* In a batch, BEGIN / COMMIT / ROLLBACK would end batch()'s own
+ * transaction and commit half of it: the authorizer refuses them when
+ * they are prepared, before anything ran. */
+static int deny_transactions(void *arg, int action, const char *a, const char *b,
+                             const char *c, const char *d)
+{
+    if (action != SQLITE_TRANSACTION)
+        return SQLITE_OK;
+    *(int *)arg = 1;
+    return SQLITE_DENY;
+}
+
 int thaw_d1_batch(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
                   struct thaw_buf *out, char *err, size_t errlen)
 {
     struct out o = {out, 0};
     struct guard g;
     size_t i;
-    int rc = 0;
+    int rc = 0, denied = 0;
 
-    if (!sqlite3_get_autocommit(db)) /* never: each job ends its transaction */
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    rollback_open(db); /* never: every job ends its transaction */
     guard_on(db, &g, ctl);
     rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -459,6 +470,7 @@ int thaw_d1_batch(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
         guard_off(db);
         return -1;
     }
+    sqlite3_set_authorizer(db, deny_transactions, &denied);
     put(&o, "[", 1);
     for (i = 0; i < json_array_size(stmts) && rc == 0; i++) {
         json_t *s = json_array_get(stmts, i);
@@ -467,13 +479,12 @@ int thaw_d1_batch(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
             put(&o, ",", 1);
         rc = query(db, &g, sql ? sql : "", json_object_get(s, "params"), 0, &o, err,
                    errlen);
-        if (rc == 0 && sqlite3_get_autocommit(db)) {
-            snprintf(err, errlen, "D1_ERROR: statement %zu of the batch ended its "
-                     "transaction (COMMIT, END or ROLLBACK): batch() already runs "
-                     "in one transaction, leave those out", i + 1);
-            rc = -1;
-        }
+        if (rc && denied)
+            snprintf(err, errlen, "D1_ERROR: statement %zu of the batch is a BEGIN, "
+                     "COMMIT or ROLLBACK: batch() already runs its statements in one "
+                     "transaction, leave those out", i + 1);
     }
+    sqlite3_set_authorizer(db, NULL, NULL);
     put(&o, "]", 1);
     if (rc == 0 && o.rc)
         rc = out_error(&o, err, errlen);
@@ -481,8 +492,8 @@ int thaw_d1_batch(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
         sql_error(db, &g, rc, "D1_ERROR: ", err, errlen);
         rc = -1;
     }
-    if (rc != 0 && !sqlite3_get_autocommit(db))
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc != 0)
+        rollback_open(db);
     guard_off(db);
     return rc ? -1 : 0;
 }
