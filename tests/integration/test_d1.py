@@ -554,3 +554,17 @@ def test_example_d1_notes(tmp_path, thaw_factory):
     assert srv.get("/notes/999").status == 404
     assert srv.request("DELETE", f"/notes/{new['id']}").status == 204
     assert [n["title"] for n in srv.get("/notes").json()] == ["Welcome"]
+
+
+def test_a_runaway_query_stops_when_its_request_times_out(workdir, thaw_factory):
+    """The request's time limit cancels it in the instance, the instance
+    cancels the binding call, and the supervisor interrupts SQLite: the
+    database is free again long before D1's 30 s query limit."""
+    d1_worker(workdir)
+    srv = thaw_factory(workdir, "--request-timeout", "1000")
+    endless = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+               "SELECT count(*) FROM n")
+    r = srv.request("POST", "/", body=json.dumps([{"op": "all", "sql": endless}]).encode())
+    assert r.status == 504, r
+    # HTTP_TIMEOUT (15 s) is well under the 30 s the query would otherwise hold the queue
+    assert run(srv, {"op": "first", "sql": "SELECT 2 AS two", "column": "two"})["out"] == [2]
