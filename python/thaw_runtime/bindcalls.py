@@ -29,8 +29,10 @@ class PendingCall:
         try:
             return await self._head
         except BaseException:
-            if not self._head.done():
-                self.cancel()  # the caller was cancelled: stop the work
+            # the caller was cancelled: stop the work. (Cancelling the task
+            # cancels the future it awaits, so _head is "done" here too.)
+            if not self._head.done() or self._head.cancelled():
+                self.cancel()
             raise
 
     # -- frames ---------------------------------------------------------

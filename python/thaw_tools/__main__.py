@@ -1,21 +1,23 @@
-"""`python3 -m thaw_tools sync|init|types ARGS...`, run by `build/thaw`
+"""`python3 -m thaw_tools sync|init|types|d1 ARGS...`, run by `build/thaw`
 (src/cli/tools.c) with Debian's /usr/bin/python3."""
 import sys
 
 from .project import ToolError
 
-COMMANDS = ("sync", "init", "types")
+COMMANDS = ("sync", "init", "types", "d1")
 
 
 def main(argv):
     if not argv or argv[0] not in COMMANDS:
-        print("usage: thaw sync|init|types [ARGS]", file=sys.stderr)
+        print("usage: thaw sync|init|types|d1 [ARGS]", file=sys.stderr)
         return 2
     cmd, args = argv[0], argv[1:]
     if cmd == "sync":
         from . import sync as mod
     elif cmd == "init":
         from . import init as mod
+    elif cmd == "d1":
+        from . import d1 as mod
     else:
         from . import types as mod
     try:

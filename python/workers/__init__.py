@@ -6,6 +6,7 @@ Names match Cloudflare's `workers` package so worker code runs unchanged.
 
 from ._bind import JsException
 from ._body import BodyUsedError
+from ._d1 import D1Database, D1Error, D1PreparedStatement, D1Result
 from ._entrypoint import DurableObject, WorkerEntrypoint, WorkflowEntrypoint, handler
 from ._headers import Headers
 from ._request import Request
@@ -13,6 +14,10 @@ from ._response import Response
 
 __all__ = [
     "BodyUsedError",
+    "D1Database",
+    "D1Error",
+    "D1PreparedStatement",
+    "D1Result",
     "DurableObject",
     "Headers",
     "JsException",

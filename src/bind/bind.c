@@ -398,7 +398,7 @@ static int on_call(struct thaw_bind_peer *peer, const struct thaw_ipc_frame *f)
     call->binding = field_str(p[0], n[0]);
     call->op = field_str(p[1], n[1]);
     call->worker = strdup(peer->worker ? peer->worker : "?");
-    call->args = n[2] ? json_loadb((const char *)p[2], n[2], JSON_DECODE_ANY, &jerr)
+    call->args = n[2] ? json_loadb((const char *)p[2], n[2], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)
                       : json_null();
     thaw_buf_init(&call->in, THAW_BIND_MAX_BODY);
     call->set = peer->set;

@@ -22,7 +22,7 @@ extern const struct thaw_command thaw_commands[];
 int thaw_cmd_dev(int argc, char **argv);
 int thaw_cmd_help(int argc, char **argv);
 int thaw_cmd_version(int argc, char **argv);
-/* Runs `python3 -m thaw_tools NAME ARGS...` (sync, init, types). */
+/* Runs `python3 -m thaw_tools NAME ARGS...` (sync, init, types, d1). */
 int thaw_cmd_tool(int argc, char **argv);
 
 /* The directory holding the thaw executable (thaw-zygote lives there). */

@@ -1,0 +1,312 @@
+/* The D1 binding kind: `d1_databases = [{binding, database_name,
+ * database_id}]`. Each database is one SQLite file,
+ * <state_dir>/d1/<database_id or database_name>.sqlite, the layout
+ * `thaw d1 execute` (python/thaw_tools/d1.py) uses too. Its statements run
+ * on the libuv threadpool behind one ordered queue (sqlq.h); the SQL work
+ * itself is d1-exec.c.
+ *
+ * Ops (args are JSON; the answer is JSON text sent as the reply's body,
+ * so it may be over a frame's 1 MiB, and is written once, by d1-exec.c):
+ *   query {sql, params, first}  -> {columns, rows, meta}
+ *   batch {statements: [{sql, params}, ...]} -> [result, ...]
+ *   exec  {sql}                 -> {count, duration} */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind/bind.h"
+#include "bind/d1-exec.h"
+#include "bind/kinds.h"
+#include "bind/sqlq.h"
+#include "util/log.h"
+
+/* ---- open databases, shared by every version of a worker ---------------- */
+
+/* One queue per file: two versions of a worker (a reload while requests
+ * run on the old one) write through the same connection, in order. */
+struct d1_db {
+    char *path;
+    struct thaw_sqlq *q;
+    int refs;
+    struct d1_db *next;
+};
+
+static struct d1_db *open_dbs;
+
+static struct d1_db *db_get(uv_loop_t *loop, const char *path, char *err, size_t errlen)
+{
+    struct d1_db *d;
+
+    for (d = open_dbs; d; d = d->next) {
+        if (strcmp(d->path, path) == 0) {
+            d->refs++;
+            return d;
+        }
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d || !(d->path = strdup(path))) {
+        free(d);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    d->q = thaw_sqlq_open(loop, path, err, errlen);
+    if (!d->q) {
+        free(d->path);
+        free(d);
+        return NULL;
+    }
+    d->refs = 1;
+    d->next = open_dbs;
+    open_dbs = d;
+    return d;
+}
+
+static void db_put(struct d1_db *d)
+{
+    struct d1_db **pp;
+
+    if (--d->refs > 0)
+        return;
+    for (pp = &open_dbs; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+    thaw_sqlq_close(d->q); /* after its queued jobs */
+    free(d->path);
+    free(d);
+}
+
+/* ---- config ------------------------------------------------------------- */
+
+struct d1_binding {
+    struct d1_db *db;
+};
+
+/* The file name part: database ids are UUIDs and names are wrangler
+ * names, so anything that could leave the d1/ directory is refused. */
+static int valid_file_id(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > 200 || s[0] == '.')
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static const char *opt_string(json_t *item, const char *key, int *bad)
+{
+    json_t *v = json_object_get(item, key);
+
+    if (v && !json_is_string(v))
+        *bad = 1;
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
+                    json_t *item, size_t i, char *err, size_t errlen)
+{
+    const char *file = env->config_file;
+    const char *binding, *id, *name, *which;
+    struct d1_binding *b;
+    char path[4096], why[512];
+    int bad = 0;
+
+    if (!json_is_object(item)) {
+        snprintf(err, errlen, "%s: d1_databases[%zu] must be a table like { binding = "
+                 "\"DB\", database_name = \"my-db\", database_id = \"...\" }", file, i);
+        return -1;
+    }
+    binding = opt_string(item, "binding", &bad);
+    id = opt_string(item, "database_id", &bad);
+    name = opt_string(item, "database_name", &bad);
+    if (bad || !binding || !*binding) {
+        snprintf(err, errlen, "%s: d1_databases[%zu] needs `binding`, the name the "
+                 "worker uses (binding = \"DB\" gives self.env.DB), and string "
+                 "`database_name` / `database_id`", file, i);
+        return -1;
+    }
+    which = id && *id ? "database_id" : "database_name";
+    if (!(id && *id))
+        id = name;
+    if (!id || !*id) {
+        snprintf(err, errlen, "%s: d1_databases[%zu] (binding \"%s\") needs "
+                 "`database_name` or `database_id`: it names the local database "
+                 "file", file, i, binding);
+        return -1;
+    }
+    if (!valid_file_id(id)) {
+        snprintf(err, errlen, "%s: d1_databases[%zu].%s is \"%s\": use letters, "
+                 "digits, '-', '_' and '.' only (it names the file %s/d1/<%s>.sqlite)",
+                 file, i, which, id, env->state_dir, which);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/d1/%s.sqlite", env->state_dir, id);
+    b = calloc(1, sizeof(*b));
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    b->db = db_get(env->loop, path, why, sizeof(why));
+    if (!b->db) {
+        snprintf(err, errlen, "%s: d1_databases[%zu] (binding \"%s\"): %s", file, i,
+                 binding, why);
+        free(b);
+        return -1;
+    }
+    if (thaw_bindings_add(set, binding, &thaw_bind_d1, b, err, errlen) < 0) {
+        db_put(b->db);
+        free(b);
+        return -1;
+    }
+    return 0;
+}
+
+static int d1_open(const struct thaw_bind_env *env, struct thaw_bindings *set,
+                   char *err, size_t errlen)
+{
+    json_t *list = json_object_get(env->config, "d1_databases");
+    size_t i;
+
+    for (i = 0; i < json_array_size(list); i++)
+        if (open_one(env, set, json_array_get(list, i), i, err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
+static void d1_close(void *impl)
+{
+    struct d1_binding *b = impl;
+
+    db_put(b->db);
+    free(b);
+}
+
+/* ---- calls ----------------------------------------------------------------- */
+
+enum op { OP_QUERY, OP_BATCH, OP_EXEC };
+
+struct job {
+    struct thaw_bind_call *call;
+    enum op op;
+    struct thaw_d1_ctl ctl;
+    struct thaw_buf out;
+    int rc;
+    char err[4096];
+};
+
+static void on_work(sqlite3 *db, void *arg)
+{
+    struct job *j = arg;
+    json_t *a = j->call->args;
+    const char *sql = json_string_value(json_object_get(a, "sql"));
+
+    switch (j->op) {
+    case OP_QUERY:
+        j->rc = thaw_d1_query(db, &j->ctl, sql, json_object_get(a, "params"),
+                              json_is_true(json_object_get(a, "first")) ? 1 : 0,
+                              &j->out, j->err, sizeof(j->err));
+        break;
+    case OP_BATCH:
+        j->rc = thaw_d1_batch(db, &j->ctl, json_object_get(a, "statements"), &j->out,
+                              j->err, sizeof(j->err));
+        break;
+    case OP_EXEC:
+        j->rc = thaw_d1_exec(db, &j->ctl, sql, &j->out, j->err, sizeof(j->err));
+        break;
+    }
+}
+
+static void on_done(void *arg)
+{
+    struct job *j = arg;
+    struct thaw_bind_call *call = j->call;
+
+    call->on_cancel = NULL;
+    if (j->rc < 0)
+        thaw_bind_fail(call, "Error", "%s", j->err);
+    else
+        thaw_bind_ok_body(call, NULL, j->out.data, j->out.len);
+    thaw_buf_free(&j->out);
+    free(j);
+}
+
+static void on_cancel(struct thaw_bind_call *call)
+{
+    struct job *j = call->data;
+
+    __atomic_store_n(&j->ctl.cancelled, 1, __ATOMIC_RELAXED);
+}
+
+/* Checks the arguments on the loop, so the pool thread only runs SQL. */
+static const char *bad_args(enum op op, json_t *a)
+{
+    json_t *params = json_object_get(a, "params"), *list;
+    size_t i;
+
+    if (op == OP_BATCH) {
+        list = json_object_get(a, "statements");
+        if (!json_is_array(list))
+            return "batch() takes a list of prepared statements";
+        for (i = 0; i < json_array_size(list); i++) {
+            json_t *s = json_array_get(list, i);
+            json_t *p = json_object_get(s, "params");
+            if (!json_is_string(json_object_get(s, "sql")) || (p && !json_is_array(p)))
+                return "batch() takes a list of prepared statements";
+        }
+        return NULL;
+    }
+    if (!json_is_string(json_object_get(a, "sql")))
+        return "the SQL must be a string";
+    if (params && !json_is_array(params))
+        return "parameters must be a list";
+    return NULL;
+}
+
+static void d1_call(void *impl, struct thaw_bind_call *call)
+{
+    struct d1_binding *b = impl;
+    struct job *j;
+    const char *why;
+    enum op op;
+
+    if (strcmp(call->op, "query") == 0)
+        op = OP_QUERY;
+    else if (strcmp(call->op, "batch") == 0)
+        op = OP_BATCH;
+    else if (strcmp(call->op, "exec") == 0)
+        op = OP_EXEC;
+    else {
+        thaw_bind_fail(call, "TypeError", "D1 has no operation \"%s\"", call->op);
+        return;
+    }
+    if ((why = bad_args(op, call->args))) {
+        thaw_bind_fail(call, "TypeError", "D1_TYPE_ERROR: %s", why);
+        return;
+    }
+    j = calloc(1, sizeof(*j));
+    if (!j) {
+        thaw_bind_fail(call, "Error", "D1_ERROR: out of memory");
+        return;
+    }
+    j->call = call;
+    j->op = op;
+    thaw_buf_init(&j->out, THAW_D1_MAX_RESULT);
+    call->data = j;
+    call->on_cancel = on_cancel;
+    thaw_sqlq_submit(b->db->q, on_work, on_done, j);
+}
+
+const struct thaw_bind_kind thaw_bind_d1 = {
+    .name = "d1",
+    .open = d1_open,
+    .call = d1_call,
+    .close = d1_close,
+};
