@@ -4,6 +4,7 @@ Pure Python and cheap to import, since every worker process preloads it.
 Names match Cloudflare's `workers` package so worker code runs unchanged.
 """
 
+from ._assets import Fetcher
 from ._body import BodyUsedError
 from ._entrypoint import DurableObject, WorkerEntrypoint, WorkflowEntrypoint, handler
 from ._headers import Headers
@@ -13,6 +14,7 @@ from ._response import Response
 __all__ = [
     "BodyUsedError",
     "DurableObject",
+    "Fetcher",
     "Headers",
     "Request",
     "Response",

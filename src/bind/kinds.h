@@ -6,6 +6,9 @@
 #include "bind/bind.h"
 
 /* THAW_BIND_KINDS is a list of `&thaw_bind_<kind>,` entries. */
-#define THAW_BIND_KINDS
+#define THAW_BIND_KINDS \
+    &thaw_bind_assets,
+
+extern const struct thaw_bind_kind thaw_bind_assets;
 
 #endif
