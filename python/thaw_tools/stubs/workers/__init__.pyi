@@ -125,6 +125,7 @@ class Response(_Body):
 
 class Fetcher:
     """A fetch-only binding: env.ASSETS (static assets)."""
+    def __init__(self, name: str) -> None: ...
     async def fetch(self, request: Request | str, init: Mapping[str, Any] | None = ...,
                     **kwargs: Any) -> Response: ...
 
