@@ -46,7 +46,7 @@ BINDINGS = {
     "browser": ("Browser Rendering", "table", "Fetcher"),
     "images": ("Images", "table", "ImagesBinding"),
     "version_metadata": ("version metadata", "table", "WorkerVersionMetadata"),
-    "assets": ("static assets", "table", "Fetcher"),
+    "assets": ("static assets binding", "table", "Fetcher"),
 }
 
 

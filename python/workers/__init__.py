@@ -5,6 +5,7 @@ Names match Cloudflare's `workers` package so worker code runs unchanged.
 """
 
 from ._bind import JsException
+from ._assets import Fetcher
 from ._body import BodyUsedError
 from ._d1 import D1Database, D1Error, D1PreparedStatement, D1Result
 from ._entrypoint import DurableObject, WorkerEntrypoint, WorkflowEntrypoint, handler
@@ -19,6 +20,7 @@ __all__ = [
     "D1PreparedStatement",
     "D1Result",
     "DurableObject",
+    "Fetcher",
     "Headers",
     "JsException",
     "Request",

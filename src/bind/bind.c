@@ -131,6 +131,14 @@ static struct binding *find(struct thaw_bindings *set, const char *name)
     return NULL;
 }
 
+void *thaw_bindings_find(struct thaw_bindings *set, const char *name,
+                         const struct thaw_bind_kind *kind)
+{
+    struct binding *b = find(set, name);
+
+    return b && b->kind == kind ? b->impl : NULL;
+}
+
 /* ---- calls ------------------------------------------------------------- */
 
 static void call_unlink(struct thaw_bind_call *call)

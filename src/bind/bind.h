@@ -112,6 +112,10 @@ int thaw_bindings_add(struct thaw_bindings *set, const char *name,
                       const struct thaw_bind_kind *kind, void *impl,
                       char *err, size_t errlen);
 void thaw_bindings_release(struct thaw_bindings *set);
+/* The impl registered as `name` when it is of `kind`, else NULL (how the
+ * HTTP side reaches a version's static assets). */
+void *thaw_bindings_find(struct thaw_bindings *set, const char *name,
+                         const struct thaw_bind_kind *kind);
 
 /* ---- the instance side, embedded in each instance ---------------------- */
 

@@ -33,7 +33,7 @@ static const struct key_spec KEYS[] = {
     {"d1_databases", JSON_ARRAY, 0},
     {"triggers", JSON_OBJECT, 1},
     {"durable_objects", JSON_OBJECT, 1},
-    {"assets", JSON_OBJECT, 1},
+    {"assets", JSON_OBJECT, 0},
     {"routes", JSON_ARRAY, 1},
     {"limits", JSON_OBJECT, 0},
     {"thaw", JSON_OBJECT, 0},

@@ -51,6 +51,7 @@ struct conn {
     int chunked;
     int http10;
 
+    struct thaw_static_send *static_send; /* an asset file being sent (static.c) */
     struct thaw_buf out;    /* response bytes not yet handed to libuv */
     int close_after_write;
     int in_dirty;

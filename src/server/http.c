@@ -10,6 +10,7 @@
 
 #include "ipc/codec.h"
 #include "server/conn.h"
+#include "server/static.h"
 #include "util/log.h"
 
 #define READ_SIZE 65536
@@ -62,6 +63,7 @@ void thaw__conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = 1;
+    thaw_static_stop(c);
     if (c->ex_active) {
         c->ex_active = 0;
         thaw__conn_log_request(c, c->resp_started ? 0 : 499);
@@ -296,6 +298,8 @@ static int on_headers_complete(http_parser *p)
     }
     if (c->expect_continue && has_body)
         thaw__conn_lit(c, "HTTP/1.1 100 Continue\r\n\r\n");
+    if (thaw_static_try(c))
+        return 0; /* a file of the worker's static assets answered */
     thaw_buf_init(&head, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
     if (build_head(c, &head)) {
         thaw_buf_free(&head);

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "server/conn.h"
+#include "server/static.h"
 #include "util/log.h"
 
 /* A slow client: over HOLD bytes waiting for it, the instance serving it
@@ -109,6 +110,7 @@ static void on_written(uv_write_t *req, int status)
     if (c->ex_active && c->ex.holding &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < RELEASE_BYTES)
         thaw_exchange_hold(&c->ex, 0);
+    thaw_static_drained(c); /* a static file sends its next part */
     if (c->close_after_write && !c->out.len &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
         thaw__conn_close(c);
