@@ -347,17 +347,29 @@ static int dow_ok(const struct thaw_cron *c, int d, int ndays, int wd)
            (c->dow_nth[wd] & (1U << ((d - 1) / 7)));
 }
 
-static int day_ok(const struct thaw_cron *c, int64_t day)
+/* Whether c fires on day d (y, m, d known; wd its weekday). */
+static int day_ok_ymd(const struct thaw_cron *c, int y, int m, int d, int wd)
 {
-    int y, m, d, ndays, wd = (int)(((day % 7) + 7 + 4) % 7); /* 1970-01-01: Thursday */
+    int ndays = days_in(y, m);
 
-    civil(day, &y, &m, &d);
     if (!(c->month & (1U << m)))
         return 0;
-    ndays = days_in(y, m);
     if (c->dom_star || c->dow_star)
         return dom_ok(c, d, ndays, wd) && dow_ok(c, d, ndays, wd);
     return dom_ok(c, d, ndays, wd) || dow_ok(c, d, ndays, wd);
+}
+
+static int weekday(int64_t day)
+{
+    return (int)(((day % 7) + 7 + 4) % 7); /* 1970-01-01 was a Thursday */
+}
+
+static int day_ok(const struct thaw_cron *c, int64_t day)
+{
+    int y, m, d;
+
+    civil(day, &y, &m, &d);
+    return day_ok_ymd(c, y, m, d, weekday(day));
 }
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -373,9 +385,10 @@ int thaw_cron_matches(const struct thaw_cron *c, int64_t t)
            (c->minute & (1ULL << (sec % 3600 / 60)));
 }
 
-/* Eleven years: the longest gap of a fixed date (29 February across a
- * century year that is not leap, 2096 -> 2104) with room to spare. */
-#define SEARCH_DAYS (11 * 366)
+/* The Gregorian calendar, weekdays included, repeats every 400 years
+ * (146097 days, a whole number of weeks): what does not fire within them
+ * never does. Months the expression skips are jumped over whole. */
+#define SEARCH_DAYS 146097
 
 int64_t thaw_cron_next(const struct thaw_cron *c, int64_t after)
 {
@@ -383,17 +396,25 @@ int64_t thaw_cron_next(const struct thaw_cron *c, int64_t after)
     int64_t day = floor_div(t, 86400), first = day;
     int h0 = (int)((t - day * 86400) / 3600), m0 = (int)((t - day * 86400) % 3600 / 60);
 
-    for (; day < first + SEARCH_DAYS; day++, h0 = m0 = 0) {
-        int h, m;
-        if (!day_ok(c, day))
+    while (day <= first + SEARCH_DAYS) {
+        int y, m, d, h, mi;
+        civil(day, &y, &m, &d);
+        if (!(c->month & (1U << m))) {
+            day += days_in(y, m) - d + 1; /* to the 1st of the next month */
+            h0 = m0 = 0;
             continue;
-        for (h = h0; h < 24; h++, m0 = 0) {
-            if (!(c->hour & (1U << h)))
-                continue;
-            for (m = m0; m < 60; m++)
-                if (c->minute & (1ULL << m))
-                    return day * 86400 + h * 3600 + m * 60;
         }
+        if (day_ok_ymd(c, y, m, d, weekday(day))) {
+            for (h = h0; h < 24; h++, m0 = 0) {
+                if (!(c->hour & (1U << h)))
+                    continue;
+                for (mi = m0; mi < 60; mi++)
+                    if (c->minute & (1ULL << mi))
+                        return day * 86400 + h * 3600 + mi * 60;
+            }
+        }
+        day++;
+        h0 = m0 = 0;
     }
     return -1;
 }

@@ -38,8 +38,9 @@ int thaw_cron_parse(const char *expr, struct thaw_cron *c, char *err, size_t err
 int thaw_cron_matches(const struct thaw_cron *c, int64_t t);
 
 /* The first minute strictly after `after` (seconds since the epoch, UTC)
- * at which c fires, in seconds (a multiple of 60); -1 when none comes in
- * the next eleven years (only for expressions parse would refuse). */
+ * at which c fires, in seconds (a multiple of 60); -1 when it never fires
+ * (only for expressions parse refuses). At worst it walks 400 years of
+ * days, so a rare expression (29 February on a Tuesday) costs a few ms. */
 int64_t thaw_cron_next(const struct thaw_cron *c, int64_t after);
 
 #endif

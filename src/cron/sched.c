@@ -72,7 +72,9 @@ static void finish(struct event *ev, int status, const char *msg)
                      "duration_ms", (double)(long long)(ms * 1000) / 1000,
                      "start", ev->ex.inst_id ? (ev->ex.cold ? "cold" : "warm") : "none",
                      "instance", (int)ev->ex.inst_id, "request", (int)ev->ex.sid);
-    text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) : NULL;
+    text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                       JSON_REAL_PRECISION(12))
+                : NULL;
     if (text)
         thaw_log_buffered(text, strlen(text));
     free(text);
@@ -145,7 +147,8 @@ static void dispatch(struct thaw_cron_sched *s, const char *cron, int64_t schedu
     if (!rc)
         rc = thaw_ipc_put_str(&head, "");
     if (!rc && !(rc = thaw_ipc_put_str(&head, ":event")) &&
-        !(rc = thaw_ipc_put_str(&head, "scheduled")) && !(rc = thaw_ipc_put_str(&head, ":cron")) &&
+        !(rc = thaw_ipc_put_str(&head, "scheduled")) &&
+        !(rc = thaw_ipc_put_str(&head, ":cron")) &&
         !(rc = thaw_ipc_put_str(&head, cron)) &&
         !(rc = thaw_ipc_put_str(&head, ":scheduled-time")))
         rc = thaw_ipc_put_str(&head, when);
@@ -198,7 +201,8 @@ static void arm(struct thaw_cron_sched *s)
     wait = s->next_s * 1000 - now;
     if (wait < 0)
         wait = 0;
-    uv_timer_start(&s->timer, on_timer, (uint64_t)(wait > MAX_SLEEP_MS ? MAX_SLEEP_MS : wait), 0);
+    uv_timer_start(&s->timer, on_timer,
+                   (uint64_t)(wait > MAX_SLEEP_MS ? MAX_SLEEP_MS : wait), 0);
 }
 
 static void on_timer(uv_timer_t *t)

@@ -154,6 +154,35 @@ def test_worker_without_scheduled_handler(workdir, thaw_factory):
     assert fix in s.wait_log(fix)
 
 
+def test_scheduled_over_the_time_limit_is_cancelled(workdir, thaw_factory, monkeypatch):
+    """request_timeout_ms bounds an event as it does a request: 504, and the
+    handler is cancelled (its finally runs)."""
+    crons_worker(workdir, '''
+        import asyncio
+        from workers import Response, WorkerEntrypoint
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                return Response("fetch")
+
+            async def scheduled(self, controller, env, ctx):
+                try:
+                    await asyncio.sleep(30)
+                finally:
+                    print(f"CANCELLED {controller.cron}")
+    ''', ["0 0 * * *"], thaw={"request_timeout_ms": 500})
+    monkeypatch.setenv("THAW_CRON_CLOCK_START", "2030-01-01T23:59:59Z")
+    s = thaw_factory(workdir)
+    r = s.get("/__scheduled?cron=manual")
+    assert r.status == 504 and "request_timeout_ms" in r.text, r
+    log = s.wait_log("CANCELLED manual", '"event":"scheduled"', "CANCELLED 0 0 * * *",
+                     timeout=30)
+    e, = event_lines(log)
+    assert (e["cron"], e["status"]) == ("0 0 * * *", 504), e
+    assert 'scheduled event for cron "0 0 * * *" failed: 504 Gateway Timeout' in log
+    assert s.get("/").text == "fetch"
+
+
 def test_legacy_on_scheduled_refused_after_no_global_handlers(workdir, thaw_factory):
     write_worker(workdir, '''
         from workers import Response, WorkerEntrypoint

@@ -94,6 +94,12 @@ static void leap_day(void **state)
     /* 2100 is not a leap year: eight years from 2096 */
     assert_string_equal(next("0 0 29 2 *", "2096-03-01 00:00"), "2104-02-29 00:00 Fri");
     assert_string_equal(next("0 0 L 2 *", "2024-01-01 00:00"), "2024-02-29 00:00 Thu");
+    /* 29 February on a Sunday (a starred day of week: both must match):
+     * 40 years apart here; found, not given up on */
+    assert_string_equal(next("0 0 29 2 */7", "2089-01-01 00:00"), "2128-02-29 00:00 Sun");
+    /* what the fuzzer found: the weekday nearest 29 February, when it is a
+     * Tuesday or a Thursday (a step of 2 from Sunday: Sun, Tue, Thu, Sat) */
+    assert_string_equal(next("0 5 29W 2 */2", "2099-12-31 23:59"), "2120-02-29 05:00 Thu");
     assert_string_equal(next("0 0 L 2 *", "2025-01-01 00:00"), "2025-02-28 00:00 Fri");
 }
 
