@@ -28,8 +28,9 @@ RECORDER = '''
                 await asyncio.sleep(0.05)
                 print(f"WAITED cron={controller.cron!r}")
             ctx.wait_until(later())
+            same = controller.scheduled_time == controller.scheduledTime
             print(f"RAN cron={controller.cron!r} t={controller.scheduledTime!r} "
-                  f"type={controller.type} same={controller.scheduled_time == controller.scheduledTime} "
+                  f"type={controller.type} same={same} "
                   f"var={env.GREETING} self_env={self.env.GREETING}")
             controller.noRetry()
             controller.no_retry()
