@@ -76,11 +76,17 @@ build/fuzz/fuzz_ipc: tests/fuzz/fuzz_ipc.c src/ipc/codec.c src/util/buf.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 build/fuzz/fuzz_jsonc: tests/fuzz/fuzz_jsonc.c src/config/jsonc.c src/config/config.c \
-		src/config/compat.c src/config/devvars.c src/util/log.c
+		src/config/compat.c src/config/devvars.c src/util/log.c src/cron/cron.c \
+		src/cron/triggers.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson
 
+build/fuzz/fuzz_cron: tests/fuzz/fuzz_cron.c src/cron/cron.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
 .PHONY: fuzz
-fuzz: build/fuzz/fuzz_ipc build/fuzz/fuzz_jsonc
+fuzz: build/fuzz/fuzz_ipc build/fuzz/fuzz_jsonc build/fuzz/fuzz_cron
 	build/fuzz/fuzz_ipc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 	build/fuzz/fuzz_jsonc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+	build/fuzz/fuzz_cron -max_total_time=$(FUZZ_SECONDS) -max_len=256

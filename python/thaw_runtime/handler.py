@@ -90,3 +90,61 @@ def resolve_handler(module, flags=(), compat_date=None):
             return h
         return LegacyHandler(on_fetch)
     return Handler(module)
+
+
+# ---- scheduled (cron triggers) ------------------------------------------
+#   class Default(WorkerEntrypoint): async def scheduled(self, controller, env, ctx)
+#   async def on_scheduled(controller, env, ctx)   (the legacy module-level form)
+# Fewer parameters get the first ones: (controller), (controller, env).
+
+class ScheduledMissing:
+    kind = "missing"
+
+    def __init__(self, message):
+        self.message = message
+
+    def call(self, controller, env, ctx):
+        raise LookupError(self.message)
+
+
+class ScheduledHandler:
+    def __init__(self, fn, skip_self, kind):
+        self.fn = fn
+        self.kind = kind
+        self.nargs = min(_positional_count(fn, skip_self=skip_self), 3)
+
+    def call(self, controller, env, ctx):
+        return self.fn(*(controller, env, ctx)[:self.nargs])
+
+
+class EntrypointScheduled(ScheduledHandler):
+    def __init__(self, cls):
+        super().__init__(cls.scheduled, True, "Default.scheduled")
+        self.cls = cls
+
+    def call(self, controller, env, ctx):
+        return self.cls(ctx, env).scheduled(*(controller, env, ctx)[:self.nargs])
+
+
+def resolve_scheduled(module, flags=(), compat_date=None):
+    """How to run the worker's scheduled handler (cron triggers)."""
+    default = getattr(module, "Default", None)
+    if isinstance(default, type) and callable(getattr(default, "scheduled", None)):
+        return EntrypointScheduled(default)
+    on_scheduled = getattr(module, "on_scheduled", None)
+    if callable(on_scheduled):
+        if "python_no_global_handlers" in flags:
+            return ScheduledMissing(
+                f"worker module `{module.__name__}` defines a module-level `on_scheduled`, "
+                f"which is not called with compatibility_date {compat_date} (flag "
+                f"python_no_global_handlers, on from 2025-08-14): move it into "
+                f"`class Default(WorkerEntrypoint)` as `async def scheduled(self, controller, "
+                f"env, ctx)`, or add \"disable_python_no_global_handlers\" to "
+                f"compatibility_flags")
+        return ScheduledHandler(on_scheduled, False, "on_scheduled")
+    where = ("class Default has no `scheduled` method"
+             if isinstance(default, type) else "it has no scheduled handler")
+    return ScheduledMissing(
+        f"worker module `{module.__name__}` got a scheduled event (a cron trigger) but "
+        f"{where}: add `async def scheduled(self, controller, env, ctx)` to "
+        f"`class Default(WorkerEntrypoint)`")

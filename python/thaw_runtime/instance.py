@@ -10,7 +10,7 @@ import sys
 
 import _thaw
 
-from . import bindcalls, entropy, hooks, ipc, output
+from . import bindcalls, entropy, hooks, ipc, output, scheduled
 from workers import _bind
 from workers import _asgi_eager as eager
 from .body import RequestBody
@@ -34,6 +34,7 @@ class Worker:
         self.handler = handler
         self.env = env
         self.flags = frozenset()
+        self.scheduled = None  # how to call its scheduled handler (the template sets it)
 
 
 class ExecutionContext:
@@ -278,6 +279,11 @@ class Instance:
         while pairs and pairs[0][0].startswith(":"):
             name, value = pairs.pop(0)
             meta[name] = value
+        if meta.get(":event") == "scheduled":  # a cron trigger, or /__scheduled
+            st = Stream(sid, None, method == "HEAD")
+            self.streams[sid] = st
+            scheduled.start(self, st, meta)
+            return
         if self.split_commas:
             pairs = _split_commas(pairs)
         body = RequestBody(self.loop) if _has_body(pairs) else None

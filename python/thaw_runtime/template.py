@@ -11,7 +11,7 @@ import time
 import _thaw
 
 from . import entropy, instance, ipc, output, proc
-from .handler import resolve_handler
+from .handler import resolve_handler, resolve_scheduled
 from .log import user_traceback
 from workers import _bindings
 
@@ -82,6 +82,7 @@ def load(name, wdir, main_rel, config_json):
                              resolve_handler(module, flags, config.get("compatibility_date")),
                              env)
     worker.flags = flags
+    worker.scheduled = resolve_scheduled(module, flags, config.get("compatibility_date"))
     worker.top_level_ms = top_ms
     return worker
 

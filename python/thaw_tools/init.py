@@ -27,8 +27,8 @@ TEMPLATES = {
     "django": (["django"], "a single-file Django site through wsgi.fetch"),
     "kv": ([], "a key-value store over HTTP on a KV binding (in memory until "
                "thaw has KV)"),
-    "cron": ([], "a scheduled handler for [triggers] crons, run by hand on "
-                 "GET /__scheduled until thaw has cron triggers"),
+    "cron": ([], "a scheduled handler for [triggers] crons (GET /__scheduled "
+                 "runs it now)"),
 }
 
 GITIGNORE = """\

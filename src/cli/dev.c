@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cron/sched.h"
 #include "pool/pool.h"
 #include "server/admin.h"
 #include "server/server.h"
@@ -42,6 +43,7 @@ struct dev {
     struct thaw_admin admin;
     const char *admin_addr;
     struct thaw_watch watch;
+    struct thaw_cron_sched cron;  /* triggers.crons */
     int ready;
     int loading;
     int again;
@@ -116,6 +118,7 @@ static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
         return;
     }
     thaw_limits_override(&d->lim, &d->cli, d->cli_set);
+    thaw_cron_sched_config(&d->cron, cfg->json, cfg->file);
     if (!d->worker_started) {
         d->worker_started = 1;
         thaw_worker_init(&d->worker, d->loop, d->zygote, d->preload, d->dir, d->state, cfg,
@@ -207,6 +210,7 @@ static void on_signal(uv_signal_t *s, int sig)
     d->stopping = 1;
     thaw_log("stopping (signal %d)", sig);
     thaw_watch_stop(&d->watch);
+    thaw_cron_sched_stop(&d->cron);
     thaw_server_close(&d->server);
     thaw_admin_close(&d->admin);
     if (d->worker_started)
@@ -321,6 +325,13 @@ int thaw_cmd_dev(int argc, char **argv)
         return 1;
     }
     d.worker.data = &d;
+    {
+        char err[256];
+        if (thaw_cron_sched_init(&d.cron, d.loop, &d.worker, err, sizeof(err))) {
+            fprintf(stderr, "thaw: %s\n", err);
+            return 2;
+        }
+    }
     if ((rc = thaw_server_listen(&d.server, d.loop, d.ip, d.port, &d.worker))) {
         fprintf(stderr, "thaw: cannot listen on %s:%d: %s\n", d.ip, d.port,
                 uv_strerror(rc));

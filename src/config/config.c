@@ -10,6 +10,7 @@
 #include "config/compat.h"
 #include "config/config.h"
 #include "config/devvars.h"
+#include "cron/triggers.h"
 #include "util/log.h"
 
 /* Every top-level key thaw knows, in one table (STYLE.md habit 10).
@@ -31,7 +32,7 @@ static const struct key_spec KEYS[] = {
     {"$schema", JSON_STRING, 0},
     {"kv_namespaces", JSON_ARRAY, 1},
     {"d1_databases", JSON_ARRAY, 0},
-    {"triggers", JSON_OBJECT, 1},
+    {"triggers", JSON_OBJECT, 0},
     {"durable_objects", JSON_OBJECT, 1},
     {"assets", JSON_OBJECT, 0},
     {"routes", JSON_ARRAY, 1},
@@ -226,6 +227,12 @@ int thaw_config_from_json(const char *json, const char *file, const char *dir,
             goto fail;
         /* the flags in effect, for the runtime in the template */
         json_object_set_new(root, "_thaw_flags", json_loads(flags, 0, NULL));
+    }
+    {
+        struct thaw_cron_list crons; /* checked here; the scheduler reads them again */
+        if (thaw_cron_list_from_config(root, file, &crons, err, errlen))
+            goto fail;
+        thaw_cron_list_free(&crons);
     }
     /* secrets of `thaw dev`: into env as strings, never into the log */
     {

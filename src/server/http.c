@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cron/sched.h"
 #include "ipc/codec.h"
 #include "server/conn.h"
 #include "server/static.h"
@@ -251,6 +252,8 @@ static int build_head(struct conn *c, struct thaw_buf *b)
         rc = thaw_ipc_put_str(b, c->peer_port);
     if (!rc && !(rc = thaw_ipc_put_str(b, ":http-version")))
         rc = thaw_ipc_put_str(b, c->http10 ? "1.0" : "1.1");
+    if (!rc) /* /__scheduled: a scheduled event instead */
+        rc = thaw_cron_http_head(b, c->url.data, c->url.len);
     if (!rc)
         rc = thaw_ipc_put_raw(b, c->hdrs.data, c->hdrs.len);
     if (!rc)

@@ -398,7 +398,7 @@ def test_init_writes_a_project_dev_serves_at_once(template, tmp_path, thaw_facto
         assert got.text == "hi there" and got.header("x-kv") == "memory"
         assert "`kv_namespaces` is not supported" in s.log()
     if template == "cron":
-        assert s.get("/__scheduled?cron=*/5+*+*+*+*").text.startswith("ran scheduled")
+        assert s.get("/__scheduled?cron=*/5+*+*+*+*").text == "Ran scheduled event"
         assert "run(s); last: cron" in s.get("/").text
         assert "ran cleanup" in s.wait_log("ran cleanup")
     # its dependencies come from the built-in set: the sync vendored nothing

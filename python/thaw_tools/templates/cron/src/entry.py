@@ -1,24 +1,12 @@
 """A scheduled (cron) worker.
 
-On Cloudflare, the [triggers] crons of wrangler.toml call `scheduled`.
-thaw does not run cron triggers yet, so this worker's fetch handler runs it
-by hand on GET /__scheduled?cron=... (the URL `wrangler dev` uses for the
-same purpose); any other path reports the last run."""
-import time
-from urllib.parse import parse_qs, urlparse
-
+The [triggers] crons of wrangler.toml call `scheduled`: `thaw dev` runs it
+at the minutes they name (UTC), and GET /__scheduled?cron=*/5+*+*+*+* runs
+it now, as `wrangler dev --test-scheduled` does. Other paths report the
+last run this instance made."""
 from workers import Response, WorkerEntrypoint
 
-runs = []  # this instance's runs of `scheduled`
-
-
-class Controller:
-    """The `controller` argument of scheduled(): cron and scheduledTime."""
-
-    def __init__(self, cron):
-        self.cron = cron
-        self.scheduledTime = int(time.time() * 1000)
-        self.type = "scheduled"
+runs = []  # this instance's runs of `scheduled`: (cron, scheduledTime in ms)
 
 
 class Default(WorkerEntrypoint):
@@ -27,12 +15,7 @@ class Default(WorkerEntrypoint):
         print(f"ran {env.TASK} for cron {controller.cron!r}")
 
     async def fetch(self, request):
-        url = urlparse(request.url)
-        if url.path == "/__scheduled":
-            cron = parse_qs(url.query).get("cron", ["*/5 * * * *"])[0]
-            await self.scheduled(Controller(cron), self.env, self.ctx)
-            return Response(f"ran scheduled({cron!r})\n")
         if not runs:
             return Response("scheduled has not run yet: GET /__scheduled runs it\n")
         cron, at = runs[-1]
-        return Response(f"{len(runs)} run(s); last: cron {cron!r} at {at}\n")
+        return Response(f"{len(runs)} run(s); last: cron {cron!r} at {at:.0f}\n")

@@ -1,0 +1,302 @@
+/* The cron trigger scheduler of `thaw dev` (sched.h). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cron/sched.h"
+#include "ipc/codec.h"
+#include "util/log.h"
+
+/* The timer never sleeps longer than this, so a wall clock that jumps
+ * (NTP, a suspended laptop) is noticed within a minute. */
+#define MAX_SLEEP_MS 60000
+
+/* One scheduled event in flight: its exchange with an instance. */
+struct event {
+    struct thaw_exchange ex;   /* first: the ops get &ev->ex */
+    struct thaw_worker *worker;
+    char *cron;
+    int64_t scheduled_ms;
+    uint64_t start_ns;
+    int status;
+};
+
+void thaw__cron_route_enable(void); /* route.c */
+
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(const struct thaw_cron_sched *s)
+{
+    return real_ms() + s->offset_ms;
+}
+
+static void iso_time(int64_t ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- the outcome of an event ----------------------------------------- */
+
+/* One JSON line like a request's (src/server/reqlog.c), then the event
+ * is gone. status 0: the instance died during it. */
+static void finish(struct event *ev, int status, const char *msg)
+{
+    struct thaw_worker *w = ev->worker;
+    double ms = (double)(uv_hrtime() - ev->start_ns) / 1e6;
+    char when[40], stamp[48];
+    struct timespec ts;
+    json_t *line;
+    char *text;
+
+    thaw_exchange_release(&ev->ex);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    iso_time((int64_t)ts.tv_sec * 1000, when, sizeof(when));
+    when[strlen(when) - 1] = '\0'; /* the Z goes after the milliseconds */
+    snprintf(stamp, sizeof(stamp), "%s.%03ldZ", when, ts.tv_nsec / 1000000);
+    line = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:f, s:s, s:i, s:i}",
+                     "time", stamp, "worker", w->cfg.name ? w->cfg.name : "",
+                     "event", "scheduled", "cron", ev->cron,
+                     "scheduled_time", (json_int_t)ev->scheduled_ms, "status", status,
+                     "duration_ms", (double)(long long)(ms * 1000) / 1000,
+                     "start", ev->ex.inst_id ? (ev->ex.cold ? "cold" : "warm") : "none",
+                     "instance", (int)ev->ex.inst_id, "request", (int)ev->ex.sid);
+    text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                       JSON_REAL_PRECISION(12))
+                : NULL;
+    if (text)
+        thaw_log_buffered(text, strlen(text));
+    free(text);
+    json_decref(line);
+    if (msg) {
+        size_t n = strlen(msg);
+        while (n && msg[n - 1] == '\n')
+            n--;
+        thaw_log("scheduled event for cron \"%s\" failed: %.*s", ev->cron, (int)n, msg);
+    }
+    free(ev->cron);
+    free(ev);
+}
+
+static void on_resp_head(struct thaw_exchange *ex, int status, const char *reason,
+                         const char **names, const char **values, int n)
+{
+    ((struct event *)ex)->status = status;
+}
+
+static void on_resp_body(struct thaw_exchange *ex, const char *p, size_t n)
+{
+    /* the instance logged what went wrong; the body only serves the
+     * /__scheduled route */
+}
+
+static void on_resp_end(struct thaw_exchange *ex)
+{
+    struct event *ev = (struct event *)ex;
+
+    finish(ev, ev->status, NULL);
+}
+
+static void on_fail(struct thaw_exchange *ex, int status, const char *msg)
+{
+    finish((struct event *)ex, status, msg && *msg ? msg : "the instance failed");
+}
+
+static const struct thaw_exchange_ops event_ops = {
+    .on_resp_head = on_resp_head,
+    .on_resp_body = on_resp_body,
+    .on_resp_end = on_resp_end,
+    .on_fail = on_fail,
+};
+
+/* Sends one scheduled event to the worker, like a request without body. */
+static void dispatch(struct thaw_cron_sched *s, const char *cron, int64_t scheduled_ms)
+{
+    struct event *ev = calloc(1, sizeof(*ev));
+    struct thaw_buf head;
+    char when[32];
+    size_t mark;
+    int rc;
+
+    if (!ev || !(ev->cron = strdup(cron))) {
+        free(ev);
+        thaw_log("cron \"%s\": out of memory; event skipped", cron);
+        return;
+    }
+    ev->worker = s->worker;
+    ev->scheduled_ms = scheduled_ms;
+    ev->start_ns = uv_hrtime();
+    thaw_exchange_init(&ev->ex, &event_ops, ev);
+    snprintf(when, sizeof(when), "%lld", (long long)scheduled_ms);
+    thaw_buf_init(&head, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
+    /* method and url mean nothing to a scheduled event; :event decides */
+    rc = thaw_ipc_begin(&head, THAW_IPC_REQ_HEAD, 0, ev->ex.sid, &mark);
+    if (!rc)
+        rc = thaw_ipc_put_str(&head, "SCHEDULED");
+    if (!rc)
+        rc = thaw_ipc_put_str(&head, "");
+    if (!rc && !(rc = thaw_ipc_put_str(&head, ":event")) &&
+        !(rc = thaw_ipc_put_str(&head, "scheduled")) &&
+        !(rc = thaw_ipc_put_str(&head, ":cron")) &&
+        !(rc = thaw_ipc_put_str(&head, cron)) &&
+        !(rc = thaw_ipc_put_str(&head, ":scheduled-time")))
+        rc = thaw_ipc_put_str(&head, when);
+    if (!rc)
+        rc = thaw_ipc_end(&head, mark);
+    /* REQ_END goes with the head, so nothing touches ev after dispatch
+     * (which may finish it at once: no version built) */
+    if (!rc && !(rc = thaw_ipc_begin(&head, THAW_IPC_REQ_END, 0, ev->ex.sid, &mark)))
+        rc = thaw_ipc_end(&head, mark);
+    if (rc) {
+        thaw_buf_free(&head);
+        thaw_exchange_release(&ev->ex);
+        free(ev->cron);
+        free(ev);
+        thaw_log("cron \"%s\": the event does not fit in a frame; skipped", cron);
+        return;
+    }
+    ev->ex.req_done = 1;
+    thaw_pool_dispatch(s->worker, &ev->ex, head.data, head.len);
+    thaw_buf_free(&head);
+}
+
+/* ---- the timer ------------------------------------------------------- */
+
+static int64_t next_minute(const struct thaw_cron_sched *s, int64_t after_s)
+{
+    int64_t best = -1;
+    int i;
+
+    for (i = 0; i < s->list.n; i++) {
+        int64_t t = thaw_cron_next(&s->list.crons[i], after_s);
+        if (t >= 0 && (best < 0 || t < best))
+            best = t;
+    }
+    return best;
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void arm(struct thaw_cron_sched *s)
+{
+    int64_t now = now_ms(s), wait;
+
+    /* the first boundary after this second: one that passed is done */
+    s->next_s = next_minute(s, now / 1000);
+    if (s->next_s < 0) {
+        uv_timer_stop(&s->timer);
+        return;
+    }
+    wait = s->next_s * 1000 - now;
+    if (wait < 0)
+        wait = 0;
+    uv_timer_start(&s->timer, on_timer,
+                   (uint64_t)(wait > MAX_SLEEP_MS ? MAX_SLEEP_MS : wait), 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct thaw_cron_sched *s = t->data;
+    int64_t due = s->next_s;
+    int i;
+
+    /* woken early (the wall clock moved, or a capped sleep): look again */
+    if (due >= 0 && now_ms(s) >= due * 1000) {
+        for (i = 0; i < s->list.n; i++)
+            if (thaw_cron_matches(&s->list.crons[i], due))
+                dispatch(s, s->list.exprs[i], due * 1000);
+    }
+    arm(s);
+}
+
+/* ---- setup ----------------------------------------------------------- */
+
+/* THAW_CRON_CLOCK_START=2030-01-01T00:59:58Z: the scheduler's clock reads
+ * that time now and runs on at real speed, so a test sees a cron fire
+ * within seconds, on any date it picks. */
+static int clock_start(struct thaw_cron_sched *s, char *err, size_t errlen)
+{
+    const char *v = getenv("THAW_CRON_CLOCK_START");
+    struct tm tm;
+    const char *end;
+    char when[40];
+
+    if (!v || !*v)
+        return 0;
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end || strcmp(end, "Z") != 0) {
+        snprintf(err, errlen, "THAW_CRON_CLOCK_START=\"%s\": want a UTC time like "
+                 "2030-01-01T00:59:58Z (or unset it)", v);
+        return -1;
+    }
+    s->offset_ms = (int64_t)timegm(&tm) * 1000 - real_ms();
+    iso_time(now_ms(s), when, sizeof(when));
+    thaw_log("cron: THAW_CRON_CLOCK_START is set: the scheduler's clock reads %s now "
+             "(a testing aid: triggers fire at the wrong real time)", when);
+    return 0;
+}
+
+int thaw_cron_sched_init(struct thaw_cron_sched *s, uv_loop_t *loop, struct thaw_worker *w,
+                         char *err, size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    s->loop = loop;
+    s->worker = w;
+    s->next_s = -1;
+    if (clock_start(s, err, errlen))
+        return -1;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    s->timer_init = 1;
+    thaw__cron_route_enable();
+    return 0;
+}
+
+void thaw_cron_sched_config(struct thaw_cron_sched *s, const char *config_json,
+                            const char *file)
+{
+    json_t *root = json_loads(config_json, 0, NULL);
+    struct thaw_cron_list list;
+    char err[512], when[40];
+    int i;
+
+    if (!s->timer_init)
+        return;
+    if (!root || thaw_cron_list_from_config(root, file, &list, err, sizeof(err))) {
+        /* thaw_config_from_json checked these already */
+        thaw_log("cron: %s", root ? err : "the config is not JSON");
+        json_decref(root);
+        return;
+    }
+    json_decref(root);
+    thaw_cron_list_free(&s->list);
+    s->list = list;
+    arm(s);
+    for (i = 0; i < s->list.n; i++) {
+        iso_time(thaw_cron_next(&s->list.crons[i], now_ms(s) / 1000) * 1000, when,
+                 sizeof(when));
+        thaw_log("cron trigger \"%s\": next at %s", s->list.exprs[i], when);
+    }
+}
+
+void thaw_cron_sched_stop(struct thaw_cron_sched *s)
+{
+    if (!s->timer_init)
+        return;
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, NULL);
+    s->timer_init = 0;
+    thaw_cron_list_free(&s->list);
+}
