@@ -7,6 +7,7 @@ Names match Cloudflare's `workers` package so worker code runs unchanged.
 from ._body import BodyUsedError
 from ._entrypoint import DurableObject, WorkerEntrypoint, WorkflowEntrypoint, handler
 from ._headers import Headers
+from ._kv import KVNamespace
 from ._request import Request
 from ._response import Response
 
@@ -14,6 +15,7 @@ __all__ = [
     "BodyUsedError",
     "DurableObject",
     "Headers",
+    "KVNamespace",
     "Request",
     "Response",
     "WorkerEntrypoint",

@@ -5,7 +5,9 @@
 
 #include "bind/bind.h"
 
+extern const struct thaw_bind_kind thaw_bind_kv;
+
 /* THAW_BIND_KINDS is a list of `&thaw_bind_<kind>,` entries. */
-#define THAW_BIND_KINDS
+#define THAW_BIND_KINDS &thaw_bind_kv,
 
 #endif
