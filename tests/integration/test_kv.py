@@ -696,3 +696,23 @@ def test_binding_at_top_level_is_a_clear_error(tmp_path, thaw_factory):
 def test_no_warning_for_kv_namespaces(kv):
     assert kv.ok("get", "x") is None
     assert "kv_namespaces" not in kv.t.log()
+
+
+# ---------------------------------------------------------------- the example
+
+def test_example_kv_notes(tmp_path, thaw_factory):
+    from thawlib import REPO
+    state = tmp_path / "state"
+    t = thaw_factory(REPO / "examples" / "kv", "--state", str(state))
+    assert t.request("PUT", "/notes/todo", body=b"buy milk").status == 201
+    assert t.request("PUT", "/notes/tmp?ttl=120", body=b"temporary").status == 201
+    r = t.get("/notes/todo")
+    assert r.status == 200 and r.text == "buy milk" and r.header("x-note-size") == "8"
+    listed = t.get("/notes").json()["notes"]
+    assert [n["name"] for n in listed] == ["tmp", "todo"]
+    assert listed[1]["size"] == 8 and listed[1]["expires"] is None
+    assert listed[0]["expires"] >= int(time.time()) + 100
+    assert t.get("/stats").json() == {"writes": 2}
+    assert t.request("DELETE", "/notes/todo").status == 204
+    assert t.get("/notes/todo").status == 404
+    assert (state / "kv" / "notes.sqlite").is_file()
