@@ -27,6 +27,10 @@ struct store {
     long long last_purge;
     /* the schema job may outlive the last close: it frees the store then */
     int schema_done, closed;
+    /* loop thread: the writes waiting for the next commit, and whether a
+     * commit is under way */
+    struct batch *open;
+    int writing;
 };
 
 static struct store *registry;
@@ -34,6 +38,13 @@ static struct store *registry;
 struct job {
     struct store *s;
     struct thaw_kv_req *req;
+};
+
+/* Writes committed together (see batch_work). */
+struct batch {
+    struct store *s;
+    struct thaw_kv_req **reqs;
+    size_t n, cap;
 };
 
 static const char SCHEMA[] =
@@ -111,29 +122,27 @@ static int exec1(sqlite3 *db, const char *sql)
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
-static void do_put(sqlite3 *db, struct job *j)
+static int step_done(sqlite3_stmt *st)
 {
-    struct thaw_kv_req *r = j->req;
+    int rc = sqlite3_step(st);
+
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int write_one(sqlite3 *db, const struct thaw_kv_req *r)
+{
     sqlite3_stmt *st = NULL;
 
-    if (exec1(db, "BEGIN IMMEDIATE") < 0) {
-        fail(j, db, "put");
-        return;
-    }
-    if (r->now - j->s->last_purge >= PURGE_EVERY) {
-        if (sqlite3_prepare_v2(db, "DELETE FROM kv WHERE expiration <= ?1", -1, &st,
-                               NULL) != SQLITE_OK)
-            goto bad;
-        sqlite3_bind_int64(st, 1, r->now);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            goto bad;
-        sqlite3_finalize(st);
-        st = NULL;
-        j->s->last_purge = r->now;
+    if (r->op == THAW_KV_DELETE) {
+        if (sqlite3_prepare_v2(db, "DELETE FROM kv WHERE key = ?1", -1, &st, NULL) != SQLITE_OK)
+            return -1;
+        sqlite3_bind_text(st, 1, r->keys[0], -1, SQLITE_STATIC);
+        return step_done(st);
     }
     if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO kv (key, value, metadata, expiration)"
                            " VALUES (?1, ?2, ?3, ?4)", -1, &st, NULL) != SQLITE_OK)
-        goto bad;
+        return -1;
     sqlite3_bind_text(st, 1, r->keys[0], -1, SQLITE_STATIC);
     /* zeroblob: an empty value is still a value, never NULL */
     if (r->value_len)
@@ -144,30 +153,123 @@ static void do_put(sqlite3 *db, struct job *j)
         sqlite3_bind_text(st, 3, r->metadata, -1, SQLITE_STATIC);
     if (r->expiration)
         sqlite3_bind_int64(st, 4, r->expiration);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        goto bad;
-    sqlite3_finalize(st);
-    /* the commit is the fsync: once it returned, the put is durable */
-    if (exec1(db, "COMMIT") < 0) {
-        fail(j, db, "put");
-        exec1(db, "ROLLBACK");
-    }
-    return;
-bad:
-    fail(j, db, "put");
-    sqlite3_finalize(st);
-    exec1(db, "ROLLBACK");
+    return step_done(st);
 }
 
-static void do_delete(sqlite3 *db, struct job *j)
+static int purge(sqlite3 *db, struct store *s, long long now)
 {
     sqlite3_stmt *st = NULL;
 
-    if (sqlite3_prepare_v2(db, "DELETE FROM kv WHERE key = ?1", -1, &st, NULL) != SQLITE_OK ||
-        (sqlite3_bind_text(st, 1, j->req->keys[0], -1, SQLITE_STATIC),
-         sqlite3_step(st)) != SQLITE_DONE)
-        fail(j, db, "delete");
-    sqlite3_finalize(st);
+    if (now - s->last_purge < PURGE_EVERY)
+        return 0;
+    if (sqlite3_prepare_v2(db, "DELETE FROM kv WHERE expiration <= ?1", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    s->last_purge = now;
+    return step_done(st);
+}
+
+/* Group commit: the puts and deletes that arrived while the previous
+ * commit was on disk go in one transaction, so concurrent writers share an
+ * fsync. Each is answered only after the commit: what was acknowledged is
+ * on disk. One failing write fails the whole batch (nothing of it was
+ * written). */
+static void batch_work(sqlite3 *db, void *arg)
+{
+    struct batch *b = arg;
+    struct store *s = b->s;
+    const char *what = "write";
+    char msg[512];
+    size_t i;
+
+    if (s->schema_err) {
+        snprintf(msg, sizeof(msg), "KV namespace \"%s\": %s", s->ns, s->schema_err);
+        goto fail;
+    }
+    if (exec1(db, "BEGIN IMMEDIATE") < 0)
+        goto bad;
+    if (purge(db, s, b->reqs[0]->now) < 0)
+        goto rollback;
+    for (i = 0; i < b->n; i++) {
+        if (write_one(db, b->reqs[i]) < 0) {
+            what = b->reqs[i]->op == THAW_KV_DELETE ? "delete" : "put";
+            goto rollback;
+        }
+    }
+    /* the commit is the fsync: once it returned, every write is durable */
+    if (exec1(db, "COMMIT") == 0)
+        return;
+    what = "commit";
+rollback:
+    snprintf(msg, sizeof(msg), "KV namespace \"%s\": %s failed in %s: %s", s->ns, what,
+             s->path, sqlite3_errmsg(db));
+    exec1(db, "ROLLBACK");
+    goto fail;
+bad:
+    snprintf(msg, sizeof(msg), "KV namespace \"%s\": %s failed in %s: %s", s->ns, what,
+             s->path, sqlite3_errmsg(db));
+fail:
+    for (i = 0; i < b->n; i++) {
+        snprintf(b->reqs[i]->errmsg, sizeof(b->reqs[i]->errmsg), "%s", msg);
+        b->reqs[i]->errclass = "OSError";
+    }
+}
+
+static void batch_submit(struct store *s);
+
+static void batch_done(void *arg)
+{
+    struct batch *b = arg;
+    struct store *s = b->s;
+    size_t i;
+
+    s->writing = 0;
+    for (i = 0; i < b->n; i++)
+        b->reqs[i]->done(b->reqs[i]);
+    free(b->reqs);
+    free(b);
+    if (s->open)
+        batch_submit(s);
+}
+
+static void batch_submit(struct store *s)
+{
+    struct batch *b = s->open;
+
+    s->open = NULL;
+    s->writing = 1;
+    thaw_sqlq_submit(s->q, batch_work, batch_done, b);
+}
+
+/* Adds a put or delete to the open batch; 0, or -1 out of memory. */
+static int batch_add(struct store *s, struct thaw_kv_req *req)
+{
+    struct batch *b = s->open;
+
+    if (!b) {
+        if (!(b = calloc(1, sizeof(*b))))
+            return -1;
+        b->s = s;
+        s->open = b;
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        struct thaw_kv_req **r = realloc(b->reqs, cap * sizeof(*r));
+        if (!r) {
+            if (!b->n) {
+                free(b);
+                s->open = NULL;
+            }
+            return -1;
+        }
+        b->reqs = r;
+        b->cap = cap;
+    }
+    b->reqs[b->n++] = req;
+    if (!s->writing)
+        batch_submit(s);
+    return 0;
 }
 
 static void do_list(sqlite3 *db, struct job *j)
@@ -228,8 +330,7 @@ static void on_work(sqlite3 *db, void *arg)
     }
     switch (j->req->op) {
     case THAW_KV_GET: do_get(db, j); break;
-    case THAW_KV_PUT: do_put(db, j); break;
-    case THAW_KV_DELETE: do_delete(db, j); break;
+    case THAW_KV_PUT: case THAW_KV_DELETE: break; /* batched */
     case THAW_KV_LIST: do_list(db, j); break;
     }
 }
@@ -307,8 +408,17 @@ static void *kv_sqlite_open(uv_loop_t *loop, const char *path, const char *ns,
 
 static void kv_sqlite_run(void *store, struct thaw_kv_req *req)
 {
-    struct job *j = calloc(1, sizeof(*j));
+    struct job *j;
 
+    if (req->op == THAW_KV_PUT || req->op == THAW_KV_DELETE) {
+        if (batch_add(store, req) < 0) {
+            snprintf(req->errmsg, sizeof(req->errmsg), "out of memory");
+            req->errclass = "MemoryError";
+            req->done(req);
+        }
+        return;
+    }
+    j = calloc(1, sizeof(*j));
     if (!j) {
         snprintf(req->errmsg, sizeof(req->errmsg), "out of memory");
         req->errclass = "MemoryError";
