@@ -137,6 +137,7 @@ _KVValue = str | builtins.bytes | bytearray | memoryview | AsyncIterable[builtin
 
 class KVNamespace:
     """A KV namespace binding (config `kv_namespaces`)."""
+    def __init__(self, binding: str) -> None: ...
     # get(key) -> str | None; "json" -> Any; "arrayBuffer"/"bytes" -> bytes | None;
     # "stream" -> AsyncIterable[bytes] | None; a list of keys -> dict[str, ...]
     async def get(self, key: str | builtins.list[str],
