@@ -25,8 +25,7 @@ TEMPLATES = {
     "hello": ([], "a fetch handler that greets with a [vars] value"),
     "fastapi": (["fastapi"], "Cloudflare's FastAPI sample through asgi.fetch"),
     "django": (["django"], "a single-file Django site through wsgi.fetch"),
-    "kv": ([], "a key-value store over HTTP on a KV binding (in memory until "
-               "thaw has KV)"),
+    "kv": ([], "a key-value store over HTTP on a KV binding"),
     "cron": ([], "a scheduled handler for [triggers] crons (GET /__scheduled "
                  "runs it now)"),
 }
@@ -43,6 +42,8 @@ __pycache__/
 .mypy_cache/
 .wrangler/
 .dev.vars
+# KV data of `thaw dev` (its --state default)
+.thaw/
 """
 
 PYPROJECT = """\

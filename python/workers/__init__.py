@@ -10,6 +10,7 @@ from ._body import BodyUsedError
 from ._d1 import D1Database, D1Error, D1PreparedStatement, D1Result
 from ._entrypoint import DurableObject, WorkerEntrypoint, WorkflowEntrypoint, handler
 from ._headers import Headers
+from ._kv import KVNamespace
 from ._request import Request
 from ._response import Response
 
@@ -23,6 +24,7 @@ __all__ = [
     "Fetcher",
     "Headers",
     "JsException",
+    "KVNamespace",
     "Request",
     "Response",
     "WorkerEntrypoint",

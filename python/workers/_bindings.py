@@ -6,6 +6,7 @@ import importlib
 
 # One module per kind, in the order src/bind/kinds.h opens them.
 KIND_MODULES = (
+    "workers._kv",
     "workers._d1",
     "workers._assets",
 )

@@ -5,11 +5,13 @@
 
 #include "bind/bind.h"
 
+extern const struct thaw_bind_kind thaw_bind_kv;
 extern const struct thaw_bind_kind thaw_bind_d1;
 extern const struct thaw_bind_kind thaw_bind_assets;
 
 /* THAW_BIND_KINDS is a list of `&thaw_bind_<kind>,` entries. */
 #define THAW_BIND_KINDS \
+    &thaw_bind_kv, \
     &thaw_bind_d1, \
     &thaw_bind_assets,
 

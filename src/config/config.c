@@ -30,7 +30,7 @@ static const struct key_spec KEYS[] = {
     {"compatibility_flags", JSON_ARRAY, 0},
     {"vars", JSON_OBJECT, 0},
     {"$schema", JSON_STRING, 0},
-    {"kv_namespaces", JSON_ARRAY, 1},
+    {"kv_namespaces", JSON_ARRAY, 0},
     {"d1_databases", JSON_ARRAY, 0},
     {"triggers", JSON_OBJECT, 0},
     {"durable_objects", JSON_OBJECT, 1},

@@ -395,8 +395,10 @@ def test_init_writes_a_project_dev_serves_at_once(template, tmp_path, thaw_facto
     if template == "kv":
         assert s.request("PUT", "/greeting", body=b"hi there").status == 201
         got = s.get("/greeting")
-        assert got.text == "hi there" and got.header("x-kv") == "memory"
-        assert "`kv_namespaces` is not supported" in s.log()
+        assert got.text == "hi there"
+        assert '["greeting"]' in s.get("/").text
+        assert (d / f".thaw/state/kv/my-{template}-kv.sqlite").is_file()
+        assert "not supported" not in s.log()
     if template == "cron":
         assert s.get("/__scheduled?cron=*/5+*+*+*+*").text == "Ran scheduled event"
         assert "run(s); last: cron" in s.get("/").text
@@ -417,7 +419,7 @@ def test_init_defaults_and_refuses_to_overwrite(tmp_path):
     assert r.returncode == 1 and "not overwriting" in r.stderr
     assert (d / "src/entry.py").read_text() == "# mine\n"
     ok(thaw("init", d, "--template", "kv", "--force"))
-    assert "MemoryKV" in (d / "src/entry.py").read_text()
+    assert "self.env.KV" in (d / "src/entry.py").read_text()
     r = thaw("init", tmp_path / "x", "--template", "nope")
     assert r.returncode == 1 and "no template 'nope'" in r.stderr
 
@@ -442,7 +444,7 @@ TYPED_WORKER = """
             debug: bool = self.env.DEBUG
             settings: dict = self.env.SETTINGS
             tags: list = self.env.TAGS
-            await self.env.CACHE.get("k")  # a KV binding: Any
+            await self.env.CACHE.get("k")  # a KV binding: KVNamespace
             self.ctx.wait_until(request.text())
             page = self.env["GREETING"]
             body = f"{greeting} {count} {ratio} {debug} {settings} {tags} {page}"
@@ -469,7 +471,7 @@ def test_types_writes_env_and_workers_stubs_mypy_accepts(workdir):
     assert "def GREETING(self) -> str" in env and "def COUNT(self) -> int" in env
     assert "def RATIO(self) -> float" in env and "def DEBUG(self) -> bool" in env
     assert "def SETTINGS(self) -> dict[str, Any]" in env
-    assert "def CACHE(self) -> Any" in env and "kv_namespaces" in env
+    assert "def CACHE(self) -> KVNamespace" in env and "kv_namespaces" in env
     assert "not-an-attr" in env  # named in a comment, not as an attribute
     for f in ("workers/__init__.pyi", "workers/asgi.pyi", "workers/wsgi.pyi",
               "asgi.pyi", "js.pyi"):

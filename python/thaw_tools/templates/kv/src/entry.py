@@ -2,56 +2,36 @@
 
     curl -X PUT --data 'world' http://127.0.0.1:8787/hello
     curl http://127.0.0.1:8787/hello
+    curl 'http://127.0.0.1:8787/?prefix=he'     # list the keys
+    curl -X DELETE http://127.0.0.1:8787/hello
 
-The values live in the KV namespace bound as KV (wrangler.toml). thaw does
-not provide KV bindings yet; until it does, this worker falls back to a
-dict in the instance's memory (lost when the instance exits, and not shared
-between instances), and says so in the `x-kv` response header."""
-from urllib.parse import urlparse
+The values live in the KV namespace bound as KV (wrangler.toml)."""
+import json
+from urllib.parse import parse_qs, urlparse
 
 from workers import Response, WorkerEntrypoint
 
 
-class MemoryKV:
-    """The part of the KV API this worker uses, in memory."""
-
-    def __init__(self):
-        self.data = {}
-
-    async def get(self, key):
-        return self.data.get(key)
-
-    async def put(self, key, value):
-        self.data[key] = value
-
-    async def delete(self, key):
-        self.data.pop(key, None)
-
-
-_fallback = MemoryKV()
-
-
 class Default(WorkerEntrypoint):
-    def kv(self):
-        try:
-            return self.env.KV, "binding"
-        except AttributeError:  # no KV binding in this runtime
-            return _fallback, "memory"
-
     async def fetch(self, request):
-        kv, kind = self.kv()
-        key = urlparse(request.url).path.lstrip("/")
-        headers = {"x-kv": kind}
+        url = urlparse(request.url)
+        key = url.path.lstrip("/")
+        kv = self.env.KV
         if not key:
-            return Response(f"{self.env.GREETING}! PUT /KEY stores the body, "
-                            f"GET /KEY reads it back (KV: {kind}).\n", headers=headers)
+            prefix = parse_qs(url.query).get("prefix", [""])[0]
+            listed = await kv.list(prefix=prefix)
+            names = [k.name for k in listed.keys]
+            return Response(f"{self.env.GREETING}! PUT /KEY stores the body, GET /KEY "
+                            f"reads it back. Keys: {json.dumps(names)}\n")
         if request.method == "PUT":
-            await kv.put(key, await request.text())
-            return Response("stored\n", status=201, headers=headers)
+            ttl = request.headers.get("x-ttl")  # seconds, at least 60
+            options = {"expirationTtl": int(ttl)} if ttl else {}
+            await kv.put(key, await request.bytes(), options)
+            return Response("stored\n", status=201)
         if request.method == "DELETE":
             await kv.delete(key)
-            return Response(None, status=204, headers=headers)
-        value = await kv.get(key)
+            return Response(None, status=204)
+        value = await kv.get(key, "bytes")
         if value is None:
-            return Response("not found\n", status=404, headers=headers)
-        return Response(value, headers=headers)
+            return Response("not found\n", status=404)
+        return Response(value)
