@@ -14,7 +14,8 @@ PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
 
 # the supervisor: no Python here
 SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
-          src/ipc/*.c src/util/*.c src/watch/*.c src/bind/*.c src/cron/*.c) \
+          src/ipc/*.c src/util/*.c src/watch/*.c src/bind/*.c src/cron/*.c \
+          src/serve/*.c) \
           src/zygote/client.c
 SUP_OBJ = $(SUP_SRC:src/%.c=build/obj/%.o)
 ZYG_SRC = src/zygote/main.c
