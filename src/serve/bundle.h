@@ -15,6 +15,7 @@
 #define THAW_BUNDLE_MAX_PATH 1024
 #define THAW_BUNDLE_MAX_FILES 20000
 #define THAW_BUNDLE_MAX_BYTES (256LL * 1024 * 1024)
+#define THAW_BUNDLE_MAX_LIMIT THAW_BUNDLE_MAX_BYTES
 
 struct thaw_bundle_entry {
     const char *path;   /* not NUL-terminated */
