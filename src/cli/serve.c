@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,22 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
         (s->fleet.preload && !thaw_zygote_ready(s->fleet.preload)))
         return;
     thaw_fleet_start(&s->fleet);
+}
+
+/* Every worker is routable (its template may still build: requests wait
+ * for it): only now are requests accepted, so none sees a 404 for a worker
+ * that is deployed. */
+static void on_fleet_started(struct thaw_fleet *f)
+{
+    struct serve *s = (struct serve *)((char *)f - offsetof(struct serve, fleet));
+    char ip[128];
+    int rc, port = 0;
+
+    split_addr(s->listen, ip, sizeof(ip), &port);
+    if ((rc = thaw_server_listen(&s->server, s->loop, ip, port, &s->front))) {
+        fprintf(stderr, "thaw: cannot listen on %s: %s\n", s->listen, uv_strerror(rc));
+        exit(1);
+    }
     printf("Ready on http://%s (admin API on http://%s)\n", s->listen, s->admin);
     fflush(stdout);
 }
@@ -228,10 +245,7 @@ int thaw_cmd_serve(int argc, char **argv)
     }
     s.server.route = thaw_fleet_route;
     s.server.route_data = &s.fleet;
-    if ((rc = thaw_server_listen(&s.server, s.loop, ip, port, &s.front))) {
-        fprintf(stderr, "thaw: cannot listen on %s: %s\n", s.listen, uv_strerror(rc));
-        return 1;
-    }
+    s.fleet.on_started = on_fleet_started;
     s.api.max_body = s.max_bundle;
     s.api.handler = thaw_endpoints_handle;
     s.api.probe = thaw_endpoints_probe;

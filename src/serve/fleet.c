@@ -327,9 +327,23 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
                                  (json_int_t)op->bytes, "files", op->files));
 }
 
+static void start_loaded(struct thaw_hosted *h, int rc, struct thaw_config *cfg,
+                         const char *err);
+
 static void restart_loaded(void *data, int rc, struct thaw_config *cfg, const char *err)
 {
     struct thaw_hosted *h = data;
+    struct thaw_fleet *f = h->fleet;
+    int at_start = !h->started;
+
+    start_loaded(h, rc, cfg, err);
+    if (at_start && --f->configs_pending == 0 && f->on_started)
+        f->on_started(f);
+}
+
+static void start_loaded(struct thaw_hosted *h, int rc, struct thaw_config *cfg,
+                         const char *err)
+{
     struct thaw_fleet *f = h->fleet;
     struct thaw_limits lim;
     char dir[PATH_MAX], msg[1024];
@@ -372,17 +386,24 @@ void thaw_fleet_start(struct thaw_fleet *f)
     char **names = thaw_store_workers(f->state), **p;
 
     f->started = 1;
+    for (p = names; p && *p; p++)
+        f->configs_pending++;
+    f->configs_pending++; /* held until every load is asked for */
     for (p = names; p && *p; p++) {
         struct thaw_hosted *h = hosted_new(f, *p);
         char dir[PATH_MAX];
-        if (!h)
-            break;
+        if (!h) {
+            f->configs_pending--;
+            continue;
+        }
         h->version = thaw_store_current(f->state, *p);
         thaw_store_version_dir(f->state, *p, h->version, dir, sizeof(dir));
         f->load_config(f->zygote, dir, restart_loaded, h);
     }
     thaw_log("%d worker(s) in %s", f->n, f->state);
     thaw_store_free_list(names);
+    if (--f->configs_pending == 0 && f->on_started)
+        f->on_started(f);
 }
 
 static struct thaw_op *op_new(struct thaw_fleet *f, struct thaw_hosted *h, int version,

@@ -45,6 +45,9 @@ struct thaw_fleet {
     struct thaw_hosted *graveyard; /* deleted: their processes may still exit */
     int n;
     int started;
+    int configs_pending;      /* at start: worker configs still loading */
+    /* every worker found at start has its config loaded (and is routable) */
+    void (*on_started)(struct thaw_fleet *f);
     /* thaw_load_config (src/cli/load.c; a pointer so the unit tests link
      * without the CLI) */
     void (*load_config)(struct thaw_zygote *z, const char *dir, thaw_load_cb cb,
@@ -52,7 +55,7 @@ struct thaw_fleet {
 };
 
 /* Starts every worker of the state directory at its current version
- * (the zygotes must be ready). */
+ * (the zygotes must be ready); on_started runs once each is routable. */
 void thaw_fleet_start(struct thaw_fleet *f);
 struct thaw_hosted *thaw_fleet_find(struct thaw_fleet *f, const char *name);
 /* The server's routing callback (route_data is the fleet). */
