@@ -80,7 +80,12 @@ build/fuzz/fuzz_jsonc: tests/fuzz/fuzz_jsonc.c src/config/jsonc.c src/config/con
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson
 
+build/fuzz/fuzz_bundle: tests/fuzz/fuzz_bundle.c src/serve/bundle.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
 .PHONY: fuzz
-fuzz: build/fuzz/fuzz_ipc build/fuzz/fuzz_jsonc
+fuzz: build/fuzz/fuzz_ipc build/fuzz/fuzz_jsonc build/fuzz/fuzz_bundle
 	build/fuzz/fuzz_ipc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 	build/fuzz/fuzz_jsonc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+	build/fuzz/fuzz_bundle -max_total_time=$(FUZZ_SECONDS) -max_len=4096
