@@ -68,6 +68,11 @@ static void hosted_remove(struct thaw_fleet *f, struct thaw_hosted *h)
 {
     struct thaw_hosted **pp;
 
+    while (h->tails) { /* their streams end with the worker */
+        struct thaw_api_req *r = h->tails;
+        h->tails = r->next_sub;
+        thaw_api_stream_end(r);
+    }
     for (pp = &f->buckets[bucket_of(h->name)]; *pp; pp = &(*pp)->next)
         if (*pp == h) {
             *pp = h->next;
@@ -524,11 +529,6 @@ void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_ap
 
 void thaw_fleet_delete(struct thaw_fleet *f, struct thaw_hosted *h)
 {
-    while (h->tails) {
-        struct thaw_api_req *r = h->tails;
-        h->tails = r->next_sub;
-        thaw_api_stream_end(r);
-    }
     if (h->started)
         thaw_worker_terminate(&h->w, SIGTERM);
     hosted_remove(f, h);
