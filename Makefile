@@ -15,7 +15,7 @@ PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
 # the supervisor: no Python here
 SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
           src/ipc/*.c src/util/*.c src/watch/*.c src/bind/*.c src/cron/*.c \
-          src/assets/*.c) \
+          src/assets/*.c src/serve/*.c) \
           src/zygote/client.c
 SUP_OBJ = $(SUP_SRC:src/%.c=build/obj/%.o)
 ZYG_SRC = src/zygote/main.c
@@ -85,8 +85,13 @@ build/fuzz/fuzz_cron: tests/fuzz/fuzz_cron.c src/cron/cron.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
+build/fuzz/fuzz_bundle: tests/fuzz/fuzz_bundle.c src/serve/bundle.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
 .PHONY: fuzz
-fuzz: build/fuzz/fuzz_ipc build/fuzz/fuzz_jsonc build/fuzz/fuzz_cron
+fuzz: build/fuzz/fuzz_ipc build/fuzz/fuzz_jsonc build/fuzz/fuzz_cron build/fuzz/fuzz_bundle
 	build/fuzz/fuzz_ipc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 	build/fuzz/fuzz_jsonc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 	build/fuzz/fuzz_cron -max_total_time=$(FUZZ_SECONDS) -max_len=256
+	build/fuzz/fuzz_bundle -max_total_time=$(FUZZ_SECONDS) -max_len=4096

@@ -4,14 +4,24 @@ import sys
 
 from .project import ToolError
 
-COMMANDS = ("sync", "init", "types", "d1")
+COMMANDS = ("sync", "init", "types", "d1", "deploy", "list", "delete", "rollback", "tail")
 
 
 def main(argv):
     if not argv or argv[0] not in COMMANDS:
-        print("usage: thaw sync|init|types|d1 [ARGS]", file=sys.stderr)
+        print("usage: thaw sync|init|types|d1|deploy|list|delete|rollback|tail [ARGS]",
+              file=sys.stderr)
         return 2
     cmd, args = argv[0], argv[1:]
+    if cmd in ("deploy", "list", "delete", "rollback", "tail"):
+        from . import remote
+        try:
+            return remote.main(cmd, args)
+        except ToolError as e:
+            print(f"thaw {cmd}: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
     if cmd == "sync":
         from . import sync as mod
     elif cmd == "init":

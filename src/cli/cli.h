@@ -20,6 +20,7 @@ struct thaw_command {
 extern const struct thaw_command thaw_commands[];
 
 int thaw_cmd_dev(int argc, char **argv);
+int thaw_cmd_serve(int argc, char **argv);
 int thaw_cmd_help(int argc, char **argv);
 int thaw_cmd_version(int argc, char **argv);
 /* Runs `python3 -m thaw_tools NAME ARGS...` (sync, init, types, d1). */

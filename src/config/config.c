@@ -35,7 +35,7 @@ static const struct key_spec KEYS[] = {
     {"triggers", JSON_OBJECT, 0},
     {"durable_objects", JSON_OBJECT, 1},
     {"assets", JSON_OBJECT, 0},
-    {"routes", JSON_ARRAY, 1},
+    {"routes", JSON_ARRAY, 0},    /* thaw serve (src/serve/router.c) */
     {"limits", JSON_OBJECT, 0},
     {"thaw", JSON_OBJECT, 0},
     {"workers_dev", JSON_TRUE, 1},

@@ -77,6 +77,12 @@ struct thaw_worker {
     thaw_built_cb on_built;
     /* the current version's template died: the owner rebuilds */
     void (*on_lost)(struct thaw_worker *w);
+    /* thaw serve: a build that fails does not replace a ready current
+     * version (a refused deploy); thaw dev shows the failure instead */
+    int keep_serving;
+    struct thaw_config kept_cfg; /* the serving version's, while one builds */
+    /* every request log line of this worker (thaw serve's `tail`) */
+    void (*on_log)(struct thaw_worker *w, const char *line, size_t n);
     void *data;
     int stopping;
     struct thaw_metrics metrics;

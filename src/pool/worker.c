@@ -20,6 +20,18 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
 {
     if (w->building == v)
         w->building = NULL;
+    if (v->state != VER_READY && w->keep_serving && w->current && w->current != v &&
+        w->current->state == VER_READY) {
+        /* a refused deploy: the serving version and its config stay */
+        thaw_config_free(&w->cfg);
+        w->cfg = w->kept_cfg;
+        memset(&w->kept_cfg, 0, sizeof(w->kept_cfg));
+        if (w->on_built)
+            w->on_built(w, v);
+        thaw__version_retire(v);
+        return;
+    }
+    thaw_config_free(&w->kept_cfg);
     switch_to(w, v);
     if (v->state == VER_READY) {
         thaw__pool_run_queue(v);
@@ -54,7 +66,11 @@ int thaw_worker_rebuild(struct thaw_worker *w, struct thaw_config *cfg)
 {
     struct thaw_version *v;
 
-    thaw_config_free(&w->cfg);
+    thaw_config_free(&w->kept_cfg);
+    if (w->keep_serving)
+        w->kept_cfg = w->cfg; /* back in place if this build fails */
+    else
+        thaw_config_free(&w->cfg);
     w->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     v = thaw__version_new(w);

@@ -41,6 +41,7 @@ struct conn {
     int resp_status;
 
     /* the exchange with the worker */
+    struct thaw_worker *worker;  /* that serves it (srv->route's choice) */
     struct thaw_exchange ex;
     int ex_active;          /* dispatched, response not finished */
     int msg_done;           /* whole request read */

@@ -115,6 +115,7 @@ static void reset_request(struct conn *c)
     c->expect_continue = 0;
     c->body_bytes = 0;
     c->err_status = 0;
+    c->worker = NULL;
     c->msg_done = 0;
     c->resp_started = 0;
     c->chunked = 0;
@@ -252,7 +253,7 @@ static int build_head(struct conn *c, struct thaw_buf *b)
         rc = thaw_ipc_put_str(b, c->peer_port);
     if (!rc && !(rc = thaw_ipc_put_str(b, ":http-version")))
         rc = thaw_ipc_put_str(b, c->http10 ? "1.0" : "1.1");
-    if (!rc) /* /__scheduled: a scheduled event instead */
+    if (!rc && !c->srv->route) /* thaw dev's /__scheduled: a scheduled event instead */
         rc = thaw_cron_http_head(b, c->url.data, c->url.len);
     if (!rc)
         rc = thaw_ipc_put_raw(b, c->hdrs.data, c->hdrs.len);
@@ -299,6 +300,16 @@ static int on_headers_complete(http_parser *p)
         memcpy(c->req_path, c->url.data, n);
         c->req_path[n] = '\0';
     }
+    c->worker = c->srv->route ? c->srv->route(c->srv, c->host, c->url.data, c->url.len)
+                              : c->srv->worker;
+    if (!c->worker) {
+        /* thaw serve: the body is read and dropped; the connection stays */
+        c->ex_active = 0;
+        thaw__conn_log_request(c, 404);
+        thaw__conn_simple(c, 404, "404 Not Found: nothing is deployed at this host and "
+                          "path\n", 0);
+        return 0;
+    }
     if (c->expect_continue && has_body)
         thaw__conn_lit(c, "HTTP/1.1 100 Continue\r\n\r\n");
     if (thaw_static_try(c))
@@ -310,7 +321,7 @@ static int on_headers_complete(http_parser *p)
         c->err_status = 431;
         return -1;
     }
-    thaw_pool_dispatch(c->srv->worker, &c->ex, head.data, head.len);
+    thaw_pool_dispatch(c->worker, &c->ex, head.data, head.len);
     thaw_buf_free(&head);
     return 0;
 }

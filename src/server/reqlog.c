@@ -30,7 +30,7 @@ static void json_escape(char *out, size_t n, const char *s)
 
 void thaw__conn_log_request(struct conn *c, int status)
 {
-    struct thaw_worker *w = c->srv->worker;
+    struct thaw_worker *w = c->worker ? c->worker : c->srv->worker;
     struct thaw_metrics *m = &w->metrics;
     double secs = (double)(uv_hrtime() - c->req_start_ns) / 1e9;
     char line[1024], path[600], name[200], when[40];
@@ -63,4 +63,6 @@ void thaw__conn_log_request(struct conn *c, int status)
                  c->ex.sid);
     if (n > 0)
         thaw_log_buffered(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    if (n > 0 && w->on_log)
+        w->on_log(w, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }

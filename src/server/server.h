@@ -15,6 +15,13 @@ struct thaw_server {
     uv_tcp_t listener;
     int listening;
     struct thaw_worker *worker;
+    /* thaw serve: picks the worker for a request from its Host header and
+     * target (NULL: 404). thaw dev leaves it NULL and `worker` serves every
+     * request; under serve, `worker` holds only the server-wide limits and
+     * the metrics of requests that matched no worker. */
+    struct thaw_worker *(*route)(struct thaw_server *s, const char *host,
+                                 const char *target, size_t n);
+    void *route_data;
     char authority[128];   /* ip:port, for requests without Host */
     uv_prepare_t flusher;  /* writes what a loop iteration produced */
     struct conn *conns;    /* every open connection */

@@ -102,7 +102,7 @@ void thaw_static_drained(struct conn *c)
 
 int thaw_static_try(struct conn *c)
 {
-    struct thaw_version *v = c->srv->worker->current;
+    struct thaw_version *v = c->worker ? c->worker->current : NULL;
     struct thaw_assets *a = v ? thaw_bind_assets_of(v->bindings) : NULL;
     char path[4096], inm[1024], mode[32], tmp[8];
     const char *query;

@@ -1,0 +1,188 @@
+/* The admin API's paths (docs/api.md): JSON in, JSON out. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/fleet.h"
+#include "serve/store.h"
+
+static const char *state_of(struct thaw_hosted *h)
+{
+    if (h->op)
+        return "deploying";
+    if (!h->started || !h->w.current)
+        return "starting";
+    switch (h->w.current->state) {
+    case VER_READY: return "ready";
+    case VER_FAILED: return "failed";
+    default: return "building";
+    }
+}
+
+static json_t *routes_of(struct thaw_hosted *h)
+{
+    json_t *out = json_array(), *root, *routes, *r;
+    size_t i;
+
+    if (!h->started || !h->w.cfg.json)
+        return out;
+    root = json_loads(h->w.cfg.json, 0, NULL);
+    routes = root ? json_object_get(root, "routes") : NULL;
+    json_array_foreach(routes, i, r) {
+        if (json_is_string(r))
+            json_array_append(out, r);
+        else if (json_object_get(r, "pattern"))
+            json_array_append(out, json_object_get(r, "pattern"));
+    }
+    json_decref(root);
+    return out;
+}
+
+static json_t *summary(struct thaw_fleet *f, struct thaw_hosted *h)
+{
+    struct thaw_worker_stats st;
+
+    memset(&st, 0, sizeof(st));
+    if (h->started)
+        thaw_worker_stats(&h->w, &st);
+    return json_pack("{s:s,s:i,s:s,s:o,s:s+++,s:i}", "name", h->name, "version", h->version,
+                     "state", state_of(h), "routes", routes_of(h), "host", h->name, ".",
+                     f->domain, "", "instances", st.instances);
+}
+
+static void list_workers(struct thaw_fleet *f, struct thaw_api_req *r)
+{
+    json_t *arr = json_array();
+    struct thaw_hosted *h;
+
+    for (h = f->all; h; h = h->next_all)
+        if (h->live)
+            json_array_append_new(arr, summary(f, h));
+    thaw_api_reply_json(r, 200, json_pack("{s:o}", "workers", arr));
+}
+
+static void get_worker(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_api_req *r)
+{
+    json_t *j = summary(f, h), *vers = json_array();
+    int n, i, *list = thaw_store_versions(f->state, h->name, &n);
+
+    for (i = 0; i < n; i++) {
+        char *meta = thaw_store_read_meta(f->state, h->name, list[i]);
+        json_t *m = meta ? json_loads(meta, 0, NULL) : NULL;
+        if (!m)
+            m = json_pack("{s:i}", "version", list[i]);
+        json_object_set_new(m, "current", json_boolean(list[i] == h->version));
+        json_array_append_new(vers, m);
+        free(meta);
+    }
+    free(list);
+    json_object_set_new(j, "versions", vers);
+    thaw_api_reply_json(r, 200, j);
+}
+
+static int rollback_version(struct thaw_api_req *r, int *version)
+{
+    json_t *j, *v;
+
+    *version = 0;
+    if (r->body.len == 0)
+        return 0;
+    j = json_loadb(r->body.data, r->body.len, 0, NULL);
+    v = j ? json_object_get(j, "version") : NULL;
+    if (!j || !json_is_object(j) || (v && !json_is_integer(v))) {
+        json_decref(j);
+        return -1;
+    }
+    if (v)
+        *version = (int)json_integer_value(v);
+    json_decref(j);
+    return 0;
+}
+
+void thaw_endpoints_handle(struct thaw_api_req *r, void *data)
+{
+    struct thaw_fleet *f = data;
+    char name[128], rest[64];
+    struct thaw_hosted *h;
+    const char *p = r->path;
+    int version;
+
+    if (!f->started) {
+        thaw_api_error(r, 503, "thaw serve is still starting; retry shortly");
+        return;
+    }
+    if (strcmp(p, "/v1/workers") == 0 || strcmp(p, "/v1/workers/") == 0) {
+        if (r->method != HTTP_GET) {
+            thaw_api_error(r, 405, "use GET /v1/workers");
+            return;
+        }
+        list_workers(f, r);
+        return;
+    }
+    rest[0] = '\0';
+    if (strncmp(p, "/v1/workers/", 12) != 0 ||
+        sscanf(p + 12, "%127[^/]%63s", name, rest) < 1) {
+        thaw_api_error(r, 404, "no such API path %s (see docs/api.md: /v1/workers...)", p);
+        return;
+    }
+    if (!thaw_worker_name_ok(name)) {
+        thaw_api_error(r, 400, "\"%s\" is not a valid worker name: 1 to 63 of a-z, 0-9 "
+                       "and '-', not starting or ending with '-'", name);
+        return;
+    }
+    h = thaw_fleet_find(f, name);
+    if (!rest[0] && r->method == HTTP_PUT) {
+        thaw_fleet_deploy(f, name, r->body.data, r->body.len, r);
+        return;
+    }
+    if (!h || (!h->live && !h->op)) {
+        thaw_api_error(r, 404, "no worker named %s is deployed", name);
+        return;
+    }
+    if (!rest[0] && r->method == HTTP_GET) {
+        get_worker(f, h, r);
+    } else if (!rest[0] && r->method == HTTP_DELETE) {
+        if (h->op) {
+            thaw_api_error(r, 409, "worker %s is being deployed; retry when that finished",
+                           name);
+            return;
+        }
+        thaw_fleet_delete(f, h);
+        thaw_api_reply_json(r, 200, json_pack("{s:s}", "deleted", name));
+    } else if (strcmp(rest, "/rollback") == 0 && r->method == HTTP_POST) {
+        if (rollback_version(r, &version)) {
+            thaw_api_error(r, 400, "the body must be empty or {\"version\": N}");
+            return;
+        }
+        thaw_fleet_rollback(f, h, version, r);
+    } else if (strcmp(rest, "/tail") == 0 && r->method == HTTP_GET) {
+        thaw_fleet_tail(f, h, r);
+    } else {
+        thaw_api_error(r, rest[0] && strcmp(rest, "/rollback") && strcmp(rest, "/tail")
+                       ? 404 : 405, "no such API call: %s %s (see docs/api.md)",
+                       http_method_str(r->method), p);
+    }
+}
+
+int thaw_endpoints_probe(const char *path, char *body, size_t n, void *data)
+{
+    struct thaw_fleet *f = data;
+    int pending;
+
+    if (strcmp(path, "/healthz") == 0) {
+        snprintf(body, n, "ok\n");
+        return 200;
+    }
+    if (strcmp(path, "/readyz") != 0)
+        return 0;
+    if (!f->started) {
+        snprintf(body, n, "starting: the Python zygote is not ready yet\n");
+        return 503;
+    }
+    if ((pending = thaw_fleet_pending(f))) {
+        snprintf(body, n, "%d of %d worker templates still building\n", pending, f->n);
+        return 503;
+    }
+    snprintf(body, n, "ready: %d worker(s)\n", f->n);
+    return 200;
+}

@@ -1,0 +1,570 @@
+/* thaw serve's workers and the operations on them. */
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "serve/bundle.h"
+#include "serve/fleet.h"
+#include "serve/store.h"
+#include "server/server.h"
+#include "util/log.h"
+
+/* A deploy or rollback in flight: from its config load to its build. */
+struct thaw_op {
+    struct thaw_fleet *f;
+    struct thaw_hosted *h;
+    struct thaw_api_req *req;  /* NULL once the client left */
+    int version;
+    int is_deploy;             /* a failed deploy drops its version */
+    int files;
+    long long bytes;
+    uint64_t start_ns;
+    struct thaw_limits old_limits;
+};
+
+static unsigned bucket_of(const char *name)
+{
+    unsigned h = 2166136261u;
+
+    for (; *name; name++)
+        h = (h ^ (unsigned char)*name) * 16777619u;
+    return h % THAW_FLEET_BUCKETS;
+}
+
+struct thaw_hosted *thaw_fleet_find(struct thaw_fleet *f, const char *name)
+{
+    struct thaw_hosted *h;
+
+    for (h = f->buckets[bucket_of(name)]; h; h = h->next)
+        if (strcmp(h->name, name) == 0)
+            return h;
+    return NULL;
+}
+
+static struct thaw_hosted *hosted_new(struct thaw_fleet *f, const char *name)
+{
+    struct thaw_hosted *h = calloc(1, sizeof(*h));
+    unsigned b = bucket_of(name);
+
+    if (!h)
+        return NULL;
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    h->fleet = f;
+    h->next = f->buckets[b];
+    f->buckets[b] = h;
+    h->next_all = f->all;
+    f->all = h;
+    f->n++;
+    return h;
+}
+
+/* Out of the tables; kept (never freed) since its versions and open
+ * connections may still point at its worker. */
+static void hosted_remove(struct thaw_fleet *f, struct thaw_hosted *h)
+{
+    struct thaw_hosted **pp;
+
+    while (h->tails) { /* their streams end with the worker */
+        struct thaw_api_req *r = h->tails;
+        h->tails = r->next_sub;
+        thaw_api_stream_end(r);
+    }
+    for (pp = &f->buckets[bucket_of(h->name)]; *pp; pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
+            break;
+        }
+    for (pp = &f->all; *pp; pp = &(*pp)->next_all)
+        if (*pp == h) {
+            *pp = h->next_all;
+            break;
+        }
+    thaw_router_remove(&f->router, h);
+    h->live = 0;
+    h->next_all = f->graveyard;
+    f->graveyard = h;
+    f->n--;
+}
+
+struct thaw_worker *thaw_fleet_route(struct thaw_server *s, const char *host,
+                                     const char *target, size_t n)
+{
+    struct thaw_fleet *f = s->route_data;
+    struct thaw_hosted *h = thaw_router_match(&f->router, host, target, n);
+    char hn[256], path[16], name[64];
+
+    if (!h) {
+        thaw_router_split(host, target, n < 8 ? n : 8, hn, sizeof(hn), path, sizeof(path));
+        if (thaw_router_host_name(hn, f->domain, name, sizeof(name)))
+            h = thaw_fleet_find(f, name);
+    }
+    return h && h->live ? &h->w : NULL;
+}
+
+/* The config's routes into the router; -1 with err on a bad pattern (the
+ * router is left as it was). */
+static int set_routes(struct thaw_fleet *f, struct thaw_hosted *h, const char *json,
+                      int check_only, char *err, size_t errlen)
+{
+    json_t *root = json_loads(json ? json : "{}", 0, NULL), *routes, *r;
+    struct thaw_route tmp;
+    size_t i;
+    int rc = 0;
+
+    routes = root ? json_object_get(root, "routes") : NULL;
+    for (i = 0; routes && i < json_array_size(routes) && !rc; i++) {
+        const char *pat;
+        r = json_array_get(routes, i);
+        /* a pattern string, or a table { pattern = ..., zone_name = ... } */
+        pat = json_is_string(r) ? json_string_value(r)
+                                : json_string_value(json_object_get(r, "pattern"));
+        if (!pat) {
+            snprintf(err, errlen, "`routes` item %zu must be a pattern string like "
+                     "\"example.com/*\" or a table with `pattern`", i + 1);
+            rc = -1;
+        } else if (check_only) {
+            if (!(rc = thaw_route_parse(pat, &tmp, err, errlen)))
+                thaw_route_free(&tmp);
+        } else {
+            if (i == 0)
+                thaw_router_remove(&f->router, h);
+            rc = thaw_router_add(&f->router, pat, h, err, errlen);
+        }
+    }
+    if (!check_only && (!routes || json_array_size(routes) == 0))
+        thaw_router_remove(&f->router, h);
+    json_decref(root);
+    return rc;
+}
+
+static void on_log(struct thaw_worker *w, const char *line, size_t n)
+{
+    struct thaw_hosted *h = w->data;
+    struct thaw_api_req *r;
+    char buf[1100];
+
+    if (n > sizeof(buf) - 1)
+        n = sizeof(buf) - 1;
+    memcpy(buf, line, n);
+    buf[n] = '\n';
+    for (r = h->tails; r; r = r->next_sub)
+        thaw_api_stream_write(r, buf, n + 1);
+}
+
+/* ---- operations ------------------------------------------------------- */
+
+static void op_gone(struct thaw_api_req *r)
+{
+    struct thaw_op *op = r->pending;
+
+    if (op)
+        op->req = NULL; /* the deploy goes on; nobody hears how it ended */
+}
+
+static void op_finish(struct thaw_op *op, int status, json_t *answer)
+{
+    if (op->h && op->h->op == op)
+        op->h->op = NULL;
+    if (op->req) {
+        op->req->pending = NULL;
+        thaw_api_reply_json(op->req, status, answer);
+    } else {
+        json_decref(answer);
+    }
+    free(op);
+}
+
+/* A deploy refused before any build: the worker is as it was. */
+static void op_refuse(struct thaw_op *op, int status, const char *msg, const char *tb)
+{
+    struct thaw_fleet *f = op->f;
+    struct thaw_hosted *h = op->h;
+    json_t *j = json_pack("{s:s}", "error", msg);
+
+    thaw_log("%s of %s version %d refused: %s", op->is_deploy ? "deploy" : "rollback",
+             h->name, op->version, msg);
+    if (tb) {
+        json_object_set_new(j, "traceback", json_string(tb));
+        thaw_log_block(h->name, tb, strlen(tb));
+    }
+    if (op->is_deploy)
+        thaw_store_drop_version(f->state, h->name, op->version);
+    op_finish(op, status == 0 ? 422 : status, j);
+    if (!h->live) { /* a first deploy that failed: no worker */
+        if (h->started)
+            thaw_worker_terminate(&h->w, SIGTERM);
+        hosted_remove(f, h);
+    }
+}
+
+static void on_built(struct thaw_worker *w, struct thaw_version *v);
+static void on_lost(struct thaw_worker *w);
+
+static void start_worker(struct thaw_fleet *f, struct thaw_hosted *h, const char *dir,
+                         struct thaw_config *cfg, const struct thaw_limits *lim)
+{
+    char data[PATH_MAX];
+
+    thaw_store_data_dir(f->state, h->name, data, sizeof(data));
+    h->started = 1;
+    thaw_worker_init(&h->w, f->loop, f->zygote, f->preload, dir, data, cfg, lim, on_built, h);
+    h->w.keep_serving = 1;
+    h->w.on_lost = on_lost;
+    h->w.on_log = on_log;
+}
+
+/* Defaults < the worker's config < serve's command line. */
+static int worker_limits(struct thaw_fleet *f, struct thaw_config *cfg,
+                         struct thaw_limits *lim, char *err, size_t errlen)
+{
+    thaw_limits_defaults(lim);
+    if (thaw_limits_from_config(lim, cfg->json, cfg->file, err, errlen))
+        return -1;
+    thaw_limits_override(lim, &f->cli, f->cli_set);
+    return 0;
+}
+
+static void op_loaded(void *data, int rc, struct thaw_config *cfg, const char *err)
+{
+    struct thaw_op *op = data;
+    struct thaw_hosted *h = op->h;
+    struct thaw_limits lim;
+    char dir[PATH_MAX], msg[1024];
+
+    if (rc) {
+        op_refuse(op, 400, err, NULL);
+        return;
+    }
+    if (strcmp(cfg->name, h->name) != 0) {
+        snprintf(msg, sizeof(msg), "%s: `name` is \"%s\" but the bundle was uploaded as "
+                 "worker \"%s\"", cfg->file, cfg->name, h->name);
+        thaw_config_free(cfg);
+        op_refuse(op, 400, msg, NULL);
+        return;
+    }
+    if (set_routes(op->f, h, cfg->json, 1, msg, sizeof(msg)) ||
+        worker_limits(op->f, cfg, &lim, msg, sizeof(msg))) {
+        thaw_config_free(cfg);
+        op_refuse(op, 400, msg, NULL);
+        return;
+    }
+    thaw_store_version_dir(op->f->state, h->name, op->version, dir, sizeof(dir));
+    if (!h->started) {
+        start_worker(op->f, h, dir, cfg, &lim);
+        return;
+    }
+    if (h->w.building) { /* its lost template is being rebuilt meanwhile */
+        thaw_config_free(cfg);
+        op_refuse(op, 409, "the worker is being rebuilt; retry shortly", NULL);
+        return;
+    }
+    op->old_limits = h->w.limits;
+    h->w.limits = lim;
+    thaw_worker_rebuild(&h->w, cfg);
+}
+
+static void write_meta(struct thaw_op *op, struct thaw_version *v)
+{
+    char when[40], *text;
+    time_t now = time(NULL);
+    struct tm tm;
+    json_t *j;
+
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    j = json_pack("{s:i,s:s,s:I,s:i,s:f,s:f}", "version", op->version, "deployed_at", when,
+                  "bundle_bytes", (json_int_t)op->bytes, "files", op->files, "build_ms",
+                  v->build_ms, "top_level_ms", v->top_level_ms);
+    text = json_dumps(j, JSON_COMPACT);
+    thaw_store_write_meta(op->f->state, op->h->name, op->version, text ? text : "{}");
+    free(text);
+    json_decref(j);
+}
+
+static void on_built(struct thaw_worker *w, struct thaw_version *v)
+{
+    struct thaw_hosted *h = w->data;
+    struct thaw_fleet *f = h->fleet;
+    struct thaw_op *op = h->op;
+    char err[1024];
+
+    h->loaded = 1;
+    if (!op) {
+        /* a start or a rebuild after a lost template */
+        if (v->state == VER_FAILED) {
+            thaw_log("worker %s version %d failed to build:", h->name, h->version);
+            thaw_log_block(h->name, v->error, strlen(v->error));
+        } else {
+            thaw_log("worker %s version %d ready: template built in %.1f ms", h->name,
+                     h->version, v->build_ms);
+        }
+        return;
+    }
+    if (v->state != VER_READY) {
+        if (h->live)
+            h->w.limits = op->old_limits;
+        op_refuse(op, 422, op->is_deploy ? "the worker's top level failed: the deploy was "
+                  "refused and the previous version keeps serving" : "the version failed "
+                  "to build: the rollback was refused", v->error);
+        return;
+    }
+    if (op->is_deploy)
+        write_meta(op, v);
+    if (thaw_store_set_current(f->state, h->name, op->version)) {
+        thaw_log("worker %s: cannot record version %d as current in %s", h->name,
+                 op->version, f->state);
+    }
+    h->version = op->version;
+    if (set_routes(f, h, w->cfg.json, 0, err, sizeof(err)))
+        thaw_log("worker %s: %s", h->name, err);
+    h->live = 1;
+    thaw_log("worker %s: version %d %s in %.1f ms (template %.1f ms)", h->name, op->version,
+             op->is_deploy ? "deployed" : "rolled back to",
+             (double)(uv_hrtime() - op->start_ns) / 1e6, v->build_ms);
+    op_finish(op, 200, json_pack("{s:s,s:i,s:f,s:f,s:f,s:I,s:i}", "name", h->name, "version",
+                                 op->version, "build_ms", v->build_ms, "top_level_ms",
+                                 v->top_level_ms, "total_ms",
+                                 (double)(uv_hrtime() - op->start_ns) / 1e6, "bundle_bytes",
+                                 (json_int_t)op->bytes, "files", op->files));
+}
+
+static void start_loaded(struct thaw_hosted *h, int rc, struct thaw_config *cfg,
+                         const char *err);
+
+static void restart_loaded(void *data, int rc, struct thaw_config *cfg, const char *err)
+{
+    struct thaw_hosted *h = data;
+    struct thaw_fleet *f = h->fleet;
+    int at_start = !h->started;
+
+    start_loaded(h, rc, cfg, err);
+    if (at_start && --f->configs_pending == 0 && f->on_started)
+        f->on_started(f);
+}
+
+static void start_loaded(struct thaw_hosted *h, int rc, struct thaw_config *cfg,
+                         const char *err)
+{
+    struct thaw_fleet *f = h->fleet;
+    struct thaw_limits lim;
+    char dir[PATH_MAX], msg[1024];
+
+    if (!rc && worker_limits(f, cfg, &lim, msg, sizeof(msg))) {
+        thaw_config_free(cfg);
+        rc = -1;
+        err = msg;
+    }
+    if (rc) {
+        thaw_log("worker %s version %d: %s", h->name, h->version, err);
+        h->loaded = 1;
+        return;
+    }
+    if (h->started) { /* its template was lost: build it again */
+        thaw_worker_rebuild(&h->w, cfg);
+        return;
+    }
+    if (set_routes(f, h, cfg->json, 0, msg, sizeof(msg)))
+        thaw_log("worker %s: %s", h->name, msg);
+    thaw_store_version_dir(f->state, h->name, h->version, dir, sizeof(dir));
+    h->live = 1; /* requests wait for the first build */
+    start_worker(f, h, dir, cfg, &lim);
+}
+
+static void on_lost(struct thaw_worker *w)
+{
+    struct thaw_hosted *h = w->data;
+    struct thaw_fleet *f = h->fleet;
+    char dir[PATH_MAX];
+
+    if (h->op || !h->live)
+        return; /* a build is on its way anyway */
+    thaw_store_version_dir(f->state, h->name, h->version, dir, sizeof(dir));
+    f->load_config(f->zygote, dir, restart_loaded, h);
+}
+
+void thaw_fleet_start(struct thaw_fleet *f)
+{
+    char **names = thaw_store_workers(f->state), **p;
+
+    f->started = 1;
+    for (p = names; p && *p; p++)
+        f->configs_pending++;
+    f->configs_pending++; /* held until every load is asked for */
+    for (p = names; p && *p; p++) {
+        struct thaw_hosted *h = hosted_new(f, *p);
+        char dir[PATH_MAX];
+        if (!h) {
+            f->configs_pending--;
+            continue;
+        }
+        h->version = thaw_store_current(f->state, *p);
+        thaw_store_version_dir(f->state, *p, h->version, dir, sizeof(dir));
+        f->load_config(f->zygote, dir, restart_loaded, h);
+    }
+    thaw_log("%d worker(s) in %s", f->n, f->state);
+    thaw_store_free_list(names);
+    if (--f->configs_pending == 0 && f->on_started)
+        f->on_started(f);
+}
+
+static struct thaw_op *op_new(struct thaw_fleet *f, struct thaw_hosted *h, int version,
+                              struct thaw_api_req *r)
+{
+    struct thaw_op *op = calloc(1, sizeof(*op));
+
+    if (!op)
+        return NULL;
+    op->f = f;
+    op->h = h;
+    op->version = version;
+    op->req = r;
+    op->start_ns = uv_hrtime();
+    r->pending = op;
+    r->on_gone = op_gone;
+    h->op = op;
+    return op;
+}
+
+void thaw_fleet_deploy(struct thaw_fleet *f, const char *name, const void *bundle,
+                       size_t len, struct thaw_api_req *r)
+{
+    struct thaw_hosted *h = thaw_fleet_find(f, name);
+    struct thaw_op *op;
+    char dir[PATH_MAX], err[1024];
+    int v, files = 0;
+    long long bytes = 0;
+
+    if (thaw_bundle_walk(bundle, len, NULL, NULL, err, sizeof(err))) {
+        thaw_api_error(r, 400, "%s", err);
+        return;
+    }
+    if (h && (h->op || (h->started && h->w.building))) {
+        thaw_api_error(r, 409, "worker %s is being built, deployed or rolled back "
+                       "already; retry when that finished", name);
+        return;
+    }
+    if ((v = thaw_store_new_version(f->state, name, dir, sizeof(dir), err, sizeof(err))) < 0) {
+        thaw_api_error(r, 500, "%s", err);
+        return;
+    }
+    if (thaw_bundle_unpack(bundle, len, dir, &files, &bytes, err, sizeof(err))) {
+        thaw_store_drop_version(f->state, name, v);
+        thaw_api_error(r, 400, "%s", err);
+        return;
+    }
+    if (!h && !(h = hosted_new(f, name))) {
+        thaw_store_drop_version(f->state, name, v);
+        thaw_api_error(r, 500, "out of memory");
+        return;
+    }
+    if (!(op = op_new(f, h, v, r))) {
+        thaw_api_error(r, 500, "out of memory");
+        return;
+    }
+    op->is_deploy = 1;
+    op->files = files;
+    op->bytes = bytes;
+    thaw_log("deploying %s version %d: %d files, %lld bytes", name, v, files, bytes);
+    f->load_config(f->zygote, dir, op_loaded, op);
+}
+
+void thaw_fleet_rollback(struct thaw_fleet *f, struct thaw_hosted *h, int version,
+                         struct thaw_api_req *r)
+{
+    int n, *list = thaw_store_versions(f->state, h->name, &n), i, found = 0;
+    char dir[PATH_MAX];
+
+    if (h->op || (h->started && h->w.building)) {
+        free(list);
+        thaw_api_error(r, 409, "worker %s is being deployed or rolled back already", h->name);
+        return;
+    }
+    if (version <= 0) { /* the one before the serving version */
+        for (i = 0; i < n; i++)
+            if (list[i] < h->version)
+                version = list[i];
+    }
+    for (i = 0; i < n; i++)
+        found |= list[i] == version;
+    free(list);
+    if (version <= 0 || !found) {
+        thaw_api_error(r, 404, version <= 0 ? "worker %s has no version before %d to roll "
+                       "back to" : "worker %s has no deployed version %d", h->name,
+                       version <= 0 ? h->version : version);
+        return;
+    }
+    if (!op_new(f, h, version, r)) {
+        thaw_api_error(r, 500, "out of memory");
+        return;
+    }
+    thaw_store_version_dir(f->state, h->name, version, dir, sizeof(dir));
+    thaw_log("rolling %s back to version %d", h->name, version);
+    f->load_config(f->zygote, dir, op_loaded, h->op);
+}
+
+static void tail_gone(struct thaw_api_req *r)
+{
+    struct thaw_hosted *h = r->pending;
+    struct thaw_api_req **pp;
+
+    for (pp = &h->tails; *pp; pp = &(*pp)->next_sub)
+        if (*pp == r) {
+            *pp = r->next_sub;
+            break;
+        }
+}
+
+void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_api_req *r)
+{
+    thaw_api_stream_begin(r, "application/x-ndjson");
+    r->pending = h;
+    r->on_gone = tail_gone;
+    r->next_sub = h->tails;
+    h->tails = r;
+}
+
+void thaw_fleet_delete(struct thaw_fleet *f, struct thaw_hosted *h)
+{
+    if (h->started)
+        thaw_worker_terminate(&h->w, SIGTERM);
+    hosted_remove(f, h);
+    thaw_store_delete(f->state, h->name);
+    thaw_log("worker %s deleted", h->name);
+}
+
+int thaw_fleet_alive(struct thaw_fleet *f)
+{
+    struct thaw_hosted *lists[2] = {f->all, f->graveyard}, *h;
+    int n = 0, i;
+
+    for (i = 0; i < 2; i++)
+        for (h = lists[i]; h; h = h->next_all)
+            if (h->started)
+                n += thaw_worker_alive(&h->w);
+    return n;
+}
+
+void thaw_fleet_signal(struct thaw_fleet *f, int sig)
+{
+    struct thaw_hosted *lists[2] = {f->all, f->graveyard}, *h;
+    int i;
+
+    for (i = 0; i < 2; i++)
+        for (h = lists[i]; h; h = h->next_all)
+            if (h->started)
+                thaw_worker_terminate(&h->w, sig);
+}
+
+int thaw_fleet_pending(struct thaw_fleet *f)
+{
+    struct thaw_hosted *h;
+    int n = 0;
+
+    for (h = f->all; h; h = h->next_all)
+        n += !h->loaded && h->version > 0;
+    return n;
+}

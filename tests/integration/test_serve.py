@@ -1,0 +1,298 @@
+"""`thaw serve` (issue 9): many workers in one state directory, deployed,
+listed, rolled back and deleted over the authenticated admin API with the
+`thaw deploy/list/delete/rollback/tail` clients; routing by Host and by
+`routes`; refused deploys leave the old version serving; deploys under
+load are atomic; a SIGKILLed server comes back with every worker."""
+import json
+import os
+import signal
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from servelib import TOKEN, ThawServe, hello, project
+from thawlib import THAW, write_main
+
+
+@pytest.fixture
+def serve_factory(tmp_path):
+    servers = []
+
+    def make(state=None, args=(), env_token=True):
+        s = ThawServe(state or tmp_path / "state", tmp_path, args, env_token=env_token)
+        servers.append(s)
+        s.start()
+        return s
+    yield make
+    for s in servers:
+        if s.proc is not None and s.proc.poll() is None:
+            s.stop()
+
+
+def test_deploy_then_serve_by_host(serve_factory, tmp_path):
+    srv = serve_factory()
+    d = project(tmp_path, "alpha", "alpha v1")
+    r = srv.cli("deploy", str(d))
+    assert "Bundled alpha: 2 files" in r.stdout, r.stdout
+    assert "Template built in" in r.stdout, r.stdout
+    assert "Deployed alpha version 1 in" in r.stdout, r.stdout
+    resp = srv.host_get("alpha.localhost")
+    assert resp.status == 200 and resp.text == "alpha v1", resp
+    # port and case in Host are ignored
+    assert srv.host_get("ALPHA.localhost:8787").text == "alpha v1"
+
+
+def test_unknown_host_is_404_naming_no_worker(serve_factory, tmp_path):
+    srv = serve_factory()
+    srv.cli("deploy", str(project(tmp_path, "secret-name", "x")))
+    for host in ("nope.localhost", "example.org", "localhost", "secret-name.other"):
+        r = srv.host_get(host)
+        assert r.status == 404, (host, r)
+        assert "secret-name" not in r.text, r.text
+
+
+def test_routes_most_specific_wins(serve_factory, tmp_path):
+    srv = serve_factory()
+    srv.cli("deploy", str(project(tmp_path, "site", "site", routes=["example.com/*"])))
+    srv.cli("deploy", str(project(tmp_path, "api", "api",
+                                  routes=["example.com/api/*", "*.example.com/*"])))
+    srv.cli("deploy", str(project(tmp_path, "v1", "v1", routes=["api.example.com/v1/*"])))
+    cases = [("example.com", "/", "site"), ("example.com", "/about", "site"),
+             ("example.com", "/api/x", "api"), ("api.example.com", "/v1/users", "v1"),
+             ("api.example.com", "/v2", "api"), ("a.b.example.com", "/", "api"),
+             ("site.localhost", "/", "site")]
+    for host, path, want in cases:
+        r = srv.host_get(host, path)
+        assert r.status == 200 and r.text == want, (host, path, r)
+    assert srv.host_get("example.net").status == 404
+
+
+def test_bad_route_pattern_is_refused(serve_factory, tmp_path):
+    srv = serve_factory()
+    r = srv.cli("deploy", str(project(tmp_path, "bad", routes=["example.com"])),
+                check=False)
+    assert r.returncode == 1
+    assert 'route "example.com" has no path' in r.stderr, r.stderr
+    assert srv.host_get("bad.localhost").status == 404
+
+
+def test_missing_or_bad_token_is_401_and_logged(serve_factory):
+    srv = serve_factory()
+    for tok in ("", "wrong-token-wrong-token"):
+        status, body = srv.api("GET", "/v1/workers", token=tok)
+        assert status == 401, body
+        assert "token" in body["error"]
+    log = srv.wait_log("no Authorization header", "bad token")
+    assert "admin API: 401 for GET /v1/workers" in log, log
+    r = subprocess.run([str(THAW), "list", "--to", srv.admin, "--token", "nope" * 5],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "HTTP 401" in r.stderr, r.stderr
+
+
+def test_token_file_created_0600(serve_factory, tmp_path):
+    srv = serve_factory(env_token=False)
+    tok = tmp_path / "state" / "token"
+    assert stat.S_IMODE(tok.stat().st_mode) == 0o600
+    assert len(tok.read_text().strip()) == 64
+    status, body = srv.api("GET", "/v1/workers")
+    assert status == 200 and body == {"workers": []}, body
+    # the same token after a restart
+    before = tok.read_text()
+    srv.stop()
+    srv.start()
+    assert tok.read_text() == before
+    assert srv.api("GET", "/v1/workers")[0] == 200
+
+
+def test_list_get_rollback_delete(serve_factory, tmp_path):
+    srv = serve_factory()
+    d = project(tmp_path, "multi", "one")
+    srv.cli("deploy", str(d))
+    write_main(d, hello("two"))
+    r = srv.cli("deploy", str(d))
+    assert "Deployed multi version 2" in r.stdout
+    assert srv.host_get("multi.localhost").text == "two"
+
+    out = srv.cli("list").stdout
+    assert "multi" in out and " 2 " in out, out
+    status, doc = srv.api("GET", "/v1/workers/multi")
+    assert status == 200 and doc["version"] == 2
+    assert [v["version"] for v in doc["versions"]] == [1, 2]
+    assert [v["current"] for v in doc["versions"]] == [False, True]
+
+    r = srv.cli("rollback", "multi")
+    assert "Rolled multi back to version 1" in r.stdout, r.stdout
+    assert srv.host_get("multi.localhost").text == "one"
+    r = srv.cli("rollback", "multi", "--version", "2")
+    assert srv.host_get("multi.localhost").text == "two"
+    r = srv.cli("rollback", "multi", "--version", "9", check=False)
+    assert r.returncode == 1 and "no deployed version 9" in r.stderr, r.stderr
+
+    srv.cli("delete", "multi")
+    assert srv.host_get("multi.localhost").status == 404
+    assert srv.api("GET", "/v1/workers/multi")[0] == 404
+    assert not (tmp_path / "state" / "workers" / "multi").exists()
+    assert srv.cli("list").stdout.strip() == "no workers deployed"
+
+
+def test_failed_deploy_is_refused_and_old_version_serves(serve_factory, tmp_path):
+    srv = serve_factory()
+    d = project(tmp_path, "stable", "good")
+    srv.cli("deploy", str(d))
+    write_main(d, hello("bad", extra="raise RuntimeError('boom at import')"))
+    r = srv.cli("deploy", str(d), check=False)
+    assert r.returncode == 1
+    assert "stable was not deployed" in r.stderr, r.stderr
+    assert "Traceback" in r.stderr and "RuntimeError: boom at import" in r.stderr, r.stderr
+    assert "src/entry.py" in r.stderr
+    resp = srv.host_get("stable.localhost")
+    assert resp.status == 200 and resp.text == "good", resp
+    status, doc = srv.api("GET", "/v1/workers/stable")
+    assert doc["version"] == 1 and [v["version"] for v in doc["versions"]] == [1]
+    # the refused version left nothing behind
+    assert sorted(os.listdir(tmp_path / "state/workers/stable/versions")) == ["1", "1.json"]
+    # entropy at top level is refused the same way
+    write_main(d, hello("rand", extra="import random\nX = random.random()"))
+    r = srv.cli("deploy", str(d), check=False)
+    assert r.returncode == 1 and "random.random()" in r.stderr, r.stderr
+    assert srv.host_get("stable.localhost").text == "good"
+    # and a good one goes through after that
+    write_main(d, hello("better"))
+    assert "version 2" in srv.cli("deploy", str(d)).stdout
+    assert srv.host_get("stable.localhost").text == "better"
+
+
+def test_failed_first_deploy_leaves_no_worker(serve_factory, tmp_path):
+    srv = serve_factory()
+    d = project(tmp_path, "never", extra="1/0")
+    r = srv.cli("deploy", str(d), check=False)
+    assert r.returncode == 1 and "ZeroDivisionError" in r.stderr, r.stderr
+    assert srv.host_get("never.localhost").status == 404
+    assert srv.api("GET", "/v1/workers")[1] == {"workers": []}
+
+
+def test_name_mismatch_and_bad_bundle(serve_factory, tmp_path):
+    srv = serve_factory()
+    status, body = srv.api("PUT", "/v1/workers/x", body=b"not a bundle")
+    assert status == 400 and "not a thaw bundle" in body["error"], body
+    evil = b"THAWBND1" + (7).to_bytes(4, "little") + b"../evil" + b"\x00" + \
+        (1).to_bytes(4, "little") + b"x"
+    status, body = srv.api("PUT", "/v1/workers/x", body=evil)
+    assert status == 400 and "unsafe path" in body["error"], body
+    assert not (tmp_path / "state" / "workers" / "evil").exists()
+    status, body = srv.api("PUT", "/v1/workers/Bad_Name", body=b"")
+    assert status == 400 and "not a valid worker name" in body["error"], body
+
+
+def test_deploys_are_atomic_under_load(serve_factory, tmp_path):
+    srv = serve_factory()
+    d = project(tmp_path, "busy", "v0")
+    srv.cli("deploy", str(d))
+    allowed = {"v0"}
+    seen, errors = [], []
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                r = srv.host_get("busy.localhost", timeout=30)
+                if r.status != 200 or r.text not in allowed:
+                    errors.append((r.status, r.text))
+                seen.append(r.text)
+            except Exception as e:  # noqa: BLE001 - any failure is the bug
+                errors.append(repr(e))
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(1, 21):
+            write_main(d, hello(f"v{i}"))
+            allowed.add(f"v{i}")
+            srv.cli("deploy", str(d))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors[:5]
+    assert len(seen) > 20
+    assert srv.host_get("busy.localhost").text == "v20"
+
+
+def test_sigkill_restart_keeps_every_worker(serve_factory, tmp_path):
+    srv = serve_factory()
+    for n in ("one", "two", "three"):
+        srv.cli("deploy", str(project(tmp_path, n, f"{n} v1")))
+    d = tmp_path / "two"
+    write_main(d, hello("two v2"))
+    srv.cli("deploy", str(d))
+    d3 = tmp_path / "three"
+    write_main(d3, hello("three v2"))
+    srv.cli("deploy", str(d3))
+    srv.cli("rollback", "three")
+    srv.stop(signal.SIGKILL)
+    srv.start()
+    assert srv.host_get("one.localhost").text == "one v1"
+    assert srv.host_get("two.localhost").text == "two v2"
+    assert srv.host_get("three.localhost").text == "three v1"
+    status, doc = srv.api("GET", "/v1/workers/two")
+    assert doc["version"] == 2 and len(doc["versions"]) == 2
+
+
+def test_healthz_and_readyz(serve_factory, tmp_path):
+    srv = serve_factory()
+    st, body = srv.api("GET", "/healthz", token="")
+    assert st == 200 and body.strip() == "ok"
+    srv.cli("deploy", str(project(tmp_path, "slow", "ok", extra="import time\ntime.sleep(1.5)")))
+    srv.stop(signal.SIGKILL)
+    srv.start()
+    st, body = srv.api("GET", "/readyz", token="")
+    assert st == 503 and "still building" in body, body
+    deadline = time.monotonic() + 30
+    while srv.api("GET", "/readyz", token="")[0] != 200:
+        assert time.monotonic() < deadline, srv.log()
+        time.sleep(0.1)
+    assert srv.api("GET", "/readyz", token="")[1].startswith("ready: 1 worker")
+
+
+def test_tail_streams_a_request_made_after_it_started(serve_factory, tmp_path):
+    srv = serve_factory()
+    srv.cli("deploy", str(project(tmp_path, "chatty", "hey")))
+    env = dict(os.environ, THAW_API_TOKEN=TOKEN)
+    p = subprocess.Popen([str(THAW), "tail", "chatty", "--to", srv.admin], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # let tail connect
+        assert srv.host_get("chatty.localhost", "/after-tail").status == 200
+        line = p.stdout.readline()
+        event = json.loads(line)
+        assert event["worker"] == "chatty" and event["path"] == "/after-tail", line
+        assert event["status"] == 200
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def test_tail_pretty(serve_factory, tmp_path):
+    srv = serve_factory()
+    srv.cli("deploy", str(project(tmp_path, "pretty", "hey")))
+    env = dict(os.environ, THAW_API_TOKEN=TOKEN)
+    p = subprocess.Popen([str(THAW), "tail", "pretty", "--to", srv.admin, "--format",
+                          "pretty"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        srv.host_get("pretty.localhost", "/p")
+        line = p.stdout.readline()
+        assert "GET /p -> 200 in" in line, line
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def test_thaw_dev_ignores_routes_without_warning(tmp_path, serve):
+    srv = serve(hello("dev"), routes=["example.com/*"], fmt="json")
+    assert srv.get("/").text == "dev"
+    assert "`routes` is not supported" not in srv.log()
