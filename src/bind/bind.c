@@ -366,6 +366,11 @@ static void dispatch(struct thaw_bind_call *call)
     struct binding *b = find(call->set, call->binding);
 
     call->receiving = 0;
+    if (call->bad_args) {
+        thaw_bind_fail(call, "TypeError", "the arguments of %s.%s are not valid JSON for "
+                       "thaw; strings must be valid Unicode", call->binding, call->op);
+        return;
+    }
     if (call->in.len) {
         call->body = call->in.data;
         call->body_len = call->in.len;
@@ -418,9 +423,23 @@ static int on_call(struct thaw_bind_peer *peer, const struct thaw_ipc_frame *f)
         peer->calls->prev = call;
     peer->calls = call;
     peer->n_calls++;
-    if (!call->binding || !call->op || !call->args) {
+    if (!call->binding || !call->op) {
         call_free(call);
         return -1;
+    }
+    if (!call->args) {
+        /* JSON jansson refuses (a lone surrogate from Python's json.dumps):
+         * the worker's data, not a broken instance */
+        call->args = json_null();
+        if (f->flags & THAW_IPC_F_MORE) {
+            call->receiving = 1;
+            call->bad_args = 1;
+            return 1;
+        }
+        thaw_bind_fail(call, "TypeError", "the arguments of %s.%s are not valid JSON for "
+                       "thaw (%s); strings must be valid Unicode", call->binding, call->op,
+                       jerr.text);
+        return 1;
     }
     if (f->flags & THAW_IPC_F_MORE) {
         call->receiving = 1;

@@ -76,6 +76,7 @@ struct thaw_bind_call {
     int receiving;
     int replied;            /* head sent (streaming) */
     int cancelled;
+    int bad_args;           /* its JSON did not parse: fails at dispatch */
     struct thaw_bind_call *next, *prev;
 };
 
