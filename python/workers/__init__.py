@@ -6,6 +6,7 @@ Names match Cloudflare's `workers` package so worker code runs unchanged.
 
 from ._body import BodyUsedError
 from ._entrypoint import DurableObject, WorkerEntrypoint, WorkflowEntrypoint, handler
+from ._fetch import fetch
 from ._headers import Headers
 from ._request import Request
 from ._response import Response
@@ -18,5 +19,6 @@ __all__ = [
     "Response",
     "WorkerEntrypoint",
     "WorkflowEntrypoint",
+    "fetch",
     "handler",
 ]

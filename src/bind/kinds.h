@@ -6,6 +6,8 @@
 #include "bind/bind.h"
 
 /* THAW_BIND_KINDS is a list of `&thaw_bind_<kind>,` entries. */
-#define THAW_BIND_KINDS
+extern const struct thaw_bind_kind thaw_bind_fetch;
+
+#define THAW_BIND_KINDS &thaw_bind_fetch,
 
 #endif

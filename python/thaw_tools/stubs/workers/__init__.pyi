@@ -146,3 +146,9 @@ class WorkflowEntrypoint:
     def __init__(self, ctx: Any, env: _Env) -> None: ...
 
 def handler(func: _F) -> _F: ...
+
+async def fetch(resource: str | Request, init: Mapping[str, Any] | None = ..., /, *,
+                method: str = ..., headers: _HeadersInit | None = ...,
+                body: _BodyInit = ..., redirect: str = ..., cf: Any = ...) -> Response:
+    """An outbound HTTP request, made by thaw's supervisor under its egress policy."""
+    ...
