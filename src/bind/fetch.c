@@ -23,6 +23,7 @@
 #include "bind/bind.h"
 #include "bind/curlmulti.h"
 #include "bind/egress.h"
+#include "bind/httphead.h"
 #include "bind/kinds.h"
 #include "util/log.h"
 
@@ -55,11 +56,7 @@ struct fetch {
     int cancel_pending;
 
     /* the response of this hop */
-    int status;
-    char *reason;
-    json_t *rheaders;
-    size_t head_bytes;
-    int head_done;
+    struct thaw_http_head head;
     int following;        /* a redirect we follow: its body is dropped */
     int begun;            /* head sent to the instance */
     unsigned long long received;
@@ -73,29 +70,6 @@ struct fetch {
 static int start_hop(struct fetch *f);
 
 /* ---- text ------------------------------------------------------------ */
-
-/* Header bytes are Latin-1 on the wire (JS ByteString); JSON wants UTF-8. */
-static json_t *latin1_json(const char *p, size_t n)
-{
-    char *s = malloc(n * 2 + 1), *o = s;
-    json_t *j;
-    size_t i;
-
-    if (!s)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c < 0x80) {
-            *o++ = (char)c;
-        } else {
-            *o++ = (char)(0xc0 | (c >> 6));
-            *o++ = (char)(0x80 | (c & 0x3f));
-        }
-    }
-    j = json_stringn(s, (size_t)(o - s));
-    free(s);
-    return j;
-}
 
 /* UTF-8 (from JSON) -> Latin-1 bytes in place; -1 above U+00FF. */
 static int utf8_latin1(char *s)
@@ -136,10 +110,9 @@ static void fetch_free(struct fetch *f)
         curl_easy_cleanup(f->x.easy);
     curl_slist_free_all(f->slist);
     json_decref(f->headers);
-    json_decref(f->rheaders);
+    thaw_http_head_free(&f->head);
     free(f->url);
     free(f->method);
-    free(f->reason);
     free(f);
 }
 
@@ -180,7 +153,7 @@ static curl_socket_t open_socket(void *data, curlsocktype purpose, struct curl_s
 {
     struct fetch *f = data;
     struct thaw_egress_verdict why;
-    char host[256] = "?";
+    char host[256] = "?", target[400];
     CURLU *u;
     char *h = NULL;
 
@@ -194,13 +167,17 @@ static curl_socket_t open_socket(void *data, curlsocktype purpose, struct curl_s
         snprintf(host, sizeof(host), "%s", h);
     curl_free(h);
     curl_url_cleanup(u);
+    snprintf(target, sizeof(target), "%s (address %s, port %d)", host, why.addr, why.port);
+    if (strcmp(host, why.addr) == 0 ||
+        (host[0] == '[' && strncmp(host + 1, why.addr, strlen(why.addr)) == 0))
+        snprintf(target, sizeof(target), "%s port %d", why.addr, why.port);
     snprintf(f->refused, sizeof(f->refused),
-             "thaw egress policy refused the connection to %s (address %s, port %d) for "
-             "%s%s: %s is in %s, %s. Workers may not reach it unless the config allows "
-             "it: add \"%s\" to `allow` in the [thaw.egress] table of %s "
-             "(\"thaw\": {\"egress\": {\"allow\": [...]}} in JSON)",
-             host, why.addr, why.port, f->url, f->hops ? " (a redirect)" : "", why.addr,
-             why.rule, why.what, why.rule, f->fr->config_file);
+             "thaw egress policy refused the connection to %s for %s%s: %s is in %s, %s. "
+             "Workers may not reach it unless the config allows it: add \"%s\" to "
+             "`allow` in the [thaw.egress] table of %s (\"thaw\": {\"egress\": "
+             "{\"allow\": [...]}} in JSON)",
+             target, f->url, f->hops ? " (a redirect)" : "", why.addr, why.rule, why.what,
+             why.rule, f->fr->config_file);
     return CURL_SOCKET_BAD;
 }
 
@@ -212,14 +189,7 @@ static int is_redirect(int status)
 
 static const char *rheader(struct fetch *f, const char *name)
 {
-    size_t i;
-
-    for (i = 0; i < json_array_size(f->rheaders); i++) {
-        json_t *p = json_array_get(f->rheaders, i);
-        if (strcmp(json_string_value(json_array_get(p, 0)), name) == 0)
-            return json_string_value(json_array_get(p, 1));
-    }
-    return NULL;
+    return thaw_http_head_get(&f->head, name);
 }
 
 /* The final head of this hop is in: follow, refuse, or send it on. 0, or
@@ -229,14 +199,14 @@ static int on_head(struct fetch *f)
     const char *len;
     json_t *head;
 
-    if (is_redirect(f->status) && rheader(f, "location")) {
+    if (is_redirect(f->head.status) && rheader(f, "location")) {
         if (f->redirect == R_FOLLOW) {
             f->following = 1;
             return 0;
         }
         if (f->redirect == R_ERROR) {
             set_fail(f, "TypeError", "fetch to %s was redirected (status %d to %s) and "
-                     "redirect is \"error\"", f->url, f->status, rheader(f, "location"));
+                     "redirect is \"error\"", f->url, f->head.status, rheader(f, "location"));
             return -1;
         }
     }
@@ -248,99 +218,31 @@ static int on_head(struct fetch *f)
                  f->fr->cfg.max_response_bytes);
         return -1;
     }
-    head = json_pack("{s:i, s:s, s:O, s:s, s:b}", "status", f->status, "statusText",
-                     f->reason ? f->reason : "", "headers", f->rheaders, "url", f->url,
+    head = json_pack("{s:i, s:s, s:O, s:s, s:b}", "status", f->head.status, "statusText",
+                     f->head.reason ? f->head.reason : "", "headers", f->head.headers, "url", f->url,
                      "redirected", f->hops > 0);
     thaw_bind_begin(f->call, head);
     f->begun = 1;
     return 0;
 }
 
-static void new_response(struct fetch *f, const char *p, size_t n)
-{
-    const char *sp = memchr(p, ' ', n), *end = p + n;
-
-    f->status = 0;
-    free(f->reason);
-    f->reason = NULL;
-    json_array_clear(f->rheaders);
-    f->head_done = 0;
-    f->following = 0;
-    if (!sp || end - sp < 4)
-        return;
-    f->status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
-    sp += 4;
-    while (sp < end && *sp == ' ')
-        sp++;
-    if (sp < end) {
-        json_t *r = latin1_json(sp, (size_t)(end - sp));
-        f->reason = r ? strdup(json_string_value(r)) : NULL;
-        json_decref(r);
-    }
-}
-
 static size_t on_header(char *buf, size_t size, size_t nitems, void *data)
 {
     struct fetch *f = data;
-    size_t n = size * nitems, len = n;
-    const char *colon;
+    size_t n = size * nitems;
 
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-        len--;
-    if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
-        new_response(f, buf, len);
-        return n;
-    }
-    if (f->head_done)
-        return n; /* trailers */
-    if ((f->head_bytes += n) > MAX_HEAD_BYTES) {
+    if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0)
+        f->following = 0; /* a new response (after a 1xx) */
+    switch (thaw_http_head_line(&f->head, buf, n)) {
+    case THAW_HEAD_DONE:
+        return on_head(f) == 0 ? n : 0;
+    case THAW_HEAD_TOOBIG:
         set_fail(f, "RangeError", "the response of %s has over %d bytes of headers",
                  f->url, MAX_HEAD_BYTES);
         return 0;
-    }
-    if (len == 0) {
-        if (f->status < 200)
-            return n; /* 100 Continue and friends: the real head follows */
-        f->head_done = 1;
-        return on_head(f) == 0 ? n : 0;
-    }
-    if ((buf[0] == ' ' || buf[0] == '\t') && json_array_size(f->rheaders)) {
-        /* an obsolete folded line continues the last value */
-        json_t *last = json_array_get(f->rheaders, json_array_size(f->rheaders) - 1);
-        json_t *more = latin1_json(buf, len);
-        char *v;
-        if (more && asprintf(&v, "%s %s", json_string_value(json_array_get(last, 1)),
-                             json_string_value(more) + strspn(json_string_value(more), " \t")) > 0) {
-            json_array_set_new(last, 1, json_string(v));
-            free(v);
-        }
-        json_decref(more);
+    default:
         return n;
     }
-    colon = memchr(buf, ':', len);
-    if (colon && colon > buf) {
-        const char *v = colon + 1, *e = buf + len;
-        json_t *name, *value;
-        char *lower = strndup(buf, (size_t)(colon - buf));
-        size_t i;
-
-        for (i = 0; lower[i]; i++)
-            lower[i] = (char)tolower((unsigned char)lower[i]);
-        while (v < e && (*v == ' ' || *v == '\t'))
-            v++;
-        while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        name = latin1_json(lower, strlen(lower));
-        value = latin1_json(v, (size_t)(e - v));
-        free(lower);
-        if (name && value)
-            json_array_append_new(f->rheaders, json_pack("[oo]", name, value));
-        else {
-            json_decref(name);
-            json_decref(value);
-        }
-    }
-    return n;
 }
 
 static size_t on_body(char *p, size_t size, size_t nitems, void *data)
@@ -464,8 +366,8 @@ static void next_hop(struct fetch *f)
     curl_url_cleanup(u);
 
     /* the Fetch standard's method rewrite */
-    if ((f->status == 303 && strcmp(f->method, "GET") != 0 && strcmp(f->method, "HEAD") != 0) ||
-        ((f->status == 301 || f->status == 302) && strcmp(f->method, "POST") == 0)) {
+    if ((f->head.status == 303 && strcmp(f->method, "GET") != 0 && strcmp(f->method, "HEAD") != 0) ||
+        ((f->head.status == 301 || f->head.status == 302) && strcmp(f->method, "POST") == 0)) {
         free(f->method);
         f->method = strdup("GET");
         f->send_body = 0;
@@ -478,9 +380,8 @@ static void next_hop(struct fetch *f)
     free(f->url);
     f->url = next;
     f->received = 0;
-    f->head_bytes = 0;
     f->refused[0] = 0;
-    json_array_clear(f->rheaders);
+    thaw_http_head_reset(&f->head);
     if (start_hop(f) < 0)
         fetch_fail(f, "Error", "out of memory");
 }
@@ -624,8 +525,7 @@ static int start_hop(struct fetch *f)
     f->errbuf[0] = 0;
     f->fail_class = NULL;
     f->following = 0;
-    f->head_done = 0;
-    f->status = 0;
+    thaw_http_head_reset(&f->head);
     curl_easy_setopt(e, CURLOPT_URL, f->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* hops are ours (next_hop) */
@@ -763,7 +663,11 @@ static void fetch_call(void *impl, struct thaw_bind_call *call)
     }
     f->fr = fr;
     f->call = call;
-    f->rheaders = json_array();
+    if (thaw_http_head_init(&f->head, MAX_HEAD_BYTES) < 0) {
+        thaw_bind_fail(call, "Error", "out of memory");
+        free(f);
+        return;
+    }
     if ((bad = parse_args(f, call->args, err, sizeof(err)))) {
         thaw_bind_fail(call, "TypeError", "%s", bad);
         fetch_free(f);

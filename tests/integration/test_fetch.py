@@ -366,6 +366,30 @@ def test_returning_the_fetched_response_proxies_it(driver, upstream):
     assert r.status == 418 and r.headers.get_all("x-thing") == ["a", "b"]
 
 
+def test_busy_instance_pauses_the_transfer_and_resumes(serve, upstream):
+    """An instance that does not read its channel (a blocking sleep) backs
+    the supervisor's queue up: the transfer pauses, then resumes intact."""
+    up = upstream()
+    n = 20 * 1024 * 1024
+    srv = serve(f"""
+        import hashlib, time
+        from workers import Response, WorkerEntrypoint, fetch
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                r = await fetch("{up.url('/bytes')}?n={n}&chunked=1")
+                h, got = hashlib.sha256(), 0
+                async for chunk in r.body:
+                    if got == 0:
+                        time.sleep(1.5)  # the loop stops: nothing is read
+                    h.update(chunk)
+                    got += len(chunk)
+                return Response.json({{"n": got, "sha": h.hexdigest()}})
+        """, thaw=ALLOW_LOOPBACK)
+    r = srv.get("/", timeout=120)
+    assert r.json() == {"n": n, "sha": hashlib.sha256(pattern(n)).hexdigest()}
+
+
 def test_client_gone_mid_stream_stops_the_upstream(driver, upstream):
     up = upstream()
     srv = driver()
