@@ -111,6 +111,11 @@ def _options(init, kwargs):
 async def fetch(resource, init=None, /, **kwargs):
     """fetch(url or Request, method=..., headers=..., body=..., redirect=...)
     -> Response. `init` may also be a dict of the same options (as JS)."""
+    if _bind._transport is None:
+        raise RuntimeError(
+            "fetch() cannot be used here: outbound requests are made while a request "
+            "(or a scheduled event) is handled, not at the top level of the worker, which "
+            "runs once at deploy time and is snapshotted. Move the call into the handler.")
     opts = _options(init, kwargs)
     if isinstance(resource, Request):
         req = resource
