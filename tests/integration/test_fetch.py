@@ -46,6 +46,7 @@ class Upstream(ThreadingHTTPServer):
         self.inflight = 0
         self.max_inflight = 0
         self.gate_target = 0
+        self.gate_open = False
         self.cond = threading.Condition(self.lock)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -136,8 +137,10 @@ class Handler(BaseHTTPRequestHandler):
             with srv.cond:
                 srv.inflight += 1
                 srv.max_inflight = max(srv.max_inflight, srv.inflight)
+                if srv.inflight >= srv.gate_target:
+                    srv.gate_open = True  # stays open as they leave
                 srv.cond.notify_all()
-                srv.cond.wait_for(lambda: srv.inflight >= srv.gate_target, timeout=20)
+                srv.cond.wait_for(lambda: srv.gate_open, timeout=20)
             self.send(200, b"gate " + q.get("i", "").encode())
             with srv.cond:
                 srv.inflight -= 1
