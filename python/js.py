@@ -8,9 +8,9 @@ Response / Headers / Request are the same classes as in `workers`; their
 import json as _json
 import sys as _sys
 
-from workers import Headers, Request, Response
+from workers import Headers, Request, Response, fetch
 
-__all__ = ["Headers", "JSON", "Object", "Request", "Response", "console"]
+__all__ = ["Headers", "JSON", "Object", "Request", "Response", "console", "fetch"]
 
 
 class JSON:

@@ -9,6 +9,7 @@ from ._assets import Fetcher
 from ._body import BodyUsedError
 from ._d1 import D1Database, D1Error, D1PreparedStatement, D1Result
 from ._entrypoint import DurableObject, WorkerEntrypoint, WorkflowEntrypoint, handler
+from ._fetch import fetch
 from ._headers import Headers
 from ._kv import KVNamespace
 from ._request import Request
@@ -29,5 +30,6 @@ __all__ = [
     "Response",
     "WorkerEntrypoint",
     "WorkflowEntrypoint",
+    "fetch",
     "handler",
 ]

@@ -149,6 +149,9 @@ int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char 
                 if (strcmp(thaw_limit_specs[k].table, t) == 0 &&
                     strcmp(thaw_limit_specs[k].key, key) == 0)
                     known = 1;
+            /* sub-tables read by the parts they configure */
+            if (!i && strcmp(key, "egress") == 0)
+                known = 1; /* bind/egress-config.c */
             if (!known) {
                 snprintf(err, errlen, "%s: unknown key `%s.%s` (see docs/config.md)", file, t,
                          key);

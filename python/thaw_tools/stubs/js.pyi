@@ -1,7 +1,7 @@
 # Stubs of thaw's legacy `js` module, written by `thaw types`.
 from typing import Any, Callable
 
-from workers import Headers as Headers, Request as Request, Response as Response
+from workers import Headers as Headers, Request as Request, Response as Response, fetch as fetch
 
 class JSON:
     @staticmethod
