@@ -90,3 +90,21 @@ def test_types_lists_secret_names_without_values(tmp_path):
     assert "def B(self)" not in env  # inside a quoted value, not a name
     for secret in ("sk-live", "tok123", "line1", "5432", "not-a-name"):
         assert secret not in env and secret not in r.stdout
+
+
+def test_the_secrets_example(tmp_path, thaw_factory):
+    import shutil
+    from thawlib import REPO
+    d = tmp_path / "secrets"
+    shutil.copytree(REPO / "examples" / "secrets", d)
+    t = thaw_factory(d)
+    # without .dev.vars: says what to do
+    r = t.get("/")
+    assert r.status == 500 and ".dev.vars.example" in r.text
+    t.stop()
+    shutil.copy(d / ".dev.vars.example", d / ".dev.vars")
+    t = thaw_factory(d)
+    assert t.get("/").status == 401
+    r = t.get("/", headers={"authorization": "Bearer replace-me"})
+    assert r.status == 200 and "https://api.example.com" in r.text
+    assert "replace-me" not in t.log()
