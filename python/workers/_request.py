@@ -39,8 +39,12 @@ class Request(BodyMixin):
             else:
                 payload, ctype = coerce(body)
         else:
-            if not isinstance(url, str):
+            if isinstance(url, (bytes, bytearray)) or url is None:
                 raise TypeError(f"url must be a str, not {type(url).__name__}")
+            if not isinstance(url, str):
+                # as `new Request(x)` does: any URL-like object by its string
+                # form (httpx.URL, yarl.URL, urllib's parse results' geturl())
+                url = str(url)
             payload, ctype = coerce(body)
         method = "GET" if method is None else str(method)
         if not method or not _TCHARS.issuperset(method):
