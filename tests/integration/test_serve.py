@@ -14,7 +14,7 @@ import time
 import pytest
 
 from servelib import TOKEN, ThawServe, hello, project
-from thawlib import THAW, write_main
+from thawlib import THAW, write_main, write_worker
 
 
 @pytest.fixture
@@ -296,3 +296,60 @@ def test_thaw_dev_ignores_routes_without_warning(tmp_path, serve):
     srv = serve(hello("dev"), routes=["example.com/*"], fmt="json")
     assert srv.get("/").text == "dev"
     assert "`routes` is not supported" not in srv.log()
+
+
+STORE = """
+from workers import Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        url = request.url
+        key = url.split("/")[-1]
+        db = self.env.DB
+        await db.exec("CREATE TABLE IF NOT EXISTS notes (k TEXT PRIMARY KEY, v TEXT)")
+        if request.method == "PUT":
+            value = await request.text()
+            await self.env.NOTES.put(key, value)
+            await db.prepare("INSERT OR REPLACE INTO notes VALUES (?, ?)").bind(key, value).run()
+            return Response("stored")
+        kv = await self.env.NOTES.get(key)
+        row = await db.prepare("SELECT v FROM notes WHERE k = ?").bind(key).first("v")
+        return Response(f"VERSION kv={kv} d1={row}")
+"""
+
+
+def store_project(root, version):
+    d = root / "store"
+    write_worker(d, STORE.replace("VERSION", version), name="store", fmt="json",
+                 kv_namespaces=[{"binding": "NOTES", "id": "notes"}],
+                 d1_databases=[{"binding": "DB", "database_name": "notes",
+                                "database_id": "notes-db"}])
+    return d
+
+
+def test_sigkill_restart_keeps_kv_and_d1_data(serve_factory, tmp_path):
+    """Item 5 of issue 9: data written through HTTP survives a SIGKILL of
+    thaw serve and its whole process group; the worker comes back at its
+    latest version."""
+    srv = serve_factory()
+    srv.cli("deploy", str(store_project(tmp_path, "v1")))
+    srv.cli("deploy", str(store_project(tmp_path, "v2")))
+    for i in range(5):
+        r = srv.request("PUT", f"/k{i}", body=f"value {i}".encode(),
+                        headers={"Host": "store.localhost"}, timeout=30)
+        assert r.status == 200 and r.text == "stored", r
+    assert srv.host_get("store.localhost", "/k3").text == "v2 kv=value 3 d1=value 3"
+    pgid = os.getpgid(srv.proc.pid)
+    os.killpg(pgid, signal.SIGKILL)
+    srv.proc.wait(10)
+    srv.start()
+    for i in range(5):
+        r = srv.host_get("store.localhost", f"/k{i}", timeout=30)
+        assert r.status == 200 and r.text == f"v2 kv=value {i} d1=value {i}", (r, srv.log())
+    status, doc = srv.api("GET", "/v1/workers/store")
+    assert status == 200 and doc["version"] == 2, doc
+    # the data lives under the worker's data/ in the state dir
+    data = tmp_path / "state" / "workers" / "store" / "data"
+    assert (data / "kv" / "notes.sqlite").exists(), sorted(data.rglob("*"))
+    assert (data / "d1" / "notes-db.sqlite").exists(), sorted(data.rglob("*"))
