@@ -221,6 +221,10 @@ int thaw_cmd_serve(int argc, char **argv)
         fprintf(stderr, "thaw: %s\n", err);
         return 1;
     }
+    if (thaw_cron_clock_offset(&s.fleet.cron_offset_ms, err, sizeof(err))) {
+        fprintf(stderr, "thaw: %s\n", err);
+        return 2;
+    }
     thaw_limits_defaults(&s.front.limits);
     thaw_limits_override(&s.front.limits, &s.fleet.cli, s.fleet.cli_set);
     signal(SIGPIPE, SIG_IGN);

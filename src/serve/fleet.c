@@ -68,6 +68,10 @@ static void hosted_remove(struct thaw_fleet *f, struct thaw_hosted *h)
 {
     struct thaw_hosted **pp;
 
+    if (h->cron_on) {
+        thaw_cron_sched_stop(&h->cron);
+        h->cron_on = 0;
+    }
     while (h->tails) { /* their streams end with the worker */
         struct thaw_api_req *r = h->tails;
         h->tails = r->next_sub;
@@ -285,6 +289,21 @@ static void write_meta(struct thaw_op *op, struct thaw_version *v)
     json_decref(j);
 }
 
+/* The scheduler follows the serving version: a deploy, a rollback and
+ * the first build at start arm its crons (none: the timer stops); a
+ * rebuild of the same version (a lost template) leaves them be. */
+static void follow_crons(struct thaw_hosted *h, struct thaw_version *v)
+{
+    if (v->state != VER_READY || h->cron_version == h->version)
+        return;
+    if (!h->cron_on) {
+        thaw_cron_sched_setup(&h->cron, h->fleet->loop, &h->w, h->fleet->cron_offset_ms);
+        h->cron_on = 1;
+    }
+    h->cron_version = h->version;
+    thaw_cron_sched_config(&h->cron, h->w.cfg.json ? h->w.cfg.json : "{}", h->w.cfg.file);
+}
+
 static void on_built(struct thaw_worker *w, struct thaw_version *v)
 {
     struct thaw_hosted *h = w->data;
@@ -301,6 +320,7 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
         } else {
             thaw_log("worker %s version %d ready: template built in %.1f ms", h->name,
                      h->version, v->build_ms);
+            follow_crons(h, v);
         }
         return;
     }
@@ -322,6 +342,7 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
     if (set_routes(f, h, w->cfg.json, 0, err, sizeof(err)))
         thaw_log("worker %s: %s", h->name, err);
     h->live = 1;
+    follow_crons(h, v);
     thaw_log("worker %s: version %d %s in %.1f ms (template %.1f ms)", h->name, op->version,
              op->is_deploy ? "deployed" : "rolled back to",
              (double)(uv_hrtime() - op->start_ns) / 1e6, v->build_ms);

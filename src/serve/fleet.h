@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "config/limits.h"
+#include "cron/sched.h"
 #include "pool/pool.h"
 #include "serve/api.h"
 #include "serve/router.h"
@@ -28,6 +29,9 @@ struct thaw_hosted {
     int version;            /* the serving version (store numbering) */
     struct thaw_op *op;     /* a deploy or rollback waiting for its build */
     struct thaw_api_req *tails;
+    struct thaw_cron_sched cron; /* its triggers.crons (set up when built) */
+    int cron_on;
+    int cron_version;       /* the version whose crons are armed */
     struct thaw_hosted *next;      /* in its bucket */
     struct thaw_hosted *next_all;  /* every hosted worker */
 };
@@ -37,6 +41,7 @@ struct thaw_fleet {
     struct thaw_zygote *zygote, *preload;
     char state[4096];
     const char *domain;
+    int64_t cron_offset_ms;   /* THAW_CRON_CLOCK_START (tests) */
     struct thaw_limits cli;   /* what the command line set ... */
     int cli_set[64];          /* ... and which */
     struct thaw_router router;

@@ -13,23 +13,8 @@ import time
 
 import pytest
 
-from servelib import TOKEN, ThawServe, hello, project
+from servelib import TOKEN, ThawServe, hello, project, serve_factory  # noqa: F401
 from thawlib import THAW, write_main, write_worker
-
-
-@pytest.fixture
-def serve_factory(tmp_path):
-    servers = []
-
-    def make(state=None, args=(), env_token=True):
-        s = ThawServe(state or tmp_path / "state", tmp_path, args, env_token=env_token)
-        servers.append(s)
-        s.start()
-        return s
-    yield make
-    for s in servers:
-        if s.proc is not None and s.proc.poll() is None:
-            s.stop()
 
 
 def test_deploy_then_serve_by_host(serve_factory, tmp_path):
