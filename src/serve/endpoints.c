@@ -10,6 +10,8 @@ static const char *state_of(struct thaw_hosted *h)
 {
     if (h->op)
         return "deploying";
+    if (h->started && h->w.cold)
+        return "cold";
     if (!h->started || !h->w.current)
         return "starting";
     switch (h->w.current->state) {

@@ -217,6 +217,7 @@ static void start_worker(struct thaw_fleet *f, struct thaw_hosted *h, const char
     h->started = 1;
     thaw_worker_init(&h->w, f->loop, f->zygote, f->preload, dir, data, cfg, lim, on_built, h);
     h->w.keep_serving = 1;
+    h->w.lazy_spares = 1;
     h->w.on_lost = on_lost;
     h->w.on_log = on_log;
 }
@@ -311,6 +312,8 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
     struct thaw_op *op = h->op;
     char err[1024];
 
+    if (op && v->woken)
+        op = NULL; /* the serving version built again (it was cold) */
     h->loaded = 1;
     if (!op) {
         /* a start or a rebuild after a lost template */
