@@ -338,3 +338,125 @@ def test_sigkill_restart_keeps_kv_and_d1_data(serve_factory, tmp_path):
     data = tmp_path / "state" / "workers" / "store" / "data"
     assert (data / "kv" / "notes.sqlite").exists(), sorted(data.rglob("*"))
     assert (data / "d1" / "notes-db.sqlite").exists(), sorted(data.rglob("*"))
+
+
+LOUD = """
+import logging
+from workers import Response, WorkerEntrypoint
+
+print("top level of loud")
+log = logging.getLogger("loud")
+logging.basicConfig(level=logging.INFO)
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        if request.url.endswith("/flood"):
+            line = "x" * 999
+            for _ in range(30000):   # 30 MB
+                print(line)
+            return Response("flooded")
+        print("hello from the handler")
+        log.warning("a warning from logging")
+        return Response("loud")
+"""
+
+
+def tail_proc(srv, name, *extra):
+    env = dict(os.environ, THAW_API_TOKEN=TOKEN)
+    return subprocess.Popen([str(THAW), "tail", name, "--to", srv.admin, *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_tail_streams_the_workers_own_output(serve_factory, tmp_path):
+    srv = serve_factory()
+    d = tmp_path / "loud"
+    write_worker(d, LOUD, name="loud")
+    srv.cli("deploy", str(d))
+    p = tail_proc(srv, "loud")
+    try:
+        time.sleep(1.0)  # let tail connect
+        assert srv.host_get("loud.localhost", "/x").text == "loud"
+        events = [json.loads(p.stdout.readline()) for _ in range(3)]
+    finally:
+        p.terminate()
+        p.wait(10)
+    logs = [e for e in events if e.get("type") == "log"]
+    reqs = [e for e in events if "method" in e]
+    assert len(reqs) == 1 and len(logs) == 2, events
+    assert [e["message"] for e in logs] == ["hello from the handler",
+                                            "WARNING:loud:a warning from logging"], logs
+    for e in logs:
+        assert e["worker"] == "loud" and e["request"] == reqs[0]["request"], events
+        assert e["time"].endswith("Z")
+    # thaw's own log has the same lines, tagged as in thaw dev
+    log = srv.wait_log("hello from the handler")
+    assert f"[loud req={reqs[0]['request']}] hello from the handler" in log
+    assert "[loud] top level of loud" in log
+
+
+def test_tail_pretty_shows_log_lines(serve_factory, tmp_path):
+    srv = serve_factory()
+    d = tmp_path / "loud"
+    write_worker(d, LOUD, name="loud")
+    srv.cli("deploy", str(d))
+    p = tail_proc(srv, "loud", "--format", "pretty")
+    try:
+        time.sleep(1.0)
+        srv.host_get("loud.localhost", "/p")
+        lines = [p.stdout.readline() for _ in range(3)]
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert any("(log req=" in l and l.rstrip().endswith("hello from the handler")
+               for l in lines), lines
+    assert any("GET /p -> 200 in" in l for l in lines), lines
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+def test_flooding_output_with_a_stalled_tail_keeps_memory_bounded(serve_factory, tmp_path):
+    """A worker writes 30 MB while a tail client reads nothing: the
+    supervisor drops that client's lines past 1 MiB instead of queueing
+    them, and thaw's log still gets every line."""
+    import socket
+    srv = serve_factory()
+    d = tmp_path / "loud"
+    write_worker(d, LOUD, name="loud")
+    srv.cli("deploy", str(d))
+    assert srv.host_get("loud.localhost", "/warm").status == 200
+    stalled = socket.create_connection(("127.0.0.1", srv.admin_port))
+    stalled.sendall(f"GET /v1/workers/loud/tail HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+    try:
+        time.sleep(0.5)
+        before = rss_kb(srv.proc.pid)
+        r = srv.host_get("loud.localhost", "/flood", timeout=120)
+        assert (r.status, r.text) == (200, "flooded"), r
+        srv.wait_log("flooded")  # nothing; just let the pipe drain
+        deadline = time.monotonic() + 60
+        while srv.log().count("x" * 999) < 30000 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert srv.log().count("x" * 999) == 30000
+        grown = rss_kb(srv.proc.pid) - before
+        assert grown < 15 * 1024, f"the supervisor grew by {grown} kB"
+        # the stalled client is still connected; it gets what fitted, then
+        # a note of how many lines were dropped once it reads again
+        stalled.setblocking(False)
+        got = b""
+        deadline = time.monotonic() + 30
+        while b'"type":"dropped"' not in got and time.monotonic() < deadline:
+            try:
+                chunk = stalled.recv(1 << 20)
+                got += chunk
+            except BlockingIOError:
+                srv.host_get("loud.localhost", "/nudge")  # a line after the catch-up
+                time.sleep(0.1)
+        assert b'"type":"dropped"' in got
+    finally:
+        stalled.close()
