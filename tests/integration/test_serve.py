@@ -460,3 +460,48 @@ def test_flooding_output_with_a_stalled_tail_keeps_memory_bounded(serve_factory,
         assert b'"type":"dropped"' in got
     finally:
         stalled.close()
+
+
+SLEEPER = """
+import asyncio
+from workers import Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        await asyncio.sleep(1.5)
+        return Response("slept")
+"""
+
+
+def test_a_workers_limits_apply_to_it_alone(serve_factory, tmp_path):
+    srv = serve_factory()
+    write_worker(tmp_path / "hasty", SLEEPER, name="hasty",
+                 thaw={"request_timeout_ms": 300})
+    write_worker(tmp_path / "patient", SLEEPER, name="patient")
+    srv.cli("deploy", str(tmp_path / "hasty"))
+    srv.cli("deploy", str(tmp_path / "patient"))
+    r = srv.host_get("hasty.localhost", timeout=30)
+    assert r.status == 504 and "request_timeout_ms" in r.text, r
+    r = srv.host_get("patient.localhost", timeout=30)
+    assert (r.status, r.text) == (200, "slept"), r
+
+
+def test_metrics_per_worker_behind_the_token(serve_factory, tmp_path):
+    srv = serve_factory()
+    srv.cli("deploy", str(project(tmp_path, "m-one", "1")))
+    srv.cli("deploy", str(project(tmp_path, "m-two", "2")))
+    for _ in range(3):
+        assert srv.host_get("m-one.localhost").status == 200
+    assert srv.host_get("m-two.localhost").status == 200
+    st, _ = srv.api("GET", "/metrics", token="")
+    assert st == 401
+    st, text = srv.api("GET", "/metrics")
+    assert st == 200, text
+    assert 'thaw_requests_total{worker="m-one",status="200"} 3' in text, text
+    assert 'thaw_requests_total{worker="m-two",status="200"} 1' in text, text
+    assert 'thaw_templates{worker="m-one"} 1' in text, text
+    # one HELP/TYPE per family, its series together (Prometheus' rule)
+    assert text.count("# TYPE thaw_requests_total counter") == 1
+    families = [l.split()[2] for l in text.splitlines() if l.startswith("# TYPE")]
+    assert len(families) == len(set(families)), families
