@@ -226,6 +226,15 @@ def pretty(line):
         e = json.loads(line)
     except ValueError:
         return line
+    if e.get("type") == "log":  # the worker's print() / logging
+        req = e.get("request")
+        return f"{e.get('time', '')}   (log{f' req={req}' if req is not None else ''}) " \
+               f"{e.get('message', '')}"
+    if e.get("type") == "dropped":
+        return f"... {e.get('count')} line(s) dropped: this client read too slowly"
+    if e.get("event") == "scheduled":
+        return (f"{e.get('time', '')} scheduled \"{e.get('cron', '')}\" -> "
+                f"{e.get('status', '')} in {e.get('duration_ms', 0):.1f} ms")
     return (f"{e.get('time', '')} {e.get('method', '')} {e.get('path', '')} -> "
             f"{e.get('status', '')} in {e.get('duration_ms', 0):.1f} ms "
             f"({e.get('start', '')})")

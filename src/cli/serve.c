@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
+#include "serve/output.h"
 #include "serve/store.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -33,6 +34,7 @@ struct serve {
     struct thaw_worker front;    /* server-wide limits; unrouted requests' metrics */
     struct thaw_server server;
     struct thaw_api api;
+    struct thaw_outpipe out;     /* worker output: thaw's stderr and tail */
     uv_signal_t sigint, sigterm, sigchld;
     uv_timer_t stop_timer;
     int stopping;
@@ -108,8 +110,10 @@ static void on_stop_tick(uv_timer_t *t)
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     children = !(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
-    if ((!alive && !children) || elapsed >= EXIT_BY_MS)
+    if ((!alive && !children) || elapsed >= EXIT_BY_MS) {
+        thaw_outpipe_drain(&s->out);
         exit(0);
+    }
     if (elapsed >= KILL_AFTER_MS) {
         thaw_fleet_signal(&s->fleet, SIGKILL);
         thaw_zygote_signal(s->fleet.zygote, SIGKILL);
@@ -221,6 +225,10 @@ int thaw_cmd_serve(int argc, char **argv)
         fprintf(stderr, "thaw: %s\n", err);
         return 1;
     }
+    if (thaw_cron_clock_offset(&s.fleet.cron_offset_ms, err, sizeof(err))) {
+        fprintf(stderr, "thaw: %s\n", err);
+        return 2;
+    }
     thaw_limits_defaults(&s.front.limits);
     thaw_limits_override(&s.front.limits, &s.fleet.cli, s.fleet.cli_set);
     signal(SIGPIPE, SIG_IGN);
@@ -230,6 +238,17 @@ int thaw_cmd_serve(int argc, char **argv)
     s.fleet.load_config = thaw_load_config;
     uv_signal_init(s.loop, &s.sigchld);
     uv_signal_start(&s.sigchld, on_sigchld, SIGCHLD);
+    {
+        int out_fd;
+        s.out.on_line = thaw_fleet_output_line;
+        s.out.wanted = thaw_fleet_has_tails;
+        s.out.data = &s.fleet;
+        if ((rc = thaw_outpipe_open(&s.out, s.loop, &out_fd))) {
+            fprintf(stderr, "thaw: cannot open the worker output pipe: %s\n", uv_strerror(rc));
+            return 1;
+        }
+        thaw_zygote_set_stderr(out_fd);
+    }
 
     if ((rc = thaw_zygote_start(s.loop, thaw_exe_dir(), NULL, on_zygote_ready, &s,
                                 &s.fleet.zygote)) ||

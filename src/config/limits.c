@@ -37,6 +37,10 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      30000, 1, 3600000, "time a client has to send a request's line and headers (408 after)"},
     {"--keepalive-timeout", "thaw", "keepalive_timeout_ms", L(keepalive_timeout_ms),
      THAW_LIM_MS, 60000, 1, 3600000, "an idle keep-alive client connection is closed after this"},
+    {"--template-idle-timeout", "thaw", "template_idle_timeout_ms",
+     L(template_idle_timeout_ms), THAW_LIM_MS, 0, 0, 7LL * 86400000,
+     "a worker without traffic for this long loses its template; its next request rebuilds "
+     "it (0: never)"},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 

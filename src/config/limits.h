@@ -23,6 +23,7 @@ struct thaw_limits {
     long long request_timeout_ms;    /* wall clock per request; over it: 504 */
     long long header_timeout_ms;     /* to send a request's head; then 408 */
     long long keepalive_timeout_ms;  /* an idle client connection is closed */
+    long long template_idle_timeout_ms; /* a quiet worker's template goes; 0: never */
 };
 
 enum thaw_limit_kind { THAW_LIM_COUNT, THAW_LIM_SIZE, THAW_LIM_MS };

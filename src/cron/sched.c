@@ -1,4 +1,4 @@
-/* The cron trigger scheduler of `thaw dev` (sched.h). */
+/* The cron trigger scheduler of `thaw dev` and `thaw serve` (sched.h). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +75,11 @@ static void finish(struct event *ev, int status, const char *msg)
     text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER |
                                        JSON_REAL_PRECISION(12))
                 : NULL;
-    if (text)
+    if (text) {
         thaw_log_buffered(text, strlen(text));
+        if (w->on_log) /* thaw serve's tail streams */
+            w->on_log(w, text, strlen(text));
+    }
     free(text);
     json_decref(line);
     if (msg) {
@@ -225,13 +228,14 @@ static void on_timer(uv_timer_t *t)
 /* THAW_CRON_CLOCK_START=2030-01-01T00:59:58Z: the scheduler's clock reads
  * that time now and runs on at real speed, so a test sees a cron fire
  * within seconds, on any date it picks. */
-static int clock_start(struct thaw_cron_sched *s, char *err, size_t errlen)
+int thaw_cron_clock_offset(int64_t *offset_ms, char *err, size_t errlen)
 {
     const char *v = getenv("THAW_CRON_CLOCK_START");
     struct tm tm;
     const char *end;
     char when[40];
 
+    *offset_ms = 0;
     if (!v || !*v)
         return 0;
     memset(&tm, 0, sizeof(tm));
@@ -241,25 +245,34 @@ static int clock_start(struct thaw_cron_sched *s, char *err, size_t errlen)
                  "2030-01-01T00:59:58Z (or unset it)", v);
         return -1;
     }
-    s->offset_ms = (int64_t)timegm(&tm) * 1000 - real_ms();
-    iso_time(now_ms(s), when, sizeof(when));
+    *offset_ms = (int64_t)timegm(&tm) * 1000 - real_ms();
+    iso_time(real_ms() + *offset_ms, when, sizeof(when));
     thaw_log("cron: THAW_CRON_CLOCK_START is set: the scheduler's clock reads %s now "
              "(a testing aid: triggers fire at the wrong real time)", when);
     return 0;
 }
 
-int thaw_cron_sched_init(struct thaw_cron_sched *s, uv_loop_t *loop, struct thaw_worker *w,
-                         char *err, size_t errlen)
+void thaw_cron_sched_setup(struct thaw_cron_sched *s, uv_loop_t *loop, struct thaw_worker *w,
+                           int64_t offset_ms)
 {
     memset(s, 0, sizeof(*s));
     s->loop = loop;
     s->worker = w;
     s->next_s = -1;
-    if (clock_start(s, err, errlen))
-        return -1;
+    s->offset_ms = offset_ms;
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     s->timer_init = 1;
+}
+
+int thaw_cron_sched_init(struct thaw_cron_sched *s, uv_loop_t *loop, struct thaw_worker *w,
+                         char *err, size_t errlen)
+{
+    int64_t offset;
+
+    if (thaw_cron_clock_offset(&offset, err, errlen))
+        return -1;
+    thaw_cron_sched_setup(s, loop, w, offset);
     thaw__cron_route_enable();
     return 0;
 }

@@ -1,4 +1,4 @@
-/* Cron triggers in `thaw dev`: a timer that wakes at the next minute
+/* Cron triggers (`thaw dev`, and one per worker in `thaw serve`): a timer that wakes at the next minute
  * where one of the worker's `triggers.crons` matches (UTC) and sends a
  * scheduled event for each matching expression to an instance, as a
  * request is (REQ_HEAD with :event, :cron and :scheduled-time), logging
@@ -26,11 +26,18 @@ struct thaw_cron_sched {
     int64_t offset_ms;
 };
 
-/* Sets up the scheduler for w (no triggers yet) and turns on the
- * /__scheduled route. Reads THAW_CRON_CLOCK_START; returns -1 with a
+/* thaw dev: sets up the scheduler for w (no triggers yet) and turns on
+ * the /__scheduled route. Reads THAW_CRON_CLOCK_START; returns -1 with a
  * message in err when it is malformed. */
 int thaw_cron_sched_init(struct thaw_cron_sched *s, uv_loop_t *loop, struct thaw_worker *w,
                          char *err, size_t errlen);
+/* THAW_CRON_CLOCK_START read once (logged when set): the offset of the
+ * schedulers' clock, 0 when unset; -1 with err when malformed. */
+int thaw_cron_clock_offset(int64_t *offset_ms, char *err, size_t errlen);
+/* thaw serve: a scheduler for w with that clock offset, without the
+ * /__scheduled route (a deployed worker is not a test bench). */
+void thaw_cron_sched_setup(struct thaw_cron_sched *s, uv_loop_t *loop, struct thaw_worker *w,
+                           int64_t offset_ms);
 /* The worker's config (JSON, already validated) was loaded: take its
  * triggers.crons, replacing the previous ones. */
 void thaw_cron_sched_config(struct thaw_cron_sched *s, const char *config_json,

@@ -18,6 +18,7 @@ struct thaw_metrics {
     uint64_t starts_warm;        /* served by an instance that served before */
     uint64_t starts_fork;        /* an instance's first request (a cold start) */
     uint64_t template_builds;
+    uint64_t template_evictions; /* template_idle_timeout_ms */
 };
 
 #endif

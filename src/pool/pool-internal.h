@@ -44,6 +44,12 @@ int thaw__pidfd_alive(int pidfd);
 
 /* worker.c: a build finished (v is READY or FAILED) */
 void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v);
+/* The tick: evict the current template after template_idle_timeout_ms
+ * without traffic. */
+void thaw__worker_maybe_evict(struct thaw_worker *w, uint64_t now);
+/* A cold worker gets a request: build its config again (the request
+ * waits in the new version's queue). */
+void thaw__worker_wake(struct thaw_worker *w);
 
 /* pool.c */
 void thaw__pool_run_queue(struct thaw_version *v);

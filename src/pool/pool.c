@@ -277,6 +277,8 @@ void thaw_pool_dispatch(struct thaw_worker *w, struct thaw_exchange *ex,
         ex->ops->on_fail(ex, 500, "500 Internal Server Error: request head too large\n");
         return;
     }
+    if (!w->current && w->cold)
+        thaw__worker_wake(w);
     if (!w->current) {
         ex->ops->on_fail(ex, 500, "500 Internal Server Error: no version of the worker is built\n");
         return;

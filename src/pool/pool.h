@@ -81,6 +81,14 @@ struct thaw_worker {
      * version (a refused deploy); thaw dev shows the failure instead */
     int keep_serving;
     struct thaw_config kept_cfg; /* the serving version's, while one builds */
+    /* thaw serve: a build is not traffic (no spare for a worker nobody
+     * called: thousands of them at start), traffic carries over deploys */
+    int lazy_spares;
+    /* its template was evicted (template_idle_timeout_ms): no current
+     * version; the next request (or deploy) builds cfg again */
+    int cold;
+    uint64_t cold_since_ms;
+    int tick_paused;             /* cold, nothing left to watch */
     /* every request log line of this worker (thaw serve's `tail`) */
     void (*on_log)(struct thaw_worker *w, const char *line, size_t n);
     void *data;
@@ -112,6 +120,8 @@ struct thaw_version {
     struct thaw_exchange *queue_head, *queue_tail;
     int queue_len;
     uint64_t last_request_ms;    /* uv_now() of the latest request */
+    uint64_t ready_ms;           /* uv_now() when its template was built */
+    int woken;                   /* the serving config built again after an eviction */
     int pending_closes;          /* uv handles still closing */
     int chan_gone;
     int doomed;                  /* freed at the end of this loop iteration */
@@ -157,6 +167,7 @@ uint32_t thaw_next_sid(void);
 
 struct thaw_worker_stats {
     int instances;        /* live, all versions */
+    int templates;        /* versions whose template process is up */
     int queued;
     long long private_kb; /* sum over instances, as last measured */
 };

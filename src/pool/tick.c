@@ -156,6 +156,14 @@ static void on_tick(uv_timer_t *t)
 
     if (w->stopping)
         return;
+    if (w->cold && !w->versions) {
+        /* nothing to watch until it is woken (thousands of cold workers
+         * cost no wakeups) */
+        uv_timer_stop(&w->tick);
+        w->tick_paused = 1;
+        return;
+    }
+    thaw__worker_maybe_evict(w, now);
     for (v = w->versions; v; v = v->next) {
         if (v->doomed)
             continue;
@@ -173,8 +181,13 @@ static void on_tick(uv_timer_t *t)
 
 void thaw__tick_start(struct thaw_worker *w)
 {
-    if (w->tick_on)
+    if (w->tick_on) {
+        if (w->tick_paused) {
+            w->tick_paused = 0;
+            uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
+        }
         return;
+    }
     uv_timer_init(w->loop, &w->tick);
     w->tick.data = w;
     w->tick_on = 1;

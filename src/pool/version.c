@@ -362,7 +362,7 @@ static void on_template_frame(struct thaw_chan *c, const struct thaw_ipc_frame *
 
     switch (f->type) {
     case THAW_IPC_BUILT: {
-        v->last_request_ms = uv_now(v->worker->loop); /* a build counts as activity */
+        struct thaw_worker *w = v->worker;
         struct thaw_ipc_fields it;
         const uint8_t *p;
         size_t n;
@@ -375,6 +375,13 @@ static void on_template_frame(struct thaw_chan *c, const struct thaw_ipc_frame *
             if (++k == 3) /* module, handler kind, top level ms */
                 v->top_level_ms = strtod(strndupa((const char *)p, n), NULL);
         v->build_ms = (double)(uv_hrtime() - v->build_start) / 1e6;
+        v->ready_ms = uv_now(w->loop);
+        if (!w->lazy_spares) {
+            v->last_request_ms = v->ready_ms; /* thaw dev: an edit is activity */
+        } else if (w->current && w->current != v &&
+                   w->current->last_request_ms > v->last_request_ms) {
+            v->last_request_ms = w->current->last_request_ms; /* a deploy is not */
+        }
         v->state = VER_READY;
         build_finished(v);
         break;

@@ -21,7 +21,7 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
     if (w->building == v)
         w->building = NULL;
     if (v->state != VER_READY && w->keep_serving && w->current && w->current != v &&
-        w->current->state == VER_READY) {
+        (w->current->state == VER_READY || w->current->state == VER_BUILDING)) {
         /* a refused deploy: the serving version and its config stay */
         thaw_config_free(&w->cfg);
         w->cfg = w->kept_cfg;
@@ -62,9 +62,60 @@ int thaw_worker_init(struct thaw_worker *w, uv_loop_t *loop,
     return thaw_worker_rebuild(w, cfg);
 }
 
+void thaw__worker_maybe_evict(struct thaw_worker *w, uint64_t now)
+{
+    struct thaw_version *v = w->current;
+    struct thaw_instance *i;
+    long long t = w->limits.template_idle_timeout_ms;
+    uint64_t last;
+
+    if (t <= 0 || !v || v->state != VER_READY || w->building || v->queue_head || w->stopping)
+        return;
+    last = v->last_request_ms > v->ready_ms ? v->last_request_ms : v->ready_ms;
+    if (now - last <= (uint64_t)t)
+        return;
+    for (i = v->instances; i; i = i->next)
+        if (i->state == INST_LIVE && (i->inflight || i->background))
+            return;
+    thaw_log("worker %s: no traffic for %lld ms (template_idle_timeout_ms): its template "
+             "is evicted; the next request builds it again", v->name, t);
+    w->current = NULL;
+    w->cold = 1;
+    w->cold_since_ms = now;
+    w->metrics.template_evictions++;
+    thaw__version_retire(v); /* idle instances and the template exit */
+}
+
+void thaw__worker_wake(struct thaw_worker *w)
+{
+    struct thaw_version *v;
+
+    if (!w->cold)
+        return;
+    w->cold = 0;
+    thaw_log("worker %s: building its evicted template again (cold for %llu ms)",
+             w->cfg.name ? w->cfg.name : "worker",
+             (unsigned long long)(uv_now(w->loop) - w->cold_since_ms));
+    if (!(v = thaw__version_new(w))) {
+        w->cold = 1;
+        return;
+    }
+    w->current = v; /* requests wait in its queue */
+    v->woken = 1;
+    if (v->state == VER_FAILED)
+        thaw__worker_built(w, v);
+}
+
 int thaw_worker_rebuild(struct thaw_worker *w, struct thaw_config *cfg)
 {
     struct thaw_version *v;
+
+    /* a deploy to a cold worker in thaw serve: the serving version is
+     * built again too, so it serves meanwhile and stays if the deploy is
+     * refused */
+    if (w->cold && w->keep_serving)
+        thaw__worker_wake(w);
+    w->cold = 0;
 
     thaw_config_free(&w->kept_cfg);
     if (w->keep_serving)
@@ -100,6 +151,7 @@ void thaw_worker_stats(struct thaw_worker *w, struct thaw_worker_stats *st)
     memset(st, 0, sizeof(*st));
     for (v = w->versions; v; v = v->next) {
         st->queued += v->queue_len;
+        st->templates += v->pidfd >= 0 && thaw__pidfd_alive(v->pidfd);
         for (i = v->instances; i; i = i->next) {
             if (i->state != INST_LIVE)
                 continue;

@@ -171,6 +171,11 @@ void thaw_api_stream_write(struct thaw_api_req *r, const char *p, size_t n)
     send_bytes(r, b.data, b.len, 0);
 }
 
+size_t thaw_api_stream_queued(struct thaw_api_req *r)
+{
+    return r->closed ? 0 : uv_stream_get_write_queue_size((uv_stream_t *)&r->tcp);
+}
+
 void thaw_api_stream_end(struct thaw_api_req *r)
 {
     if (!r->streaming || r->closed)

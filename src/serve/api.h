@@ -52,6 +52,7 @@ struct thaw_api_req {
     void *pending;
     void (*on_gone)(struct thaw_api_req *r);
     struct thaw_api_req *next_sub; /* handler's lists (tail subscribers) */
+    long long dropped;      /* stream lines dropped: the client read too slowly */
 };
 
 /* addr is "IP:PORT" or "[IPv6]:PORT". 0 or a libuv error. */
@@ -69,6 +70,8 @@ void thaw_api_error(struct thaw_api_req *r, int status, const char *fmt, ...)
 /* A chunked answer that stays open until the client leaves. */
 void thaw_api_stream_begin(struct thaw_api_req *r, const char *ctype);
 void thaw_api_stream_write(struct thaw_api_req *r, const char *p, size_t n);
+/* Bytes written to the stream that the client has not taken yet. */
+size_t thaw_api_stream_queued(struct thaw_api_req *r);
 /* Ends a stream (the last chunk) and closes the connection. */
 void thaw_api_stream_end(struct thaw_api_req *r);
 

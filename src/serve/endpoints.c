@@ -5,11 +5,14 @@
 
 #include "serve/fleet.h"
 #include "serve/store.h"
+#include "server/admin.h"
 
 static const char *state_of(struct thaw_hosted *h)
 {
     if (h->op)
         return "deploying";
+    if (h->started && h->w.cold)
+        return "cold";
     if (!h->started || !h->w.current)
         return "starting";
     switch (h->w.current->state) {
@@ -99,6 +102,29 @@ static int rollback_version(struct thaw_api_req *r, int *version)
     return 0;
 }
 
+/* Prometheus text, a series per worker (as thaw dev --admin has for its
+ * one); behind the token like every call here. */
+static void metrics(struct thaw_fleet *f, struct thaw_api_req *r)
+{
+    struct thaw_worker **ws = calloc((size_t)f->n + 1, sizeof(*ws));
+    struct thaw_hosted *h;
+    size_t len;
+    char *text;
+    int n = 0;
+
+    if (!ws) {
+        thaw_api_error(r, 500, "out of memory");
+        return;
+    }
+    for (h = f->all; h && n < f->n; h = h->next_all)
+        if (h->started && h->live)
+            ws[n++] = &h->w;
+    text = thaw_admin_metrics_many(ws, n, &len);
+    free(ws);
+    thaw_api_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
 void thaw_endpoints_handle(struct thaw_api_req *r, void *data)
 {
     struct thaw_fleet *f = data;
@@ -107,6 +133,10 @@ void thaw_endpoints_handle(struct thaw_api_req *r, void *data)
     const char *p = r->path;
     int version;
 
+    if (strcmp(p, "/metrics") == 0 && r->method == HTTP_GET) {
+        metrics(f, r);
+        return;
+    }
     if (!f->started) {
         thaw_api_error(r, 503, "thaw serve is still starting; retry shortly");
         return;

@@ -68,9 +68,14 @@ static void hosted_remove(struct thaw_fleet *f, struct thaw_hosted *h)
 {
     struct thaw_hosted **pp;
 
+    if (h->cron_on) {
+        thaw_cron_sched_stop(&h->cron);
+        h->cron_on = 0;
+    }
     while (h->tails) { /* their streams end with the worker */
         struct thaw_api_req *r = h->tails;
         h->tails = r->next_sub;
+        f->n_tails--;
         thaw_api_stream_end(r);
     }
     for (pp = &f->buckets[bucket_of(h->name)]; *pp; pp = &(*pp)->next)
@@ -141,18 +146,102 @@ static int set_routes(struct thaw_fleet *f, struct thaw_hosted *h, const char *j
     return rc;
 }
 
+/* A tail client that does not read as fast as lines come is not allowed
+ * to grow thaw's memory: past this many unsent bytes its lines are
+ * dropped and counted, and it gets {"type":"dropped","count":N} once it
+ * caught up. */
+#define TAIL_MAX_QUEUED (1 << 20)
+
+/* line: one JSON object ending in a newline. */
+static void tail_send(struct thaw_hosted *h, const char *line, size_t n)
+{
+    struct thaw_api_req *r;
+    char note[96];
+
+    for (r = h->tails; r; r = r->next_sub) {
+        if (thaw_api_stream_queued(r) > TAIL_MAX_QUEUED) {
+            r->dropped++;
+            continue;
+        }
+        if (r->dropped) {
+            int k = snprintf(note, sizeof(note), "{\"type\":\"dropped\",\"count\":%lld}\n",
+                             r->dropped);
+            thaw_api_stream_write(r, note, (size_t)k);
+            r->dropped = 0;
+        }
+        thaw_api_stream_write(r, line, n);
+    }
+}
+
 static void on_log(struct thaw_worker *w, const char *line, size_t n)
 {
     struct thaw_hosted *h = w->data;
-    struct thaw_api_req *r;
     char buf[1100];
 
+    if (!h->tails)
+        return;
     if (n > sizeof(buf) - 1)
         n = sizeof(buf) - 1;
     memcpy(buf, line, n);
     buf[n] = '\n';
-    for (r = h->tails; r; r = r->next_sub)
-        thaw_api_stream_write(r, buf, n + 1);
+    tail_send(h, buf, n + 1);
+}
+
+int thaw_fleet_has_tails(void *data)
+{
+    return ((struct thaw_fleet *)data)->n_tails > 0;
+}
+
+/* Worker output is not guaranteed UTF-8: other bytes become U+FFFD. */
+static json_t *text_json(const char *p, size_t n)
+{
+    json_t *j = json_stringn(p, n);
+    char *copy;
+    size_t i, k = 0;
+
+    if (j || !(copy = malloc(n * 3 + 1)))
+        return j ? j : json_string("");
+    for (i = 0; i < n; i++) {
+        if ((unsigned char)p[i] < 0x80) {
+            copy[k++] = p[i];
+        } else {
+            memcpy(copy + k, "\xef\xbf\xbd", 3);
+            k += 3;
+        }
+    }
+    j = json_stringn(copy, k);
+    free(copy);
+    return j ? j : json_string("");
+}
+
+void thaw_fleet_output_line(void *data, const char *name, long long request, const char *msg,
+                            size_t n, int truncated)
+{
+    struct thaw_hosted *h = thaw_fleet_find(data, name);
+    struct timespec ts;
+    struct tm tm;
+    char when[32], stamp[64], *text;
+    json_t *j;
+
+    if (!h || !h->tails)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp, sizeof(stamp), "%s.%03ldZ", when, ts.tv_nsec / 1000000);
+    j = json_pack("{s:s,s:s,s:o,s:o,s:s}", "type", "log", "worker", h->name, "request",
+                  request >= 0 ? json_integer(request) : json_null(), "message",
+                  text_json(msg, n), "time", stamp);
+    if (j && truncated)
+        json_object_set_new(j, "truncated", json_true());
+    text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (text) {
+        size_t len = strlen(text);
+        text[len] = '\n'; /* json_dumps gave len + 1 bytes */
+        tail_send(h, text, len + 1);
+    }
+    free(text);
+    json_decref(j);
 }
 
 /* ---- operations ------------------------------------------------------- */
@@ -213,6 +302,7 @@ static void start_worker(struct thaw_fleet *f, struct thaw_hosted *h, const char
     h->started = 1;
     thaw_worker_init(&h->w, f->loop, f->zygote, f->preload, dir, data, cfg, lim, on_built, h);
     h->w.keep_serving = 1;
+    h->w.lazy_spares = 1;
     h->w.on_lost = on_lost;
     h->w.on_log = on_log;
 }
@@ -285,6 +375,21 @@ static void write_meta(struct thaw_op *op, struct thaw_version *v)
     json_decref(j);
 }
 
+/* The scheduler follows the serving version: a deploy, a rollback and
+ * the first build at start arm its crons (none: the timer stops); a
+ * rebuild of the same version (a lost template) leaves them be. */
+static void follow_crons(struct thaw_hosted *h, struct thaw_version *v)
+{
+    if (v->state != VER_READY || h->cron_version == h->version)
+        return;
+    if (!h->cron_on) {
+        thaw_cron_sched_setup(&h->cron, h->fleet->loop, &h->w, h->fleet->cron_offset_ms);
+        h->cron_on = 1;
+    }
+    h->cron_version = h->version;
+    thaw_cron_sched_config(&h->cron, h->w.cfg.json ? h->w.cfg.json : "{}", h->w.cfg.file);
+}
+
 static void on_built(struct thaw_worker *w, struct thaw_version *v)
 {
     struct thaw_hosted *h = w->data;
@@ -292,6 +397,8 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
     struct thaw_op *op = h->op;
     char err[1024];
 
+    if (op && v->woken)
+        op = NULL; /* the serving version built again (it was cold) */
     h->loaded = 1;
     if (!op) {
         /* a start or a rebuild after a lost template */
@@ -301,6 +408,7 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
         } else {
             thaw_log("worker %s version %d ready: template built in %.1f ms", h->name,
                      h->version, v->build_ms);
+            follow_crons(h, v);
         }
         return;
     }
@@ -322,6 +430,7 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
     if (set_routes(f, h, w->cfg.json, 0, err, sizeof(err)))
         thaw_log("worker %s: %s", h->name, err);
     h->live = 1;
+    follow_crons(h, v);
     thaw_log("worker %s: version %d %s in %.1f ms (template %.1f ms)", h->name, op->version,
              op->is_deploy ? "deployed" : "rolled back to",
              (double)(uv_hrtime() - op->start_ns) / 1e6, v->build_ms);
@@ -514,6 +623,7 @@ static void tail_gone(struct thaw_api_req *r)
     for (pp = &h->tails; *pp; pp = &(*pp)->next_sub)
         if (*pp == r) {
             *pp = r->next_sub;
+            h->fleet->n_tails--;
             break;
         }
 }
@@ -525,6 +635,7 @@ void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_ap
     r->on_gone = tail_gone;
     r->next_sub = h->tails;
     h->tails = r;
+    f->n_tails++;
 }
 
 void thaw_fleet_delete(struct thaw_fleet *f, struct thaw_hosted *h)

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "config/limits.h"
+#include "cron/sched.h"
 #include "pool/pool.h"
 #include "serve/api.h"
 #include "serve/router.h"
@@ -28,6 +29,9 @@ struct thaw_hosted {
     int version;            /* the serving version (store numbering) */
     struct thaw_op *op;     /* a deploy or rollback waiting for its build */
     struct thaw_api_req *tails;
+    struct thaw_cron_sched cron; /* its triggers.crons (set up when built) */
+    int cron_on;
+    int cron_version;       /* the version whose crons are armed */
     struct thaw_hosted *next;      /* in its bucket */
     struct thaw_hosted *next_all;  /* every hosted worker */
 };
@@ -37,12 +41,14 @@ struct thaw_fleet {
     struct thaw_zygote *zygote, *preload;
     char state[4096];
     const char *domain;
+    int64_t cron_offset_ms;   /* THAW_CRON_CLOCK_START (tests) */
     struct thaw_limits cli;   /* what the command line set ... */
     int cli_set[64];          /* ... and which */
     struct thaw_router router;
     struct thaw_hosted *buckets[THAW_FLEET_BUCKETS];
     struct thaw_hosted *all;
     struct thaw_hosted *graveyard; /* deleted: their processes may still exit */
+    int n_tails;              /* tail streams open, all workers */
     int n;
     int started;
     int configs_pending;      /* at start: worker configs still loading */
@@ -72,6 +78,11 @@ void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_ap
 /* Processes still alive (shutdown); signal sends sig to all of them. */
 int thaw_fleet_alive(struct thaw_fleet *f);
 void thaw_fleet_signal(struct thaw_fleet *f, int sig);
+/* serve/output.h's callbacks (data is the fleet): a line of worker
+ * output goes to its worker's tail streams as {"type":"log",...}. */
+void thaw_fleet_output_line(void *data, const char *name, long long request, const char *msg,
+                            size_t n, int truncated);
+int thaw_fleet_has_tails(void *data);
 /* Workers whose first build has not finished. */
 int thaw_fleet_pending(struct thaw_fleet *f);
 

@@ -54,62 +54,95 @@ static long long self_rss_bytes(void)
     return kb * 1024;
 }
 
-char *thaw_admin_metrics(struct thaw_worker *w, size_t *len)
+/* Prometheus wants every series of a family together: each family is
+ * written for all workers before the next one starts. */
+char *thaw_admin_metrics_many(struct thaw_worker **ws, int n, size_t *len)
 {
     static const double le[] = THAW_LATENCY_BUCKETS;
-    const struct thaw_metrics *m = &w->metrics;
-    struct thaw_worker_stats st;
+    struct thaw_worker_stats *st = calloc(n > 0 ? (size_t)n : 1, sizeof(*st));
+    char (*names)[256] = calloc(n > 0 ? (size_t)n : 1, sizeof(*names));
     struct thaw_buf b;
-    char name[256];
-    uint64_t cum = 0;
-    int i;
+    int i, k;
 
-    thaw_buf_init(&b, 1 << 20);
-    label(name, sizeof(name), w->cfg.name ? w->cfg.name : "");
-    thaw_worker_stats(w, &st);
+    /* about 3 kB per worker; the cap only guards against a runaway */
+    thaw_buf_init(&b, (1 << 20) + (size_t)n * 8192);
+    for (k = 0; k < n && st && names; k++) {
+        label(names[k], sizeof(names[k]), ws[k]->cfg.name ? ws[k]->cfg.name : "");
+        thaw_worker_stats(ws[k], &st[k]);
+    }
+    if (!st || !names)
+        n = 0;
 
     thaw_buf_printf(&b, "# HELP thaw_requests_total Requests answered, by status code (0: cut short, "
                 "499: the client left).\n# TYPE thaw_requests_total counter\n");
-    for (i = 0; i < 600; i++)
-        if (m->by_status[i])
-            thaw_buf_printf(&b, "thaw_requests_total{worker=\"%s\",status=\"%d\"} %llu\n", name, i,
-                    (unsigned long long)m->by_status[i]);
+    for (k = 0; k < n; k++)
+        for (i = 0; i < 600; i++)
+            if (ws[k]->metrics.by_status[i])
+                thaw_buf_printf(&b, "thaw_requests_total{worker=\"%s\",status=\"%d\"} %llu\n",
+                        names[k], i, (unsigned long long)ws[k]->metrics.by_status[i]);
     thaw_buf_printf(&b, "# HELP thaw_request_duration_seconds Request to complete response, in "
                 "the supervisor.\n# TYPE thaw_request_duration_seconds histogram\n");
-    for (i = 0; i <= THAW_N_LATENCY_BUCKETS; i++) {
-        cum += m->latency[i];
-        if (i < THAW_N_LATENCY_BUCKETS)
-            thaw_buf_printf(&b, "thaw_request_duration_seconds_bucket{worker=\"%s\",le=\"%g\"} %llu\n",
-                    name, le[i], (unsigned long long)cum);
-        else
-            thaw_buf_printf(&b, "thaw_request_duration_seconds_bucket{worker=\"%s\",le=\"+Inf\"} %llu\n",
-                    name, (unsigned long long)cum);
+    for (k = 0; k < n; k++) {
+        const struct thaw_metrics *m = &ws[k]->metrics;
+        uint64_t cum = 0;
+        for (i = 0; i <= THAW_N_LATENCY_BUCKETS; i++) {
+            cum += m->latency[i];
+            if (i < THAW_N_LATENCY_BUCKETS)
+                thaw_buf_printf(&b, "thaw_request_duration_seconds_bucket{worker=\"%s\",le=\"%g\"} %llu\n",
+                        names[k], le[i], (unsigned long long)cum);
+            else
+                thaw_buf_printf(&b, "thaw_request_duration_seconds_bucket{worker=\"%s\",le=\"+Inf\"} %llu\n",
+                        names[k], (unsigned long long)cum);
+        }
+        thaw_buf_printf(&b, "thaw_request_duration_seconds_sum{worker=\"%s\"} %.6f\n", names[k],
+                m->latency_sum);
+        thaw_buf_printf(&b, "thaw_request_duration_seconds_count{worker=\"%s\"} %llu\n", names[k],
+                (unsigned long long)m->latency_count);
     }
-    thaw_buf_printf(&b, "thaw_request_duration_seconds_sum{worker=\"%s\"} %.6f\n", name,
-            m->latency_sum);
-    thaw_buf_printf(&b, "thaw_request_duration_seconds_count{worker=\"%s\"} %llu\n", name,
-            (unsigned long long)m->latency_count);
     thaw_buf_printf(&b, "# HELP thaw_starts_total How requests found their instance: warm (it "
                 "served before), fork (its first request: a cold start), and template "
                 "builds.\n# TYPE thaw_starts_total counter\n");
-    thaw_buf_printf(&b, "thaw_starts_total{worker=\"%s\",kind=\"warm\"} %llu\n", name,
-            (unsigned long long)m->starts_warm);
-    thaw_buf_printf(&b, "thaw_starts_total{worker=\"%s\",kind=\"fork\"} %llu\n", name,
-            (unsigned long long)m->starts_fork);
-    thaw_buf_printf(&b, "thaw_starts_total{worker=\"%s\",kind=\"template_build\"} %llu\n", name,
-            (unsigned long long)m->template_builds);
-    thaw_buf_printf(&b, "# HELP thaw_instances Live instances.\n# TYPE thaw_instances gauge\n"
-                "thaw_instances{worker=\"%s\"} %d\n", name, st.instances);
+    for (k = 0; k < n; k++) {
+        const struct thaw_metrics *m = &ws[k]->metrics;
+        thaw_buf_printf(&b, "thaw_starts_total{worker=\"%s\",kind=\"warm\"} %llu\n", names[k],
+                (unsigned long long)m->starts_warm);
+        thaw_buf_printf(&b, "thaw_starts_total{worker=\"%s\",kind=\"fork\"} %llu\n", names[k],
+                (unsigned long long)m->starts_fork);
+        thaw_buf_printf(&b, "thaw_starts_total{worker=\"%s\",kind=\"template_build\"} %llu\n",
+                names[k], (unsigned long long)m->template_builds);
+    }
+    thaw_buf_printf(&b, "# HELP thaw_template_evictions_total Templates evicted after "
+                "template_idle_timeout_ms without traffic.\n"
+                "# TYPE thaw_template_evictions_total counter\n");
+    for (k = 0; k < n; k++)
+        thaw_buf_printf(&b, "thaw_template_evictions_total{worker=\"%s\"} %llu\n", names[k],
+                (unsigned long long)ws[k]->metrics.template_evictions);
+    thaw_buf_printf(&b, "# HELP thaw_instances Live instances.\n# TYPE thaw_instances gauge\n");
+    for (k = 0; k < n; k++)
+        thaw_buf_printf(&b, "thaw_instances{worker=\"%s\"} %d\n", names[k], st[k].instances);
+    thaw_buf_printf(&b, "# HELP thaw_templates Template processes up (0: cold).\n"
+                "# TYPE thaw_templates gauge\n");
+    for (k = 0; k < n; k++)
+        thaw_buf_printf(&b, "thaw_templates{worker=\"%s\"} %d\n", names[k], st[k].templates);
     thaw_buf_printf(&b, "# HELP thaw_queued_requests Requests waiting for an instance.\n"
-                "# TYPE thaw_queued_requests gauge\nthaw_queued_requests{worker=\"%s\"} %d\n",
-            name, st.queued);
+                "# TYPE thaw_queued_requests gauge\n");
+    for (k = 0; k < n; k++)
+        thaw_buf_printf(&b, "thaw_queued_requests{worker=\"%s\"} %d\n", names[k], st[k].queued);
     thaw_buf_printf(&b, "# HELP thaw_memory_bytes Memory: the supervisor's RSS, and the private "
                 "(unshared) memory of a worker's instances.\n# TYPE thaw_memory_bytes gauge\n");
     thaw_buf_printf(&b, "thaw_memory_bytes{process=\"supervisor\"} %lld\n", self_rss_bytes());
-    thaw_buf_printf(&b, "thaw_memory_bytes{worker=\"%s\",process=\"instances\"} %lld\n", name,
-            st.private_kb * 1024);
+    for (k = 0; k < n; k++)
+        thaw_buf_printf(&b, "thaw_memory_bytes{worker=\"%s\",process=\"instances\"} %lld\n",
+                names[k], st[k].private_kb * 1024);
+    free(st);
+    free(names);
     *len = b.len;
     return b.data;
+}
+
+char *thaw_admin_metrics(struct thaw_worker *w, size_t *len)
+{
+    return thaw_admin_metrics_many(&w, 1, len);
 }
 
 static void on_written(uv_write_t *req, int status)

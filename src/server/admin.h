@@ -21,5 +21,7 @@ int thaw_admin_listen(struct thaw_admin *a, uv_loop_t *loop, const char *addr,
 void thaw_admin_close(struct thaw_admin *a);
 /* The /metrics text for w; malloc'd. */
 char *thaw_admin_metrics(struct thaw_worker *w, size_t *len);
+/* The same for n workers (thaw serve), one block per metric family. */
+char *thaw_admin_metrics_many(struct thaw_worker **ws, int n, size_t *len);
 
 #endif

@@ -190,6 +190,13 @@ static void on_zygote_exit(uv_poll_t *h, int status, int events)
 /* fork + exec with the spawn discipline of STYLE.md: signals blocked
  * across fork, defaults restored in the child, exec failure reported
  * through a close-on-exec pipe (EOF means the exec worked). */
+static int zygote_stderr = -1;
+
+void thaw_zygote_set_stderr(int fd)
+{
+    zygote_stderr = fd;
+}
+
 static pid_t fork_exec(char *const args[], int chan_fd, int *err)
 {
     sigset_t all, old;
@@ -210,6 +217,9 @@ static pid_t fork_exec(char *const args[], int chan_fd, int *err)
             signal(sig, SIG_DFL);
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
+        /* first: the pipe may be fd 3, which the channel takes next */
+        if (zygote_stderr >= 0 && dup2(zygote_stderr, 2) < 0)
+            goto fail;
         if (chan_fd == 3)
             fcntl(3, F_SETFD, 0);
         else if (dup2(chan_fd, 3) < 0)

@@ -24,6 +24,10 @@ typedef void (*thaw_zygote_ready_cb)(void *data, struct thaw_zygote *z);
 int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, const char *preload,
                       thaw_zygote_ready_cb on_ready, void *data,
                       struct thaw_zygote **out);
+/* thaw serve: zygotes started from now on (restarts too) get fd as their
+ * stderr instead of thaw's, so worker output can be read (serve/output.h).
+ * -1 (the default): thaw's stderr, as thaw dev has it. */
+void thaw_zygote_set_stderr(int fd);
 /* Whether the zygote is ready, and whether its preload holds a top-level
  * module named `name` (a worker vendoring its own copy must not use it). */
 int thaw_zygote_ready(const struct thaw_zygote *z);

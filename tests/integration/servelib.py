@@ -94,6 +94,21 @@ class ThawServe(Thaw):
         return r
 
 
+@pytest.fixture
+def serve_factory(tmp_path):
+    servers = []
+
+    def make(state=None, args=(), env_token=True):
+        s = ThawServe(state or tmp_path / "state", tmp_path, args, env_token=env_token)
+        servers.append(s)
+        s.start()
+        return s
+    yield make
+    for s in servers:
+        if s.proc is not None and s.proc.poll() is None:
+            s.stop()
+
+
 def hello(body, extra=""):
     return f'''
 from workers import Response, WorkerEntrypoint

@@ -13,23 +13,8 @@ import time
 
 import pytest
 
-from servelib import TOKEN, ThawServe, hello, project
-from thawlib import THAW, write_main
-
-
-@pytest.fixture
-def serve_factory(tmp_path):
-    servers = []
-
-    def make(state=None, args=(), env_token=True):
-        s = ThawServe(state or tmp_path / "state", tmp_path, args, env_token=env_token)
-        servers.append(s)
-        s.start()
-        return s
-    yield make
-    for s in servers:
-        if s.proc is not None and s.proc.poll() is None:
-            s.stop()
+from servelib import TOKEN, ThawServe, hello, project, serve_factory  # noqa: F401
+from thawlib import THAW, write_main, write_worker
 
 
 def test_deploy_then_serve_by_host(serve_factory, tmp_path):
@@ -296,3 +281,227 @@ def test_thaw_dev_ignores_routes_without_warning(tmp_path, serve):
     srv = serve(hello("dev"), routes=["example.com/*"], fmt="json")
     assert srv.get("/").text == "dev"
     assert "`routes` is not supported" not in srv.log()
+
+
+STORE = """
+from workers import Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        url = request.url
+        key = url.split("/")[-1]
+        db = self.env.DB
+        await db.exec("CREATE TABLE IF NOT EXISTS notes (k TEXT PRIMARY KEY, v TEXT)")
+        if request.method == "PUT":
+            value = await request.text()
+            await self.env.NOTES.put(key, value)
+            await db.prepare("INSERT OR REPLACE INTO notes VALUES (?, ?)").bind(key, value).run()
+            return Response("stored")
+        kv = await self.env.NOTES.get(key)
+        row = await db.prepare("SELECT v FROM notes WHERE k = ?").bind(key).first("v")
+        return Response(f"VERSION kv={kv} d1={row}")
+"""
+
+
+def store_project(root, version):
+    d = root / "store"
+    write_worker(d, STORE.replace("VERSION", version), name="store", fmt="json",
+                 kv_namespaces=[{"binding": "NOTES", "id": "notes"}],
+                 d1_databases=[{"binding": "DB", "database_name": "notes",
+                                "database_id": "notes-db"}])
+    return d
+
+
+def test_sigkill_restart_keeps_kv_and_d1_data(serve_factory, tmp_path):
+    """Item 5 of issue 9: data written through HTTP survives a SIGKILL of
+    thaw serve and its whole process group; the worker comes back at its
+    latest version."""
+    srv = serve_factory()
+    srv.cli("deploy", str(store_project(tmp_path, "v1")))
+    srv.cli("deploy", str(store_project(tmp_path, "v2")))
+    for i in range(5):
+        r = srv.request("PUT", f"/k{i}", body=f"value {i}".encode(),
+                        headers={"Host": "store.localhost"}, timeout=30)
+        assert r.status == 200 and r.text == "stored", r
+    assert srv.host_get("store.localhost", "/k3").text == "v2 kv=value 3 d1=value 3"
+    pgid = os.getpgid(srv.proc.pid)
+    os.killpg(pgid, signal.SIGKILL)
+    srv.proc.wait(10)
+    srv.start()
+    for i in range(5):
+        r = srv.host_get("store.localhost", f"/k{i}", timeout=30)
+        assert r.status == 200 and r.text == f"v2 kv=value {i} d1=value {i}", (r, srv.log())
+    status, doc = srv.api("GET", "/v1/workers/store")
+    assert status == 200 and doc["version"] == 2, doc
+    # the data lives under the worker's data/ in the state dir
+    data = tmp_path / "state" / "workers" / "store" / "data"
+    assert (data / "kv" / "notes.sqlite").exists(), sorted(data.rglob("*"))
+    assert (data / "d1" / "notes-db.sqlite").exists(), sorted(data.rglob("*"))
+
+
+LOUD = """
+import logging
+from workers import Response, WorkerEntrypoint
+
+print("top level of loud")
+log = logging.getLogger("loud")
+logging.basicConfig(level=logging.INFO)
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        if request.url.endswith("/flood"):
+            line = "x" * 999
+            for _ in range(30000):   # 30 MB
+                print(line)
+            return Response("flooded")
+        print("hello from the handler")
+        log.warning("a warning from logging")
+        return Response("loud")
+"""
+
+
+def tail_proc(srv, name, *extra):
+    env = dict(os.environ, THAW_API_TOKEN=TOKEN)
+    return subprocess.Popen([str(THAW), "tail", name, "--to", srv.admin, *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_tail_streams_the_workers_own_output(serve_factory, tmp_path):
+    srv = serve_factory()
+    d = tmp_path / "loud"
+    write_worker(d, LOUD, name="loud")
+    srv.cli("deploy", str(d))
+    p = tail_proc(srv, "loud")
+    try:
+        time.sleep(1.0)  # let tail connect
+        assert srv.host_get("loud.localhost", "/x").text == "loud"
+        events = [json.loads(p.stdout.readline()) for _ in range(3)]
+    finally:
+        p.terminate()
+        p.wait(10)
+    logs = [e for e in events if e.get("type") == "log"]
+    reqs = [e for e in events if "method" in e]
+    assert len(reqs) == 1 and len(logs) == 2, events
+    assert [e["message"] for e in logs] == ["hello from the handler",
+                                            "WARNING:loud:a warning from logging"], logs
+    for e in logs:
+        assert e["worker"] == "loud" and e["request"] == reqs[0]["request"], events
+        assert e["time"].endswith("Z")
+    # thaw's own log has the same lines, tagged as in thaw dev
+    log = srv.wait_log("hello from the handler")
+    assert f"[loud req={reqs[0]['request']}] hello from the handler" in log
+    assert "[loud] top level of loud" in log
+
+
+def test_tail_pretty_shows_log_lines(serve_factory, tmp_path):
+    srv = serve_factory()
+    d = tmp_path / "loud"
+    write_worker(d, LOUD, name="loud")
+    srv.cli("deploy", str(d))
+    p = tail_proc(srv, "loud", "--format", "pretty")
+    try:
+        time.sleep(1.0)
+        srv.host_get("loud.localhost", "/p")
+        lines = [p.stdout.readline() for _ in range(3)]
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert any("(log req=" in l and l.rstrip().endswith("hello from the handler")
+               for l in lines), lines
+    assert any("GET /p -> 200 in" in l for l in lines), lines
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+def test_flooding_output_with_a_stalled_tail_keeps_memory_bounded(serve_factory, tmp_path):
+    """A worker writes 30 MB while a tail client reads nothing: the
+    supervisor drops that client's lines past 1 MiB instead of queueing
+    them, and thaw's log still gets every line."""
+    import socket
+    srv = serve_factory()
+    d = tmp_path / "loud"
+    write_worker(d, LOUD, name="loud")
+    srv.cli("deploy", str(d))
+    assert srv.host_get("loud.localhost", "/warm").status == 200
+    stalled = socket.create_connection(("127.0.0.1", srv.admin_port))
+    stalled.sendall(f"GET /v1/workers/loud/tail HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+    try:
+        time.sleep(0.5)
+        before = rss_kb(srv.proc.pid)
+        r = srv.host_get("loud.localhost", "/flood", timeout=120)
+        assert (r.status, r.text) == (200, "flooded"), r
+        srv.wait_log("flooded")  # nothing; just let the pipe drain
+        deadline = time.monotonic() + 60
+        while srv.log().count("x" * 999) < 30000 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert srv.log().count("x" * 999) == 30000
+        grown = rss_kb(srv.proc.pid) - before
+        assert grown < 15 * 1024, f"the supervisor grew by {grown} kB"
+        # the stalled client is still connected; it gets what fitted, then
+        # a note of how many lines were dropped once it reads again
+        stalled.setblocking(False)
+        got = b""
+        deadline = time.monotonic() + 30
+        while b'"type":"dropped"' not in got and time.monotonic() < deadline:
+            try:
+                chunk = stalled.recv(1 << 20)
+                got += chunk
+            except BlockingIOError:
+                srv.host_get("loud.localhost", "/nudge")  # a line after the catch-up
+                time.sleep(0.1)
+        assert b'"type":"dropped"' in got
+    finally:
+        stalled.close()
+
+
+SLEEPER = """
+import asyncio
+from workers import Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        await asyncio.sleep(1.5)
+        return Response("slept")
+"""
+
+
+def test_a_workers_limits_apply_to_it_alone(serve_factory, tmp_path):
+    srv = serve_factory()
+    write_worker(tmp_path / "hasty", SLEEPER, name="hasty",
+                 thaw={"request_timeout_ms": 300})
+    write_worker(tmp_path / "patient", SLEEPER, name="patient")
+    srv.cli("deploy", str(tmp_path / "hasty"))
+    srv.cli("deploy", str(tmp_path / "patient"))
+    r = srv.host_get("hasty.localhost", timeout=30)
+    assert r.status == 504 and "request_timeout_ms" in r.text, r
+    r = srv.host_get("patient.localhost", timeout=30)
+    assert (r.status, r.text) == (200, "slept"), r
+
+
+def test_metrics_per_worker_behind_the_token(serve_factory, tmp_path):
+    srv = serve_factory()
+    srv.cli("deploy", str(project(tmp_path, "m-one", "1")))
+    srv.cli("deploy", str(project(tmp_path, "m-two", "2")))
+    for _ in range(3):
+        assert srv.host_get("m-one.localhost").status == 200
+    assert srv.host_get("m-two.localhost").status == 200
+    st, _ = srv.api("GET", "/metrics", token="")
+    assert st == 401
+    st, text = srv.api("GET", "/metrics")
+    assert st == 200, text
+    assert 'thaw_requests_total{worker="m-one",status="200"} 3' in text, text
+    assert 'thaw_requests_total{worker="m-two",status="200"} 1' in text, text
+    assert 'thaw_templates{worker="m-one"} 1' in text, text
+    # one HELP/TYPE per family, its series together (Prometheus' rule)
+    assert text.count("# TYPE thaw_requests_total counter") == 1
+    families = [l.split()[2] for l in text.splitlines() if l.startswith("# TYPE")]
+    assert len(families) == len(set(families)), families
