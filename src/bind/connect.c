@@ -9,7 +9,7 @@
  *
  * The kind registers one binding, CONNECT_BINDING, that env does not show.
  * Its ops:
- *   "connect" {"hostname", "port"} -> {"address", "port", "family"} + fd
+ *   "connect" {"hostname", "port", "family"?: 4|6} -> {"address", "port", "family"} + fd
  *   "resolve" {"hostname"}         -> {"addresses": [[family, "address"], ...]}
  * Failures name their class: TypeError (bad arguments), PermissionError
  * (the egress policy), DNSError (the name does not resolve),
@@ -47,6 +47,7 @@ struct job {
     enum op op;
     char host[MAX_HOSTNAME + 1];
     int port;
+    int family; /* AF_UNSPEC, or the one the caller's socket has */
     uv_getaddrinfo_t gai;
     int resolving;
     struct addrinfo *res, *next;
@@ -152,10 +153,12 @@ static void on_writable(uv_poll_t *p, int status, int events)
     int err = 0;
     socklen_t len = sizeof(err);
 
-    if (status < 0)
-        err = -status;
-    else if (getsockopt(j->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    /* libuv reports a failed connect (POLLERR) as UV_EBADF: the socket's
+     * own error says what happened */
+    if (getsockopt(j->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
+    if (err == 0 && status < 0)
+        err = -status;
     if (err == 0) {
         const struct addrinfo *ai = j->next;
         uv_poll_stop(j->poll);
@@ -316,6 +319,7 @@ static const char *parse_args(struct job *j, json_t *args, char *err, size_t err
 {
     const char *host = json_string_value(json_object_get(args, "hostname"));
     json_t *port = json_object_get(args, "port");
+    json_int_t family;
 
     if (!host || !*host)
         return "hostname must be a non-empty string";
@@ -329,6 +333,8 @@ static const char *parse_args(struct job *j, json_t *args, char *err, size_t err
         json_integer_value(port) > 65535)
         return "port must be a whole number from 1 to 65535";
     j->port = (int)json_integer_value(port);
+    family = json_integer_value(json_object_get(args, "family"));
+    j->family = family == 4 ? AF_INET : family == 6 ? AF_INET6 : AF_UNSPEC;
     return NULL;
 }
 
@@ -371,7 +377,7 @@ static void connect_call(void *impl, struct thaw_bind_call *call)
     uv_timer_start(&j->timer, on_timeout, (uint64_t)cn->cfg.connect_timeout_ms, 0);
 
     memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
+    hints.ai_family = j->family;
     hints.ai_socktype = SOCK_STREAM;
     snprintf(port, sizeof(port), "%d", j->port);
     j->gai.data = j;
