@@ -55,8 +55,11 @@ def _brokered(sock):
     return sock.family in _INET and sock.type == socket.SOCK_STREAM
 
 
+_connecting = 0  # connects in flight, counted too
+
+
 def _check_limit():
-    n = sum(1 for s in list(_live) if s.fileno() >= 0)
+    n = sum(1 for s in list(_live) if s.fileno() >= 0) + _connecting
     if n >= _max_connections:
         raise PermissionError(
             f"this instance already has {n} TCP sockets open, the most "
@@ -125,12 +128,13 @@ def _connect(self, address):
         raise PermissionError(errno.EACCES, "thaw brokers TCP connections only: UDP and raw "
                               "sockets are not available to workers")
     args = _args(self, address)
-    _check_limit()
-    timeout = self.gettimeout()
+    reserve()
     try:
-        _result, fd = _bind.call_sync(_BINDING, "connect", args, timeout or None)
+        _result, fd = _bind.call_sync(_BINDING, "connect", args, self.gettimeout() or None)
     except Exception as exc:
         raise _os_error(exc, address) from None
+    finally:
+        release()
     _adopt(self, fd)
 
 
@@ -215,11 +219,13 @@ def patch_loop(loop):
                 _connect(sock, address)  # raises PermissionError
             return await orig_sock_connect(sock, address)
         args = _args(sock, address)
-        _check_limit()
+        reserve()
         try:
             _result, fd = await _bind.call_fd(_BINDING, "connect", args)
         except Exception as exc:
             raise _os_error(exc, address) from None
+        finally:
+            release()
         _adopt(sock, fd)
 
     async def getaddrinfo_async(host, port, *, family=0, type=0, proto=0, flags=0):
@@ -262,4 +268,14 @@ def track(sock):
     _live.add(sock)
 
 
-check_limit = _check_limit
+def reserve():
+    """Counts a connect in flight against the limit (PermissionError when
+    over it); release() when it ended, either way."""
+    global _connecting
+    _check_limit()
+    _connecting += 1
+
+
+def release():
+    global _connecting
+    _connecting -= 1

@@ -274,6 +274,7 @@ class Socket:
         self._proto = None
         self._write_closed = False
         self._upgraded_away = False
+        self._close_requested = False
         self._tls_started = False
         self._upgraded = _upgrade_of is not None
         self.opened = self._loop.create_future()
@@ -321,9 +322,10 @@ class Socket:
         if self._proto is not None and self._proto.transport is not None:
             self._write_closed = True
             self._proto.transport.close()
-        elif not self.opened.done():
-            self._task.cancel()
-            self._set_closed(None)
+        else:
+            # still connecting: what was written goes out first, then it closes
+            self._write_closed = True
+            self._close_requested = True
         return _Deferred(self._wait_closed)
 
     # -- inside -----------------------------------------------------------
@@ -402,15 +404,20 @@ class Socket:
         for data in self.writable._queued:
             transport.write(data)
         self.writable._queued = []
-        if self._write_closed:
+        if self._close_requested:
+            transport.close()
+        elif self._write_closed:
             self._end_writing_now()
 
     async def _open(self):
         from thaw_runtime import netpatch
         try:
-            netpatch.check_limit()
-            _result, fd = await _bind.call_fd(_BINDING, "connect",
-                                              {"hostname": self._host, "port": self._port})
+            netpatch.reserve()
+            try:
+                _result, fd = await _bind.call_fd(_BINDING, "connect",
+                                                  {"hostname": self._host, "port": self._port})
+            finally:
+                netpatch.release()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
