@@ -456,3 +456,37 @@ def test_bad_socket_egress_config_is_an_error(serve, egress, needle):
     r = srv.get("/?addr=x:1")
     assert r.status == 500
     assert needle in r.text and "wrangler.toml" in r.text, r.text
+
+
+# ---------------------------------------------------------------- the example
+
+def test_example_sockets_redis(tmp_path, thaw_factory):
+    import shutil
+    import subprocess
+    import time
+    from thawlib import REPO, free_port
+    if not shutil.which("redis-server"):
+        pytest.skip("no redis-server")
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                ss.socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        d = tmp_path / "sockets"
+        shutil.copytree(REPO / "examples" / "sockets", d)
+        cfg = d / "wrangler.toml"
+        cfg.write_text(cfg.read_text().replace("127.0.0.1:6379", f"127.0.0.1:{port}"))
+        t = thaw_factory(d)
+        assert t.get("/").text == "redis says +PONG\n"
+        assert t.get("/count").text == "count is 1\n"
+        assert t.get("/count").text == "count is 2\n"
+    finally:
+        redis.terminate()
+        redis.wait(10)
