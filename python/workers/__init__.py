@@ -14,7 +14,7 @@ from ._headers import Headers
 from ._kv import KVNamespace
 from ._request import Request
 from ._response import Response
-from .sockets import Socket, SocketError, connect
+from .sockets import Socket, SocketError, SocketInfo, connect
 
 __all__ = [
     "BodyUsedError",
@@ -31,6 +31,7 @@ __all__ = [
     "Response",
     "Socket",
     "SocketError",
+    "SocketInfo",
     "WorkerEntrypoint",
     "WorkflowEntrypoint",
     "connect",

@@ -14,10 +14,8 @@ thaw's supervisor makes the connection under the egress policy
 certificate and hostname checks on. The socket is an asyncio transport; its
 readable and writable sides are small async stream objects.
 """
-import asyncio
-import socket as _socket
-import ssl as _ssl
-
+# asyncio, ssl and socket are imported when a socket is made: `workers` is
+# preloaded by every process and stays light (tests/python/test_sdk.py)
 from . import _bind
 
 __all__ = ["connect", "Socket", "SocketError", "SocketInfo"]
@@ -94,8 +92,9 @@ def _fmt(addr):
 def _tls_context():
     # thaw.egress.ca_file (the fetch binding's CA file) when set, else the
     # system's CA store; checks on
+    import ssl
     from thaw_runtime import netpatch
-    return _ssl.create_default_context(cafile=netpatch.ca_file())
+    return ssl.create_default_context(cafile=netpatch.ca_file())
 
 
 def _retrieve(fut):
@@ -103,10 +102,11 @@ def _retrieve(fut):
         fut.exception()  # no "exception was never retrieved" in the log
 
 
-class _Protocol(asyncio.Protocol):
-    """The transport's protocol: buffers what arrives for `readable`,
-    applies backpressure to the peer, and tells the owning Socket about EOF
-    and loss. Survives start_tls() (the new Socket takes it over)."""
+class _Protocol:
+    """The transport's protocol (an asyncio.Protocol by its methods):
+    buffers what arrives for `readable`, applies backpressure to the peer,
+    and tells the owning Socket about EOF and loss. Survives start_tls()
+    (the new Socket takes it over)."""
 
     def __init__(self, owner):
         self.owner = owner
@@ -266,6 +266,7 @@ class Socket:
     background: `await socket.opened` for its addresses (or its error)."""
 
     def __init__(self, host, port, secure_transport, allow_half_open, _upgrade_of=None):
+        import asyncio
         self._loop = asyncio.get_running_loop()
         self._host = host
         self._port = port
@@ -335,9 +336,11 @@ class Socket:
                             "start_tls() returned")
 
     async def _ready(self):
+        import asyncio
         await asyncio.shield(self.opened)
 
     async def _wait_closed(self):
+        import asyncio
         try:
             await asyncio.shield(self.closed)
         except SocketError:
@@ -410,6 +413,8 @@ class Socket:
             self._end_writing_now()
 
     async def _open(self):
+        import asyncio
+        import socket
         from thaw_runtime import netpatch
         try:
             netpatch.reserve()
@@ -423,7 +428,7 @@ class Socket:
         except Exception as exc:
             self._fail(str(exc.message if isinstance(exc, _bind.JsException) else exc))
             return
-        sock = _socket.socket(fileno=fd)
+        sock = socket.socket(fileno=fd)
         netpatch.track(sock)
         proto = _Protocol(self)
         try:
@@ -490,6 +495,7 @@ def connect(address, *, secure_transport="off", allow_half_open=False,
         raise TypeError(f"connect(): secure_transport must be \"off\", \"on\" or "
                         f"\"starttls\", not {secure_transport!r}")
     host, port = _parse_address(address)
+    import asyncio
     try:
         asyncio.get_running_loop()
     except RuntimeError:
