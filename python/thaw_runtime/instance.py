@@ -225,13 +225,16 @@ class Instance:
             frames, self.deferred = self.deferred, []
             for ftype, sid, payload in frames:
                 self._on_frame(ftype, sid, payload)
-        off = 0
+        # each frame leaves inbuf before it is dispatched: a handler started
+        # here may read the channel itself (call_sync) and must not see it
+        # again (deleting from a bytearray's front is cheap in CPython)
         buf = self.inbuf
         while True:
-            got = ipc.decode(buf, off)
+            got = ipc.decode(buf, 0)
             if got is None:
                 break
-            ftype, flags, sid, payload, off = got
+            ftype, flags, sid, payload, end = got
+            del buf[:end]
             fd = self.fds.popleft() if flags & ipc.F_FD and self.fds else None
             if ftype >= ipc.BIND_CALL:
                 self.binds.on_frame(ftype, flags, sid, payload, fd)
@@ -239,7 +242,6 @@ class Instance:
                 if fd is not None:
                     os.close(fd)
                 self._on_frame(ftype, sid, payload)
-        del buf[:off]
         self._flush()
 
     def call_sync(self, pending, timeout):
@@ -272,13 +274,13 @@ class Instance:
                 self.loop.call_soon(self.loop.stop)
                 raise ConnectionError("thaw's supervisor closed the instance during a "
                                       "socket call")
-            off = 0
             buf = self.inbuf
             while True:
-                got = ipc.decode(buf, off)
+                got = ipc.decode(buf, 0)
                 if got is None:
                     break
-                ftype, flags, sid, payload, off = got
+                ftype, flags, sid, payload, end = got
+                del buf[:end]
                 fdx = self.fds.popleft() if flags & ipc.F_FD and self.fds else None
                 if ftype >= ipc.BIND_CALL:
                     self.binds.on_frame(ftype, flags, sid, payload, fdx)
@@ -286,7 +288,6 @@ class Instance:
                     if fdx is not None:
                         os.close(fdx)
                     self.deferred.append((ftype, sid, payload))
-            del buf[:off]
         if self.deferred:
             self.loop.call_soon(self._process)
         return pending._head.result()

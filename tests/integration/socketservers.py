@@ -53,6 +53,7 @@ class Server:
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.closed = False
+        self.accepted = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -61,6 +62,7 @@ class Server:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            self.accepted += 1
             threading.Thread(target=self._run, args=(conn,), daemon=True).start()
 
     def _run(self, conn):

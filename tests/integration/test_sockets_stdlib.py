@@ -144,6 +144,15 @@ class Default(WorkerEntrypoint):
                 "nodelay": bool(nodelay), "got": got.decode(), "peer": list(peer),
                 "again": again.decode(), "refused": refused}
 
+    def case_once(self, port):
+        # a blocking connect in the handler's first step, while the
+        # request's body frames are still in the instance's buffer
+        c = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+        c.sendall(b"x")
+        c.recv(1)
+        c.close()
+        return {"ok": True}
+
     def case_errors(self, port):
         out = {}
         try:
@@ -306,6 +315,24 @@ def test_socket_module(env):
     assert out["got"] == "ping" and out["again"] == "again"
     assert out["peer"] == ["127.0.0.1", env["echo"]]
     assert out["refused"] == 111  # ECONNREFUSED
+
+
+def test_blocking_connect_in_a_handler_runs_it_once(env):
+    """Frames read while a blocking socket call waits must not be handled
+    twice (each request connects exactly once)."""
+    srv = ss.Server(ss.echo)
+    try:
+        t = env["thaw"]
+        for i in range(20):
+            body = b"b" * (1000 * i)
+            r = t.request("POST", "/?" + urlencode({"case": "once", "port": srv.port}),
+                          body=body)
+            assert r.status == 200 and r.json() == {"ok": True}, r
+        time.sleep(0.5)
+        assert [e for e in srv.events if e[0] == "error"] == []
+    finally:
+        srv.close()
+    assert srv.accepted == 20
 
 
 def test_socket_errors(env):
