@@ -1,6 +1,9 @@
 """The instance's side of binding calls (workers/_bind.py): BIND_CALL frames
-out, BIND_REPLY/BIND_DATA/BIND_END frames back, matched by call id."""
+out, BIND_REPLY/BIND_DATA/BIND_END frames back, matched by call id. A reply
+may carry a file descriptor (a socket from the connect binding): it is
+`pending.fd`, owned by whoever awaited the call."""
 import json
+import os
 from collections import deque
 
 from . import ipc
@@ -12,7 +15,7 @@ class PendingCall:
     body, the body's chunks as they arrive."""
 
     __slots__ = ("_client", "id", "_head", "has_body", "_chunks", "_ended",
-                 "_error", "_waiter", "_done")
+                 "_error", "_waiter", "_done", "fd")
 
     def __init__(self, client, cid):
         self._client = client
@@ -24,6 +27,11 @@ class PendingCall:
         self._error = None
         self._waiter = None
         self._done = False
+        self.fd = None
+
+    def take_fd(self):
+        fd, self.fd = self.fd, None
+        return fd
 
     async def result(self):
         try:
@@ -122,11 +130,14 @@ class PendingCall:
 
 
 class BindClient:
-    def __init__(self, loop, send):
+    def __init__(self, loop, send, wait_sync=None):
         self.loop = loop
         self.send = send
         self.calls = {}
         self.next_id = 1
+        # wait_sync(pending, timeout) -> result: blocks until the reply
+        # (instance.Instance.call_sync); for blocking sockets in worker code
+        self.wait_sync = wait_sync
 
     def bind_call(self, binding, op, args, body):
         cid = self.next_id
@@ -146,11 +157,18 @@ class BindClient:
         self.send(ipc.frame(ipc.BIND_END, cid))
         return pending
 
-    def on_frame(self, ftype, flags, cid, payload):
+    def on_frame(self, ftype, flags, cid, payload, fd=None):
         pending = self.calls.get(cid)
-        if pending is None:
+        if pending is None or (fd is not None and ftype != ipc.BIND_REPLY):
+            if fd is not None:
+                os.close(fd)  # a connect we gave up on (timeout, cancel)
             return  # a call we cancelled
         if ftype == ipc.BIND_REPLY:
+            if fd is not None:
+                if pending._head.done():
+                    os.close(fd)
+                else:
+                    pending.fd = fd
             f = ipc.parse_fields(payload)
             outcome = f[0].decode() if f else "Error"
             text = f[1].decode("utf-8", "replace") if len(f) > 1 else ""

@@ -7,10 +7,11 @@ import os
 import signal
 import socket
 import sys
+from collections import deque
 
 import _thaw
 
-from . import bindcalls, entropy, hooks, ipc, output, scheduled
+from . import bindcalls, entropy, hooks, ipc, netpatch, output, scheduled
 from workers import _bind
 from workers import _asgi_eager as eager
 from .body import RequestBody
@@ -81,6 +82,20 @@ class Stream:
         self.head_sent = False
 
 
+# room for a few fds per read (each BIND_REPLY of a connect carries one)
+_ANC_SPACE = socket.CMSG_SPACE(16 * 4)
+_CMSG_CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
+
+
+def _queue_fds(anc, fds):
+    import array
+    for level, ctype, data in anc:
+        if level == socket.SOL_SOCKET and ctype == socket.SCM_RIGHTS:
+            a = array.array("i")
+            a.frombytes(data[:len(data) - len(data) % a.itemsize])
+            fds.extend(a)
+
+
 def _readable_now(sock):
     import select
     r, _, _ = select.select([sock], [], [], 0)
@@ -113,12 +128,17 @@ class Instance:
         self.worker = worker
         self.iid = iid
         self.inbuf = bytearray()
+        self.rbuf = bytearray(262144)
+        self.rview = memoryview(self.rbuf)
+        self.rbufs = [self.rbuf]
         self.out = []
         self.out_size = 0
         self.flush_pending = False
         self.write_blocked = False
         self.drain_waiters = []
         self.streams = {}
+        self.fds = deque()      # received with SCM_RIGHTS, oldest first
+        self.deferred = []      # request frames read during call_sync
         self.bg_tasks = set()
         self.loop = None
         self.ctx = None
@@ -135,8 +155,9 @@ class Instance:
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.ctx = ExecutionContext(self.loop, self.bg_tasks, self._send_busy)
-        self.binds = bindcalls.BindClient(self.loop, self._queue)
+        self.binds = bindcalls.BindClient(self.loop, self._queue, self.call_sync)
         _bind._set_transport(self.binds)
+        netpatch.patch_loop(self.loop)
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
         # thaw stopping: finish through the exit hooks (ASGI lifespan
         # shutdown) rather than die in the middle of them
@@ -174,30 +195,120 @@ class Instance:
         except Exception:
             pass  # an optimisation only
 
+    def _recv(self):
+        """One read: bytes into inbuf, fds (SCM_RIGHTS, from the connect
+        binding) into the fd queue. Returns False at EOF. One syscall per
+        read, into a buffer made once: a fresh 256 KiB bytes object per
+        read (what recv() makes) costs an mmap and page faults each time."""
+        n, anc, _flags, _addr = self.sock.recvmsg_into(self.rbufs, _ANC_SPACE, _CMSG_CLOEXEC)
+        if anc:
+            _queue_fds(anc, self.fds)
+        if not n:
+            return False
+        self.inbuf += self.rview[:n]
+        return True
+
     def _on_readable(self):
         try:
-            data = self.sock.recv(262144)
+            if not self._recv():
+                self.loop.stop()  # the supervisor closed this instance
+                return
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            data = b""
-        if not data:
-            self.loop.stop()  # the supervisor closed this instance
+            self.loop.stop()
             return
-        self.inbuf += data
-        off = 0
+        self._process()
+
+    def _process(self):
+        if self.deferred:
+            frames, self.deferred = self.deferred, []
+            for ftype, sid, payload in frames:
+                self._on_frame(ftype, sid, payload)
+        # each frame leaves inbuf before it is dispatched: a handler started
+        # here may read the channel itself (call_sync) and must not see it
+        # again (deleting from a bytearray's front is cheap in CPython)
         buf = self.inbuf
         while True:
-            got = ipc.decode(buf, off)
+            got = ipc.decode(buf, 0)
             if got is None:
                 break
-            ftype, flags, sid, payload, off = got
+            ftype, flags, sid, payload, end = got
+            del buf[:end]
+            fd = self.fds.popleft() if flags & ipc.F_FD and self.fds else None
             if ftype >= ipc.BIND_CALL:
-                self.binds.on_frame(ftype, flags, sid, payload)
+                self.binds.on_frame(ftype, flags, sid, payload, fd)
             else:
+                if fd is not None:
+                    os.close(fd)
                 self._on_frame(ftype, sid, payload)
-        del buf[:off]
         self._flush()
+
+    def call_sync(self, pending, timeout):
+        """Waits, blocking the loop, for the reply of one binding call (a
+        blocking socket's connect or getaddrinfo in worker code). Replies to
+        other binding calls are delivered as they come (they only set
+        futures); request frames wait in `deferred` for the loop, so no
+        handler starts inside another one's socket call."""
+        import select
+        import time
+        self._flush_blocking()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = self.sock.fileno()
+        while not pending._head.done():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                pending.cancel()
+                self._flush_blocking()
+                raise TimeoutError("timed out")
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                continue
+            try:
+                alive = self._recv()
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                alive = False
+            if not alive:
+                self.loop.call_soon(self.loop.stop)
+                raise ConnectionError("thaw's supervisor closed the instance during a "
+                                      "socket call")
+            buf = self.inbuf
+            while True:
+                got = ipc.decode(buf, 0)
+                if got is None:
+                    break
+                ftype, flags, sid, payload, end = got
+                del buf[:end]
+                fdx = self.fds.popleft() if flags & ipc.F_FD and self.fds else None
+                if ftype >= ipc.BIND_CALL:
+                    self.binds.on_frame(ftype, flags, sid, payload, fdx)
+                else:
+                    if fdx is not None:
+                        os.close(fdx)
+                    self.deferred.append((ftype, sid, payload))
+        if self.deferred:
+            self.loop.call_soon(self._process)
+        return pending._head.result()
+
+    def _flush_blocking(self):
+        import select
+        while self.out:
+            data = b"".join(self.out)
+            self.out.clear()
+            try:
+                n = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            if n < len(data):
+                self.out.append(data[n:])
+                select.select([], [self.sock.fileno()], [])
+        self.out_size = 0
+        if self.write_blocked:
+            self.write_blocked = False
+            self.loop.remove_writer(self.sock.fileno())
+        self._wake_drainers()
 
     def _on_frame(self, ftype, sid, payload):
         if ftype == ipc.REQ_HEAD:

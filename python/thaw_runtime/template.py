@@ -10,7 +10,7 @@ import time
 
 import _thaw
 
-from . import entropy, instance, ipc, output, proc
+from . import entropy, instance, ipc, netpatch, output, proc
 from .handler import resolve_handler, resolve_scheduled
 from .log import user_traceback
 from workers import _bindings
@@ -41,6 +41,7 @@ def load(name, wdir, main_rel, config_json):
     from workers._env import Env
 
     config = json.loads(config_json)
+    netpatch.install(config, wdir)  # worker code's sockets go through thaw (instances inherit it)
     main_path = os.path.join(wdir, main_rel)
     main_dir = os.path.dirname(main_path)
     modname = os.path.basename(main_rel)[:-3]

@@ -14,6 +14,7 @@ from ._headers import Headers
 from ._kv import KVNamespace
 from ._request import Request
 from ._response import Response
+from .sockets import Socket, SocketError, SocketInfo, connect
 
 __all__ = [
     "BodyUsedError",
@@ -28,8 +29,12 @@ __all__ = [
     "KVNamespace",
     "Request",
     "Response",
+    "Socket",
+    "SocketError",
+    "SocketInfo",
     "WorkerEntrypoint",
     "WorkflowEntrypoint",
+    "connect",
     "fetch",
     "handler",
 ]

@@ -76,3 +76,35 @@ async def call_stream(binding, op, args=None, body=None):
     pending = _transport.bind_call(binding, op, _args_text(args), body)
     result = await pending.result()
     return result, pending
+
+
+async def call_fd(binding, op, args=None):
+    """A call whose reply carries a file descriptor (the connect binding's
+    connected socket): returns (result, fd); the caller owns fd."""
+    if _transport is None:
+        raise _no_transport(binding)
+    pending = _transport.bind_call(binding, op, _args_text(args), None)
+    result = await pending.result()
+    return result, pending.take_fd()
+
+
+def call_sync(binding, op, args=None, timeout=None):
+    """call_fd() for code that cannot await (a blocking socket's connect):
+    blocks until the reply. From the main thread the instance reads its
+    channel itself (instance.Instance.call_sync); from another thread the
+    call goes through the event loop, which runs in the main thread."""
+    if _transport is None:
+        raise _no_transport(binding)
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        import asyncio
+        import concurrent.futures
+        fut = asyncio.run_coroutine_threadsafe(call_fd(binding, op, args), _transport.loop)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise TimeoutError("timed out") from None
+    pending = _transport.bind_call(binding, op, _args_text(args), None)
+    result = _transport.wait_sync(pending, timeout)
+    return result, pending.take_fd()

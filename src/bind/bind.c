@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bind/bind.h"
 #include "bind/kinds.h"
@@ -175,31 +176,41 @@ static int live(const struct thaw_bind_call *call)
     return call->peer && call->peer->chan && !call->cancelled;
 }
 
+/* fd: -1, or one to pass with the frame (closed here in any case). */
 static void send_fields(struct thaw_bind_call *call, uint8_t type, uint8_t flags,
-                        int n, const char **vals, const size_t *lens)
+                        int n, const char **vals, const size_t *lens, int fd)
 {
     struct thaw_buf b;
     size_t mark;
     int i;
 
-    if (!live(call))
+    if (!live(call)) {
+        if (fd >= 0)
+            close(fd);
         return;
+    }
+    if (fd >= 0)
+        flags |= THAW_IPC_F_FD;
     thaw_buf_init(&b, THAW_IPC_HEADER_SIZE + THAW_IPC_MAX_PAYLOAD);
     if (thaw_ipc_begin(&b, type, flags, call->id, &mark) == 0) {
         for (i = 0; i < n; i++)
             if (thaw_ipc_put_field(&b, vals[i], lens[i]) < 0)
                 break;
-        if (i == n && thaw_ipc_end(&b, mark) == 0)
-            thaw_chan_send(call->peer->chan, b.data, b.len, -1);
-        else
+        if (i == n && thaw_ipc_end(&b, mark) == 0) {
+            thaw_chan_send(call->peer->chan, b.data, b.len, fd);
+            fd = -1; /* the channel's now */
+        } else {
             thaw_log("worker %s: binding %s.%s: reply over %d bytes dropped",
                      call->worker, call->binding, call->op, THAW_IPC_MAX_PAYLOAD);
+        }
     }
+    if (fd >= 0)
+        close(fd);
     thaw_buf_free(&b);
 }
 
 static void send_head(struct thaw_bind_call *call, const char *outcome,
-                      const char *text, uint8_t flags)
+                      const char *text, uint8_t flags, int fd)
 {
     const char *vals[2] = {outcome, text};
     size_t lens[2] = {strlen(outcome), strlen(text)};
@@ -213,8 +224,11 @@ static void send_head(struct thaw_bind_call *call, const char *outcome,
         lens[0] = strlen(vals[0]);
         lens[1] = sizeof(msg) - 1;
         flags = 0;
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
     }
-    send_fields(call, THAW_IPC_BIND_REPLY, flags, 2, vals, lens);
+    send_fields(call, THAW_IPC_BIND_REPLY, flags, 2, vals, lens, fd);
 }
 
 static char *result_text(json_t *result)
@@ -232,7 +246,16 @@ void thaw_bind_ok(struct thaw_bind_call *call, json_t *result)
 {
     char *text = result_text(result);
 
-    send_head(call, "ok", text ? text : "null", 0);
+    send_head(call, "ok", text ? text : "null", 0, -1);
+    free(text);
+    call_free(call);
+}
+
+void thaw_bind_ok_fd(struct thaw_bind_call *call, json_t *result, int fd)
+{
+    char *text = result_text(result);
+
+    send_head(call, "ok", text ? text : "null", 0, fd);
     free(text);
     call_free(call);
 }
@@ -241,7 +264,7 @@ void thaw_bind_begin(struct thaw_bind_call *call, json_t *head)
 {
     char *text = result_text(head);
 
-    send_head(call, "ok", text ? text : "null", THAW_IPC_F_MORE);
+    send_head(call, "ok", text ? text : "null", THAW_IPC_F_MORE, -1);
     call->replied = 1;
     free(text);
 }
@@ -280,9 +303,9 @@ void thaw_bind_end(struct thaw_bind_call *call, const char *error)
     }
     if (error) {
         size_t len = strlen(error);
-        send_fields(call, THAW_IPC_BIND_END, 0, 1, &error, &len);
+        send_fields(call, THAW_IPC_BIND_END, 0, 1, &error, &len, -1);
     } else {
-        send_fields(call, THAW_IPC_BIND_END, 0, 0, NULL, NULL);
+        send_fields(call, THAW_IPC_BIND_END, 0, 0, NULL, NULL, -1);
     }
     call_free(call);
 }
@@ -308,7 +331,7 @@ void thaw_bind_fail(struct thaw_bind_call *call, const char *errclass,
         thaw_bind_end(call, msg);
         return;
     }
-    send_head(call, errclass, msg, 0);
+    send_head(call, errclass, msg, 0, -1);
     call_free(call);
 }
 

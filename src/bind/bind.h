@@ -82,6 +82,10 @@ struct thaw_bind_call {
 
 /* The whole answer: result is stolen (NULL means JSON null). */
 void thaw_bind_ok(struct thaw_bind_call *call, json_t *result);
+/* The whole answer with a file descriptor (a connected socket) that rides
+ * on the reply (THAW_IPC_F_FD): takes ownership of fd, which is closed
+ * once sent, or at once when nobody listens any more. */
+void thaw_bind_ok_fd(struct thaw_bind_call *call, json_t *result, int fd);
 /* An answer with a body (bytes of any size, sent in chunks). */
 void thaw_bind_ok_body(struct thaw_bind_call *call, json_t *result,
                        const void *body, size_t n);

@@ -22,6 +22,8 @@ static const struct {
      3600000, "milliseconds"},
     {"max_response_bytes", offsetof(struct thaw_egress_config, max_response_bytes), 100 * MIB,
      1, 1LL << 40, "bytes"},
+    {"max_connections", offsetof(struct thaw_egress_config, max_connections), 100, 1, 100000,
+     "connections"},
 };
 #define N_NUMBERS (sizeof(NUMBERS) / sizeof(NUMBERS[0]))
 
@@ -50,6 +52,30 @@ static int load_allow(struct thaw_egress_config *c, json_t *allow, const char *f
         }
         if (thaw_egress_allow(c->policy, json_string_value(v), why, sizeof(why)) < 0) {
             snprintf(err, errlen, "%s: `thaw.egress.allow`: %s", file, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_ports(struct thaw_egress_config *c, json_t *ports, const char *file,
+                      char *err, size_t errlen)
+{
+    char why[200];
+    size_t i;
+
+    if (!json_is_array(ports)) {
+        snprintf(err, errlen, "%s: `thaw.egress.allow_ports` must be a list of port "
+                 "numbers, like allow_ports = [25]", file);
+        return -1;
+    }
+    for (i = 0; i < json_array_size(ports); i++) {
+        json_t *v = json_array_get(ports, i);
+        if (!json_is_integer(v) ||
+            thaw_egress_allow_port(c->policy, (int)(json_integer_value(v) > 65535 ? -1 :
+                                   json_integer_value(v)), why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "%s: `thaw.egress.allow_ports` item %zu is not a port "
+                     "number from 1 to 65535; write it like allow_ports = [25]", file, i + 1);
             return -1;
         }
     }
@@ -86,6 +112,11 @@ int thaw_egress_config_load(struct thaw_egress_config *c, json_t *config, const 
                 goto fail;
             continue;
         }
+        if (strcmp(key, "allow_ports") == 0) {
+            if (load_ports(c, v, file, err, errlen) < 0)
+                goto fail;
+            continue;
+        }
         if (strcmp(key, "ca_file") == 0) {
             const char *s = json_string_value(v);
             char path[PATH_MAX];
@@ -117,8 +148,8 @@ int thaw_egress_config_load(struct thaw_egress_config *c, json_t *config, const 
         }
         if (!known) {
             snprintf(err, errlen, "%s: unknown key `thaw.egress.%s`; the keys are allow, "
-                     "timeout_ms, connect_timeout_ms, max_response_bytes and ca_file "
-                     "(see docs/bindings/fetch.md)", file, key);
+                     "allow_ports, timeout_ms, connect_timeout_ms, max_response_bytes, "
+                     "max_connections and ca_file (see docs/bindings/fetch.md)", file, key);
             goto fail;
         }
     }

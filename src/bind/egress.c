@@ -19,7 +19,15 @@ struct rule {
 struct thaw_egress {
     struct rule *allow;
     int n_allow, cap_allow;
+    unsigned char open_port[65536 / 8]; /* allow_ports, a bitmap */
 };
+
+/* Ports refused on every address unless allow_ports opens them. */
+static const struct { int port; const char *what; } DENY_PORTS[] = {
+    {25, "SMTP relay (refused so that workers cannot send spam straight to mail servers; "
+         "submission ports 465 and 587 are open)"},
+};
+#define N_DENY_PORTS (sizeof(DENY_PORTS) / sizeof(DENY_PORTS[0]))
 
 /* What a worker may not reach unless its config allows it. */
 static const struct { const char *cidr, *what; } DENY[] = {
@@ -168,6 +176,29 @@ int thaw_egress_allow(struct thaw_egress *e, const char *cidr, char *err, size_t
     return 0;
 }
 
+int thaw_egress_allow_port(struct thaw_egress *e, int port, char *err, size_t errlen)
+{
+    if (port < 1 || port > 65535) {
+        snprintf(err, errlen, "%d is not a TCP port (1 to 65535)", port);
+        return -1;
+    }
+    e->open_port[port / 8] |= (unsigned char)(1 << (port % 8));
+    return 0;
+}
+
+void thaw_egress_fix(const struct thaw_egress_verdict *why, const char *config_file,
+                     char *buf, size_t n)
+{
+    if (why->key && strcmp(why->key, "allow_ports") == 0)
+        snprintf(buf, n, "add %d to `allow_ports` in the [thaw.egress] table of %s "
+                 "(\"thaw\": {\"egress\": {\"allow_ports\": [%d]}} in JSON)", why->port,
+                 config_file, why->port);
+    else
+        snprintf(buf, n, "add \"%s\" to `allow` in the [thaw.egress] table of %s "
+                 "(\"thaw\": {\"egress\": {\"allow\": [...]}} in JSON)", why->rule,
+                 config_file);
+}
+
 static int in_rule(const struct rule *r, const uint8_t *a, int port)
 {
     int full = r->bits / 8, rest = r->bits % 8;
@@ -211,8 +242,11 @@ int thaw_egress_check(const struct thaw_egress *e, int family, const void *addr,
     int has_inner = 0;
     const struct rule *deny;
 
+    size_t i;
+
     memset(why, 0, sizeof(*why));
     why->port = port;
+    why->key = "allow";
     if (family == AF_INET) {
         memcpy(a, MAPPED, 12);
         memcpy(a + 12, addr, 4);
@@ -226,6 +260,15 @@ int thaw_egress_check(const struct thaw_egress *e, int family, const void *addr,
         snprintf(why->rule, sizeof(why->rule), "non-IP");
         why->what = "not an Internet address";
         return 0;
+    }
+    for (i = 0; i < N_DENY_PORTS; i++) {
+        if (port == DENY_PORTS[i].port &&
+            !(port > 0 && port < 65536 && (e->open_port[port / 8] & (1 << (port % 8))))) {
+            snprintf(why->rule, sizeof(why->rule), "port %d", port);
+            why->what = DENY_PORTS[i].what;
+            why->key = "allow_ports";
+            return 0;
+        }
     }
     if (match(e->allow, e->n_allow, a, port) ||
         (has_inner && match(e->allow, e->n_allow, inner, port)))

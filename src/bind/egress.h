@@ -12,8 +12,10 @@
  * too. IPv6 addresses that carry an IPv4 address (::ffff:a.b.c.d,
  * 64:ff9b::a.b.c.d, 2002:aabb:ccdd::) are judged by that IPv4 address.
  *
- * Used by outbound fetch (bind/fetch.c) and meant for TCP sockets as well;
- * rules take a port so port rules (SMTP) can be added. */
+ * Ports: port 25 (SMTP, where a compromised worker would send spam) is
+ * refused on every address unless `allow_ports = [25]` opens it.
+ *
+ * Used by outbound fetch (bind/fetch.c) and TCP sockets (bind/connect.c). */
 #ifndef THAW_BIND_EGRESS_H
 #define THAW_BIND_EGRESS_H
 
@@ -30,6 +32,9 @@ struct thaw_egress_verdict {
     int port;
     char rule[64];               /* the range that denied it: "127.0.0.0/8" */
     const char *what;            /* what that range is: "loopback" */
+    const char *key;             /* the [thaw.egress] key that would open it:
+                                    "allow" (rule is a range) or "allow_ports"
+                                    (rule is "port 25") */
 };
 
 /* The default policy (the deny list, nothing allowed). NULL: no memory. */
@@ -39,6 +44,14 @@ void thaw_egress_free(struct thaw_egress *e);
 /* Opens a range: "10.1.0.0/16", "fd00::/8", or one address ("::1").
  * 0, or -1 with a message saying what is wrong with it. */
 int thaw_egress_allow(struct thaw_egress *e, const char *cidr, char *err, size_t errlen);
+
+/* Opens a port the policy refuses everywhere (25). 0, or -1 with err. */
+int thaw_egress_allow_port(struct thaw_egress *e, int port, char *err, size_t errlen);
+
+/* The sentence that tells a worker's author how to open what why refused:
+ * 'add "127.0.0.0/8" to `allow` in the [thaw.egress] table of FILE ...'. */
+void thaw_egress_fix(const struct thaw_egress_verdict *why, const char *config_file,
+                     char *buf, size_t n);
 
 /* 1 when a connection to addr (a struct in_addr for AF_INET, in6_addr for
  * AF_INET6) on port may be made; 0 when refused (why is filled in).
@@ -57,6 +70,7 @@ struct thaw_egress_config {
     long long connect_timeout_ms; /* one connection, DNS included */
     long long max_response_bytes; /* one response body */
     char *ca_file;                /* NULL: the system's CA store */
+    long long max_connections;    /* TCP sockets one instance may hold open */
 };
 
 /* Reads `thaw.egress` of a worker config (absent: the defaults). dir

@@ -63,7 +63,7 @@ struct fetch {
     int paused;
     const char *fail_class; /* an error decided in a callback */
     char fail[700];
-    char refused[900];      /* the egress policy said no */
+    char refused[1400];     /* the egress policy said no */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -153,7 +153,7 @@ static curl_socket_t open_socket(void *data, curlsocktype purpose, struct curl_s
 {
     struct fetch *f = data;
     struct thaw_egress_verdict why;
-    char host[256] = "?", target[400];
+    char host[256] = "?", target[400], fix[400];
     CURLU *u;
     char *h = NULL;
 
@@ -171,13 +171,12 @@ static curl_socket_t open_socket(void *data, curlsocktype purpose, struct curl_s
     if (strcmp(host, why.addr) == 0 ||
         (host[0] == '[' && strncmp(host + 1, why.addr, strlen(why.addr)) == 0))
         snprintf(target, sizeof(target), "%s port %d", why.addr, why.port);
+    thaw_egress_fix(&why, f->fr->config_file, fix, sizeof(fix));
     snprintf(f->refused, sizeof(f->refused),
              "thaw egress policy refused the connection to %s for %s%s: %s is in %s, %s. "
-             "Workers may not reach it unless the config allows it: add \"%s\" to "
-             "`allow` in the [thaw.egress] table of %s (\"thaw\": {\"egress\": "
-             "{\"allow\": [...]}} in JSON)",
+             "Workers may not reach it unless the config allows it: %s",
              target, f->url, f->hops ? " (a redirect)" : "", why.addr, why.rule, why.what,
-             why.rule, f->fr->config_file);
+             fix);
     return CURL_SOCKET_BAD;
 }
 

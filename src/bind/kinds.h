@@ -9,12 +9,14 @@ extern const struct thaw_bind_kind thaw_bind_kv;
 extern const struct thaw_bind_kind thaw_bind_d1;
 extern const struct thaw_bind_kind thaw_bind_assets;
 extern const struct thaw_bind_kind thaw_bind_fetch;
+extern const struct thaw_bind_kind thaw_bind_connect;
 
 /* THAW_BIND_KINDS is a list of `&thaw_bind_<kind>,` entries. */
 #define THAW_BIND_KINDS \
     &thaw_bind_kv, \
     &thaw_bind_d1, \
     &thaw_bind_assets, \
-    &thaw_bind_fetch,
+    &thaw_bind_fetch, \
+    &thaw_bind_connect,
 
 #endif

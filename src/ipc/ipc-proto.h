@@ -53,7 +53,9 @@ enum thaw_ipc_type {
                                  (JSON text) */
     THAW_IPC_BIND_REPLY = 33, /* sup -> instance: fields outcome ("ok" or
                                  an error class such as "TypeError"), then
-                                 the result as JSON text (ok) or a message */
+                                 the result as JSON text (ok) or a message;
+                                 with F_FD, the fd is the answer's too (a
+                                 connected socket: bind/connect.c) */
     THAW_IPC_BIND_DATA = 34,  /* either way: raw body bytes of the call */
     THAW_IPC_BIND_END = 35,   /* either way: body complete; sup -> instance
                                  may carry one field, an error message */

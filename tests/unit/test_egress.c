@@ -131,6 +131,35 @@ static void sockaddr_carries_the_port(void **state)
     thaw_egress_free(e);
 }
 
+static void port_25_needs_allow_ports(void **state)
+{
+    struct thaw_egress *e = thaw_egress_new();
+    struct thaw_egress_verdict why;
+    unsigned char a[4];
+    char err[128], fix[400];
+
+    inet_pton(AF_INET, "1.1.1.1", a);
+    assert_int_equal(thaw_egress_check(e, AF_INET, a, 25, &why), 0);
+    assert_string_equal(why.rule, "port 25");
+    assert_string_equal(why.key, "allow_ports");
+    thaw_egress_fix(&why, "wrangler.toml", fix, sizeof(fix));
+    assert_non_null(strstr(fix, "add 25 to `allow_ports` in the [thaw.egress] table of "
+                                "wrangler.toml"));
+    assert_int_equal(thaw_egress_check(e, AF_INET, a, 587, &why), 1);
+    /* allowing the range does not open the port */
+    assert_int_equal(thaw_egress_allow(e, "1.1.1.0/24", err, sizeof(err)), 0);
+    assert_int_equal(thaw_egress_check(e, AF_INET, a, 25, &why), 0);
+    assert_int_equal(thaw_egress_allow_port(e, 25, err, sizeof(err)), 0);
+    assert_int_equal(thaw_egress_check(e, AF_INET, a, 25, &why), 1);
+    /* an open port does not open a denied range */
+    inet_pton(AF_INET, "127.0.0.1", a);
+    assert_int_equal(thaw_egress_check(e, AF_INET, a, 25, &why), 0);
+    assert_string_equal(why.key, "allow");
+    assert_int_equal(thaw_egress_allow_port(e, 0, err, sizeof(err)), -1);
+    assert_int_equal(thaw_egress_allow_port(e, 65536, err, sizeof(err)), -1);
+    thaw_egress_free(e);
+}
+
 static void config_table(void **state)
 {
     struct thaw_egress_config c;
@@ -143,6 +172,7 @@ static void config_table(void **state)
     assert_int_equal(c.connect_timeout_ms, 10000);
     assert_int_equal(c.max_response_bytes, 100LL << 20);
     assert_null(c.ca_file);
+    assert_int_equal(c.max_connections, 100);
     thaw_egress_config_free(&c);
     json_decref(cfg);
 
@@ -159,6 +189,11 @@ static void config_table(void **state)
     assert_non_null(strstr(err, "wrangler.toml: `thaw.egress.allow`: \"1.2.3.4/40\""));
     json_decref(cfg);
 
+    cfg = json_loads("{\"thaw\":{\"egress\":{\"allow_ports\":[25, 99999]}}}", 0, NULL);
+    assert_int_equal(thaw_egress_config_load(&c, cfg, "wrangler.toml", "/w", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "`thaw.egress.allow_ports` item 2 is not a port number"));
+    json_decref(cfg);
+
     cfg = json_loads("{\"thaw\":{\"egress\":{\"timeout\":5}}}", 0, NULL);
     assert_int_equal(thaw_egress_config_load(&c, cfg, "wrangler.json", "/w", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "unknown key `thaw.egress.timeout`"));
@@ -172,6 +207,7 @@ int main(void)
         cmocka_unit_test(allow_opens_ranges),
         cmocka_unit_test(bad_ranges_say_why),
         cmocka_unit_test(sockaddr_carries_the_port),
+        cmocka_unit_test(port_25_needs_allow_ports),
         cmocka_unit_test(config_table),
     };
     return cmocka_run_group_tests_name("egress", tests, NULL, NULL);
