@@ -10,7 +10,7 @@ import sys
 
 import _thaw
 
-from . import bindcalls, entropy, hooks, ipc, output, scheduled
+from . import bindcalls, entropy, hooks, ipc, output, sandbox, scheduled
 from workers import _bind
 from workers import _asgi_eager as eager
 from .body import RequestBody
@@ -457,5 +457,6 @@ def _close_iter(body):
 def serve(fd, worker, iid):
     """Entry point of a freshly forked instance."""
     _thaw.set_name("thaw-instance")
+    sandbox.instance(iid)
     entropy.reseed_after_fork()
     Instance(fd, worker, iid).run()
