@@ -458,5 +458,6 @@ def serve(fd, worker, iid):
     """Entry point of a freshly forked instance."""
     _thaw.set_name("thaw-instance")
     sandbox.instance(iid)
+    output.reset_budget()
     entropy.reseed_after_fork()
     Instance(fd, worker, iid).run()

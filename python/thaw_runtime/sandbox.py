@@ -48,6 +48,9 @@ def template(name, wdir, sandbox_json):
                            int(opts["as_bytes"]))
     _opts = opts
     tempfile.tempdir = None
+    # thaw's stdout carries only its own lines; a worker writing to fd 1
+    # lands in the log like its print()
+    os.dup2(2, 1)
 
 
 def instance(iid):

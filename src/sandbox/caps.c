@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -30,9 +31,16 @@ static int set_limit(int res, long long v, const char *what, char *err, size_t e
 
 int thaw_sb_rlimits(const struct thaw_sb_template *t, char *err, size_t errlen)
 {
+    struct stat st;
+    /* RLIMIT_FSIZE is about the offset written at: with thaw's log (fd 2)
+     * a regular file, a log longer than the limit would make every line a
+     * worker prints fail. The private /tmp, the only place a worker can
+     * create files, is size-limited by its tmpfs anyway. */
+    long long fsize = fstat(2, &st) == 0 && S_ISREG(st.st_mode) ? 0 : t->fsize;
+
     if (set_limit(RLIMIT_NPROC, t->nproc, "RLIMIT_NPROC", err, errlen) ||
         set_limit(RLIMIT_NOFILE, t->nofile, "RLIMIT_NOFILE", err, errlen) ||
-        set_limit(RLIMIT_FSIZE, t->fsize, "RLIMIT_FSIZE", err, errlen) ||
+        set_limit(RLIMIT_FSIZE, fsize, "RLIMIT_FSIZE", err, errlen) ||
         set_limit(RLIMIT_AS, t->as_bytes, "RLIMIT_AS", err, errlen) ||
         set_limit(RLIMIT_CORE, 1, "RLIMIT_CORE", err, errlen) ||
         set_limit(RLIMIT_MEMLOCK, 64 * 1024, "RLIMIT_MEMLOCK", err, errlen))
