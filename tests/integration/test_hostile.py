@@ -81,7 +81,9 @@ BEHAVIOURS = {
     "hardlink_escape": (ERR, OS),
     "exhaust_fds": (ERR, OS),
     "inherited_fds": (ERR, PERM),
-    "stdout_flood": (ERR, PERM),
+    # 1 GB of print() may outlast the CPU limit first: either way the log
+    # must not hold it
+    "stdout_flood": (KILLED, (200, 503)),
     "sysctl_write": (ERR, OS),
     "dev_mem": (ERR, OS),
     "keyctl": (ERR, PERM),
@@ -154,7 +156,8 @@ def test_hostile_behaviour_fails_and_innocent_serves(fleet, name):
         assert "forbidden system call sysfs" in fleet.log()[log_before:]
     if name == "stdout_flood":
         assert len(fleet.log()) - log_before < 16 << 20, "1 GB of output reached the log"
-        assert "bytes of output dropped" in fleet.log()[log_before:]
+        if r.status == 200:
+            assert "bytes of output dropped" in fleet.log()[log_before:]
     # and the hostile worker itself still serves (a new instance if need be)
     assert attempt(fleet, "read_shadow").status == 200
 
