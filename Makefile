@@ -16,10 +16,13 @@ PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
 SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
           src/ipc/*.c src/util/*.c src/watch/*.c src/bind/*.c src/cron/*.c \
           src/assets/*.c src/serve/*.c) \
-          src/zygote/client.c
+          src/zygote/client.c src/sandbox/probe.c src/sandbox/cgroup.c
 SUP_OBJ = $(SUP_SRC:src/%.c=build/obj/%.o)
-ZYG_SRC = src/zygote/main.c
-ZYG_OBJ = build/obj/zygote/main.o
+# the zygote: CPython, and the sandbox it applies to itself and its children
+ZYG_SRC = src/zygote/main.c src/zygote/sandbox-py.c \
+          $(filter-out src/sandbox/probe.c src/sandbox/cgroup.c,$(wildcard src/sandbox/*.c))
+ZYG_OBJ = $(ZYG_SRC:src/%.c=build/obj/%.o)
+ZYG_LIBS = -lseccomp
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=build/tests/%)
@@ -40,7 +43,7 @@ build/obj/%.o: src/%.c $(DEPS_STAMP) $(wildcard src/*/*.h)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
-$(ZYG_OBJ): $(ZYG_SRC) $(DEPS_STAMP) $(wildcard src/*/*.h)
+build/obj/zygote/%.o: src/zygote/%.c $(DEPS_STAMP) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(PY_CFLAGS) -c $< -o $@
@@ -49,7 +52,7 @@ build/thaw: $(SUP_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(SUP_LIBS)
 
 build/thaw-zygote: $(ZYG_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(PY_LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(PY_LIBS) $(ZYG_LIBS)
 
 build/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)

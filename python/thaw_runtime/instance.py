@@ -11,7 +11,7 @@ from collections import deque
 
 import _thaw
 
-from . import bindcalls, entropy, hooks, ipc, netpatch, output, scheduled
+from . import bindcalls, entropy, hooks, ipc, netpatch, output, sandbox, scheduled
 from workers import _bind
 from workers import _asgi_eager as eager
 from .body import RequestBody
@@ -568,5 +568,7 @@ def _close_iter(body):
 def serve(fd, worker, iid):
     """Entry point of a freshly forked instance."""
     _thaw.set_name("thaw-instance")
+    sandbox.instance(iid)
+    output.reset_budget()
     entropy.reseed_after_fork()
     Instance(fd, worker, iid).run()

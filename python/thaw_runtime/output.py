@@ -9,6 +9,7 @@ around each handler; a task inherits it when it is created."""
 import contextvars
 import io
 import sys
+import time
 
 request_id = contextvars.ContextVar("thaw_request_id", default=None)
 _worker = ["thaw-zygote"]
@@ -16,6 +17,32 @@ _worker = ["thaw-zygote"]
 
 def set_worker(name):
     _worker[0] = name
+
+
+# A process may write RATE bytes a second to thaw's log, in bursts of up to
+# BURST: a worker printing a gigabyte must not fill thaw's disk or drown
+# the other workers' lines. What is over is dropped, and said so.
+RATE = 1 << 20
+BURST = 4 << 20
+_budget = {"tokens": float(BURST), "t": None, "dropped": 0}
+
+
+def _allow(n):
+    b = _budget
+    now = time.monotonic()
+    if b["t"] is not None:
+        b["tokens"] = min(float(BURST), b["tokens"] + (now - b["t"]) * RATE)
+    b["t"] = now
+    if b["tokens"] < n:
+        b["dropped"] += n
+        return False
+    b["tokens"] -= n
+    return True
+
+
+def reset_budget():
+    """A fresh budget (each instance after its fork)."""
+    _budget.update(tokens=float(BURST), t=None, dropped=0)
 
 
 class TaggedStream(io.TextIOBase):
@@ -50,10 +77,19 @@ class TaggedStream(io.TextIOBase):
         text = self._partial + s
         lines = text.split("\n")
         self._partial = lines.pop()
+        if len(self._partial) > 65536:  # a line without end is cut, not hoarded
+            lines.append(self._partial)
+            self._partial = ""
         if lines:
             prefix = self._prefix()
-            self._raw.write("".join(f"{prefix}{line}\n" for line in lines))
-            self._raw.flush()
+            out = "".join(f"{prefix}{line}\n" for line in lines)
+            if _allow(len(out)):
+                if _budget["dropped"]:
+                    out = (f"{prefix}(thaw: {_budget['dropped']} bytes of output dropped: "
+                           f"over {RATE >> 20} MB/s)\n" + out)
+                    _budget["dropped"] = 0
+                self._raw.write(out)
+                self._raw.flush()
         return len(s)
 
     def flush(self):

@@ -7,6 +7,11 @@ import traceback
 from . import ipc
 
 
+# called with the pid of every child reaped (the template cleans up after
+# its instances: sandbox.reaped)
+on_reaped = None
+
+
 def _reap(signum=None, frame=None):
     while True:
         try:
@@ -15,6 +20,8 @@ def _reap(signum=None, frame=None):
             return
         if pid == 0:
             return
+        if on_reaped is not None:
+            on_reaped(pid)
 
 
 def reap_children_on_sigchld():
@@ -75,3 +82,4 @@ def fork_and_report(chan, stream, child_fds_to_close, child_main):
         chan.send(ipc.SPAWNED, stream, ipc.fields(str(pid)), fd=pidfd)
     finally:
         os.close(pidfd)
+    return pid

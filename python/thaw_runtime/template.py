@@ -10,7 +10,7 @@ import time
 
 import _thaw
 
-from . import entropy, instance, ipc, netpatch, output, proc
+from . import entropy, instance, ipc, netpatch, output, proc, sandbox
 from .handler import resolve_handler, resolve_scheduled
 from .log import user_traceback
 from workers import _bindings
@@ -93,11 +93,19 @@ def _entropy_message(main_rel, errors):
             + "\n".join(errors) + "\n")
 
 
-def main(fd, version, name, wdir, main_rel, config_json):
+def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
     _thaw.set_name("thaw-template")
     output.set_worker(name)
     chan = ipc.BlockingChannel(fd)
     proc.reap_children_on_sigchld()
+    proc.on_reaped = sandbox.reaped
+    try:
+        # before any of the worker's code runs
+        sandbox.template(name, wdir, sandbox_json)
+    except OSError as e:
+        chan.send(ipc.BUILD_ERR, version, ipc.fields(
+            f"thaw could not sandbox the worker: {e}\n(thaw doctor checks each layer)\n"))
+        return
     try:
         worker = load(name, wdir, main_rel, config_json)
     except BuildError as e:
@@ -116,8 +124,10 @@ def main(fd, version, name, wdir, main_rel, config_json):
         ftype, stream, payload, fd = msg
         if ftype == ipc.SPAWN and fd is not None:
             try:
-                proc.fork_and_report(chan, stream, [chan],
-                                     lambda: instance.serve(fd, worker, stream))
+                pid = proc.fork_and_report(chan, stream, [chan],
+                                           lambda: instance.serve(fd, worker, stream))
+                if pid:
+                    sandbox.forked(pid, stream)
             except (BrokenPipeError, ConnectionResetError):
                 return  # the supervisor retired this version meanwhile
             finally:

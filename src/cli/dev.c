@@ -51,12 +51,13 @@ struct dev {
     uv_timer_t stop_timer;
     int stopping;
     uint64_t stop_ms;
+    int no_sandbox;               /* --no-sandbox */
 };
 
 static void usage(void)
 {
     fprintf(stderr, "usage: thaw dev [DIR] [--port N] [--ip ADDR] [--admin IP:PORT]\n"
-                    "                [--preload PKG,...] [--state DIR] [LIMITS...]\n"
+                    "                [--preload PKG,...] [--state DIR] [--no-sandbox] [LIMITS...]\n"
                     "--state DIR (or --persist-to DIR): where KV and D1 data live;\n"
                     "                default DIR/.thaw/state\n"
                     "limits (see docs/config.md):\n");
@@ -251,6 +252,8 @@ static int parse_args(struct dev *d, int argc, char **argv)
                 return -1;
             }
             i++;
+        } else if (strcmp(a, "--no-sandbox") == 0) {
+            d->no_sandbox = 1;
         } else if (strcmp(a, "--admin") == 0 && v) {
             d->admin_addr = v;
             i++;
@@ -310,6 +313,7 @@ int thaw_cmd_dev(int argc, char **argv)
     thaw_limits_defaults(&d.lim);
     thaw_limits_override(&d.lim, &d.cli, d.cli_set);
     d.worker.limits = d.lim; /* what connections see before the first build */
+    thaw_cli_sandbox("dev", d.no_sandbox, 0);
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     d.loop = uv_default_loop();

@@ -11,10 +11,10 @@
 #define THAW_VERSION "0.1.0"
 
 const struct thaw_command thaw_commands[] = {
-    {"dev", "[DIR] [--port N] [--ip ADDR] [--admin IP:PORT] [--preload PKG,...] [--state DIR] [LIMITS...]",
+    {"dev", "[DIR] [--port N] [--ip ADDR] [--admin IP:PORT] [--preload PKG,...] [--state DIR] [--no-sandbox] [LIMITS...]",
      "serve the worker in DIR (default .), rebuilding it when its files change",
      thaw_cmd_dev},
-    {"serve", "--state DIR [--listen IP:PORT] [--admin IP:PORT] [--domain D] [LIMITS...]",
+    {"serve", "--state DIR [--listen IP:PORT] [--admin IP:PORT] [--domain D] [--no-sandbox] [LIMITS...]",
      "host every worker deployed into DIR, with the admin API (docs/api.md)", thaw_cmd_serve},
     {"deploy", "[DIR] --to URL [--token T]",
      "sync, bundle and upload the worker in DIR to a thaw serve", thaw_cmd_tool},
@@ -33,6 +33,8 @@ const struct thaw_command thaw_commands[] = {
     {"d1", "execute NAME [DIR] (--file FILE | --command SQL) [--json] [--state DIR]",
      "run SQL against the worker's local D1 database NAME (binding or database_name)",
      thaw_cmd_tool},
+    {"doctor", "", "check the sandbox: each layer available, or missing and why",
+     thaw_cmd_doctor},
     {"version", "", "print thaw's version", thaw_cmd_version},
     {"help", "", "this text", thaw_cmd_help},
     {NULL, NULL, NULL, NULL},

@@ -151,6 +151,8 @@ static void on_sigchld(uv_signal_t *h, int sig)
         ;
 }
 
+static int no_sandbox; /* --no-sandbox (src/cli/sandbox.c) */
+
 static int parse_args(struct serve *s, int argc, char **argv)
 {
     char err[256];
@@ -159,6 +161,10 @@ static int parse_args(struct serve *s, int argc, char **argv)
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--no-sandbox") == 0) {
+            no_sandbox = 1;
+            continue; /* takes no value */
+        }
         if (strcmp(a, "--state") == 0 && v) {
             s->state_arg = v;
         } else if (strcmp(a, "--listen") == 0 && v) {
@@ -231,6 +237,8 @@ int thaw_cmd_serve(int argc, char **argv)
     }
     thaw_limits_defaults(&s.front.limits);
     thaw_limits_override(&s.front.limits, &s.fleet.cli, s.fleet.cli_set);
+    if (thaw_cli_sandbox("serve", no_sandbox, 1) < 0)
+        return 1;
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     s.loop = uv_default_loop();

@@ -8,6 +8,9 @@
 #define L(field) offsetof(struct thaw_limits, field)
 #define MB (1024LL * 1024)
 
+static const char *const ISOLATION[] = {"shared", "per-worker", NULL};
+#define CHOICES(s) ISOLATION /* the only THAW_LIM_CHOICE so far */
+
 const struct thaw_limit_spec thaw_limit_specs[] = {
     {"--max-body-size", "thaw", "max_body_size", L(max_body), THAW_LIM_SIZE,
      100 * MB, 1, 64LL * 1024 * MB, "request body bytes (413 over it); like Cloudflare's 100 MB"},
@@ -41,6 +44,14 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      L(template_idle_timeout_ms), THAW_LIM_MS, 0, 0, 7LL * 86400000,
      "a worker without traffic for this long loses its template; its next request rebuilds "
      "it (0: never)"},
+    {"--isolation", "thaw", "isolation", L(isolation), THAW_LIM_CHOICE, THAW_ISOLATION_SHARED,
+     0, 1, "shared: workers fork from one zygote; per-worker: a zygote each (docs/security.md)"},
+    {"--tmp-size", "thaw", "tmp_size", L(tmp_size), THAW_LIM_SIZE,
+     64 * MB, 1 * MB, 64LL * 1024 * MB, "private /tmp of a worker version (sandbox; ENOSPC over it)"},
+    {"--max-processes", "thaw", "max_processes", L(max_processes), THAW_LIM_COUNT,
+     256, 16, 1000000, "processes and threads of a worker version (sandbox)"},
+    {"--max-open-files", "thaw", "max_open_files", L(max_open_files), THAW_LIM_COUNT,
+     1024, 64, 1048576, "open files of one instance (sandbox; EMFILE over it)"},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 
@@ -62,8 +73,17 @@ void thaw_limits_defaults(struct thaw_limits *l)
 static int parse_value(const struct thaw_limit_spec *s, const char *v, long long *out)
 {
     char *end;
-    long long n = strtoll(v, &end, 10);
+    long long n;
 
+    if (s->kind == THAW_LIM_CHOICE) {
+        for (n = 0; CHOICES(s)[n]; n++)
+            if (strcmp(CHOICES(s)[n], v) == 0) {
+                *out = n;
+                return 0;
+            }
+        return -1;
+    }
+    n = strtoll(v, &end, 10);
     if (end == v || n < 0)
         return -1;
     if (s->kind == THAW_LIM_SIZE) {
@@ -86,6 +106,20 @@ static int parse_value(const struct thaw_limit_spec *s, const char *v, long long
     return 0;
 }
 
+/* "shared or per-worker" */
+static const char *choice_list(const struct thaw_limit_spec *s)
+{
+    static char buf[128];
+    size_t n = 0;
+    int i;
+
+    buf[0] = '\0';
+    for (i = 0; CHOICES(s)[i]; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\"%s\"", i ? " or " : "",
+                              CHOICES(s)[i]);
+    return buf;
+}
+
 static const char *unit(const struct thaw_limit_spec *s)
 {
     return s->kind == THAW_LIM_SIZE ? " bytes" : s->kind == THAW_LIM_MS ? " ms" : "";
@@ -102,8 +136,12 @@ int thaw_limits_flag(struct thaw_limits *l, int *set, const char *flag, const ch
         if (strcmp(s->flag, flag) != 0)
             continue;
         if (!value || parse_value(s, value, &n) || n < s->min || n > s->max) {
-            snprintf(err, errlen, "%s takes a value from %lld to %lld%s, got '%s'", flag,
-                     s->min, s->max, unit(s), value ? value : "");
+            if (s->kind == THAW_LIM_CHOICE)
+                snprintf(err, errlen, "%s takes %s, got '%s'", flag, choice_list(s),
+                         value ? value : "");
+            else
+                snprintf(err, errlen, "%s takes a value from %lld to %lld%s, got '%s'", flag,
+                         s->min, s->max, unit(s), value ? value : "");
             return -1;
         }
         *field(l, s) = n;
@@ -129,7 +167,14 @@ int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char 
         v = tbl ? json_object_get(tbl, s->key) : NULL;
         if (!v)
             continue;
-        if (json_is_integer(v))
+        if (s->kind == THAW_LIM_CHOICE) {
+            if (!json_is_string(v) || parse_value(s, json_string_value(v), &n)) {
+                snprintf(err, errlen, "%s: `%s.%s` must be %s", file, s->table, s->key,
+                         choice_list(s));
+                rc = -1;
+                break;
+            }
+        } else if (json_is_integer(v))
             n = json_integer_value(v);
         else if (!json_is_string(v) || parse_value(s, json_string_value(v), &n))
             n = -1;
@@ -185,7 +230,11 @@ void thaw_limits_usage(FILE *out)
 
     for (i = 0; i < thaw_n_limit_specs; i++) {
         const struct thaw_limit_spec *s = &thaw_limit_specs[i];
-        fprintf(out, "  %-25s %s (default %lld%s; config %s.%s)\n", s->flag, s->help, s->def,
-                unit(s), s->table, s->key);
+        if (s->kind == THAW_LIM_CHOICE)
+            fprintf(out, "  %-25s %s (default \"%s\"; config %s.%s)\n", s->flag, s->help,
+                    CHOICES(s)[s->def], s->table, s->key);
+        else
+            fprintf(out, "  %-25s %s (default %lld%s; config %s.%s)\n", s->flag, s->help,
+                    s->def, unit(s), s->table, s->key);
     }
 }

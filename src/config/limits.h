@@ -24,9 +24,19 @@ struct thaw_limits {
     long long header_timeout_ms;     /* to send a request's head; then 408 */
     long long keepalive_timeout_ms;  /* an idle client connection is closed */
     long long template_idle_timeout_ms; /* a quiet worker's template goes; 0: never */
+    long long isolation;             /* THAW_ISOLATION_*: which zygote a worker forks from */
+    long long tmp_size;              /* bytes of a worker version's private /tmp */
+    long long max_processes;         /* processes + threads of a worker version */
+    long long max_open_files;        /* open files of one process */
 };
 
-enum thaw_limit_kind { THAW_LIM_COUNT, THAW_LIM_SIZE, THAW_LIM_MS };
+/* isolation = "shared": every worker forks from the run's zygote (one
+ * address-space layout, stack canary and hash seed for all); "per-worker":
+ * each worker gets a freshly exec'd zygote of its own. docs/security.md. */
+enum { THAW_ISOLATION_SHARED = 0, THAW_ISOLATION_PER_WORKER = 1 };
+
+/* THAW_LIM_CHOICE: a word (the one such limit is isolation), stored as its index */
+enum thaw_limit_kind { THAW_LIM_COUNT, THAW_LIM_SIZE, THAW_LIM_MS, THAW_LIM_CHOICE };
 
 struct thaw_limit_spec {
     const char *flag;   /* "--max-instances" */

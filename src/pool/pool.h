@@ -66,6 +66,7 @@ struct thaw_worker {
     uv_loop_t *loop;
     struct thaw_zygote *zygote;   /* plain: CPython, the stdlib and thaw's SDK */
     struct thaw_zygote *preload;  /* NULL, or one that also holds the shared base */
+    struct thaw_zygote *own_zygote; /* isolation = "per-worker": started at its first build */
     struct thaw_limits limits;
     char *dir;
     char *state_dir;             /* local data of its bindings (KV, D1) */

@@ -127,6 +127,13 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
                      "%lld ms (request_timeout_ms)\n", lim->request_timeout_ms);
             thaw_log("worker %s: request on instance %u over its wall-clock limit",
                      inst->ver->name, inst->id);
+            /* an instance stuck outside its event loop (time.sleep, a
+             * blocking call) cannot run the cancel, and would take the
+             * next request into the same hole: it goes */
+            if (thaw__proc_syscall_state(inst->pid) == THAW_PROC_IN_SYSCALL) {
+                thaw__instance_kill(inst, 504, msg);
+                return;
+            }
             thaw__exchange_abort(ex, 504, msg);
             continue;
         }

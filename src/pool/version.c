@@ -541,6 +541,15 @@ static struct thaw_zygote *pick_zygote(struct thaw_worker *w)
     struct dirent *e;
     DIR *d;
 
+    /* a zygote of its own: no address-space layout shared with another
+     * worker (docs/security.md) */
+    if (w->limits.isolation == THAW_ISOLATION_PER_WORKER) {
+        if (!w->own_zygote && thaw_zygote_start_like(w->zygote, &w->own_zygote))
+            thaw_log("worker %s: cannot start its own zygote; building it from the "
+                     "shared one", w->cfg.name);
+        if (w->own_zygote)
+            return w->own_zygote;
+    }
     if (!w->preload || !thaw_zygote_ready(w->preload))
         return w->zygote;
     snprintf(path, sizeof(path), "%s/python_modules", w->cfg.dir);
@@ -592,6 +601,7 @@ static int open_bindings(struct thaw_version *v)
 struct thaw_version *thaw__version_new(struct thaw_worker *w)
 {
     struct thaw_version *v = version_alloc(w);
+    char sandbox[256];
     int sv[2];
 
     if (!v)
@@ -613,8 +623,17 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
     }
     v->zygote = pick_zygote(w);
     w->metrics.template_builds++;
+    /* the sandbox's per-version limits (python/thaw_runtime/sandbox.py);
+     * the address-space cap is far above memory_mb, which the tick
+     * enforces: it only turns a 10 GB allocation into a MemoryError */
+    snprintf(sandbox, sizeof(sandbox),
+             "{\"on\":%d,\"tmp_bytes\":%lld,\"nproc\":%lld,\"nofile\":%lld,"
+             "\"fsize\":%lld,\"as_bytes\":%lld}",
+             thaw_zygote_sandboxed(), w->limits.tmp_size, w->limits.max_processes,
+             w->limits.max_open_files, w->limits.tmp_size,
+             (w->limits.memory_mb * 16 > 4096 ? w->limits.memory_mb * 16 : 4096) << 20);
     if (thaw_zygote_build(v->zygote, v->id, sv[1], w->cfg.name, w->cfg.dir,
-                          w->cfg.main, w->cfg.json, on_template_forked, v)) {
+                          w->cfg.main, w->cfg.json, sandbox, on_template_forked, v)) {
         thaw_chan_close(v->chan);
         v->chan = NULL;
         v->chan_gone = 1;
@@ -662,6 +681,10 @@ void thaw_worker_terminate(struct thaw_worker *w, int sig)
     struct thaw_instance *i;
 
     w->stopping = 1;
+    if (w->own_zygote) {
+        thaw_zygote_free(w->own_zygote);
+        w->own_zygote = NULL;
+    }
     for (v = w->versions; v; v = v->next) {
         pidfd_signal(v->pidfd, sig);
         for (i = v->instances; i; i = i->next)

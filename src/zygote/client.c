@@ -29,6 +29,7 @@ struct thaw_zygote {
     uv_poll_t *poll;   /* one per process: a new one while the old closes */
     int alive;
     int stopping;
+    int freeing;              /* thaw_zygote_free: free once the process is gone */
     char exe[PATH_MAX];
     char pydir[PATH_MAX];
     char *preload;            /* NULL or "a,b,c" */
@@ -43,6 +44,18 @@ struct thaw_zygote {
 };
 
 static int spawn(struct thaw_zygote *z);
+
+/* how every zygote of this run is started (thaw_zygote_set_sandbox) */
+static int sandbox_on;
+static char sandbox_cgroup[PATH_MAX];
+
+int thaw_zygote_sandboxed(void) { return sandbox_on; }
+
+void thaw_zygote_set_sandbox(int on, const char *cgroup_dir)
+{
+    sandbox_on = on;
+    snprintf(sandbox_cgroup, sizeof(sandbox_cgroup), "%s", cgroup_dir ? cgroup_dir : "");
+}
 
 static struct waiter *take_waiter(struct thaw_zygote *z, uint32_t cookie)
 {
@@ -180,6 +193,11 @@ static void on_zygote_exit(uv_poll_t *h, int status, int events)
     z->poll = NULL;
     close(z->pidfd);
     z->pidfd = -1;
+    if (z->freeing) {
+        z->alive = 0;
+        thaw_zygote_free(z);
+        return;
+    }
     if (!z->stopping) {
         thaw_log("zygote exited; starting a new one");
         if (spawn(z))
@@ -254,8 +272,28 @@ static int spawn(struct thaw_zygote *z)
 {
     int sv[2], rc, err = 0;
     char ppid[32];
-    char *args[] = {z->exe, "--python-dir", z->pydir, "--fd", "3", "--ppid", ppid,
-                    z->preload ? "--preload" : NULL, z->preload, NULL};
+    char *args[16];
+    int n = 0;
+
+    args[n++] = z->exe;
+    if (sandbox_on) {
+        args[n++] = "--sandbox";
+        if (sandbox_cgroup[0]) {
+            args[n++] = "--cgroup";
+            args[n++] = sandbox_cgroup;
+        }
+    }
+    args[n++] = "--python-dir";
+    args[n++] = z->pydir;
+    args[n++] = "--fd";
+    args[n++] = "3";
+    args[n++] = "--ppid";
+    args[n++] = ppid;
+    if (z->preload) {
+        args[n++] = "--preload";
+        args[n++] = z->preload;
+    }
+    args[n] = NULL;
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
@@ -314,6 +352,45 @@ int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, const char *preload,
     return 0;
 }
 
+int thaw_zygote_start_like(const struct thaw_zygote *proto, struct thaw_zygote **out)
+{
+    struct thaw_zygote *z = calloc(1, sizeof(*z));
+    int rc;
+
+    if (!z)
+        return -ENOMEM;
+    z->loop = proto->loop;
+    z->next_cookie = 1;
+    z->pidfd = -1;
+    memcpy(z->exe, proto->exe, sizeof(z->exe));
+    memcpy(z->pydir, proto->pydir, sizeof(z->pydir));
+    if ((rc = spawn(z))) {
+        free(z);
+        return rc;
+    }
+    *out = z;
+    return 0;
+}
+
+void thaw_zygote_free(struct thaw_zygote *z)
+{
+    int i;
+
+    /* its process is told to go; the pidfd poll ends when it has gone */
+    thaw_zygote_shutdown(z);
+    thaw_zygote_signal(z, SIGKILL);
+    fail_waiters(z, "the worker's zygote was stopped");
+    if (z->alive) {
+        z->freeing = 1; /* on_zygote_exit frees it */
+        return;
+    }
+    for (i = 0; i < z->n_modules; i++)
+        free(z->modules[i]);
+    free(z->modules);
+    free(z->preload);
+    free(z);
+}
+
 static struct waiter *add_waiter(struct thaw_zygote *z, void *data)
 {
     struct waiter *w = calloc(1, sizeof(*w));
@@ -350,10 +427,11 @@ int thaw_zygote_toml(struct thaw_zygote *z, const char *path, thaw_toml_cb cb,
 
 int thaw_zygote_build(struct thaw_zygote *z, uint32_t version, int chan_fd,
                       const char *name, const char *dir, const char *main,
-                      const char *config_json, thaw_forked_cb cb, void *data)
+                      const char *config_json, const char *sandbox_json,
+                      thaw_forked_cb cb, void *data)
 {
     struct waiter *w;
-    const char *fields[] = {name, dir, main, config_json};
+    const char *fields[] = {name, dir, main, config_json, sandbox_json};
     int rc;
 
     if (!z->chan) {
@@ -368,7 +446,7 @@ int thaw_zygote_build(struct thaw_zygote *z, uint32_t version, int chan_fd,
      * the cookie, like every request to it */
     (void)version;
     w->forked_cb = cb;
-    rc = thaw_chan_send_fields(z->chan, THAW_IPC_BUILD, w->cookie, chan_fd, 4, fields);
+    rc = thaw_chan_send_fields(z->chan, THAW_IPC_BUILD, w->cookie, chan_fd, 5, fields);
     if (rc)
         free(take_waiter(z, w->cookie));
     return rc;

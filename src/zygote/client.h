@@ -28,6 +28,14 @@ int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, const char *preload,
  * stderr instead of thaw's, so worker output can be read (serve/output.h).
  * -1 (the default): thaw's stderr, as thaw dev has it. */
 void thaw_zygote_set_stderr(int fd);
+/* Every zygote started after this runs sandboxed (on) or not, with the
+ * pids cgroup cgroup_dir (NULL or "": none). src/cli/sandbox.c decides. */
+void thaw_zygote_set_sandbox(int on, const char *cgroup_dir);
+/* isolation = "per-worker": a zygote of its own for one worker, started
+ * like proto (same executable and SDK, no preload). thaw_zygote_free
+ * stops it. */
+int thaw_zygote_start_like(const struct thaw_zygote *proto, struct thaw_zygote **out);
+void thaw_zygote_free(struct thaw_zygote *z);
 /* Whether the zygote is ready, and whether its preload holds a top-level
  * module named `name` (a worker vendoring its own copy must not use it). */
 int thaw_zygote_ready(const struct thaw_zygote *z);
@@ -35,10 +43,14 @@ int thaw_zygote_holds(const struct thaw_zygote *z, const char *name);
 int thaw_zygote_toml(struct thaw_zygote *z, const char *path, thaw_toml_cb cb,
                      void *data);
 /* Asks for a template for version `version`: chan_fd (taken over) becomes
- * the template's channel to the supervisor. */
+ * the template's channel to the supervisor. sandbox_json: the template's
+ * sandbox settings (python/thaw_runtime/sandbox.py). */
 int thaw_zygote_build(struct thaw_zygote *z, uint32_t version, int chan_fd,
                       const char *name, const char *dir, const char *main,
-                      const char *config_json, thaw_forked_cb cb, void *data);
+                      const char *config_json, const char *sandbox_json,
+                      thaw_forked_cb cb, void *data);
+/* Whether zygotes start sandboxed (thaw_zygote_set_sandbox). */
+int thaw_zygote_sandboxed(void);
 /* Forgets the callbacks that carry `data` (its owner is going away). */
 void thaw_zygote_forget(struct thaw_zygote *z, void *data);
 void thaw_zygote_signal(struct thaw_zygote *z, int sig);

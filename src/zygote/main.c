@@ -5,7 +5,9 @@
  * PyOS_AfterFork_Child bracket every fork.
  *
  * The `_thaw` built-in module registered here is where the runtime reaches
- * the kernel for what the stdlib lacks (prctl; later the sandbox). */
+ * the kernel for what the stdlib lacks (prctl, the sandbox). With
+ * --sandbox it leaves the host's namespaces before CPython starts
+ * (src/sandbox/zygote.c); the supervisor probed that it can. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -16,6 +18,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+
+#include "sandbox/sandbox.h"
+#include "zygote/sandbox-py.h"
 
 static PyObject *thaw_set_pdeathsig(PyObject *self, PyObject *arg)
 {
@@ -43,6 +48,12 @@ static PyMethodDef thaw_methods[] = {
     {"set_pdeathsig", thaw_set_pdeathsig, METH_O,
      "Signal this process receives when its parent dies."},
     {"set_name", thaw_set_name, METH_O, "Set the process name (comm)."},
+    {"sandbox_template", thaw_py_sandbox_template, METH_VARARGS,
+     "Sandbox this freshly forked template (src/sandbox/template.c)."},
+    {"sandbox_instance", thaw_py_sandbox_instance, METH_O,
+     "Sandbox this freshly forked instance; the argument is its tmp directory."},
+    {"sandbox_active", thaw_py_sandbox_active, METH_NOARGS,
+     "Whether the zygote runs sandboxed."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -63,7 +74,9 @@ static int fail_status(PyStatus st)
 
 int main(int argc, char **argv)
 {
-    const char *pydir = NULL, *preload = "";
+    const char *pydir = NULL, *preload = "", *cgroup = NULL;
+    int sandbox = 0;
+    char sberr[512];
     char realdir[PATH_MAX];
     int fd = 3, i;
     long ppid = 0;
@@ -71,8 +84,12 @@ int main(int argc, char **argv)
     PyStatus st;
     PyObject *mod, *res, *path, *dir;
 
-    for (i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--python-dir") == 0)
+    for (i = 1; i < argc && strcmp(argv[i], "--sandbox") == 0; i++)
+        sandbox = 1;
+    for (; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--cgroup") == 0)
+            cgroup = argv[i + 1];
+        else if (strcmp(argv[i], "--python-dir") == 0)
             pydir = argv[i + 1];
         else if (strcmp(argv[i], "--fd") == 0)
             fd = atoi(argv[i + 1]);
@@ -95,6 +112,10 @@ int main(int argc, char **argv)
      * stops (and does not mistake an orderly stop for crashes). */
     setpgid(0, 0);
     signal(SIGINT, SIG_IGN);
+    if (sandbox && thaw_sb_zygote(cgroup, sberr, sizeof(sberr))) {
+        fprintf(stderr, "[thaw-zygote] %s\n", sberr);
+        return 3;
+    }
 
     if (PyImport_AppendInittab("_thaw", init_thaw_module) < 0)
         return 1;

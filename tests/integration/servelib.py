@@ -24,6 +24,7 @@ class ThawServe(Thaw):
         self.state = Path(state)
         self.env_token = env_token
         self.admin_port = None
+        self.preexec = None  # run in the child before exec (e.g. drop to another user)
 
     def spawn(self):
         self.port = free_port()
@@ -42,7 +43,7 @@ class ThawServe(Thaw):
         errf = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=errf, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=self.preexec)
         errf.close()
         want = f"Ready on http://127.0.0.1:{self.port}"
 

@@ -243,6 +243,14 @@ def raw_request(port, data, method="GET", timeout=HTTP_TIMEOUT):
         s.close()
 
 
+# Many `thaw dev` tests let the worker write marker files into the test's
+# tmp dir (an out-of-band signal), which the sandbox rightly forbids: they
+# run with --no-sandbox. `thaw serve` tests (servelib.py) and
+# test_hostile.py run sandboxed; THAW_TEST_DEV_SANDBOX=1 runs the dev
+# tests sandboxed too (those without marker files pass).
+DEV_SANDBOX = os.environ.get("THAW_TEST_DEV_SANDBOX") == "1"
+
+
 class Thaw:
     """One running `thaw dev` process."""
 
@@ -269,6 +277,8 @@ class Thaw:
         if self.pass_dir:
             cmd.append(str(self.workdir))
         cmd += ["--port", str(self.port), "--ip", "127.0.0.1"] + self.args
+        if not DEV_SANDBOX and "--no-sandbox" not in self.args:
+            cmd.append("--no-sandbox")
         self.cmd = cmd
         self.ready.clear()
         self.stdout_lines = []

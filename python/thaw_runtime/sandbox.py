@@ -1,0 +1,78 @@
+"""The Python side of the sandbox (src/sandbox/): which paths a worker may
+read, and the calls a template and an instance make right after their
+fork. docs/security.md describes the layers."""
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import _thaw
+
+# Files outside the trees below that Python reads at run time.
+_HOST_FILES = ("/etc/localtime", "/etc/timezone", "/etc/mime.types")
+# The stdlib, the built-in package set and the shared libraries their C
+# extensions load; nothing secret lives there.
+_SYSTEM_TREES = ("/usr", "/lib", "/lib64")
+
+_opts = None        # the template's settings, None when unsandboxed
+_tmp_by_pid = {}    # instance pid -> its tmp directory (the template removes it)
+
+
+def _existing(paths):
+    out = []
+    for p in paths:
+        if p and os.path.exists(p):
+            p = os.path.realpath(p)
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def _sdk_dir():
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def template(name, wdir, sandbox_json):
+    """Sandboxes a freshly forked template, before the worker's top level
+    runs. Raises OSError naming the step that failed."""
+    global _opts
+    opts = json.loads(sandbox_json or "{}")
+    if not opts.get("on") or not _thaw.sandbox_active():
+        return
+    wdir = os.path.realpath(wdir)
+    keep = _existing([wdir, _sdk_dir()] + [p for p in sys.path if p])
+    read = _existing(list(_SYSTEM_TREES) + list(_HOST_FILES) + keep)
+    _thaw.sandbox_template(name, read[:64], keep[:64], int(opts["tmp_bytes"]),
+                           int(opts["nproc"]), int(opts["nofile"]), int(opts["fsize"]),
+                           int(opts["as_bytes"]))
+    _opts = opts
+    tempfile.tempdir = None
+    # thaw's stdout carries only its own lines; a worker writing to fd 1
+    # lands in the log like its print()
+    os.dup2(2, 1)
+
+
+def instance(iid):
+    """Sandboxes a freshly forked instance: its own directory under the
+    worker's private /tmp, which is all it may write."""
+    if _opts is None:
+        return
+    tmp = f"/tmp/i{iid}"
+    os.mkdir(tmp, 0o700)
+    _thaw.sandbox_instance(tmp)
+    os.environ["TMPDIR"] = tmp
+    tempfile.tempdir = tmp
+
+
+def forked(pid, iid):
+    """The template remembers each instance's directory ..."""
+    if _opts is not None:
+        _tmp_by_pid[pid] = f"/tmp/i{iid}"
+
+
+def reaped(pid):
+    """... and removes it when the instance is gone."""
+    tmp = _tmp_by_pid.pop(pid, None)
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)

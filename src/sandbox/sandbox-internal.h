@@ -1,0 +1,30 @@
+/* Shared by the sandbox's files; not for the rest of thaw. */
+#ifndef THAW_SANDBOX_INTERNAL_H
+#define THAW_SANDBOX_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sandbox/sandbox.h"
+
+/* struct mount_attr and its flags (Debian 12's headers predate them) */
+struct thaw__mount_attr {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+#define THAW__MOUNT_ATTR_RDONLY 0x00000001
+#define THAW__MOUNT_ATTR_NOSUID 0x00000002
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+/* the pids cgroup the zygote opened, or -1 */
+extern int thaw__sb_cgroup_fd;
+
+int thaw__sb_fail(char *err, size_t errlen, const char *step);
+int thaw__sb_write_file(const char *path, const char *text);
+int thaw__sb_map_self(unsigned uid, unsigned gid, char *err, size_t errlen);
+/* keeper.c: forks the init of a fresh pid namespace (after
+ * unshare(CLONE_NEWPID)); it mounts that namespace's /proc and reaps. */
+int thaw__sb_pidns_init(char *err, size_t errlen);
+
+#endif

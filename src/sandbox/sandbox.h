@@ -1,0 +1,65 @@
+/* The sandbox of the Python tree (issue 6). The zygote calls
+ * thaw_sb_zygote() before CPython starts; every template calls
+ * thaw_sb_template() right after its fork, before the worker's top level
+ * runs; every instance calls thaw_sb_instance() right after its fork.
+ * docs/security.md explains each layer and what it stops.
+ *
+ * Every function returns 0, or -1 with a message in err naming the step
+ * that failed: a sandbox that cannot be set up is an error, never a silent
+ * fallback. */
+#ifndef THAW_SANDBOX_H
+#define THAW_SANDBOX_H
+
+#include <stddef.h>
+
+#define THAW_SB_MAX_PATHS 64
+
+struct thaw_sb_template {
+    const char *name;              /* the worker, for the log */
+    const char *read[THAW_SB_MAX_PATHS]; /* trees it may read (stdlib, packages, bundle) */
+    int n_read;
+    const char *keep[THAW_SB_MAX_PATHS]; /* trees under /tmp that stay visible (bundle) */
+    int n_keep;
+    long long tmp_bytes;           /* size of the worker's private tmpfs */
+    long long nproc;               /* processes + threads of one worker version */
+    long long nofile;              /* open files of one process */
+    long long fsize;               /* largest file one process may write */
+    long long as_bytes;            /* address space of one process */
+};
+
+/* zygote.c: user, mount, network, IPC and UTS namespaces for the whole
+ * Python tree; every mount read-only. cgroup_dir: NULL, or a pids cgroup
+ * the supervisor made, kept open for templates to join. */
+int thaw_sb_zygote(const char *cgroup_dir, char *err, size_t errlen);
+/* Whether thaw_sb_zygote ran in this process tree. */
+int thaw_sb_active(void);
+
+/* template.c: per worker version: a nested user namespace (its own process
+ * count), a mount namespace with a private /tmp, a pid namespace for its
+ * instances (with a small init), rlimits, no capabilities, Landlock and
+ * seccomp. */
+int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen);
+
+/* instance.c: its own session, its own Landlock layer (writes only under
+ * tmpdir, no signals outside itself). */
+int thaw_sb_instance(const struct thaw_sb_template *t, const char *tmpdir, char *err,
+                     size_t errlen);
+
+/* landlock.c: the ABI version the kernel has (0: none). Restricts this
+ * process to reading `read`, writing under `rw` (may be NULL) and, with
+ * ABI 6, signalling only its own domain. */
+int thaw_sb_landlock_abi(void);
+int thaw_sb_landlock(const char *const *read, int n_read, const char *rw, char *err,
+                     size_t errlen);
+
+/* seccomp.c: the allowlist (libseccomp). Forbidden calls that have an
+ * error fail with EPERM; a call outside the list stops the process with a
+ * log line naming it. */
+int thaw_sb_seccomp(const char *name, char *err, size_t errlen);
+
+/* caps.c: rlimits, not dumpable, no capabilities (bounding, ambient,
+ * effective, permitted, inheritable), securebits locked, no_new_privs. */
+int thaw_sb_rlimits(const struct thaw_sb_template *t, char *err, size_t errlen);
+int thaw_sb_drop_caps(char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,202 @@
+/* The seccomp allowlist of templates and instances (libseccomp).
+ *
+ * Three outcomes. A call on ALLOW runs. A call on DENY (ptrace, mount,
+ * bpf, kexec, keyctl, modules, namespaces, uid changes, exec, raw and inet
+ * sockets, ...) fails with EPERM, which Python raises as PermissionError:
+ * a worker that tries finds out at once and can catch it. Any other call
+ * (one no Python worker has a reason to make) traps: SIGSYS, whose handler
+ * writes the call's name to thaw's log and ends the process; only that
+ * instance dies, and the supervisor answers its requests with 502. */
+#include <errno.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sandbox/sandbox-internal.h"
+
+static const char *const ALLOW[] = {
+    /* files and descriptors */
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
+    "preadv2", "pwritev2", "open", "openat", "openat2", "close", "close_range", "creat",
+    "stat", "fstat", "lstat", "newfstatat", "statx", "statfs", "fstatfs", "lseek",
+    "access", "faccessat", "faccessat2", "dup", "dup2", "dup3", "fcntl", "flock",
+    "fsync", "fdatasync", "sync", "syncfs", "truncate", "ftruncate", "fallocate",
+    "fadvise64", "getdents", "getdents64", "getcwd", "chdir", "fchdir", "rename",
+    "renameat", "renameat2", "mkdir", "mkdirat", "rmdir", "link", "linkat", "unlink",
+    "unlinkat", "symlink", "symlinkat", "readlink", "readlinkat", "chmod", "fchmod",
+    "fchmodat", "chown", "fchown", "lchown", "fchownat", "umask", "utime", "utimes",
+    "utimensat", "futimesat", "getxattr", "lgetxattr", "fgetxattr", "listxattr",
+    "llistxattr", "flistxattr", "setxattr", "lsetxattr", "fsetxattr", "removexattr",
+    "lremovexattr", "fremovexattr", "sendfile", "splice", "tee", "copy_file_range",
+    "pipe", "pipe2", "memfd_create", "eventfd", "eventfd2", "signalfd", "signalfd4",
+    "timerfd_create", "timerfd_settime", "timerfd_gettime", "inotify_init",
+    "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+    /* waiting */
+    "select", "pselect6", "poll", "ppoll", "epoll_create", "epoll_create1", "epoll_ctl",
+    "epoll_wait", "epoll_pwait", "epoll_pwait2", "nanosleep", "clock_nanosleep",
+    "futex", "futex_waitv", "sched_yield", "restart_syscall",
+    /* memory */
+    "mmap", "mprotect", "munmap", "mremap", "msync", "madvise", "mincore", "brk",
+    "mlock", "mlock2", "munlock", "mlockall", "munlockall", "membarrier",
+    "get_mempolicy", "set_mempolicy", "mbind", "pkey_alloc", "pkey_free", "pkey_mprotect",
+    /* signals and processes (kill and clone have argument rules below) */
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigtimedwait",
+    "rt_sigsuspend", "sigaltstack", "pause", "getitimer", "setitimer", "alarm",
+    "fork", "vfork", "exit", "exit_group", "wait4", "waitid", "pidfd_open",
+    "pidfd_send_signal", "set_tid_address", "set_robust_list", "get_robust_list", "rseq",
+    "arch_prctl", "sched_getaffinity", "sched_setaffinity", "sched_getparam",
+    "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min",
+    "sched_getattr", "sched_setattr", "sched_rr_get_interval", "getpriority",
+    "setpriority", "getcpu",
+    /* identity (reading it) */
+    "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getresuid",
+    "getresgid", "getgroups", "getpgrp", "getpgid", "getsid", "setsid", "setpgid",
+    "capget", "uname", "sysinfo", "times", "getrusage", "getrlimit", "setrlimit",
+    /* time and entropy */
+    "time", "gettimeofday", "clock_gettime", "clock_getres", "getrandom",
+    /* unix sockets (socket() itself has an argument rule below) */
+    "socketpair", "connect", "accept", "accept4", "bind", "listen", "sendto", "recvfrom",
+    "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "getsockname", "getpeername",
+    "setsockopt", "getsockopt",
+    /* sandboxing oneself further (instances add their Landlock layer) */
+    "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp",
+};
+
+/* What a worker is told it may not do (EPERM: PermissionError). */
+static const char *const DENY[] = {
+    "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd",
+    "kcmp", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
+    "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "unshare", "setns",
+    "clone3", "execve", "execveat", "bpf", "perf_event_open", "kexec_load",
+    "kexec_file_load", "init_module", "finit_module", "delete_module", "keyctl", "add_key",
+    "request_key", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
+    "setfsuid", "setfsgid", "setgroups", "capset", "userfaultfd", "io_uring_setup",
+    "io_uring_enter", "io_uring_register", "name_to_handle_at", "open_by_handle_at",
+    "reboot", "swapon", "swapoff", "acct", "quotactl", "syslog", "settimeofday",
+    "clock_settime", "clock_adjtime", "adjtimex", "sethostname", "setdomainname",
+    "iopl", "ioperm", "mknod", "mknodat", "personality", "vhangup", "lookup_dcookie",
+    "fanotify_init", "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl",
+    "semtimedop", "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink",
+    "migrate_pages", "move_pages", "set_mempolicy_home_node",
+};
+
+#define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
+                  CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | 0x00000080 /* NEWTIME */)
+
+/* names by number, made before the filter: the SIGSYS handler may not
+ * allocate */
+#define MAX_NR 512
+static const char *names[MAX_NR];
+static char who[96];
+
+static void on_sigsys(int sig, siginfo_t *si, void *uc)
+{
+    char line[256];
+    int nr = si->si_syscall;
+    const char *name = nr >= 0 && nr < MAX_NR && names[nr] ? names[nr] : "?";
+    int n = snprintf(line, sizeof(line),
+                     "[thaw] %s: seccomp: forbidden system call %s (number %d); "
+                     "the process is stopped\n", who, name, nr);
+
+    if (n > 0 && write(2, line, (size_t)n) < 0)
+        _exit(159);
+    _exit(159);
+}
+
+static int add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n,
+               const struct scmp_arg_cmp *cmp, char *err, size_t errlen)
+{
+    int nr = seccomp_syscall_resolve_name(name);
+    int rc;
+
+    if (nr == __NR_SCMP_ERROR)
+        return 0; /* not on this architecture */
+    rc = seccomp_rule_add_array(ctx, action, nr, n, cmp);
+    if (rc < 0) {
+        snprintf(err, errlen, "sandbox: seccomp rule for %s: %s", name, strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+int thaw_sb_seccomp(const char *name, char *err, size_t errlen)
+{
+    scmp_filter_ctx ctx;
+    struct sigaction sa;
+    size_t i;
+    int rc = 0, nr;
+    uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+    struct scmp_arg_cmp unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
+    struct scmp_arg_cmp not_unix = SCMP_A0(SCMP_CMP_NE, AF_UNIX);
+    struct scmp_arg_cmp no_ns = SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, 0);
+    struct scmp_arg_cmp ns[1] = {SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, NS_FLAGS)};
+    /* kill(-1) and kill(-pgrp): to everything it may signal or to a
+     * group; a worker has no use for either */
+    struct scmp_arg_cmp pid_pos = SCMP_A0(SCMP_CMP_MASKED_EQ, 0x80000000u, 0);
+    struct scmp_arg_cmp pid_neg = SCMP_A0(SCMP_CMP_MASKED_EQ, 0x80000000u, 0x80000000u);
+    struct scmp_arg_cmp not_tiocsti = SCMP_A1(SCMP_CMP_NE, TIOCSTI);
+    struct scmp_arg_cmp tiocsti = SCMP_A1(SCMP_CMP_EQ, TIOCSTI);
+    struct scmp_arg_cmp not_dumpable = SCMP_A0(SCMP_CMP_NE, PR_SET_DUMPABLE);
+    struct scmp_arg_cmp dumpable = SCMP_A0(SCMP_CMP_EQ, PR_SET_DUMPABLE);
+    struct scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, 0);
+    struct scmp_arg_cmp other = SCMP_A0(SCMP_CMP_NE, 0);
+
+    snprintf(who, sizeof(who), "worker %s pid %ld", name ? name : "?", (long)getpid());
+    for (nr = 0; nr < MAX_NR; nr++)
+        names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigsys;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSYS, &sa, NULL))
+        return thaw__sb_fail(err, errlen, "sigaction(SIGSYS)");
+
+    ctx = seccomp_init(SCMP_ACT_TRAP);
+    if (!ctx) {
+        snprintf(err, errlen, "sandbox: seccomp_init failed");
+        return -1;
+    }
+    for (i = 0; i < sizeof(ALLOW) / sizeof(ALLOW[0]) && !rc; i++)
+        rc = add(ctx, SCMP_ACT_ALLOW, ALLOW[i], 0, NULL, err, errlen);
+    for (i = 0; i < sizeof(DENY) / sizeof(DENY[0]) && !rc; i++)
+        rc = add(ctx, strcmp(DENY[i], "clone3") == 0 ? SCMP_ACT_ERRNO(ENOSYS) : eperm,
+                 DENY[i], 0, NULL, err, errlen);
+    /* clone3's flags live in memory seccomp cannot read: ENOSYS makes glibc
+     * fall back to clone, whose flags it can */
+    if (!rc)
+        rc = add(ctx, SCMP_ACT_ALLOW, "clone", 1, &no_ns, err, errlen) ||
+             add(ctx, eperm, "clone", 1, ns, err, errlen) ||
+             add(ctx, SCMP_ACT_ALLOW, "socket", 1, &unix_only, err, errlen) ||
+             add(ctx, SCMP_ACT_ERRNO(EACCES), "socket", 1, &not_unix, err, errlen) ||
+             add(ctx, SCMP_ACT_ALLOW, "kill", 1, &pid_pos, err, errlen) ||
+             add(ctx, eperm, "kill", 1, &pid_neg, err, errlen) ||
+             add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &pid_pos, err, errlen) ||
+             add(ctx, eperm, "tgkill", 1, &pid_neg, err, errlen) ||
+             add(ctx, SCMP_ACT_ALLOW, "tkill", 1, &pid_pos, err, errlen) ||
+             add(ctx, eperm, "tkill", 1, &pid_neg, err, errlen) ||
+             add(ctx, SCMP_ACT_ALLOW, "rt_sigqueueinfo", 1, &pid_pos, err, errlen) ||
+             add(ctx, eperm, "rt_sigqueueinfo", 1, &pid_neg, err, errlen) ||
+             add(ctx, SCMP_ACT_ALLOW, "rt_tgsigqueueinfo", 1, &pid_pos, err, errlen) ||
+             add(ctx, eperm, "rt_tgsigqueueinfo", 1, &pid_neg, err, errlen) ||
+             add(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &not_tiocsti, err, errlen) ||
+             add(ctx, eperm, "ioctl", 1, &tiocsti, err, errlen) ||
+             add(ctx, SCMP_ACT_ALLOW, "prctl", 1, &not_dumpable, err, errlen) ||
+             add(ctx, eperm, "prctl", 1, &dumpable, err, errlen) ||
+             /* prlimit64 on itself only: no looking at or lowering others */
+             add(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, &self, err, errlen) ||
+             add(ctx, eperm, "prlimit64", 1, &other, err, errlen);
+    if (!rc && (rc = seccomp_load(ctx)) < 0) {
+        snprintf(err, errlen, "sandbox: seccomp_load: %s", strerror(-rc));
+        rc = -1;
+    }
+    seccomp_release(ctx);
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,161 @@
+/* A worker version's layer, set up by its template right after the fork
+ * from the zygote and before the worker's top level runs. Order matters:
+ * what needs capabilities (namespaces, mounts, the pid namespace's init)
+ * comes first; then rlimits; then every capability goes; then Landlock and
+ * seccomp, which the instances inherit and can only narrow. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sandbox/sandbox-internal.h"
+
+/* Host paths a worker has no business seeing: each gets an empty tmpfs
+ * (/tmp a writable, size-limited one: the worker's private tmp). */
+static const char *const HIDE[] = {"/tmp", "/run", "/dev/shm", "/var/tmp", "/home", "/root"};
+
+static int under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Joins a pids cgroup of its own under the one the supervisor made: the
+ * process count that RLIMIT_NPROC cannot bound when thaw runs as root. */
+static int join_cgroup(const struct thaw_sb_template *t, char *err, size_t errlen)
+{
+    char name[64], path[128], num[32];
+    int fd, rc = 0;
+
+    if (thaw__sb_cgroup_fd < 0)
+        return 0;
+    snprintf(name, sizeof(name), "v%ld", (long)getpid());
+    if (mkdirat(thaw__sb_cgroup_fd, name, 0755) && errno != EEXIST)
+        rc = thaw__sb_fail(err, errlen, "make the worker's pids cgroup");
+    snprintf(num, sizeof(num), "%lld", t->nproc);
+    snprintf(path, sizeof(path), "%s/pids.max", name);
+    if (!rc && ((fd = openat(thaw__sb_cgroup_fd, path, O_WRONLY | O_CLOEXEC)) < 0 ||
+                write(fd, num, strlen(num)) < 0 || close(fd)))
+        rc = thaw__sb_fail(err, errlen, "set pids.max");
+    snprintf(path, sizeof(path), "%s/cgroup.procs", name);
+    if (!rc && ((fd = openat(thaw__sb_cgroup_fd, path, O_WRONLY | O_CLOEXEC)) < 0 ||
+                write(fd, "0", 1) < 0 || close(fd)))
+        rc = thaw__sb_fail(err, errlen, "join the pids cgroup");
+    /* a writable handle on the host's cgroup tree: gone before worker code */
+    close(thaw__sb_cgroup_fd);
+    thaw__sb_cgroup_fd = -1;
+    return rc;
+}
+
+static int mkdirs(const char *path)
+{
+    char buf[PATH_MAX], *p;
+
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+/* Covers each HIDE path with a tmpfs, then binds back the trees the worker
+ * needs that live below one (a bundle under /tmp, as in tests). */
+static int private_mounts(const struct thaw_sb_template *t, char *err, size_t errlen)
+{
+    int keep_fd[THAW_SB_MAX_PATHS], i, k, rc = 0;
+    char opts[64], src[64];
+    size_t h;
+
+    for (k = 0; k < t->n_keep; k++)
+        keep_fd[k] = open(t->keep[k], O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (h = 0; h < sizeof(HIDE) / sizeof(HIDE[0]) && !rc; h++) {
+        const char *dir = HIDE[h];
+        int is_tmp = strcmp(dir, "/tmp") == 0, nested = 0;
+        struct stat st;
+
+        if (lstat(dir, &st) || !S_ISDIR(st.st_mode))
+            continue;
+        for (i = 0; i < (int)h; i++)
+            nested |= under(dir, HIDE[i]);
+        if (nested)
+            continue;
+        snprintf(opts, sizeof(opts), is_tmp ? "size=%lld,mode=1777" : "size=64k,mode=755",
+                 t->tmp_bytes);
+        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts)) {
+            rc = thaw__sb_fail(err, errlen, "mount a private tmpfs");
+            break;
+        }
+        for (k = 0; k < t->n_keep && !rc; k++) {
+            if (!under(t->keep[k], dir))
+                continue;
+            if (keep_fd[k] < 0) {
+                errno = ENOENT;
+                rc = thaw__sb_fail(err, errlen, t->keep[k]);
+                break;
+            }
+            snprintf(src, sizeof(src), "/proc/self/fd/%d", keep_fd[k]);
+            if (mkdirs(t->keep[k]) || mount(src, t->keep[k], NULL, MS_BIND | MS_REC, NULL))
+                rc = thaw__sb_fail(err, errlen, "bind the worker's files into its mounts");
+        }
+        if (!rc && !is_tmp &&
+            mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, opts))
+            rc = thaw__sb_fail(err, errlen, "make a hidden path read-only");
+    }
+    for (k = 0; k < t->n_keep; k++)
+        if (keep_fd[k] >= 0)
+            close(keep_fd[k]);
+    return rc;
+}
+
+int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen)
+{
+    if (!thaw_sb_active()) {
+        errno = EINVAL;
+        return thaw__sb_fail(err, errlen, "the zygote is not sandboxed");
+    }
+    if (join_cgroup(t, err, errlen))
+        return -1;
+    /* its own user namespace: RLIMIT_NPROC counts per (namespace, uid), so
+     * one worker's fork bomb does not use up another's processes; and the
+     * mounts copied into it become locked read-only */
+    if (unshare(CLONE_NEWUSER))
+        return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWUSER) for the template");
+    if (thaw__sb_map_self(0, 0, err, errlen))
+        return -1;
+    if (unshare(CLONE_NEWNS | CLONE_NEWPID))
+        return thaw__sb_fail(err, errlen, "unshare(mount, pid namespaces) for the template");
+    if (private_mounts(t, err, errlen))
+        return -1;
+    if (thaw__sb_pidns_init(err, errlen))
+        return -1;
+    /* kill(0, ...) reaches only its own group */
+    if (setsid() < 0)
+        return thaw__sb_fail(err, errlen, "setsid");
+    if (thaw_sb_rlimits(t, err, errlen) || thaw_sb_drop_caps(err, errlen))
+        return -1;
+    if (thaw_sb_landlock_abi() > 0 &&
+        thaw_sb_landlock(t->read, t->n_read, "/tmp", err, errlen))
+        return -1;
+    return thaw_sb_seccomp(t->name, err, errlen);
+}
+
+int thaw_sb_instance(const struct thaw_sb_template *t, const char *tmpdir, char *err,
+                     size_t errlen)
+{
+    if (setsid() < 0)
+        return thaw__sb_fail(err, errlen, "setsid");
+    if (thaw_sb_landlock_abi() > 0 &&
+        thaw_sb_landlock(t->read, t->n_read, tmpdir, err, errlen))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,100 @@
+/* The zygote's layer: it and everything forked from it leave the host's
+ * user, mount, network, IPC and UTS namespaces before CPython starts.
+ * Inside, the zygote is uid 0 of a user namespace that maps only the
+ * user who runs thaw: it has capabilities over its own namespaces (which
+ * templates need to make theirs) and none over the host. Every mount is
+ * made read-only; the network namespace has no interface at all, so a
+ * worker's only way out is its IPC channel to the supervisor. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sandbox/sandbox-internal.h"
+
+int thaw__sb_cgroup_fd = -1;
+static int active;
+
+int thaw_sb_active(void) { return active; }
+
+int thaw__sb_write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    ssize_t n;
+    size_t len = strlen(text);
+
+    if (fd < 0)
+        return -1;
+    n = write(fd, text, len);
+    if (n != (ssize_t)len) {
+        int e = n < 0 ? errno : EIO;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return close(fd);
+}
+
+/* Maps uid/gid 0 of a fresh user namespace to the caller's own ids: the
+ * one mapping an unprivileged process may write for itself. */
+int thaw__sb_map_self(unsigned uid, unsigned gid, char *err, size_t errlen)
+{
+    char line[64];
+
+    if (thaw__sb_write_file("/proc/self/setgroups", "deny") && errno != ENOENT)
+        return thaw__sb_fail(err, errlen, "write /proc/self/setgroups");
+    snprintf(line, sizeof(line), "0 %u 1\n", uid);
+    if (thaw__sb_write_file("/proc/self/uid_map", line))
+        return thaw__sb_fail(err, errlen, "write /proc/self/uid_map");
+    snprintf(line, sizeof(line), "0 %u 1\n", gid);
+    if (thaw__sb_write_file("/proc/self/gid_map", line))
+        return thaw__sb_fail(err, errlen, "write /proc/self/gid_map");
+    return 0;
+}
+
+int thaw__sb_fail(char *err, size_t errlen, const char *step)
+{
+    snprintf(err, errlen, "sandbox: %s: %s", step, strerror(errno));
+    return -1;
+}
+
+int thaw_sb_zygote(const char *cgroup_dir, char *err, size_t errlen)
+{
+    unsigned uid = geteuid(), gid = getegid();
+    struct thaw__mount_attr attr = {.attr_set = THAW__MOUNT_ATTR_RDONLY |
+                                                THAW__MOUNT_ATTR_NOSUID};
+
+    /* opened before the mounts turn read-only: a template joins the pids
+     * cgroup through it (sandbox/template.c) */
+    if (cgroup_dir && *cgroup_dir) {
+        thaw__sb_cgroup_fd = open(cgroup_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (thaw__sb_cgroup_fd < 0)
+            return thaw__sb_fail(err, errlen, "open the pids cgroup");
+    }
+    if (unshare(CLONE_NEWUSER))
+        return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWUSER)");
+    if (thaw__sb_map_self(uid, gid, err, errlen))
+        return -1;
+    if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS))
+        return thaw__sb_fail(err, errlen, "unshare(mount, network, IPC, UTS namespaces)");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+        return thaw__sb_fail(err, errlen, "make / private");
+    if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof(attr)))
+        return thaw__sb_fail(err, errlen, "make every mount read-only (mount_setattr)");
+    /* /proc stays writable here: a template writes its user namespace's
+     * maps there; then its pid namespace's init covers it with a
+     * read-only /proc of its own (sandbox/keeper.c), so no worker code
+     * ever sees a writable /proc (whose /proc/sys trusts uid 0) */
+    attr.attr_set = 0;
+    attr.attr_clr = THAW__MOUNT_ATTR_RDONLY;
+    if (syscall(SYS_mount_setattr, AT_FDCWD, "/proc", 0, &attr, sizeof(attr)))
+        return thaw__sb_fail(err, errlen, "keep /proc writable for the templates");
+    if (sethostname("thaw", 4))
+        return thaw__sb_fail(err, errlen, "sethostname");
+    active = 1;
+    return 0;
+}

@@ -1,0 +1,14 @@
+/* The `_thaw` module's sandbox calls (sandbox-py.c). */
+#ifndef THAW_ZYGOTE_SANDBOX_PY_H
+#define THAW_ZYGOTE_SANDBOX_PY_H
+
+#include <Python.h>
+
+/* sandbox_template(name, read, keep, tmp_bytes, nproc, nofile, fsize, as_bytes) */
+PyObject *thaw_py_sandbox_template(PyObject *self, PyObject *args);
+/* sandbox_instance(tmpdir) */
+PyObject *thaw_py_sandbox_instance(PyObject *self, PyObject *arg);
+/* sandbox_active() -> bool */
+PyObject *thaw_py_sandbox_active(PyObject *self, PyObject *unused);
+
+#endif
