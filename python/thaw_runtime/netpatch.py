@@ -8,6 +8,10 @@ stdlib there, so unmodified `requests`, `urllib3`, `httpx`, `http.client`,
 `smtplib`, `redis` and asyncio's `open_connection` work:
 
   socket.getaddrinfo            the supervisor resolves ("resolve" op)
+  socket.socket(AF_INET[6], SOCK_STREAM)
+                                the supervisor makes the (unconnected)
+                                socket ("socket" op): the sandbox lets an
+                                instance create no inet socket itself
   socket.socket.connect(_ex)    AF_INET/AF_INET6 stream sockets: the
                                 supervisor connects; its socket is dup2()'d
                                 onto this one's fd, so the object (and
@@ -15,8 +19,9 @@ stdlib there, so unmodified `requests`, `urllib3`, `httpx`, `http.client`,
   loop.getaddrinfo/sock_connect the same, without blocking the event loop
                                 (asyncio.open_connection, create_connection)
 
-UDP and raw sockets cannot connect (PermissionError): thaw brokers TCP only.
-Unix sockets are left alone (thaw's own channel is one).
+UDP and raw sockets cannot be made (PermissionError): thaw brokers TCP
+only. Unix sockets, and sockets made from an existing fd (fileno=...), are
+left alone (thaw's own channel is one).
 
 install() runs once in the template, so every instance inherits it.
 """
@@ -30,6 +35,7 @@ from workers import _bind
 _BINDING = "__connect"
 _INET = (socket.AF_INET, socket.AF_INET6)
 
+_orig_init = socket.socket.__init__
 _orig_connect = socket.socket.connect
 _orig_connect_ex = socket.socket.connect_ex
 _orig_getaddrinfo = socket.getaddrinfo
@@ -58,8 +64,9 @@ def _brokered(sock):
 _connecting = 0  # connects in flight, counted too
 
 
-def _check_limit():
-    n = sum(1 for s in list(_live) if s.fileno() >= 0) + _connecting
+def _check_limit(sock=None):
+    # sock: the socket about to connect, counted by _connecting instead
+    n = sum(1 for s in list(_live) if s is not sock and s.fileno() >= 0) + _connecting
     if n >= _max_connections:
         raise PermissionError(
             f"this instance already has {n} TCP sockets open, the most "
@@ -100,6 +107,9 @@ def _os_error(exc, address):
 
 def _adopt(sock, fd):
     """Puts the connected socket fd in place of sock's own fd."""
+    if fd is None:
+        raise OSError(errno.EMFILE, "the connected socket thaw made did not arrive: this "
+                      "instance has too many open files")
     try:
         old = sock.fileno()
         keep = []
@@ -121,14 +131,57 @@ def _adopt(sock, fd):
     _live.add(sock)
 
 
+_TYPE_FLAGS = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
+_UDP_REFUSED = ("thaw brokers TCP connections only: UDP and raw sockets are not "
+                "available to workers")
+
+
+def _init(self, family=-1, type=-1, proto=-1, fileno=None):
+    """socket.socket(): an AF_INET/AF_INET6 stream socket made while the
+    instance runs comes from the supervisor (the sandbox's seccomp filter
+    refuses the instance socket(AF_INET...)); everything else as usual."""
+    fam = socket.AF_INET if family == -1 else family
+    typ = socket.SOCK_STREAM if type == -1 else type
+    if fileno is not None or fam not in _INET:
+        return _orig_init(self, family, type, proto, fileno)
+    if _bind._transport is None:
+        # the template (the worker's top level): no broker to ask
+        try:
+            return _orig_init(self, family, type, proto, fileno)
+        except PermissionError:
+            raise PermissionError(
+                errno.EACCES, "TCP sockets can be made while a request (or a scheduled "
+                "event) is handled, not at the top level of the worker: the sandbox "
+                "gives workers no network, thaw makes their connections") from None
+    if typ & ~_TYPE_FLAGS != socket.SOCK_STREAM or proto not in (-1, 0, socket.IPPROTO_TCP):
+        raise PermissionError(errno.EACCES, _UDP_REFUSED)
+    _check_limit()
+    try:
+        _result, fd = _bind.call_sync(_BINDING, "socket",
+                                      {"family": 6 if fam == socket.AF_INET6 else 4})
+    except Exception as exc:
+        raise _os_error(exc, None) from None
+    if fd is None:
+        raise OSError(errno.EMFILE, "the socket thaw made did not arrive: this instance "
+                      "has too many open files")
+    try:
+        _orig_init(self, fam, typ, socket.IPPROTO_TCP if proto == -1 else proto, fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    # SOCK_NONBLOCK, or socket.setdefaulttimeout(): the fd's O_NONBLOCK
+    # follows the object's timeout
+    self.settimeout(self.gettimeout())
+    _live.add(self)
+
+
 def _connect(self, address):
     if self.family not in _INET:
         return _orig_connect(self, address)
     if self.type != socket.SOCK_STREAM:
-        raise PermissionError(errno.EACCES, "thaw brokers TCP connections only: UDP and raw "
-                              "sockets are not available to workers")
+        raise PermissionError(errno.EACCES, _UDP_REFUSED)
     args = _args(self, address)
-    reserve()
+    reserve(self)
     try:
         _result, fd = _bind.call_sync(_BINDING, "connect", args, self.gettimeout() or None)
     except Exception as exc:
@@ -219,7 +272,7 @@ def patch_loop(loop):
                 _connect(sock, address)  # raises PermissionError
             return await orig_sock_connect(sock, address)
         args = _args(sock, address)
-        reserve()
+        reserve(sock)
         try:
             _result, fd = await _bind.call_fd(_BINDING, "connect", args)
         except Exception as exc:
@@ -251,13 +304,25 @@ def ca_file():
     return _ca_file
 
 
+def _egress(config):
+    egress = ((config.get("thaw") or {}).get("egress") or {})
+    return egress if isinstance(egress, dict) else {}
+
+
+def configured_ca_file(config, wdir):
+    """thaw.egress.ca_file, absolute (relative to the worker's directory),
+    or None. The supervisor checked the key (src/bind/egress-config.c)."""
+    ca = _egress(config).get("ca_file")
+    return os.path.join(wdir, ca) if isinstance(ca, str) and ca else None
+
+
 def install(config, wdir):
     """Patches the socket module; once, in the template."""
     global _max_connections, _ca_file
-    egress = ((config.get("thaw") or {}).get("egress") or {})
+    egress = _egress(config)
     _max_connections = int(egress.get("max_connections") or 100)
-    if egress.get("ca_file"):
-        _ca_file = os.path.join(wdir, egress["ca_file"])
+    _ca_file = configured_ca_file(config, wdir)
+    socket.socket.__init__ = _init
     socket.socket.connect = _connect
     socket.socket.connect_ex = _connect_ex
     socket.getaddrinfo = getaddrinfo
@@ -268,11 +333,12 @@ def track(sock):
     _live.add(sock)
 
 
-def reserve():
-    """Counts a connect in flight against the limit (PermissionError when
-    over it); release() when it ended, either way."""
+def reserve(sock=None):
+    """Counts a connect in flight (of sock, when it is one of the counted
+    sockets) against the limit (PermissionError when over it); release()
+    when it ended, either way."""
     global _connecting
-    _check_limit()
+    _check_limit(sock)
     _connecting += 1
 
 

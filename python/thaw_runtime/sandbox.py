@@ -14,6 +14,10 @@ _HOST_FILES = ("/etc/localtime", "/etc/timezone", "/etc/mime.types")
 # The stdlib, the built-in package set and the shared libraries their C
 # extensions load; nothing secret lives there.
 _SYSTEM_TREES = ("/usr", "/lib", "/lib64")
+# TLS: the system's CA store (public certificates) and OpenSSL's config.
+# Not /etc/ssl as a whole: /etc/ssl/private holds the host's private keys.
+_CA_STORE = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs",
+             "/etc/ca-certificates")
 
 _opts = None        # the template's settings, None when unsandboxed
 _tmp_by_pid = {}    # instance pid -> its tmp directory (the template removes it)
@@ -29,20 +33,40 @@ def _existing(paths):
     return out
 
 
+def _ca_paths(ca_file):
+    """What ssl.create_default_context() (and certifi, requests) read, where
+    it lies outside the system trees, and the worker's thaw.egress.ca_file
+    (which may lie outside its bundle). Read-only, like everything here."""
+    import ssl
+    v = ssl.get_default_verify_paths()
+    paths = list(_CA_STORE) + [v.cafile, v.capath, v.openssl_cafile, v.openssl_capath,
+                                os.environ.get(v.openssl_cafile_env),
+                                os.environ.get(v.openssl_capath_env), ca_file]
+    try:
+        import certifi
+        paths.append(certifi.where())
+    except Exception:  # not installed: nothing to allow
+        pass
+    return paths
+
+
 def _sdk_dir():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def template(name, wdir, sandbox_json):
+def template(name, wdir, sandbox_json, ca_file=None):
     """Sandboxes a freshly forked template, before the worker's top level
-    runs. Raises OSError naming the step that failed."""
+    runs; ca_file: the worker's thaw.egress.ca_file (absolute) or None.
+    Raises OSError naming the step that failed."""
     global _opts
     opts = json.loads(sandbox_json or "{}")
     if not opts.get("on") or not _thaw.sandbox_active():
         return
     wdir = os.path.realpath(wdir)
-    keep = _existing([wdir, _sdk_dir()] + [p for p in sys.path if p])
-    read = _existing(list(_SYSTEM_TREES) + list(_HOST_FILES) + keep)
+    # kept visible where they lie under a path the sandbox hides (/tmp,
+    # /home, ...): the bundle, the SDK, sys.path and the CA file
+    keep = _existing([wdir, _sdk_dir()] + [p for p in sys.path if p] + [ca_file])
+    read = _existing(list(_SYSTEM_TREES) + list(_HOST_FILES) + _ca_paths(ca_file) + keep)
     _thaw.sandbox_template(name, read[:64], keep[:64], int(opts["tmp_bytes"]),
                            int(opts["nproc"]), int(opts["nofile"]), int(opts["fsize"]),
                            int(opts["as_bytes"]))

@@ -101,7 +101,8 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
     proc.on_reaped = sandbox.reaped
     try:
         # before any of the worker's code runs
-        sandbox.template(name, wdir, sandbox_json)
+        sandbox.template(name, wdir, sandbox_json,
+                         netpatch.configured_ca_file(json.loads(config_json), wdir))
     except OSError as e:
         chan.send(ipc.BUILD_ERR, version, ipc.fields(
             f"thaw could not sandbox the worker: {e}\n(thaw doctor checks each layer)\n"))

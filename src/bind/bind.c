@@ -197,7 +197,19 @@ static void send_fields(struct thaw_bind_call *call, uint8_t type, uint8_t flags
             if (thaw_ipc_put_field(&b, vals[i], lens[i]) < 0)
                 break;
         if (i == n && thaw_ipc_end(&b, mark) == 0) {
-            thaw_chan_send(call->peer->chan, b.data, b.len, fd);
+            int with_fd = fd >= 0;
+            if (thaw_chan_send(call->peer->chan, b.data, b.len, fd) == -ENOBUFS && with_fd) {
+                /* the channel holds its most unsent fds (the instance is
+                 * not reading): the call fails rather than never ends */
+                static const char msg[] = "thaw has too many sockets waiting to be "
+                                          "passed to this instance; try again";
+                const char *fv[2] = {"OSError", msg};
+                size_t fl[2] = {7, sizeof(msg) - 1};
+                fd = -1;
+                thaw_buf_free(&b);
+                send_fields(call, type, 0, 2, fv, fl, -1);
+                return;
+            }
             fd = -1; /* the channel's now */
         } else {
             thaw_log("worker %s: binding %s.%s: reply over %d bytes dropped",

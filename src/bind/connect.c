@@ -11,6 +11,18 @@
  * Its ops:
  *   "connect" {"hostname", "port", "family"?: 4|6} -> {"address", "port", "family"} + fd
  *   "resolve" {"hostname"}         -> {"addresses": [[family, "address"], ...]}
+ *   "socket"  {"family": 4|6}      -> {"family"} + fd: an unconnected TCP socket
+ * "socket" exists for the sandbox: seccomp lets an instance create no inet
+ * socket, yet `socket.socket(AF_INET, SOCK_STREAM)` must give worker code
+ * a real socket object, whose fd connect() later replaces (dup2) with the
+ * connected one. An unconnected socket in the instance is harmless: its
+ * network namespace is empty and Landlock forbids it TCP bind and connect.
+ * Each reply carries one fd that the supervisor closes once it is sent;
+ * the channel holds at most a few dozen unsent ones (ipc/chan.c) and the
+ * instance at most its RLIMIT_NOFILE, so a worker that asks in a loop
+ * costs the supervisor no descriptors. The instance counts its TCP
+ * sockets, connected or not, against thaw.egress.max_connections
+ * (python/thaw_runtime/netpatch.py).
  * Failures name their class: TypeError (bad arguments), PermissionError
  * (the egress policy), DNSError (the name does not resolve),
  * ConnectionRefusedError, TimeoutError (thaw.egress.connect_timeout_ms, DNS
@@ -338,6 +350,26 @@ static const char *parse_args(struct job *j, json_t *args, char *err, size_t err
     return NULL;
 }
 
+/* "socket": answered at once. */
+static void socket_call(struct thaw_bind_call *call)
+{
+    json_t *family = json_object_get(call->args, "family");
+    json_int_t f = json_is_integer(family) ? json_integer_value(family) : 0;
+    int fd;
+
+    if (f != 4 && f != 6) {
+        thaw_bind_fail(call, "TypeError", "socket: family must be 4 or 6");
+        return;
+    }
+    fd = socket(f == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        thaw_bind_fail(call, "OSError", "thaw could not make a TCP socket: %s",
+                       strerror(errno));
+        return;
+    }
+    thaw_bind_ok_fd(call, json_pack("{s:I}", "family", f), fd);
+}
+
 static void connect_call(void *impl, struct thaw_bind_call *call)
 {
     struct connector *cn = impl;
@@ -347,6 +379,10 @@ static void connect_call(void *impl, struct thaw_bind_call *call)
     char err[400], port[8];
     int rc;
 
+    if (!strcmp(call->op, "socket")) {
+        socket_call(call);
+        return;
+    }
     j = calloc(1, sizeof(*j));
     if (!j) {
         thaw_bind_fail(call, "Error", "out of memory");

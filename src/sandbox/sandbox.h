@@ -18,7 +18,7 @@ struct thaw_sb_template {
     const char *name;              /* the worker, for the log */
     const char *read[THAW_SB_MAX_PATHS]; /* trees it may read (stdlib, packages, bundle) */
     int n_read;
-    const char *keep[THAW_SB_MAX_PATHS]; /* trees under /tmp that stay visible (bundle) */
+    const char *keep[THAW_SB_MAX_PATHS]; /* trees (or files) under /tmp that stay visible (bundle, CA file) */
     int n_keep;
     long long tmp_bytes;           /* size of the worker's private tmpfs */
     long long nproc;               /* processes + threads of one worker version */

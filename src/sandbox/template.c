@@ -68,8 +68,32 @@ static int mkdirs(const char *path)
     return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
 }
 
-/* Covers each HIDE path with a tmpfs, then binds back the trees the worker
- * needs that live below one (a bundle under /tmp, as in tests). */
+/* What a kept path is bound onto: a directory, or for a kept file (the
+ * worker's CA file) an empty file in its directory. */
+static int mountpoint(const char *path, int fd)
+{
+    char dir[PATH_MAX], *slash;
+    struct stat st;
+    int f;
+
+    if (fstat(fd, &st))
+        return -1;
+    if (S_ISDIR(st.st_mode))
+        return mkdirs(path);
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdirs(dir))
+            return -1;
+    }
+    f = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
+    return f < 0 ? -1 : close(f);
+}
+
+/* Covers each HIDE path with a tmpfs, then binds back the trees (and
+ * files) the worker needs that live below one (a bundle under /tmp, as in
+ * tests; a CA file in a home directory). */
 static int private_mounts(const struct thaw_sb_template *t, char *err, size_t errlen)
 {
     int keep_fd[THAW_SB_MAX_PATHS], i, k, rc = 0;
@@ -77,7 +101,7 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
     size_t h;
 
     for (k = 0; k < t->n_keep; k++)
-        keep_fd[k] = open(t->keep[k], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        keep_fd[k] = open(t->keep[k], O_PATH | O_CLOEXEC);
     for (h = 0; h < sizeof(HIDE) / sizeof(HIDE[0]) && !rc; h++) {
         const char *dir = HIDE[h];
         int is_tmp = strcmp(dir, "/tmp") == 0, nested = 0;
@@ -104,7 +128,8 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
                 break;
             }
             snprintf(src, sizeof(src), "/proc/self/fd/%d", keep_fd[k]);
-            if (mkdirs(t->keep[k]) || mount(src, t->keep[k], NULL, MS_BIND | MS_REC, NULL))
+            if (mountpoint(t->keep[k], keep_fd[k]) ||
+                mount(src, t->keep[k], NULL, MS_BIND | MS_REC, NULL))
                 rc = thaw__sb_fail(err, errlen, "bind the worker's files into its mounts");
         }
         if (!rc && !is_tmp &&

@@ -250,7 +250,7 @@ def env(tmp_path_factory):
             except OSError:
                 time.sleep(0.05)
     write_worker(d / "w", WORKER, vars={"CA_FILE": str(ca)},
-                 thaw={"egress": {"allow": ["127.0.0.0/8", "::1"]}})
+                 thaw={"egress": {"allow": ["127.0.0.0/8", "::1"], "ca_file": str(ca)}})
     t = Thaw(d / "w", d)
     t.start()
     yield {"thaw": t, "http": servers["http"].server_address[1],
