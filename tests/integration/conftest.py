@@ -10,12 +10,16 @@ from thawlib import Thaw, write_worker
 # ---------------------------------------------------------------- fixtures
 
 @pytest.fixture
-def thaw_factory(tmp_path):
-    """thaw_factory(workdir, *args, cwd=None, pass_dir=True, start=True)."""
+def thaw_factory(tmp_path, request):
+    """thaw_factory(workdir, *args, cwd=None, pass_dir=True, start=True,
+    sandbox=None). sandbox: True runs it sandboxed, False with --no-sandbox;
+    None: the test module's SANDBOX, else THAW_TEST_DEV_SANDBOX (thawlib)."""
     servers = []
+    module_default = getattr(request.module, "SANDBOX", None)
 
-    def make(workdir, *args, cwd=None, pass_dir=True, start=True):
-        s = Thaw(workdir, tmp_path, args, cwd=cwd, pass_dir=pass_dir)
+    def make(workdir, *args, cwd=None, pass_dir=True, start=True, sandbox=None):
+        s = Thaw(workdir, tmp_path, args, cwd=cwd, pass_dir=pass_dir,
+                 sandbox=module_default if sandbox is None else sandbox)
         servers.append(s)
         if start:
             s.start()

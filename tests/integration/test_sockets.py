@@ -10,6 +10,10 @@ import pytest
 import socketservers as ss
 from thawlib import Thaw, write_worker
 
+# Sandboxed whatever THAW_TEST_DEV_SANDBOX says (conftest.py, thawlib.Thaw):
+# sockets must work under seccomp, Landlock and an empty network namespace
+SANDBOX = True
+
 WORKER = r'''
 import asyncio, hashlib, json
 from urllib.parse import parse_qsl, urlsplit
@@ -196,6 +200,25 @@ class Default(WorkerEntrypoint):
         await again.close()
         return {"results": [("ok" if "ok" in r else r["message"]) for r in results],
                 "after_close": "ok" in after}
+
+    async def case_stdlib_limit(self, port):
+        import socket
+        # made but not yet connected sockets count too; connecting one does
+        # not count it twice
+        a, b = socket.socket(), socket.socket(socket.AF_INET6)
+        try:
+            socket.socket()
+            third = "made"
+        except PermissionError as e:
+            third = str(e)
+        a.connect(("127.0.0.1", int(port)))
+        a.sendall(b"x")
+        echoed = a.recv(1).decode()
+        b.close()
+        c = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+        c.close()
+        a.close()
+        return {"third": third, "echoed": echoed, "after_close": True}
 '''
 
 ALLOW = {"egress": {"allow": ["127.0.0.0/8"], "max_connections": 2}}
@@ -212,7 +235,7 @@ def worker(tmp_path_factory, tls_files):
     d = tmp_path_factory.mktemp("sockets")
     cfg = {"egress": dict(ALLOW["egress"], ca_file=str(ca))}
     write_worker(d / "w", WORKER, thaw=cfg)
-    t = Thaw(d / "w", d)
+    t = Thaw(d / "w", d, sandbox=SANDBOX)
     t.start()
     yield t
     t.stop()
@@ -391,6 +414,13 @@ def test_connections_per_instance_are_limited(worker, server):
     assert "SocketError: " in out["results"][2]
     assert "thaw.egress.max_connections (2)" in out["results"][2]
     assert out["after_close"] is True
+
+
+def test_stdlib_sockets_count_against_the_limit(worker, server):
+    srv = server(ss.echo)
+    out = call(worker, case="stdlib_limit", port=srv.port)
+    assert "thaw.egress.max_connections (2)" in out["third"], out
+    assert out["echoed"] == "x" and out["after_close"] is True
 
 
 # ---------------------------------------------------------------- policy

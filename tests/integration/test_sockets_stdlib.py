@@ -17,6 +17,10 @@ import pytest
 import socketservers as ss
 from thawlib import Thaw, free_port, write_worker
 
+# Sandboxed whatever THAW_TEST_DEV_SANDBOX says (conftest.py, thawlib.Thaw):
+# sockets must work under seccomp, Landlock and an empty network namespace
+SANDBOX = True
+
 WORKER = r'''
 import asyncio, json, socket, ssl
 from urllib.parse import parse_qsl, urlsplit
@@ -153,6 +157,50 @@ class Default(WorkerEntrypoint):
         c.close()
         return {"ok": True}
 
+    async def case_sandbox(self, port):
+        import os, threading
+        out = {}
+        # thaw's own kind of socket: made by the instance itself
+        a, b = socket.socketpair()
+        a.sendall(b"u")
+        out["socketpair"] = b.recv(1).decode()
+        a.close(), b.close()
+        # non-blocking from the start (type flag), IPv6
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        out["nonblocking"] = s.gettimeout() == 0.0 and not os.get_blocking(s.fileno())
+        s.close()
+        s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        out["v6"] = s6.family.name
+        s6.close()
+        # a plain thread (as a WSGI server's): its calls go through this
+        # loop, so wait for it without blocking the loop
+        got = []
+
+        def in_thread():
+            c = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+            c.sendall(b"t")
+            got.append(c.recv(1).decode())
+            c.close()
+        t = threading.Thread(target=in_thread)
+        t.start()
+        while t.is_alive():
+            await asyncio.sleep(0.01)
+        out["thread"] = got
+        # the system's CA store is readable, its private keys are not
+        out["system_cas"] = len(ssl.create_default_context().get_ca_certs()) > 0
+        try:
+            os.listdir("/etc/ssl/private")
+            out["private"] = "listed"
+        except OSError as e:
+            out["private"] = type(e).__name__
+        try:
+            import certifi
+            with open(certifi.where()) as f:
+                out["certifi"] = "BEGIN CERTIFICATE" in f.read()
+        except ImportError:
+            out["certifi"] = True
+        return out
+
     def case_errors(self, port):
         out = {}
         try:
@@ -251,7 +299,7 @@ def env(tmp_path_factory):
                 time.sleep(0.05)
     write_worker(d / "w", WORKER, vars={"CA_FILE": str(ca)},
                  thaw={"egress": {"allow": ["127.0.0.0/8", "::1"], "ca_file": str(ca)}})
-    t = Thaw(d / "w", d)
+    t = Thaw(d / "w", d, sandbox=SANDBOX)
     t.start()
     yield {"thaw": t, "http": servers["http"].server_address[1],
            "https": servers["https"].server_address[1], "redis": redis_port,
@@ -333,6 +381,19 @@ def test_blocking_connect_in_a_handler_runs_it_once(env):
     finally:
         srv.close()
     assert srv.accepted == 20
+
+
+def test_sandbox_details(env):
+    """socketpair (AF_UNIX) is the instance's own; SOCK_NONBLOCK and IPv6
+    sockets come from thaw; a plain thread makes and connects sockets
+    through the instance's loop; TLS reads the system's CA store (and
+    certifi's), not the host's private keys."""
+    out = call(env, case="sandbox", port=env["echo"])
+    private = out.pop("private")
+    assert out == {"socketpair": "u", "nonblocking": True, "v6": "AF_INET6",
+                   "thread": ["t"], "system_cas": True, "certifi": True}, out
+    if env["thaw"].sandbox:
+        assert private in ("PermissionError", "FileNotFoundError"), private
 
 
 def test_socket_errors(env):

@@ -247,19 +247,23 @@ def raw_request(port, data, method="GET", timeout=HTTP_TIMEOUT):
 # tmp dir (an out-of-band signal), which the sandbox rightly forbids: they
 # run with --no-sandbox. `thaw serve` tests (servelib.py) and
 # test_hostile.py run sandboxed; THAW_TEST_DEV_SANDBOX=1 runs the dev
-# tests sandboxed too (those without marker files pass).
+# tests sandboxed too (those without marker files pass). A test that must
+# prove something under the sandbox asks for it: Thaw(..., sandbox=True), or
+# a module-level `SANDBOX = True` for the thaw_factory and serve fixtures
+# (conftest.py); test_sockets*.py do.
 DEV_SANDBOX = os.environ.get("THAW_TEST_DEV_SANDBOX") == "1"
 
 
 class Thaw:
     """One running `thaw dev` process."""
 
-    def __init__(self, workdir, logdir, args=(), cwd=None, pass_dir=True):
+    def __init__(self, workdir, logdir, args=(), cwd=None, pass_dir=True, sandbox=None):
         self.workdir = Path(workdir)
         self.logdir = Path(logdir)
         self.args = list(args)
         self.cwd = cwd
         self.pass_dir = pass_dir
+        self.sandbox = DEV_SANDBOX if sandbox is None else sandbox
         self.proc = None
         self.port = None
         self.stdout_lines = []
@@ -277,7 +281,7 @@ class Thaw:
         if self.pass_dir:
             cmd.append(str(self.workdir))
         cmd += ["--port", str(self.port), "--ip", "127.0.0.1"] + self.args
-        if not DEV_SANDBOX and "--no-sandbox" not in self.args:
+        if not self.sandbox and "--no-sandbox" not in self.args:
             cmd.append("--no-sandbox")
         self.cmd = cmd
         self.ready.clear()
