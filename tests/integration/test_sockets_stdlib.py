@@ -425,3 +425,29 @@ def test_stdlib_respects_the_policy(serve):
     finally:
         srv.shutdown()
 
+
+
+TOP_LEVEL_WORKER = r'''
+import socket
+from workers import Response, WorkerEntrypoint
+
+try:
+    socket.socket().close()
+    AT_TOP = "made"
+except PermissionError as e:
+    AT_TOP = str(e)
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response(AT_TOP)
+'''
+
+
+def test_a_socket_at_the_top_level_says_where_sockets_work(serve):
+    """The sandbox refuses the template an inet socket (there is no broker
+    to ask yet): the message says to make it in the handler."""
+    t = serve(TOP_LEVEL_WORKER)
+    r = t.get("/")
+    assert r.status == 200
+    assert "not at the top level of the worker" in r.text, r.text
