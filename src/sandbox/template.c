@@ -80,6 +80,8 @@ static int mountpoint(const char *path, int fd)
         return -1;
     if (S_ISDIR(st.st_mode))
         return mkdirs(path);
+    if (access(path, F_OK) == 0)
+        return 0; /* already visible: inside the bundle, bound before */
     snprintf(dir, sizeof(dir), "%s", path);
     slash = strrchr(dir, '/');
     if (slash && slash != dir) {
