@@ -100,7 +100,19 @@ def b_udp_socket(env):
 
 
 def b_ipv6_socket(env):
-    socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    # the socket itself comes from thaw (unconnected); its connect is the
+    # supervisor's, under the egress policy, which refuses loopback
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.connect(("::1", int(env.INNOCENT_PORT)))
+
+
+def b_connect_around_thaw(env):
+    # the socket thaw made, connected by the instance itself (the stdlib's
+    # own connect, not thaw's): Landlock (ABI 4) refuses TCP connect, and
+    # the network namespace has no route anyway
+    import _socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    _socket.socket.connect(s, ("127.0.0.1", int(env.INNOCENT_PORT)))
 
 
 def b_raw_socket(env):

@@ -56,6 +56,7 @@ BEHAVIOURS = {
     "tcp_socket": (ERR, PERM),
     "udp_socket": (ERR, PERM),
     "ipv6_socket": (ERR, PERM),
+    "connect_around_thaw": (ERR, OS),
     "raw_socket": (ERR, PERM),
     "netlink_socket": (ERR, PERM),
     "admin_port": (ERR, PERM),
