@@ -6,7 +6,10 @@
  * a worker that tries finds out at once and can catch it. Any other call
  * (one no Python worker has a reason to make) traps: SIGSYS, whose handler
  * writes the call's name to thaw's log and ends the process; only that
- * instance dies, and the supervisor answers its requests with 502. */
+ * instance dies, and the supervisor answers its requests with 502.
+ * A worker's TCP sockets come from the supervisor, connected or not
+ * (src/bind/connect.c, op "socket"), so refusing inet socket() costs it
+ * nothing. */
 #include <errno.h>
 #include <linux/sched.h>
 #include <sched.h>
