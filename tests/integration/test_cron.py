@@ -71,8 +71,8 @@ def test_scheduled_route_runs_handler_with_cron_and_now(workdir, thaw_factory):
     after = time.time() * 1000
     assert (r.status, r.text) == (200, "Ran scheduled event"), r
     log = s.wait_log("RAN cron='*/3 * * * *'", "WAITED cron='*/3 * * * *'")
-    (cron, t), = ran(log)
-    assert cron == "*/3 * * * *"
+    # the configured */5 may also fire for real while the test runs
+    (cron, t), = [x for x in ran(log) if x[0] == "*/3 * * * *"]
     assert before - 1000 <= t <= after + 1000, (before, t, after)
     assert "type=scheduled same=True var=hi self_env=hi" in log
     # the route is thaw's: other paths still reach fetch
