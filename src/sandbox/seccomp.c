@@ -167,6 +167,10 @@ int thaw_sb_seccomp(const char *name, char *err, size_t errlen)
         snprintf(err, errlen, "sandbox: seccomp_init failed");
         return -1;
     }
+    /* every system call of an instance runs the filter: a binary search
+     * over the allowlist instead of a linear walk (libseccomp >= 2.5;
+     * without it the filter is the same, only slower) */
+    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     for (i = 0; i < sizeof(ALLOW) / sizeof(ALLOW[0]) && !rc; i++)
         rc = add(ctx, SCMP_ACT_ALLOW, ALLOW[i], 0, NULL, err, errlen);
     for (i = 0; i < sizeof(DENY) / sizeof(DENY[0]) && !rc; i++)
