@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+#include <unistd.h>
 
 #include "pool/pool-internal.h"
 #include "util/log.h"
@@ -157,15 +160,48 @@ static int blocked(const struct thaw_instance *i, uint64_t now)
     return 1;
 }
 
-/* In order: the most recently used idle warm instance, then the most
- * recently used busy one with room that is not blocked (so traffic packs
- * onto few instances and the others go idle and are reclaimed), then a
- * spare, then a new fork while under max_instances. NULL: queue. */
+/* An instance has a backlog when it has not yet read everything thaw sent
+ * it: its event loop is busy running handlers (a CPU-bound app under
+ * load), so a request sent there waits behind them. One ioctl on the
+ * channel (SIOCOUTQ: bytes the peer has not consumed), no /proc read. */
+static int backlogged(const struct thaw_instance *i)
+{
+    int unread = 0;
+
+    if (thaw_chan_queued(i->chan))
+        return 1;
+    return ioctl(thaw_chan_fd(i->chan), SIOCOUTQ, &unread) == 0 && unread > 0;
+}
+
+static int online_cpus(void)
+{
+    static int n;
+
+    if (!n) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    return n;
+}
+
+/* In order:
+ * - the most recently used idle warm instance;
+ * - the most recently used busy one with room that is neither blocked nor
+ *   backlogged (traffic packs onto few instances, so the others go idle
+ *   and are reclaimed, while an I/O-bound instance keeps taking work);
+ * - a spare, while fewer instances are backlogged than there are cores
+ *   (a CPU-bound app spreads over the cores, as uvicorn's processes do;
+ *   beyond that another instance would only share a core);
+ * - the backlogged one with the fewest requests in flight;
+ * - a spare, then a new fork while under max_instances (every instance is
+ *   blocked or full).
+ * NULL: queue. */
 static struct thaw_instance *pick(struct thaw_version *v)
 {
     const struct thaw_limits *lim = &v->worker->limits;
     uint64_t now = uv_now(v->worker->loop);
-    struct thaw_instance *i, *idle = NULL, *spare = NULL, *busy = NULL;
+    struct thaw_instance *i, *idle = NULL, *spare = NULL, *busy = NULL, *least = NULL;
+    int n_backlogged = 0;
 
     for (i = v->instances; i; i = i->next) {
         if (i->state != INST_LIVE || !i->chan || used_up(i) ||
@@ -177,7 +213,14 @@ static struct thaw_instance *pick(struct thaw_version *v)
         } else if (i->inflight == 0) {
             if (!idle || i->last_used > idle->last_used)
                 idle = i;
-        } else if ((!busy || i->last_used > busy->last_used) && !blocked(i, now)) {
+        } else if (blocked(i, now)) {
+            continue;
+        } else if (backlogged(i)) {
+            n_backlogged++;
+            if (!least || i->inflight < least->inflight ||
+                (i->inflight == least->inflight && i->last_used > least->last_used))
+                least = i;
+        } else if (!busy || i->last_used > busy->last_used) {
             busy = i;
         }
     }
@@ -185,6 +228,10 @@ static struct thaw_instance *pick(struct thaw_version *v)
         return idle;
     if (busy)
         return busy;
+    if (spare && n_backlogged < online_cpus())
+        return spare;
+    if (least)
+        return least;
     if (spare)
         return spare;
     if (v->n_instances < lim->max_instances)

@@ -26,6 +26,10 @@ class Default(WorkerEntrypoint):
             return Response(str(len(hog)))
         elif path == "/hang":
             await asyncio.sleep(30)
+        elif path == "/burn":
+            end = time.process_time() + 0.15
+            while time.process_time() < end:
+                pass
         return Response(str(os.getpid()))
 '''
 
@@ -44,6 +48,18 @@ def test_one_instance_serves_many_async_requests_at_once(serve):
     # instance (its loop is free: it waits in epoll), not one each; the
     # spare, or one more on a slow machine, may take a few
     assert len(pids) <= 3, pids
+
+
+def test_cpu_bound_requests_spread_over_instances(serve):
+    # a request sent to an instance still busy running handlers waits
+    # behind them: with a core free, the spare takes it instead (as uvicorn
+    # spreads over its processes); before, all four queued on one loop
+    srv = serve(WORKER, args=("--max-instances", "2"))
+    assert srv.get("/").status == 200   # warm instance, and a spare forked
+    time.sleep(0.5)
+    rs = srv.concurrent_get("/burn", 4)
+    assert all(r.status == 200 for r in rs), rs
+    assert len({r.text for r in rs}) == 2, [r.text for r in rs]
 
 
 def test_full_pool_and_queue_give_503_with_retry_after(serve):
