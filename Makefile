@@ -19,7 +19,7 @@ SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
           src/zygote/client.c src/sandbox/probe.c src/sandbox/cgroup.c
 SUP_OBJ = $(SUP_SRC:src/%.c=build/obj/%.o)
 # the zygote: CPython, and the sandbox it applies to itself and its children
-ZYG_SRC = src/zygote/main.c src/zygote/sandbox-py.c \
+ZYG_SRC = src/zygote/main.c src/zygote/sandbox-py.c src/zygote/prefault-py.c \
           $(filter-out src/sandbox/probe.c src/sandbox/cgroup.c,$(wildcard src/sandbox/*.c))
 ZYG_OBJ = $(ZYG_SRC:src/%.c=build/obj/%.o)
 ZYG_LIBS = -lseccomp

@@ -118,6 +118,7 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
     # collection in each instance would touch (and copy) most of them.
     gc.collect()
     gc.freeze()
+    prefault = b""  # pages instances write early, once thaw has seen one serve
     while True:
         msg = chan.recv()
         if msg is None:
@@ -126,12 +127,14 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
         if ftype == ipc.SPAWN and fd is not None:
             try:
                 pid = proc.fork_and_report(chan, stream, [chan],
-                                           lambda: instance.serve(fd, worker, stream))
+                                           lambda: instance.serve(fd, worker, stream, prefault))
                 if pid:
                     sandbox.forked(pid, stream)
             except (BrokenPipeError, ConnectionResetError):
                 return  # the supervisor retired this version meanwhile
             finally:
                 os.close(fd)
+        elif ftype == ipc.PREFAULT:
+            prefault = bytes(payload)
         elif fd is not None:
             os.close(fd)

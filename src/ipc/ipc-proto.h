@@ -80,6 +80,10 @@ enum thaw_ipc_type {
     THAW_IPC_SPAWN_ERR = 56, /* forker -> sup: fields message */
     THAW_IPC_HELLO = 57,    /* zygote -> sup, once ready: fields the top-level
                                modules its preload added (none when plain) */
+    THAW_IPC_PREFAULT = 58, /* sup -> template: raw payload, (start, length)
+                               pairs of little-endian uint64: pages its
+                               instances write early (src/pool/prefault.h);
+                               each later instance populates them first */
 };
 
 #define THAW_IPC_F_FD 0x01   /* one fd rides on this frame */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pool/pool-internal.h"
+#include "pool/prefault.h"
 #include "util/log.h"
 
 #define MAX_RESP_HEADERS 256
@@ -429,6 +430,33 @@ void thaw_exchange_release(struct thaw_exchange *ex)
 
 /* ---- response frames -------------------------------------------------- */
 
+/* After an instance's first response, once per version: the pages it
+ * holds alone go to the template, so later instances copy them before
+ * they serve rather than one fault at a time during their first request
+ * (pool/prefault.h). */
+static void learn_prefault(struct thaw_instance *inst)
+{
+    static int warned;
+    struct thaw_version *v = inst->ver;
+    struct thaw_buf b;
+    size_t mark;
+    long pages = 0;
+
+    if (v->prefault_tried || !v->chan || inst->pid <= 0 || v->state != VER_READY)
+        return;
+    v->prefault_tried = 1;
+    thaw_buf_init(&b, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
+    if (!thaw_ipc_begin(&b, THAW_IPC_PREFAULT, 0, 0, &mark) &&
+        (pages = thaw_prefault_profile(inst->pid, &b, THAW_IPC_MAX_PAYLOAD / 16)) > 0 &&
+        !thaw_ipc_end(&b, mark))
+        thaw_chan_send(v->chan, b.data, b.len, -1);
+    else if (pages < 0 && !warned++)
+        thaw_log("cannot read /proc/%ld/pagemap of an instance (%s): instances take "
+                 "their copy-on-write faults during their first request",
+                 (long)inst->pid, strerror((int)-pages));
+    thaw_buf_free(&b);
+}
+
 /* BUSY: how many ctx.wait_until() tasks the instance still runs. */
 static void on_busy(struct thaw_instance *inst, const struct thaw_ipc_frame *f)
 {
@@ -539,7 +567,9 @@ void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_f
             ex->ops->on_resp_body(ex, (const char *)f->payload, f->len);
         break;
     case THAW_IPC_RESP_END:
-    case THAW_IPC_RESP_ABORT:
+    case THAW_IPC_RESP_ABORT: {
+        int cold = ex->cold;
+
         set_hold(ex, 0);
         detach(ex);
         ex->ver = NULL;
@@ -548,8 +578,11 @@ void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_f
         else
             ex->ops->on_fail(ex, ex->head_seen ? 0 : 502,
                              "502 Bad Gateway: the worker's response failed\n");
+        if (cold && f->type == THAW_IPC_RESP_END)
+            learn_prefault(inst); /* after the client has its answer */
         instance_idle_check(inst);
         break;
+    }
     }
 }
 

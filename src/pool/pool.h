@@ -126,6 +126,7 @@ struct thaw_version {
     int pending_closes;          /* uv handles still closing */
     int chan_gone;
     int doomed;                  /* freed at the end of this loop iteration */
+    int prefault_tried;          /* an instance was profiled (pool/prefault.h) */
     struct thaw_version *next;
 };
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
+#include "zygote/prefault-py.h"
 #include "zygote/sandbox-py.h"
 
 static PyObject *thaw_set_pdeathsig(PyObject *self, PyObject *arg)
@@ -54,6 +55,8 @@ static PyMethodDef thaw_methods[] = {
      "Sandbox this freshly forked instance; the argument is its tmp directory."},
     {"sandbox_active", thaw_py_sandbox_active, METH_NOARGS,
      "Whether the zygote runs sandboxed."},
+    {"prefault", thaw_py_prefault, METH_O,
+     "Populate (copy now) the pages of (start, length) uint64 pairs; returns the count."},
     {NULL, NULL, 0, NULL},
 };
 
