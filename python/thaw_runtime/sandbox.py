@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 import _thaw
 
@@ -21,6 +22,32 @@ _CA_STORE = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs",
 
 _opts = None        # the template's settings, None when unsandboxed
 _tmp_by_pid = {}    # instance pid -> its tmp directory (the template removes it)
+
+
+# THAW_SB_TIMING=1: one line per template to stderr with the time of each
+# step of its build (src/sandbox/timing.h prints the sandbox's own steps);
+# docs/performance.md reads them.
+TIMING = os.environ.get("THAW_SB_TIMING") == "1"
+
+
+class Clock:
+    """Phase timings of one template build, printed as one line."""
+
+    def __init__(self, what, name, start_ns=None):
+        self.t0 = self.last = start_ns or time.monotonic_ns()
+        self.parts = [f"[thaw] sb-timing {what} {name} pid {os.getpid()}:"]
+
+    def mark(self, phase):
+        now = time.monotonic_ns()
+        self.parts.append(f"{phase} {(now - self.last) / 1e6:.2f}")
+        self.last = now
+
+    def print(self):
+        self.parts.append(f"total {(time.monotonic_ns() - self.t0) / 1e6:.2f} ms")
+        os.write(2, (" ".join(self.parts) + "\n").encode())
+
+
+fork_ns = None      # when the zygote forked this template (timing only)
 
 
 def _existing(paths):
@@ -54,10 +81,11 @@ def _sdk_dir():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def template(name, wdir, sandbox_json, ca_file=None):
+def template(name, wdir, sandbox_json, ca_file=None, clock=None):
     """Sandboxes a freshly forked template, before the worker's top level
-    runs; ca_file: the worker's thaw.egress.ca_file (absolute) or None.
-    Raises OSError naming the step that failed."""
+    runs; ca_file: the worker's thaw.egress.ca_file (absolute) or None;
+    clock: a Clock when THAW_SB_TIMING is on. Raises OSError naming the
+    step that failed."""
     global _opts
     opts = json.loads(sandbox_json or "{}")
     if not opts.get("on") or not _thaw.sandbox_active():
@@ -67,9 +95,13 @@ def template(name, wdir, sandbox_json, ca_file=None):
     # /home, ...): the bundle, the SDK, sys.path and the CA file
     keep = _existing([wdir, _sdk_dir()] + [p for p in sys.path if p] + [ca_file])
     read = _existing(list(_SYSTEM_TREES) + list(_HOST_FILES) + _ca_paths(ca_file) + keep)
+    if clock:
+        clock.mark("paths")
     _thaw.sandbox_template(name, read[:64], keep[:64], int(opts["tmp_bytes"]),
                            int(opts["nproc"]), int(opts["nofile"]), int(opts["fsize"]),
                            int(opts["as_bytes"]))
+    if clock:
+        clock.mark("sandbox")
     _opts = opts
     tempfile.tempdir = None
     # thaw's stdout carries only its own lines; a worker writing to fd 1

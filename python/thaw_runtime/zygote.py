@@ -7,11 +7,12 @@ import json
 import os
 import sys
 import threading
+import time
 import tomllib
 
 import _thaw
 
-from . import ipc, output, proc
+from . import ipc, output, proc, sandbox
 
 # Imported here so every template and instance inherits them already
 # loaded (the point of the zygote); asyncio is what instances run on.
@@ -38,6 +39,8 @@ def _toml_to_json(chan, stream, payload):
 
 def _build(chan, version, payload, fd):
     args = [f.decode("utf-8", "surrogateescape") for f in ipc.parse_fields(payload)]
+    if sandbox.TIMING:
+        sandbox.fork_ns = time.monotonic_ns()  # the template reads it: fork time
     proc.fork_and_report(chan, version, [chan],
                          lambda: template.main(fd, version, *args))
     os.close(fd)
