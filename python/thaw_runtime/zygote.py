@@ -20,6 +20,13 @@ import asyncio  # noqa: F401
 import workers  # noqa: F401
 import js  # noqa: F401
 from . import template, instance  # noqa: F401
+# What every template imports before the worker's top level: the modules
+# the entropy guard wraps (entropy.begin_deploy) and the `env` class. Imported
+# in each template they cost 12-16 ms of every build (hashlib and OpenSSL,
+# platform; THAW_SB_TIMING showed it); here, once.
+import secrets  # noqa: F401
+import uuid  # noqa: F401
+import workers._env  # noqa: F401
 
 
 def _toml_to_json(chan, stream, payload):
@@ -73,6 +80,7 @@ def main(fd, preload=""):
     if threading.active_count() > 1:
         print("warning: the preloaded packages started threads, which "
               "do not survive fork", file=sys.stderr, flush=True)
+    sandbox.prepare()
     # templates share the zygote's pages as the instances share theirs
     gc.collect()
     gc.freeze()
