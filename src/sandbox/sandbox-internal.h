@@ -31,8 +31,11 @@ struct sock_fprog;
 extern struct sock_fprog thaw__sb_filter;
 extern const char *thaw__sb_syscall_names[THAW__SB_MAX_NR];
 
-/* keeper.c: forks the init of a fresh pid namespace (after
- * unshare(CLONE_NEWPID)); it mounts that namespace's /proc and reaps. */
+/* keeper.c: thaw__sb_keeper_open (in the zygote) opens the
+ * thaw-pidns-init program next to thaw-zygote; thaw__sb_pidns_init (in a
+ * template, after unshare(CLONE_NEWPID)) starts it as the init of the
+ * fresh pid namespace, which mounts that namespace's /proc and reaps. */
+int thaw__sb_keeper_open(char *err, size_t errlen);
 int thaw__sb_pidns_init(char *err, size_t errlen);
 
 #endif
