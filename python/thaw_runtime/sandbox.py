@@ -21,7 +21,7 @@ _CA_STORE = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs",
              "/etc/ca-certificates")
 
 _opts = None        # the template's settings, None when unsandboxed
-_shared = None      # (read, keep): the paths of every worker, resolved in the zygote
+_shared = None      # (read, keep, covers): the paths of every worker, from the zygote
 _tmp_by_pid = {}    # instance pid -> its tmp directory (the template removes it)
 
 
@@ -59,6 +59,16 @@ def _existing(paths):
             if p not in out:
                 out.append(p)
     return out
+
+
+def _uncovered(paths, covers):
+    """paths without those beneath one of covers: a read rule on /usr
+    already covers /usr/lib/python3.11, and every rule costs each template
+    and instance an open and a landlock_add_rule. covers are paths a
+    template surely sees (the system trees and the kept paths), never one
+    its mounts hide, whose rule would be skipped."""
+    return [p for p in paths
+            if not any(q != p and (p.startswith(q + "/") or q == "/") for q in covers)]
 
 
 def _merge(*lists):
@@ -99,9 +109,10 @@ def prepare():
     global _shared
     if not _thaw.sandbox_active():
         return
-    keep = [_sdk_dir()] + [p for p in sys.path if p]
-    _shared = (_existing(list(_SYSTEM_TREES) + list(_HOST_FILES) + _ca_paths() + keep),
-               _existing(keep))
+    keep = _existing([_sdk_dir()] + [p for p in sys.path if p])
+    covers = _existing(_SYSTEM_TREES) + keep
+    read = _existing(list(_SYSTEM_TREES) + list(_HOST_FILES) + _ca_paths() + keep)
+    _shared = (_uncovered(read, covers), keep, covers)
 
 
 def template(name, wdir, sandbox_json, ca_file=None, clock=None):
@@ -115,7 +126,7 @@ def template(name, wdir, sandbox_json, ca_file=None, clock=None):
         return
     if _shared is None:
         raise OSError("sandbox: the zygote did not resolve the shared read paths")
-    shared_read, shared_keep = _shared
+    shared_read, shared_keep, covers = _shared
     # the worker's own: its bundle and its thaw.egress.ca_file (which may
     # lie outside the bundle), read-only like the rest
     bundle = _existing([wdir])
@@ -124,7 +135,7 @@ def template(name, wdir, sandbox_json, ca_file=None, clock=None):
     # /home, ...): the bundle, the SDK, sys.path and the CA file, in this
     # order (a CA file inside the bundle is visible once the bundle is)
     keep = _merge(bundle, shared_keep, ca)
-    read = _merge(bundle, ca, shared_read)
+    read = _uncovered(_merge(bundle, ca, shared_read), covers + bundle)
     if clock:
         clock.mark("paths")
     _thaw.sandbox_template(name, read[:64], keep[:64], int(opts["tmp_bytes"]),

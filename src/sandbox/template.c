@@ -127,7 +127,7 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
         keep_fd[k] = open(t->keep[k], O_PATH | O_CLOEXEC);
     for (h = 0; h < sizeof(HIDE) / sizeof(HIDE[0]) && !rc; h++) {
         const char *dir = HIDE[h];
-        int is_tmp = strcmp(dir, "/tmp") == 0, nested = 0;
+        int is_tmp = strcmp(dir, "/tmp") == 0, nested = 0, binds;
         struct stat st;
 
         if (lstat(dir, &st) || !S_ISDIR(st.st_mode))
@@ -136,9 +136,13 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
             nested |= under(dir, HIDE[i]);
         if (nested)
             continue;
+        for (k = 0, binds = 0; k < t->n_keep; k++)
+            binds |= under(t->keep[k], dir);
         snprintf(opts, sizeof(opts), is_tmp ? "size=%lld,mode=1777" : "size=64k,mode=755",
                  t->tmp_bytes);
-        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts)) {
+        /* read-only at once when nothing is bound into it (no remount) */
+        if (mount("tmpfs", dir, "tmpfs",
+                  MS_NOSUID | MS_NODEV | (!is_tmp && !binds ? MS_RDONLY : 0), opts)) {
             rc = thaw__sb_fail(err, errlen, "mount a private tmpfs");
             break;
         }
@@ -155,7 +159,7 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
                 mount(src, t->keep[k], NULL, MS_BIND | MS_REC, NULL))
                 rc = thaw__sb_fail(err, errlen, "bind the worker's files into its mounts");
         }
-        if (!rc && !is_tmp &&
+        if (!rc && !is_tmp && binds &&
             mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, opts))
             rc = thaw__sb_fail(err, errlen, "make a hidden path read-only");
     }
