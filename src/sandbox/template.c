@@ -53,12 +53,12 @@ static int join_cgroup(const struct thaw_sb_template *t, char *err, size_t errle
         rc = thaw__sb_fail(err, errlen, "set pids.max");
     /* "tasks", not "cgroup.procs": moving a whole process takes the
      * kernel's cgroup_threadgroup_rwsem for writing, which waits for an RCU
-     * grace period (7-14 ms here, most of a hello template's sandbox time);
+     * grace period (5-16 ms here, most of a template's sandbox time);
      * moving only the calling thread does not (the kernel skips the lock
      * for "0" written to tasks; a kernel without that optimisation takes
-     * it either way). A template fresh from fork() has exactly
-     * one thread, so moving it moves the process, and all it forks
-     * (the pid namespace's init, instances, their threads) is born there. */
+     * it either way). A template fresh from fork() has exactly one
+     * thread, so moving it moves the process, and all it forks (the pid
+     * namespace's init, instances, their threads) is born there. */
     if (!rc && !single_threaded()) {
         errno = EBUSY;
         rc = thaw__sb_fail(err, errlen, "join the pids cgroup (the template has threads)");
