@@ -1,6 +1,6 @@
-# thaw: `make` builds build/thaw and build/thaw-zygote (installing missing
-# Debian packages first), `make test` runs every test, `make dev` serves
-# examples/hello.
+# thaw: `make` builds build/thaw, build/thaw-zygote and build/thaw-pidns-init
+# (installing missing Debian packages first), `make test` runs every test,
+# `make dev` serves examples/hello.
 CC      ?= cc
 PYTHON  := /usr/bin/python3
 CFLAGS  ?= -O2 -g
@@ -20,7 +20,8 @@ SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
 SUP_OBJ = $(SUP_SRC:src/%.c=build/obj/%.o)
 # the zygote: CPython, and the sandbox it applies to itself and its children
 ZYG_SRC = src/zygote/main.c src/zygote/sandbox-py.c src/zygote/prefault-py.c \
-          $(filter-out src/sandbox/probe.c src/sandbox/cgroup.c,$(wildcard src/sandbox/*.c))
+          $(filter-out src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/keeper-main.c, \
+                       $(wildcard src/sandbox/*.c))
 ZYG_OBJ = $(ZYG_SRC:src/%.c=build/obj/%.o)
 ZYG_LIBS = -lseccomp
 
@@ -30,7 +31,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 LIB_OBJ  = $(filter-out build/obj/cli/%,$(SUP_OBJ))
 
 .PHONY: all deps dev test unit integration pytest clean
-all: build/thaw build/thaw-zygote
+all: build/thaw build/thaw-zygote build/thaw-pidns-init
 
 $(DEPS_STAMP): scripts/install-deps
 	./scripts/install-deps
@@ -53,6 +54,11 @@ build/thaw: $(SUP_OBJ)
 
 build/thaw-zygote: $(ZYG_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(PY_LIBS) $(ZYG_LIBS)
+
+# the init of each worker version's pid namespace (src/sandbox/keeper.c
+# starts it with exec): static, so it starts without the dynamic loader
+build/thaw-pidns-init: src/sandbox/keeper-main.c $(DEPS_STAMP)
+	$(CC) $(CFLAGS) -static -o $@ $<
 
 build/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)

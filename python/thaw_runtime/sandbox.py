@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 import _thaw
 
@@ -20,7 +21,34 @@ _CA_STORE = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs",
              "/etc/ca-certificates")
 
 _opts = None        # the template's settings, None when unsandboxed
+_shared = None      # (read, keep, covers): the paths of every worker, from the zygote
 _tmp_by_pid = {}    # instance pid -> its tmp directory (the template removes it)
+
+
+# THAW_SB_TIMING=1: one line per template to stderr with the time of each
+# step of its build (src/sandbox/timing.h prints the sandbox's own steps);
+# docs/performance.md reads them.
+TIMING = os.environ.get("THAW_SB_TIMING") == "1"
+
+
+class Clock:
+    """Phase timings of one template build, printed as one line."""
+
+    def __init__(self, what, name, start_ns=None):
+        self.t0 = self.last = start_ns or time.monotonic_ns()
+        self.parts = [f"[thaw] sb-timing {what} {name} pid {os.getpid()}:"]
+
+    def mark(self, phase):
+        now = time.monotonic_ns()
+        self.parts.append(f"{phase} {(now - self.last) / 1e6:.2f}")
+        self.last = now
+
+    def print(self):
+        self.parts.append(f"total {(time.monotonic_ns() - self.t0) / 1e6:.2f} ms")
+        os.write(2, (" ".join(self.parts) + "\n").encode())
+
+
+fork_ns = None      # when the zygote forked this template (timing only)
 
 
 def _existing(paths):
@@ -33,15 +61,32 @@ def _existing(paths):
     return out
 
 
-def _ca_paths(ca_file):
+def _uncovered(paths, covers):
+    """paths without those beneath one of covers: a read rule on /usr
+    already covers /usr/lib/python3.11, and every rule costs each template
+    and instance an open and a landlock_add_rule. covers are paths a
+    template surely sees (the system trees and the kept paths), never one
+    its mounts hide, whose rule would be skipped."""
+    return [p for p in paths
+            if not any(q != p and (p.startswith(q + "/") or q == "/") for q in covers)]
+
+
+def _merge(*lists):
+    """The resolved paths of lists, each once, in order."""
+    out = []
+    for paths in lists:
+        out += [p for p in paths if p not in out]
+    return out
+
+
+def _ca_paths():
     """What ssl.create_default_context() (and certifi, requests) read, where
-    it lies outside the system trees, and the worker's thaw.egress.ca_file
-    (which may lie outside its bundle). Read-only, like everything here."""
+    it lies outside the system trees. Read-only, like everything here."""
     import ssl
     v = ssl.get_default_verify_paths()
     paths = list(_CA_STORE) + [v.cafile, v.capath, v.openssl_cafile, v.openssl_capath,
                                 os.environ.get(v.openssl_cafile_env),
-                                os.environ.get(v.openssl_capath_env), ca_file]
+                                os.environ.get(v.openssl_capath_env)]
     try:
         import certifi
         paths.append(certifi.where())
@@ -54,22 +99,50 @@ def _sdk_dir():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def template(name, wdir, sandbox_json, ca_file=None):
+def prepare():
+    """Resolves, once in the zygote, the paths every worker may read (the
+    system trees, the CA store, certifi, thaw's SDK, sys.path): templates
+    inherit the list and resolve only their own bundle and CA file, which
+    saves each template about 2 ms (importing certifi, stat and realpath
+    of some 20 paths). The zygote sees the host's files as its templates
+    do (a template's own mounts come after this list is used)."""
+    global _shared
+    if not _thaw.sandbox_active():
+        return
+    keep = _existing([_sdk_dir()] + [p for p in sys.path if p])
+    covers = _existing(_SYSTEM_TREES) + keep
+    read = _existing(list(_SYSTEM_TREES) + list(_HOST_FILES) + _ca_paths() + keep)
+    _shared = (_uncovered(read, covers), keep, covers)
+
+
+def template(name, wdir, sandbox_json, ca_file=None, clock=None):
     """Sandboxes a freshly forked template, before the worker's top level
-    runs; ca_file: the worker's thaw.egress.ca_file (absolute) or None.
-    Raises OSError naming the step that failed."""
+    runs; ca_file: the worker's thaw.egress.ca_file (absolute) or None;
+    clock: a Clock when THAW_SB_TIMING is on. Raises OSError naming the
+    step that failed."""
     global _opts
     opts = json.loads(sandbox_json or "{}")
     if not opts.get("on") or not _thaw.sandbox_active():
         return
-    wdir = os.path.realpath(wdir)
+    if _shared is None:
+        raise OSError("sandbox: the zygote did not resolve the shared read paths")
+    shared_read, shared_keep, covers = _shared
+    # the worker's own: its bundle and its thaw.egress.ca_file (which may
+    # lie outside the bundle), read-only like the rest
+    bundle = _existing([wdir])
+    ca = _existing([ca_file])
     # kept visible where they lie under a path the sandbox hides (/tmp,
-    # /home, ...): the bundle, the SDK, sys.path and the CA file
-    keep = _existing([wdir, _sdk_dir()] + [p for p in sys.path if p] + [ca_file])
-    read = _existing(list(_SYSTEM_TREES) + list(_HOST_FILES) + _ca_paths(ca_file) + keep)
+    # /home, ...): the bundle, the SDK, sys.path and the CA file, in this
+    # order (a CA file inside the bundle is visible once the bundle is)
+    keep = _merge(bundle, shared_keep, ca)
+    read = _uncovered(_merge(bundle, ca, shared_read), covers + bundle)
+    if clock:
+        clock.mark("paths")
     _thaw.sandbox_template(name, read[:64], keep[:64], int(opts["tmp_bytes"]),
                            int(opts["nproc"]), int(opts["nofile"]), int(opts["fsize"]),
                            int(opts["as_bytes"]))
+    if clock:
+        clock.mark("sandbox")
     _opts = opts
     tempfile.tempdir = None
     # thaw's stdout carries only its own lines; a worker writing to fd 1

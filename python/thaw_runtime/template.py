@@ -94,6 +94,9 @@ def _entropy_message(main_rel, errors):
 
 
 def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
+    clock = sandbox.Clock("template-py", name, sandbox.fork_ns) if sandbox.TIMING else None
+    if clock:
+        clock.mark("fork")
     _thaw.set_name("thaw-template")
     output.set_worker(name)
     chan = ipc.BlockingChannel(fd)
@@ -102,7 +105,7 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
     try:
         # before any of the worker's code runs
         sandbox.template(name, wdir, sandbox_json,
-                         netpatch.configured_ca_file(json.loads(config_json), wdir))
+                         netpatch.configured_ca_file(json.loads(config_json), wdir), clock)
     except OSError as e:
         chan.send(ipc.BUILD_ERR, version, ipc.fields(
             f"thaw could not sandbox the worker: {e}\n(thaw doctor checks each layer)\n"))
@@ -114,6 +117,9 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
         return
     chan.send(ipc.BUILT, version, ipc.fields(worker.module.__name__, worker.handler.describe(),
                                              f"{worker.top_level_ms:.1f}"))
+    if clock:
+        clock.mark("load+built")
+        clock.print()
     # Instances share the template's pages; without freezing, the first
     # collection in each instance would touch (and copy) most of them.
     gc.collect()

@@ -7,11 +7,12 @@ import json
 import os
 import sys
 import threading
+import time
 import tomllib
 
 import _thaw
 
-from . import ipc, output, proc
+from . import ipc, output, proc, sandbox
 
 # Imported here so every template and instance inherits them already
 # loaded (the point of the zygote); asyncio is what instances run on.
@@ -19,6 +20,13 @@ import asyncio  # noqa: F401
 import workers  # noqa: F401
 import js  # noqa: F401
 from . import template, instance  # noqa: F401
+# What every template imports before the worker's top level: the modules
+# the entropy guard wraps (entropy.begin_deploy) and the `env` class. Imported
+# in each template they cost 12-16 ms of every build (hashlib and OpenSSL,
+# platform; THAW_SB_TIMING showed it); here, once.
+import secrets  # noqa: F401
+import uuid  # noqa: F401
+import workers._env  # noqa: F401
 
 
 def _toml_to_json(chan, stream, payload):
@@ -38,6 +46,8 @@ def _toml_to_json(chan, stream, payload):
 
 def _build(chan, version, payload, fd):
     args = [f.decode("utf-8", "surrogateescape") for f in ipc.parse_fields(payload)]
+    if sandbox.TIMING:
+        sandbox.fork_ns = time.monotonic_ns()  # the template reads it: fork time
     proc.fork_and_report(chan, version, [chan],
                          lambda: template.main(fd, version, *args))
     os.close(fd)
@@ -70,6 +80,7 @@ def main(fd, preload=""):
     if threading.active_count() > 1:
         print("warning: the preloaded packages started threads, which "
               "do not survive fork", file=sys.stderr, flush=True)
+    sandbox.prepare()
     # templates share the zygote's pages as the instances share theirs
     gc.collect()
     gc.freeze()

@@ -23,8 +23,19 @@ extern int thaw__sb_cgroup_fd;
 int thaw__sb_fail(char *err, size_t errlen, const char *step);
 int thaw__sb_write_file(const char *path, const char *text);
 int thaw__sb_map_self(unsigned uid, unsigned gid, char *err, size_t errlen);
-/* keeper.c: forks the init of a fresh pid namespace (after
- * unshare(CLONE_NEWPID)); it mounts that namespace's /proc and reaps. */
+/* seccomp.c: the filter's BPF program, compiled once in the zygote, and
+ * the system calls' names by number for the SIGSYS message (NULL where
+ * unknown); seccomp-load.c installs them in a template. */
+#define THAW__SB_MAX_NR 512
+struct sock_fprog;
+extern struct sock_fprog thaw__sb_filter;
+extern const char *thaw__sb_syscall_names[THAW__SB_MAX_NR];
+
+/* keeper.c: thaw__sb_keeper_open (in the zygote) opens the
+ * thaw-pidns-init program next to thaw-zygote; thaw__sb_pidns_init (in a
+ * template, after unshare(CLONE_NEWPID)) starts it as the init of the
+ * fresh pid namespace, which mounts that namespace's /proc and reaps. */
+int thaw__sb_keeper_open(char *err, size_t errlen);
 int thaw__sb_pidns_init(char *err, size_t errlen);
 
 #endif

@@ -52,9 +52,12 @@ int thaw_sb_landlock_abi(void);
 int thaw_sb_landlock(const char *const *read, int n_read, const char *rw, char *err,
                      size_t errlen);
 
-/* seccomp.c: the allowlist (libseccomp). Forbidden calls that have an
- * error fail with EPERM; a call outside the list stops the process with a
- * log line naming it. */
+/* seccomp.c: compiles the allowlist (libseccomp) to a BPF program, once,
+ * in the zygote (thaw_sb_zygote calls it); templates inherit it.
+ * seccomp-load.c: installs that program in this process. Forbidden calls
+ * that have an error fail with EPERM; a call outside the list stops the
+ * process with a log line naming it. Fails when nothing was prepared. */
+int thaw_sb_seccomp_prepare(char *err, size_t errlen);
 int thaw_sb_seccomp(const char *name, char *err, size_t errlen);
 
 /* caps.c: rlimits, not dumpable, no capabilities (bounding, ambient,

@@ -1,4 +1,7 @@
-/* The seccomp allowlist of templates and instances (libseccomp).
+/* The seccomp allowlist of templates and instances, compiled to BPF once
+ * in the zygote with libseccomp (thaw_sb_seccomp_prepare); every template
+ * inherits the program and loads it (seccomp-load.c), so no template pays
+ * for compiling it (3.5-4.5 ms each, measured).
  *
  * Three outcomes. A call on ALLOW runs. A call on DENY (ptrace, mount,
  * bpf, kexec, keyctl, modules, namespaces, uid changes, exec, raw and inet
@@ -11,16 +14,18 @@
  * (src/bind/connect.c, op "socket"), so refusing inet socket() costs it
  * nothing. */
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <seccomp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox-internal.h"
@@ -94,25 +99,8 @@ static const char *const DENY[] = {
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
                   CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | 0x00000080 /* NEWTIME */)
 
-/* names by number, made before the filter: the SIGSYS handler may not
- * allocate */
-#define MAX_NR 512
-static const char *names[MAX_NR];
-static char who[96];
-
-static void on_sigsys(int sig, siginfo_t *si, void *uc)
-{
-    char line[256];
-    int nr = si->si_syscall;
-    const char *name = nr >= 0 && nr < MAX_NR && names[nr] ? names[nr] : "?";
-    int n = snprintf(line, sizeof(line),
-                     "[thaw] %s: seccomp: forbidden system call %s (number %d); "
-                     "the process is stopped\n", who, name, nr);
-
-    if (n > 0 && write(2, line, (size_t)n) < 0)
-        _exit(159);
-    _exit(159);
-}
+struct sock_fprog thaw__sb_filter;
+const char *thaw__sb_syscall_names[THAW__SB_MAX_NR];
 
 static int add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n,
                const struct scmp_arg_cmp *cmp, char *err, size_t errlen)
@@ -130,12 +118,47 @@ static int add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned 
     return 0;
 }
 
-int thaw_sb_seccomp(const char *name, char *err, size_t errlen)
+/* Reads the program libseccomp wrote to fd into thaw__sb_filter. */
+static int read_program(int fd, char *err, size_t errlen)
 {
-    scmp_filter_ctx ctx;
-    struct sigaction sa;
+    struct stat st;
+    unsigned char *buf;
+    size_t got = 0;
+    ssize_t n;
+
+    if (fstat(fd, &st) || lseek(fd, 0, SEEK_SET) < 0)
+        return thaw__sb_fail(err, errlen, "read the compiled seccomp filter");
+    if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) ||
+        st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        snprintf(err, errlen, "sandbox: the compiled seccomp filter has a bad size (%lld bytes)",
+                 (long long)st.st_size);
+        return -1;
+    }
+    buf = malloc((size_t)st.st_size);
+    if (!buf) {
+        errno = ENOMEM;
+        return thaw__sb_fail(err, errlen, "read the compiled seccomp filter");
+    }
+    while (got < (size_t)st.st_size) {
+        n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            free(buf);
+            return thaw__sb_fail(err, errlen, "read the compiled seccomp filter");
+        }
+        got += (size_t)n;
+    }
+    /* lives as long as the zygote; templates inherit it */
+    thaw__sb_filter.filter = (struct sock_filter *)buf;
+    thaw__sb_filter.len = (unsigned short)(got / sizeof(struct sock_filter));
+    return 0;
+}
+
+static int add_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
     size_t i;
-    int rc = 0, nr;
+    int rc = 0;
     uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
     struct scmp_arg_cmp unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
     struct scmp_arg_cmp not_unix = SCMP_A0(SCMP_CMP_NE, AF_UNIX);
@@ -152,25 +175,6 @@ int thaw_sb_seccomp(const char *name, char *err, size_t errlen)
     struct scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, 0);
     struct scmp_arg_cmp other = SCMP_A0(SCMP_CMP_NE, 0);
 
-    snprintf(who, sizeof(who), "worker %s pid %ld", name ? name : "?", (long)getpid());
-    for (nr = 0; nr < MAX_NR; nr++)
-        names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_sigsys;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSYS, &sa, NULL))
-        return thaw__sb_fail(err, errlen, "sigaction(SIGSYS)");
-
-    ctx = seccomp_init(SCMP_ACT_TRAP);
-    if (!ctx) {
-        snprintf(err, errlen, "sandbox: seccomp_init failed");
-        return -1;
-    }
-    /* every system call of an instance runs the filter: a binary search
-     * over the allowlist instead of a linear walk (libseccomp >= 2.5;
-     * without it the filter is the same, only slower) */
-    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     for (i = 0; i < sizeof(ALLOW) / sizeof(ALLOW[0]) && !rc; i++)
         rc = add(ctx, SCMP_ACT_ALLOW, ALLOW[i], 0, NULL, err, errlen);
     for (i = 0; i < sizeof(DENY) / sizeof(DENY[0]) && !rc; i++)
@@ -200,10 +204,47 @@ int thaw_sb_seccomp(const char *name, char *err, size_t errlen)
              /* prlimit64 on itself only: no looking at or lowering others */
              add(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, &self, err, errlen) ||
              add(ctx, eperm, "prlimit64", 1, &other, err, errlen);
-    if (!rc && (rc = seccomp_load(ctx)) < 0) {
-        snprintf(err, errlen, "sandbox: seccomp_load: %s", strerror(-rc));
-        rc = -1;
-    }
-    seccomp_release(ctx);
     return rc ? -1 : 0;
+}
+
+int thaw_sb_seccomp_prepare(char *err, size_t errlen)
+{
+    scmp_filter_ctx ctx;
+    int fd, rc, nr;
+
+    /* names by number for the SIGSYS message (its handler may not
+     * allocate); resolved here once rather than in every template */
+    for (nr = 0; nr < THAW__SB_MAX_NR; nr++)
+        thaw__sb_syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    ctx = seccomp_init(SCMP_ACT_TRAP);
+    if (!ctx) {
+        snprintf(err, errlen, "sandbox: seccomp_init failed");
+        return -1;
+    }
+    /* every system call of an instance runs the filter: a binary search
+     * over the allowlist instead of a linear walk (libseccomp >= 2.5;
+     * without it the filter is the same, only slower) */
+    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+    if (add_rules(ctx, err, errlen)) {
+        seccomp_release(ctx);
+        return -1;
+    }
+    fd = memfd_create("thaw-seccomp", MFD_CLOEXEC);
+    if (fd < 0) {
+        seccomp_release(ctx);
+        return thaw__sb_fail(err, errlen, "memfd_create for the seccomp filter");
+    }
+    /* the same program seccomp_load() would install (libseccomp generates
+     * it the same way for both) */
+    rc = seccomp_export_bpf(ctx, fd);
+    seccomp_release(ctx);
+    if (rc < 0) {
+        close(fd);
+        snprintf(err, errlen, "sandbox: compile the seccomp filter (seccomp_export_bpf): %s",
+                 strerror(-rc));
+        return -1;
+    }
+    rc = read_program(fd, err, errlen);
+    close(fd);
+    return rc;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "sandbox/sandbox-internal.h"
+#include "sandbox/timing.h"
 
 /* Host paths a worker has no business seeing: each gets an empty tmpfs
  * (/tmp a writable, size-limited one: the worker's private tmp). */
@@ -23,6 +24,14 @@ static int under(const char *path, const char *dir)
 {
     size_t n = strlen(dir);
     return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* A thread directory of /proc counts one link per thread (plus . and ..). */
+static int single_threaded(void)
+{
+    struct stat st;
+
+    return stat("/proc/self/task", &st) == 0 && st.st_nlink == 3;
 }
 
 /* Joins a pids cgroup of its own under the one the supervisor made: the
@@ -42,7 +51,19 @@ static int join_cgroup(const struct thaw_sb_template *t, char *err, size_t errle
     if (!rc && ((fd = openat(thaw__sb_cgroup_fd, path, O_WRONLY | O_CLOEXEC)) < 0 ||
                 write(fd, num, strlen(num)) < 0 || close(fd)))
         rc = thaw__sb_fail(err, errlen, "set pids.max");
-    snprintf(path, sizeof(path), "%s/cgroup.procs", name);
+    /* "tasks", not "cgroup.procs": moving a whole process takes the
+     * kernel's cgroup_threadgroup_rwsem for writing, which waits for an RCU
+     * grace period (5-16 ms here, most of a template's sandbox time);
+     * moving only the calling thread does not (the kernel skips the lock
+     * for "0" written to tasks; a kernel without that optimisation takes
+     * it either way). A template fresh from fork() has exactly one
+     * thread, so moving it moves the process, and all it forks (the pid
+     * namespace's init, instances, their threads) is born there. */
+    if (!rc && !single_threaded()) {
+        errno = EBUSY;
+        rc = thaw__sb_fail(err, errlen, "join the pids cgroup (the template has threads)");
+    }
+    snprintf(path, sizeof(path), "%s/tasks", name);
     if (!rc && ((fd = openat(thaw__sb_cgroup_fd, path, O_WRONLY | O_CLOEXEC)) < 0 ||
                 write(fd, "0", 1) < 0 || close(fd)))
         rc = thaw__sb_fail(err, errlen, "join the pids cgroup");
@@ -106,7 +127,7 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
         keep_fd[k] = open(t->keep[k], O_PATH | O_CLOEXEC);
     for (h = 0; h < sizeof(HIDE) / sizeof(HIDE[0]) && !rc; h++) {
         const char *dir = HIDE[h];
-        int is_tmp = strcmp(dir, "/tmp") == 0, nested = 0;
+        int is_tmp = strcmp(dir, "/tmp") == 0, nested = 0, binds;
         struct stat st;
 
         if (lstat(dir, &st) || !S_ISDIR(st.st_mode))
@@ -115,9 +136,13 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
             nested |= under(dir, HIDE[i]);
         if (nested)
             continue;
+        for (k = 0, binds = 0; k < t->n_keep; k++)
+            binds |= under(t->keep[k], dir);
         snprintf(opts, sizeof(opts), is_tmp ? "size=%lld,mode=1777" : "size=64k,mode=755",
                  t->tmp_bytes);
-        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts)) {
+        /* read-only at once when nothing is bound into it (no remount) */
+        if (mount("tmpfs", dir, "tmpfs",
+                  MS_NOSUID | MS_NODEV | (!is_tmp && !binds ? MS_RDONLY : 0), opts)) {
             rc = thaw__sb_fail(err, errlen, "mount a private tmpfs");
             break;
         }
@@ -134,7 +159,7 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
                 mount(src, t->keep[k], NULL, MS_BIND | MS_REC, NULL))
                 rc = thaw__sb_fail(err, errlen, "bind the worker's files into its mounts");
         }
-        if (!rc && !is_tmp &&
+        if (!rc && !is_tmp && binds &&
             mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, opts))
             rc = thaw__sb_fail(err, errlen, "make a hidden path read-only");
     }
@@ -146,43 +171,66 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
 
 int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen)
 {
+    struct thaw__sb_clock clk;
+
     if (!thaw_sb_active()) {
         errno = EINVAL;
         return thaw__sb_fail(err, errlen, "the zygote is not sandboxed");
     }
+    thaw__sb_clock_start(&clk, "template", t->name);
     if (join_cgroup(t, err, errlen))
         return -1;
+    thaw__sb_clock_mark(&clk, "cgroup");
     /* its own user namespace: RLIMIT_NPROC counts per (namespace, uid), so
      * one worker's fork bomb does not use up another's processes; and the
      * mounts copied into it become locked read-only */
     if (unshare(CLONE_NEWUSER))
         return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWUSER) for the template");
+    thaw__sb_clock_mark(&clk, "userns");
     if (thaw__sb_map_self(0, 0, err, errlen))
         return -1;
+    thaw__sb_clock_mark(&clk, "idmap");
     if (unshare(CLONE_NEWNS | CLONE_NEWPID))
         return thaw__sb_fail(err, errlen, "unshare(mount, pid namespaces) for the template");
+    thaw__sb_clock_mark(&clk, "mntns+pidns");
     if (private_mounts(t, err, errlen))
         return -1;
+    thaw__sb_clock_mark(&clk, "mounts");
     if (thaw__sb_pidns_init(err, errlen))
         return -1;
+    thaw__sb_clock_mark(&clk, "pidns-init");
     /* kill(0, ...) reaches only its own group */
     if (setsid() < 0)
         return thaw__sb_fail(err, errlen, "setsid");
-    if (thaw_sb_rlimits(t, err, errlen) || thaw_sb_drop_caps(err, errlen))
+    if (thaw_sb_rlimits(t, err, errlen))
         return -1;
+    thaw__sb_clock_mark(&clk, "rlimits");
+    if (thaw_sb_drop_caps(err, errlen))
+        return -1;
+    thaw__sb_clock_mark(&clk, "caps");
     if (thaw_sb_landlock_abi() > 0 &&
         thaw_sb_landlock(t->read, t->n_read, "/tmp", err, errlen))
         return -1;
-    return thaw_sb_seccomp(t->name, err, errlen);
+    thaw__sb_clock_mark(&clk, "landlock");
+    if (thaw_sb_seccomp(t->name, err, errlen))
+        return -1;
+    thaw__sb_clock_mark(&clk, "seccomp");
+    thaw__sb_clock_print(&clk);
+    return 0;
 }
 
 int thaw_sb_instance(const struct thaw_sb_template *t, const char *tmpdir, char *err,
                      size_t errlen)
 {
+    struct thaw__sb_clock clk;
+
+    thaw__sb_clock_start(&clk, "instance", t->name);
     if (setsid() < 0)
         return thaw__sb_fail(err, errlen, "setsid");
     if (thaw_sb_landlock_abi() > 0 &&
         thaw_sb_landlock(t->read, t->n_read, tmpdir, err, errlen))
         return -1;
+    thaw__sb_clock_mark(&clk, "landlock");
+    thaw__sb_clock_print(&clk);
     return 0;
 }

@@ -95,6 +95,12 @@ int thaw_sb_zygote(const char *cgroup_dir, char *err, size_t errlen)
         return thaw__sb_fail(err, errlen, "keep /proc writable for the templates");
     if (sethostname("thaw", 4))
         return thaw__sb_fail(err, errlen, "sethostname");
+    /* every template starts its pid namespace's init from this program */
+    if (thaw__sb_keeper_open(err, errlen))
+        return -1;
+    /* the same filter for every template: compiled here once */
+    if (thaw_sb_seccomp_prepare(err, errlen))
+        return -1;
     active = 1;
     return 0;
 }
