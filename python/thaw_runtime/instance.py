@@ -4,6 +4,7 @@ template would be shared by every instance)."""
 import asyncio
 import inspect
 import os
+import select
 import signal
 import socket
 import sys
@@ -14,6 +15,7 @@ import _thaw
 from . import bindcalls, entropy, hooks, ipc, netpatch, output, sandbox, scheduled
 from workers import _bind
 from workers import _asgi_eager as eager
+from workers import _asgi_lifespan as lifespan
 from .body import RequestBody
 from .log import log_exception, log_lines
 
@@ -122,7 +124,7 @@ def _has_body(pairs):
 
 
 class Instance:
-    def __init__(self, fd, worker, iid):
+    def __init__(self, fd, worker, iid, warm=()):
         self.sock = socket.socket(fileno=fd)
         self.sock.setblocking(False)
         self.worker = worker
@@ -149,6 +151,10 @@ class Instance:
         # compatibility: before python_request_headers_preserve_commas,
         # Cloudflare split request header values at commas
         self.split_commas = "python_request_headers_preserve_commas" not in worker.flags
+        # the ASGI apps this version serves (names of worker module
+        # globals, learnt from an earlier instance): started ahead
+        self.warm = warm
+        self.hinted = bool(warm)
 
     # -- channel -------------------------------------------------------
     def run(self):
@@ -162,6 +168,11 @@ class Instance:
         # thaw stopping: finish through the exit hooks (ASGI lifespan
         # shutdown) rather than die in the middle of them
         self.loop.add_signal_handler(signal.SIGTERM, self.loop.stop)
+        hooks._app_observer = self._note_app
+        for name in self.warm:
+            app = getattr(self.worker.module, name, None)
+            if app is not None:
+                self.loop.create_task(self._start_app(app))
         if not _readable_now(self.sock):
             self._warm_up()
         try:
@@ -194,6 +205,25 @@ class Instance:
             self.loop.run_until_complete(self.loop.create_task(step()))
         except Exception:
             pass  # an optimisation only
+
+    async def _start_app(self, app):
+        """ASGI lifespan startup before the first request (as uvicorn runs
+        it when a worker process starts), so that request does not wait
+        for it. A request that comes meanwhile waits for the same startup."""
+        try:
+            await lifespan.startup(app, self.worker.env)
+        except lifespan.StartupFailed:
+            pass  # logged; each request of the app answers 500, as before
+
+    def _note_app(self, app):
+        """asgi.fetch starts `app` during a request: tell thaw the app's
+        name in the worker module, so later instances start it early."""
+        if self.hinted:
+            return
+        names = [k for k, v in vars(self.worker.module).items() if v is app]
+        if names:
+            self.hinted = True
+            self._queue(ipc.frame(ipc.WARM, 0, ipc.fields("asgi", names[0])))
 
     def _recv(self):
         """One read: bytes into inbuf, fds (SCM_RIGHTS, from the connect
@@ -565,14 +595,17 @@ def _close_iter(body):
             pass
 
 
-def serve(fd, worker, iid, prefault=b""):
+def serve(fd, worker, iid, prefault=b"", warm=()):
     """Entry point of a freshly forked instance. prefault: the pages its
     siblings wrote early, copied now in a few system calls rather than one
     fault each during the first request (src/pool/prefault.h)."""
-    if prefault:
+    # ahead of demand only: with a request already waiting (forked on
+    # request) copying the whole list first would delay it more than the
+    # faults it saves
+    if prefault and not select.select([fd], [], [], 0)[0]:
         _thaw.prefault(prefault)
     _thaw.set_name("thaw-instance")
     sandbox.instance(iid)
     output.reset_budget()
     entropy.reseed_after_fork()
-    Instance(fd, worker, iid).run()
+    Instance(fd, worker, iid, warm).run()

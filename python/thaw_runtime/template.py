@@ -10,7 +10,7 @@ import time
 
 import _thaw
 
-from . import entropy, instance, ipc, netpatch, output, proc, sandbox
+from . import entropy, hooks, instance, ipc, netpatch, output, proc, sandbox
 from .handler import resolve_handler, resolve_scheduled
 from .log import user_traceback
 from workers import _bindings
@@ -125,6 +125,7 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
     gc.collect()
     gc.freeze()
     prefault = b""  # pages instances write early, once thaw has seen one serve
+    warm = []       # module globals naming the ASGI apps instances serve
     while True:
         msg = chan.recv()
         if msg is None:
@@ -133,7 +134,7 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
         if ftype == ipc.SPAWN and fd is not None:
             try:
                 pid = proc.fork_and_report(chan, stream, [chan],
-                                           lambda: instance.serve(fd, worker, stream, prefault))
+                                           lambda: instance.serve(fd, worker, stream, prefault, warm))
                 if pid:
                     sandbox.forked(pid, stream)
             except (BrokenPipeError, ConnectionResetError):
@@ -142,5 +143,7 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
                 os.close(fd)
         elif ftype == ipc.PREFAULT:
             prefault = bytes(payload)
+        elif ftype == ipc.WARM:
+            warm = hooks.warm_names(payload, worker.module)
         elif fd is not None:
             os.close(fd)

@@ -10,6 +10,7 @@ from a fetch handler, as Cloudflare's `asgi` module does:
 """
 import asyncio
 
+from thaw_runtime import hooks
 from thaw_runtime.log import log_exception, log_lines
 
 from . import _asgi_eager as eager
@@ -217,6 +218,7 @@ async def fetch(app, request, env=None, ctx=None):
     request = getattr(request, "js_object", request)
     state = lifespan.ready(app)
     if state is lifespan.NOT_READY:
+        hooks.asgi_app_starting(app)
         try:
             state = await lifespan.startup(app, env)
         except lifespan.StartupFailed:

@@ -21,7 +21,7 @@ static int known_type(uint8_t t)
     return (t >= THAW_IPC_REQ_HEAD && t <= THAW_IPC_CANCEL) ||
            (t >= THAW_IPC_RESP_HEAD && t <= THAW_IPC_RESP_ABORT) ||
            (t >= THAW_IPC_BIND_CALL && t <= THAW_IPC_BUSY) ||
-           (t >= THAW_IPC_TOML && t <= THAW_IPC_HELLO);
+           (t >= THAW_IPC_TOML && t <= THAW_IPC_WARM);
 }
 
 int thaw_ipc_decode(const uint8_t *p, size_t n, struct thaw_ipc_frame *f)

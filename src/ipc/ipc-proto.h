@@ -84,6 +84,11 @@ enum thaw_ipc_type {
                                pairs of little-endian uint64: pages its
                                instances write early (src/pool/prefault.h);
                                each later instance populates them first */
+    THAW_IPC_WARM = 59,     /* instance -> sup, then sup -> template, once
+                               per version: fields "asgi", the name of the
+                               worker module's global that asgi.fetch
+                               served; later instances run that app's
+                               lifespan startup before their first request */
 };
 
 #define THAW_IPC_F_FD 0x01   /* one fd rides on this frame */

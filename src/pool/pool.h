@@ -127,6 +127,7 @@ struct thaw_version {
     int chan_gone;
     int doomed;                  /* freed at the end of this loop iteration */
     int prefault_tried;          /* an instance was profiled (pool/prefault.h) */
+    int warm_sent;               /* an instance's WARM hint went to the template */
     struct thaw_version *next;
 };
 
