@@ -97,6 +97,25 @@ class Headers:
         h._pairs = [(n.lower(), v) for n, v in pairs]
         return h
 
+    @classmethod
+    def _thaw_from_bytes(cls, pairs):
+        """ASGI response headers, (bytes, bytes) pairs: the checks of
+        append() in one pass (latin-1 text cannot go above U+00FF); on a
+        bad field, append() raises its precise error."""
+        h = cls.__new__(cls)
+        out = h._pairs = []
+        for n, v in pairs:
+            name = n.decode("latin-1")
+            value = v.decode("latin-1").strip(" \t")
+            if (not name or not _TCHARS.issuperset(name) or "\r" in value
+                    or "\n" in value or "\0" in value):
+                h._pairs = []
+                for n2, v2 in pairs:
+                    h.append(n2, v2)
+                return h
+            out.append((name.lower(), value))
+        return h
+
     def _thaw_pairs(self):
         """(lower-case name, value) fields in insertion order, for the runtime."""
         return list(self._pairs)

@@ -17,6 +17,7 @@ from . import _asgi_eager as eager
 from . import _asgi_lifespan as lifespan
 from ._asgi_pipe import BodyPipe, ClientDisconnected
 from ._asgi_scope import http_scope
+from ._headers import Headers
 from ._response import Response
 
 __all__ = ["fetch", "ClientDisconnected"]
@@ -189,6 +190,7 @@ class _HttpCall:
             return _error_response()
         status, headers = self.head
         try:
+            headers = Headers._thaw_from_bytes(headers)
             if status in _NULL_BODY:
                 self.pipe.discard()
                 return Response(None, status=status, headers=headers)

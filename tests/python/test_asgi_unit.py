@@ -74,6 +74,27 @@ def test_invalid_status_is_500():
     assert run(asgi.fetch(bad, Request("http://x/"))).status == 500
 
 
+def test_response_headers_from_the_app_are_checked():
+    _fresh_lifespans()
+
+    def app_with(headers):
+        async def app(scope, receive, send):
+            if scope["type"] == "http":
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": b"x"})
+        return app
+
+    ok = run(asgi.fetch(app_with([(b"X-Name", b" v1 "), (b"set-cookie", b"a=1"),
+                                  (b"Set-Cookie", b"b=\xe9")]), Request("http://x/")))
+    assert ok.status == 200
+    # names lower-case, values stripped, repeats kept, latin-1 text
+    assert ok._thaw_parts()[2] == [("x-name", "v1"), ("set-cookie", "a=1"),
+                                   ("set-cookie", "b=\xe9")]
+    for bad in ([(b"x-a", b"1\r\nx-injected: 1")], [(b"bad name", b"1")], [(b"", b"1")],
+                [(b"x-a", b"1\x00")]):
+        assert run(asgi.fetch(app_with(bad), Request("http://x/"))).status == 500, bad
+
+
 def test_lifespan_starts_once_for_concurrent_first_requests():
     _fresh_lifespans()
     calls = []
