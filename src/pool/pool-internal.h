@@ -21,6 +21,7 @@ struct thaw_instance {
     uint64_t progress_ms;   /* last frame from it (or attach while idle) */
     uint64_t idle_since_ms; /* when its last request ended */
     long long private_kb;   /* last reading of its private memory */
+    uint64_t mem_read_ms;   /* when (0: never) */
     int kill_status;        /* 503 when thaw killed it for a limit ... */
     char kill_msg[256];     /* ... and why, for its requests and the log */
     int holds;
