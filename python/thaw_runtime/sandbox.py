@@ -1,6 +1,7 @@
 """The Python side of the sandbox (src/sandbox/): which paths a worker may
 read, and the calls a template and an instance make right after their
 fork. docs/security.md describes the layers."""
+import errno
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ _SYSTEM_TREES = ("/usr", "/lib", "/lib64")
 _CA_STORE = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs",
              "/etc/ca-certificates")
 
+_MAX_PATHS = 64     # THAW_SB_MAX_PATHS in src/sandbox/sandbox.h
 _opts = None        # the template's settings, None when unsandboxed
 _shared = None      # (read, keep, covers): the paths of every worker, from the zygote
 _tmp_by_pid = {}    # instance pid -> its tmp directory (the template removes it)
@@ -138,7 +140,15 @@ def template(name, wdir, sandbox_json, ca_file=None, clock=None):
     read = _uncovered(_merge(bundle, ca, shared_read), covers + bundle)
     if clock:
         clock.mark("paths")
-    _thaw.sandbox_template(name, read[:64], keep[:64], int(opts["tmp_bytes"]),
+    for what, paths in (("readable", read), ("kept", keep)):
+        if len(paths) > _MAX_PATHS:
+            # never cut the list: a path left out would be unreadable
+            # (or hidden) without a word
+            raise OSError(errno.E2BIG, f"the sandbox takes at most {_MAX_PATHS} {what} "
+                                       f"paths and this worker needs {len(paths)} "
+                                       f"(sys.path entries and the bundle): "
+                                       f"{', '.join(paths)}")
+    _thaw.sandbox_template(name, read, keep, int(opts["tmp_bytes"]),
                            int(opts["nproc"]), int(opts["nofile"]), int(opts["fsize"]),
                            int(opts["as_bytes"]))
     if clock:

@@ -40,7 +40,7 @@ int thaw_sb_active(void);
  * seccomp. */
 int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen);
 
-/* instance.c: its own session, its own Landlock layer (writes only under
+/* template.c: its own session, its own Landlock layer (writes only under
  * tmpdir, no signals outside itself). */
 int thaw_sb_instance(const struct thaw_sb_template *t, const char *tmpdir, char *err,
                      size_t errlen);
