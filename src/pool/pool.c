@@ -346,17 +346,26 @@ void thaw__pool_requeue(struct thaw_version *from, struct thaw_version *to)
 
 /* ---- request frames --------------------------------------------------- */
 
-static void send_frame(struct thaw_exchange *ex, uint8_t type, const char *p, size_t n)
+/* One frame whose payload is p (raw bytes) onto a channel. */
+static void chan_send_raw(struct thaw_chan *c, uint8_t type, uint32_t stream, const void *p,
+                          size_t n)
 {
     struct thaw_buf b;
     size_t mark;
 
+    thaw_buf_init(&b, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
+    if (!thaw_ipc_begin(&b, type, 0, stream, &mark) && !thaw_ipc_put_raw(&b, p, n) &&
+        !thaw_ipc_end(&b, mark))
+        thaw_chan_send(c, b.data, b.len, -1);
+    thaw_buf_free(&b);
+}
+
+static void send_frame(struct thaw_exchange *ex, uint8_t type, const char *p, size_t n)
+{
+    size_t mark;
+
     if (ex->inst && ex->inst->chan) {
-        thaw_buf_init(&b, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
-        if (!thaw_ipc_begin(&b, type, 0, ex->sid, &mark) &&
-            !thaw_ipc_put_raw(&b, p, n) && !thaw_ipc_end(&b, mark))
-            thaw_chan_send(ex->inst->chan, b.data, b.len, -1);
-        thaw_buf_free(&b);
+        chan_send_raw(ex->inst->chan, type, ex->sid, p, n);
         return;
     }
     if (ex->ver && !thaw_ipc_begin(&ex->pending, type, 0, ex->sid, &mark)) {
@@ -554,13 +563,7 @@ void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_f
          * list of names; the template ignores what it cannot parse) */
         struct thaw_version *v = inst->ver;
         if (!v->warm_sent && v->chan && f->len <= 1024) {
-            struct thaw_buf b;
-            size_t mark;
-            thaw_buf_init(&b, f->len + THAW_IPC_HEADER_SIZE);
-            if (!thaw_ipc_begin(&b, THAW_IPC_WARM, 0, 0, &mark) &&
-                !thaw_ipc_put_raw(&b, f->payload, f->len) && !thaw_ipc_end(&b, mark))
-                thaw_chan_send(v->chan, b.data, b.len, -1);
-            thaw_buf_free(&b);
+            chan_send_raw(v->chan, THAW_IPC_WARM, 0, f->payload, f->len);
             v->warm_sent = 1;
         }
         return;
