@@ -15,7 +15,7 @@ PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
 # the supervisor: no Python here
 SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
           src/ipc/*.c src/util/*.c src/watch/*.c src/bind/*.c src/cron/*.c \
-          src/assets/*.c src/serve/*.c) \
+          src/assets/*.c src/serve/*.c src/policy/*.c) \
           src/zygote/client.c src/sandbox/probe.c src/sandbox/cgroup.c
 SUP_OBJ = $(SUP_SRC:src/%.c=build/obj/%.o)
 # the zygote: CPython, and the sandbox it applies to itself and its children

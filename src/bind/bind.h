@@ -30,6 +30,8 @@ struct thaw_bindings;
 struct thaw_bind_call;
 
 /* What a kind may use when it opens its bindings. */
+struct thaw_policy;
+
 struct thaw_bind_env {
     uv_loop_t *loop;
     const char *worker_name;
@@ -37,6 +39,9 @@ struct thaw_bind_env {
     const char *state_dir;   /* absolute: local data (KV, D1) lives under it */
     json_t *config;          /* the worker's whole config (borrowed) */
     const char *config_file; /* for messages: "wrangler.toml" */
+    /* thaw serve: the operator's policy (src/policy/policy.h); the config
+     * is tenant input that may narrow it, never widen it. NULL: thaw dev */
+    const struct thaw_policy *policy;
 };
 
 struct thaw_bind_kind {

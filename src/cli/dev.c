@@ -123,7 +123,7 @@ static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
     if (!d->worker_started) {
         d->worker_started = 1;
         thaw_worker_init(&d->worker, d->loop, d->zygote, d->preload, d->dir, d->state, cfg,
-                         &d->lim, on_built, d);
+                         &d->lim, NULL /* the developer is the operator */, on_built, d);
         d->worker.on_lost = on_lost;
         return;
     }

@@ -29,6 +29,8 @@ struct serve {
     const char *listen;
     const char *admin;
     const char *preload_list;
+    const char *config_path;     /* --config: the operator's policy */
+    int policy_state;            /* 0: to load, 1: loading (TOML), 2: loaded */
     long long max_bundle;
     struct thaw_fleet fleet;
     struct thaw_worker front;    /* server-wide limits; unrouted requests' metrics */
@@ -46,7 +48,9 @@ static void usage(void)
     fprintf(stderr,
             "usage: thaw serve --state DIR [--listen IP:PORT] [--admin IP:PORT]\n"
             "                  [--domain DOMAIN] [--preload PKG,...] [--max-bundle-size N]\n"
-            "                  [LIMITS...]\n"
+            "                  [--config FILE] [LIMITS...]\n"
+            "--config   the operator's policy (TOML or JSON): ceilings of worker limits,\n"
+            "           egress, KV backend, route grants (docs/security.md)\n"
             "--listen   where workers are served (default 127.0.0.1:8787)\n"
             "--admin    the admin API (default 127.0.0.1:8788); token: THAW_API_TOKEN\n"
             "           or DIR/token (made on first start, mode 0600)\n"
@@ -71,6 +75,66 @@ static int split_addr(const char *addr, char *ip, size_t n, int *port)
     return *port > 0 && *port <= 65535 ? 0 : -1;
 }
 
+static void policy_failed(const char *msg)
+{
+    fprintf(stderr, "thaw: %s\n", msg);
+    exit(2);
+}
+
+static void on_zygote_ready(void *data, struct thaw_zygote *z);
+
+static void on_policy_toml(void *data, int ok, const char *text, size_t len)
+{
+    struct serve *s = data;
+    char *json = strndup(text, len), err[1024];
+
+    if (!json || !ok)
+        policy_failed(json ? json : "out of memory");
+    if (thaw_policy_load_json(&s->fleet.policy, json, s->config_path, err, sizeof(err)))
+        policy_failed(err);
+    free(json);
+    s->policy_state = 2;
+    on_zygote_ready(s, s->fleet.zygote);
+}
+
+/* The operator's config: JSON and JSONC at once, TOML through the zygote
+ * (the supervisor has no TOML parser). 1 when it is loaded. */
+static int load_policy(struct serve *s)
+{
+    char err[1024], *text, *json;
+    size_t len = strlen(s->config_path);
+    FILE *f;
+    long n;
+
+    if (s->policy_state)
+        return s->policy_state == 2;
+    s->policy_state = 1;
+    if (len > 5 && strcmp(s->config_path + len - 5, ".toml") == 0) {
+        if (thaw_zygote_toml(s->fleet.zygote, s->config_path, on_policy_toml, s))
+            policy_failed("cannot ask the zygote to read the --config file");
+        return 0;
+    }
+    if (!(f = fopen(s->config_path, "rb"))) {
+        snprintf(err, sizeof(err), "--config %s: %s", s->config_path, strerror(errno));
+        policy_failed(err);
+    }
+    if (fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || n > (1 << 20) ||
+        fseek(f, 0, SEEK_SET) || !(text = calloc(1, (size_t)n + 1)) ||
+        fread(text, 1, (size_t)n, f) != (size_t)n) {
+        snprintf(err, sizeof(err), "--config %s: cannot read it (at most 1 MB)",
+                 s->config_path);
+        policy_failed(err);
+    }
+    fclose(f);
+    if (thaw_jsonc_to_json(text, (size_t)n, &json, err, sizeof(err)) ||
+        thaw_policy_load_json(&s->fleet.policy, json, s->config_path, err, sizeof(err)))
+        policy_failed(err);
+    free(text);
+    free(json);
+    s->policy_state = 2;
+    return 1;
+}
+
 static void on_zygote_ready(void *data, struct thaw_zygote *z)
 {
     struct serve *s = data;
@@ -78,6 +142,8 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
     if (s->fleet.started || !thaw_zygote_ready(s->fleet.zygote) ||
         (s->fleet.preload && !thaw_zygote_ready(s->fleet.preload)))
         return;
+    if (s->config_path && !load_policy(s))
+        return; /* on_policy_toml comes back here */
     thaw_fleet_start(&s->fleet);
 }
 
@@ -173,6 +239,13 @@ static int parse_args(struct serve *s, int argc, char **argv)
             s->admin = v;
         } else if (strcmp(a, "--domain") == 0 && v) {
             s->fleet.domain = v;
+        } else if (strcmp(a, "--config") == 0 && v) {
+            static char abs[PATH_MAX];
+            if (!realpath(v, abs)) {
+                fprintf(stderr, "thaw: --config %s: %s\n", v, strerror(errno));
+                return -1;
+            }
+            s->config_path = abs;
         } else if (strcmp(a, "--preload") == 0 && v) {
             s->preload_list = v;
         } else if (strcmp(a, "--max-bundle-size") == 0 && v) {
@@ -222,6 +295,7 @@ int thaw_cmd_serve(int argc, char **argv)
     s.fleet.domain = "localhost";
     s.max_bundle = 100LL << 20;
     thaw_limits_defaults(&s.fleet.cli);
+    thaw_policy_init(&s.fleet.policy);
     if (parse_args(&s, argc, argv))
         return 2;
     if (s.max_bundle > THAW_BUNDLE_MAX_LIMIT)

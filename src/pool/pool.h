@@ -18,6 +18,7 @@
 
 struct thaw_zygote;
 struct thaw_instance;
+struct thaw_policy;
 struct thaw_version;
 struct thaw_exchange;
 
@@ -68,6 +69,9 @@ struct thaw_worker {
     struct thaw_zygote *preload;  /* NULL, or one that also holds the shared base */
     struct thaw_zygote *own_zygote; /* isolation = "per-worker": started at its first build */
     struct thaw_limits limits;
+    /* thaw serve: the operator's policy (src/policy/policy.h), which the
+     * worker's config may narrow, never widen; NULL in thaw dev */
+    const struct thaw_policy *policy;
     char *dir;
     char *state_dir;             /* local data of its bindings (KV, D1) */
     struct thaw_config cfg;      /* of the current version */
@@ -133,11 +137,13 @@ struct thaw_version {
 
 /* Starts a worker for the project in dir (config already loaded into cfg,
  * which the worker takes ownership of) and builds its first version. Its
- * bindings keep local data under state_dir. */
+ * bindings keep local data under state_dir. policy: the operator's (thaw
+ * serve; it must outlive the worker), NULL when the config is trusted. */
 int thaw_worker_init(struct thaw_worker *w, uv_loop_t *loop,
                      struct thaw_zygote *z, struct thaw_zygote *preload,
                      const char *dir, const char *state_dir, struct thaw_config *cfg,
-                     const struct thaw_limits *lim, thaw_built_cb on_built, void *data);
+                     const struct thaw_limits *lim, const struct thaw_policy *policy,
+                     thaw_built_cb on_built, void *data);
 /* Builds a new version from cfg (taken over); when it is built it becomes
  * current and the old one drains. */
 int thaw_worker_rebuild(struct thaw_worker *w, struct thaw_config *cfg);

@@ -48,9 +48,11 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
 int thaw_worker_init(struct thaw_worker *w, uv_loop_t *loop,
                      struct thaw_zygote *z, struct thaw_zygote *preload,
                      const char *dir, const char *state_dir, struct thaw_config *cfg,
-                     const struct thaw_limits *lim, thaw_built_cb on_built, void *data)
+                     const struct thaw_limits *lim, const struct thaw_policy *policy,
+                     thaw_built_cb on_built, void *data)
 {
     memset(w, 0, sizeof(*w));
+    w->policy = policy;
     w->loop = loop;
     w->zygote = z;
     w->preload = preload;

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
+#include "serve/tenant.h"
 #include "serve/store.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -300,7 +301,8 @@ static void start_worker(struct thaw_fleet *f, struct thaw_hosted *h, const char
 
     thaw_store_data_dir(f->state, h->name, data, sizeof(data));
     h->started = 1;
-    thaw_worker_init(&h->w, f->loop, f->zygote, f->preload, dir, data, cfg, lim, on_built, h);
+    thaw_worker_init(&h->w, f->loop, f->zygote, f->preload, dir, data, cfg, lim, &f->policy,
+                     on_built, h);
     h->w.keep_serving = 1;
     h->w.lazy_spares = 1;
     h->w.on_lost = on_lost;
@@ -324,6 +326,7 @@ static void op_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
     struct thaw_hosted *h = op->h;
     struct thaw_limits lim;
     char dir[PATH_MAX], msg[1024];
+    int status;
 
     if (rc) {
         op_refuse(op, 400, err, NULL);
@@ -334,6 +337,11 @@ static void op_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
                  "worker \"%s\"", cfg->file, cfg->name, h->name);
         thaw_config_free(cfg);
         op_refuse(op, 400, msg, NULL);
+        return;
+    }
+    if ((status = thaw_tenant_check(op->f, h, cfg, msg, sizeof(msg)))) {
+        thaw_config_free(cfg);
+        op_refuse(op, status, msg, NULL);
         return;
     }
     if (set_routes(op->f, h, cfg->json, 1, msg, sizeof(msg)) ||
@@ -462,7 +470,9 @@ static void start_loaded(struct thaw_hosted *h, int rc, struct thaw_config *cfg,
     struct thaw_limits lim;
     char dir[PATH_MAX], msg[1024];
 
-    if (!rc && worker_limits(f, cfg, &lim, msg, sizeof(msg))) {
+    /* the operator's policy may have changed since it was deployed */
+    if (!rc && (thaw_tenant_check(f, h, cfg, msg, sizeof(msg)) ||
+                worker_limits(f, cfg, &lim, msg, sizeof(msg)))) {
         thaw_config_free(cfg);
         rc = -1;
         err = msg;

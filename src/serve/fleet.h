@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "config/limits.h"
 #include "cron/sched.h"
+#include "policy/policy.h"
 #include "pool/pool.h"
 #include "serve/api.h"
 #include "serve/router.h"
@@ -42,6 +43,7 @@ struct thaw_fleet {
     char state[4096];
     const char *domain;
     int64_t cron_offset_ms;   /* THAW_CRON_CLOCK_START (tests) */
+    struct thaw_policy policy; /* the operator's: --config and the command line */
     struct thaw_limits cli;   /* what the command line set ... */
     int cli_set[64];          /* ... and which */
     struct thaw_router router;
