@@ -105,7 +105,7 @@ struct thaw_worker *thaw_fleet_route(struct thaw_server *s, const char *host,
     char hn[256], path[16], name[64];
 
     /* NAME.DOMAIN first: no route can take a worker's own host */
-    thaw_router_split(host, target, n < 8 ? n : 8, hn, sizeof(hn), path, sizeof(path));
+    thaw_router_split(host, target, n, hn, sizeof(hn), path, sizeof(path));
     if (thaw_router_host_name(hn, f->domain, name, sizeof(name)))
         h = thaw_fleet_find(f, name);
     if (!h || !h->live)

@@ -272,9 +272,10 @@ void thaw_grants_handle(struct thaw_fleet *f, const char *name, struct thaw_api_
         return;
     }
     thaw_log("route grants of %s %s", name, r->method == HTTP_DELETE ? "revoked" : "set");
-    /* the serving version's routes follow its grants at once */
+    /* the serving version's routes follow its grants at once (while a
+     * version builds, w.cfg is the new one and kept_cfg serves) */
     if ((h = thaw_fleet_find(f, name)) && h->live && h->started)
-        thaw_routes_apply(f, h, h->w.cfg.json);
+        thaw_routes_apply(f, h, h->w.building ? h->w.kept_cfg.json : h->w.cfg.json);
     thaw_api_reply_json(r, 200, describe(f, name));
 }
 

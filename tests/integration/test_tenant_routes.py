@@ -87,6 +87,26 @@ def test_hostile_routes_are_refused(tenant):
     t.innocent_serves()
     _, w = t.srv.api("GET", "/v1/workers/evil")
     assert w["routes"] == [], w
+    # an absolute-form target names the host, whatever the Host header says
+    r = t.srv.request("GET", "http://innocent.localhost/", headers={"Host": "evil.localhost"})
+    assert r.status == 200 and r.text == "innocent", r
+
+    # a state directory written by an older thaw, where evil held those
+    # routes: at start they are dropped (logged), evil keeps its own name
+    t.srv.stop()
+    cfg_path = t.state / "workers" / "evil" / "versions" / str(w["version"]) / "wrangler.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["routes"] = ["*localhost/*", "example.com/*"]
+    cfg_path.write_text(json.dumps(cfg))
+    t.srv.start()
+    log = t.srv.wait_log('route "*localhost/*" dropped', 'route "example.com/*" dropped')
+    assert 'worker evil: route "*localhost/*" dropped (held): route "*localhost/*" would ' \
+        'take innocent.localhost' in log, log
+    assert 'worker evil: route "example.com/*" dropped (not granted)' in log, log
+    t.innocent_serves()
+    serves(t, "evil.localhost", "/", "evil")
+    assert t.srv.host_get("localhost").status == 404
+    assert t.srv.host_get("example.com").status == 404
 
 
 def test_grants_from_the_admin_api(tenant):
