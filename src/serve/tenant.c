@@ -4,12 +4,14 @@
 #include <stdio.h>
 
 #include "serve/fleet.h"
+#include "serve/routes.h"
 #include "serve/tenant.h"
 
 static const struct {
     const char *what;
     thaw_tenant_check_fn check;
 } CHECKS[] = {
+    {"routes", thaw_routes_check},
     {NULL, NULL},
 };
 
