@@ -6,10 +6,14 @@
 #include "serve/fleet.h"
 #include "serve/tenant.h"
 
+/* serve/tenant-paths.c: every path in the config stays inside the bundle */
+int thaw_tenant_check_paths(const struct thaw_tenant_ctx *c, char *err, size_t errlen);
+
 static const struct {
     const char *what;
     thaw_tenant_check_fn check;
 } CHECKS[] = {
+    {"paths", thaw_tenant_check_paths},
     {NULL, NULL},
 };
 
