@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <poll.h>
 
+#include "policy/policy.h"
 #include "pool/pool-internal.h"
 #include "util/log.h"
 #include "zygote/client.h"
@@ -629,10 +630,11 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
      * enforces: it only turns a 10 GB allocation into a MemoryError */
     snprintf(sandbox, sizeof(sandbox),
              "{\"on\":%d,\"tmp_bytes\":%lld,\"nproc\":%lld,\"nofile\":%lld,"
-             "\"fsize\":%lld,\"as_bytes\":%lld}",
+             "\"fsize\":%lld,\"as_bytes\":%lld,\"tenant\":%d}",
              thaw_zygote_sandboxed(), w->limits.tmp_size, w->limits.max_processes,
              w->limits.max_open_files, w->limits.tmp_size,
-             (w->limits.memory_mb * 16 > 4096 ? w->limits.memory_mb * 16 : 4096) << 20);
+             (w->limits.memory_mb * 16 > 4096 ? w->limits.memory_mb * 16 : 4096) << 20,
+             w->policy && w->policy->tenant);
     if (thaw_zygote_build(v->zygote, v->id, sv[1], w->cfg.name, w->cfg.dir,
                           w->cfg.main, w->cfg.json, sandbox, on_template_forked, v)) {
         thaw_chan_close(v->chan);

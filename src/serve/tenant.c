@@ -7,10 +7,14 @@
 #include "serve/routes.h"
 #include "serve/tenant.h"
 
+/* serve/tenant-paths.c: every path in the config stays inside the bundle */
+int thaw_tenant_check_paths(const struct thaw_tenant_ctx *c, char *err, size_t errlen);
+
 static const struct {
     const char *what;
     thaw_tenant_check_fn check;
 } CHECKS[] = {
+    {"paths", thaw_tenant_check_paths},
     {"routes", thaw_routes_check},
     {NULL, NULL},
 };
