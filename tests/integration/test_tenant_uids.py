@@ -70,8 +70,9 @@ def worker_uids(srv):
 
 def test_each_worker_has_a_host_uid_of_its_own(tenant):  # noqa: F811
     srv = tenant.serve()
-    for name in ("probe-a", "probe-b"):
-        rc, out = tenant.deploy(name, PROBE)
+    # probe-b in a zygote of its own: its slot still differs from the others'
+    for name, cfg in (("probe-a", {}), ("probe-b", {"thaw": {"isolation": "per-worker"}})):
+        rc, out = tenant.deploy(name, PROBE, **cfg)
         assert rc == 0, out
         r = srv.host_get(f"{name}.localhost")
         assert r.status == 200, r
