@@ -44,8 +44,8 @@ PyObject *thaw_py_sandbox_template(PyObject *self, PyObject *args)
     PyObject *read, *keep;
     char err[512];
 
-    if (!PyArg_ParseTuple(args, "sOOLLLLL", &name, &read, &keep, &tpl.tmp_bytes,
-                          &tpl.nproc, &tpl.nofile, &tpl.fsize, &tpl.as_bytes))
+    if (!PyArg_ParseTuple(args, "sOOLLLLLI", &name, &read, &keep, &tpl.tmp_bytes,
+                          &tpl.nproc, &tpl.nofile, &tpl.fsize, &tpl.as_bytes, &tpl.uid))
         return NULL;
     tpl.name = strdup(name);
     if (str_list(read, tpl.read, &tpl.n_read, "read paths") ||
