@@ -438,7 +438,7 @@ static int connect_open(const struct thaw_bind_env *env, struct thaw_bindings *s
         return -1;
     }
     if (thaw_egress_config_load(&cn->cfg, env->config, env->config_file, env->worker_dir,
-                                err, errlen) < 0) {
+                                env->policy, err, errlen) < 0) {
         free(cn);
         return -1;
     }

@@ -1,11 +1,12 @@
 /* KV on Redis (hiredis, asynchronous on the libuv loop), for several thaw
  * nodes sharing one namespace.
  *
- * Layout, for namespace id NS:
- *   thaw:kv:NS:v:NAME   a hash {v: value, m: metadata JSON, e: expiration},
- *                       with Redis's own expiry (EXPIREAT) when e is set
- *   thaw:kv:NS:index    a sorted set of every NAME at score 0, so list()
- *                       walks names in byte order (ZRANGEBYLEX)
+ * Layout, for the keyspace K of a namespace (kv.c: "thaw:kv:ID" in thaw
+ * dev, "PREFIX:kv:WORKER:ID" under thaw serve):
+ *   K:v:NAME   a hash {v: value, m: metadata JSON, e: expiration}, with
+ *              Redis's own expiry (EXPIREAT) when e is set
+ *   K:index    a sorted set of every NAME at score 0, so list() walks
+ *              names in byte order (ZRANGEBYLEX)
  * put, delete and list are Lua scripts, so each is atomic; list drops the
  * index entries of names whose hash has expired as it meets them.
  *
@@ -68,8 +69,9 @@ struct rstore {
     uv_loop_t *loop;
     char *url;
     char *ns;
-    char *hprefix;   /* thaw:kv:NS:v: */
-    char *index;     /* thaw:kv:NS:index */
+    char *keyspace;  /* thaw:kv:NS, or PREFIX:kv:WORKER:NS */
+    char *hprefix;   /* KEYSPACE:v: */
+    char *index;     /* KEYSPACE:index */
     struct thaw_kv_redis_url u;
     redisAsyncContext *ac; /* NULL until connected, and after it broke */
     int pending;           /* commands of requests awaiting their reply */
@@ -603,13 +605,13 @@ static void kv_redis_run(void *store, struct thaw_kv_req *req)
 /* ---- the store ---------------------------------------------------------------------- */
 
 static void *kv_redis_open(uv_loop_t *loop, const char *url, const char *ns,
-                           char *err, size_t errlen)
+                           const char *keyspace, char *err, size_t errlen)
 {
     struct rstore *s;
     char buf[512];
 
     for (s = registry; s; s = s->next) {
-        if (strcmp(s->url, url) == 0 && strcmp(s->ns, ns) == 0) {
+        if (strcmp(s->url, url) == 0 && strcmp(s->keyspace, keyspace) == 0) {
             s->refs++;
             return s;
         }
@@ -624,9 +626,10 @@ static void *kv_redis_open(uv_loop_t *loop, const char *url, const char *ns,
     s->loop = loop;
     s->url = strdup(url);
     s->ns = strdup(ns);
-    snprintf(buf, sizeof(buf), "thaw:kv:%s:v:", ns);
+    s->keyspace = strdup(keyspace);
+    snprintf(buf, sizeof(buf), "%s:v:", keyspace);
     s->hprefix = strdup(buf);
-    snprintf(buf, sizeof(buf), "thaw:kv:%s:index", ns);
+    snprintf(buf, sizeof(buf), "%s:index", keyspace);
     s->index = strdup(buf);
     s->refs = 1;
     uv_timer_init(loop, &s->timer);
@@ -643,6 +646,7 @@ static void on_timer_closed(uv_handle_t *h)
 
     free(s->url);
     free(s->ns);
+    free(s->keyspace);
     free(s->hprefix);
     free(s->index);
     free(s);

@@ -5,6 +5,7 @@
 
 #include "serve/fleet.h"
 #include "serve/routes.h"
+#include "serve/tenant-egress.h"
 #include "serve/tenant.h"
 
 /* serve/tenant-paths.c: every path in the config stays inside the bundle */
@@ -16,6 +17,7 @@ static const struct {
 } CHECKS[] = {
     {"paths", thaw_tenant_check_paths},
     {"routes", thaw_routes_check},
+    {"network targets", thaw_tenant_network},
     {NULL, NULL},
 };
 
