@@ -22,6 +22,7 @@
 #include <hiredis/hiredis.h>
 
 #include "bind/kv.h"
+#include "util/log.h"
 
 #define REPLY_TIMEOUT_MS 10000
 #define LIST_BATCH "256"
@@ -78,6 +79,7 @@ struct rstore {
     uint64_t progress;     /* uv_now of the last reply, or of the first send */
     uv_timer_t timer;
     char lasterr[256];
+    int legacy_checked;    /* looked for data under the old layout once */
     int refs;
     struct rstore *next;
 };
@@ -196,6 +198,22 @@ static void on_setup(redisAsyncContext *ac, void *r, void *privdata)
         snprintf(s->lasterr, sizeof(s->lasterr), "%s", reply->str);
 }
 
+/* thaw serve once kept keys as thaw:kv:ID like thaw dev; since keys carry
+ * the worker (PREFIX:kv:WORKER:ID) such data is not read any more. It is
+ * not moved here (any worker could name that id and claim it): the log
+ * tells the operator it is there, and docs/bindings/kv.md how to move it. */
+static void on_legacy(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct rstore *s = ac->data;
+    redisReply *reply = r;
+
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+        thaw_log("KV namespace \"%s\": Redis at %s holds data under thaw's old key layout "
+                 "(thaw:kv:%s:...), which is not read any more: keys are now %s:...; move "
+                 "it to the worker that owns it as docs/bindings/kv.md says", s->ns, s->url,
+                 s->ns, s->keyspace);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct rstore *s = t->data;
@@ -285,6 +303,7 @@ static int rpoll_attach(redisAsyncContext *ac, uv_loop_t *loop)
 
 static int connect_now(struct rstore *s)
 {
+    char old[300];
     redisAsyncContext *ac = redisAsyncConnect(s->u.host, s->u.port);
 
     if (!ac) {
@@ -310,6 +329,10 @@ static int connect_now(struct rstore *s)
         redisAsyncCommand(ac, on_setup, NULL, "AUTH %s", s->u.password);
     if (s->u.db)
         redisAsyncCommand(ac, on_setup, NULL, "SELECT %d", s->u.db);
+    snprintf(old, sizeof(old), "thaw:kv:%s", s->ns);
+    if (!s->legacy_checked && strcmp(s->keyspace, old) != 0)
+        redisAsyncCommand(ac, on_legacy, NULL, "EXISTS %s:index", old);
+    s->legacy_checked = 1;
     return 0;
 }
 

@@ -11,6 +11,7 @@ import shutil
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -223,6 +224,10 @@ def test_a_worker_cannot_choose_its_kv_backend(tenant, redis_server):
 
 
 def test_redis_keys_carry_the_worker(tenant, redis_server):
+    # data an older thaw serve kept without the worker in its keys
+    old = redis_server.client()
+    old.hset("thaw:kv:shared:v:old", "v", "before")
+    old.zadd("thaw:kv:shared:index", {"old": 0})
     srv = tenant.serve(_operator(tenant, kv={"backend": redis_server.url, "prefix": "tn"}))
     kv = [{"binding": "KV", "id": "shared"}]
     for name in ("alice", "mallory"):
@@ -238,7 +243,15 @@ def test_redis_keys_carry_the_worker(tenant, redis_server):
     keys = {k.decode() for k in redis_server.client().keys("*")}
     assert "tn:kv:alice:shared:v:secret" in keys, keys
     assert "tn:kv:mallory:shared:v:secret" in keys, keys
-    assert not any(k.startswith("thaw:kv:") for k in keys), keys
+    assert {k for k in keys if k.startswith("thaw:kv:")} == \
+        {"thaw:kv:shared:v:old", "thaw:kv:shared:index"}, keys
+    # not read by anyone now, and not silently: the log says where it is
+    assert _probe(srv, "alice", "/kv?op=get&key=old") == {"value": None}
+    deadline = time.monotonic() + 10
+    while "old key layout" not in srv.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert 'KV namespace "shared": Redis at' in srv.log() and \
+        "old key layout (thaw:kv:shared:...)" in srv.log(), srv.log()[-3000:]
     # repeating the operator's own backend is allowed, as is "sqlite"
     status, out = _put(tenant, "explicit", kv_namespaces=[dict(kv[0], backend=redis_server.url)])
     assert status == 200, out
