@@ -297,6 +297,12 @@ void thaw_egress_fix(const struct thaw_egress_verdict *why, const char *config_f
         snprintf(buf, n, "add %d to `allow_ports` in the [thaw.egress] table of %s "
                  "(\"thaw\": {\"egress\": {\"allow_ports\": [%d]}} in JSON)", why->port,
                  config_file, why->port);
+    else if (why->within_operator && strcmp(why->key, "allow") == 0)
+        snprintf(buf, n, strchr(why->addr, ':') ?
+                 "add \"[%s]:%d\" to `allow` in the [thaw.egress] table of %s (this "
+                 "server's operator allows it)" :
+                 "add \"%s:%d\" to `allow` in the [thaw.egress] table of %s (this "
+                 "server's operator allows it)", why->addr, why->port, config_file);
     else if (why->key && strcmp(why->key, "deny") == 0)
         snprintf(buf, n, "remove \"%s\" from `deny` in the [thaw.egress] table of %s",
                  why->rule, config_file);
@@ -435,7 +441,10 @@ int thaw_egress_check(const struct thaw_egress *e, int family, const void *addr,
         why->operator_file = e->owner ? e->owner : "";
         return 0;
     }
-    return check_one(e, a, has_inner, inner, port, why);
+    if (check_one(e, a, has_inner, inner, port, why))
+        return 1;
+    why->within_operator = e->outer != NULL;
+    return 0;
 }
 
 int thaw_egress_check_sockaddr(const struct thaw_egress *e, const struct sockaddr *sa,

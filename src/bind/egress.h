@@ -46,6 +46,9 @@ struct thaw_egress_verdict {
                                     entry of `deny` that closed it) */
     const char *operator_file;   /* non-NULL: the operator's policy refused it
                                     (its --config file, "" when none) */
+    int within_operator;         /* the worker's policy refused what the
+                                    operator's allows: the fix names the one
+                                    address and port, the most it may ask */
 };
 
 /* The default policy (the deny list, nothing allowed). NULL: no memory. */

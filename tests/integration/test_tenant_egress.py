@@ -9,6 +9,7 @@ own client would, next to an innocent one."""
 import json
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -18,7 +19,7 @@ import pytest
 
 from tenantlib import tenant  # noqa: F401 (fixture)
 from test_kv import RedisServer
-from thawlib import REPO
+from thawlib import REPO, THAW
 
 sys.path.insert(0, str(REPO / "python"))
 from thaw_tools.remote import bundle  # noqa: E402
@@ -160,6 +161,10 @@ def test_a_worker_without_egress_reaches_no_loopback_nor_the_admin_api(tenant,
         res = _probe(srv, "plain", f"/fetch?url={url}")
         assert res.get("error") == "PermissionError", (url, res)
         assert res["message"].startswith("thaw egress policy refused"), res
+        if str(loopback_http) in url:  # the operator allows it: the worker may ask
+            assert f'add "127.0.0.1:{loopback_http}" to `allow`' in res["message"], res
+        else:
+            assert "only the operator of this server can open it" in res["message"], res
     tenant.innocent_serves()
 
 
@@ -193,6 +198,45 @@ def test_a_worker_narrows_the_operators_policy(tenant, loopback_http, loopback_e
     res = _probe(srv, "narrow", f"/tcp?host=127.0.0.1&port={srv.admin_port}")
     assert res.get("error") and "egress policy refused" in res["message"], res
     tenant.innocent_serves()
+
+
+def test_a_narrower_operator_policy_holds_for_workers_deployed_before(tenant,
+                                                                      loopback_http):
+    allow = [f"127.0.0.1:{loopback_http}"]
+    srv = tenant.serve(_operator(tenant, egress={"allow": allow}))
+    status, out = _put(tenant, "narrow", thaw={"egress": {"allow": allow}})
+    assert status == 200, out
+    assert _probe(srv, "narrow", f"/fetch?url=http://127.0.0.1:{loopback_http}/")["status"] \
+        == 200
+    srv.stop()
+    # the operator closes it: the stored worker is not served with it
+    srv = tenant.serve(_operator(tenant, egress={}), innocent=False)
+    assert srv.host_get("narrow.localhost").status != 200
+    assert 'thaw.egress.allow "127.0.0.1:%d" is outside' % loopback_http in srv.log()
+    tenant.innocent_serves()
+
+
+def _run_serve(tmp_path, *args):
+    return subprocess.run([str(THAW), "serve", "--state", str(tmp_path / "state"),
+                           "--listen", "127.0.0.1:1", "--admin", "127.0.0.1:1", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("tables,needle", [
+    ({"egress": {"allow": ["localhost"]}}, "`egress.allow`: \"localhost\""),
+    ({"egress": {"alow": []}}, "unknown key `egress.alow`"),
+    ({"egress": {"ca_file": "/etc/ssl/ca.pem"}}, "`egress.ca_file` is not an operator setting"),
+    ({"kv": {"backend": "memcached://x"}}, "`kv.backend` must be \"sqlite\" or"),
+    ({"kv": {"prefix": "a:b"}}, "`kv.prefix` must be"),
+    ({"kv": {"backends": {}}}, "unknown key `kv.backends`"),
+], ids=["range", "key", "ca_file", "backend", "prefix", "kv-key"])
+def test_a_mistake_in_the_operators_egress_or_kv_stops_the_start(tmp_path, tables, needle):
+    cfg = tmp_path / "serve.json"
+    cfg.write_text(json.dumps(tables))
+    r = _run_serve(tmp_path, "--config", str(cfg))
+    assert r.returncode == 2, r
+    assert f"{cfg}: {needle}" in r.stderr, r.stderr
+    assert "Ready on" not in r.stdout
 
 
 # ---------------------------------------------------------------- KV

@@ -289,6 +289,9 @@ static void outer_policy_bounds_the_worker(void **state)
     inet_pton(AF_INET, "127.0.0.1", a);
     assert_int_equal(thaw_egress_check(w, AF_INET, a, 80, &why), 0);
     assert_null(why.operator_file);
+    thaw_egress_fix(&why, "wrangler.toml", fix, sizeof(fix));
+    assert_non_null(strstr(fix, "add \"127.0.0.1:80\" to `allow` in the [thaw.egress] "
+                                "table of wrangler.toml (this server's operator allows it)"));
     thaw_egress_free(w);
 }
 
