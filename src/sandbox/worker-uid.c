@@ -133,6 +133,10 @@ int thaw__sb_worker_uid(const struct thaw_sb_template *t, char *err, size_t errl
 {
     unsigned id = t->uid;
 
+    /* the mount points made below must be enterable by the worker's uid
+     * whatever umask the operator started thaw with (077 is common for
+     * root); the worker's own files get the usual 022 too */
+    umask(022);
     if (unshare(CLONE_NEWNS))
         return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWNS) for the template's mounts");
     if (thaw__sb_private_mounts(t, err, errlen) || reachable(t, err, errlen))

@@ -333,6 +333,10 @@ int thaw_store_new_version(const char *dir, const char *name, char *path, size_t
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
         return -1;
     }
+    /* read by the worker's own uid as root (bundle.c): not the umask's call */
+    chmod(wd, 0755);
+    chmod(vd, 0755);
+    chmod(path, 0755);
     return max + 1;
 }
 

@@ -88,3 +88,17 @@ def test_each_worker_has_a_host_uid_of_its_own(tenant):  # noqa: F811
         assert BASE < uid < BASE + COUNT, (name, uid)
     assert len({min(ids) for ids in uids.values()}) == len(uids), uids
     tenant.innocent_serves()
+
+
+def test_an_operator_umask_of_077_does_not_stop_builds(tenant):  # noqa: F811
+    """Bundles are unpacked with explicit modes: the worker's own uid reads
+    them even when thaw serve runs under a umask that would hide them."""
+    old = os.umask(0o077)
+    try:
+        srv = tenant.serve()   # the innocent is deployed and answers
+    finally:
+        os.umask(old)
+    rc, out = tenant.deploy("probe", PROBE)
+    assert rc == 0, out + srv.log()[-2000:]
+    r = srv.host_get("probe.localhost")
+    assert r.status == 200, r
