@@ -10,6 +10,8 @@ innocent keeps its data and keeps serving. Ordinary D1 work still runs.
 Both places of the state directory (tenantlib's PLACES) run every test."""
 import json
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -263,3 +265,47 @@ def test_ordinary_d1_work_still_runs(tenant):
     assert results[14]["results"] == [{"n": 1}]  # the cascade ran
     assert results[15]["results"] == [{"names": '["ada"]'}]
     innocent_intact(srv)
+
+
+HOG = '''
+import asyncio, json
+from workers import Response, WorkerEntrypoint
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        forever = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+                   "SELECT count(*) FROM n")
+        dbs = [getattr(self.env, f"DB{i}") for i in range(4)]
+        print("hog: four queries, forever", flush=True)
+        res = await asyncio.gather(*[db.prepare(forever).all() for db in dbs],
+                                   return_exceptions=True)
+        return Response(json.dumps([str(r) for r in res]))
+'''
+
+
+def test_long_queries_on_many_databases_leave_the_pool_to_others(tenant):
+    """Four 30-second queries, one per database, would hold every thread of
+    the supervisor's pool (4), and the innocent's D1 and KV would wait for
+    them. A worker's D1 jobs take turns: the innocent is answered while the
+    hog's first query still runs."""
+    srv = start(tenant)
+    rc, out = tenant.deploy("hog", HOG, fmt="json", d1_databases=[
+        {"binding": f"DB{i}", "database_name": f"hog-{i}"} for i in range(4)])
+    assert rc == 0, out
+    done = threading.Event()
+
+    def hog():
+        try:
+            srv.request("GET", "/", headers={"Host": "hog.localhost"}, timeout=300)
+        except OSError:
+            pass  # the server stopped under it
+        done.set()
+
+    t = threading.Thread(target=hog, daemon=True)
+    t.start()
+    assert "hog: four queries" in srv.wait_log("hog: four queries, forever", timeout=30)
+    time.sleep(1)  # for the calls to reach the supervisor; not a measurement
+    innocent_intact(srv)
+    assert not done.is_set(), "the hog's queries ended before the innocent was served"
+    srv.stop()
+    t.join(timeout=60)
