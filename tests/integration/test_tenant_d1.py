@@ -309,3 +309,32 @@ def test_long_queries_on_many_databases_leave_the_pool_to_others(tenant):
     assert not done.is_set(), "the hog's queries ended before the innocent was served"
     srv.stop()
     t.join(timeout=60)
+
+
+def test_deleting_a_worker_while_its_queries_run_and_wait(tenant):
+    """The hog's queries are running and waiting for their turn when it is
+    deleted: they are stopped, the last one closes the databases, and the
+    supervisor and the innocent go on."""
+    srv = start(tenant)
+    rc, out = tenant.deploy("hog", HOG, fmt="json", d1_databases=[
+        {"binding": f"DB{i}", "database_name": f"hog-{i}"} for i in range(4)])
+    assert rc == 0, out
+    answer = []
+
+    def hog():
+        try:
+            answer.append(srv.request("GET", "/", headers={"Host": "hog.localhost"},
+                                      timeout=120).status)
+        except OSError as e:
+            answer.append(e)
+
+    t = threading.Thread(target=hog, daemon=True)
+    t.start()
+    assert "hog: four queries" in srv.wait_log("hog: four queries, forever", timeout=30)
+    time.sleep(1)  # for the calls to reach the supervisor; not a measurement
+    srv.cli("delete", "hog")
+    t.join(timeout=60)
+    assert answer and answer[0] != 200, answer
+    assert srv.proc.poll() is None
+    innocent_intact(srv)
+    assert srv.host_get("hog.localhost").status == 404
