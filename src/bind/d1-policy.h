@@ -35,7 +35,7 @@ struct thaw_d1_policy {
     char why[200];       /* why the last refusal, for the error message */
 };
 
-/* Hardens db (defensive mode, untrusted schema, no extension loading,
+/* Hardens db (defensive mode, no extension loading or fts3_tokenizer,
  * the limits above) and installs the authorizer with p, which must
  * outlive the call. Returns 0, or -1 with a message in err: then nothing
  * may run. */
