@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "serve/output.h"
+#include "pool/output.h"
 
 static int parse(const char *line, char *name, long long *req, const char **msg)
 {
