@@ -1,6 +1,8 @@
 /* The supervisor's side of the zygote: starts the thaw-zygote process and
  * asks it for TOML parsing and template builds. No Python here: the
- * zygote is a separate executable, and this is a socket to it. */
+ * zygote is a separate executable, and this is a socket to it. The zygote
+ * starts with a fixed environment (worker_env in client.c), never thaw's
+ * own: every worker is forked from it. */
 #ifndef THAW_ZYGOTE_CLIENT_H
 #define THAW_ZYGOTE_CLIENT_H
 
