@@ -15,7 +15,7 @@ struct thaw_outpipe {
     uv_pipe_t pipe;
     int state;
     int owner_gone;              /* thaw_outpipe_free was called */
-    char name[64];               /* the worker: the pipe's, never the text's */
+    char name[128];              /* the worker: the pipe's, never the text's */
     char *line;                  /* THAW_OUT_LINE_MAX bytes, made at first output */
     size_t len;
     int long_line;               /* the line in progress went past the buffer:
