@@ -215,6 +215,7 @@ static const struct {
     const char *fixed;
 } worker_env[] = {
     {"LANG", "C.UTF-8"},
+    {"HOME", "/tmp"},         /* Path.home() works; the sandbox's /tmp is private */
     {"TZ", NULL},             /* the operator's local time, as /etc/localtime */
     {"SSL_CERT_FILE", NULL},  /* OpenSSL reads them in the instance: TLS there */
     {"SSL_CERT_DIR", NULL},   /* trusts what thaw trusts (the sandbox grants them) */

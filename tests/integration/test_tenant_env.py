@@ -21,7 +21,7 @@ SECRETS = {
     "HOST_SECRET": "host-secret-value-93817",
 }
 # docs/security.md, "A worker's environment"
-DOCUMENTED = {"LANG", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+DOCUMENTED = {"LANG", "HOME", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR"}
 
 HOSTILE = '''
 import json, os
@@ -59,6 +59,7 @@ def check(out, sandboxed):
         env = out[where]
         assert set(env) <= DOCUMENTED, f"{where}: undocumented variables {set(env) - DOCUMENTED}"
         assert env.get("LANG") == "C.UTF-8", (where, env)
+        assert env.get("HOME") == "/tmp", (where, env)
         assert env.get("TZ") == "Etc/UTC", (where, env)  # thaw's, passed on: documented
         for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
             assert env.get(name) == os.environ.get(name), (where, name, env)
