@@ -5,11 +5,13 @@
 
 #include "serve/fleet.h"
 #include "serve/tenant.h"
+#include "serve/tenant-limits.h"
 
 static const struct {
     const char *what;
     thaw_tenant_check_fn check;
 } CHECKS[] = {
+    {"limits under the operator's ceilings", thaw_tenant_limits},
     {NULL, NULL},
 };
 

@@ -1,0 +1,148 @@
+"""Issue 14, escape 10: under `thaw serve` a worker's limits are tenant
+input. The operator sets ceilings (serve's command line, the [limits] table
+of `--config`, else thaw's built-in ones: Cloudflare's 128 MB and 5 min of
+CPU, thaw's defaults for the rest); a worker's config may lower its
+limits, never raise them. And memory is counted by the kernel for the
+whole worker version (a memory cgroup): memfds, /tmp and children too."""
+import json
+import sys
+
+import pytest
+
+from tenantlib import tenant  # noqa: F401 (fixture)
+from thawlib import REPO
+
+sys.path.insert(0, str(REPO / "python"))
+from thaw_tools.remote import bundle  # noqa: E402
+
+HELLO = '''
+from workers import Response, WorkerEntrypoint
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("ok")
+'''
+
+# What an attacker asks for, and what this server allows it by default:
+# (table, key, value asked, how the ask reads, the built-in ceiling)
+HOSTILE = [
+    ("thaw", "memory_mb", 1048576, "1048576", "128"),
+    ("thaw", "tmp_size", "64G", "64G", "64M"),
+    ("limits", "cpu_ms", 3600000, "3600000 ms", "300000 ms"),
+    ("thaw", "max_processes", 1000000, "1000000", "256"),
+    ("thaw", "max_open_files", 1048576, "1048576", "1024"),
+    ("thaw", "request_timeout_ms", 86400000, "86400000 ms", "300000 ms"),
+    ("thaw", "max_instances", 10000, "10000", "8"),
+]
+
+
+def _tables(table, key, value):
+    return {table: {key: value}}
+
+
+def _put(tenant, name, source, **cfg):
+    """Deploys through the admin API as an attacker's own client would:
+    (HTTP status, the answer's error text)."""
+    data, _ = bundle(str(tenant.project(name, source, **cfg)))
+    status, doc = tenant.srv.api("PUT", f"/v1/workers/{name}", body=data)
+    return status, doc.get("error", "") if isinstance(doc, dict) else doc
+
+
+def _operator_config(tenant, limits):
+    path = tenant.root / "serve.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"limits": limits}))
+    return str(path)
+
+
+@pytest.mark.parametrize("table,key,value,asked,ceiling", HOSTILE,
+                         ids=[h[1] for h in HOSTILE])
+def test_a_limit_over_the_ceiling_is_refused_with_both_numbers(tenant, table, key, value,
+                                                               asked, ceiling):
+    srv = tenant.serve()
+    status, out = _put(tenant, "greedy", HELLO, **_tables(table, key, value))
+    assert status == 400, out
+    assert f"wrangler.toml: {table}.{key} = {asked} is over this server's ceiling " \
+           f"of {ceiling}" in out, out
+    assert srv.host_get("greedy.localhost").status == 404
+    tenant.innocent_serves()
+
+
+def test_every_hostile_limit_at_once_is_refused(tenant):
+    tenant.serve()
+    tables = {}
+    for table, key, value, _, _ in HOSTILE:
+        tables.setdefault(table, {})[key] = value
+    status, out = _put(tenant, "greedy", HELLO, **tables)
+    assert status == 400 and "over this server's ceiling" in out, out
+    tenant.innocent_serves()
+
+
+def test_the_operator_config_raises_the_ceilings(tenant):
+    ops = {key: value for _, key, value, _, _ in HOSTILE}
+    tenant.serve(["--config", _operator_config(tenant, ops)])
+    tables = {}
+    for table, key, value, _, _ in HOSTILE:
+        tables.setdefault(table, {})[key] = value
+    rc, out = tenant.deploy("big", HELLO, **tables)
+    assert rc == 0, out
+    r = tenant.srv.host_get("big.localhost")
+    assert r.status == 200 and r.text == "ok", r
+    tenant.innocent_serves()
+
+
+def test_a_command_line_limit_is_the_default_and_the_ceiling(tenant):
+    srv = tenant.serve(["--cpu-ms", "1000"])
+    status, out = _put(tenant, "greedy", HELLO, limits={"cpu_ms": 2000})
+    assert status == 400, out
+    assert "limits.cpu_ms = 2000 ms is over this server's ceiling of 1000 ms" in out, out
+    assert "--cpu-ms" in out, out
+    rc, out = tenant.deploy("modest", HELLO, limits={"cpu_ms": 500})
+    assert rc == 0, out
+    assert srv.host_get("modest.localhost").text == "ok"
+
+
+def test_the_operator_config_beats_the_command_line(tenant):
+    srv = tenant.serve(["--cpu-ms", "1000",
+                        "--config", _operator_config(tenant, {"cpu_ms": "5s"})])
+    rc, out = tenant.deploy("mid", HELLO, limits={"cpu_ms": 4000})
+    assert rc == 0, out
+    assert srv.host_get("mid.localhost").text == "ok"
+    rc, out = tenant.deploy("greedy", HELLO, limits={"cpu_ms": 6000})
+    assert rc != 0 and "ceiling of 5000 ms" in out and "operator's config" in out, out
+
+
+def test_lowering_every_limit_is_accepted(tenant):
+    srv = tenant.serve()
+    rc, out = tenant.deploy("small", HELLO,
+                            thaw={"memory_mb": 64, "tmp_size": "8M", "max_processes": 32,
+                                  "max_open_files": 128, "request_timeout_ms": 5000,
+                                  "max_instances": 2},
+                            limits={"cpu_ms": 50})
+    assert rc == 0, out
+    assert srv.host_get("small.localhost").text == "ok"
+    tenant.innocent_serves()
+
+
+def test_a_refused_raise_keeps_the_old_version_serving(tenant):
+    srv = tenant.serve()
+    rc, out = tenant.deploy("app", HELLO, thaw={"memory_mb": 64})
+    assert rc == 0, out
+    status, out = _put(tenant, "app", HELLO.replace('"ok"', '"v2"'),
+                       thaw={"memory_mb": 4096})
+    assert status == 400, out
+    assert srv.host_get("app.localhost").text == "ok"
+
+
+@pytest.mark.parametrize("ops,needle", [
+    ({"memory_mbs": 256}, "unknown key `limits.memory_mbs`"),
+    ({"cpu_ms": 0}, "`limits.cpu_ms` must be a whole number from 1 to 3600000 ms"),
+    ({"max_header_size": "1M"}, "is the server's own"),
+])
+def test_a_bad_operator_limits_table_stops_serve(tenant, ops, needle):
+    from servelib import ThawServe
+    srv = ThawServe(tenant.state, tenant.logdir,
+                    ("--config", _operator_config(tenant, ops)))
+    srv.spawn()
+    assert srv.proc.wait(timeout=30) == 2
+    assert needle in srv.log(), srv.log()
