@@ -15,6 +15,7 @@
 #include <poll.h>
 
 #include "pool/pool-internal.h"
+#include "sandbox/cgroup.h"
 #include "util/log.h"
 #include "zygote/client.h"
 
@@ -58,6 +59,7 @@ static int reaper_on;
 
 static void free_version(struct thaw_version *v)
 {
+    thaw_memcg_remove(v->memcg);
     if (v->pidfd >= 0)
         close(v->pidfd);
     if (v->zygote)
@@ -171,6 +173,7 @@ void thaw__instance_dead(struct thaw_instance *inst, const char *why)
     struct thaw_version *v = inst->ver;
     int ready = v->state == VER_READY; /* v may be freed below */
 
+    thaw__memcg_blame(inst);
     if (inst->state == INST_LIVE && !v->worker->stopping && !inst->kill_status)
         thaw_log("worker %s: instance %u (pid %d) %s", v->name, inst->id,
                  (int)inst->pid, why);
@@ -317,6 +320,7 @@ static void instance_spawned(struct thaw_version *v, uint32_t id, pid_t pid, int
     }
     inst->pid = pid;
     inst->pidfd = pidfd;
+    thaw_memcg_prefer_victim(pid);
     if (uv_poll_init(v->worker->loop, &inst->pid_poll, pidfd) == 0) {
         inst->pid_poll.data = inst;
         inst->pid_poll_on = 1;
@@ -602,13 +606,26 @@ static int open_bindings(struct thaw_version *v)
 struct thaw_version *thaw__version_new(struct thaw_worker *w)
 {
     struct thaw_version *v = version_alloc(w);
-    char sandbox[256];
+    char sandbox[320], err[700], memcg[24] = "";
     int sv[2];
 
     if (!v)
         return NULL;
     if (open_bindings(v) < 0)
         return v;
+    /* the kernel counts the whole version's memory (sandbox/cgroup.h) */
+    if (thaw_zygote_sandboxed() &&
+        (v->memcg = thaw_memcg_create(thaw_limits_version_memory(&w->limits), err,
+                                      sizeof(err))) < 0) {
+        v->memcg = 0;
+        set_failed(v, err);
+        v->chan_gone = 1;
+        return v;
+    }
+    if (v->memcg) {
+        snprintf(memcg, sizeof(memcg), "v%ld", v->memcg);
+        v->memcg_mb = thaw_limits_version_memory(&w->limits) >> 20;
+    }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         set_failed(v, strerror(errno));
         v->chan_gone = 1;
@@ -629,10 +646,11 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
      * enforces: it only turns a 10 GB allocation into a MemoryError */
     snprintf(sandbox, sizeof(sandbox),
              "{\"on\":%d,\"tmp_bytes\":%lld,\"nproc\":%lld,\"nofile\":%lld,"
-             "\"fsize\":%lld,\"as_bytes\":%lld}",
+             "\"fsize\":%lld,\"as_bytes\":%lld,\"memcg\":\"%s\"}",
              thaw_zygote_sandboxed(), w->limits.tmp_size, w->limits.max_processes,
              w->limits.max_open_files, w->limits.tmp_size,
-             (w->limits.memory_mb * 16 > 4096 ? w->limits.memory_mb * 16 : 4096) << 20);
+             (w->limits.memory_mb * 16 > 4096 ? w->limits.memory_mb * 16 : 4096) << 20,
+             memcg);
     if (thaw_zygote_build(v->zygote, v->id, sv[1], w->cfg.name, w->cfg.dir,
                           w->cfg.main, w->cfg.json, sandbox, on_template_forked, v)) {
         thaw_chan_close(v->chan);

@@ -77,7 +77,7 @@ static int fail_status(PyStatus st)
 
 int main(int argc, char **argv)
 {
-    const char *pydir = NULL, *preload = "", *cgroup = NULL;
+    const char *pydir = NULL, *preload = "", *cgroup = NULL, *memcg = NULL;
     int sandbox = 0;
     char sberr[512];
     char realdir[PATH_MAX];
@@ -92,6 +92,8 @@ int main(int argc, char **argv)
     for (; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--cgroup") == 0)
             cgroup = argv[i + 1];
+        else if (strcmp(argv[i], "--memory-cgroup") == 0)
+            memcg = argv[i + 1];
         else if (strcmp(argv[i], "--python-dir") == 0)
             pydir = argv[i + 1];
         else if (strcmp(argv[i], "--fd") == 0)
@@ -115,7 +117,8 @@ int main(int argc, char **argv)
      * stops (and does not mistake an orderly stop for crashes). */
     setpgid(0, 0);
     signal(SIGINT, SIG_IGN);
-    if (sandbox && thaw_sb_zygote(cgroup, sberr, sizeof(sberr))) {
+    if (sandbox && (thaw_sb_memcg_open(memcg, sberr, sizeof(sberr)) ||
+                    thaw_sb_zygote(cgroup, sberr, sizeof(sberr)))) {
         fprintf(stderr, "[thaw-zygote] %s\n", sberr);
         return 3;
     }

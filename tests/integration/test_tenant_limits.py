@@ -5,7 +5,10 @@ CPU, thaw's defaults for the rest); a worker's config may lower its
 limits, never raise them. And memory is counted by the kernel for the
 whole worker version (a memory cgroup): memfds, /tmp and children too."""
 import json
+import re
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +149,151 @@ def test_a_bad_operator_limits_table_stops_serve(tenant, ops, needle):
     srv.spawn()
     assert srv.proc.wait(timeout=30) == 2
     assert needle in srv.log(), srv.log()
+
+
+# ---- memory counted by the kernel for the whole worker version ----------
+
+# memfds of 32 MB (each under the file size limit) up to 1 GB: memory no
+# process maps, which the per-instance count from /proc never saw
+MEMFD_HOG = '''
+import os
+from workers import Response, WorkerEntrypoint
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        fds, chunk = [], b"x" * (1 << 20)
+        try:
+            for _ in range(32):
+                fd = os.memfd_create("hog")
+                os.ftruncate(fd, 32 << 20)
+                for _ in range(32):
+                    os.write(fd, chunk)
+                fds.append(fd)
+        except (OSError, MemoryError) as e:
+            return Response(f"refused: {e!r}")
+        return Response(f"held {len(fds) * 32} MB in memfds")
+'''
+
+# a child process the instance forks: its memory is not the instance's
+CHILD_HOG = '''
+import os
+from workers import Response, WorkerEntrypoint
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                hog = b"x" * (300 << 20)
+                os.write(w, b"allocated %d MB" % (len(hog) >> 20))
+            finally:
+                os._exit(0)
+        os.close(w)
+        _, status = os.waitpid(pid, 0)
+        said = os.read(r, 100).decode()
+        return Response(said or f"child died: {status}")
+'''
+
+# /tmp is a tmpfs: its pages are memory, charged to the writer
+TMP_HOG = '''
+import os
+from workers import Response, WorkerEntrypoint
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        chunk, n = b"x" * (1 << 20), 0
+        tmp = os.environ.get("TMPDIR", "/tmp")   # the instance's own, under /tmp
+        try:
+            for i in range(32):
+                with open(f"{tmp}/fill{i}", "wb") as f:
+                    for _ in range(32):
+                        f.write(chunk)
+                        n += 1
+        except (OSError, MemoryError) as e:
+            return Response(f"refused after {n} MB: {e!r}")
+        return Response(f"wrote {n} MB to /tmp")
+'''
+
+# one instance per version: the version's memory limit is
+# memory_mb x (max_instances + 1) = 256 MB
+MEMORY_ARGS = ["--max-instances", "1"]
+
+
+def _memory_cgroup_or_skip(srv):
+    # thaw's start line names what counts memory; without a cgroup (not
+    # root, no controller) it says so, and these walls are not there
+    if "memory: memory counted per instance only" in srv.log():
+        pytest.skip("no memory cgroup here (thaw's start line says why)")
+
+
+def _stopped(srv, host, path="/"):
+    r = srv.host_get(host, path, timeout=60)
+    if r.status == 503:
+        assert "memory limit" in r.text, r
+    else:
+        assert r.status == 200 and r.text.startswith(("refused", "child died")), r
+    needle = "the worker's memory limit was reached"
+    assert needle in srv.wait_log(needle, timeout=10), r
+    return r
+
+
+def test_memory_in_memfds_counts_against_the_worker(tenant):
+    srv = tenant.serve(MEMORY_ARGS)
+    _memory_cgroup_or_skip(srv)
+    rc, out = tenant.deploy("memfd", MEMFD_HOG)
+    assert rc == 0, out
+    r = _stopped(srv, "memfd.localhost")
+    assert r.status == 503, r   # the kernel killed the instance holding them
+    tenant.innocent_serves()
+
+
+def test_memory_of_a_forked_child_counts_against_the_worker(tenant):
+    srv = tenant.serve(MEMORY_ARGS)
+    _memory_cgroup_or_skip(srv)
+    rc, out = tenant.deploy("forker", CHILD_HOG)
+    assert rc == 0, out
+    _stopped(srv, "forker.localhost")
+    tenant.innocent_serves()
+
+
+def test_a_big_tmp_counts_against_the_worker(tenant):
+    # the operator lets /tmp be big; it is still memory, and counted
+    srv = tenant.serve(MEMORY_ARGS + ["--config", _operator_config(tenant,
+                                                                   {"tmp_size": "4G"})])
+    _memory_cgroup_or_skip(srv)
+    rc, out = tenant.deploy("tmpfill", TMP_HOG, thaw={"tmp_size": "2G"})
+    assert rc == 0, out
+    _stopped(srv, "tmpfill.localhost")
+    tenant.innocent_serves()
+
+
+def _memory_run_dir(srv):
+    m = re.search(r"memory: memory cgroup v\d per worker version \(([^)]+)\)", srv.log())
+    return Path(m.group(1)) if m else None
+
+
+def _groups(run):
+    return sorted(p.name for p in run.iterdir() if p.is_dir() and p.name.startswith("v"))
+
+
+def test_a_versions_memory_cgroup_goes_with_it(tenant):
+    srv = tenant.serve()
+    _memory_cgroup_or_skip(srv)
+    run = _memory_run_dir(srv)
+    assert run is not None and run.is_dir(), srv.log()
+    rc, out = tenant.deploy("app", HELLO)
+    assert rc == 0, out
+    assert srv.host_get("app.localhost").text == "ok"
+    before = _groups(run)
+    assert len(before) == 2, before       # the innocent's and app's
+    rc, out = tenant.deploy("app", HELLO.replace('"ok"', '"v2"'))
+    assert rc == 0, out
+    assert srv.host_get("app.localhost").text == "v2"
+    deadline = time.monotonic() + 30
+    while len(_groups(run)) != 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = _groups(run)
+    assert len(after) == 2 and set(after) != set(before), (before, after)
+    srv.stop()
+    assert not run.exists()
