@@ -20,8 +20,11 @@ stdlib there, so unmodified `requests`, `urllib3`, `httpx`, `http.client`,
                                 (asyncio.open_connection, create_connection)
 
 UDP and raw sockets cannot be made (PermissionError): thaw brokers TCP
-only. Unix sockets, and sockets made from an existing fd (fileno=...), are
-left alone (thaw's own channel is one).
+only. Sandboxed, no other socket can be made either (unix, netlink: the
+seccomp filter refuses socket(), PermissionError with a message saying
+so); sockets made from an existing fd (fileno=...) are left alone (thaw's
+own channel is one), and socket.socketpair() (AF_UNIX SOCK_STREAM, as
+asyncio uses) works.
 
 install() runs once in the template, so every instance inherits it.
 """
@@ -132,6 +135,11 @@ def _adopt(sock, fd):
 
 
 _TYPE_FLAGS = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
+# the sandbox's seccomp filter refuses socket() of every family: a unix
+# socket of its own could reach the host's pathname sockets
+_OWN_REFUSED = ("workers cannot open sockets of their own (unix, netlink, raw...): "
+                "thaw makes a worker's TCP connections (socket.socket(), "
+                "workers.connect()) while a request is handled")
 _UDP_REFUSED = ("thaw brokers TCP connections only: UDP and raw sockets are not "
                 "available to workers")
 
@@ -142,8 +150,13 @@ def _init(self, family=-1, type=-1, proto=-1, fileno=None):
     refuses the instance socket(AF_INET...)); everything else as usual."""
     fam = socket.AF_INET if family == -1 else family
     typ = socket.SOCK_STREAM if type == -1 else type
-    if fileno is not None or fam not in _INET:
+    if fileno is not None:
         return _orig_init(self, family, type, proto, fileno)
+    if fam not in _INET:
+        try:
+            return _orig_init(self, family, type, proto, fileno)
+        except PermissionError:
+            raise PermissionError(errno.EPERM, _OWN_REFUSED) from None
     if _bind._transport is None:
         # the template (the worker's top level): no broker to ask
         try:

@@ -117,6 +117,19 @@ def prepare():
     _shared = (_uncovered(read, covers), keep, covers)
 
 
+def _own_ca(ca, bundle, tenant):
+    """The CA file's read rule. Under thaw serve (tenant) only one inside
+    the bundle, after symlinks: the deploy refused any other
+    (src/serve/tenant-paths.c), and were that check ever bypassed, a
+    ca_file naming the admin token or a neighbour's secrets must still
+    not become readable. In thaw dev the developer's CA file may lie
+    anywhere."""
+    if not tenant:
+        return ca
+    return [p for p in ca
+            if any(p == b or p.startswith(b.rstrip("/") + "/") for b in bundle)]
+
+
 def template(name, wdir, sandbox_json, ca_file=None, clock=None):
     """Sandboxes a freshly forked template, before the worker's top level
     runs; ca_file: the worker's thaw.egress.ca_file (absolute) or None;
@@ -129,10 +142,10 @@ def template(name, wdir, sandbox_json, ca_file=None, clock=None):
     if _shared is None:
         raise OSError("sandbox: the zygote did not resolve the shared read paths")
     shared_read, shared_keep, covers = _shared
-    # the worker's own: its bundle and its thaw.egress.ca_file (which may
-    # lie outside the bundle), read-only like the rest
+    # the worker's own: its bundle and its thaw.egress.ca_file, read-only
+    # like the rest
     bundle = _existing([wdir])
-    ca = _existing([ca_file])
+    ca = _own_ca(_existing([ca_file]), bundle, opts.get("tenant"))
     # kept visible where they lie under a path the sandbox hides (/tmp,
     # /home, ...): the bundle, the SDK, sys.path and the CA file, in this
     # order (a CA file inside the bundle is visible once the bundle is)
@@ -150,7 +163,8 @@ def template(name, wdir, sandbox_json, ca_file=None, clock=None):
                                        f"{', '.join(paths)}")
     _thaw.sandbox_template(name, read, keep, int(opts["tmp_bytes"]),
                            int(opts["nproc"]), int(opts["nofile"]), int(opts["fsize"]),
-                           int(opts["as_bytes"]), opts.get("memcg", ""))
+                           int(opts["as_bytes"]), int(opts.get("uid") or 0),
+                           opts.get("memcg", ""))
     if clock:
         clock.mark("sandbox")
     _opts = opts

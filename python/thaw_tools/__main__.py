@@ -4,12 +4,13 @@ import sys
 
 from .project import ToolError
 
-COMMANDS = ("sync", "init", "types", "d1", "deploy", "list", "delete", "rollback", "tail")
+COMMANDS = ("sync", "init", "types", "d1", "deploy", "list", "delete", "rollback", "tail",
+            "routes")
 
 
 def main(argv):
     if not argv or argv[0] not in COMMANDS:
-        print("usage: thaw sync|init|types|d1|deploy|list|delete|rollback|tail [ARGS]",
+        print("usage: thaw sync|init|types|d1|deploy|list|delete|rollback|tail|routes [ARGS]",
               file=sys.stderr)
         return 2
     cmd, args = argv[0], argv[1:]
@@ -28,6 +29,8 @@ def main(argv):
         from . import init as mod
     elif cmd == "d1":
         from . import d1 as mod
+    elif cmd == "routes":
+        from . import routes as mod
     else:
         from . import types as mod
     try:

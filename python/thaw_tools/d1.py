@@ -111,6 +111,9 @@ def split_sql(text):
 def open_db(path):
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    # the operator runs this against a file a worker wrote: its schema
+    # (views, triggers, defaults) must not call functions with side effects
+    conn.execute("PRAGMA trusted_schema=OFF")
     # as src/bind/sqlq.c opens it
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")

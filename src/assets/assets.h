@@ -6,9 +6,10 @@
  *
  * Files are read at request time, never cached: an edited file is served
  * (with a new ETag) on the next request, so `thaw dev` needs no rebuild for
- * asset changes. Every path is decoded and normalised first, then resolved
- * with realpath() and checked to lie inside the directory, so neither `..`
- * (plain or percent-encoded) nor a symlink can reach a file outside it. */
+ * asset changes. Every path is decoded and normalised first, then opened
+ * beneath the directory's fd (util/beneath.h: openat2 RESOLVE_BENEATH), so
+ * neither `..` (plain or percent-encoded) nor a symlink can reach a file
+ * outside it. */
 #ifndef THAW_ASSETS_H
 #define THAW_ASSETS_H
 
@@ -34,6 +35,8 @@ enum thaw_assets_notfound {
 struct thaw_assets {
     int refs;
     char *root;           /* realpath of the directory */
+    int root_fd;          /* the directory (O_PATH): files open beneath it */
+    int tenant;           /* thaw serve: no path leaves the worker's bundle */
     char *binding;        /* the env name, NULL without `binding` */
     enum thaw_assets_html html;
     enum thaw_assets_notfound not_found;
@@ -43,10 +46,14 @@ struct thaw_assets {
 };
 
 /* Reads the `assets` table (a JSON object) of the config in `file`; the
- * directory is relative to worker_dir. NULL with a message in err naming
- * the file, the key and the fix. */
+ * directory is relative to worker_dir. tenant (thaw serve): the directory
+ * must lie inside worker_dir after symlinks, and only symlinks relative
+ * and inside the directory are followed; in thaw dev an absolute symlink
+ * that points back inside the directory works too. NULL with a message
+ * in err naming the file, the key and the fix. */
 struct thaw_assets *thaw_assets_open(json_t *table, const char *worker_dir,
-                                     const char *file, char *err, size_t errlen);
+                                     const char *file, int tenant, char *err,
+                                     size_t errlen);
 void thaw_assets_ref(struct thaw_assets *a);
 void thaw_assets_unref(struct thaw_assets *a);
 

@@ -1,13 +1,16 @@
 /* The `assets` table of a worker config: checked once per version, with
  * messages that name the key and the fix. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "assets/assets.h"
+#include "util/beneath.h"
 #include "util/log.h"
 
 static const char *const HTML_MODES[] = {
@@ -43,6 +46,8 @@ void thaw_assets_unref(struct thaw_assets *a)
     for (i = 0; i < a->n_rules; i++)
         free(a->rules[i]);
     free(a->rules);
+    if (a->root_fd >= 0)
+        close(a->root_fd);
     free(a->root);
     free(a->binding);
     free(a);
@@ -125,7 +130,7 @@ bad:
 }
 
 static int read_directory(struct thaw_assets *a, json_t *table, const char *worker_dir,
-                          const char *file, char *err, size_t errlen)
+                          const char *file, int tenant, char *err, size_t errlen)
 {
     const char *dir = json_string_value(json_object_get(table, "directory"));
     char path[PATH_MAX + 1], real[PATH_MAX];
@@ -135,6 +140,16 @@ static int read_directory(struct thaw_assets *a, json_t *table, const char *work
         snprintf(err, errlen,
                  "%s: `assets.directory` is missing: name the folder of files to "
                  "serve, e.g. directory = \"./public\"", file);
+        return -1;
+    }
+    /* thaw serve checked this at deploy (serve/tenant-paths.c); checked
+     * again here so the root supervisor never serves a folder out of the
+     * bundle, whichever way the config came */
+    if (tenant && thaw_path_beneath(worker_dir, dir) != 1) {
+        snprintf(err, errlen,
+                 "%s: `assets.directory` \"%s\" is outside the worker's bundle: paths in "
+                 "a deployed worker's config are relative to its directory and stay "
+                 "inside it", file, dir);
         return -1;
     }
     if (dir[0] == '/')
@@ -153,12 +168,19 @@ static int read_directory(struct thaw_assets *a, json_t *table, const char *work
                  file, dir, real);
         return -1;
     }
+    a->root_fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (a->root_fd < 0) {
+        snprintf(err, errlen, "%s: `assets.directory` \"%s\" (%s) cannot be opened: %s",
+                 file, dir, real, strerror(errno));
+        return -1;
+    }
     a->root = strdup(real);
     return a->root ? 0 : -1;
 }
 
 struct thaw_assets *thaw_assets_open(json_t *table, const char *worker_dir,
-                                     const char *file, char *err, size_t errlen)
+                                     const char *file, int tenant, char *err,
+                                     size_t errlen)
 {
     struct thaw_assets *a = calloc(1, sizeof(*a));
     const char *key;
@@ -171,6 +193,8 @@ struct thaw_assets *thaw_assets_open(json_t *table, const char *worker_dir,
         return NULL;
     }
     a->refs = 1;
+    a->root_fd = -1;
+    a->tenant = tenant;
     json_object_foreach(table, key, v) {
         for (i = 0; i < sizeof(KNOWN) / sizeof(KNOWN[0]); i++)
             if (strcmp(key, KNOWN[i]) == 0)
@@ -178,7 +202,7 @@ struct thaw_assets *thaw_assets_open(json_t *table, const char *worker_dir,
         if (i == sizeof(KNOWN) / sizeof(KNOWN[0]))
             thaw_log("%s: `assets.%s` is not supported by this thaw; ignored", file, key);
     }
-    if (read_directory(a, table, worker_dir, file, err, errlen) < 0)
+    if (read_directory(a, table, worker_dir, file, tenant, err, errlen) < 0)
         goto fail;
     v = json_object_get(table, "binding");
     if (v) {

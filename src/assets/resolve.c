@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "assets/assets.h"
+#include "util/beneath.h"
 #include "util/log.h"
 
 /* ---- the path ------------------------------------------------------------ */
@@ -123,25 +124,40 @@ static void encode_path(const char *path, char *out, size_t n)
 
 /* ---- files ---------------------------------------------------------------- */
 
-/* Opens root + rel when it is a regular file inside root once every
- * symlink is resolved. -1 otherwise (missing, a folder, outside). */
-static int open_file(const struct thaw_assets *a, const char *rel, struct stat *st)
+/* thaw dev only: today's check for a symlink the kernel walk refused (an
+ * absolute one pointing back inside the folder), resolved with realpath()
+ * and kept when it lies inside root. */
+static int open_resolved(const struct thaw_assets *a, const char *rel)
 {
     char path[PATH_MAX + 1], real[PATH_MAX];
     size_t rn = strlen(a->root);
-    int fd;
 
     if ((size_t)snprintf(path, sizeof(path), "%s%s", a->root, rel) >= sizeof(path))
         return -1;
     if (!realpath(path, real))
         return -1;
-    if (strncmp(real, a->root, rn) != 0 || real[rn] != '/')
-        return -1; /* a symlink out of the directory (or the directory itself) */
+    if (strncmp(real, a->root, rn) != 0 || real[rn] != '/') {
+        errno = EXDEV; /* a symlink out of the directory (or the directory itself) */
+        return -1;
+    }
     /* O_NOFOLLOW: real has no symlinks left; one that appears now is refused */
-    fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    return open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+}
+
+/* Opens root + rel (rel starts with "/") when it is a regular file inside
+ * root once every symlink is resolved: the kernel resolves it beneath the
+ * folder's fd, so no symlink in it (or swapped in meanwhile) leads out.
+ * -1 otherwise (missing, a folder, outside). */
+static int open_file(const struct thaw_assets *a, const char *rel, struct stat *st)
+{
+    int fd;
+
+    fd = thaw_open_beneath(a->root_fd, rel + 1, O_RDONLY | O_NONBLOCK);
+    if (fd < 0 && (errno == EXDEV || errno == ELOOP) && !a->tenant)
+        fd = open_resolved(a, rel);
     if (fd < 0) {
-        if (errno != ENOENT && errno != ELOOP)
-            thaw_log("assets: cannot open %s: %s", real, strerror(errno));
+        if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP && errno != EXDEV)
+            thaw_log("assets: cannot open %s%s: %s", a->root, rel, strerror(errno));
         return -1;
     }
     if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {

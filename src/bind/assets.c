@@ -17,6 +17,7 @@
 #include "assets/assets.h"
 #include "bind/assets.h"
 #include "bind/kinds.h"
+#include "policy/policy.h"
 #include "util/log.h"
 
 #define HIDDEN_NAME ":assets"
@@ -61,7 +62,8 @@ static int open_assets(const struct thaw_bind_env *env, struct thaw_bindings *se
         return -1;
     }
     im->loop = env->loop;
-    im->assets = thaw_assets_open(table, env->worker_dir, env->config_file, err, errlen);
+    im->assets = thaw_assets_open(table, env->worker_dir, env->config_file,
+                                  env->policy && env->policy->tenant, err, errlen);
     if (!im->assets) {
         free(im);
         return -1;

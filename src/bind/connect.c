@@ -15,8 +15,10 @@
  * "socket" exists for the sandbox: seccomp lets an instance create no inet
  * socket, yet `socket.socket(AF_INET, SOCK_STREAM)` must give worker code
  * a real socket object, whose fd connect() later replaces (dup2) with the
- * connected one. An unconnected socket in the instance is harmless: its
- * network namespace is empty and Landlock forbids it TCP bind and connect.
+ * connected one. The unconnected socket belongs to the supervisor's
+ * network namespace (the host's), so the instance must not use it any
+ * other way: seccomp refuses it connect, bind, listen and MSG_FASTOPEN,
+ * and Landlock (ABI 4) TCP bind and connect (src/sandbox/seccomp.c).
  * Each reply carries one fd that the supervisor closes once it is sent;
  * the channel holds at most a few dozen unsent ones (ipc/chan.c) and the
  * instance at most its RLIMIT_NOFILE, so a worker that asks in a loop
@@ -436,7 +438,7 @@ static int connect_open(const struct thaw_bind_env *env, struct thaw_bindings *s
         return -1;
     }
     if (thaw_egress_config_load(&cn->cfg, env->config, env->config_file, env->worker_dir,
-                                err, errlen) < 0) {
+                                env->policy, err, errlen) < 0) {
         free(cn);
         return -1;
     }

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "bind/d1-exec.h"
+#include "bind/d1-policy.h"
 
 static const char *const CODE_NAMES[] = {
     "SQLITE_OK", "SQLITE_ERROR", "SQLITE_INTERNAL", "SQLITE_PERM", "SQLITE_ABORT",
@@ -38,6 +39,7 @@ static double now_ms(void)
 struct guard {
     struct thaw_d1_ctl *ctl;
     int timed_out;
+    struct thaw_d1_policy pol; /* what the SQL may do (d1-policy.h) */
 };
 
 /* SQLite calls this every few thousand VM steps: non-zero interrupts. */
@@ -54,18 +56,38 @@ static int on_progress(void *arg)
     return 0;
 }
 
-static void guard_on(sqlite3 *db, struct guard *g, struct thaw_d1_ctl *ctl)
+/* Every call starts here: the worker's SQL runs only under the policy
+ * and the time limit. -1 with a message in err when the policy cannot be
+ * applied: then nothing runs. */
+static int guard_on(sqlite3 *db, struct guard *g, struct thaw_d1_ctl *ctl, char *err,
+                    size_t errlen)
 {
     g->ctl = ctl;
     g->timed_out = 0;
+    if (thaw_d1_policy_on(db, &g->pol, err, errlen) < 0)
+        return -1;
     if (ctl->deadline_ms <= 0)
         ctl->deadline_ms = now_ms() + THAW_D1_TIMEOUT_MS;
     sqlite3_progress_handler(db, 4000, on_progress, g);
+    return 0;
 }
 
 static void guard_off(sqlite3 *db)
 {
     sqlite3_progress_handler(db, 0, NULL, NULL);
+    thaw_d1_policy_off(db);
+}
+
+/* Runs a prepared statement's next step. What SQLite prepares meanwhile is
+ * its own SQL (VACUUM's), which the policy tells apart from the worker's. */
+static int step(struct guard *g, sqlite3_stmt *st)
+{
+    int rc;
+
+    g->pol.stepping = 1;
+    rc = sqlite3_step(st);
+    g->pol.stepping = 0;
+    return rc;
 }
 
 /* The message for a failed prepare or step, as D1 words it. */
@@ -78,6 +100,15 @@ static void sql_error(sqlite3 *db, const struct guard *g, int rc, const char *pr
     else if ((rc & 0xff) == SQLITE_INTERRUPT)
         snprintf(err, errlen, "%sthe request that ran this query went away: "
                  "SQLITE_INTERRUPT", prefix);
+    else if (g->pol.why[0] && ((rc & 0xff) == SQLITE_AUTH ||
+                               (sqlite3_extended_errcode(db) & 0xff) == SQLITE_AUTH ||
+                               strstr(sqlite3_errmsg(db), "not authorized")))
+        /* D1's words, then why */
+        snprintf(err, errlen, "%snot authorized: SQLITE_AUTH (%s)", prefix, g->pol.why);
+    else if ((rc & 0xff) == SQLITE_TOOBIG)
+        snprintf(err, errlen, "%s%s: SQLITE_TOOBIG (D1 allows %d bytes of SQL per "
+                 "statement and %d bytes per string, BLOB or row)", prefix,
+                 sqlite3_errmsg(db), THAW_D1_MAX_SQL, THAW_D1_MAX_VALUE);
     else
         snprintf(err, errlen, "%s%s: %s", prefix, sqlite3_errmsg(db),
                  thaw_d1_code_name(sqlite3_extended_errcode(db)));
@@ -327,7 +358,7 @@ static int run_stmt(sqlite3 *db, struct guard *g, sqlite3_stmt *st, long max_row
         put_str(o, (const unsigned char *)(name ? name : ""), name ? strlen(name) : 0);
     }
     puts_(o, "],\"rows\":[");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(g, st)) == SQLITE_ROW) {
         put(o, rows ? ",[" : "[", rows ? 2 : 1);
         for (i = 0; i < cols; i++) {
             if (i)
@@ -434,24 +465,13 @@ int thaw_d1_query(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,
     struct guard g;
     int rc;
 
-    guard_on(db, &g, ctl);
+    if (guard_on(db, &g, ctl, err, errlen) < 0)
+        return -1;
     rc = query(db, &g, sql, params, max_rows, &o, err, errlen);
     guard_off(db);
     if (rollback_open(db) && rc == 0)
         return left_open(err, errlen);
     return rc;
-}
-
-/* In a batch, BEGIN / COMMIT / ROLLBACK would end batch()'s own
- * transaction and commit half of it: the authorizer refuses them when
- * they are prepared, before anything ran. */
-static int deny_transactions(void *arg, int action, const char *a, const char *b,
-                             const char *c, const char *d)
-{
-    if (action != SQLITE_TRANSACTION)
-        return SQLITE_OK;
-    *(int *)arg = 1;
-    return SQLITE_DENY;
 }
 
 int thaw_d1_batch(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
@@ -460,17 +480,21 @@ int thaw_d1_batch(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
     struct out o = {out, 0};
     struct guard g;
     size_t i;
-    int rc = 0, denied = 0;
+    int rc = 0;
 
     rollback_open(db); /* never: every job ends its transaction */
-    guard_on(db, &g, ctl);
+    if (guard_on(db, &g, ctl, err, errlen) < 0)
+        return -1;
     rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         sql_error(db, &g, rc, "D1_ERROR: ", err, errlen);
         guard_off(db);
         return -1;
     }
-    sqlite3_set_authorizer(db, deny_transactions, &denied);
+    /* BEGIN / COMMIT / ROLLBACK in the batch would end batch()'s own
+     * transaction and commit half of it: the policy refuses them when they
+     * are prepared, before anything ran. */
+    g.pol.no_transactions = 1;
     put(&o, "[", 1);
     for (i = 0; i < json_array_size(stmts) && rc == 0; i++) {
         json_t *s = json_array_get(stmts, i);
@@ -479,12 +503,12 @@ int thaw_d1_batch(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
             put(&o, ",", 1);
         rc = query(db, &g, sql ? sql : "", json_object_get(s, "params"), 0, &o, err,
                    errlen);
-        if (rc && denied)
+        if (rc && g.pol.transaction_denied)
             snprintf(err, errlen, "D1_ERROR: statement %zu of the batch is a BEGIN, "
                      "COMMIT or ROLLBACK: batch() already runs its statements in one "
                      "transaction, leave those out", i + 1);
     }
-    sqlite3_set_authorizer(db, NULL, NULL);
+    g.pol.no_transactions = 0;
     put(&o, "]", 1);
     if (rc == 0 && o.rc)
         rc = out_error(&o, err, errlen);
@@ -530,7 +554,8 @@ int thaw_d1_exec(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,
         snprintf(err, errlen, "D1_EXEC_ERROR: No SQL statements detected.");
         return -1;
     }
-    guard_on(db, &g, ctl);
+    if (guard_on(db, &g, ctl, err, errlen) < 0)
+        return -1;
     while (*p) {
         sqlite3_stmt *st = NULL;
         const char *tail = NULL;
@@ -539,7 +564,7 @@ int thaw_d1_exec(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,
         if (rc == SQLITE_OK && !st)
             break;
         if (rc == SQLITE_OK) {
-            while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            while ((rc = step(&g, st)) == SQLITE_ROW)
                 ;
             if (rc == SQLITE_DONE)
                 rc = SQLITE_OK;

@@ -2,8 +2,9 @@
  * database_id}]`. Each database is one SQLite file,
  * <state_dir>/d1/<database_id or database_name>.sqlite, the layout
  * `thaw d1 execute` (python/thaw_tools/d1.py) uses too. Its statements run
- * on the libuv threadpool behind one ordered queue (sqlq.h); the SQL work
- * itself is d1-exec.c.
+ * on the libuv threadpool behind one ordered queue (sqlq.h), one job of a
+ * worker at a time (d1-lane.h); the SQL work itself is d1-exec.c, under
+ * the policy of d1-policy.c.
  *
  * Ops (args are JSON; the answer is JSON text sent as the reply's body,
  * so it may be over a frame's 1 MiB, and is written once, by d1-exec.c):
@@ -16,6 +17,7 @@
 
 #include "bind/bind.h"
 #include "bind/d1-exec.h"
+#include "bind/d1-lane.h"
 #include "bind/kinds.h"
 #include "bind/sqlq.h"
 #include "util/log.h"
@@ -82,6 +84,7 @@ static void db_put(struct d1_db *d)
 
 struct d1_binding {
     struct d1_db *db;
+    struct thaw_d1_lane *lane; /* the worker's turn on the pool */
 };
 
 /* The file name part: database ids are UUIDs and names are wrangler
@@ -154,8 +157,12 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    b->db = db_get(env->loop, path, why, sizeof(why));
+    b->lane = thaw_d1_lane_get(env->worker_name);
+    b->db = b->lane ? db_get(env->loop, path, why, sizeof(why)) : NULL;
+    if (!b->lane)
+        snprintf(why, sizeof(why), "out of memory");
     if (!b->db) {
+        thaw_d1_lane_put(b->lane);
         snprintf(err, errlen, "%s: d1_databases[%zu] (binding \"%s\"): %s", file, i,
                  binding, why);
         free(b);
@@ -163,6 +170,7 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
     }
     if (thaw_bindings_add(set, binding, &thaw_bind_d1, b, err, errlen) < 0) {
         db_put(b->db);
+        thaw_d1_lane_put(b->lane);
         free(b);
         return -1;
     }
@@ -186,6 +194,7 @@ static void d1_close(void *impl)
     struct d1_binding *b = impl;
 
     db_put(b->db);
+    thaw_d1_lane_put(b->lane);
     free(b);
 }
 
@@ -208,6 +217,13 @@ static void on_work(sqlite3 *db, void *arg)
     json_t *a = j->call->args;
     const char *sql = json_string_value(json_object_get(a, "sql"));
 
+    /* it may have waited for its turn longer than its caller */
+    if (__atomic_load_n(&j->ctl.cancelled, __ATOMIC_RELAXED)) {
+        j->rc = -1;
+        snprintf(j->err, sizeof(j->err), "D1_ERROR: the request that ran this query "
+                 "went away: SQLITE_INTERRUPT");
+        return;
+    }
     switch (j->op) {
     case OP_QUERY:
         j->rc = thaw_d1_query(db, &j->ctl, sql, json_object_get(a, "params"),
@@ -301,7 +317,7 @@ static void d1_call(void *impl, struct thaw_bind_call *call)
     thaw_buf_init(&j->out, THAW_D1_MAX_RESULT);
     call->data = j;
     call->on_cancel = on_cancel;
-    thaw_sqlq_submit(b->db->q, on_work, on_done, j);
+    thaw_d1_lane_submit(b->lane, b->db->q, on_work, on_done, j);
 }
 
 const struct thaw_bind_kind thaw_bind_d1 = {

@@ -692,7 +692,7 @@ static int fetch_open(const struct thaw_bind_env *env, struct thaw_bindings *set
         return -1;
     }
     if (thaw_egress_config_load(&fr->cfg, env->config, env->config_file, env->worker_dir,
-                                err, errlen) < 0) {
+                                env->policy, err, errlen) < 0) {
         free(fr);
         return -1;
     }

@@ -1,11 +1,12 @@
 /* KV on Redis (hiredis, asynchronous on the libuv loop), for several thaw
  * nodes sharing one namespace.
  *
- * Layout, for namespace id NS:
- *   thaw:kv:NS:v:NAME   a hash {v: value, m: metadata JSON, e: expiration},
- *                       with Redis's own expiry (EXPIREAT) when e is set
- *   thaw:kv:NS:index    a sorted set of every NAME at score 0, so list()
- *                       walks names in byte order (ZRANGEBYLEX)
+ * Layout, for the keyspace K of a namespace (kv.c: "thaw:kv:ID" in thaw
+ * dev, "PREFIX:kv:WORKER:ID" under thaw serve):
+ *   K:v:NAME   a hash {v: value, m: metadata JSON, e: expiration}, with
+ *              Redis's own expiry (EXPIREAT) when e is set
+ *   K:index    a sorted set of every NAME at score 0, so list() walks
+ *              names in byte order (ZRANGEBYLEX)
  * put, delete and list are Lua scripts, so each is atomic; list drops the
  * index entries of names whose hash has expired as it meets them.
  *
@@ -21,6 +22,7 @@
 #include <hiredis/hiredis.h>
 
 #include "bind/kv.h"
+#include "util/log.h"
 
 #define REPLY_TIMEOUT_MS 10000
 #define LIST_BATCH "256"
@@ -68,14 +70,16 @@ struct rstore {
     uv_loop_t *loop;
     char *url;
     char *ns;
-    char *hprefix;   /* thaw:kv:NS:v: */
-    char *index;     /* thaw:kv:NS:index */
+    char *keyspace;  /* thaw:kv:NS, or PREFIX:kv:WORKER:NS */
+    char *hprefix;   /* KEYSPACE:v: */
+    char *index;     /* KEYSPACE:index */
     struct thaw_kv_redis_url u;
     redisAsyncContext *ac; /* NULL until connected, and after it broke */
     int pending;           /* commands of requests awaiting their reply */
     uint64_t progress;     /* uv_now of the last reply, or of the first send */
     uv_timer_t timer;
     char lasterr[256];
+    int legacy_checked;    /* looked for data under the old layout once */
     int refs;
     struct rstore *next;
 };
@@ -194,6 +198,22 @@ static void on_setup(redisAsyncContext *ac, void *r, void *privdata)
         snprintf(s->lasterr, sizeof(s->lasterr), "%s", reply->str);
 }
 
+/* thaw serve once kept keys as thaw:kv:ID like thaw dev; since keys carry
+ * the worker (PREFIX:kv:WORKER:ID) such data is not read any more. It is
+ * not moved here (any worker could name that id and claim it): the log
+ * tells the operator it is there, and docs/bindings/kv.md how to move it. */
+static void on_legacy(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct rstore *s = ac->data;
+    redisReply *reply = r;
+
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+        thaw_log("KV namespace \"%s\": Redis at %s holds data under thaw's old key layout "
+                 "(thaw:kv:%s:...), which is not read any more: keys are now %s:...; move "
+                 "it to the worker that owns it as docs/bindings/kv.md says", s->ns, s->url,
+                 s->ns, s->keyspace);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct rstore *s = t->data;
@@ -283,6 +303,7 @@ static int rpoll_attach(redisAsyncContext *ac, uv_loop_t *loop)
 
 static int connect_now(struct rstore *s)
 {
+    char old[300];
     redisAsyncContext *ac = redisAsyncConnect(s->u.host, s->u.port);
 
     if (!ac) {
@@ -308,6 +329,10 @@ static int connect_now(struct rstore *s)
         redisAsyncCommand(ac, on_setup, NULL, "AUTH %s", s->u.password);
     if (s->u.db)
         redisAsyncCommand(ac, on_setup, NULL, "SELECT %d", s->u.db);
+    snprintf(old, sizeof(old), "thaw:kv:%s", s->ns);
+    if (!s->legacy_checked && strcmp(s->keyspace, old) != 0)
+        redisAsyncCommand(ac, on_legacy, NULL, "EXISTS %s:index", old);
+    s->legacy_checked = 1;
     return 0;
 }
 
@@ -603,13 +628,13 @@ static void kv_redis_run(void *store, struct thaw_kv_req *req)
 /* ---- the store ---------------------------------------------------------------------- */
 
 static void *kv_redis_open(uv_loop_t *loop, const char *url, const char *ns,
-                           char *err, size_t errlen)
+                           const char *keyspace, char *err, size_t errlen)
 {
     struct rstore *s;
     char buf[512];
 
     for (s = registry; s; s = s->next) {
-        if (strcmp(s->url, url) == 0 && strcmp(s->ns, ns) == 0) {
+        if (strcmp(s->url, url) == 0 && strcmp(s->keyspace, keyspace) == 0) {
             s->refs++;
             return s;
         }
@@ -624,9 +649,10 @@ static void *kv_redis_open(uv_loop_t *loop, const char *url, const char *ns,
     s->loop = loop;
     s->url = strdup(url);
     s->ns = strdup(ns);
-    snprintf(buf, sizeof(buf), "thaw:kv:%s:v:", ns);
+    s->keyspace = strdup(keyspace);
+    snprintf(buf, sizeof(buf), "%s:v:", keyspace);
     s->hprefix = strdup(buf);
-    snprintf(buf, sizeof(buf), "thaw:kv:%s:index", ns);
+    snprintf(buf, sizeof(buf), "%s:index", keyspace);
     s->index = strdup(buf);
     s->refs = 1;
     uv_timer_init(loop, &s->timer);
@@ -643,6 +669,7 @@ static void on_timer_closed(uv_handle_t *h)
 
     free(s->url);
     free(s->ns);
+    free(s->keyspace);
     free(s->hprefix);
     free(s->index);
     free(s);

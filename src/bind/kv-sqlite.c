@@ -376,7 +376,7 @@ static void schema_done(void *arg)
 }
 
 static void *kv_sqlite_open(uv_loop_t *loop, const char *path, const char *ns,
-                            char *err, size_t errlen)
+                            const char *keyspace, char *err, size_t errlen)
 {
     struct store *s;
 

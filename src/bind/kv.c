@@ -21,6 +21,7 @@
 #include "bind/bind.h"
 #include "bind/kinds.h"
 #include "bind/kv.h"
+#include "policy/policy.h"
 
 /* One namespace bound in one version of a worker. */
 struct kv_ns {
@@ -92,8 +93,9 @@ static const char *default_backend(json_t *config)
     return json_string_value(b);
 }
 
+/* kp: the operator's [kv] under thaw serve, NULL in thaw dev */
 static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, size_t i,
-                              char *err, size_t errlen)
+                              const struct thaw_kv_policy *kp, char *err, size_t errlen)
 {
     const char *file = env->config_file;
     json_t *jb = json_object_get(entry, "binding");
@@ -101,7 +103,7 @@ static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, si
     json_t *jbe = json_object_get(entry, "backend");
     const char *backend;
     struct kv_ns *ns;
-    char path[4096];
+    char path[4096], keyspace[512];
 
     if (!json_is_object(entry)) {
         snprintf(err, errlen, "%s: kv_namespaces[%zu] must be a table like "
@@ -144,6 +146,25 @@ static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, si
         return NULL;
     }
     backend = jbe ? json_string_value(jbe) : default_backend(env->config);
+    if (kp && backend && !thaw_kv_policy_offers(kp, backend)) {
+        /* the deploy check refused this already; a worker stored under an
+         * older operator config meets it here */
+        char key[64];
+        snprintf(key, sizeof(key), jbe ? "kv_namespaces[%zu].backend" : "thaw.kv.backend", i);
+        thaw_kv_policy_refusal(kp, env->policy, file, key, backend, err, errlen);
+        ns_free(ns);
+        return NULL;
+    }
+    if (kp && !backend)
+        backend = kp->backend;
+    /* under serve, keys carry the operator's prefix and the worker: a
+     * namespace id names data inside one worker only. thaw dev keeps the
+     * layout it always had (docs/bindings/kv.md) */
+    if (kp)
+        snprintf(keyspace, sizeof(keyspace), "%s:kv:%s:%s", kp->prefix, env->worker_name,
+                 ns->id);
+    else
+        snprintf(keyspace, sizeof(keyspace), "thaw:kv:%s", ns->id);
     if (!backend || strcmp(backend, "sqlite") == 0) {
         ns->be = &thaw_kv_sqlite;
         snprintf(path, sizeof(path), "%s/kv/%s.sqlite", env->state_dir, ns->id);
@@ -167,7 +188,7 @@ static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, si
         ns_free(ns);
         return NULL;
     }
-    ns->store = ns->be->open(env->loop, ns->where, ns->id, err, errlen);
+    ns->store = ns->be->open(env->loop, ns->where, ns->id, keyspace, err, errlen);
     if (!ns->store) {
         char why[1024];
         snprintf(why, sizeof(why), "%s", err);
@@ -183,10 +204,14 @@ static int kv_open(const struct thaw_bind_env *env, struct thaw_bindings *set,
 {
     json_t *list = json_object_get(env->config, "kv_namespaces");
     json_t *tkv = json_object_get(json_object_get(env->config, "thaw"), "kv");
+    struct thaw_kv_policy kp;
+    int tenant = env->policy && env->policy->tenant;
     const char *k;
     json_t *v;
     size_t i;
 
+    if (tenant && thaw_kv_policy_load(&kp, env->policy, err, errlen) < 0)
+        return -1;
     if (tkv && !json_is_object(tkv))
         goto bad_default;
     json_object_foreach(tkv, k, v)
@@ -195,7 +220,8 @@ static int kv_open(const struct thaw_bind_env *env, struct thaw_bindings *set,
     if (!list)
         return 0;
     for (i = 0; i < json_array_size(list); i++) {
-        struct kv_ns *ns = open_one(env, json_array_get(list, i), i, err, errlen);
+        struct kv_ns *ns = open_one(env, json_array_get(list, i), i, tenant ? &kp : NULL,
+                                    err, errlen);
         if (!ns)
             return -1;
         if (thaw_bindings_add(set, ns->binding, &thaw_bind_kv, ns, err, errlen) < 0) {

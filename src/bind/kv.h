@@ -6,10 +6,12 @@
  * calling req->done (possibly before run() returned).
  *
  * Backends: kv-sqlite.c (the default: one database file per namespace id
- * under the state directory) and kv-redis.c (`backend = "redis://..."`). */
+ * under the state directory) and kv-redis.c (`backend = "redis://..."`).
+ * Under thaw serve the operator chooses the backend (kv-policy.c). */
 #ifndef THAW_BIND_KV_H
 #define THAW_BIND_KV_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -71,10 +73,12 @@ struct thaw_kv_req {
 
 struct thaw_kv_backend {
     const char *name; /* "sqlite", "redis" */
-    /* Opens the store of namespace id: for sqlite `where` is the database
-     * path, for redis the URL. NULL with a message in err. */
+    /* Opens the store of namespace id ns: for sqlite `where` is the database
+     * path, for redis the URL and keyspace the start of every key ("thaw:kv:ID"
+     * in thaw dev, "PREFIX:kv:WORKER:ID" under serve). NULL with a message
+     * in err. */
     void *(*open)(uv_loop_t *loop, const char *where, const char *ns,
-                  char *err, size_t errlen);
+                  const char *keyspace, char *err, size_t errlen);
     void (*run)(void *store, struct thaw_kv_req *req);
     /* No request is pending on this handle any more. */
     void (*close)(void *store);
@@ -96,5 +100,31 @@ struct thaw_kv_redis_url {
 };
 int thaw_kv_redis_parse_url(const char *url, struct thaw_kv_redis_url *out,
                             char *err, size_t errlen);
+
+/* ---- thaw serve: the operator's [kv] (kv-policy.c) ---------------------- */
+
+#define THAW_KV_MAX_PREFIX 64
+
+struct thaw_policy;
+
+struct thaw_kv_policy {
+    char backend[1024];                  /* "sqlite" or a Redis URL */
+    char prefix[THAW_KV_MAX_PREFIX + 1]; /* of every Redis key: "thaw" */
+};
+
+/* The operator's [kv] table (the defaults when none). 0, or -1 with a
+ * message naming the operator's file and the key. */
+int thaw_kv_policy_load(struct thaw_kv_policy *kp, const struct thaw_policy *policy,
+                        char *err, size_t errlen);
+/* 1 when a worker may name backend: "sqlite" or the operator's own. */
+int thaw_kv_policy_offers(const struct thaw_kv_policy *kp, const char *backend);
+/* The message of a refused backend (key: "thaw.kv.backend", ...). */
+void thaw_kv_policy_refusal(const struct thaw_kv_policy *kp, const struct thaw_policy *policy,
+                            const char *file, const char *key, const char *backend,
+                            char *err, size_t errlen);
+/* thaw serve's deploy check of a worker config's KV backends: 0, or an
+ * HTTP status (403) with a message in err. */
+int thaw_kv_tenant_check(const struct thaw_policy *policy, json_t *config, const char *file,
+                         char *err, size_t errlen);
 
 #endif

@@ -18,6 +18,7 @@ struct thaw_sqlq {
     char *path;
     uv_work_t req;
     int running;       /* a job is on the pool */
+    int in_done;       /* a done callback runs: it may close the queue */
     int closing;
     struct job *head, *tail;
     struct job *cur;
@@ -46,8 +47,12 @@ static void on_after(uv_work_t *req, int status)
 
     q->cur = NULL;
     q->running = 0;
+    /* done may end the last call of a retired version, whose bindings then
+     * close this queue: it is freed below, not under our feet */
+    q->in_done = 1;
     if (j->done)
         j->done(j->arg);
+    q->in_done = 0;
     free(j);
     start_next(q);
 }
@@ -147,7 +152,7 @@ void thaw_sqlq_close(struct thaw_sqlq *q)
     if (!q)
         return;
     q->closing = 1;
-    if (!q->running && !q->head)
+    if (!q->running && !q->head && !q->in_done)
         finish_close(q);
 }
 

@@ -314,6 +314,11 @@ int thaw_cmd_dev(int argc, char **argv)
     thaw_limits_override(&d.lim, &d.cli, d.cli_set);
     d.worker.limits = d.lim; /* what connections see before the first build */
     thaw_cli_sandbox("dev", d.no_sandbox, 0);
+    /* the developer is the operator here; under thaw serve the same keys
+     * are tenant input held to the operator's policy (docs/security.md) */
+    fprintf(stderr, "thaw dev: the worker's config is trusted here (you are the operator): "
+            "its limits, [thaw.egress], [thaw.kv] backend and paths outside the project "
+            "are honoured as written; thaw serve holds them to the operator's policy\n");
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     d.loop = uv_default_loop();

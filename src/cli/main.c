@@ -24,6 +24,8 @@ const struct thaw_command thaw_commands[] = {
      "serve an earlier version again (default: the one before)", thaw_cmd_tool},
     {"tail", "NAME --to URL [--format json|pretty]",
      "stream the request log of a worker live", thaw_cmd_tool},
+    {"routes", "grant NAME PATTERN... | revoke NAME [PATTERN...] | list [NAME] --to URL",
+     "let a worker route more than NAME.DOMAIN, take it back, list grants", thaw_cmd_tool},
     {"sync", "[DIR]", "vendor pyproject.toml's dependencies into DIR/python_modules",
      thaw_cmd_tool},
     {"init", "[DIR] [--template hello|fastapi|django|kv|cron]",

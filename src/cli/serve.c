@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bind/egress.h"
+#include "bind/kv.h"
 #include "cli/cli.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
@@ -139,6 +141,20 @@ static int load_policy(struct serve *s)
     return 1;
 }
 
+/* The operator's [egress] and [kv] tables: a mistake stops serve here, not
+ * at some later deploy. */
+static void check_network_policy(const struct thaw_policy *p)
+{
+    struct thaw_egress_config eg;
+    struct thaw_kv_policy kp;
+    char err[1024];
+
+    if (thaw_egress_operator_load(&eg, p, err, sizeof(err)) ||
+        thaw_kv_policy_load(&kp, p, err, sizeof(err)))
+        policy_failed(err);
+    thaw_egress_config_free(&eg);
+}
+
 static void on_zygote_ready(void *data, struct thaw_zygote *z)
 {
     struct serve *s = data;
@@ -149,6 +165,7 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
         return;
     if (s->config_path && !load_policy(s))
         return; /* on_policy_toml comes back here */
+    check_network_policy(&s->fleet.policy);
     if (thaw_serve_limits_validate(&s->fleet, err, sizeof(err)))
         policy_failed(err);
     thaw_fleet_start(&s->fleet);

@@ -1,4 +1,5 @@
-/* `thaw sync`, `thaw init`, `thaw types`, `thaw d1`: developer tools written in
+/* `thaw sync`, `thaw init`, `thaw types`, `thaw d1` and the admin API clients
+ * (`thaw deploy`, `list`, `delete`, `rollback`, `tail`, `routes`): developer tools written in
  * Python (python/thaw_tools), run with Debian's interpreter. They are
  * commands of the CLI, not part of the supervisor: no Python runs in a
  * serving thaw. */

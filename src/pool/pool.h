@@ -132,6 +132,7 @@ struct thaw_version {
     int doomed;                  /* freed at the end of this loop iteration */
     int prefault_tried;          /* an instance was profiled (pool/prefault.h) */
     int warm_sent;               /* an instance's WARM hint went to the template */
+    unsigned uid_slot;           /* its host uid as root (sandbox/uids.h), or 0 */
     long memcg;                  /* its memory cgroup (sandbox/cgroup.h), 0: none */
     long long memcg_mb;          /* ... and its limit */
     long long memcg_oom_logged;  /* OOM kills in it the log has told of */

@@ -14,7 +14,10 @@
 #include <unistd.h>
 #include <poll.h>
 
+#include "policy/policy.h"
 #include "pool/pool-internal.h"
+#include "policy/policy.h"
+#include "sandbox/uids.h"
 #include "sandbox/cgroup.h"
 #include "util/log.h"
 #include "zygote/client.h"
@@ -65,6 +68,7 @@ static void free_version(struct thaw_version *v)
     if (v->zygote)
         thaw_zygote_forget(v->zygote, v);
     thaw_bindings_release(v->bindings);
+    thaw_sb_uid_put(v->uid_slot);
     free(v->error);
     free(v->name);
     free(v);
@@ -606,7 +610,7 @@ static int open_bindings(struct thaw_version *v)
 struct thaw_version *thaw__version_new(struct thaw_worker *w)
 {
     struct thaw_version *v = version_alloc(w);
-    char sandbox[320], err[700], memcg[24] = "";
+    char sandbox[512], err[700], memcg[24] = "";
     int sv[2];
 
     if (!v)
@@ -641,16 +645,20 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
     }
     v->zygote = pick_zygote(w);
     w->metrics.template_builds++;
+    /* thaw serve as root: a host uid of its own (sandbox/uids.h). Not in
+     * dev, whose project files may be readable by their owner only. */
+    v->uid_slot = thaw_zygote_sandboxed() && w->policy && w->policy->tenant
+                      ? thaw_sb_uid_take() : 0;
     /* the sandbox's per-version limits (python/thaw_runtime/sandbox.py);
      * the address-space cap is far above memory_mb, which the tick
      * enforces: it only turns a 10 GB allocation into a MemoryError */
     snprintf(sandbox, sizeof(sandbox),
              "{\"on\":%d,\"tmp_bytes\":%lld,\"nproc\":%lld,\"nofile\":%lld,"
-             "\"fsize\":%lld,\"as_bytes\":%lld,\"memcg\":\"%s\"}",
+             "\"fsize\":%lld,\"as_bytes\":%lld,\"tenant\":%d,\"uid\":%u,\"memcg\":\"%s\"}",
              thaw_zygote_sandboxed(), w->limits.tmp_size, w->limits.max_processes,
              w->limits.max_open_files, w->limits.tmp_size,
              (w->limits.memory_mb * 16 > 4096 ? w->limits.memory_mb * 16 : 4096) << 20,
-             memcg);
+             w->policy && w->policy->tenant, v->uid_slot, memcg);
     if (thaw_zygote_build(v->zygote, v->id, sv[1], w->cfg.name, w->cfg.dir,
                           w->cfg.main, w->cfg.json, sandbox, on_template_forked, v)) {
         thaw_chan_close(v->chan);

@@ -176,7 +176,7 @@ static const char *const WHAT[THAW_SB_NLAYERS] = {
     "read-only files, a private size-limited /tmp per worker",
     "no network interface: bindings go through the supervisor",
     "an instance sees and signals only its own worker's processes",
-    "ptrace, mount, bpf, kexec, keyctl, modules, namespaces, exec, inet sockets: EPERM",
+    "ptrace, mount, bpf, kexec, keyctl, modules, namespaces, exec, new sockets: EPERM",
     "files: stdlib, packages and the worker's own bundle only",
     "forks and threads per worker version are bounded",
 };

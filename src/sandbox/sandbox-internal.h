@@ -19,6 +19,8 @@ struct thaw__mount_attr {
 
 /* the pids cgroup the zygote opened, or -1 */
 extern int thaw__sb_cgroup_fd;
+/* 1: the zygote's namespace maps the workers' host ids (sandbox/uids.h) */
+extern int thaw__sb_worker_ids;
 
 int thaw__sb_fail(char *err, size_t errlen, const char *step);
 /* cgroup-join.c: a template joins its version's memory cgroup (name from
@@ -33,6 +35,15 @@ int thaw__sb_map_self(unsigned uid, unsigned gid, char *err, size_t errlen);
 struct sock_fprog;
 extern struct sock_fprog thaw__sb_filter;
 extern const char *thaw__sb_syscall_names[THAW__SB_MAX_NR];
+
+/* template.c: covers the paths the sandbox hides (/tmp, /home, ...) with
+ * tmpfs and binds back the template's kept paths below them; what a kept
+ * path is bound onto. worker-uid.c: as root, those mounts, kept paths
+ * below directories others may not enter made reachable, then the
+ * template's own host uid (t->uid) and a user namespace mapping 0 to it. */
+int thaw__sb_private_mounts(const struct thaw_sb_template *t, char *err, size_t errlen);
+int thaw__sb_mountpoint(const char *path, int fd);
+int thaw__sb_worker_uid(const struct thaw_sb_template *t, char *err, size_t errlen);
 
 /* keeper.c: thaw__sb_keeper_open (in the zygote) opens the
  * thaw-pidns-init program next to thaw-zygote; thaw__sb_pidns_init (in a

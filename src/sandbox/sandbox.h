@@ -25,6 +25,8 @@ struct thaw_sb_template {
     long long nofile;              /* open files of one process */
     long long fsize;               /* largest file one process may write */
     long long as_bytes;            /* address space of one process */
+    unsigned uid;                  /* as root: its slot among the workers' host
+                                    * ids (sandbox/uids.h); 0: none */
     const char *memcg;             /* its memory cgroup ("v12"), "" when none */
 };
 

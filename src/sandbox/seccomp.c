@@ -4,15 +4,24 @@
  * for compiling it (3.5-4.5 ms each, measured).
  *
  * Three outcomes. A call on ALLOW runs. A call on DENY (ptrace, mount,
- * bpf, kexec, keyctl, modules, namespaces, uid changes, exec, raw and inet
- * sockets, ...) fails with EPERM, which Python raises as PermissionError:
+ * bpf, kexec, keyctl, modules, namespaces, uid changes, exec, new sockets,
+ * ...) fails with EPERM, which Python raises as PermissionError:
  * a worker that tries finds out at once and can catch it. Any other call
  * (one no Python worker has a reason to make) traps: SIGSYS, whose handler
  * writes the call's name to thaw's log and ends the process; only that
  * instance dies, and the supervisor answers its requests with 502.
  * A worker's TCP sockets come from the supervisor, connected or not
- * (src/bind/connect.c, op "socket"), so refusing inet socket() costs it
- * nothing. */
+ * (src/bind/connect.c, op "socket"), so refusing socket() of every family
+ * costs it nothing; a unix socket of its own could reach any pathname
+ * socket of the host (Landlock does not cover connecting to one). The
+ * sockets a worker holds are its channel, the supervisor's TCP sockets
+ * and its own AF_UNIX SOCK_STREAM socketpairs (asyncio's self-pipe): all
+ * connected but the supervisor's unconnected TCP ones, which live in the
+ * host's network namespace. So connect, bind, listen and accept are
+ * refused outright (listen() would bind an unbound TCP socket to a host
+ * port, which Landlock's TCP rules do not see), as is MSG_FASTOPEN (a
+ * connect by sendto/sendmsg), and no datagram or seqpacket socketpair
+ * (an unconnected datagram socket can sendto() any pathname socket). */
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/sched.h>
@@ -70,9 +79,9 @@ static const char *const ALLOW[] = {
     "capget", "uname", "sysinfo", "times", "getrusage", "getrlimit", "setrlimit",
     /* time and entropy */
     "time", "gettimeofday", "clock_gettime", "clock_getres", "getrandom",
-    /* unix sockets (socket() itself has an argument rule below) */
-    "socketpair", "connect", "accept", "accept4", "bind", "listen", "sendto", "recvfrom",
-    "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "getsockname", "getpeername",
+    /* sockets it holds (socketpair and the send calls have argument
+     * rules below) */
+    "recvfrom", "recvmsg", "recvmmsg", "shutdown", "getsockname", "getpeername",
     "setsockopt", "getsockopt",
     /* sandboxing oneself further (instances add their Landlock layer) */
     "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp",
@@ -93,8 +102,16 @@ static const char *const DENY[] = {
     "iopl", "ioperm", "mknod", "mknodat", "personality", "vhangup", "lookup_dcookie",
     "fanotify_init", "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl",
     "semtimedop", "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink",
-    "migrate_pages", "move_pages", "set_mempolicy_home_node",
+    "migrate_pages", "move_pages", "set_mempolicy_home_node", "socket", "connect", "bind",
+    "listen", "accept", "accept4",
 };
+
+/* socketpair(AF_UNIX, type) other than SOCK_STREAM: EPERM (other values
+ * are no socket type: the call traps) */
+static const int PAIR_DENIED[] = {SOCK_DGRAM, SOCK_RAW, SOCK_RDM, SOCK_SEQPACKET, SOCK_DCCP,
+                                  SOCK_PACKET};
+/* the type's flags, on 32 bits: the kernel reads the argument as an int */
+#define TYPE_MASK ((uint32_t) ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
 
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
                   CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | 0x00000080 /* NEWTIME */)
@@ -155,13 +172,40 @@ static int read_program(int fd, char *err, size_t errlen)
     return 0;
 }
 
+/* socketpair: AF_UNIX SOCK_STREAM only. sendto, sendmsg, sendmmsg:
+ * without MSG_FASTOPEN (the flags are the 4th, 3rd and 4th argument). */
+static int socket_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+    struct scmp_arg_cmp pair[2] = {SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+                                   SCMP_A1(SCMP_CMP_MASKED_EQ, TYPE_MASK, SOCK_STREAM)};
+    struct scmp_arg_cmp not_unix = SCMP_A0(SCMP_CMP_NE, AF_UNIX);
+    struct scmp_arg_cmp fo2[2] = {SCMP_A2(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, 0),
+                                  SCMP_A2(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN)};
+    struct scmp_arg_cmp fo3[2] = {SCMP_A3(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, 0),
+                                  SCMP_A3(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN)};
+    size_t i;
+    int rc;
+
+    rc = add(ctx, SCMP_ACT_ALLOW, "socketpair", 2, pair, err, errlen) ||
+         add(ctx, eperm, "socketpair", 1, &not_unix, err, errlen);
+    for (i = 0; i < sizeof(PAIR_DENIED) / sizeof(PAIR_DENIED[0]) && !rc; i++) {
+        pair[1].datum_b = (scmp_datum_t)PAIR_DENIED[i];
+        rc = add(ctx, eperm, "socketpair", 2, pair, err, errlen);
+    }
+    return rc || add(ctx, SCMP_ACT_ALLOW, "sendto", 1, &fo3[0], err, errlen) ||
+           add(ctx, eperm, "sendto", 1, &fo3[1], err, errlen) ||
+           add(ctx, SCMP_ACT_ALLOW, "sendmsg", 1, &fo2[0], err, errlen) ||
+           add(ctx, eperm, "sendmsg", 1, &fo2[1], err, errlen) ||
+           add(ctx, SCMP_ACT_ALLOW, "sendmmsg", 1, &fo3[0], err, errlen) ||
+           add(ctx, eperm, "sendmmsg", 1, &fo3[1], err, errlen) ? -1 : 0;
+}
+
 static int add_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
 {
     size_t i;
     int rc = 0;
     uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
-    struct scmp_arg_cmp unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
-    struct scmp_arg_cmp not_unix = SCMP_A0(SCMP_CMP_NE, AF_UNIX);
     struct scmp_arg_cmp no_ns = SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, 0);
     struct scmp_arg_cmp ns[1] = {SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, NS_FLAGS)};
     /* kill(-1) and kill(-pgrp): to everything it may signal or to a
@@ -185,8 +229,6 @@ static int add_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
     if (!rc)
         rc = add(ctx, SCMP_ACT_ALLOW, "clone", 1, &no_ns, err, errlen) ||
              add(ctx, eperm, "clone", 1, ns, err, errlen) ||
-             add(ctx, SCMP_ACT_ALLOW, "socket", 1, &unix_only, err, errlen) ||
-             add(ctx, SCMP_ACT_ERRNO(EACCES), "socket", 1, &not_unix, err, errlen) ||
              add(ctx, SCMP_ACT_ALLOW, "kill", 1, &pid_pos, err, errlen) ||
              add(ctx, eperm, "kill", 1, &pid_neg, err, errlen) ||
              add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &pid_pos, err, errlen) ||
@@ -204,7 +246,7 @@ static int add_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
              /* prlimit64 on itself only: no looking at or lowering others */
              add(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, &self, err, errlen) ||
              add(ctx, eperm, "prlimit64", 1, &other, err, errlen);
-    return rc ? -1 : 0;
+    return rc || socket_rules(ctx, err, errlen) ? -1 : 0;
 }
 
 int thaw_sb_seccomp_prepare(char *err, size_t errlen)

@@ -91,7 +91,7 @@ static int mkdirs(const char *path)
 
 /* What a kept path is bound onto: a directory, or for a kept file (the
  * worker's CA file) an empty file in its directory. */
-static int mountpoint(const char *path, int fd)
+int thaw__sb_mountpoint(const char *path, int fd)
 {
     char dir[PATH_MAX], *slash;
     struct stat st;
@@ -117,7 +117,7 @@ static int mountpoint(const char *path, int fd)
 /* Covers each HIDE path with a tmpfs, then binds back the trees (and
  * files) the worker needs that live below one (a bundle under /tmp, as in
  * tests; a CA file in a home directory). */
-static int private_mounts(const struct thaw_sb_template *t, char *err, size_t errlen)
+int thaw__sb_private_mounts(const struct thaw_sb_template *t, char *err, size_t errlen)
 {
     int keep_fd[THAW_SB_MAX_PATHS], i, k, rc = 0;
     char opts[64], src[64];
@@ -155,7 +155,7 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
                 break;
             }
             snprintf(src, sizeof(src), "/proc/self/fd/%d", keep_fd[k]);
-            if (mountpoint(t->keep[k], keep_fd[k]) ||
+            if (thaw__sb_mountpoint(t->keep[k], keep_fd[k]) ||
                 mount(src, t->keep[k], NULL, MS_BIND | MS_REC, NULL))
                 rc = thaw__sb_fail(err, errlen, "bind the worker's files into its mounts");
         }
@@ -172,6 +172,7 @@ static int private_mounts(const struct thaw_sb_template *t, char *err, size_t er
 int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen)
 {
     struct thaw__sb_clock clk;
+    int own_uid = t->uid > 0 && thaw__sb_worker_ids;
 
     if (!thaw_sb_active()) {
         errno = EINVAL;
@@ -183,17 +184,24 @@ int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen)
     thaw__sb_clock_mark(&clk, "cgroup");
     /* its own user namespace: RLIMIT_NPROC counts per (namespace, uid), so
      * one worker's fork bomb does not use up another's processes; and the
-     * mounts copied into it become locked read-only */
-    if (unshare(CLONE_NEWUSER))
-        return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWUSER) for the template");
-    thaw__sb_clock_mark(&clk, "userns");
-    if (thaw__sb_map_self(0, 0, err, errlen))
-        return -1;
+     * mounts copied into it become locked read-only. As root, under a host
+     * uid of its own, its mounts made first while still privileged
+     * (worker-uid.c) */
+    if (own_uid) {
+        if (thaw__sb_worker_uid(t, err, errlen))
+            return -1;
+    } else {
+        if (unshare(CLONE_NEWUSER))
+            return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWUSER) for the template");
+        thaw__sb_clock_mark(&clk, "userns");
+        if (thaw__sb_map_self(0, 0, err, errlen))
+            return -1;
+    }
     thaw__sb_clock_mark(&clk, "idmap");
     if (unshare(CLONE_NEWNS | CLONE_NEWPID))
         return thaw__sb_fail(err, errlen, "unshare(mount, pid namespaces) for the template");
     thaw__sb_clock_mark(&clk, "mntns+pidns");
-    if (private_mounts(t, err, errlen))
+    if (!own_uid && thaw__sb_private_mounts(t, err, errlen))
         return -1;
     thaw__sb_clock_mark(&clk, "mounts");
     if (thaw__sb_pidns_init(err, errlen))

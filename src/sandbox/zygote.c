@@ -1,7 +1,8 @@
 /* The zygote's layer: it and everything forked from it leave the host's
  * user, mount, network, IPC and UTS namespaces before CPython starts.
- * Inside, the zygote is uid 0 of a user namespace that maps only the
- * user who runs thaw: it has capabilities over its own namespaces (which
+ * Inside, the zygote is uid 0 of a user namespace that maps the user who
+ * runs thaw (and, when that is root, the workers' range of host ids,
+ * sandbox/uids.h): it has capabilities over its own namespaces (which
  * templates need to make theirs) and none over the host. Every mount is
  * made read-only; the network namespace has no interface at all, so a
  * worker's only way out is its IPC channel to the supervisor. */
@@ -9,14 +10,18 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox-internal.h"
+#include "sandbox/uids.h"
 
 int thaw__sb_cgroup_fd = -1;
+int thaw__sb_worker_ids;
 static int active;
 
 int thaw_sb_active(void) { return active; }
@@ -56,6 +61,89 @@ int thaw__sb_map_self(unsigned uid, unsigned gid, char *err, size_t errlen)
     return 0;
 }
 
+/* The helper's side of map_root: still in the host's namespaces, with
+ * root's capabilities there, it writes the maps of pid's new namespace.
+ * Exits 0 when the workers' range is mapped, 1 when only 0 -> 0 is (root
+ * in a container that lacks those ids), 2 on failure. */
+static void write_root_maps(pid_t pid, int go)
+{
+    char path[64], line[96];
+    const char *what[] = {"uid_map", "gid_map"};
+    int i, ranged = 1;
+    ssize_t n;
+
+    do
+        n = read(go, line, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(2);
+    for (i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, what[i]);
+        snprintf(line, sizeof(line), "0 0 1\n1 %u %u\n", THAW_SB_UID_BASE + 1,
+                 THAW_SB_UID_COUNT - 1);
+        /* a map is written once: the fallback only if the range failed */
+        if (ranged && thaw__sb_write_file(path, line) == 0)
+            continue;
+        if (i == 1 && ranged)
+            _exit(2); /* uids ranged, gids not: no consistent fallback */
+        ranged = 0;
+        if (thaw__sb_write_file(path, "0 0 1\n"))
+            _exit(2);
+    }
+    _exit(ranged ? 0 : 1);
+}
+
+/* As root: a new user namespace mapping 0 -> 0 and the workers' range.
+ * No process can write such a map for a namespace it is in (it holds no
+ * capability in the parent any more), so a child forked first, still in
+ * the host's namespace, writes it once the zygote has unshared. */
+static int map_root(char *err, size_t errlen)
+{
+    int go[2], status;
+    pid_t pid, self = getpid();
+
+    if (pipe2(go, O_CLOEXEC))
+        return thaw__sb_fail(err, errlen, "pipe for the id-map helper");
+    pid = fork();
+    if (pid < 0) {
+        close(go[0]);
+        close(go[1]);
+        return thaw__sb_fail(err, errlen, "fork the id-map helper");
+    }
+    if (pid == 0) {
+        close(go[1]);
+        write_root_maps(self, go[0]);
+    }
+    close(go[0]);
+    if (unshare(CLONE_NEWUSER)) {
+        int e = errno;
+        close(go[1]);
+        waitpid(pid, NULL, 0);
+        errno = e;
+        return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWUSER)");
+    }
+    if (write(go[1], "x", 1) != 1) {
+        close(go[1]);
+        waitpid(pid, NULL, 0);
+        return thaw__sb_fail(err, errlen, "start the id-map helper");
+    }
+    close(go[1]);
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return thaw__sb_fail(err, errlen, "wait for the id-map helper");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) > 1) {
+        errno = EPERM;
+        return thaw__sb_fail(err, errlen, "write the zygote's uid_map and gid_map");
+    }
+    thaw__sb_worker_ids = WEXITSTATUS(status) == 0;
+    if (!thaw__sb_worker_ids)
+        fprintf(stderr, "[thaw] sandbox: host ids %u-%u cannot be mapped here (root of a "
+                        "container without them?): workers run as uid 0 of their own "
+                        "namespaces, without a host uid of their own\n",
+                THAW_SB_UID_BASE + 1, THAW_SB_UID_BASE + THAW_SB_UID_COUNT - 1);
+    return 0;
+}
+
 int thaw__sb_fail(char *err, size_t errlen, const char *step)
 {
     snprintf(err, errlen, "sandbox: %s: %s", step, strerror(errno));
@@ -75,10 +163,15 @@ int thaw_sb_zygote(const char *cgroup_dir, char *err, size_t errlen)
         if (thaw__sb_cgroup_fd < 0)
             return thaw__sb_fail(err, errlen, "open the pids cgroup");
     }
-    if (unshare(CLONE_NEWUSER))
-        return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWUSER)");
-    if (thaw__sb_map_self(uid, gid, err, errlen))
-        return -1;
+    if (uid == 0 && gid == 0) {
+        if (map_root(err, errlen))
+            return -1;
+    } else {
+        if (unshare(CLONE_NEWUSER))
+            return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWUSER)");
+        if (thaw__sb_map_self(uid, gid, err, errlen))
+            return -1;
+    }
     if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS))
         return thaw__sb_fail(err, errlen, "unshare(mount, network, IPC, UTS namespaces)");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))

@@ -123,6 +123,8 @@ static int open_parent(int root, const char *path, size_t n, const char **base)
         if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST)
             goto fail;
         next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next >= 0)
+            fchmod(next, 0755); /* whatever the umask: see below */
         if (fd != root)
             close(fd);
         if (next < 0)
@@ -158,6 +160,11 @@ static int write_entry(void *data, const struct thaw_bundle_entry *e)
                 e->exec ? 0755 : 0644);
     if (dfd != u->dirfd)
         close(dfd);
+    /* As root, a worker's processes run under a uid of their own
+     * (src/sandbox/uids.h) and read the bundle as "others": an operator's
+     * umask of 077 must not make every build fail. */
+    if (fd >= 0)
+        fchmod(fd, e->exec ? 0755 : 0644);
     if (fd < 0) {
         snprintf(u->err, u->errlen, "cannot create \"%.*s\": %s%s", (int)e->path_len,
                  e->path, strerror(errno),

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "serve/fleet.h"
+#include "serve/routes.h"
 #include "serve/store.h"
 #include "server/admin.h"
 
@@ -22,22 +23,15 @@ static const char *state_of(struct thaw_hosted *h)
     }
 }
 
-static json_t *routes_of(struct thaw_hosted *h)
+/* The routes it holds now (granted and free), as written in its config. */
+static json_t *routes_of(struct thaw_fleet *f, struct thaw_hosted *h)
 {
-    json_t *out = json_array(), *root, *routes, *r;
+    json_t *out = json_array();
     size_t i;
 
-    if (!h->started || !h->w.cfg.json)
-        return out;
-    root = json_loads(h->w.cfg.json, 0, NULL);
-    routes = root ? json_object_get(root, "routes") : NULL;
-    json_array_foreach(routes, i, r) {
-        if (json_is_string(r))
-            json_array_append(out, r);
-        else if (json_object_get(r, "pattern"))
-            json_array_append(out, json_object_get(r, "pattern"));
-    }
-    json_decref(root);
+    for (i = 0; i < f->router.n; i++)
+        if (f->router.routes[i].target == h)
+            json_array_append_new(out, json_string(f->router.routes[i].pattern));
     return out;
 }
 
@@ -49,7 +43,7 @@ static json_t *summary(struct thaw_fleet *f, struct thaw_hosted *h)
     if (h->started)
         thaw_worker_stats(&h->w, &st);
     return json_pack("{s:s,s:i,s:s,s:o,s:s+++,s:i}", "name", h->name, "version", h->version,
-                     "state", state_of(h), "routes", routes_of(h), "host", h->name, ".",
+                     "state", state_of(h), "routes", routes_of(f, h), "host", h->name, ".",
                      f->domain, "", "instances", st.instances);
 }
 
@@ -149,15 +143,24 @@ void thaw_endpoints_handle(struct thaw_api_req *r, void *data)
         list_workers(f, r);
         return;
     }
+    if (strcmp(p, "/v1/grants") == 0) {
+        thaw_grants_list(f, r);
+        return;
+    }
     rest[0] = '\0';
     if (strncmp(p, "/v1/workers/", 12) != 0 ||
         sscanf(p + 12, "%127[^/]%63s", name, rest) < 1) {
-        thaw_api_error(r, 404, "no such API path %s (see docs/api.md: /v1/workers...)", p);
+        thaw_api_error(r, 404, "no such API path %s (see docs/api.md: /v1/workers..., "
+                       "/v1/grants)", p);
         return;
     }
     if (!thaw_worker_name_ok(name)) {
         thaw_api_error(r, 400, "\"%s\" is not a valid worker name: 1 to 63 of a-z, 0-9 "
                        "and '-', not starting or ending with '-'", name);
+        return;
+    }
+    if (strcmp(rest, "/grants") == 0) { /* a name may be granted before its first deploy */
+        thaw_grants_handle(f, name, r);
         return;
     }
     h = thaw_fleet_find(f, name);

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
+#include "serve/routes.h"
 #include "serve/tenant.h"
 #include "serve/tenant-limits.h"
 #include "serve/store.h"
@@ -101,19 +102,20 @@ struct thaw_worker *thaw_fleet_route(struct thaw_server *s, const char *host,
                                      const char *target, size_t n)
 {
     struct thaw_fleet *f = s->route_data;
-    struct thaw_hosted *h = thaw_router_match(&f->router, host, target, n);
+    struct thaw_hosted *h = NULL;
     char hn[256], path[16], name[64];
 
-    if (!h) {
-        thaw_router_split(host, target, n < 8 ? n : 8, hn, sizeof(hn), path, sizeof(path));
-        if (thaw_router_host_name(hn, f->domain, name, sizeof(name)))
-            h = thaw_fleet_find(f, name);
-    }
+    /* NAME.DOMAIN first: no route can take a worker's own host */
+    thaw_router_split(host, target, n, hn, sizeof(hn), path, sizeof(path));
+    if (thaw_router_host_name(hn, f->domain, name, sizeof(name)))
+        h = thaw_fleet_find(f, name);
+    if (!h || !h->live)
+        h = thaw_router_match(&f->router, host, target, n);
     return h && h->live ? &h->w : NULL;
 }
 
-/* The config's routes into the router; -1 with err on a bad pattern (the
- * router is left as it was). */
+/* The config's routes into the router (routes.c decides which it may
+ * hold); check_only: -1 with err on a bad pattern. */
 static int set_routes(struct thaw_fleet *f, struct thaw_hosted *h, const char *json,
                       int check_only, char *err, size_t errlen)
 {
@@ -122,6 +124,12 @@ static int set_routes(struct thaw_fleet *f, struct thaw_hosted *h, const char *j
     size_t i;
     int rc = 0;
 
+    if (!check_only) {
+        /* what is not allowed now (grants, holders) is left out and logged */
+        thaw_routes_apply(f, h, json);
+        json_decref(root);
+        return 0;
+    }
     routes = root ? json_object_get(root, "routes") : NULL;
     for (i = 0; routes && i < json_array_size(routes) && !rc; i++) {
         const char *pat;
@@ -133,17 +141,10 @@ static int set_routes(struct thaw_fleet *f, struct thaw_hosted *h, const char *j
             snprintf(err, errlen, "`routes` item %zu must be a pattern string like "
                      "\"example.com/*\" or a table with `pattern`", i + 1);
             rc = -1;
-        } else if (check_only) {
-            if (!(rc = thaw_route_parse(pat, &tmp, err, errlen)))
-                thaw_route_free(&tmp);
-        } else {
-            if (i == 0)
-                thaw_router_remove(&f->router, h);
-            rc = thaw_router_add(&f->router, pat, h, err, errlen);
+        } else if (!(rc = thaw_route_parse(pat, &tmp, err, errlen))) {
+            thaw_route_free(&tmp);
         }
     }
-    if (!check_only && (!routes || json_array_size(routes) == 0))
-        thaw_router_remove(&f->router, h);
     json_decref(root);
     return rc;
 }
@@ -505,8 +506,12 @@ static void on_lost(struct thaw_worker *w)
 
 void thaw_fleet_start(struct thaw_fleet *f)
 {
-    char **names = thaw_store_workers(f->state), **p;
+    char **names = thaw_store_workers(f->state), **p, err[1024];
 
+    if (thaw_grants_open(f, err, sizeof(err))) {
+        fprintf(stderr, "thaw: %s\n", err);
+        exit(2);
+    }
     f->started = 1;
     for (p = names; p && *p; p++)
         f->configs_pending++;

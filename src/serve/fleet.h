@@ -47,6 +47,7 @@ struct thaw_fleet {
     struct thaw_limits cli;   /* what the command line set ... */
     int cli_set[64];          /* ... and which */
     struct thaw_router router;
+    json_t *grants;           /* the admin API's route grants (routes.h) */
     struct thaw_hosted *buckets[THAW_FLEET_BUCKETS];
     struct thaw_hosted *all;
     struct thaw_hosted *graveyard; /* deleted: their processes may still exit */

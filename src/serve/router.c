@@ -25,16 +25,42 @@ static int host_char_ok(char ch)
     return isalnum((unsigned char)ch) || ch == '-' || ch == '.' || ch == '_';
 }
 
+/* What a path may hold: printable ASCII but '%', '?', '#' and space. */
+static int path_char_ok(char ch)
+{
+    return ch > 0x20 && ch < 0x7f && ch != '%' && ch != '?' && ch != '#';
+}
+
+static int route_fail(char *err, size_t errlen, const char *pattern, const char *why)
+{
+    snprintf(err, errlen, "route \"%s\" %s", pattern, why);
+    return -1;
+}
+
+/* "." or ".." as a segment of path (up to its end or a final '*') */
+static int has_dot_segment(const char *path)
+{
+    const char *p;
+
+    for (p = path; (p = strstr(p, "/.")); p++) {
+        size_t dots = p[2] == '.' ? 2 : 1;
+        char after = p[1 + dots];
+        if (after == '\0' || after == '/' || after == '*')
+            return 1;
+    }
+    return 0;
+}
+
 int thaw_route_parse(const char *pattern, struct thaw_route *out, char *err,
                      size_t errlen)
 {
     const char *p = pattern, *slash;
-    size_t i, hn;
+    size_t i, hn, pl;
 
     memset(out, 0, sizeof(*out));
-    if (strncmp(p, "https://", 8) == 0)
+    if (strncasecmp(p, "https://", 8) == 0)
         p += 8;
-    else if (strncmp(p, "http://", 7) == 0)
+    else if (strncasecmp(p, "http://", 7) == 0)
         p += 7;
     if (strncmp(p, "*.", 2) == 0) {
         out->host_wild = 1;
@@ -50,35 +76,115 @@ int thaw_route_parse(const char *pattern, struct thaw_route *out, char *err,
         return -1;
     }
     hn = (size_t)(slash - p);
-    if (hn == 0) {
-        snprintf(err, errlen, "route \"%s\" has no host (like \"example.com/*\")", pattern);
-        return -1;
-    }
+    if (hn > 0 && p[hn - 1] == '.')
+        hn--; /* "example.com." is "example.com", as in a Host header */
+    if (hn == 0)
+        return route_fail(err, errlen, pattern, "has no host (like \"example.com/*\")");
+    if (memchr(p, ':', hn))
+        return route_fail(err, errlen, pattern, "has a port: a route matches its host on "
+                          "every port thaw serve listens on, so write it without one");
     for (i = 0; i < hn; i++)
-        if (!host_char_ok(p[i])) {
-            snprintf(err, errlen, "route \"%s\": the host may hold only letters, digits, "
-                     "'-' and '.', and '*' only at its start (\"*.example.com/*\")",
-                     pattern);
-            return -1;
-        }
-    if (strchr(slash, '*') && strchr(slash, '*') != slash + strlen(slash) - 1) {
-        snprintf(err, errlen, "route \"%s\": '*' may only end the path (\"example.com/"
-                 "api/*\")", pattern);
-        return -1;
-    }
+        if (!host_char_ok(p[i]))
+            return route_fail(err, errlen, pattern, ": the host may hold only letters, "
+                              "digits, '-' and '.', and '*' only at its start "
+                              "(\"*.example.com/*\")");
+    if (p[0] == '.' || memmem(p, hn, "..", 2))
+        return route_fail(err, errlen, pattern, "has an empty label in its host");
+    pl = strlen(slash);
+    if (strchr(slash, '*') && strchr(slash, '*') != slash + pl - 1)
+        return route_fail(err, errlen, pattern, ": '*' may only end the path "
+                          "(\"example.com/api/*\")");
+    for (i = 0; i < pl; i++)
+        if (!path_char_ok(slash[i]))
+            return route_fail(err, errlen, pattern, ": the path may not hold '%', '?', "
+                              "'#', spaces or control characters (it is compared with the "
+                              "request path as sent, never decoded)");
+    if (has_dot_segment(slash))
+        return route_fail(err, errlen, pattern, ": \".\" and \"..\" are not allowed as "
+                          "path segments");
+    out->pattern = strdup(pattern);
     out->host = strndup(p, hn);
     for (i = 0; out->host[i]; i++)
         out->host[i] = (char)tolower((unsigned char)out->host[i]);
-    out->path_prefix = slash[strlen(slash) - 1] == '*';
-    out->path = strndup(slash, strlen(slash) - (size_t)out->path_prefix);
+    out->path_prefix = slash[pl - 1] == '*';
+    out->path = strndup(slash, pl - (size_t)out->path_prefix);
     return 0;
 }
 
 void thaw_route_free(struct thaw_route *r)
 {
+    free(r->pattern);
     free(r->host);
     free(r->path);
     memset(r, 0, sizeof(*r));
+}
+
+/* 1 when h is a proper subdomain of d: "<label(s)>.d" */
+static int is_subdomain(const char *h, const char *d)
+{
+    size_t hl = strlen(h), dl = strlen(d);
+
+    return hl > dl + 1 && h[hl - dl - 1] == '.' && strcmp(h + hl - dl, d) == 0;
+}
+
+int thaw_route_host_matches(const struct thaw_route *r, const char *h)
+{
+    if (strcmp(h, r->host) == 0)
+        return r->host_wild != 1; /* "*.h" is only h's subdomains */
+    return r->host_wild && is_subdomain(h, r->host);
+}
+
+static int host_within(const struct thaw_route *r, const struct thaw_route *g)
+{
+    int same = strcmp(r->host, g->host) == 0, sub = is_subdomain(r->host, g->host);
+
+    switch (g->host_wild) {
+    case 0: return !r->host_wild && same;
+    case 1: return sub || (same && r->host_wild == 1);
+    default: return same || sub;
+    }
+}
+
+static int path_within(const struct thaw_route *r, const struct thaw_route *g)
+{
+    if (!g->path_prefix)
+        return !r->path_prefix && strcmp(r->path, g->path) == 0;
+    return strncmp(r->path, g->path, strlen(g->path)) == 0;
+}
+
+int thaw_route_within(const struct thaw_route *r, const struct thaw_route *g)
+{
+    return host_within(r, g) && path_within(r, g);
+}
+
+static int hosts_overlap(const struct thaw_route *a, const struct thaw_route *b)
+{
+    if (!a->host_wild)
+        return thaw_route_host_matches(b, a->host);
+    if (!b->host_wild)
+        return thaw_route_host_matches(a, b->host);
+    /* two wildcards share the subdomains of the longer host when one host
+     * is the other or under it */
+    return strcmp(a->host, b->host) == 0 || is_subdomain(a->host, b->host) ||
+           is_subdomain(b->host, a->host);
+}
+
+static int paths_overlap(const struct thaw_route *a, const struct thaw_route *b)
+{
+    size_t al = strlen(a->path), bl = strlen(b->path);
+
+    if (!a->path_prefix && !b->path_prefix)
+        return strcmp(a->path, b->path) == 0;
+    if (!a->path_prefix)
+        return strncmp(a->path, b->path, bl) == 0;
+    if (!b->path_prefix)
+        return strncmp(b->path, a->path, al) == 0;
+    return strncmp(a->path, b->path, al < bl ? al : bl) == 0;
+}
+
+int thaw_route_overlaps(const struct thaw_route *a, const struct thaw_route *b)
+{
+    return hosts_overlap(a, b) && paths_overlap(a, b);
 }
 
 int thaw_router_add(struct thaw_router *rt, const char *pattern, void *target,
@@ -163,18 +269,6 @@ void thaw_router_split(const char *host, const char *target, size_t n, char *h,
         snprintf(path, pn, "%.*s", (int)(q - t), t);
 }
 
-static int host_matches(const struct thaw_route *r, const char *h)
-{
-    size_t hl = strlen(h), rl = strlen(r->host);
-
-    if (!r->host_wild)
-        return strcmp(h, r->host) == 0;
-    if (r->host_wild == 2 && strcmp(h, r->host) == 0)
-        return 1;
-    /* a subdomain: "<something>.host" */
-    return hl > rl + 1 && h[hl - rl - 1] == '.' && strcmp(h + hl - rl, r->host) == 0;
-}
-
 static int path_matches(const struct thaw_route *r, const char *path)
 {
     if (r->path_prefix)
@@ -210,7 +304,7 @@ void *thaw_router_match(const struct thaw_router *rt, const char *host,
     thaw_router_split(host, target, n, h, sizeof(h), path, sizeof(path));
     for (i = 0; i < rt->n; i++) {
         const struct thaw_route *r = &rt->routes[i];
-        if (host_matches(r, h) && path_matches(r, path) && (!best || more_specific(r, best)))
+        if (thaw_route_host_matches(r, h) && path_matches(r, path) && (!best || more_specific(r, best)))
             best = r;
     }
     return best ? best->target : NULL;

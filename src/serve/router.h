@@ -8,6 +8,7 @@
 
 /* A parsed pattern, like "example.com/<star>" or "<star>.example.com/api/<star>". */
 struct thaw_route {
+    char *pattern;    /* as written (for messages and listings) */
     char *host;       /* lower case; without the leading '*' or "*." */
     int host_wild;    /* 1: "*.host" (subdomains), 2: "*host" (host and subdomains) */
     char *path;       /* without the trailing '*' */
@@ -24,10 +25,29 @@ struct thaw_router {
  * starting or ending with '-'. */
 int thaw_worker_name_ok(const char *name);
 
-/* Parses one pattern. 0, or -1 with a message naming the pattern. */
+/* Parses one pattern: an optional http:// or https:// (any case) is
+ * dropped, the host is lowered and loses a trailing dot. Refused, so
+ * that a pattern means one set of requests: a port (routes match every
+ * port), an empty label, a path not starting with '/', '%', '?', '#',
+ * spaces or control characters (the path is compared as sent, never
+ * decoded), and "." or ".." segments. 0, or -1 with a message naming the
+ * pattern. */
 int thaw_route_parse(const char *pattern, struct thaw_route *out, char *err,
                      size_t errlen);
 void thaw_route_free(struct thaw_route *r);
+
+/* 1 when every request r matches, g matches too (r lies within g):
+ *   host: g "h" wants r "h"; g "*.h" wants r's host a subdomain of h, or
+ *         r "*.h"; g "*h" wants r's host h or a subdomain of h (either
+ *         wildcard). Hosts are compared label by label: "*localhost"
+ *         never covers "evillocalhost".
+ *   path: g exact wants r the same exact path; g prefix p wants r's path
+ *         (exact or prefix) to begin with p. */
+int thaw_route_within(const struct thaw_route *r, const struct thaw_route *g);
+/* 1 when some request matches both a and b (symmetric). */
+int thaw_route_overlaps(const struct thaw_route *a, const struct thaw_route *b);
+/* 1 when r's host part matches host (lower case, no port, no final dot). */
+int thaw_route_host_matches(const struct thaw_route *r, const char *host);
 
 int thaw_router_add(struct thaw_router *rt, const char *pattern, void *target,
                     char *err, size_t errlen);

@@ -333,6 +333,10 @@ int thaw_store_new_version(const char *dir, const char *name, char *path, size_t
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
         return -1;
     }
+    /* read by the worker's own uid as root (bundle.c): not the umask's call */
+    chmod(wd, 0755);
+    chmod(vd, 0755);
+    chmod(path, 0755);
     return max + 1;
 }
 
@@ -388,4 +392,34 @@ int thaw_store_delete(const char *dir, const char *name)
     if (rename(from, to) < 0)
         return -1;
     return thaw_rmtree(to);
+}
+
+char *thaw_store_read_grants(const char *dir, int *missing)
+{
+    char path[PATH_MAX], *buf = NULL;
+    long len;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/grants.json", dir);
+    *missing = 0;
+    if (!(f = fopen(path, "re"))) {
+        *missing = errno == ENOENT;
+        return NULL;
+    }
+    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && len <= (16 << 20) &&
+        fseek(f, 0, SEEK_SET) == 0 && (buf = calloc(1, (size_t)len + 1)) &&
+        fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+int thaw_store_write_grants(const char *dir, const char *json)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/grants.json", dir);
+    return write_atomic(path, json, 0600);
 }

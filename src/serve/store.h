@@ -5,6 +5,8 @@
  *   DIR/workers/<name>/versions/<N>.json  written once N built: N is deployed
  *   DIR/workers/<name>/current       the serving version, replaced by rename
  *   DIR/workers/<name>/data/         the worker's KV and D1 data
+ *   DIR/grants.json                  route grants of the admin API:
+ *                                    {"<name>": ["pattern", ...], ...}
  *
  * Every write that must survive a crash goes to a temporary file, is
  * fsync'd and renamed over the old one. */
@@ -44,6 +46,12 @@ int thaw_store_delete(const char *dir, const char *name);
 void thaw_store_version_dir(const char *dir, const char *name, int version, char *out,
                             size_t n);
 void thaw_store_data_dir(const char *dir, const char *name, char *out, size_t n);
+
+/* The route grants (DIR/grants.json) as text, malloc'd; NULL when there
+ * are none yet (or the file cannot be read: *missing says which). */
+char *thaw_store_read_grants(const char *dir, int *missing);
+/* Replaces DIR/grants.json atomically. 0 or -1 (errno). */
+int thaw_store_write_grants(const char *dir, const char *json);
 
 /* rm -rf that does not follow symlinks. */
 int thaw_rmtree(const char *path);

@@ -4,13 +4,21 @@
 #include <stdio.h>
 
 #include "serve/fleet.h"
+#include "serve/routes.h"
+#include "serve/tenant-egress.h"
 #include "serve/tenant.h"
 #include "serve/tenant-limits.h"
+
+/* serve/tenant-paths.c: every path in the config stays inside the bundle */
+int thaw_tenant_check_paths(const struct thaw_tenant_ctx *c, char *err, size_t errlen);
 
 static const struct {
     const char *what;
     thaw_tenant_check_fn check;
 } CHECKS[] = {
+    {"paths", thaw_tenant_check_paths},
+    {"routes", thaw_routes_check},
+    {"network targets", thaw_tenant_network},
     {"limits under the operator's ceilings", thaw_tenant_limits},
     {NULL, NULL},
 };

@@ -46,8 +46,9 @@ PyObject *thaw_py_sandbox_template(PyObject *self, PyObject *args)
 
     const char *memcg = "";
 
-    if (!PyArg_ParseTuple(args, "sOOLLLLL|s", &name, &read, &keep, &tpl.tmp_bytes,
-                          &tpl.nproc, &tpl.nofile, &tpl.fsize, &tpl.as_bytes, &memcg))
+    if (!PyArg_ParseTuple(args, "sOOLLLLLI|s", &name, &read, &keep, &tpl.tmp_bytes,
+                          &tpl.nproc, &tpl.nofile, &tpl.fsize, &tpl.as_bytes, &tpl.uid,
+                          &memcg))
         return NULL;
     tpl.name = strdup(name);
     tpl.memcg = strdup(memcg);

@@ -411,7 +411,10 @@ def test_a_result_over_one_frame_arrives_and_a_huge_one_fails_clearly(runner):
                        "WHERE i < 3000) SELECT i, printf('%.*c', 1000, 'x') AS pad FROM n"})
     rows = out["out"][0]["results"]
     assert len(rows) == 3000 and rows[-1]["i"] == 3000 and len(rows[0]["pad"]) == 1000
-    r = fail(runner, {"op": "first", "sql": "SELECT printf('%.*c', 34000000, 'x') AS big"})
+    # values are at most 2 MB (D1's limit), so 18 rows of 1.9 MB
+    r = fail(runner, {"op": "all", "sql":
+                      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                      "WHERE i < 18) SELECT printf('%.*c', 1900000, 'x') AS big FROM n"})
     assert "the result is over 32 MiB of JSON" in r["message"], r["message"][:300]
     assert run(runner, {"op": "first", "sql": "SELECT 1 AS one"})["out"] == [{"one": 1}]
 

@@ -39,20 +39,33 @@ def test_unknown_host_is_404_naming_no_worker(serve_factory, tmp_path):
         assert "secret-name" not in r.text, r.text
 
 
-def test_routes_most_specific_wins(serve_factory, tmp_path):
+def test_granted_routes_and_name_hosts(serve_factory, tmp_path):
     srv = serve_factory()
+    # routes need a grant (docs/api.md "Routing"); one host and path per worker
+    for name, pats in (("site", ["example.com/*"]), ("api", ["*.example.com/*"]),
+                       ("v1", ["api.example.org/v1/*", "example.com/api/*"])):
+        status, body = srv.api("PUT", f"/v1/workers/{name}/grants",
+                               body=json.dumps({"patterns": pats}))
+        assert status == 200, body
     srv.cli("deploy", str(project(tmp_path, "site", "site", routes=["example.com/*"])))
-    srv.cli("deploy", str(project(tmp_path, "api", "api",
-                                  routes=["example.com/api/*", "*.example.com/*"])))
-    srv.cli("deploy", str(project(tmp_path, "v1", "v1", routes=["api.example.com/v1/*"])))
-    cases = [("example.com", "/", "site"), ("example.com", "/about", "site"),
-             ("example.com", "/api/x", "api"), ("api.example.com", "/v1/users", "v1"),
-             ("api.example.com", "/v2", "api"), ("a.b.example.com", "/", "api"),
-             ("site.localhost", "/", "site")]
+    srv.cli("deploy", str(project(tmp_path, "api", "api", routes=["*.example.com/*"])))
+    srv.cli("deploy", str(project(tmp_path, "v1", "v1", routes=["api.example.org/v1/*"])))
+    cases = [("example.com", "/", "site"), ("example.com", "/api/x", "site"),
+             ("Example.COM:8787", "/about?q=1", "site"), ("api.example.com", "/v2", "api"),
+             ("a.b.example.com", "/", "api"), ("api.example.org", "/v1/users", "v1"),
+             ("site.localhost", "/", "site"), ("v1.localhost", "/", "v1")]
     for host, path, want in cases:
         r = srv.host_get(host, path)
         assert r.status == 200 and r.text == want, (host, path, r)
     assert srv.host_get("example.net").status == 404
+    assert srv.host_get("api.example.org", "/v2").status == 404
+    # granted, but inside a route another worker holds
+    r = srv.cli("deploy", str(project(tmp_path, "v1", "v1",
+                                      routes=["api.example.org/v1/*", "example.com/api/*"])),
+                check=False)
+    assert r.returncode == 1 and 'overlaps route "example.com/*" of worker site' in r.stderr, \
+        r.stderr
+    assert srv.host_get("api.example.org", "/v1/x").text == "v1"
 
 
 def test_bad_route_pattern_is_refused(serve_factory, tmp_path):

@@ -97,7 +97,7 @@ static struct thaw_assets *make_dir(char *dir)
     snprintf(path, sizeof(path), "%s/pub/out", dir);
     assert_int_equal(symlink("/etc/hostname", path), 0);
     t = json_pack("{s:s}", "directory", "pub");
-    a = thaw_assets_open(t, dir, "wrangler.toml", err, sizeof(err));
+    a = thaw_assets_open(t, dir, "wrangler.toml", 0, err, sizeof(err));
     json_decref(t);
     assert_non_null(a);
     return a;
@@ -155,9 +155,72 @@ static void missing_directory_is_an_error(void **state)
     char err[512];
     json_t *t = json_pack("{s:s}", "directory", "./nope");
 
-    assert_null(thaw_assets_open(t, "/tmp", "wrangler.toml", err, sizeof(err)));
+    assert_null(thaw_assets_open(t, "/tmp", "wrangler.toml", 0, err, sizeof(err)));
     assert_non_null(strstr(err, "wrangler.toml: `assets.directory` \"./nope\""));
     json_decref(t);
+}
+
+/* thaw serve: the folder stays in the worker's directory, and only a
+ * symlink the kernel resolves beneath the folder is followed; thaw dev
+ * also keeps an absolute symlink that points back inside. */
+static void tenant_folder_and_symlinks(void **state)
+{
+    char dir[64], path[512], target[512], err[512], cmd[128];
+    struct thaw_asset_resp r;
+    struct thaw_assets *a = make_dir(dir), *t;
+    const char *outside[] = {"/etc", "..", "../..", "pub/../..", "pub/root", "pub/root/etc"};
+    json_t *table;
+    FILE *f;
+    size_t i;
+
+    snprintf(path, sizeof(path), "%s/pub/abs", dir);
+    snprintf(target, sizeof(target), "%s/pub/page.html", dir);
+    assert_int_equal(symlink(target, path), 0);
+    snprintf(path, sizeof(path), "%s/pub/root", dir);
+    assert_int_equal(symlink("/", path), 0);
+    snprintf(path, sizeof(path), "%s/pub/up", dir);
+    assert_int_equal(symlink("..", path), 0);
+    snprintf(path, sizeof(path), "%s/secret.txt", dir);
+    f = fopen(path, "w");
+    fputs("secret", f);
+    fclose(f);
+    for (i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+        table = json_pack("{s:s}", "directory", outside[i]);
+        assert_null(thaw_assets_open(table, dir, "wrangler.toml", 1, err, sizeof(err)));
+        assert_non_null(strstr(err, "is outside the worker's bundle"));
+        json_decref(table);
+    }
+    table = json_pack("{s:s}", "directory", "pub");
+    t = thaw_assets_open(table, dir, "wrangler.toml", 1, err, sizeof(err));
+    json_decref(table);
+    assert_non_null(t);
+
+    resolve(a, "/abs", NULL, &r); /* dev: inside once resolved */
+    assert_int_equal(r.status, 200);
+    thaw_asset_resp_free(&r);
+    resolve(t, "/abs", NULL, &r);
+    assert_int_equal(r.status, 404);
+    thaw_asset_resp_free(&r);
+    for (i = 0; i < 2; i++) {
+        struct thaw_assets *x = i ? t : a;
+        resolve(x, "/root/etc/hostname", NULL, &r);
+        assert_int_equal(r.status, 404);
+        assert_int_equal(r.fd, -1);
+        thaw_asset_resp_free(&r);
+        resolve(x, "/out", NULL, &r);
+        assert_int_equal(r.status, 404);
+        thaw_asset_resp_free(&r);
+        resolve(x, "/up/secret.txt", NULL, &r);
+        assert_int_equal(r.status, 404);
+        thaw_asset_resp_free(&r);
+        resolve(x, "/sub/", NULL, &r);
+        assert_int_equal(r.status, 200);
+        thaw_asset_resp_free(&r);
+    }
+    thaw_assets_unref(a);
+    thaw_assets_unref(t);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -168,6 +231,7 @@ int main(void)
         cmocka_unit_test(worker_first_patterns),
         cmocka_unit_test(resolver_on_a_folder),
         cmocka_unit_test(missing_directory_is_an_error),
+        cmocka_unit_test(tenant_folder_and_symlinks),
     };
     return cmocka_run_group_tests_name("assets", tests, NULL, NULL);
 }

@@ -110,12 +110,52 @@ static void unpack(void **state)
     thaw_rmtree(dir);
 }
 
+/* Bytes an attacker writes by hand: every way out is refused before a
+ * byte is written, and a symlink already in the target (which a fresh
+ * version directory never holds) is not followed either. */
+static void crafted(void **state)
+{
+    const char *names[] = {"/etc/thaw-pwned", "../pwned", "src/../../pwned", "./x",
+                           "a//b", "..\\pwned", "a/..", "x\n/../../pwned"};
+    char b[1024], err[512], dir[] = "/tmp/thaw-bundle-XXXXXX", out[] =
+        "/tmp/thaw-bundle-out-XXXXXX", path[256];
+    size_t i, n;
+    struct stat st;
+    int mode;
+
+    assert_non_null(mkdtemp(dir));
+    assert_non_null(mkdtemp(out));
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        n = put(b, start(b), "ok.txt", 0, "fine");
+        n = put(b, n, names[i], 0, "pwned");
+        assert_int_equal(thaw_bundle_unpack(b, n, dir, NULL, NULL, err, sizeof(err)), -1);
+        snprintf(path, sizeof(path), "%s/ok.txt", dir);
+        assert_int_equal(stat(path, &st), -1); /* checked whole before writing */
+    }
+    for (mode = 2; mode < 256; mode++) { /* no symlink, device or folder entry */
+        n = put(b, start(b), "link", mode, "/etc/shadow");
+        assert_int_equal(thaw_bundle_walk(b, n, NULL, NULL, err, sizeof(err)), -1);
+    }
+    /* a symlink in the target: neither a parent nor the file follows it */
+    snprintf(path, sizeof(path), "%s/link", dir);
+    assert_int_equal(symlink(out, path), 0);
+    n = put(b, start(b), "link/x", 0, "pwned");
+    assert_int_equal(thaw_bundle_unpack(b, n, dir, NULL, NULL, err, sizeof(err)), -1);
+    n = put(b, start(b), "link", 0, "pwned");
+    assert_int_equal(thaw_bundle_unpack(b, n, dir, NULL, NULL, err, sizeof(err)), -1);
+    snprintf(path, sizeof(path), "%s/x", out);
+    assert_int_equal(stat(path, &st), -1);
+    assert_int_equal(rmdir(out), 0); /* still empty */
+    thaw_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(paths),
         cmocka_unit_test(walk_errors),
         cmocka_unit_test(unpack),
+        cmocka_unit_test(crafted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
