@@ -61,7 +61,7 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      0, THAW_LIM_ZERO_NEVER},
     {"--isolation", "thaw", "isolation", L(isolation), THAW_LIM_CHOICE, THAW_ISOLATION_SHARED,
      0, 1, "shared: workers fork from one zygote; per-worker: a zygote each (docs/security.md)",
-     THAW_ISOLATION_SHARED, 0},
+     THAW_ISOLATION_PER_WORKER, 0}, /* more isolation for itself: a tenant may ask */
     {"--tmp-size", "thaw", "tmp_size", L(tmp_size), THAW_LIM_SIZE,
      64 * MB, 1 * MB, 64LL * 1024 * MB, "private /tmp of a worker version (sandbox; ENOSPC over it)",
      64 * MB, 0},

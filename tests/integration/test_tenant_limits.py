@@ -137,6 +137,13 @@ def test_a_refused_raise_keeps_the_old_version_serving(tenant):
     assert srv.host_get("app.localhost").text == "ok"
 
 
+def test_the_operator_may_keep_workers_in_the_shared_zygote(tenant):
+    tenant.serve(["--config", _operator_config(tenant, {"isolation": "shared"})])
+    status, out = _put(tenant, "loner", HELLO, thaw={"isolation": "per-worker"})
+    assert status == 400, out
+    assert 'thaw.isolation = "per-worker" is over this server\'s ceiling of "shared"' in out, out
+
+
 @pytest.mark.parametrize("ops,needle", [
     ({"memory_mbs": 256}, "unknown key `limits.memory_mbs`"),
     ({"cpu_ms": 0}, "`limits.cpu_ms` must be a whole number from 1 to 3600000 ms"),
