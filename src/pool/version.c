@@ -427,11 +427,17 @@ static void template_gone(struct thaw_version *v, const char *why)
     struct thaw_worker *w = v->worker;
 
     if (v->state == VER_BUILDING) {
-        char msg[256];
-        snprintf(msg, sizeof(msg),
-                 "the template process of worker %s %s while running the top "
-                 "level of %s (a crash in an extension, os._exit() or a kill)",
-                 v->name, why, w->cfg.main);
+        char msg[512];
+        if (thaw_memcg_oom_kills(v->memcg) > 0)
+            snprintf(msg, sizeof(msg),
+                     "the template process of worker %s was killed while running the top "
+                     "level of %s: the worker's memory limit of %lld MB was reached "
+                     "(memory_mb x (max_instances + 1))", v->name, w->cfg.main, v->memcg_mb);
+        else
+            snprintf(msg, sizeof(msg),
+                     "the template process of worker %s %s while running the top "
+                     "level of %s (a crash in an extension, os._exit() or a kill)",
+                     v->name, why, w->cfg.main);
         set_failed(v, msg);
         build_finished(v);
         return;

@@ -5,6 +5,7 @@ CPU, thaw's defaults for the rest); a worker's config may lower its
 limits, never raise them. And memory is counted by the kernel for the
 whole worker version (a memory cgroup): memfds, /tmp and children too."""
 import json
+import os
 import re
 import sys
 import time
@@ -48,7 +49,9 @@ def _put(tenant, name, source, **cfg):
     (HTTP status, the answer's error text)."""
     data, _ = bundle(str(tenant.project(name, source, **cfg)))
     status, doc = tenant.srv.api("PUT", f"/v1/workers/{name}", body=data)
-    return status, doc.get("error", "") if isinstance(doc, dict) else doc
+    if not isinstance(doc, dict):
+        return status, doc
+    return status, doc.get("error", "") + "\n" + (doc.get("traceback") or "")
 
 
 def _operator_config(tenant, limits):
@@ -304,3 +307,33 @@ def test_a_versions_memory_cgroup_goes_with_it(tenant):
     assert len(after) == 2 and set(after) != set(before), (before, after)
     srv.stop()
     assert not run.exists()
+
+
+def _doctor(preexec=None):
+    import subprocess
+    from thawlib import THAW
+    return subprocess.run([str(THAW), "doctor"], capture_output=True, text=True,
+                          timeout=60, preexec_fn=preexec).stdout
+
+
+def test_doctor_says_what_counts_memory():
+    line = [ln for ln in _doctor().splitlines() if ln.strip().startswith("memory ")]
+    assert len(line) == 1, line
+    assert re.search(r"memory +(cgroup v2|cgroup v1|none): ", line[0]), line
+    if os.geteuid() == 0:
+        # an ordinary user has no cgroup to write to, and is told so
+        def drop():
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+        out = _doctor(drop)
+        assert re.search(r"memory +none: not root", out), out
+
+
+def test_a_top_level_over_the_memory_limit_fails_the_deploy(tenant):
+    srv = tenant.serve(MEMORY_ARGS)
+    _memory_cgroup_or_skip(srv)
+    status, out = _put(tenant, "fat", "hog = b'x' * (400 << 20)\n" + HELLO)
+    assert status == 422, out
+    assert "memory limit of 256 MB was reached" in out, out
+    tenant.innocent_serves()
