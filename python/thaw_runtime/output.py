@@ -1,6 +1,10 @@
 """A worker's print() and logging output, on thaw's log (stderr), tagged with the worker and the
 request it belongs to: `[name req=17] text`.
 
+Each template's fd 1 and 2 are a pipe of its worker version's own
+(attach(), src/pool/output.h): the supervisor knows the worker from the
+pipe, and takes only the request from the tag.
+
 sys.stdout and sys.stderr are replaced in the zygote, before any worker
 code exists, so even a logging handler that a worker's top level made
 (it keeps the stream object it was given) writes through the tagging
@@ -8,6 +12,7 @@ stream. The request comes from a context variable that the instance sets
 around each handler; a task inherits it when it is created."""
 import contextvars
 import io
+import os
 import sys
 import time
 
@@ -97,6 +102,16 @@ class TaggedStream(io.TextIOBase):
             self._raw.write(self._prefix() + self._partial + "\n")
             self._partial = ""
         self._raw.flush()
+
+
+def attach(fd):
+    """In a freshly forked template: fd (the version's output pipe, taken
+    over) becomes fd 1 and 2, which its instances inherit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def install():

@@ -44,13 +44,36 @@ def _toml_to_json(chan, stream, payload):
         chan.send(ipc.TOML_OK, stream, ipc.fields(text))
 
 
+# (cookie, fd): the output pipe that the supervisor sent (STDIO) for the
+# BUILD of the same cookie, which follows it on the channel
+_stdio = [None]
+
+
+def _take_stdio(stream, fd):
+    if _stdio[0] is not None:
+        os.close(_stdio[0][1])  # a BUILD that never came (the supervisor gave up)
+    _stdio[0] = (stream, fd)
+
+
 def _build(chan, version, payload, fd):
+    out = _stdio[0][1] if _stdio[0] and _stdio[0][0] == version else None
+    if out is None:
+        # its output would land on the zygote's stderr, where nothing tells
+        # workers apart (src/pool/output.h): no template without its pipe
+        os.close(fd)
+        chan.send(ipc.SPAWN_ERR, version, ipc.fields("no output pipe came with the build"))
+        return
+    _stdio[0] = None
     args = [f.decode("utf-8", "surrogateescape") for f in ipc.parse_fields(payload)]
     if sandbox.TIMING:
         sandbox.fork_ns = time.monotonic_ns()  # the template reads it: fork time
-    proc.fork_and_report(chan, version, [chan],
-                         lambda: template.main(fd, version, *args))
+
+    def child():
+        output.attach(out)  # before any of the worker's code runs
+        template.main(fd, version, *args)
+    proc.fork_and_report(chan, version, [chan], child)
     os.close(fd)
+    os.close(out)
 
 
 def _top_level_modules():
@@ -70,6 +93,17 @@ def _preload(packages):
     return sorted(_top_level_modules() - before)
 
 
+# The zygote's environment is the one every worker gets (src/zygote/client.c
+# lists it), plus these knobs for thaw itself, read by now (sandbox.TIMING,
+# and main.c for the C side): gone before any template is forked.
+_OWN_KNOBS = ("THAW_SB_TIMING",)
+
+
+def _drop_own_knobs():
+    for name in _OWN_KNOBS:
+        os.environ.pop(name, None)
+
+
 def main(fd, preload=""):
     _thaw.set_name("thaw-zygote")
     # a worker's print() reaches the log line by line, tagged
@@ -81,6 +115,7 @@ def main(fd, preload=""):
         print("warning: the preloaded packages started threads, which "
               "do not survive fork", file=sys.stderr, flush=True)
     sandbox.prepare()
+    _drop_own_knobs()
     # templates share the zygote's pages as the instances share theirs
     gc.collect()
     gc.freeze()
@@ -92,6 +127,8 @@ def main(fd, preload=""):
         ftype, stream, payload, mfd = msg
         if ftype == ipc.TOML:
             _toml_to_json(chan, stream, payload)
+        elif ftype == ipc.STDIO and mfd is not None:
+            _take_stdio(stream, mfd)
         elif ftype == ipc.BUILD and mfd is not None:
             _build(chan, stream, payload, mfd)
         else:

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "pool/output.h"
 #include "cron/sched.h"
 #include "pool/pool.h"
 #include "server/admin.h"
@@ -192,8 +193,10 @@ static void on_stop_tick(uv_timer_t *t)
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     children = !(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
-    if ((!alive && !children) || elapsed >= EXIT_BY_MS)
+    if ((!alive && !children) || elapsed >= EXIT_BY_MS) {
+        thaw_outpipe_drain_all(); /* the workers' last words */
         exit(0);
+    }
     if (elapsed >= KILL_AFTER_MS) {
         thaw_worker_terminate(&d->worker, SIGKILL);
         thaw_zygote_signal(d->zygote, SIGKILL);

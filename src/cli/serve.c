@@ -14,9 +14,9 @@
 #include "bind/egress.h"
 #include "bind/kv.h"
 #include "cli/cli.h"
+#include "pool/output.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
-#include "serve/output.h"
 #include "serve/store.h"
 #include "serve/tenant-limits.h"
 #include "server/server.h"
@@ -39,7 +39,6 @@ struct serve {
     struct thaw_worker front;    /* server-wide limits; unrouted requests' metrics */
     struct thaw_server server;
     struct thaw_api api;
-    struct thaw_outpipe out;     /* worker output: thaw's stderr and tail */
     uv_signal_t sigint, sigterm, sigchld;
     uv_timer_t stop_timer;
     int stopping;
@@ -201,7 +200,7 @@ static void on_stop_tick(uv_timer_t *t)
         ;
     children = !(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
     if ((!alive && !children) || elapsed >= EXIT_BY_MS) {
-        thaw_outpipe_drain(&s->out);
+        thaw_outpipe_drain_all();
         exit(0);
     }
     if (elapsed >= KILL_AFTER_MS) {
@@ -344,17 +343,6 @@ int thaw_cmd_serve(int argc, char **argv)
     s.fleet.load_config = thaw_load_config;
     uv_signal_init(s.loop, &s.sigchld);
     uv_signal_start(&s.sigchld, on_sigchld, SIGCHLD);
-    {
-        int out_fd;
-        s.out.on_line = thaw_fleet_output_line;
-        s.out.wanted = thaw_fleet_has_tails;
-        s.out.data = &s.fleet;
-        if ((rc = thaw_outpipe_open(&s.out, s.loop, &out_fd))) {
-            fprintf(stderr, "thaw: cannot open the worker output pipe: %s\n", uv_strerror(rc));
-            return 1;
-        }
-        thaw_zygote_set_stderr(out_fd);
-    }
 
     if ((rc = thaw_zygote_start(s.loop, thaw_exe_dir(), NULL, on_zygote_ready, &s,
                                 &s.fleet.zygote)) ||

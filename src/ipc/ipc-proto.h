@@ -89,6 +89,10 @@ enum thaw_ipc_type {
                                worker module's global that asgi.fetch
                                served; later instances run that app's
                                lifespan startup before their first request */
+    THAW_IPC_STDIO = 60,    /* sup -> zygote, F_FD = the write end of the
+                               version's output pipe (src/pool/output.h),
+                               stream = the cookie of the BUILD that follows:
+                               the template's fd 1 and 2 */
 };
 
 #define THAW_IPC_F_FD 0x01   /* one fd rides on this frame */

@@ -17,6 +17,7 @@
 #include "util/buf.h"
 
 struct thaw_zygote;
+struct thaw_outpipe;
 struct thaw_instance;
 struct thaw_policy;
 struct thaw_version;
@@ -96,6 +97,10 @@ struct thaw_worker {
     int tick_paused;             /* cold, nothing left to watch */
     /* every request log line of this worker (thaw serve's `tail`) */
     void (*on_log)(struct thaw_worker *w, const char *line, size_t n);
+    /* every line its processes write to fd 1 or 2 (pool/output.h; thaw
+     * serve's `tail`); request -1: none, or not the worker's own tag */
+    void (*on_output)(struct thaw_worker *w, long long request, const char *msg, size_t n,
+                      int truncated);
     void *data;
     int stopping;
     struct thaw_metrics metrics;
@@ -116,6 +121,7 @@ struct thaw_version {
     struct thaw_chan *chan;      /* to the template */
     struct thaw_zygote *zygote;  /* the one it was forked from */
     struct thaw_bindings *bindings; /* what env names (src/bind/bind.h) */
+    struct thaw_outpipe *out;    /* its processes' fd 1 and 2 (pool/output.h) */
     pid_t pid;
     int pidfd;
     uv_poll_t pid_poll;

@@ -1,6 +1,7 @@
 /* Housekeeping every TICK_MS, per worker: requests that waited too long in
  * the queue, requests over their wall-clock or CPU limit, instances over
- * their memory limit, and idle instances (scale to zero). One timer for
+ * their memory limit (and OOM kills in a version's memory cgroup, for the
+ * log), and idle instances (scale to zero). One timer for
  * all of it, reading /proc only for instances that have work. */
 #include <fcntl.h>
 #include <stdio.h>

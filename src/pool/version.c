@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <poll.h>
 
-#include "policy/policy.h"
+#include "pool/output.h"
 #include "pool/pool-internal.h"
 #include "policy/policy.h"
 #include "sandbox/uids.h"
@@ -69,6 +69,7 @@ static void free_version(struct thaw_version *v)
         thaw_zygote_forget(v->zygote, v);
     thaw_bindings_release(v->bindings);
     thaw_sb_uid_put(v->uid_slot);
+    thaw_outpipe_free(v->out);
     free(v->error);
     free(v->name);
     free(v);
@@ -613,11 +614,20 @@ static int open_bindings(struct thaw_version *v)
     return 0;
 }
 
+static void version_output(void *data, long long request, const char *msg, size_t n,
+                           int truncated)
+{
+    struct thaw_version *v = data;
+
+    if (v->worker->on_output)
+        v->worker->on_output(v->worker, request, msg, n, truncated);
+}
+
 struct thaw_version *thaw__version_new(struct thaw_worker *w)
 {
     struct thaw_version *v = version_alloc(w);
     char sandbox[512], err[700], memcg[24] = "";
-    int sv[2];
+    int sv[2], out_fd, rc;
 
     if (!v)
         return NULL;
@@ -636,7 +646,16 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
         snprintf(memcg, sizeof(memcg), "v%ld", v->memcg);
         v->memcg_mb = thaw_limits_version_memory(&w->limits) >> 20;
     }
+    /* its output is told apart by this pipe, never by its text: no pipe,
+     * no build */
+    if ((rc = thaw_outpipe_open(w->loop, v->name, version_output, v, &v->out, &out_fd))) {
+        set_failed(v, "cannot open the worker's output pipe");
+        thaw_log("worker %s: cannot open its output pipe: %s", v->name, uv_strerror(rc));
+        v->chan_gone = 1;
+        return v;
+    }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        close(out_fd);
         set_failed(v, strerror(errno));
         v->chan_gone = 1;
         return v;
@@ -645,6 +664,7 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
                        v, &v->chan)) {
         close(sv[0]);
         close(sv[1]);
+        close(out_fd);
         set_failed(v, "cannot open the template channel");
         v->chan_gone = 1;
         return v;
@@ -665,7 +685,7 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
              w->limits.max_open_files, w->limits.tmp_size,
              (w->limits.memory_mb * 16 > 4096 ? w->limits.memory_mb * 16 : 4096) << 20,
              w->policy && w->policy->tenant, v->uid_slot, memcg);
-    if (thaw_zygote_build(v->zygote, v->id, sv[1], w->cfg.name, w->cfg.dir,
+    if (thaw_zygote_build(v->zygote, v->id, sv[1], out_fd, w->cfg.name, w->cfg.dir,
                           w->cfg.main, w->cfg.json, sandbox, on_template_forked, v)) {
         thaw_chan_close(v->chan);
         v->chan = NULL;

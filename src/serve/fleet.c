@@ -190,11 +190,6 @@ static void on_log(struct thaw_worker *w, const char *line, size_t n)
     tail_send(h, buf, n + 1);
 }
 
-int thaw_fleet_has_tails(void *data)
-{
-    return ((struct thaw_fleet *)data)->n_tails > 0;
-}
-
 /* Worker output is not guaranteed UTF-8: other bytes become U+FFFD. */
 static json_t *text_json(const char *p, size_t n)
 {
@@ -217,16 +212,18 @@ static json_t *text_json(const char *p, size_t n)
     return j ? j : json_string("");
 }
 
-void thaw_fleet_output_line(void *data, const char *name, long long request, const char *msg,
-                            size_t n, int truncated)
+/* A line the worker's processes wrote (pool/output.h): the worker is the
+ * pipe's, never a name in the text. */
+static void on_output(struct thaw_worker *w, long long request, const char *msg, size_t n,
+                      int truncated)
 {
-    struct thaw_hosted *h = thaw_fleet_find(data, name);
+    struct thaw_hosted *h = w->data;
     struct timespec ts;
     struct tm tm;
     char when[32], stamp[64], *text;
     json_t *j;
 
-    if (!h || !h->tails)
+    if (!h->tails)
         return;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
@@ -309,6 +306,7 @@ static void start_worker(struct thaw_fleet *f, struct thaw_hosted *h, const char
     h->w.lazy_spares = 1;
     h->w.on_lost = on_lost;
     h->w.on_log = on_log;
+    h->w.on_output = on_output;
 }
 
 /* The server's defaults (its command line), lowered by the worker's

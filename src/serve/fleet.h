@@ -81,11 +81,6 @@ void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_ap
 /* Processes still alive (shutdown); signal sends sig to all of them. */
 int thaw_fleet_alive(struct thaw_fleet *f);
 void thaw_fleet_signal(struct thaw_fleet *f, int sig);
-/* serve/output.h's callbacks (data is the fleet): a line of worker
- * output goes to its worker's tail streams as {"type":"log",...}. */
-void thaw_fleet_output_line(void *data, const char *name, long long request, const char *msg,
-                            size_t n, int truncated);
-int thaw_fleet_has_tails(void *data);
 /* Workers whose first build has not finished. */
 int thaw_fleet_pending(struct thaw_fleet *f);
 

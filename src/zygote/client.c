@@ -211,17 +211,54 @@ static void on_zygote_exit(uv_poll_t *h, int status, int events)
     }
 }
 
+/* The whole environment of the Python tree (zygote, templates, instances):
+ * these variables and nothing else of thaw's own environment, which may
+ * hold THAW_API_TOKEN or the host's cloud credentials (docs/security.md,
+ * "A worker's environment"). fixed: the value; NULL: thaw's value, when
+ * thaw's environment has one. */
+static const struct {
+    const char *name;
+    const char *fixed;
+} worker_env[] = {
+    {"LANG", "C.UTF-8"},
+    {"HOME", "/tmp"},         /* Path.home() works; the sandbox's /tmp is private */
+    {"TZ", NULL},             /* the operator's local time, as /etc/localtime */
+    {"SSL_CERT_FILE", NULL},  /* OpenSSL reads them in the instance: TLS there */
+    {"SSL_CERT_DIR", NULL},   /* trusts what thaw trusts (the sandbox grants them) */
+    {"THAW_SB_TIMING", NULL}, /* the zygote's, not a worker's: zygote.py drops it */
+};
+#define WORKER_ENV_N (sizeof(worker_env) / sizeof(worker_env[0]))
+
+/* envp for the zygote's exec, made before fork (no allocation in the
+ * child); free_env() frees it. */
+static char **make_env(void)
+{
+    char **envp = calloc(WORKER_ENV_N + 1, sizeof(char *));
+    size_t i, n = 0;
+
+    if (!envp)
+        return NULL;
+    for (i = 0; i < WORKER_ENV_N; i++) {
+        const char *v = worker_env[i].fixed ? worker_env[i].fixed : getenv(worker_env[i].name);
+        if (v && asprintf(&envp[n], "%s=%s", worker_env[i].name, v) >= 0)
+            n++;
+    }
+    return envp;
+}
+
+static void free_env(char **envp)
+{
+    char **p;
+
+    for (p = envp; p && *p; p++)
+        free(*p);
+    free(envp);
+}
+
 /* fork + exec with the spawn discipline of STYLE.md: signals blocked
  * across fork, defaults restored in the child, exec failure reported
  * through a close-on-exec pipe (EOF means the exec worked). */
-static int zygote_stderr = -1;
-
-void thaw_zygote_set_stderr(int fd)
-{
-    zygote_stderr = fd;
-}
-
-static pid_t fork_exec(char *const args[], int chan_fd, int *err)
+static pid_t fork_exec(char *const args[], char *const envp[], int chan_fd, int *err)
 {
     sigset_t all, old;
     int pipefd[2], e = 0;
@@ -241,14 +278,11 @@ static pid_t fork_exec(char *const args[], int chan_fd, int *err)
             signal(sig, SIG_DFL);
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
-        /* first: the pipe may be fd 3, which the channel takes next */
-        if (zygote_stderr >= 0 && dup2(zygote_stderr, 2) < 0)
-            goto fail;
         if (chan_fd == 3)
             fcntl(3, F_SETFD, 0);
         else if (dup2(chan_fd, 3) < 0)
             goto fail;
-        execv(args[0], args);
+        execve(args[0], args, envp);
 fail:
         e = errno;
         if (write(pipefd[1], &e, sizeof(e)) < 0)
@@ -278,7 +312,7 @@ static int spawn(struct thaw_zygote *z)
 {
     int sv[2], rc, err = 0;
     char ppid[32];
-    char *args[16];
+    char *args[16], **envp;
     int n = 0;
 
     args[n++] = z->exe;
@@ -308,7 +342,13 @@ static int spawn(struct thaw_zygote *z)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
     snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
-    z->pid = fork_exec(args, sv[1], &err);
+    if (!(envp = make_env())) {
+        close(sv[0]);
+        close(sv[1]);
+        return -ENOMEM;
+    }
+    z->pid = fork_exec(args, envp, sv[1], &err);
+    free_env(envp);
     close(sv[1]);
     if (z->pid < 0) {
         close(sv[0]);
@@ -435,7 +475,7 @@ int thaw_zygote_toml(struct thaw_zygote *z, const char *path, thaw_toml_cb cb,
     return rc;
 }
 
-int thaw_zygote_build(struct thaw_zygote *z, uint32_t version, int chan_fd,
+int thaw_zygote_build(struct thaw_zygote *z, uint32_t version, int chan_fd, int out_fd,
                       const char *name, const char *dir, const char *main,
                       const char *config_json, const char *sandbox_json,
                       thaw_forked_cb cb, void *data)
@@ -444,19 +484,22 @@ int thaw_zygote_build(struct thaw_zygote *z, uint32_t version, int chan_fd,
     const char *fields[] = {name, dir, main, config_json, sandbox_json};
     int rc;
 
-    if (!z->chan) {
+    if (!z->chan || !(w = add_waiter(z, data))) {
         close(chan_fd);
-        return -EPIPE;
-    }
-    if (!(w = add_waiter(z, data))) {
-        close(chan_fd);
-        return -ENOMEM;
+        close(out_fd);
+        return z->chan ? -ENOMEM : -EPIPE;
     }
     /* the version id is the supervisor's business; the zygote answers on
      * the cookie, like every request to it */
     (void)version;
     w->forked_cb = cb;
-    rc = thaw_chan_send_fields(z->chan, THAW_IPC_BUILD, w->cookie, chan_fd, 5, fields);
+    /* the output pipe first, on the same cookie: the zygote holds it for
+     * the BUILD that follows (and refuses a BUILD without one) */
+    rc = thaw_chan_send_fields(z->chan, THAW_IPC_STDIO, w->cookie, out_fd, 0, NULL);
+    if (rc)
+        close(chan_fd);
+    else
+        rc = thaw_chan_send_fields(z->chan, THAW_IPC_BUILD, w->cookie, chan_fd, 5, fields);
     if (rc)
         free(take_waiter(z, w->cookie));
     return rc;

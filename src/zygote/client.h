@@ -1,6 +1,8 @@
 /* The supervisor's side of the zygote: starts the thaw-zygote process and
  * asks it for TOML parsing and template builds. No Python here: the
- * zygote is a separate executable, and this is a socket to it. */
+ * zygote is a separate executable, and this is a socket to it. The zygote
+ * starts with a fixed environment (worker_env in client.c), never thaw's
+ * own: every worker is forked from it. */
 #ifndef THAW_ZYGOTE_CLIENT_H
 #define THAW_ZYGOTE_CLIENT_H
 
@@ -24,10 +26,6 @@ typedef void (*thaw_zygote_ready_cb)(void *data, struct thaw_zygote *z);
 int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, const char *preload,
                       thaw_zygote_ready_cb on_ready, void *data,
                       struct thaw_zygote **out);
-/* thaw serve: zygotes started from now on (restarts too) get fd as their
- * stderr instead of thaw's, so worker output can be read (serve/output.h).
- * -1 (the default): thaw's stderr, as thaw dev has it. */
-void thaw_zygote_set_stderr(int fd);
 /* Every zygote started after this runs sandboxed (on) or not, with the
  * pids cgroup cgroup_dir (NULL or "": none). src/cli/sandbox.c decides. */
 void thaw_zygote_set_sandbox(int on, const char *cgroup_dir);
@@ -45,9 +43,10 @@ int thaw_zygote_holds(const struct thaw_zygote *z, const char *name);
 int thaw_zygote_toml(struct thaw_zygote *z, const char *path, thaw_toml_cb cb,
                      void *data);
 /* Asks for a template for version `version`: chan_fd (taken over) becomes
- * the template's channel to the supervisor. sandbox_json: the template's
- * sandbox settings (python/thaw_runtime/sandbox.py). */
-int thaw_zygote_build(struct thaw_zygote *z, uint32_t version, int chan_fd,
+ * the template's channel to the supervisor, out_fd (taken over) its fd 1
+ * and 2 (pool/output.h). sandbox_json: the template's sandbox settings
+ * (python/thaw_runtime/sandbox.py). */
+int thaw_zygote_build(struct thaw_zygote *z, uint32_t version, int chan_fd, int out_fd,
                       const char *name, const char *dir, const char *main,
                       const char *config_json, const char *sandbox_json,
                       thaw_forked_cb cb, void *data);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
+#include "sandbox/timing.h"
 #include "zygote/prefault-py.h"
 #include "zygote/sandbox-py.h"
 
@@ -117,6 +118,9 @@ int main(int argc, char **argv)
      * stops (and does not mistake an orderly stop for crashes). */
     setpgid(0, 0);
     signal(SIGINT, SIG_IGN);
+    /* read now, while the environment has it: zygote.py drops it before
+     * any template exists, and templates inherit this answer */
+    thaw__sb_timing_on();
     if (sandbox && (thaw_sb_memcg_open(memcg, sberr, sizeof(sberr)) ||
                     thaw_sb_zygote(cgroup, sberr, sizeof(sberr)))) {
         fprintf(stderr, "[thaw-zygote] %s\n", sberr);
