@@ -163,7 +163,8 @@ def template(name, wdir, sandbox_json, ca_file=None, clock=None):
                                        f"{', '.join(paths)}")
     _thaw.sandbox_template(name, read, keep, int(opts["tmp_bytes"]),
                            int(opts["nproc"]), int(opts["nofile"]), int(opts["fsize"]),
-                           int(opts["as_bytes"]), int(opts.get("uid") or 0))
+                           int(opts["as_bytes"]), int(opts.get("uid") or 0),
+                           opts.get("memcg", ""))
     if clock:
         clock.mark("sandbox")
     _opts = opts

@@ -11,12 +11,34 @@
 #include <sys/prctl.h>
 
 #include "cli/cli.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/probe.h"
 #include "zygote/client.h"
 
 static char cgroup_path[512];
 
 static void remove_cgroup(void) { thaw_sb_cgroup_remove(cgroup_path); }
+static void remove_memcg(void) { thaw_memcg_run_remove(); }
+
+/* The run's memory cgroup, and one line saying what counts memory: never
+ * a silent fallback to the weaker per-instance count. */
+static void memory_accounting(const char *cmd, struct thaw_sb_probe *p)
+{
+    char path[600];
+
+    if (p->memcg && thaw_memcg_run_create(p->memcg, p->memcg_base, path, sizeof(path),
+                                          p->memcg_why, sizeof(p->memcg_why)) == 0) {
+        atexit(remove_memcg);
+        thaw_zygote_set_memcg(path);
+        fprintf(stderr, "thaw %s: memory: %s (%s): a version's instances, their children, "
+                "memfds and /tmp all count\n", cmd, thaw_sb_probe_memory(p), path);
+        return;
+    }
+    p->memcg = THAW_MEMCG_NONE;
+    fprintf(stderr, "thaw %s: memory: %s (from /proc; memfds, /tmp and child processes are "
+            "not counted): no memory cgroup: %s\n", cmd, thaw_sb_probe_memory(p),
+            p->memcg_why);
+}
 
 /* The layers the zygote itself needs; without them it cannot start
  * sandboxed at all. */
@@ -36,6 +58,8 @@ int thaw_cli_sandbox(const char *cmd, int no_sandbox, int strict)
                 "(files, network, processes). Never use it for code you did not write.\n",
                 cmd);
         thaw_zygote_set_sandbox(0, NULL);
+        fprintf(stderr, "thaw %s: memory: counted per instance only (no sandbox, no memory "
+                "cgroup)\n", cmd);
         return 0;
     }
     thaw_sb_probe(&p);
@@ -58,6 +82,8 @@ int thaw_cli_sandbox(const char *cmd, int no_sandbox, int strict)
         fprintf(stderr, "thaw %s: WARNING: running WITHOUT a sandbox: your worker has your "
                         "rights. (thaw serve refuses this; see thaw doctor)\n", cmd);
         thaw_zygote_set_sandbox(0, NULL);
+        fprintf(stderr, "thaw %s: memory: counted per instance only (no sandbox, no memory "
+                "cgroup)\n", cmd);
         return 0;
     } else {
         fprintf(stderr, "thaw %s: WARNING: sandbox on, but partial:\n", cmd);
@@ -68,6 +94,7 @@ int thaw_cli_sandbox(const char *cmd, int no_sandbox, int strict)
     if (thaw_sb_cgroup_create(&p, cgroup_path, sizeof(cgroup_path)) == 0)
         atexit(remove_cgroup);
     thaw_zygote_set_sandbox(1, cgroup_path);
+    memory_accounting(cmd, &p);
     return 1;
 }
 
@@ -81,6 +108,7 @@ int thaw_cmd_doctor(int argc, char **argv)
     printf("thaw doctor: the sandbox on this machine (running as %s)\n\n",
            p.root ? "root" : "an ordinary user");
     thaw_sb_probe_print(&p, stdout, "  ");
+    thaw_sb_probe_print_memory(&p, stdout, "  ");
     printf("\n%s\n", complete
                          ? "thaw serve and thaw dev run every worker sandboxed."
                          : "thaw serve refuses to start until the missing layers are fixed "

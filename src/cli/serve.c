@@ -18,6 +18,7 @@
 #include "serve/bundle.h"
 #include "serve/fleet.h"
 #include "serve/store.h"
+#include "serve/tenant-limits.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "zygote/client.h"
@@ -56,7 +57,10 @@ static void usage(void)
             "--admin    the admin API (default 127.0.0.1:8788); token: THAW_API_TOKEN\n"
             "           or DIR/token (made on first start, mode 0600)\n"
             "--domain   a worker NAME answers at NAME.DOMAIN (default localhost)\n"
-            "limits (see docs/config.md) override every worker's config:\n");
+            "limits (docs/config.md): each is every worker's default and its ceiling (a\n"
+            "worker's config may lower it, not raise it; --config's [limits] table sets\n"
+            "ceilings apart). The header/body size and header/keep-alive timeouts are\n"
+            "the server's own:\n");
     thaw_limits_usage(stderr);
 }
 
@@ -153,6 +157,7 @@ static void check_network_policy(const struct thaw_policy *p)
 static void on_zygote_ready(void *data, struct thaw_zygote *z)
 {
     struct serve *s = data;
+    char err[1024];
 
     if (s->fleet.started || !thaw_zygote_ready(s->fleet.zygote) ||
         (s->fleet.preload && !thaw_zygote_ready(s->fleet.preload)))
@@ -160,6 +165,8 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
     if (s->config_path && !load_policy(s))
         return; /* on_policy_toml comes back here */
     check_network_policy(&s->fleet.policy);
+    if (thaw_serve_limits_validate(&s->fleet, err, sizeof(err)))
+        policy_failed(err);
     thaw_fleet_start(&s->fleet);
 }
 

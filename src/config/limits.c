@@ -13,49 +13,68 @@ static const char *const ISOLATION[] = {"shared", "per-worker", NULL};
 
 const struct thaw_limit_spec thaw_limit_specs[] = {
     {"--max-body-size", "thaw", "max_body_size", L(max_body), THAW_LIM_SIZE,
-     100 * MB, 1, 64LL * 1024 * MB, "request body bytes (413 over it); like Cloudflare's 100 MB"},
+     100 * MB, 1, 64LL * 1024 * MB, "request body bytes (413 over it); like Cloudflare's 100 MB",
+     100 * MB, THAW_LIM_SERVER},
     {"--max-header-size", "thaw", "max_header_size", L(max_header), THAW_LIM_SIZE,
-     64 * 1024, 1024, 1 * MB, "request line and header bytes (431 over it)"},
+     64 * 1024, 1024, 1 * MB, "request line and header bytes (431 over it)",
+     64 * 1024, THAW_LIM_SERVER},
     {"--max-instances", "thaw", "max_instances", L(max_instances), THAW_LIM_COUNT,
-     8, 1, 10000, "instances per worker version"},
+     8, 1, 10000, "instances per worker version",
+     8, 0},
     {"--concurrency", "thaw", "concurrency", L(concurrency), THAW_LIM_COUNT,
-     32, 1, 100000, "requests in flight on one instance's event loop"},
+     32, 1, 100000, "requests in flight on one instance's event loop",
+     32, 0},
     {"--requests-per-instance", "thaw", "requests_per_instance", L(requests_per_instance),
-     THAW_LIM_COUNT, 0, 0, 1LL << 40, "recycle an instance after N requests (0: never)"},
+     THAW_LIM_COUNT, 0, 0, 1LL << 40, "recycle an instance after N requests (0: never)",
+     0, THAW_LIM_ZERO_NEVER},
     {"--prefork", "thaw", "prefork", L(prefork), THAW_LIM_COUNT,
-     1, 0, 64, "spare instances forked ahead of demand while the worker has traffic"},
+     1, 0, 64, "spare instances forked ahead of demand while the worker has traffic",
+     1, 0},
     {"--max-queue", "thaw", "max_queue", L(max_queue), THAW_LIM_COUNT,
-     1024, 0, 1000000, "requests waiting for an instance (503 beyond)"},
+     1024, 0, 1000000, "requests waiting for an instance (503 beyond)",
+     1024, 0},
     {"--queue-timeout", "thaw", "queue_timeout_ms", L(queue_timeout_ms), THAW_LIM_MS,
-     10000, 1, 3600000, "how long a request may wait for an instance (503 after)"},
+     10000, 1, 3600000, "how long a request may wait for an instance (503 after)",
+     10000, 0},
     {"--idle-timeout", "thaw", "idle_timeout_ms", L(idle_timeout_ms), THAW_LIM_MS,
-     60000, 1, 86400000, "an instance with nothing to do exits after this (scale to zero)"},
+     60000, 1, 86400000, "an instance with nothing to do exits after this (scale to zero)",
+     60000, 0},
     {"--cpu-ms", "limits", "cpu_ms", L(cpu_ms), THAW_LIM_MS,
-     30000, 1, 3600000, "CPU time one request may use (503, instance replaced); Cloudflare's limits.cpu_ms"},
+     30000, 1, 3600000, "CPU time one request may use (503, instance replaced); Cloudflare's limits.cpu_ms",
+     300000, 0},
     {"--memory", "thaw", "memory_mb", L(memory_mb), THAW_LIM_COUNT,
-     128, 16, 1 << 20, "private memory of an instance in MB (killed over it, 503); like Workers' 128 MB"},
+     128, 16, 1 << 20, "private memory of an instance in MB (killed over it, 503); like Workers' 128 MB",
+     128, 0},
     {"--request-timeout", "thaw", "request_timeout_ms", L(request_timeout_ms), THAW_LIM_MS,
-     300000, 1, 86400000, "wall-clock time to a complete response (504 after)"},
+     300000, 1, 86400000, "wall-clock time to a complete response (504 after)",
+     300000, 0},
     {"--header-timeout", "thaw", "header_timeout_ms", L(header_timeout_ms), THAW_LIM_MS,
-     30000, 1, 3600000, "time a client has to send a request's line and headers (408 after)"},
+     30000, 1, 3600000, "time a client has to send a request's line and headers (408 after)",
+     30000, THAW_LIM_SERVER},
     {"--keepalive-timeout", "thaw", "keepalive_timeout_ms", L(keepalive_timeout_ms),
-     THAW_LIM_MS, 60000, 1, 3600000, "an idle keep-alive client connection is closed after this"},
+     THAW_LIM_MS, 60000, 1, 3600000, "an idle keep-alive client connection is closed after this",
+     60000, THAW_LIM_SERVER},
     {"--template-idle-timeout", "thaw", "template_idle_timeout_ms",
      L(template_idle_timeout_ms), THAW_LIM_MS, 0, 0, 7LL * 86400000,
      "a worker without traffic for this long loses its template; its next request rebuilds "
-     "it (0: never)"},
+     "it (0: never)",
+     0, THAW_LIM_ZERO_NEVER},
     {"--isolation", "thaw", "isolation", L(isolation), THAW_LIM_CHOICE, THAW_ISOLATION_SHARED,
-     0, 1, "shared: workers fork from one zygote; per-worker: a zygote each (docs/security.md)"},
+     0, 1, "shared: workers fork from one zygote; per-worker: a zygote each (docs/security.md)",
+     THAW_ISOLATION_PER_WORKER, 0}, /* more isolation for itself: a tenant may ask */
     {"--tmp-size", "thaw", "tmp_size", L(tmp_size), THAW_LIM_SIZE,
-     64 * MB, 1 * MB, 64LL * 1024 * MB, "private /tmp of a worker version (sandbox; ENOSPC over it)"},
+     64 * MB, 1 * MB, 64LL * 1024 * MB, "private /tmp of a worker version (sandbox; ENOSPC over it)",
+     64 * MB, 0},
     {"--max-processes", "thaw", "max_processes", L(max_processes), THAW_LIM_COUNT,
-     256, 16, 1000000, "processes and threads of a worker version (sandbox)"},
+     256, 16, 1000000, "processes and threads of a worker version (sandbox)",
+     256, 0},
     {"--max-open-files", "thaw", "max_open_files", L(max_open_files), THAW_LIM_COUNT,
-     1024, 64, 1048576, "open files of one instance (sandbox; EMFILE over it)"},
+     1024, 64, 1048576, "open files of one instance (sandbox; EMFILE over it)",
+     1024, 0},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 
-static long long *field(struct thaw_limits *l, const struct thaw_limit_spec *s)
+long long *thaw_limit_field(struct thaw_limits *l, const struct thaw_limit_spec *s)
 {
     return (long long *)((char *)l + s->offset);
 }
@@ -66,7 +85,7 @@ void thaw_limits_defaults(struct thaw_limits *l)
 
     memset(l, 0, sizeof(*l));
     for (i = 0; i < thaw_n_limit_specs; i++)
-        *field(l, &thaw_limit_specs[i]) = thaw_limit_specs[i].def;
+        *thaw_limit_field(l, &thaw_limit_specs[i]) = thaw_limit_specs[i].def;
 }
 
 /* "64K", "100M", "1G", "500ms", "2s" or a plain number. */
@@ -144,7 +163,7 @@ int thaw_limits_flag(struct thaw_limits *l, int *set, const char *flag, const ch
                          s->min, s->max, unit(s), value ? value : "");
             return -1;
         }
-        *field(l, s) = n;
+        *thaw_limit_field(l, s) = n;
         set[i] = 1;
         return 1;
     }
@@ -167,24 +186,13 @@ int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char 
         v = tbl ? json_object_get(tbl, s->key) : NULL;
         if (!v)
             continue;
-        if (s->kind == THAW_LIM_CHOICE) {
-            if (!json_is_string(v) || parse_value(s, json_string_value(v), &n)) {
-                snprintf(err, errlen, "%s: `%s.%s` must be %s", file, s->table, s->key,
-                         choice_list(s));
-                rc = -1;
-                break;
-            }
-        } else if (json_is_integer(v))
-            n = json_integer_value(v);
-        else if (!json_is_string(v) || parse_value(s, json_string_value(v), &n))
-            n = -1;
-        if (n < s->min || n > s->max) {
-            snprintf(err, errlen, "%s: `%s.%s` must be a whole number from %lld to %lld%s",
-                     file, s->table, s->key, s->min, s->max, unit(s));
+        if (thaw_limit_parse_json(s, v, &n)) {
+            snprintf(err, errlen, "%s: `%s.%s` must be %s", file, s->table, s->key,
+                     thaw_limit_range_text(s));
             rc = -1;
             break;
         }
-        *field(l, s) = n;
+        *thaw_limit_field(l, s) = n;
     }
     /* a misspelt key would silently do nothing: say so */
     for (i = 0; !rc && i < 2; i++) {
@@ -213,6 +221,64 @@ int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char 
     return rc;
 }
 
+int thaw_limit_parse_json(const struct thaw_limit_spec *s, json_t *v, long long *out)
+{
+    long long n;
+
+    if (s->kind == THAW_LIM_CHOICE) {
+        if (!json_is_string(v) || parse_value(s, json_string_value(v), &n))
+            return -1;
+    } else if (json_is_integer(v)) {
+        n = json_integer_value(v);
+    } else if (!json_is_string(v) || parse_value(s, json_string_value(v), &n)) {
+        return -1;
+    }
+    if (n < s->min || n > s->max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+const char *thaw_limit_range_text(const struct thaw_limit_spec *s)
+{
+    static char buf[160];
+
+    if (s->kind == THAW_LIM_CHOICE)
+        return choice_list(s);
+    snprintf(buf, sizeof(buf), "a whole number from %lld to %lld%s", s->min, s->max,
+             unit(s));
+    return buf;
+}
+
+void thaw_limit_format(const struct thaw_limit_spec *s, long long v, char *buf, size_t n)
+{
+    static const char SUFFIX[] = "KMG";
+    int i;
+
+    if (s->kind == THAW_LIM_CHOICE && v >= 0 && v <= s->max) {
+        snprintf(buf, n, "\"%s\"", CHOICES(s)[v]);
+        return;
+    }
+    if (v == 0 && (s->flags & THAW_LIM_ZERO_NEVER)) {
+        snprintf(buf, n, "0 (never)");
+        return;
+    }
+    if (s->kind == THAW_LIM_SIZE) {
+        /* the largest unit that divides it: 64G, 64M, 1536K */
+        for (i = 2; i >= 0; i--)
+            if (v && v % (1LL << (10 * (i + 1))) == 0) {
+                snprintf(buf, n, "%lld%c", v >> (10 * (i + 1)), SUFFIX[i]);
+                return;
+            }
+    }
+    snprintf(buf, n, "%lld%s", v, unit(s));
+}
+
+long long thaw_limits_version_memory(const struct thaw_limits *l)
+{
+    return (l->memory_mb * (l->max_instances + 1)) << 20;
+}
+
 void thaw_limits_override(struct thaw_limits *dst, const struct thaw_limits *src,
                           const int *set)
 {
@@ -220,7 +286,7 @@ void thaw_limits_override(struct thaw_limits *dst, const struct thaw_limits *src
 
     for (i = 0; i < thaw_n_limit_specs; i++)
         if (set[i])
-            *field(dst, &thaw_limit_specs[i]) = *field((struct thaw_limits *)src,
+            *thaw_limit_field(dst, &thaw_limit_specs[i]) = *thaw_limit_field((struct thaw_limits *)src,
                                                        &thaw_limit_specs[i]);
 }
 

@@ -1,12 +1,17 @@
 /* Every tunable limit of a worker, in one table (STYLE.md habit 10): the
  * command line flag, the config key (`[thaw]` table, or `[limits]` where
- * Cloudflare has the same knob), the default. docs/config.md mirrors it.
- * Precedence: defaults, then the config file, then the command line. */
+ * Cloudflare has the same knob), the default, and the ceiling `thaw serve`
+ * holds a tenant's worker to. docs/config.md mirrors it.
+ * thaw dev: defaults, then the config file, then the command line.
+ * thaw serve: see ceilings.c (the operator sets ceilings, a worker's
+ * config may only lower its limits). */
 #ifndef THAW_LIMITS_H
 #define THAW_LIMITS_H
 
 #include <stddef.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 struct thaw_limits {
     long long max_body;              /* request body bytes; over it: 413 */
@@ -46,7 +51,15 @@ struct thaw_limit_spec {
     enum thaw_limit_kind kind;
     long long def, min, max;
     const char *help;
+    long long ceiling;  /* thaw serve's built-in ceiling (ceilings.c) */
+    unsigned flags;     /* THAW_LIM_SERVER, THAW_LIM_ZERO_NEVER */
 };
+
+/* THAW_LIM_SERVER: the server's own (it applies before a worker is known:
+ * header and body size, header and keep-alive timeouts); under serve a
+ * worker's value for it is not used. THAW_LIM_ZERO_NEVER: 0 means "never"
+ * (no limit), the largest value there is when held to a ceiling. */
+enum { THAW_LIM_SERVER = 1, THAW_LIM_ZERO_NEVER = 2 };
 
 extern const struct thaw_limit_spec thaw_limit_specs[];
 extern const int thaw_n_limit_specs;
@@ -63,6 +76,49 @@ int thaw_limits_flag(struct thaw_limits *l, int *set, const char *flag, const ch
 /* Overrides in dst every limit that set[] marks, from src. */
 void thaw_limits_override(struct thaw_limits *dst, const struct thaw_limits *src,
                           const int *set);
+
+/* The field of l that s describes. */
+long long *thaw_limit_field(struct thaw_limits *l, const struct thaw_limit_spec *s);
+/* A config value (a JSON integer, or a string with a unit: "64M", "2s",
+ * "shared") for s: 0 and *out, or -1 when it is not one or out of range. */
+int thaw_limit_parse_json(const struct thaw_limit_spec *s, json_t *v, long long *out);
+/* What s takes, for messages: "a whole number from 1 to 10000 ms" or
+ * "\"shared\" or \"per-worker\"" (a static buffer). */
+const char *thaw_limit_range_text(const struct thaw_limit_spec *s);
+/* A value as a person would write it: "64M", "300000 ms", "0 (never)",
+ * "\"shared\"". */
+void thaw_limit_format(const struct thaw_limit_spec *s, long long v, char *buf, size_t n);
+/* The memory cgroup limit of a worker version, in bytes: memory_mb for
+ * each instance it may have, and one more share for its template (the
+ * worker's imports, which its instances share). docs/config.md. */
+long long thaw_limits_version_memory(const struct thaw_limits *l);
+
+/* ---- ceilings.c: thaw serve's ceilings -------------------------------- */
+
+/* Where a limit's ceiling comes from, for messages. */
+enum thaw_ceiling_from {
+    THAW_CEIL_BUILTIN,   /* the spec's ceiling column */
+    THAW_CEIL_FLAG,      /* serve's command line */
+    THAW_CEIL_OPERATOR,  /* [limits] of the operator config */
+};
+
+struct thaw_limit_bounds {
+    struct thaw_limits def;   /* a worker's limits before its config */
+    struct thaw_limits ceil;  /* what its config may not go over */
+    unsigned char from[64];   /* enum thaw_ceiling_from, per spec */
+};
+
+/* Bounds under thaw serve from the operator's `[limits]` table (ops, may
+ * be NULL; keys as in a worker's config: memory_mb, cpu_ms, tmp_size...)
+ * and serve's command line (cli, cli_set). Ceiling: the operator's value,
+ * else the flag, else the built-in one. Default: the flag, else thaw's
+ * default, never over the ceiling. Returns 0, or -1 with a message naming
+ * the file and key (an unknown key, a value out of range). */
+int thaw_limit_bounds(struct thaw_limit_bounds *b, json_t *ops, const char *ops_file,
+                      const struct thaw_limits *cli, const int *cli_set, char *err,
+                      size_t errlen);
+/* Whether v is over the ceiling c (0 is "never" for THAW_LIM_ZERO_NEVER). */
+int thaw_limit_over(const struct thaw_limit_spec *s, long long v, long long c);
 
 /* One line per limit flag, for `thaw help`. */
 void thaw_limits_usage(FILE *out);

@@ -69,6 +69,10 @@ void thaw__pool_expire_queue(struct thaw_version *v, uint64_t now, long long tim
 
 /* tick.c */
 void thaw__tick_start(struct thaw_worker *w);
+/* An instance died: when the kernel's OOM killer acted in its version's
+ * memory cgroup since the last such death, its requests get 503 saying
+ * the worker's memory limit was reached (and the log says so). */
+void thaw__memcg_blame(struct thaw_instance *inst);
 /* Kills an instance for a limit: its requests get `status` and msg. */
 void thaw__instance_kill(struct thaw_instance *inst, int status, const char *msg);
 /* What a process is doing, from /proc/PID/syscall. */

@@ -139,6 +139,10 @@ struct thaw_version {
     int prefault_tried;          /* an instance was profiled (pool/prefault.h) */
     int warm_sent;               /* an instance's WARM hint went to the template */
     unsigned uid_slot;           /* its host uid as root (sandbox/uids.h), or 0 */
+    long memcg;                  /* its memory cgroup (sandbox/cgroup.h), 0: none */
+    long long memcg_mb;          /* ... and its limit */
+    long long memcg_oom_logged;  /* OOM kills in it the log has told of */
+    long long memcg_oom_blamed;  /* ... and that a dead instance was blamed for */
     struct thaw_version *next;
 };
 

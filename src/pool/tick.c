@@ -1,6 +1,7 @@
 /* Housekeeping every TICK_MS, per worker: requests that waited too long in
  * the queue, requests over their wall-clock or CPU limit, instances over
- * their memory limit, and idle instances (scale to zero). One timer for
+ * their memory limit (and OOM kills in a version's memory cgroup, for the
+ * log), and idle instances (scale to zero). One timer for
  * all of it, reading /proc only for instances that have work. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "pool/pool-internal.h"
+#include "sandbox/cgroup.h"
 #include "util/log.h"
 
 #define TICK_MS 50
@@ -94,6 +96,39 @@ static long long resident_kb(pid_t pid)
         sscanf(buf, "%lld %lld", &size, &resident) != 2)
         return -1;
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* The kernel counts the whole version in its memory cgroup (memfds, /tmp,
+ * children: what private_kb cannot see) and kills in it when the version
+ * is over its limit; the log says so once per kill. Returns the count. */
+static long long memcg_logged(struct thaw_version *v)
+{
+    long long n = thaw_memcg_oom_kills(v->memcg);
+
+    if (n > v->memcg_oom_logged) {
+        thaw_log("worker %s: the worker's memory limit was reached: version %u is over its "
+                 "%lld MB (memory cgroup: memory_mb x (max_instances + 1), for all its "
+                 "instances, their child processes, memfds and /tmp); the kernel killed %lld "
+                 "process%s", v->name, v->id, v->memcg_mb, n - v->memcg_oom_logged,
+                 n - v->memcg_oom_logged == 1 ? "" : "es");
+        v->memcg_oom_logged = n;
+    }
+    return n;
+}
+
+void thaw__memcg_blame(struct thaw_instance *inst)
+{
+    struct thaw_version *v = inst->ver;
+    long long n;
+
+    if (!v->memcg || inst->kill_status || (n = memcg_logged(v)) <= v->memcg_oom_blamed)
+        return;
+    v->memcg_oom_blamed = n;
+    inst->kill_status = 503;
+    snprintf(inst->kill_msg, sizeof(inst->kill_msg),
+             "503 Service Unavailable: the worker reached its memory limit of %lld MB "
+             "(memory_mb x (max_instances + 1), for all its instances, child processes, "
+             "memfds and /tmp); the kernel killed its instance\n", v->memcg_mb);
 }
 
 /* The exact private memory is read when the resident bound is over the
@@ -194,9 +229,13 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     thaw__worker_maybe_evict(w, now);
+    if (mem_round)
+        thaw_memcg_reap(); /* groups of gone versions the kernel held on to */
     for (v = w->versions; v; v = v->next) {
         if (v->doomed)
             continue;
+        if (mem_round && v->memcg)
+            memcg_logged(v); /* a child killed: its instance lives on */
         for (i = v->instances; i; i = next) {
             next = i->next;
             check_instance(i, now, mem_round);

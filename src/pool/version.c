@@ -18,6 +18,7 @@
 #include "pool/pool-internal.h"
 #include "policy/policy.h"
 #include "sandbox/uids.h"
+#include "sandbox/cgroup.h"
 #include "util/log.h"
 #include "zygote/client.h"
 
@@ -61,6 +62,7 @@ static int reaper_on;
 
 static void free_version(struct thaw_version *v)
 {
+    thaw_memcg_remove(v->memcg);
     if (v->pidfd >= 0)
         close(v->pidfd);
     if (v->zygote)
@@ -176,6 +178,7 @@ void thaw__instance_dead(struct thaw_instance *inst, const char *why)
     struct thaw_version *v = inst->ver;
     int ready = v->state == VER_READY; /* v may be freed below */
 
+    thaw__memcg_blame(inst);
     if (inst->state == INST_LIVE && !v->worker->stopping && !inst->kill_status)
         thaw_log("worker %s: instance %u (pid %d) %s", v->name, inst->id,
                  (int)inst->pid, why);
@@ -322,6 +325,7 @@ static void instance_spawned(struct thaw_version *v, uint32_t id, pid_t pid, int
     }
     inst->pid = pid;
     inst->pidfd = pidfd;
+    thaw_memcg_prefer_victim(pid);
     if (uv_poll_init(v->worker->loop, &inst->pid_poll, pidfd) == 0) {
         inst->pid_poll.data = inst;
         inst->pid_poll_on = 1;
@@ -424,11 +428,17 @@ static void template_gone(struct thaw_version *v, const char *why)
     struct thaw_worker *w = v->worker;
 
     if (v->state == VER_BUILDING) {
-        char msg[256];
-        snprintf(msg, sizeof(msg),
-                 "the template process of worker %s %s while running the top "
-                 "level of %s (a crash in an extension, os._exit() or a kill)",
-                 v->name, why, w->cfg.main);
+        char msg[512];
+        if (thaw_memcg_oom_kills(v->memcg) > 0)
+            snprintf(msg, sizeof(msg),
+                     "the template process of worker %s was killed while running the top "
+                     "level of %s: the worker's memory limit of %lld MB was reached "
+                     "(memory_mb x (max_instances + 1))", v->name, w->cfg.main, v->memcg_mb);
+        else
+            snprintf(msg, sizeof(msg),
+                     "the template process of worker %s %s while running the top "
+                     "level of %s (a crash in an extension, os._exit() or a kill)",
+                     v->name, why, w->cfg.main);
         set_failed(v, msg);
         build_finished(v);
         return;
@@ -616,13 +626,26 @@ static void version_output(void *data, long long request, const char *msg, size_
 struct thaw_version *thaw__version_new(struct thaw_worker *w)
 {
     struct thaw_version *v = version_alloc(w);
-    char sandbox[512];
+    char sandbox[512], err[700], memcg[24] = "";
     int sv[2], out_fd, rc;
 
     if (!v)
         return NULL;
     if (open_bindings(v) < 0)
         return v;
+    /* the kernel counts the whole version's memory (sandbox/cgroup.h) */
+    if (thaw_zygote_sandboxed() &&
+        (v->memcg = thaw_memcg_create(thaw_limits_version_memory(&w->limits), err,
+                                      sizeof(err))) < 0) {
+        v->memcg = 0;
+        set_failed(v, err);
+        v->chan_gone = 1;
+        return v;
+    }
+    if (v->memcg) {
+        snprintf(memcg, sizeof(memcg), "v%ld", v->memcg);
+        v->memcg_mb = thaw_limits_version_memory(&w->limits) >> 20;
+    }
     /* its output is told apart by this pipe, never by its text: no pipe,
      * no build */
     if ((rc = thaw_outpipe_open(w->loop, v->name, version_output, v, &v->out, &out_fd))) {
@@ -657,11 +680,11 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
      * enforces: it only turns a 10 GB allocation into a MemoryError */
     snprintf(sandbox, sizeof(sandbox),
              "{\"on\":%d,\"tmp_bytes\":%lld,\"nproc\":%lld,\"nofile\":%lld,"
-             "\"fsize\":%lld,\"as_bytes\":%lld,\"tenant\":%d,\"uid\":%u}",
+             "\"fsize\":%lld,\"as_bytes\":%lld,\"tenant\":%d,\"uid\":%u,\"memcg\":\"%s\"}",
              thaw_zygote_sandboxed(), w->limits.tmp_size, w->limits.max_processes,
              w->limits.max_open_files, w->limits.tmp_size,
              (w->limits.memory_mb * 16 > 4096 ? w->limits.memory_mb * 16 : 4096) << 20,
-             w->policy && w->policy->tenant, v->uid_slot);
+             w->policy && w->policy->tenant, v->uid_slot, memcg);
     if (thaw_zygote_build(v->zygote, v->id, sv[1], out_fd, w->cfg.name, w->cfg.dir,
                           w->cfg.main, w->cfg.json, sandbox, on_template_forked, v)) {
         thaw_chan_close(v->chan);

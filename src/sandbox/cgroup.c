@@ -1,13 +1,22 @@
-/* The run's pids cgroup (as root only; see probe.c). The supervisor makes
- * it; each template makes and joins a sub-cgroup with its own pids.max
- * (sandbox/template.c); at exit the supervisor removes what is empty. */
+/* The run's cgroups, the supervisor's side (as root only; see probe.c).
+ * pids: the supervisor makes the run's group; each template makes and
+ * joins a sub-cgroup with its own pids.max (sandbox/template.c); at exit
+ * the supervisor removes what is empty. memory (cgroup.h): the supervisor
+ * makes a group per worker version, with its limit, before the template
+ * is forked, and removes it when the version goes; the template joins it
+ * (sandbox/cgroup-join.c). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/probe.h"
 
 int thaw_sb_cgroup_create(const struct thaw_sb_probe *p, char *path, size_t len)
@@ -37,4 +46,325 @@ void thaw_sb_cgroup_remove(const char *path)
         }
     closedir(d);
     rmdir(path);
+}
+
+/* ---- memory: a group per worker version (cgroup.h) ------------------- */
+
+static int memcg_kind;
+static char memcg_run[512];
+static long memcg_seq;
+/* groups the kernel would not remove yet (processes still exiting) */
+#define MAX_PENDING 256
+static long pending[MAX_PENDING];
+static int n_pending;
+
+const char *thaw_memcg_name(int kind)
+{
+    return kind == THAW_MEMCG_V2 ? "cgroup v2" : kind == THAW_MEMCG_V1 ? "cgroup v1" : "none";
+}
+
+int thaw_memcg_active(void) { return memcg_kind; }
+
+static int read_text(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t k;
+
+    if (fd < 0)
+        return -1;
+    k = read(fd, buf, n - 1);
+    close(fd);
+    if (k < 0)
+        return -1;
+    buf[k] = '\0';
+    return 0;
+}
+
+static int write_text(const char *dir, const char *file, const char *text)
+{
+    char path[640];
+    int fd, rc;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+        return -1;
+    rc = write(fd, text, strlen(text)) == (ssize_t)strlen(text) ? 0 : -1;
+    close(fd);
+    return rc;
+}
+
+/* Whether the word w is in s, a list separated by spaces or commas. */
+static int has_word(const char *s, const char *w)
+{
+    const char *start = s, *p;
+    size_t n = strlen(w);
+
+    for (p = s; (p = strstr(p, w)); p += n)
+        if ((p == start || p[-1] == ' ' || p[-1] == ',') &&
+            (p[n] == '\0' || p[n] == ' ' || p[n] == '\n' || p[n] == ','))
+            return 1;
+    return 0;
+}
+
+/* The mount point of the v2 hierarchy, or of the v1 one that has the
+ * memory controller (/proc/self/mountinfo: "... MOUNTPOINT ... - TYPE SRC OPTS"). */
+static int find_mount(int v2, char *out, size_t n)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[1024], mnt[256], type[64], opts[512];
+    int found = 0;
+
+    if (!f)
+        return -1;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char *dash = strstr(line, " - ");
+        if (!dash || sscanf(line, "%*s %*s %*s %*s %255s", mnt) != 1 ||
+            sscanf(dash + 3, "%63s %*s %511s", type, opts) != 2)
+            continue;
+        if (v2 ? strcmp(type, "cgroup2") == 0
+               : strcmp(type, "cgroup") == 0 && has_word(opts, "memory")) {
+            snprintf(out, n, "%s", mnt);
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found ? 0 : -1;
+}
+
+/* This process's cgroup in the v2 hierarchy ("0::/a/b") or in v1's memory
+ * hierarchy ("4:memory:/a/b"). */
+static int own_cgroup(int v2, char *out, size_t n)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[1024];
+    int found = 0;
+
+    if (!f)
+        return -1;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = '\0';
+        line[strcspn(line, ":")] = '\0';
+        c2[1 + strcspn(c2 + 1, "\n")] = '\0';
+        if (v2 ? strcmp(line, "0") == 0 && c1[1] == '\0' : has_word(c1 + 1, "memory")) {
+            snprintf(out, n, "%s", c2 + 1);
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found ? 0 : -1;
+}
+
+static int probe_v2(char *base, size_t n, char *why, size_t whyn)
+{
+    char mnt[256], own[256], path[600], ctl[512];
+    char *slash;
+
+    if (find_mount(1, mnt, sizeof(mnt)) || own_cgroup(1, own, sizeof(own))) {
+        snprintf(why, whyn, "no cgroup v2 hierarchy");
+        return -1;
+    }
+    /* v2 keeps processes out of a group whose children have controllers:
+     * the run's group goes beside the supervisor's own, or at the root */
+    slash = strrchr(own, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(base, n, "%s%s", mnt, own);
+    snprintf(path, sizeof(path), "%s/cgroup.controllers", base);
+    if (read_text(path, ctl, sizeof(ctl)) || !has_word(ctl, "memory")) {
+        snprintf(why, whyn, "the cgroup v2 hierarchy at %.120s has no memory controller "
+                 "(it is bound to cgroup v1)", mnt);
+        return -1;
+    }
+    if (access(base, W_OK)) {
+        snprintf(why, whyn, "%s is not writable (%s)", base, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int probe_v1(char *base, size_t n, char *why, size_t whyn)
+{
+    char mnt[256], own[256], lim[640];
+
+    if (find_mount(0, mnt, sizeof(mnt)) || own_cgroup(0, own, sizeof(own))) {
+        snprintf(why, whyn, "no cgroup v1 memory controller mounted");
+        return -1;
+    }
+    snprintf(base, n, "%s%s", mnt, strcmp(own, "/") == 0 ? "" : own);
+    snprintf(lim, sizeof(lim), "%s/memory.limit_in_bytes", base);
+    if (access(lim, F_OK) || access(base, W_OK)) {
+        snprintf(why, whyn, "%s is not writable (%s)", base, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int thaw_memcg_probe(char *base, size_t n, char *why, size_t whyn)
+{
+    char why2[256], why1[256];
+
+    if (geteuid() != 0) {
+        /* a delegated v2 subtree could serve an ordinary user; thaw does
+         * not look for one yet */
+        snprintf(why, whyn, "not root: no cgroup to write to");
+        return THAW_MEMCG_NONE;
+    }
+    if (probe_v2(base, n, why2, sizeof(why2)) == 0)
+        return THAW_MEMCG_V2;
+    if (probe_v1(base, n, why1, sizeof(why1)) == 0)
+        return THAW_MEMCG_V1;
+    snprintf(why, whyn, "%s; %s", why2, why1);
+    base[0] = '\0';
+    return THAW_MEMCG_NONE;
+}
+
+int thaw_memcg_run_create(int kind, const char *base, char *path, size_t len, char *why,
+                          size_t whyn)
+{
+    if (kind == THAW_MEMCG_NONE)
+        return -1;
+    snprintf(path, len, "%s/thaw-%ld", base, (long)getpid());
+    if (mkdir(path, 0755) && errno != EEXIST) {
+        snprintf(why, whyn, "cannot make %s: %s", path, strerror(errno));
+        path[0] = '\0';
+        return -1;
+    }
+    if (kind == THAW_MEMCG_V2 && write_text(path, "cgroup.subtree_control", "+memory")) {
+        snprintf(why, whyn, "cannot enable the memory controller in %s: %s", path,
+                 strerror(errno));
+        rmdir(path);
+        path[0] = '\0';
+        return -1;
+    }
+    memcg_kind = kind;
+    snprintf(memcg_run, sizeof(memcg_run), "%s", path);
+    return 0;
+}
+
+static void group_path(long id, char *out, size_t n)
+{
+    snprintf(out, n, "%s/v%ld", memcg_run, id);
+}
+
+long thaw_memcg_create(long long bytes, char *err, size_t errlen)
+{
+    char dir[640], num[32];
+    long id;
+
+    if (!memcg_kind)
+        return 0;
+    thaw_memcg_reap();
+    id = ++memcg_seq;
+    group_path(id, dir, sizeof(dir));
+    snprintf(num, sizeof(num), "%lld", bytes);
+    if (mkdir(dir, 0755)) {
+        snprintf(err, errlen, "cannot make the worker's memory cgroup %s: %s", dir,
+                 strerror(errno));
+        return -1;
+    }
+    /* swap would let the version hold more than its limit in RAM + swap:
+     * the swap limit (where the kernel accounts swap) equals it */
+    if (memcg_kind == THAW_MEMCG_V1
+            ? write_text(dir, "memory.limit_in_bytes", num) ||
+                  (write_text(dir, "memory.memsw.limit_in_bytes", num) && errno != ENOENT)
+            : write_text(dir, "memory.max", num) ||
+                  (write_text(dir, "memory.swap.max", "0") && errno != ENOENT)) {
+        snprintf(err, errlen, "cannot set the memory limit of %s: %s", dir, strerror(errno));
+        rmdir(dir);
+        return -1;
+    }
+    return id;
+}
+
+/* SIGKILL to every process left in a group (a child an instance started
+ * that outlived it, the pid namespace's init). */
+static void kill_group(const char *dir)
+{
+    char path[700], buf[4096], *p, *end;
+    long pid;
+
+    if (memcg_kind == THAW_MEMCG_V2 && write_text(dir, "cgroup.kill", "1") == 0)
+        return;
+    snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+    if (read_text(path, buf, sizeof(buf)))
+        return;
+    for (p = buf; (pid = strtol(p, &end, 10)) > 0 && end != p; p = end)
+        kill((pid_t)pid, SIGKILL);
+}
+
+static int try_remove(long id)
+{
+    char dir[640];
+
+    group_path(id, dir, sizeof(dir));
+    if (rmdir(dir) == 0 || errno == ENOENT)
+        return 0;
+    kill_group(dir);
+    return rmdir(dir) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+void thaw_memcg_remove(long id)
+{
+    if (id <= 0 || !memcg_kind)
+        return;
+    if (try_remove(id) && n_pending < MAX_PENDING)
+        pending[n_pending++] = id;
+}
+
+void thaw_memcg_reap(void)
+{
+    int i, k = 0;
+
+    for (i = 0; i < n_pending; i++)
+        if (try_remove(pending[i]))
+            pending[k++] = pending[i];
+    n_pending = k;
+}
+
+long long thaw_memcg_oom_kills(long id)
+{
+    char path[700], buf[1024], *p;
+
+    if (id <= 0 || !memcg_kind)
+        return 0;
+    group_path(id, path, sizeof(path));
+    strncat(path, memcg_kind == THAW_MEMCG_V1 ? "/memory.oom_control" : "/memory.events",
+            sizeof(path) - strlen(path) - 1);
+    if (read_text(path, buf, sizeof(buf)) || !(p = strstr(buf, "oom_kill ")))
+        return 0;
+    return strtoll(p + 9, NULL, 10);
+}
+
+void thaw_memcg_prefer_victim(pid_t pid)
+{
+    char dir[64];
+
+    if (!memcg_kind || pid <= 0)
+        return;
+    snprintf(dir, sizeof(dir), "/proc/%d", (int)pid);
+    write_text(dir, "oom_score_adj", "1000");
+}
+
+void thaw_memcg_run_remove(void)
+{
+    struct timespec ten_ms = {0, 10 * 1000 * 1000};
+    DIR *d;
+    struct dirent *e;
+    int tries;
+
+    if (!memcg_kind || !(d = opendir(memcg_run)))
+        return;
+    while ((e = readdir(d)))
+        if (e->d_type == DT_DIR && e->d_name[0] == 'v')
+            thaw_memcg_remove(atol(e->d_name + 1));
+    closedir(d);
+    /* at exit: the killed have a moment to go, then the rest stays */
+    for (tries = 0; n_pending && tries < 100; tries++) {
+        nanosleep(&ten_ms, NULL);
+        thaw_memcg_reap();
+    }
+    rmdir(memcg_run);
 }

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/probe.h"
 
 static const char *const NAMES[THAW_SB_NLAYERS] = {
@@ -150,6 +151,8 @@ void thaw_sb_probe(struct thaw_sb_probe *p)
                  "running as root, and no writable cgroup v1 pids controller at "
                  "/sys/fs/cgroup/pids (RLIMIT_NPROC does not bind root)");
     }
+    p->memcg = thaw_memcg_probe(p->memcg_base, sizeof(p->memcg_base), p->memcg_why,
+                                sizeof(p->memcg_why));
     for (i = 0; i < THAW_SB_NLAYERS; i++)
         p->required[i] = 1;
     /* Landlock is what keeps a worker from reading files by owner bits; a
@@ -199,4 +202,24 @@ void thaw_sb_probe_print(const struct thaw_sb_probe *p, FILE *out, const char *i
                                      "their modes, since thaw is not root)");
         }
     }
+}
+
+const char *thaw_sb_probe_memory(const struct thaw_sb_probe *p)
+{
+    return p->memcg == THAW_MEMCG_V2   ? "memory cgroup v2 per worker version"
+           : p->memcg == THAW_MEMCG_V1 ? "memory cgroup v1 per worker version"
+                                       : "memory counted per instance only";
+}
+
+/* Not a layer of its own: without it thaw still limits memory, less well. */
+void thaw_sb_probe_print_memory(const struct thaw_sb_probe *p, FILE *out, const char *indent)
+{
+    if (p->memcg)
+        fprintf(out, "%s%-18s %s: the kernel counts all of a worker version's memory "
+                "(instances, their children, memfds, its /tmp) against its limit (%s)\n",
+                indent, "memory", thaw_memcg_name(p->memcg), p->memcg_base);
+    else
+        fprintf(out, "%s%-18s none: %s; thaw counts each instance's private memory from "
+                "/proc instead (memfds, /tmp and child processes are not counted)\n",
+                indent, "memory", p->memcg_why);
 }

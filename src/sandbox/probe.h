@@ -24,6 +24,9 @@ struct thaw_sb_probe {
     int landlock_abi;
     int root;
     char cgroup_root[256];            /* where per-run pids cgroups go, or "" */
+    int memcg;                        /* enum thaw_memcg_kind (cgroup.h) */
+    char memcg_base[512];             /* where the run's memory group goes */
+    char memcg_why[400];              /* why there is none */
 };
 
 void thaw_sb_probe(struct thaw_sb_probe *p);
@@ -31,6 +34,11 @@ void thaw_sb_probe(struct thaw_sb_probe *p);
 int thaw_sb_probe_complete(const struct thaw_sb_probe *p);
 /* One line per layer: available, or missing with why and what thaw does. */
 void thaw_sb_probe_print(const struct thaw_sb_probe *p, FILE *out, const char *indent);
+/* One line: which memory accounting is used (cgroup v2, v1, or none and
+ * why), for thaw doctor. */
+void thaw_sb_probe_print_memory(const struct thaw_sb_probe *p, FILE *out, const char *indent);
+/* What counts a worker's memory, in a few words for the start line. */
+const char *thaw_sb_probe_memory(const struct thaw_sb_probe *p);
 
 /* cgroup.c: when root with a pids cgroup controller: makes the run's
  * cgroup (one sub-cgroup per worker version is made by its template) and

@@ -23,6 +23,9 @@ extern int thaw__sb_cgroup_fd;
 extern int thaw__sb_worker_ids;
 
 int thaw__sb_fail(char *err, size_t errlen, const char *step);
+/* cgroup-join.c: a template joins its version's memory cgroup (name from
+ * the supervisor; "" when the run has none) and closes the run's handle */
+int thaw__sb_memcg_join(const char *name, char *err, size_t errlen);
 int thaw__sb_write_file(const char *path, const char *text);
 int thaw__sb_map_self(unsigned uid, unsigned gid, char *err, size_t errlen);
 /* seccomp.c: the filter's BPF program, compiled once in the zygote, and

@@ -27,12 +27,17 @@ struct thaw_sb_template {
     long long as_bytes;            /* address space of one process */
     unsigned uid;                  /* as root: its slot among the workers' host
                                     * ids (sandbox/uids.h); 0: none */
+    const char *memcg;             /* its memory cgroup ("v12"), "" when none */
 };
 
 /* zygote.c: user, mount, network, IPC and UTS namespaces for the whole
  * Python tree; every mount read-only. cgroup_dir: NULL, or a pids cgroup
  * the supervisor made, kept open for templates to join. */
 int thaw_sb_zygote(const char *cgroup_dir, char *err, size_t errlen);
+/* cgroup-join.c: the run's memory cgroup (NULL or "": none), opened
+ * before thaw_sb_zygote makes the mounts read-only; templates join their
+ * version's group in it (src/sandbox/cgroup.h). */
+int thaw_sb_memcg_open(const char *dir, char *err, size_t errlen);
 /* Whether thaw_sb_zygote ran in this process tree. */
 int thaw_sb_active(void);
 

@@ -179,7 +179,7 @@ int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen)
         return thaw__sb_fail(err, errlen, "the zygote is not sandboxed");
     }
     thaw__sb_clock_start(&clk, "template", t->name);
-    if (join_cgroup(t, err, errlen))
+    if (join_cgroup(t, err, errlen) || thaw__sb_memcg_join(t->memcg, err, errlen))
         return -1;
     thaw__sb_clock_mark(&clk, "cgroup");
     /* its own user namespace: RLIMIT_NPROC counts per (namespace, uid), so

@@ -11,6 +11,7 @@
 #include "serve/fleet.h"
 #include "serve/routes.h"
 #include "serve/tenant.h"
+#include "serve/tenant-limits.h"
 #include "serve/store.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -308,15 +309,12 @@ static void start_worker(struct thaw_fleet *f, struct thaw_hosted *h, const char
     h->w.on_output = on_output;
 }
 
-/* Defaults < the worker's config < serve's command line. */
+/* The server's defaults (its command line), lowered by the worker's
+ * config, never over the operator's ceilings (serve/tenant-limits.c). */
 static int worker_limits(struct thaw_fleet *f, struct thaw_config *cfg,
                          struct thaw_limits *lim, char *err, size_t errlen)
 {
-    thaw_limits_defaults(lim);
-    if (thaw_limits_from_config(lim, cfg->json, cfg->file, err, errlen))
-        return -1;
-    thaw_limits_override(lim, &f->cli, f->cli_set);
-    return 0;
+    return thaw_serve_worker_limits(f, cfg, lim, err, errlen);
 }
 
 static void op_loaded(void *data, int rc, struct thaw_config *cfg, const char *err)

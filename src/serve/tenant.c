@@ -7,6 +7,7 @@
 #include "serve/routes.h"
 #include "serve/tenant-egress.h"
 #include "serve/tenant.h"
+#include "serve/tenant-limits.h"
 
 /* serve/tenant-paths.c: every path in the config stays inside the bundle */
 int thaw_tenant_check_paths(const struct thaw_tenant_ctx *c, char *err, size_t errlen);
@@ -18,6 +19,7 @@ static const struct {
     {"paths", thaw_tenant_check_paths},
     {"routes", thaw_routes_check},
     {"network targets", thaw_tenant_network},
+    {"limits under the operator's ceilings", thaw_tenant_limits},
     {NULL, NULL},
 };
 

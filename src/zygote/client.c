@@ -48,6 +48,7 @@ static int spawn(struct thaw_zygote *z);
 /* how every zygote of this run is started (thaw_zygote_set_sandbox) */
 static int sandbox_on;
 static char sandbox_cgroup[PATH_MAX];
+static char sandbox_memcg[PATH_MAX];
 
 int thaw_zygote_sandboxed(void) { return sandbox_on; }
 
@@ -55,6 +56,11 @@ void thaw_zygote_set_sandbox(int on, const char *cgroup_dir)
 {
     sandbox_on = on;
     snprintf(sandbox_cgroup, sizeof(sandbox_cgroup), "%s", cgroup_dir ? cgroup_dir : "");
+}
+
+void thaw_zygote_set_memcg(const char *dir)
+{
+    snprintf(sandbox_memcg, sizeof(sandbox_memcg), "%s", dir ? dir : "");
 }
 
 static struct waiter *take_waiter(struct thaw_zygote *z, uint32_t cookie)
@@ -315,6 +321,10 @@ static int spawn(struct thaw_zygote *z)
         if (sandbox_cgroup[0]) {
             args[n++] = "--cgroup";
             args[n++] = sandbox_cgroup;
+        }
+        if (sandbox_memcg[0]) {
+            args[n++] = "--memory-cgroup";
+            args[n++] = sandbox_memcg;
         }
     }
     args[n++] = "--python-dir";

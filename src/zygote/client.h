@@ -29,6 +29,8 @@ int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, const char *preload,
 /* Every zygote started after this runs sandboxed (on) or not, with the
  * pids cgroup cgroup_dir (NULL or "": none). src/cli/sandbox.c decides. */
 void thaw_zygote_set_sandbox(int on, const char *cgroup_dir);
+/* The run's memory cgroup (src/sandbox/cgroup.h), NULL or "": none. */
+void thaw_zygote_set_memcg(const char *dir);
 /* isolation = "per-worker": a zygote of its own for one worker, started
  * like proto (same executable and SDK, no preload). thaw_zygote_free
  * stops it. */

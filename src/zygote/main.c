@@ -78,7 +78,7 @@ static int fail_status(PyStatus st)
 
 int main(int argc, char **argv)
 {
-    const char *pydir = NULL, *preload = "", *cgroup = NULL;
+    const char *pydir = NULL, *preload = "", *cgroup = NULL, *memcg = NULL;
     int sandbox = 0;
     char sberr[512];
     char realdir[PATH_MAX];
@@ -93,6 +93,8 @@ int main(int argc, char **argv)
     for (; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--cgroup") == 0)
             cgroup = argv[i + 1];
+        else if (strcmp(argv[i], "--memory-cgroup") == 0)
+            memcg = argv[i + 1];
         else if (strcmp(argv[i], "--python-dir") == 0)
             pydir = argv[i + 1];
         else if (strcmp(argv[i], "--fd") == 0)
@@ -119,7 +121,8 @@ int main(int argc, char **argv)
     /* read now, while the environment has it: zygote.py drops it before
      * any template exists, and templates inherit this answer */
     thaw__sb_timing_on();
-    if (sandbox && thaw_sb_zygote(cgroup, sberr, sizeof(sberr))) {
+    if (sandbox && (thaw_sb_memcg_open(memcg, sberr, sizeof(sberr)) ||
+                    thaw_sb_zygote(cgroup, sberr, sizeof(sberr)))) {
         fprintf(stderr, "[thaw-zygote] %s\n", sberr);
         return 3;
     }

@@ -44,10 +44,14 @@ PyObject *thaw_py_sandbox_template(PyObject *self, PyObject *args)
     PyObject *read, *keep;
     char err[512];
 
-    if (!PyArg_ParseTuple(args, "sOOLLLLLI", &name, &read, &keep, &tpl.tmp_bytes,
-                          &tpl.nproc, &tpl.nofile, &tpl.fsize, &tpl.as_bytes, &tpl.uid))
+    const char *memcg = "";
+
+    if (!PyArg_ParseTuple(args, "sOOLLLLLI|s", &name, &read, &keep, &tpl.tmp_bytes,
+                          &tpl.nproc, &tpl.nofile, &tpl.fsize, &tpl.as_bytes, &tpl.uid,
+                          &memcg))
         return NULL;
     tpl.name = strdup(name);
+    tpl.memcg = strdup(memcg);
     if (str_list(read, tpl.read, &tpl.n_read, "read paths") ||
         str_list(keep, tpl.keep, &tpl.n_keep, "kept paths"))
         return NULL;

@@ -4,7 +4,7 @@
 
 #include <Python.h>
 
-/* sandbox_template(name, read, keep, tmp_bytes, nproc, nofile, fsize, as_bytes) */
+/* sandbox_template(name, read, keep, tmp_bytes, nproc, nofile, fsize, as_bytes[, memcg]) */
 PyObject *thaw_py_sandbox_template(PyObject *self, PyObject *args);
 /* sandbox_instance(tmpdir) */
 PyObject *thaw_py_sandbox_instance(PyObject *self, PyObject *arg);

@@ -1,0 +1,51 @@
+/* The supervisor's side of the memory cgroups (cgroup.c): one group per
+ * worker version, so the kernel counts every page the version costs, its
+ * template's, its instances', their children's, memfds and its private
+ * /tmp (tmpfs pages are charged to the cgroup of the process that wrote
+ * them). The supervisor makes and removes each group and sets its limit;
+ * the template joins it before the worker's top level runs
+ * (cgroup-join.c). docs/security.md ("Memory"). */
+#ifndef THAW_SANDBOX_CGROUP_H
+#define THAW_SANDBOX_CGROUP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+enum thaw_memcg_kind { THAW_MEMCG_NONE, THAW_MEMCG_V1, THAW_MEMCG_V2 };
+
+/* Which memory controller this process may use, and where the run's group
+ * would go (v2: beside the supervisor's own cgroup, or at the root; v1:
+ * inside its own group, so a limit the host set on thaw still holds).
+ * Returns the kind; base gets the directory, why the reason for NONE. */
+int thaw_memcg_probe(char *base, size_t n, char *why, size_t whyn);
+/* "cgroup v2", "cgroup v1", "none" */
+const char *thaw_memcg_name(int kind);
+
+/* Makes the run's group (thaw-PID under base; v2 enables the memory
+ * controller for its children). 0 and its path, or -1 with why. */
+int thaw_memcg_run_create(int kind, const char *base, char *path, size_t len, char *why,
+                          size_t whyn);
+/* At exit: stops what is left in the run's groups and removes them. */
+void thaw_memcg_run_remove(void);
+/* The kind of the run's group (NONE before thaw_memcg_run_create). */
+int thaw_memcg_active(void);
+
+/* A worker version's group with a limit of `bytes`, before its template
+ * is forked: its id (name "v<id>" under the run's group), 0 when the run
+ * has no memory cgroup, -1 with a message when it cannot be made. */
+long thaw_memcg_create(long long bytes, char *err, size_t errlen);
+/* The version is gone: what is left in its group is killed and the group
+ * removed (at once, or by thaw_memcg_reap once the kernel let go of it). */
+void thaw_memcg_remove(long id);
+/* Retries removals the kernel refused (the killed processes were still
+ * exiting): cheap when there are none. */
+void thaw_memcg_reap(void);
+/* How many processes the kernel's OOM killer killed in the group. */
+long long thaw_memcg_oom_kills(long id);
+/* Makes pid (an instance) the process the OOM killer takes first, before
+ * its template: a memfd has no owner the kernel could weigh, so without
+ * this the template (the largest) would go for an instance's memfd. The
+ * value is set with CAP_SYS_RESOURCE, so the instance cannot lower it. */
+void thaw_memcg_prefer_victim(pid_t pid);
+
+#endif
