@@ -85,6 +85,8 @@ static void on_reap(uv_check_t *h)
     uv_check_stop(h);
 }
 
+static void on_version_handle_closed(uv_handle_t *h);
+
 static void maybe_free_version(struct thaw_version *v)
 {
     struct thaw_worker *w = v->worker;
@@ -99,6 +101,17 @@ static void maybe_free_version(struct thaw_version *v)
     if (v->state != VER_DRAINING || v->doomed || v->instances || v->pending_closes ||
         thaw__pidfd_alive(v->pidfd) || !v->chan_gone)
         return;
+    if (v->pid_poll_on) {
+        /* the template is gone but its exit event is not in yet: the poll
+         * is closed before its fd, or libuv keeps watching a closed fd
+         * number and the next fd to get it (a channel, another pidfd)
+         * reports to freed memory */
+        uv_poll_stop(&v->pid_poll);
+        v->pid_poll_on = 0;
+        v->pending_closes++;
+        uv_close((uv_handle_t *)&v->pid_poll, on_version_handle_closed);
+        return;
+    }
     for (pp = &w->versions; *pp; pp = &(*pp)->next)
         if (*pp == v) {
             *pp = v->next;

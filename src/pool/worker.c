@@ -31,7 +31,10 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
         thaw__version_retire(v);
         return;
     }
-    thaw_config_free(&w->kept_cfg);
+    /* the kept config is the deploy's way back: a serving version built
+     * again meanwhile (it was cold) must not take it away */
+    if (!w->building)
+        thaw_config_free(&w->kept_cfg);
     switch_to(w, v);
     if (v->state == VER_READY) {
         thaw__pool_run_queue(v);

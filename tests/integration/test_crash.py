@@ -65,7 +65,9 @@ def test_kill_instance_fails_only_its_own_request(serve, tmp_path):
     # thaw sends the flow elsewhere, so the victim holds only that request
     t.start()
     deadline = time.monotonic() + 5
-    while not pidfile.exists() and time.monotonic() < deadline:
+    # the worker writes its pid after opening the file: wait for the text
+    while not (pidfile.exists() and pidfile.read_text().strip()) and \
+            time.monotonic() < deadline:
         time.sleep(0.02)
     victim = int(pidfile.read_text())
     with Flow(srv) as flow:

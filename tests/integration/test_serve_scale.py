@@ -53,6 +53,8 @@ def test_idle_template_is_evicted_and_rebuilt_by_the_next_request(serve_factory,
     assert srv.host_get("sleepy.localhost", timeout=60).text == "zzz v3"
     st, doc = srv.api("GET", "/v1/workers/sleepy")
     assert doc["version"] == 2, doc  # the refused version left no number behind
+    # the serving version rebuilt beside each deploy kept its own config
+    assert "failed to build" not in srv.log(), srv.log()[-3000:]
 
 
 def test_many_workers_fork_no_spares_and_cold_ones_hold_nothing(serve_factory, tmp_path):
