@@ -450,7 +450,6 @@ static struct waiter *add_waiter(struct thaw_zygote *z, void *data)
     w->cookie = z->next_cookie++;
     if (z->next_cookie == 0)
         z->next_cookie = 1;
-    z->pidfd = -1;
     w->data = data;
     w->next = z->waiters;
     z->waiters = w;
