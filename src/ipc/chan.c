@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "ipc/chan.h"
+#include "util/fd.h"
 
 #define READ_CHUNK (256 * 1024)
 #define OUT_MAX (256u * 1024 * 1024)
@@ -106,6 +107,9 @@ static void free_chan(uv_handle_t *h)
     struct thaw_chan *c = h->data;
     int i;
 
+    /* only now, with the poll out of the loop, may the fd number be
+     * reused (util/fd.h) */
+    thaw_close_fd(h->loop, c->fd);
     for (i = 0; i < c->n_in_fds; i++)
         close(c->in_fds[i]);
     for (i = 0; i < c->n_out_fds; i++)
@@ -121,7 +125,11 @@ void thaw_chan_close(struct thaw_chan *c)
         return;
     c->closed = 1;
     uv_poll_stop(&c->poll);
-    close(c->fd);
+    /* the peer sees EOF now; the fd itself is closed after the poll
+     * (free_chan): closed here, while a dispatch defers the uv_close, a
+     * socketpair opened meanwhile would get its number and lose its
+     * epoll registration to that uv_close */
+    shutdown(c->fd, SHUT_RDWR);
     if (!c->dispatching)
         uv_close((uv_handle_t *)&c->poll, free_chan);
 }

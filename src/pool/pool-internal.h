@@ -1,21 +1,39 @@
-/* Shared between pool.c (routing) and version.c (process lifecycle). */
+/* Shared inside src/pool/: the instance object, and what each file of the
+ * pool offers the others. Who owns what:
+ *   worker.c    a worker: its versions (current, building, draining), and
+ *               its close (thaw_worker_close)
+ *   version.c   a version: its template process, its instances, its queue
+ *   build.c     starting a version's template (zygote, sandbox, bindings)
+ *   instance.c  an instance: its process, its channel, its requests
+ *   proc.c      the process handle both use (pid, pidfd, exit)
+ *   pool.c      routing: which instance serves an exchange
+ *   tick.c      limits and timeouts
+ *
+ * An instance (instance.c):
+ *   LIVE     takes requests. Its process may still be starting (SPAWN
+ *            sent, pid < 0): frames queued meanwhile are read once it runs.
+ *   RETIRED  its channel is closed (EOF makes it exit); no requests. Waits
+ *            for its process to exit (or for its template to go, when
+ *            SPAWNED never came).
+ *   DEAD     out of its version's list; its process handle is closing.
+ *            Freed in the close callback, which drops its version ref.
+ * Its version holds one reference per instance struct until it is freed. */
 #ifndef THAW_POOL_INTERNAL_H
 #define THAW_POOL_INTERNAL_H
 
 #include "bind/bind.h"
 #include "pool/pool.h"
+#include "pool/proc.h"
 
-enum inst_state { INST_LIVE, INST_RETIRED };
+enum inst_state { INST_LIVE, INST_RETIRED, INST_DEAD };
 
 struct thaw_instance {
     uint32_t id;
     enum inst_state state;
-    struct thaw_version *ver;
+    struct thaw_version *ver;    /* holds a reference on it */
     struct thaw_chan *chan;
-    pid_t pid;
-    int pidfd;
-    uv_poll_t pid_poll;
-    int pid_poll_on;
+    pid_t pid;                   /* -1 until SPAWNED */
+    struct thaw_proc proc;
     int inflight;
     int served;      /* requests attached so far */
     uint64_t progress_ms;   /* last frame from it (or attach while idle) */
@@ -34,17 +52,48 @@ struct thaw_instance {
 };
 
 /* version.c */
-struct thaw_version *thaw__version_new(struct thaw_worker *w);
+struct thaw_version *thaw__version_alloc(struct thaw_worker *w);
 /* A version with no process that answers every request with msg. */
 struct thaw_version *thaw__version_failed(struct thaw_worker *w, const char *msg);
+void thaw__version_set_failed(struct thaw_version *v, const char *msg);
+/* Ends a build (v is READY or FAILED now): the worker decides. */
+void thaw__version_built(struct thaw_version *v);
+/* READY/FAILED/BUILDING -> DRAINING: no new requests; idle instances go
+ * now, busy ones when idle, the template with the last of them. */
 void thaw__version_retire(struct thaw_version *v);
+/* Like retire, but nothing is waited for: every request fails with
+ * status/msg and every process is killed (the worker is deleted). */
+void thaw__version_kill(struct thaw_version *v, int status, const char *msg);
+/* The cancel path of a build (a delete, a build timeout): BUILDING ->
+ * FAILED with msg, the worker is told as for any failed build (its
+ * on_built sees v FAILED) and retires it. */
+void thaw__version_cancel_build(struct thaw_version *v, const char *msg);
+/* A DRAINING version's live instances went: release it when none is left. */
+void thaw__version_maybe_release(struct thaw_version *v);
+void thaw__version_ref(struct thaw_version *v);
+void thaw__version_unref(struct thaw_version *v);
+/* the template process (version.c), once the zygote forked it */
+void thaw__version_template_forked(void *data, pid_t pid, int pidfd, const char *err);
+void thaw__version_template_frame(struct thaw_chan *c, const struct thaw_ipc_frame *f,
+                                  int fd, void *data);
+void thaw__version_template_chan_close(struct thaw_chan *c, int err, void *data);
+
+/* build.c: starts a new version's template; a version that cannot start
+ * comes back FAILED. */
+struct thaw_version *thaw__version_new(struct thaw_worker *w);
+
+/* instance.c */
 struct thaw_instance *thaw__instance_spawn(struct thaw_version *v);
+/* SPAWNED (pid and pidfd, taken over) or SPAWN_ERR (pid < 0) for stream id */
+void thaw__instance_spawned(struct thaw_version *v, uint32_t id, pid_t pid, int pidfd);
 void thaw__instance_retire(struct thaw_instance *inst);
+/* The process is gone or useless: its requests fail, it is freed. */
 void thaw__instance_dead(struct thaw_instance *inst, const char *why);
-int thaw__pidfd_alive(int pidfd);
 
 /* worker.c: a build finished (v is READY or FAILED) */
 void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v);
+/* v was freed: a closing worker may be done */
+void thaw__worker_version_freed(struct thaw_worker *w);
 /* The tick: evict the current template after template_idle_timeout_ms
  * without traffic. */
 void thaw__worker_maybe_evict(struct thaw_worker *w, uint64_t now);

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "config/limits.h"
 #include "pool/metrics.h"
+#include "pool/proc.h"
 #include "ipc/chan.h"
 #include "util/buf.h"
 
@@ -57,7 +58,15 @@ struct thaw_exchange {
     struct thaw_exchange *next, *prev; /* on the instance or queue */
 };
 
-enum thaw_version_state { VER_CONFIG, VER_BUILDING, VER_READY, VER_FAILED, VER_DRAINING };
+/* A version's states (src/pool/version.c says more):
+ *   BUILDING  its template runs the worker's top level; requests queue
+ *   READY     serves; FAILED answers every request with its error
+ *   DRAINING  replaced, evicted or refused: no new requests, instances
+ *             finish what they hold
+ *   CLOSING   no live instance left: its template was told to go; the
+ *             memory goes when the last reference is dropped */
+enum thaw_version_state { VER_CONFIG, VER_BUILDING, VER_READY, VER_FAILED, VER_DRAINING,
+                          VER_CLOSING };
 
 struct thaw_worker;
 
@@ -103,6 +112,10 @@ struct thaw_worker {
                       int truncated);
     void *data;
     int stopping;
+    /* thaw_worker_close() was called: on_closed once every version, its
+     * processes and its timer are gone */
+    int closing;
+    void (*on_closed)(struct thaw_worker *w);
     struct thaw_metrics metrics;
     uv_timer_t tick;             /* limits, timeouts, idle instances */
     int tick_on;
@@ -122,10 +135,10 @@ struct thaw_version {
     struct thaw_zygote *zygote;  /* the one it was forked from */
     struct thaw_bindings *bindings; /* what env names (src/bind/bind.h) */
     struct thaw_outpipe *out;    /* its processes' fd 1 and 2 (pool/output.h) */
-    pid_t pid;
-    int pidfd;
-    uv_poll_t pid_poll;
-    int pid_poll_on;
+    struct thaw_proc tmpl;       /* its template process */
+    /* one each for: its worker (until released), each instance struct,
+     * its template's process handle while open; freed at 0 */
+    int refs;
     struct thaw_instance *instances;
     int n_instances;
     struct thaw_exchange *queue_head, *queue_tail;
@@ -133,9 +146,6 @@ struct thaw_version {
     uint64_t last_request_ms;    /* uv_now() of the latest request */
     uint64_t ready_ms;           /* uv_now() when its template was built */
     int woken;                   /* the serving config built again after an eviction */
-    int pending_closes;          /* uv handles still closing */
-    int chan_gone;
-    int doomed;                  /* freed at the end of this loop iteration */
     int prefault_tried;          /* an instance was profiled (pool/prefault.h) */
     int warm_sent;               /* an instance's WARM hint went to the template */
     unsigned uid_slot;           /* its host uid as root (sandbox/uids.h), or 0 */
@@ -143,7 +153,8 @@ struct thaw_version {
     long long memcg_mb;          /* ... and its limit */
     long long memcg_oom_logged;  /* OOM kills in it the log has told of */
     long long memcg_oom_blamed;  /* ... and that a dead instance was blamed for */
-    struct thaw_version *next;
+    struct thaw_version *next;   /* in its worker's list, until its refs are 0 */
+    struct thaw_version *free_next; /* then on the list freed after this iteration */
 };
 
 /* Starts a worker for the project in dir (config already loaded into cfg,
@@ -165,6 +176,11 @@ void thaw_worker_set_error(struct thaw_worker *w, const char *msg);
  * still alive; thaw_worker_kill() sends SIGKILL to those. */
 int thaw_worker_alive(struct thaw_worker *w);
 void thaw_worker_terminate(struct thaw_worker *w, int sig);
+/* Deletes the worker: its queued and running requests fail (503), its
+ * processes are killed, its timers closed; on_closed(w) is called once
+ * every version, pidfd and handle is gone, after which the caller frees
+ * w's memory. The caller must not touch the worker meanwhile. */
+void thaw_worker_close(struct thaw_worker *w, void (*on_closed)(struct thaw_worker *w));
 
 /* A new exchange for a request whose head frame (REQ_HEAD, built by the
  * caller with sid) is in `head`. Returns 0; on error fills status/msg for

@@ -232,7 +232,7 @@ static void on_tick(uv_timer_t *t)
     if (mem_round)
         thaw_memcg_reap(); /* groups of gone versions the kernel held on to */
     for (v = w->versions; v; v = v->next) {
-        if (v->doomed)
+        if (v->state == VER_CLOSING)
             continue;
         if (mem_round && v->memcg)
             memcg_logged(v); /* a child killed: its instance lives on */
@@ -250,6 +250,8 @@ static void on_tick(uv_timer_t *t)
 
 void thaw__tick_start(struct thaw_worker *w)
 {
+    if (w->closing)
+        return;
     if (w->tick_on) {
         if (w->tick_paused) {
             w->tick_paused = 0;

@@ -1,9 +1,18 @@
-/* A worker: its versions over time, and which one is current. */
+/* A worker: its versions over time, and which one is current.
+ *
+ * States: RUNNING (from thaw_worker_init) -> CLOSING (thaw_worker_close:
+ * `closing`; every version killed, the tick timer closing) -> CLOSED
+ * (on_closed called: no version, no handle, no fd is left; its owner frees
+ * the struct). `cold` (its template evicted) is a sub-state of RUNNING.
+ * Versions are listed in `versions` from their alloc until their memory
+ * goes (version.c), so a closing worker knows when the last one went. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pool/pool-internal.h"
 #include "util/log.h"
+#include "zygote/client.h"
 
 static void switch_to(struct thaw_worker *w, struct thaw_version *v)
 {
@@ -20,6 +29,12 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
 {
     if (w->building == v)
         w->building = NULL;
+    if (w->closing) { /* a cancelled build of a deleted worker */
+        if (w->on_built)
+            w->on_built(w, v);
+        thaw__version_retire(v);
+        return;
+    }
     if (v->state != VER_READY && w->keep_serving && w->current && w->current != v &&
         (w->current->state == VER_READY || w->current->state == VER_BUILDING)) {
         /* a refused deploy: the serving version and its config stay */
@@ -156,7 +171,7 @@ void thaw_worker_stats(struct thaw_worker *w, struct thaw_worker_stats *st)
     memset(st, 0, sizeof(*st));
     for (v = w->versions; v; v = v->next) {
         st->queued += v->queue_len;
-        st->templates += v->pidfd >= 0 && thaw__pidfd_alive(v->pidfd);
+        st->templates += thaw_proc_alive(&v->tmpl);
         for (i = v->instances; i; i = i->next) {
             if (i->state != INST_LIVE)
                 continue;
@@ -165,4 +180,89 @@ void thaw_worker_stats(struct thaw_worker *w, struct thaw_worker_stats *st)
                 st->private_kb += i->private_kb;
         }
     }
+}
+
+/* ---- shutdown and close ------------------------------------------------ */
+
+int thaw_worker_alive(struct thaw_worker *w)
+{
+    struct thaw_version *v;
+    struct thaw_instance *i;
+    int n = 0;
+
+    for (v = w->versions; v; v = v->next) {
+        n += thaw_proc_alive(&v->tmpl);
+        for (i = v->instances; i; i = i->next)
+            n += thaw_proc_alive(&i->proc);
+    }
+    return n;
+}
+
+static void stop_own_zygote(struct thaw_worker *w)
+{
+    if (w->own_zygote) {
+        thaw_zygote_free(w->own_zygote);
+        w->own_zygote = NULL;
+    }
+}
+
+void thaw_worker_terminate(struct thaw_worker *w, int sig)
+{
+    struct thaw_version *v;
+    struct thaw_instance *i;
+
+    w->stopping = 1;
+    stop_own_zygote(w);
+    for (v = w->versions; v; v = v->next) {
+        thaw_proc_signal(&v->tmpl, sig);
+        for (i = v->instances; i; i = i->next)
+            thaw_proc_signal(&i->proc, sig);
+    }
+}
+
+static void maybe_closed(struct thaw_worker *w)
+{
+    if (!w->closing || w->versions || w->tick_on)
+        return;
+    w->closing = 0; /* once */
+    thaw_config_free(&w->cfg);
+    thaw_config_free(&w->kept_cfg);
+    free(w->dir);
+    free(w->state_dir);
+    w->dir = w->state_dir = NULL;
+    if (w->on_closed)
+        w->on_closed(w);
+}
+
+void thaw__worker_version_freed(struct thaw_worker *w)
+{
+    maybe_closed(w);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    struct thaw_worker *w = h->data;
+
+    w->tick_on = 0;
+    maybe_closed(w);
+}
+
+void thaw_worker_close(struct thaw_worker *w, void (*on_closed)(struct thaw_worker *w))
+{
+    static const char msg[] = "503 Service Unavailable: the worker was deleted while "
+                              "this request was in flight\n";
+    struct thaw_version *v, *next;
+
+    w->stopping = 1;
+    w->closing = 1;
+    w->on_closed = on_closed;
+    w->current = w->building = NULL;
+    stop_own_zygote(w);
+    for (v = w->versions; v; v = next) {
+        next = v->next; /* v may leave the list (never its memory: deferred) */
+        thaw__version_kill(v, 503, msg);
+    }
+    if (w->tick_on && !uv_is_closing((uv_handle_t *)&w->tick))
+        uv_close((uv_handle_t *)&w->tick, on_tick_closed);
+    maybe_closed(w);
 }

@@ -65,12 +65,50 @@ static struct thaw_hosted *hosted_new(struct thaw_fleet *f, const char *name)
     return h;
 }
 
-/* Out of the tables; kept (never freed) since its versions and open
- * connections may still point at its worker. */
+static void graveyard_unlink(struct thaw_fleet *f, struct thaw_hosted *h)
+{
+    struct thaw_hosted **pp;
+
+    for (pp = &f->graveyard; *pp; pp = &(*pp)->next_all)
+        if (*pp == h) {
+            *pp = h->next_all;
+            break;
+        }
+}
+
+/* The one place a hosted worker's memory goes: deleted, its worker closed
+ * (pool: processes gone, pidfds and timers closed), no load pending. */
+static void hosted_maybe_free(struct thaw_hosted *h)
+{
+    if (!h->removed || h->worker_closing || h->loads)
+        return;
+    graveyard_unlink(h->fleet, h);
+    free(h);
+}
+
+static void on_worker_closed(struct thaw_worker *w)
+{
+    struct thaw_hosted *h = w->data;
+
+    h->worker_closing = 0;
+    hosted_maybe_free(h);
+}
+
+/* Out of the tables, into the graveyard; its worker is closed (requests
+ * fail, processes killed) and its memory goes once that finished. */
 static void hosted_remove(struct thaw_fleet *f, struct thaw_hosted *h)
 {
     struct thaw_hosted **pp;
 
+    if (h->removed)
+        return;
+    h->removed = 1;
+    /* first, so that the cron timer's uv_close (below) completes before
+     * the worker's handles do (libuv runs close callbacks newest first) */
+    if (h->started) {
+        h->worker_closing = 1;
+        thaw_worker_close(&h->w, on_worker_closed);
+    }
     if (h->cron_on) {
         thaw_cron_sched_stop(&h->cron);
         h->cron_on = 0;
@@ -96,6 +134,7 @@ static void hosted_remove(struct thaw_fleet *f, struct thaw_hosted *h)
     h->next_all = f->graveyard;
     f->graveyard = h;
     f->n--;
+    hosted_maybe_free(h);
 }
 
 struct thaw_worker *thaw_fleet_route(struct thaw_server *s, const char *host,
@@ -283,11 +322,8 @@ static void op_refuse(struct thaw_op *op, int status, const char *msg, const cha
     if (op->is_deploy)
         thaw_store_drop_version(f->state, h->name, op->version);
     op_finish(op, status == 0 ? 422 : status, j);
-    if (!h->live) { /* a first deploy that failed: no worker */
-        if (h->started)
-            thaw_worker_terminate(&h->w, SIGTERM);
+    if (!h->live) /* a first deploy that failed: no worker */
         hosted_remove(f, h);
-    }
 }
 
 static void on_built(struct thaw_worker *w, struct thaw_version *v);
@@ -455,7 +491,14 @@ static void restart_loaded(void *data, int rc, struct thaw_config *cfg, const ch
     struct thaw_fleet *f = h->fleet;
     int at_start = !h->started;
 
-    start_loaded(h, rc, cfg, err);
+    h->loads--;
+    if (h->removed) { /* deleted while its config loaded */
+        if (!rc)
+            thaw_config_free(cfg);
+        hosted_maybe_free(h);
+    } else {
+        start_loaded(h, rc, cfg, err);
+    }
     if (at_start && --f->configs_pending == 0 && f->on_started)
         f->on_started(f);
 }
@@ -499,6 +542,7 @@ static void on_lost(struct thaw_worker *w)
     if (h->op || !h->live)
         return; /* a build is on its way anyway */
     thaw_store_version_dir(f->state, h->name, h->version, dir, sizeof(dir));
+    h->loads++;
     f->load_config(f->zygote, dir, restart_loaded, h);
 }
 
@@ -523,6 +567,7 @@ void thaw_fleet_start(struct thaw_fleet *f)
         }
         h->version = thaw_store_current(f->state, *p);
         thaw_store_version_dir(f->state, *p, h->version, dir, sizeof(dir));
+        h->loads++;
         f->load_config(f->zygote, dir, restart_loaded, h);
     }
     thaw_log("%d worker(s) in %s", f->n, f->state);
@@ -651,11 +696,9 @@ void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_ap
 
 void thaw_fleet_delete(struct thaw_fleet *f, struct thaw_hosted *h)
 {
-    if (h->started)
-        thaw_worker_terminate(&h->w, SIGTERM);
-    hosted_remove(f, h);
     thaw_store_delete(f->state, h->name);
     thaw_log("worker %s deleted", h->name);
+    hosted_remove(f, h); /* h may be freed here */
 }
 
 int thaw_fleet_alive(struct thaw_fleet *f)

@@ -33,6 +33,9 @@ struct thaw_hosted {
     struct thaw_cron_sched cron; /* its triggers.crons (set up when built) */
     int cron_on;
     int cron_version;       /* the version whose crons are armed */
+    int removed;            /* deleted: in the graveyard until freed */
+    int worker_closing;     /* thaw_worker_close() not yet called back */
+    int loads;              /* config loads in flight that hold it */
     struct thaw_hosted *next;      /* in its bucket */
     struct thaw_hosted *next_all;  /* every hosted worker */
 };
@@ -50,7 +53,9 @@ struct thaw_fleet {
     json_t *grants;           /* the admin API's route grants (routes.h) */
     struct thaw_hosted *buckets[THAW_FLEET_BUCKETS];
     struct thaw_hosted *all;
-    struct thaw_hosted *graveyard; /* deleted: their processes may still exit */
+    /* deleted: freed once its worker closed (processes gone, handles
+     * closed) and no config load holds it */
+    struct thaw_hosted *graveyard;
     int n_tails;              /* tail streams open, all workers */
     int n;
     int started;

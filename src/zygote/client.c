@@ -149,6 +149,10 @@ static void on_frame(struct thaw_chan *c, const struct thaw_ipc_frame *f, int fd
         if (w->forked_cb && fd >= 0) {
             w->forked_cb(w->data, (pid_t)strtol(p, NULL, 10), fd, NULL);
             fd = -1;
+        } else if (fd >= 0) {
+            /* forgotten (thaw_zygote_forget: its version went during the
+             * build): nobody would watch or stop this template */
+            syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
         }
         break;
     case THAW_IPC_SPAWN_ERR:
