@@ -184,6 +184,7 @@ struct thaw_instance *thaw__instance_spawn(struct thaw_version *v)
         instance_close(inst); /* the one way out: no free beside the close */
         return NULL;
     }
+    thaw__worker_soon(v->worker); /* its idle timeout */
     return inst;
 }
 

@@ -117,7 +117,14 @@ void thaw__exchange_abort(struct thaw_exchange *ex, int status, const char *msg)
 void thaw__pool_expire_queue(struct thaw_version *v, uint64_t now, long long timeout_ms);
 
 /* tick.c */
+/* Makes the worker's timer (tick.c) ready; it runs only while armed. */
 void thaw__tick_start(struct thaw_worker *w);
+/* Wakes the worker's checks at `when` (uv_now ms) unless they run sooner. */
+void thaw__worker_arm(struct thaw_worker *w, uint64_t when);
+/* Something changed that may bring a deadline (a request started or
+ * queued, an instance forked, a version ready, background work began):
+ * the checks run shortly and compute the next deadline. */
+void thaw__worker_soon(struct thaw_worker *w);
 /* An instance died: when the kernel's OOM killer acted in its version's
  * memory cgroup since the last such death, its requests get 503 saying
  * the worker's memory limit was reached (and the log says so). */

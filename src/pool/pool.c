@@ -47,6 +47,7 @@ static void enqueue(struct thaw_version *v, struct thaw_exchange *ex)
     else
         v->queue_head = ex;
     v->queue_tail = ex;
+    thaw__worker_soon(v->worker); /* its queue timeout */
 }
 
 static void dequeue(struct thaw_version *v, struct thaw_exchange *ex)
@@ -88,6 +89,7 @@ static void attach(struct thaw_instance *inst, struct thaw_exchange *ex)
     inst->inflight++;
     inst->served++;
     inst->last_used = ++use_clock;
+    thaw__worker_soon(inst->ver->worker); /* its limits are watched while it runs */
     if (ex->pending.len)
         thaw_chan_send(inst->chan, ex->pending.data, ex->pending.len, -1);
     thaw_buf_free(&ex->pending);
@@ -481,8 +483,10 @@ static void on_busy(struct thaw_instance *inst, const struct thaw_ipc_frame *f)
     memcpy(num, p, n);
     num[n] = 0;
     inst->background = atoi(num);
-    if (inst->background > 0 && !was)
+    if (inst->background > 0 && !was) {
         inst->background_since_ms = uv_now(inst->ver->worker->loop);
+        thaw__worker_soon(inst->ver->worker);
+    }
     if (!inst->background && was) {
         if (inst->inflight == 0)
             inst->idle_since_ms = uv_now(inst->ver->worker->loop);

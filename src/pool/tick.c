@@ -1,8 +1,13 @@
-/* Housekeeping every TICK_MS, per worker: requests that waited too long in
- * the queue, requests over their wall-clock or CPU limit, instances over
- * their memory limit (and OOM kills in a version's memory cgroup, for the
- * log), and idle instances (scale to zero). One timer for
- * all of it, reading /proc only for instances that have work. */
+/* A worker's deadlines, on one libuv timer per worker that is armed only
+ * while a deadline exists (thaw__worker_arm): requests that waited too
+ * long in the queue, requests over their wall-clock or CPU limit,
+ * instances over their memory limit (and OOM kills in a version's memory
+ * cgroup, for the log), idle instances (scale to zero) and an idle
+ * template (template_idle_timeout_ms). CPU and memory are read from /proc
+ * every POLL_MS, but only for instances that run a request or
+ * ctx.wait_until() work; an idle worker's timer waits for its next
+ * eviction, and a worker with nothing left to evict has no timer running:
+ * an idle thaw sleeps, however many workers it holds. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +18,8 @@
 #include "sandbox/cgroup.h"
 #include "util/log.h"
 
-#define TICK_MS 50
-#define MEMORY_EVERY 4 /* ticks: smaps_rollup walks page tables */
+#define POLL_MS 50
+#define MEMORY_EVERY 4 /* polls: smaps_rollup walks page tables */
 
 static int read_small(const char *path, char *buf, size_t n)
 {
@@ -144,7 +149,7 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
 
     if (inst->state != INST_LIVE || inst->pid <= 0 || inst->kill_status)
         return;
-    if (mem_round && (resident_kb(inst->pid) > lim->memory_mb * 1024 ||
+    if (mem_round && (inst->inflight || inst->background) && (resident_kb(inst->pid) > lim->memory_mb * 1024 ||
                       !inst->mem_read_ms || now - inst->mem_read_ms >= MEMORY_EXACT_MS)) {
         long long kb = private_kb(inst->pid), mb = kb / 1024;
         inst->private_kb = kb;
@@ -211,31 +216,87 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
     }
 }
 
+/* ---- the deadline ---------------------------------------------------- */
+
+/* When the worker next has something to check, or 0: nothing (its timer
+ * stops and the worker costs no wakeup until an event arms it again).
+ * Running work is polled (CPU and memory come from /proc); everything
+ * else is a deadline that is known in advance. */
+static uint64_t next_deadline(struct thaw_worker *w, uint64_t now)
+{
+    const struct thaw_limits *lim = &w->limits;
+    struct thaw_version *v;
+    struct thaw_instance *i;
+    uint64_t next = 0, t;
+
+#define SOONER(x) do { t = (x); if (!next || t < next) next = t; } while (0)
+    for (v = w->versions; v; v = v->next) {
+        if (v->state == VER_CLOSING)
+            continue;
+        if (v->queue_head) {
+            SOONER(v->queue_head->queued_ms + (uint64_t)lim->queue_timeout_ms + 1);
+            if (v->state == VER_READY)
+                SOONER(now + POLL_MS); /* a blocked instance may be free again */
+        }
+        for (i = v->instances; i; i = i->next) {
+            if (i->state != INST_LIVE)
+                continue;
+            if (i->inflight || i->background) {
+                SOONER(now + POLL_MS);
+            } else if (v->state == VER_READY || v->state == VER_DRAINING) {
+                uint64_t since = i->idle_since_ms > v->last_request_ms ? i->idle_since_ms
+                                                                       : v->last_request_ms;
+                SOONER(since + (uint64_t)lim->idle_timeout_ms + 1);
+            }
+        }
+    }
+    v = w->current;
+    if (lim->template_idle_timeout_ms > 0 && v && v->state == VER_READY) {
+        uint64_t last = v->last_request_ms > v->ready_ms ? v->last_request_ms : v->ready_ms;
+        SOONER(last + (uint64_t)lim->template_idle_timeout_ms + 1);
+    }
+#undef SOONER
+    return next;
+}
+
+static void on_tick(uv_timer_t *t);
+
+void thaw__worker_arm(struct thaw_worker *w, uint64_t when)
+{
+    uint64_t now;
+
+    if (w->closing || !w->tick_on)
+        return;
+    now = uv_now(w->loop);
+    when = when > now ? when - now : 0;
+    if (uv_is_active((uv_handle_t *)&w->tick) && uv_timer_get_due_in(&w->tick) <= when)
+        return; /* it wakes sooner anyway, and looks again then */
+    uv_timer_start(&w->tick, on_tick, when, 0);
+}
+
+void thaw__worker_soon(struct thaw_worker *w)
+{
+    thaw__worker_arm(w, uv_now(w->loop) + POLL_MS);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct thaw_worker *w = t->data;
     struct thaw_version *v;
     struct thaw_instance *i, *next;
-    uint64_t now = uv_now(w->loop);
+    uint64_t now = uv_now(w->loop), when;
     int mem_round = (++w->ticks % MEMORY_EVERY) == 0;
 
     if (w->stopping)
         return;
-    if (w->cold && !w->versions) {
-        /* nothing to watch until it is woken (thousands of cold workers
-         * cost no wakeups) */
-        uv_timer_stop(&w->tick);
-        w->tick_paused = 1;
-        return;
-    }
     thaw__worker_maybe_evict(w, now);
-    if (mem_round)
-        thaw_memcg_reap(); /* groups of gone versions the kernel held on to */
     for (v = w->versions; v; v = v->next) {
         if (v->state == VER_CLOSING)
             continue;
-        if (mem_round && v->memcg)
-            memcg_logged(v); /* a child killed: its instance lives on */
+        /* a child killed: its instance lives on. Read at every wakeup:
+         * the timer runs only while something runs, and once more after */
+        if (v->memcg)
+            memcg_logged(v);
         for (i = v->instances; i; i = next) {
             next = i->next;
             check_instance(i, now, mem_round);
@@ -246,21 +307,15 @@ static void on_tick(uv_timer_t *t)
                 thaw__pool_run_queue(v); /* a blocked instance may be free now */
         }
     }
+    if (!w->closing && !w->stopping && (when = next_deadline(w, now)))
+        thaw__worker_arm(w, when);
 }
 
 void thaw__tick_start(struct thaw_worker *w)
 {
-    if (w->closing)
+    if (w->closing || w->tick_on)
         return;
-    if (w->tick_on) {
-        if (w->tick_paused) {
-            w->tick_paused = 0;
-            uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
-        }
-        return;
-    }
     uv_timer_init(w->loop, &w->tick);
     w->tick.data = w;
     w->tick_on = 1;
-    uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
 }

@@ -46,11 +46,39 @@ static struct thaw_version *to_free;
 static uv_check_t reaper;
 static int reaper_on;
 
+/* Memory cgroups the kernel did not let go of yet (their last processes
+ * were still exiting) are removed again every MEMCG_RETRY_MS, by a timer
+ * that runs only while some wait. */
+#define MEMCG_RETRY_MS 200
+static uv_timer_t memcg_retry;
+static int memcg_retry_on;
+
+static void on_memcg_retry(uv_timer_t *t)
+{
+    thaw_memcg_reap();
+    if (!thaw_memcg_pending())
+        uv_timer_stop(t);
+}
+
+static void remove_memcg(uv_loop_t *loop, long memcg)
+{
+    thaw_memcg_remove(memcg);
+    if (!thaw_memcg_pending())
+        return;
+    if (!memcg_retry_on) {
+        uv_timer_init(loop, &memcg_retry);
+        uv_unref((uv_handle_t *)&memcg_retry);
+        memcg_retry_on = 1;
+    }
+    if (!uv_is_active((uv_handle_t *)&memcg_retry))
+        uv_timer_start(&memcg_retry, on_memcg_retry, MEMCG_RETRY_MS, MEMCG_RETRY_MS);
+}
+
 static void version_free(struct thaw_version *v)
 {
     struct thaw_worker *w = v->worker;
 
-    thaw_memcg_remove(v->memcg);
+    remove_memcg(w->loop, v->memcg);
     thaw_bindings_release(v->bindings);
     thaw_sb_uid_put(v->uid_slot);
     thaw_outpipe_free(v->out); /* its last line still reaches the worker */
@@ -251,6 +279,7 @@ static void on_built_frame(struct thaw_version *v, const struct thaw_ipc_frame *
         v->last_request_ms = w->current->last_request_ms; /* a deploy is not */
     }
     v->state = VER_READY;
+    thaw__worker_soon(w); /* its template's idle timeout */
     thaw__version_built(v);
 }
 

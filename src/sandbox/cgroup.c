@@ -314,6 +314,11 @@ void thaw_memcg_remove(long id)
         pending[n_pending++] = id;
 }
 
+int thaw_memcg_pending(void)
+{
+    return n_pending;
+}
+
 void thaw_memcg_reap(void)
 {
     int i, k = 0;

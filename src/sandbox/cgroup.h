@@ -40,6 +40,9 @@ void thaw_memcg_remove(long id);
 /* Retries removals the kernel refused (the killed processes were still
  * exiting): cheap when there are none. */
 void thaw_memcg_reap(void);
+/* How many removals wait for thaw_memcg_reap (its caller retries while
+ * any do, with a timer that exists only then). */
+int thaw_memcg_pending(void);
 /* How many processes the kernel's OOM killer killed in the group. */
 long long thaw_memcg_oom_kills(long id);
 /* Makes pid (an instance) the process the OOM killer takes first, before

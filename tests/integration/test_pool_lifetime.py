@@ -109,3 +109,50 @@ class Default(WorkerEntrypoint):
               if open(f"/proc/{p}/comm").read().strip() == "thaw-instance"):
         assert time.monotonic() < deadline, "the instance outlived its worker"
         time.sleep(0.2)
+
+
+def wakeups(pid):
+    """Voluntary context switches of the supervisor's event-loop thread:
+    one per time it slept and was woken (a timer, a socket)."""
+    with open(f"/proc/{pid}/task/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches")
+
+
+def reads(pid):
+    """read() system calls of the supervisor so far (/proc/PID/io)."""
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("syscr:"):
+                return int(line.split()[1])
+    raise AssertionError("no syscr")
+
+
+def quiet_counts(srv, seconds=3.0):
+    """(wakeups, reads) of the supervisor over a quiet window."""
+    w0, r0 = wakeups(srv.proc.pid), reads(srv.proc.pid)
+    time.sleep(seconds)
+    return wakeups(srv.proc.pid) - w0, reads(srv.proc.pid) - r0
+
+
+def test_idle_workers_cost_no_wakeups(serve_factory, tmp_path):
+    """30 warm idle workers (a template and instances each) wake the
+    supervisor no more than none do, and make it read nothing: a timer per
+    worker every 50 ms wakes it at least 20 times a second (the timers of
+    many workers fall into the same wakeups) and read /proc for every idle
+    instance."""
+    srv = serve_factory()
+    none = quiet_counts(srv)
+    for i in range(30):
+        name = f"idle{i}"
+        st, doc = srv.api("PUT", f"/v1/workers/{name}", body=worker_bundle(tmp_path, name, name))
+        assert st == 200, (st, doc)
+        r = srv.host_get(f"{name}.localhost")
+        assert (r.status, r.text) == (200, name), r
+    time.sleep(1.0)  # spares forked after the last requests start
+    many = quiet_counts(srv)
+    # over 3 s: a 50 ms tick is 60 wakeups; allow a few for other work
+    assert many[0] <= none[0] + 15, (none, many)
+    assert many[1] <= none[1] + 15, (none, many)
