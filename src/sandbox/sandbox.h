@@ -66,6 +66,10 @@ int thaw_sb_landlock(const char *const *read, int n_read, const char *rw, char *
  * process with a log line naming it. Fails when nothing was prepared. */
 int thaw_sb_seccomp_prepare(char *err, size_t errlen);
 int thaw_sb_seccomp(const char *name, char *err, size_t errlen);
+/* seccomp-load.c: while fd >= 0 (the template's channel, while its top
+ * level runs), a trapped call is also reported there as the build's error
+ * (a BUILD_ERR frame of stream); -1 stops it (after BUILT, in instances). */
+void thaw_sb_seccomp_report(int fd, unsigned stream);
 
 /* caps.c: rlimits, not dumpable, no capabilities (bounding, ambient,
  * effective, permitted, inheritable), securebits locked, no_new_privs. */

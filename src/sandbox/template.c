@@ -233,6 +233,7 @@ int thaw_sb_instance(const struct thaw_sb_template *t, const char *tmpdir, char 
     struct thaw__sb_clock clk;
 
     thaw__sb_clock_start(&clk, "instance", t->name);
+    thaw_sb_seccomp_report(-1, 0); /* the template's channel is not its own */
     if (setsid() < 0)
         return thaw__sb_fail(err, errlen, "setsid");
     if (thaw_sb_landlock_abi() > 0 &&

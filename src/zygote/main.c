@@ -54,6 +54,8 @@ static PyMethodDef thaw_methods[] = {
      "Sandbox this freshly forked template (src/sandbox/template.c)."},
     {"sandbox_instance", thaw_py_sandbox_instance, METH_O,
      "Sandbox this freshly forked instance; the argument is its tmp directory."},
+    {"seccomp_report", thaw_py_seccomp_report, METH_VARARGS,
+     "Report a trapped call of the top level on this channel fd (-1: stop)."},
     {"sandbox_active", thaw_py_sandbox_active, METH_NOARGS,
      "Whether the zygote runs sandboxed."},
     {"prefault", thaw_py_prefault, METH_O,

@@ -75,6 +75,17 @@ PyObject *thaw_py_sandbox_instance(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+PyObject *thaw_py_seccomp_report(PyObject *self, PyObject *args)
+{
+    int fd;
+    unsigned stream;
+
+    if (!PyArg_ParseTuple(args, "iI", &fd, &stream))
+        return NULL;
+    thaw_sb_seccomp_report(fd, stream);
+    Py_RETURN_NONE;
+}
+
 PyObject *thaw_py_sandbox_active(PyObject *self, PyObject *unused)
 {
     return PyBool_FromLong(thaw_sb_active());

@@ -8,6 +8,9 @@
 PyObject *thaw_py_sandbox_template(PyObject *self, PyObject *args);
 /* sandbox_instance(tmpdir) */
 PyObject *thaw_py_sandbox_instance(PyObject *self, PyObject *arg);
+/* seccomp_report(fd, stream): a trapped call of the top level is reported
+ * on fd as the build's error; fd -1 stops it */
+PyObject *thaw_py_seccomp_report(PyObject *self, PyObject *args);
 /* sandbox_active() -> bool */
 PyObject *thaw_py_sandbox_active(PyObject *self, PyObject *unused);
 
