@@ -71,6 +71,16 @@ def _build(chan, version, payload, fd):
     def child():
         output.attach(out)  # before any of the worker's code runs
         template.main(fd, version, *args)
+    if _thaw.sandbox_active():
+        # the version's own pid namespace, born with its template and gone
+        # with the supervisor's end of fd (src/sandbox/keeper.c)
+        try:
+            _thaw.pidns_new(fd)
+        except OSError as e:
+            chan.send(ipc.SPAWN_ERR, version, ipc.fields(str(e)))
+            os.close(fd)
+            os.close(out)
+            return
     proc.fork_and_report(chan, version, [chan], child)
     os.close(fd)
     os.close(out)

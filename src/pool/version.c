@@ -19,6 +19,7 @@
 #include "policy/policy.h"
 #include "sandbox/uids.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/hostpid.h" /* sandbox hook: instance pids (issue 15) */
 #include "util/log.h"
 #include "zygote/client.h"
 
@@ -336,7 +337,9 @@ static void instance_spawned(struct thaw_version *v, uint32_t id, pid_t pid, int
         close(pidfd);
         return;
     }
-    inst->pid = pid;
+    /* sandbox hook (issue 15): the template names its instances by their
+     * pid in the version's pid namespace; /proc reads need the host's */
+    inst->pid = pid = thaw_sb_host_pid(pidfd, pid);
     inst->pidfd = pidfd;
     thaw_memcg_prefer_victim(pid);
     if (uv_poll_init(v->worker->loop, &inst->pid_poll, pidfd) == 0) {

@@ -1,71 +1,64 @@
-/* thaw-pidns-init: the init of a worker version's pid namespace.
- * Instances are forked into that namespace, so they see (and can signal)
- * only their own siblings, never the supervisor, the template or another
- * worker. The kernel kills every process of a pid namespace when its init
- * dies, so the init is a separate tiny process rather than the first
- * instance, and it outlives the template for as long as instances are left
- * (a killed template must not take its live instances with it). It runs
- * no Python.
+/* thaw-pidns-init: the init of a worker version's pid namespace
+ * (keeper.c). The template is forked into the namespace as pid 2, its
+ * instances after it, and whatever they fork; the kernel kills all of
+ * them when this process exits, which it does when the supervisor closes
+ * the template's channel: the version is gone, so is everything of it.
+ * Until then it reaps the orphans that are reparented to it. A separate
+ * tiny process rather than the template: the template must be free to
+ * exit on its own (a draining version keeps its template only while
+ * instances live, and the namespace goes with it then). It runs no Python.
  *
- * A program of its own, statically linked, that the template starts with
- * vfork + exec (keeper.c): forking the template itself, a Python process
- * of 40-100 MB, took 1.3-2.5 ms of every template build.
+ * A program of its own, statically linked, that the zygote starts with
+ * vfork + exec (keeper.c).
  *
- * usage: thaw-pidns-init REPORT_FD LIFE_FD (started by thaw only) */
+ * usage: thaw-pidns-init 0 (started by thaw only; fd 0 is a copy of the
+ * template's end of its channel) */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <sys/mount.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* life_fd is the read end of a pipe whose write end the template and
- * every instance hold (instances inherit it at fork): it reports POLLHUP
- * once all of them are gone, however they went (a SIGKILL included), which
- * a parent-death signal cannot promise (it races with the fork, and says
- * nothing of the instances). report_fd gets 0, or the errno of mounting
- * /proc. */
+/* fd 0 reports POLLHUP (or POLLRDHUP) once the supervisor's end of the
+ * template's channel is closed, however that happened; data on it is the
+ * template's to read, never this process's (POLLIN is not asked for). */
 int main(int argc, char **argv)
 {
-    struct timespec tick = {1, 0};
-    int report_fd, life_fd, e = 0;
     sigset_t set;
-    siginfo_t si;
+    int sfd;
 
-    if (argc != 3) {
-        fprintf(stderr, "usage: thaw-pidns-init REPORT_FD LIFE_FD (started by thaw)\n");
+    if (argc != 2 || strcmp(argv[1], "0") != 0) {
+        fprintf(stderr, "usage: thaw-pidns-init 0 (started by thaw)\n");
         return 2;
     }
-    report_fd = atoi(argv[1]);
-    life_fd = atoi(argv[2]);
-    /* set, not added to: the template blocked every signal around the
+    /* set, not added to: the zygote blocked every signal around the
      * vfork, and a mask survives exec */
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
     sigprocmask(SIG_SETMASK, &set, NULL);
     prctl(PR_SET_NAME, "thaw-pidns-init", 0, 0, 0);
-    /* this namespace's own /proc: an instance lists only its siblings */
-    if (mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
-        e = errno;
-    if (write(report_fd, &e, sizeof(e)) < 0 || e)
-        return 1;
-    if (dup2(life_fd, 0) < 0)
-        return 1;
+    /* nothing of this process to read through /proc for the version's
+     * processes, which share its namespace */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     syscall(SYS_close_range, 1, ~0U, 0);
+    /* without it, a poll of a second at a time does the reaping */
+    sfd = signalfd(-1, &set, SFD_CLOEXEC);
     for (;;) {
-        struct pollfd pfd = {0, POLLIN, 0};
+        struct pollfd pfd[2] = {{0, POLLRDHUP, 0}, {sfd, POLLIN, 0}};
+        struct signalfd_siginfo si;
 
-        /* a signal (SIGCHLD) or a second, whichever comes first */
-        sigtimedwait(&set, &si, &tick);
+        if (poll(pfd, sfd < 0 ? 1 : 2, sfd < 0 ? 1000 : -1) < 0 && errno != EINTR)
+            return 1;
+        if (pfd[0].revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL))
+            return 0; /* the version is gone: the kernel ends the rest */
+        if (sfd >= 0 && (pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) < 0)
+            return 1;
         while (waitpid(-1, NULL, WNOHANG) > 0)
             ;
-        if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)) &&
-            waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
-            return 0; /* nobody is left to hold the namespace open for */
     }
 }

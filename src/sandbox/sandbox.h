@@ -41,10 +41,17 @@ int thaw_sb_memcg_open(const char *dir, char *err, size_t errlen);
 /* Whether thaw_sb_zygote ran in this process tree. */
 int thaw_sb_active(void);
 
+/* keeper.c, in the zygote, right before it forks a template: a new pid
+ * namespace whose init (thaw-pidns-init) holds life_fd (the template's end
+ * of its channel) and exits, killing every process of the namespace, once
+ * the supervisor closes the other end; the zygote's next child is born in
+ * it. */
+int thaw_sb_pidns_new(int life_fd, char *err, size_t errlen);
+
 /* template.c: per worker version: a nested user namespace (its own process
- * count), a mount namespace with a private /tmp, a pid namespace for its
- * instances (with a small init), rlimits, no capabilities, Landlock and
- * seccomp. */
+ * count), a mount namespace with a private /tmp and the /proc of its pid
+ * namespace (the zygote made that: thaw_sb_pidns_new), rlimits, no
+ * capabilities, Landlock and seccomp. */
 int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen);
 
 /* template.c: its own session, its own Landlock layer (writes only under

@@ -54,6 +54,9 @@ static PyMethodDef thaw_methods[] = {
      "Sandbox this freshly forked template (src/sandbox/template.c)."},
     {"sandbox_instance", thaw_py_sandbox_instance, METH_O,
      "Sandbox this freshly forked instance; the argument is its tmp directory."},
+    {"pidns_new", thaw_py_pidns_new, METH_O,
+     "Make the next fork the first of a new pid namespace, alive while the "
+     "peer of this channel fd is (src/sandbox/keeper.c)."},
     {"seccomp_report", thaw_py_seccomp_report, METH_VARARGS,
      "Report a trapped call of the top level on this channel fd (-1: stop)."},
     {"sandbox_active", thaw_py_sandbox_active, METH_NOARGS,

@@ -75,6 +75,18 @@ PyObject *thaw_py_sandbox_instance(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+PyObject *thaw_py_pidns_new(PyObject *self, PyObject *arg)
+{
+    char err[512];
+    int fd = PyLong_AsLong(arg) == -1 && PyErr_Occurred() ? -2 : (int)PyLong_AsLong(arg);
+
+    if (fd == -2)
+        return NULL;
+    if (thaw_sb_pidns_new(fd, err, sizeof(err)))
+        return PyErr_Format(PyExc_OSError, "%s", err);
+    Py_RETURN_NONE;
+}
+
 PyObject *thaw_py_seccomp_report(PyObject *self, PyObject *args)
 {
     int fd;

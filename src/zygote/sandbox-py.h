@@ -8,6 +8,9 @@
 PyObject *thaw_py_sandbox_template(PyObject *self, PyObject *args);
 /* sandbox_instance(tmpdir) */
 PyObject *thaw_py_sandbox_instance(PyObject *self, PyObject *arg);
+/* pidns_new(chan_fd): the next fork is born in a new pid namespace that
+ * lives as long as the supervisor keeps chan_fd's peer open */
+PyObject *thaw_py_pidns_new(PyObject *self, PyObject *arg);
 /* seccomp_report(fd, stream): a trapped call of the top level is reported
  * on fd as the build's error; fd -1 stops it */
 PyObject *thaw_py_seccomp_report(PyObject *self, PyObject *args);

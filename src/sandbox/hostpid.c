@@ -1,0 +1,30 @@
+/* The supervisor's name for a process of a worker version. Instances are
+ * forked by their template inside the version's pid namespace
+ * (keeper.c), so the pid a template reports is a number of that
+ * namespace (2, 3, ...), meaningless out here; the pidfd it sends with it
+ * names the process itself, and the kernel says its pid in the
+ * supervisor's namespace (fdinfo's "Pid:"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sandbox/hostpid.h"
+
+pid_t thaw_sb_host_pid(int pidfd, pid_t reported)
+{
+    char path[64], line[128];
+    FILE *f;
+    long pid = 0;
+
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+    if (pidfd < 0 || !(f = fopen(path, "re")))
+        return reported;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "Pid:", 4) == 0) {
+            pid = strtol(line + 4, NULL, 10);
+            break;
+        }
+    fclose(f);
+    /* 0: not a pidfd; -1: the process is gone already */
+    return pid > 0 ? (pid_t)pid : reported;
+}

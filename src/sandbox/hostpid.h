@@ -1,0 +1,11 @@
+/* The supervisor's pid of a process it holds a pidfd for (hostpid.c). */
+#ifndef THAW_SANDBOX_HOSTPID_H
+#define THAW_SANDBOX_HOSTPID_H
+
+#include <sys/types.h>
+
+/* The pid in the supervisor's pid namespace of the process pidfd names;
+ * `reported` (what its forker said) when the kernel cannot tell. */
+pid_t thaw_sb_host_pid(int pidfd, pid_t reported);
+
+#endif
