@@ -38,6 +38,9 @@ int thaw_sb_zygote(const char *cgroup_dir, char *err, size_t errlen);
  * before thaw_sb_zygote makes the mounts read-only; templates join their
  * version's group in it (src/sandbox/cgroup.h). */
 int thaw_sb_memcg_open(const char *dir, char *err, size_t errlen);
+/* cgroup-join.c: one of the run's v1 CPU groups (NULL: none), opened
+ * likewise; templates join their version's "v<id>" in it too. */
+int thaw_sb_cpucg_open(const char *dir, char *err, size_t errlen);
 /* Whether thaw_sb_zygote ran in this process tree. */
 int thaw_sb_active(void);
 

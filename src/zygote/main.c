@@ -84,6 +84,7 @@ static int fail_status(PyStatus st)
 int main(int argc, char **argv)
 {
     const char *pydir = NULL, *preload = "", *cgroup = NULL, *memcg = NULL;
+    const char *cpucg[2] = {NULL, NULL};
     int sandbox = 0;
     char sberr[512];
     char realdir[PATH_MAX];
@@ -100,6 +101,8 @@ int main(int argc, char **argv)
             cgroup = argv[i + 1];
         else if (strcmp(argv[i], "--memory-cgroup") == 0)
             memcg = argv[i + 1];
+        else if (strcmp(argv[i], "--cpu-cgroup") == 0)
+            cpucg[cpucg[0] ? 1 : 0] = argv[i + 1];
         else if (strcmp(argv[i], "--python-dir") == 0)
             pydir = argv[i + 1];
         else if (strcmp(argv[i], "--fd") == 0)
@@ -127,6 +130,8 @@ int main(int argc, char **argv)
      * any template exists, and templates inherit this answer */
     thaw__sb_timing_on();
     if (sandbox && (thaw_sb_memcg_open(memcg, sberr, sizeof(sberr)) ||
+                    thaw_sb_cpucg_open(cpucg[0], sberr, sizeof(sberr)) ||
+                    thaw_sb_cpucg_open(cpucg[1], sberr, sizeof(sberr)) ||
                     thaw_sb_zygote(cgroup, sberr, sizeof(sberr)))) {
         fprintf(stderr, "[thaw-zygote] %s\n", sberr);
         return 3;
