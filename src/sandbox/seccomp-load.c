@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +59,13 @@ static void report(const char *name, int nr)
     put32(frame + 12, (uint32_t)n);
     if (write(report_fd, frame, 16 + (size_t)n) < 0)
         return;
+    /* the supervisor sees the template's exit by its pidfd and may close
+     * the channel before reading what is queued on it: a moment for it
+     * to read the frame and let go of the version (its end closing) */
+    {
+        struct pollfd p = {report_fd, POLLRDHUP, 0};
+        poll(&p, 1, 1000);
+    }
 }
 
 static void on_sigsys(int sig, siginfo_t *si, void *uc)
