@@ -1,7 +1,7 @@
 /* A worker version's layer, set up by its template right after the fork
  * from the zygote and before the worker's top level runs. Order matters:
- * what needs capabilities (namespaces, mounts, the pid namespace's init)
- * comes first; then rlimits; then every capability goes; then Landlock and
+ * what needs capabilities (namespaces, mounts, the /proc of the version's
+ * pid namespace, which the zygote forked it into) comes first; then rlimits; then every capability goes; then Landlock and
  * seccomp, which the instances inherit and can only narrow. */
 #include <errno.h>
 #include <fcntl.h>
