@@ -138,7 +138,8 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
         ftype, stream, payload, fd = msg
         if ftype == ipc.SPAWN and fd is not None:
             try:
-                pid = proc.fork_and_report(chan, stream, [chan],
+                sandbox.hold_channel(fd)
+                pid = proc.fork_and_report(chan, stream, [chan] + sandbox.instance_closes(),
                                            lambda: instance.serve(fd, worker, stream, prefault, warm))
                 if pid:
                     sandbox.forked(pid, stream)

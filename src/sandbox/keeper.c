@@ -7,11 +7,15 @@
  * points the pid namespace of its next child at it (setns with the init's
  * pidfd) and forks the template, which becomes pid 2. The kernel kills
  * every process of a pid namespace when its init dies, and the init lives
- * exactly as long as the supervisor keeps the template's channel open: it
- * holds a copy of the template's end and exits when the supervisor's end
- * closes (the version retired, failed, deleted, evicted, or the
- * supervisor gone, SIGKILL included). So nothing a version started
- * survives it: not a forked child, not a double-forked or setsid'd one.
+ * exactly as long as the supervisor keeps one of the version's channels
+ * open: it holds a copy of the template's end of the template's channel,
+ * and the template hands it a copy of each instance's channel over a
+ * control socket (src/sandbox/keeper-main.c) before forking the instance.
+ * Once the supervisor has closed all of them (the version retired,
+ * failed, deleted, evicted, or the supervisor gone, SIGKILL included) the
+ * init exits. So nothing a version started survives it: not a forked
+ * child, not a double-forked or setsid'd one; and a template that dies
+ * while its instances serve leaves them serving.
  *
  * The inits are started by a small helper the zygote forks before CPython
  * starts (the pidns forker): clone(CLONE_NEWPID) needs a caller whose
@@ -49,7 +53,7 @@ static int keeper_fd = -1;
 static int helper_sock = -1;
 
 struct spawn {
-    int exe_fd, life_fd, exec_errno;
+    int exe_fd, life_fd, ctl_fd, exec_errno;
     char *argv[3];
 };
 
@@ -60,7 +64,9 @@ static int child(void *arg)
     struct spawn *s = arg;
     char *envp[] = {NULL};
 
-    if (dup2(s->life_fd, 0) == 0)
+    /* fd 0: the template's channel; fd 1: the control socket (neither is
+     * 0 or 1 already: the helper keeps its stdio) */
+    if (dup2(s->life_fd, 0) == 0 && dup2(s->ctl_fd, 1) == 1)
         syscall(SYS_execveat, s->exe_fd, "", s->argv, envp, AT_EMPTY_PATH);
     s->exec_errno = errno ? errno : EIO;
     _exit(127);
@@ -69,10 +75,11 @@ static int child(void *arg)
 /* The vfork child's stack: the helper is suspended until the exec */
 static char child_stack[32 * 1024] __attribute__((aligned(16)));
 
-/* One init for life_fd: its pidfd, or -errno. */
-static int spawn_init(int life_fd)
+/* One init for life_fd and ctl_fd: its pidfd, or -errno. */
+static int spawn_init(int life_fd, int ctl_fd)
 {
-    struct spawn s = {keeper_fd, life_fd, 0, {(char *)KEEPER_EXE, (char *)"0", NULL}};
+    struct spawn s = {keeper_fd, life_fd, ctl_fd, 0,
+                      {(char *)KEEPER_EXE, (char *)"0", NULL}};
     int pidfd = -1;
     pid_t pid = clone(child, child_stack + sizeof(child_stack),
                       CLONE_VM | CLONE_VFORK | CLONE_NEWPID | CLONE_PIDFD | SIGCHLD, &s,
@@ -87,47 +94,52 @@ static int spawn_init(int life_fd)
     return pidfd;
 }
 
-/* Sends an int and, when fd >= 0, the fd with it. */
-static int send_fd(int sock, int value, int fd)
+/* Sends an int and the n (0-2) fds with it. */
+static int send_fds(int sock, int value, const int *fds, int n)
 {
-    char ctl[CMSG_SPACE(sizeof(int))];
+    char ctl[CMSG_SPACE(2 * sizeof(int))];
     struct iovec iov = {&value, sizeof(value)};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
     struct cmsghdr *c;
 
     memset(ctl, 0, sizeof(ctl));
-    if (fd >= 0) {
+    if (n > 0) {
         m.msg_control = ctl;
-        m.msg_controllen = sizeof(ctl);
+        m.msg_controllen = CMSG_SPACE(n * sizeof(int));
         c = CMSG_FIRSTHDR(&m);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(n * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, n * sizeof(int));
     }
     return sendmsg(sock, &m, MSG_NOSIGNAL) == sizeof(value) ? 0 : -1;
 }
 
-/* Receives an int and the fd that came with it (-1: none). */
-static int recv_fd(int sock, int *value, int *fd)
+/* Receives an int and up to two fds (-1 where none came); returns how
+ * many came, or -1. */
+static int recv_fds(int sock, int *value, int *fds)
 {
-    char ctl[CMSG_SPACE(sizeof(int))];
+    char ctl[CMSG_SPACE(2 * sizeof(int))];
     struct iovec iov = {value, sizeof(*value)};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
                        .msg_controllen = sizeof(ctl)};
     struct cmsghdr *c;
     ssize_t n;
+    int k = 0;
 
-    *fd = -1;
+    fds[0] = fds[1] = -1;
     do
         n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n != sizeof(*value))
         return -1;
     c = CMSG_FIRSTHDR(&m);
-    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-        memcpy(fd, CMSG_DATA(c), sizeof(int));
-    return 0;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        k = k > 2 ? 2 : k;
+        memcpy(fds, CMSG_DATA(c), k * sizeof(int));
+    }
+    return k;
 }
 
 /* Closes every fd from 3 on but keep[0] and keep[1]: the helper must not
@@ -146,7 +158,7 @@ static void close_all_but(int a, int b)
 
 static void helper_main(int sock, pid_t zygote)
 {
-    int value, life;
+    int value, fd[2];
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != zygote)
@@ -155,12 +167,15 @@ static void helper_main(int sock, pid_t zygote)
     /* the inits it starts are reaped by the kernel */
     signal(SIGCHLD, SIG_IGN);
     close_all_but(sock, keeper_fd);
-    while (recv_fd(sock, &value, &life) == 0) {
-        int pidfd = life >= 0 ? spawn_init(life) : -EBADF;
+    while (recv_fds(sock, &value, fd) >= 0) {
+        int pidfd = fd[0] >= 0 && fd[1] >= 0 ? spawn_init(fd[0], fd[1]) : -EBADF;
 
-        if (life >= 0)
-            close(life);
-        send_fd(sock, pidfd < 0 ? -pidfd : 0, pidfd); /* a failure: the zygote is gone */
+        if (fd[0] >= 0)
+            close(fd[0]);
+        if (fd[1] >= 0)
+            close(fd[1]);
+        /* a failure: the zygote is gone */
+        send_fds(sock, pidfd < 0 ? -pidfd : 0, &pidfd, pidfd >= 0);
         if (pidfd >= 0)
             close(pidfd);
     }
@@ -209,19 +224,28 @@ void thaw__sb_keeper_close(void)
     helper_sock = -1;
 }
 
-int thaw_sb_pidns_new(int life_fd, char *err, size_t errlen)
+int thaw_sb_pidns_new(int life_fd, int *ctl, char *err, size_t errlen)
 {
-    int e, pidfd;
+    int e, fd[2], pair[2], pidfd;
 
     if (helper_sock < 0) {
         errno = EBADF;
         return thaw__sb_fail(err, errlen, "the zygote has no pid namespace forker");
     }
-    if (send_fd(helper_sock, 0, life_fd) || recv_fd(helper_sock, &e, &pidfd)) {
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair))
+        return thaw__sb_fail(err, errlen, "socketpair for the pid namespace's init");
+    fd[0] = life_fd;
+    fd[1] = pair[1];
+    if (send_fds(helper_sock, 0, fd, 2) || recv_fds(helper_sock, &e, fd) < 0) {
+        close(pair[0]);
+        close(pair[1]);
         errno = EPIPE;
         return thaw__sb_fail(err, errlen, "ask the pid namespace forker");
     }
+    close(pair[1]);
+    pidfd = fd[0];
     if (e || pidfd < 0) {
+        close(pair[0]);
         errno = e ? e : EIO;
         return thaw__sb_fail(err, errlen, "start the pid namespace's init " KEEPER_EXE);
     }
@@ -230,9 +254,28 @@ int thaw_sb_pidns_new(int life_fd, char *err, size_t errlen)
         e = errno;
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
         close(pidfd);
+        close(pair[0]);
         errno = e;
         return thaw__sb_fail(err, errlen, "enter the version's pid namespace (setns)");
     }
     close(pidfd);
+    *ctl = pair[0];
     return 0;
+}
+
+int thaw_sb_pidns_hold(int ctl, int fd)
+{
+    char byte = 'i', cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {&byte, 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                       .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *c;
+
+    memset(cbuf, 0, sizeof(cbuf));
+    c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(ctl, &m, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }

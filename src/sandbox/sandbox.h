@@ -46,10 +46,15 @@ int thaw_sb_active(void);
 
 /* keeper.c, in the zygote, right before it forks a template: a new pid
  * namespace whose init (thaw-pidns-init) holds life_fd (the template's end
- * of its channel) and exits, killing every process of the namespace, once
- * the supervisor closes the other end; the zygote's next child is born in
- * it. */
-int thaw_sb_pidns_new(int life_fd, char *err, size_t errlen);
+ * of its channel) and, sent to it over *ctl (a SEQPACKET socket: one fd
+ * per message), the instances' ends of theirs; it exits, killing every
+ * process of the namespace, once the supervisor has closed all of them.
+ * The zygote's next child is born in the namespace. */
+int thaw_sb_pidns_new(int life_fd, int *ctl, char *err, size_t errlen);
+/* keeper.c, in a template: hands the init a copy of an instance's channel
+ * fd (ctl from thaw_sb_pidns_new, inherited), before the instance's fork.
+ * 0, or -1 with errno. */
+int thaw_sb_pidns_hold(int ctl, int fd);
 
 /* template.c: per worker version: a nested user namespace (its own process
  * count), a mount namespace with a private /tmp and the /proc of its pid

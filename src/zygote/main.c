@@ -56,7 +56,9 @@ static PyMethodDef thaw_methods[] = {
      "Sandbox this freshly forked instance; the argument is its tmp directory."},
     {"pidns_new", thaw_py_pidns_new, METH_O,
      "Make the next fork the first of a new pid namespace, alive while the "
-     "peer of this channel fd is (src/sandbox/keeper.c)."},
+     "peer of this channel fd is (src/sandbox/keeper.c); returns its control fd."},
+    {"pidns_hold", thaw_py_pidns_hold, METH_VARARGS,
+     "Hand the pid namespace's init (control fd) a copy of an instance's channel fd."},
     {"seccomp_report", thaw_py_seccomp_report, METH_VARARGS,
      "Report a trapped call of the top level on this channel fd (-1: stop)."},
     {"sandbox_active", thaw_py_sandbox_active, METH_NOARGS,
