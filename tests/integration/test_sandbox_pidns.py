@@ -158,3 +158,40 @@ def test_a_template_cannot_tell_a_live_host_pid_from_a_dead_one(serve_factory, t
     out = r.json()
     for where in ("top", "handler"):
         assert out[where] == {k: errno.ESRCH for k in pids}, (where, out)
+
+
+# The init holds the channels the template hands it on a control socket
+# the worker's top level can reach too: it must refuse a socket of the
+# worker's own, whose peer a spinner could keep open for ever.
+HOLD_MY_OWN = SPINNER.replace("class Default", r'''
+import socket
+mine = socket.socketpair()
+SENT = 0
+for fd in range(3, 256):
+    try:
+        s = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        continue
+    try:
+        if s.type == socket.SOCK_SEQPACKET:
+            socket.send_fds(s, [b"i"], [mine[0].fileno()])
+            SENT += 1
+    except OSError:
+        pass
+    finally:
+        s.close()
+
+class Default''')
+
+
+def test_a_worker_cannot_keep_its_namespace_alive_with_a_socket_of_its_own(
+        serve_factory, tmp_path):
+    srv = serve_factory()
+    mark = "tw" + secrets.token_hex(4)
+    d = tmp_path / "clingy"
+    write_worker(d, HOLD_MY_OWN.format(mark=mark), name="clingy")
+    srv.cli("deploy", str(d))
+    spawn(srv, "clingy", mark, what=("/fork",))
+    st, doc = srv.api("DELETE", "/v1/workers/clingy")
+    assert st == 200, doc
+    gone(srv, mark, "DELETE, though the worker handed the init a socket of its own")
