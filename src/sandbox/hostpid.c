@@ -15,6 +15,7 @@ pid_t thaw_sb_host_pid(int pidfd, pid_t reported)
     char path[64], line[128];
     FILE *f;
     long pid = 0;
+    int found = 0;
 
     snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
     if (pidfd < 0 || !(f = fopen(path, "re")))
@@ -22,9 +23,12 @@ pid_t thaw_sb_host_pid(int pidfd, pid_t reported)
     while (fgets(line, sizeof(line), f))
         if (strncmp(line, "Pid:", 4) == 0) {
             pid = strtol(line + 4, NULL, 10);
+            found = 1;
             break;
         }
     fclose(f);
-    /* 0: not a pidfd; -1: the process is gone already */
-    return pid > 0 ? (pid_t)pid : reported;
+    /* no such line: a kernel that does not say (the forker's number is
+     * all there is); -1: the process is gone already, and its number in
+     * the version's namespace must not be read as a host pid: 0 */
+    return !found ? reported : pid > 0 ? (pid_t)pid : 0;
 }

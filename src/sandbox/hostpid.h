@@ -5,7 +5,8 @@
 #include <sys/types.h>
 
 /* The pid in the supervisor's pid namespace of the process pidfd names;
- * `reported` (what its forker said) when the kernel cannot tell. */
+ * 0 when it is gone already; `reported` (what its forker said) when the
+ * kernel does not say. */
 pid_t thaw_sb_host_pid(int pidfd, pid_t reported);
 
 #endif
