@@ -51,6 +51,21 @@ class Clock:
 
 
 fork_ns = None      # when the zygote forked this template (timing only)
+# the control socket of this version's pid namespace's init (a template:
+# inherited from the zygote; src/sandbox/keeper.c), None when unsandboxed
+keeper_ctl = None
+
+
+def hold_channel(fd):
+    """Before an instance's fork: the init keeps the version's namespace
+    while the supervisor keeps this channel open."""
+    if keeper_ctl is not None:
+        _thaw.pidns_hold(keeper_ctl, fd)
+
+
+def instance_closes():
+    """What an instance must not inherit from its template."""
+    return [keeper_ctl] if keeper_ctl is not None else []
 
 
 def _existing(paths):

@@ -102,6 +102,9 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
     chan = ipc.BlockingChannel(fd)
     proc.reap_children_on_sigchld()
     proc.on_reaped = sandbox.reaped
+    # a call the seccomp filter traps while the top level runs becomes the
+    # build's error, naming the call (src/sandbox/seccomp-load.c)
+    _thaw.seccomp_report(fd, version)
     try:
         # before any of the worker's code runs
         sandbox.template(name, wdir, sandbox_json,
@@ -115,6 +118,8 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
     except BuildError as e:
         chan.send(ipc.BUILD_ERR, version, ipc.fields(str(e)))
         return
+    # the frame would land in the middle of another one from now on
+    _thaw.seccomp_report(-1, 0)
     chan.send(ipc.BUILT, version, ipc.fields(worker.module.__name__, worker.handler.describe(),
                                              f"{worker.top_level_ms:.1f}"))
     if clock:
@@ -133,7 +138,8 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
         ftype, stream, payload, fd = msg
         if ftype == ipc.SPAWN and fd is not None:
             try:
-                pid = proc.fork_and_report(chan, stream, [chan],
+                sandbox.hold_channel(fd)
+                pid = proc.fork_and_report(chan, stream, [chan] + sandbox.instance_closes(),
                                            lambda: instance.serve(fd, worker, stream, prefault, warm))
                 if pid:
                     sandbox.forked(pid, stream)

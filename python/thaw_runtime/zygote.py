@@ -71,7 +71,22 @@ def _build(chan, version, payload, fd):
     def child():
         output.attach(out)  # before any of the worker's code runs
         template.main(fd, version, *args)
-    proc.fork_and_report(chan, version, [chan], child)
+    if _thaw.sandbox_active():
+        # the version's own pid namespace, born with its template and gone
+        # once the supervisor let go of its channels (src/sandbox/keeper.c)
+        try:
+            sandbox.keeper_ctl = _thaw.pidns_new(fd)
+        except OSError as e:
+            chan.send(ipc.SPAWN_ERR, version, ipc.fields(str(e)))
+            os.close(fd)
+            os.close(out)
+            return
+    try:
+        proc.fork_and_report(chan, version, [chan], child)
+    finally:
+        if sandbox.keeper_ctl is not None:
+            os.close(sandbox.keeper_ctl)  # the template's now
+            sandbox.keeper_ctl = None
     os.close(fd)
     os.close(out)
 

@@ -28,10 +28,17 @@ static void memory_accounting(const char *cmd, struct thaw_sb_probe *p)
 
     if (p->memcg && thaw_memcg_run_create(p->memcg, p->memcg_base, path, sizeof(path),
                                           p->memcg_why, sizeof(p->memcg_why)) == 0) {
+        const char *cpu[2];
+        int n_cpu = thaw_cpucg_dirs(cpu, 2);
+
         atexit(remove_memcg);
         thaw_zygote_set_memcg(path);
+        thaw_zygote_set_cpucg(cpu, n_cpu);
         fprintf(stderr, "thaw %s: memory: %s (%s): a version's instances, their children, "
                 "memfds and /tmp all count\n", cmd, thaw_sb_probe_memory(p), path);
+        fprintf(stderr, "thaw %s: cpu: %s per worker version: the CPU of all its processes "
+                "counts, children and work after a response included (cpu_percent)\n", cmd,
+                thaw_cpucg_name());
         return;
     }
     p->memcg = THAW_MEMCG_NONE;

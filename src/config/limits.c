@@ -71,6 +71,10 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
     {"--max-open-files", "thaw", "max_open_files", L(max_open_files), THAW_LIM_COUNT,
      1024, 64, 1048576, "open files of one instance (sandbox; EMFILE over it)",
      1024, 0},
+    {"--cpu-percent", "thaw", "cpu_percent", L(cpu_percent), THAW_LIM_COUNT,
+     100, 1, 100000, "CPU of a worker version, all its processes together, in % of one "
+     "CPU (sandbox as root: a cgroup quota; its processes are throttled over it)",
+     100, 0},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 

@@ -33,6 +33,7 @@ struct thaw_limits {
     long long tmp_size;              /* bytes of a worker version's private /tmp */
     long long max_processes;         /* processes + threads of a worker version */
     long long max_open_files;        /* open files of one process */
+    long long cpu_percent;           /* CPU of a whole worker version, % of one CPU */
 };
 
 /* isolation = "shared": every worker forks from the run's zygote (one

@@ -115,10 +115,10 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
         return NULL;
     if (open_bindings(v) < 0)
         return v;
-    /* the kernel counts the whole version's memory (sandbox/cgroup.h) */
+    /* the kernel counts the whole version's memory and CPU (sandbox/cgroup.h) */
     if (thaw_zygote_sandboxed() &&
-        (v->memcg = thaw_memcg_create(thaw_limits_version_memory(&w->limits), err,
-                                      sizeof(err))) < 0) {
+        (v->memcg = thaw_memcg_create(thaw_limits_version_memory(&w->limits),
+                                      w->limits.cpu_percent, err, sizeof(err))) < 0) {
         v->memcg = 0;
         thaw__version_set_failed(v, err);
         return v;

@@ -14,6 +14,7 @@
 
 #include "pool/pool-internal.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/hostpid.h"
 #include "util/log.h"
 
 static uint32_t next_instance_id = 1;
@@ -236,7 +237,9 @@ void thaw__instance_spawned(struct thaw_version *v, uint32_t id, pid_t pid, int 
         close(pidfd); /* its struct went already: its channel is closed */
         return;
     }
-    inst->pid = pid;
+    /* the template names its instances by their pid in the version's pid
+     * namespace; /proc reads need the host's (sandbox/hostpid.h) */
+    inst->pid = pid = thaw_sb_host_pid(pidfd, pid);
     thaw_memcg_prefer_victim(pid);
     if (thaw_proc_watch(&inst->proc, v->worker->loop, pid, pidfd, on_instance_exit)) {
         thaw__instance_dead(inst, "could not be watched");

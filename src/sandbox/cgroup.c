@@ -107,8 +107,8 @@ static int has_word(const char *s, const char *w)
 }
 
 /* The mount point of the v2 hierarchy, or of the v1 one that has the
- * memory controller (/proc/self/mountinfo: "... MOUNTPOINT ... - TYPE SRC OPTS"). */
-static int find_mount(int v2, char *out, size_t n)
+ * controller ctl (/proc/self/mountinfo: "... MOUNTPOINT ... - TYPE SRC OPTS"). */
+static int find_mount_of(int v2, const char *ctl, char *out, size_t n)
 {
     FILE *f = fopen("/proc/self/mountinfo", "re");
     char line[1024], mnt[256], type[64], opts[512];
@@ -122,7 +122,7 @@ static int find_mount(int v2, char *out, size_t n)
             sscanf(dash + 3, "%63s %*s %511s", type, opts) != 2)
             continue;
         if (v2 ? strcmp(type, "cgroup2") == 0
-               : strcmp(type, "cgroup") == 0 && has_word(opts, "memory")) {
+               : strcmp(type, "cgroup") == 0 && has_word(opts, ctl)) {
             snprintf(out, n, "%s", mnt);
             found = 1;
         }
@@ -131,9 +131,9 @@ static int find_mount(int v2, char *out, size_t n)
     return found ? 0 : -1;
 }
 
-/* This process's cgroup in the v2 hierarchy ("0::/a/b") or in v1's memory
- * hierarchy ("4:memory:/a/b"). */
-static int own_cgroup(int v2, char *out, size_t n)
+/* This process's cgroup in the v2 hierarchy ("0::/a/b") or in v1's
+ * hierarchy of ctl ("4:memory:/a/b"). */
+static int own_cgroup_of(int v2, const char *ctl, char *out, size_t n)
 {
     FILE *f = fopen("/proc/self/cgroup", "re");
     char line[1024];
@@ -148,13 +148,23 @@ static int own_cgroup(int v2, char *out, size_t n)
         *c2 = '\0';
         line[strcspn(line, ":")] = '\0';
         c2[1 + strcspn(c2 + 1, "\n")] = '\0';
-        if (v2 ? strcmp(line, "0") == 0 && c1[1] == '\0' : has_word(c1 + 1, "memory")) {
+        if (v2 ? strcmp(line, "0") == 0 && c1[1] == '\0' : has_word(c1 + 1, ctl)) {
             snprintf(out, n, "%s", c2 + 1);
             found = 1;
         }
     }
     fclose(f);
     return found ? 0 : -1;
+}
+
+static int find_mount(int v2, char *out, size_t n)
+{
+    return find_mount_of(v2, "memory", out, n);
+}
+
+static int own_cgroup(int v2, char *out, size_t n)
+{
+    return own_cgroup_of(v2, "memory", out, n);
 }
 
 static int probe_v2(char *base, size_t n, char *why, size_t whyn)
@@ -221,6 +231,56 @@ int thaw_memcg_probe(char *base, size_t n, char *why, size_t whyn)
     return THAW_MEMCG_NONE;
 }
 
+/* ---- CPU: the same groups in the cpu (and cpuacct) hierarchies ------ */
+
+/* v1: the run's groups in the cpu and the cpuacct hierarchies (one when
+ * they are mounted together), each beside the memory one; v2: the cpu
+ * controller enabled in the memory one's run group. */
+#define MAX_CPU_DIRS 2
+static char cpu_run[MAX_CPU_DIRS][560];
+static int cpu_quota[MAX_CPU_DIRS]; /* 1: this one has the cpu controller */
+static int n_cpu_run, cpu_v2;
+
+static void cpu_run_create(void)
+{
+    static const char *const CTL[MAX_CPU_DIRS] = {"cpu", "cpuacct"};
+    char mnt[256], own[256];
+    int i;
+
+    if (memcg_kind == THAW_MEMCG_V2) {
+        cpu_v2 = write_text(memcg_run, "cgroup.subtree_control", "+cpu") == 0;
+        return;
+    }
+    for (i = 0; i < MAX_CPU_DIRS; i++) {
+        char *dir = cpu_run[n_cpu_run];
+
+        if (find_mount_of(0, CTL[i], mnt, sizeof(mnt)) ||
+            own_cgroup_of(0, CTL[i], own, sizeof(own)))
+            continue;
+        snprintf(dir, sizeof(cpu_run[0]), "%s%s/thaw-%ld", mnt,
+                 strcmp(own, "/") == 0 ? "" : own, (long)getpid());
+        if (n_cpu_run == 1 && strcmp(dir, cpu_run[0]) == 0)
+            continue; /* cpu,cpuacct mounted together */
+        if (mkdir(dir, 0755) && errno != EEXIST)
+            continue;
+        cpu_quota[n_cpu_run++] = i == 0;
+    }
+}
+
+int thaw_cpucg_dirs(const char **dirs, int max)
+{
+    int i;
+
+    for (i = 0; i < n_cpu_run && i < max; i++)
+        dirs[i] = cpu_run[i];
+    return i;
+}
+
+const char *thaw_cpucg_name(void)
+{
+    return cpu_v2 ? "cgroup v2" : n_cpu_run ? "cgroup v1" : "none";
+}
+
 int thaw_memcg_run_create(int kind, const char *base, char *path, size_t len, char *why,
                           size_t whyn)
 {
@@ -241,6 +301,7 @@ int thaw_memcg_run_create(int kind, const char *base, char *path, size_t len, ch
     }
     memcg_kind = kind;
     snprintf(memcg_run, sizeof(memcg_run), "%s", path);
+    cpu_run_create();
     return 0;
 }
 
@@ -249,10 +310,32 @@ static void group_path(long id, char *out, size_t n)
     snprintf(out, n, "%s/v%ld", memcg_run, id);
 }
 
-long thaw_memcg_create(long long bytes, char *err, size_t errlen)
+/* A version's group "v<id>" in each of the run's CPU groups. */
+static void cpu_group_path(int i, long id, char *out, size_t n)
+{
+    snprintf(out, n, "%.560s/v%ld", cpu_run[i], id);
+}
+
+/* cpu.cfs_quota_us (v1) or cpu.max (v2) of a version's group in dir:
+ * percent of one CPU, per 100 ms period */
+static int set_cpu_quota(const char *dir, int v2, long long percent)
+{
+    char num[64];
+
+    if (v2) {
+        snprintf(num, sizeof(num), "%lld 100000", percent * 1000);
+        return write_text(dir, "cpu.max", num);
+    }
+    snprintf(num, sizeof(num), "%lld", percent * 1000);
+    return write_text(dir, "cpu.cfs_period_us", "100000") ||
+                   write_text(dir, "cpu.cfs_quota_us", num) ? -1 : 0;
+}
+
+long thaw_memcg_create(long long bytes, long long cpu_percent, char *err, size_t errlen)
 {
     char dir[640], num[32];
     long id;
+    int i;
 
     if (!memcg_kind)
         return 0;
@@ -276,6 +359,22 @@ long thaw_memcg_create(long long bytes, char *err, size_t errlen)
         rmdir(dir);
         return -1;
     }
+    /* CPU: the version's share (cpu_percent of one CPU) and its count */
+    if (cpu_v2 && cpu_percent > 0 && set_cpu_quota(dir, 1, cpu_percent)) {
+        snprintf(err, errlen, "cannot set the CPU limit of %s: %s", dir, strerror(errno));
+        thaw_memcg_remove(id);
+        return -1;
+    }
+    for (i = 0; i < n_cpu_run; i++) {
+        cpu_group_path(i, id, dir, sizeof(dir));
+        if (mkdir(dir, 0755) ||
+            (cpu_quota[i] && cpu_percent > 0 && set_cpu_quota(dir, 0, cpu_percent))) {
+            snprintf(err, errlen, "cannot make the worker's CPU cgroup %s: %s", dir,
+                     strerror(errno));
+            thaw_memcg_remove(id);
+            return -1;
+        }
+    }
     return id;
 }
 
@@ -295,15 +394,26 @@ static void kill_group(const char *dir)
         kill((pid_t)pid, SIGKILL);
 }
 
-static int try_remove(long id)
+static int remove_dir(const char *dir)
 {
-    char dir[640];
-
-    group_path(id, dir, sizeof(dir));
     if (rmdir(dir) == 0 || errno == ENOENT)
         return 0;
     kill_group(dir);
     return rmdir(dir) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+static int try_remove(long id)
+{
+    char dir[640];
+    int i, rc;
+
+    group_path(id, dir, sizeof(dir));
+    rc = remove_dir(dir);
+    for (i = 0; i < n_cpu_run; i++) {
+        cpu_group_path(i, id, dir, sizeof(dir));
+        rc |= remove_dir(dir);
+    }
+    return rc;
 }
 
 void thaw_memcg_remove(long id)
@@ -372,4 +482,6 @@ void thaw_memcg_run_remove(void)
         thaw_memcg_reap();
     }
     rmdir(memcg_run);
+    for (tries = 0; tries < n_cpu_run; tries++)
+        rmdir(cpu_run[tries]);
 }

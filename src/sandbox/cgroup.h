@@ -32,8 +32,18 @@ int thaw_memcg_active(void);
 
 /* A worker version's group with a limit of `bytes`, before its template
  * is forked: its id (name "v<id>" under the run's group), 0 when the run
- * has no memory cgroup, -1 with a message when it cannot be made. */
-long thaw_memcg_create(long long bytes, char *err, size_t errlen);
+ * has no memory cgroup, -1 with a message when it cannot be made. The
+ * same "v<id>" is made in the run's CPU groups (where the kernel has
+ * them: the cpu and cpuacct controllers, v1 or v2), which count the CPU
+ * of every process of the version, after a response and in children
+ * too, and hold all of them together to cpu_percent of one CPU (a
+ * quota per 100 ms; 0: no quota). */
+long thaw_memcg_create(long long bytes, long long cpu_percent, char *err, size_t errlen);
+/* The run's v1 CPU groups (cpu, cpuacct: one when mounted together), for
+ * the zygote to open: templates join "v<id>" in each. Returns the count. */
+int thaw_cpucg_dirs(const char **dirs, int max);
+/* "cgroup v2", "cgroup v1" or "none": what counts a version's CPU */
+const char *thaw_cpucg_name(void);
 /* The version is gone: what is left in its group is killed and the group
  * removed (at once, or by thaw_memcg_reap once the kernel let go of it). */
 void thaw_memcg_remove(long id);

@@ -46,10 +46,9 @@ int thaw__sb_mountpoint(const char *path, int fd);
 int thaw__sb_worker_uid(const struct thaw_sb_template *t, char *err, size_t errlen);
 
 /* keeper.c: thaw__sb_keeper_open (in the zygote) opens the
- * thaw-pidns-init program next to thaw-zygote; thaw__sb_pidns_init (in a
- * template, after unshare(CLONE_NEWPID)) starts it as the init of the
- * fresh pid namespace, which mounts that namespace's /proc and reaps. */
+ * thaw-pidns-init program next to thaw-zygote (thaw_sb_pidns_new starts
+ * it); a template closes its inherited copy with thaw__sb_keeper_close. */
 int thaw__sb_keeper_open(char *err, size_t errlen);
-int thaw__sb_pidns_init(char *err, size_t errlen);
+void thaw__sb_keeper_close(void);
 
 #endif

@@ -38,13 +38,28 @@ int thaw_sb_zygote(const char *cgroup_dir, char *err, size_t errlen);
  * before thaw_sb_zygote makes the mounts read-only; templates join their
  * version's group in it (src/sandbox/cgroup.h). */
 int thaw_sb_memcg_open(const char *dir, char *err, size_t errlen);
+/* cgroup-join.c: one of the run's v1 CPU groups (NULL: none), opened
+ * likewise; templates join their version's "v<id>" in it too. */
+int thaw_sb_cpucg_open(const char *dir, char *err, size_t errlen);
 /* Whether thaw_sb_zygote ran in this process tree. */
 int thaw_sb_active(void);
 
+/* keeper.c, in the zygote, right before it forks a template: a new pid
+ * namespace whose init (thaw-pidns-init) holds life_fd (the template's end
+ * of its channel) and, sent to it over *ctl (a SEQPACKET socket: one fd
+ * per message), the instances' ends of theirs; it exits, killing every
+ * process of the namespace, once the supervisor has closed all of them.
+ * The zygote's next child is born in the namespace. */
+int thaw_sb_pidns_new(int life_fd, int *ctl, char *err, size_t errlen);
+/* keeper.c, in a template: hands the init a copy of an instance's channel
+ * fd (ctl from thaw_sb_pidns_new, inherited), before the instance's fork.
+ * 0, or -1 with errno. */
+int thaw_sb_pidns_hold(int ctl, int fd);
+
 /* template.c: per worker version: a nested user namespace (its own process
- * count), a mount namespace with a private /tmp, a pid namespace for its
- * instances (with a small init), rlimits, no capabilities, Landlock and
- * seccomp. */
+ * count), a mount namespace with a private /tmp and the /proc of its pid
+ * namespace (the zygote made that: thaw_sb_pidns_new), rlimits, no
+ * capabilities, Landlock and seccomp. */
 int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen);
 
 /* template.c: its own session, its own Landlock layer (writes only under
@@ -66,6 +81,10 @@ int thaw_sb_landlock(const char *const *read, int n_read, const char *rw, char *
  * process with a log line naming it. Fails when nothing was prepared. */
 int thaw_sb_seccomp_prepare(char *err, size_t errlen);
 int thaw_sb_seccomp(const char *name, char *err, size_t errlen);
+/* seccomp-load.c: while fd >= 0 (the template's channel, while its top
+ * level runs), a trapped call is also reported there as the build's error
+ * (a BUILD_ERR frame of stream); -1 stops it (after BUILT, in instances). */
+void thaw_sb_seccomp_report(int fd, unsigned stream);
 
 /* caps.c: rlimits, not dumpable, no capabilities (bounding, ambient,
  * effective, permitted, inheritable), securebits locked, no_new_privs. */

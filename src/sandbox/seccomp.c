@@ -71,7 +71,7 @@ static const char *const ALLOW[] = {
     "pidfd_send_signal", "set_tid_address", "set_robust_list", "get_robust_list", "rseq",
     "arch_prctl", "sched_getaffinity", "sched_setaffinity", "sched_getparam",
     "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min",
-    "sched_getattr", "sched_setattr", "sched_rr_get_interval", "getpriority",
+    "sched_getattr", "sched_rr_get_interval", "getpriority",
     "setpriority", "getcpu",
     /* identity (reading it) */
     "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getresuid",
@@ -104,6 +104,10 @@ static const char *const DENY[] = {
     "semtimedop", "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink",
     "migrate_pages", "move_pages", "set_mempolicy_home_node", "socket", "connect", "bind",
     "listen", "accept", "accept4",
+    /* scheduling policy: a worker may lower its priority with nice
+     * (setpriority), never change class (SCHED_FIFO, SCHED_IDLE, deadline,
+     * utilisation clamps) */
+    "sched_setscheduler", "sched_setparam", "sched_setattr", "ioprio_set",
 };
 
 /* socketpair(AF_UNIX, type) other than SOCK_STREAM: EPERM (other values
@@ -113,8 +117,11 @@ static const int PAIR_DENIED[] = {SOCK_DGRAM, SOCK_RAW, SOCK_RDM, SOCK_SEQPACKET
 /* the type's flags, on 32 bits: the kernel reads the argument as an int */
 #define TYPE_MASK ((uint32_t) ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
 
-#define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
-                  CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | 0x00000080 /* NEWTIME */)
+/* clone's namespace flags: each one alone makes the call fail with EPERM */
+static const uint32_t NS_FLAG[] = {CLONE_NEWNS,  CLONE_NEWUSER, CLONE_NEWPID,
+                                   CLONE_NEWNET, CLONE_NEWUTS,  CLONE_NEWIPC,
+                                   CLONE_NEWCGROUP, 0x00000080 /* CLONE_NEWTIME */};
+#define N_NS_FLAGS (sizeof(NS_FLAG) / sizeof(NS_FLAG[0]))
 
 struct sock_fprog thaw__sb_filter;
 const char *thaw__sb_syscall_names[THAW__SB_MAX_NR];
@@ -206,8 +213,8 @@ static int add_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
     size_t i;
     int rc = 0;
     uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
-    struct scmp_arg_cmp no_ns = SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, 0);
-    struct scmp_arg_cmp ns[1] = {SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, NS_FLAGS)};
+    uint32_t ns_flags = 0;
+    struct scmp_arg_cmp no_ns, ns;
     /* kill(-1) and kill(-pgrp): to everything it may signal or to a
      * group; a worker has no use for either */
     struct scmp_arg_cmp pid_pos = SCMP_A0(SCMP_CMP_MASKED_EQ, 0x80000000u, 0);
@@ -219,16 +226,26 @@ static int add_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
     struct scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, 0);
     struct scmp_arg_cmp other = SCMP_A0(SCMP_CMP_NE, 0);
 
+    for (i = 0; i < N_NS_FLAGS; i++)
+        ns_flags |= NS_FLAG[i];
+    no_ns = (struct scmp_arg_cmp)SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags, 0);
     for (i = 0; i < sizeof(ALLOW) / sizeof(ALLOW[0]) && !rc; i++)
         rc = add(ctx, SCMP_ACT_ALLOW, ALLOW[i], 0, NULL, err, errlen);
+    /* clone with any namespace flag: one rule per flag, since a single
+     * masked compare can only say "none of them" or "all of them" (the
+     * filter once said the latter, so CLONE_NEWUSER alone trapped) */
+    for (i = 0; i < N_NS_FLAGS && !rc; i++) {
+        ns = (struct scmp_arg_cmp)SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAG[i], NS_FLAG[i]);
+        rc = add(ctx, eperm, "clone", 1, &ns, err, errlen);
+    }
     for (i = 0; i < sizeof(DENY) / sizeof(DENY[0]) && !rc; i++)
         rc = add(ctx, strcmp(DENY[i], "clone3") == 0 ? SCMP_ACT_ERRNO(ENOSYS) : eperm,
                  DENY[i], 0, NULL, err, errlen);
     /* clone3's flags live in memory seccomp cannot read: ENOSYS makes glibc
-     * fall back to clone, whose flags it can */
+     * (2.34 and later: pthread_create, posix_spawn) fall back to clone,
+     * whose flags it can; fork() is clone already */
     if (!rc)
         rc = add(ctx, SCMP_ACT_ALLOW, "clone", 1, &no_ns, err, errlen) ||
-             add(ctx, eperm, "clone", 1, ns, err, errlen) ||
              add(ctx, SCMP_ACT_ALLOW, "kill", 1, &pid_pos, err, errlen) ||
              add(ctx, eperm, "kill", 1, &pid_neg, err, errlen) ||
              add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &pid_pos, err, errlen) ||

@@ -1,7 +1,7 @@
 /* A worker version's layer, set up by its template right after the fork
  * from the zygote and before the worker's top level runs. Order matters:
- * what needs capabilities (namespaces, mounts, the pid namespace's init)
- * comes first; then rlimits; then every capability goes; then Landlock and
+ * what needs capabilities (namespaces, mounts, the /proc of the version's
+ * pid namespace, which the zygote forked it into) comes first; then rlimits; then every capability goes; then Landlock and
  * seccomp, which the instances inherit and can only narrow. */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox-internal.h"
@@ -169,8 +170,44 @@ int thaw__sb_private_mounts(const struct thaw_sb_template *t, char *err, size_t 
     return rc;
 }
 
+/* The /proc of the version's pid namespace, as a detached read-only
+ * mount (fsopen + fsmount), made while the template is still root of the
+ * zygote's user namespace, which owns that pid namespace: once in its own
+ * user namespace it could no longer mount it. Attached over /proc (and so
+ * over the host's, which showed every host pid) by attach_proc. */
+static int make_proc(char *err, size_t errlen)
+{
+    int fs, mnt;
+
+    fs = (int)syscall(SYS_fsopen, "proc", 1 /* FSOPEN_CLOEXEC */);
+    if (fs < 0)
+        return thaw__sb_fail(err, errlen, "fsopen(proc)");
+    if (syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0)) {
+        close(fs);
+        return thaw__sb_fail(err, errlen, "create the /proc of the version's pid namespace");
+    }
+    mnt = (int)syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */,
+                       THAW__MOUNT_ATTR_RDONLY | THAW__MOUNT_ATTR_NOSUID |
+                           0x4 /* NODEV */ | 0x8 /* NOEXEC */);
+    close(fs);
+    if (mnt < 0)
+        return thaw__sb_fail(err, errlen, "fsmount the /proc of the version's pid namespace");
+    return mnt;
+}
+
+static int attach_proc(int mnt, char *err, size_t errlen)
+{
+    int rc = (int)syscall(SYS_move_mount, mnt, "", AT_FDCWD, "/proc",
+                          0x4 /* MOVE_MOUNT_F_EMPTY_PATH */);
+
+    close(mnt);
+    return rc ? thaw__sb_fail(err, errlen, "mount the /proc of the version's pid namespace")
+              : 0;
+}
+
 int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen)
 {
+    int proc_mnt;
     struct thaw__sb_clock clk;
     int own_uid = t->uid > 0 && thaw__sb_worker_ids;
 
@@ -179,34 +216,50 @@ int thaw_sb_template(const struct thaw_sb_template *t, char *err, size_t errlen)
         return thaw__sb_fail(err, errlen, "the zygote is not sandboxed");
     }
     thaw__sb_clock_start(&clk, "template", t->name);
+    /* a handle on a host file: gone before worker code */
+    thaw__sb_keeper_close();
     if (join_cgroup(t, err, errlen) || thaw__sb_memcg_join(t->memcg, err, errlen))
         return -1;
     thaw__sb_clock_mark(&clk, "cgroup");
+    if ((proc_mnt = make_proc(err, errlen)) < 0)
+        return -1;
+    thaw__sb_clock_mark(&clk, "proc");
     /* its own user namespace: RLIMIT_NPROC counts per (namespace, uid), so
      * one worker's fork bomb does not use up another's processes; and the
      * mounts copied into it become locked read-only. As root, under a host
      * uid of its own, its mounts made first while still privileged
      * (worker-uid.c) */
     if (own_uid) {
-        if (thaw__sb_worker_uid(t, err, errlen))
+        if (thaw__sb_worker_uid(t, err, errlen)) {
+            close(proc_mnt);
             return -1;
+        }
     } else {
-        if (unshare(CLONE_NEWUSER))
+        if (unshare(CLONE_NEWUSER)) {
+            close(proc_mnt);
             return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWUSER) for the template");
+        }
         thaw__sb_clock_mark(&clk, "userns");
-        if (thaw__sb_map_self(0, 0, err, errlen))
+        if (thaw__sb_map_self(0, 0, err, errlen)) {
+            close(proc_mnt);
             return -1;
+        }
     }
     thaw__sb_clock_mark(&clk, "idmap");
-    if (unshare(CLONE_NEWNS | CLONE_NEWPID))
-        return thaw__sb_fail(err, errlen, "unshare(mount, pid namespaces) for the template");
-    thaw__sb_clock_mark(&clk, "mntns+pidns");
-    if (!own_uid && thaw__sb_private_mounts(t, err, errlen))
+    if (unshare(CLONE_NEWNS)) {
+        close(proc_mnt);
+        return thaw__sb_fail(err, errlen, "unshare(CLONE_NEWNS) for the template");
+    }
+    thaw__sb_clock_mark(&clk, "mntns");
+    if (!own_uid && thaw__sb_private_mounts(t, err, errlen)) {
+        close(proc_mnt);
         return -1;
+    }
     thaw__sb_clock_mark(&clk, "mounts");
-    if (thaw__sb_pidns_init(err, errlen))
+    /* after the id maps, written through the host's /proc, now covered */
+    if (attach_proc(proc_mnt, err, errlen))
         return -1;
-    thaw__sb_clock_mark(&clk, "pidns-init");
+    thaw__sb_clock_mark(&clk, "proc-mount");
     /* kill(0, ...) reaches only its own group */
     if (setsid() < 0)
         return thaw__sb_fail(err, errlen, "setsid");
@@ -233,6 +286,7 @@ int thaw_sb_instance(const struct thaw_sb_template *t, const char *tmpdir, char 
     struct thaw__sb_clock clk;
 
     thaw__sb_clock_start(&clk, "instance", t->name);
+    thaw_sb_seccomp_report(-1, 0); /* the template's channel is not its own */
     if (setsid() < 0)
         return thaw__sb_fail(err, errlen, "setsid");
     if (thaw_sb_landlock_abi() > 0 &&

@@ -179,16 +179,16 @@ int thaw_sb_zygote(const char *cgroup_dir, char *err, size_t errlen)
     if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof(attr)))
         return thaw__sb_fail(err, errlen, "make every mount read-only (mount_setattr)");
     /* /proc stays writable here: a template writes its user namespace's
-     * maps there; then its pid namespace's init covers it with a
-     * read-only /proc of its own (sandbox/keeper.c), so no worker code
-     * ever sees a writable /proc (whose /proc/sys trusts uid 0) */
+     * maps there; then it covers it with a read-only /proc of its pid
+     * namespace (sandbox/template.c), so no worker code ever sees a
+     * writable /proc (whose /proc/sys trusts uid 0) */
     attr.attr_set = 0;
     attr.attr_clr = THAW__MOUNT_ATTR_RDONLY;
     if (syscall(SYS_mount_setattr, AT_FDCWD, "/proc", 0, &attr, sizeof(attr)))
         return thaw__sb_fail(err, errlen, "keep /proc writable for the templates");
     if (sethostname("thaw", 4))
         return thaw__sb_fail(err, errlen, "sethostname");
-    /* every template starts its pid namespace's init from this program */
+    /* the helper that starts each version's pid namespace (keeper.c) */
     if (thaw__sb_keeper_open(err, errlen))
         return -1;
     /* the same filter for every template: compiled here once */

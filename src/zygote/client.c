@@ -58,6 +58,18 @@ void thaw_zygote_set_sandbox(int on, const char *cgroup_dir)
     snprintf(sandbox_cgroup, sizeof(sandbox_cgroup), "%s", cgroup_dir ? cgroup_dir : "");
 }
 
+/* the run's v1 CPU groups (sandbox/cgroup.h: thaw_cpucg_dirs) */
+static char sandbox_cpucg[2][PATH_MAX];
+
+void thaw_zygote_set_cpucg(const char *const *dirs, int n)
+{
+    int i;
+
+    for (i = 0; i < 2; i++)
+        snprintf(sandbox_cpucg[i], sizeof(sandbox_cpucg[i]), "%s",
+                 i < n && dirs[i] ? dirs[i] : "");
+}
+
 void thaw_zygote_set_memcg(const char *dir)
 {
     snprintf(sandbox_memcg, sizeof(sandbox_memcg), "%s", dir ? dir : "");
@@ -316,8 +328,8 @@ static int spawn(struct thaw_zygote *z)
 {
     int sv[2], rc, err = 0;
     char ppid[32];
-    char *args[16], **envp;
-    int n = 0;
+    char *args[24], **envp;
+    int n = 0, i;
 
     args[n++] = z->exe;
     if (sandbox_on) {
@@ -330,6 +342,11 @@ static int spawn(struct thaw_zygote *z)
             args[n++] = "--memory-cgroup";
             args[n++] = sandbox_memcg;
         }
+        for (i = 0; i < 2; i++)
+            if (sandbox_cpucg[i][0]) {
+                args[n++] = "--cpu-cgroup";
+                args[n++] = sandbox_cpucg[i];
+            }
     }
     args[n++] = "--python-dir";
     args[n++] = z->pydir;

@@ -31,6 +31,9 @@ int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, const char *preload,
 void thaw_zygote_set_sandbox(int on, const char *cgroup_dir);
 /* The run's memory cgroup (src/sandbox/cgroup.h), NULL or "": none. */
 void thaw_zygote_set_memcg(const char *dir);
+/* The run's v1 CPU groups (at most 2: cpu, cpuacct), joined like the
+ * memory one. */
+void thaw_zygote_set_cpucg(const char *const *dirs, int n);
 /* isolation = "per-worker": a zygote of its own for one worker, started
  * like proto (same executable and SDK, no preload). thaw_zygote_free
  * stops it. */

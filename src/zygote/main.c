@@ -54,6 +54,13 @@ static PyMethodDef thaw_methods[] = {
      "Sandbox this freshly forked template (src/sandbox/template.c)."},
     {"sandbox_instance", thaw_py_sandbox_instance, METH_O,
      "Sandbox this freshly forked instance; the argument is its tmp directory."},
+    {"pidns_new", thaw_py_pidns_new, METH_O,
+     "Make the next fork the first of a new pid namespace, alive while the "
+     "peer of this channel fd is (src/sandbox/keeper.c); returns its control fd."},
+    {"pidns_hold", thaw_py_pidns_hold, METH_VARARGS,
+     "Hand the pid namespace's init (control fd) a copy of an instance's channel fd."},
+    {"seccomp_report", thaw_py_seccomp_report, METH_VARARGS,
+     "Report a trapped call of the top level on this channel fd (-1: stop)."},
     {"sandbox_active", thaw_py_sandbox_active, METH_NOARGS,
      "Whether the zygote runs sandboxed."},
     {"prefault", thaw_py_prefault, METH_O,
@@ -79,6 +86,7 @@ static int fail_status(PyStatus st)
 int main(int argc, char **argv)
 {
     const char *pydir = NULL, *preload = "", *cgroup = NULL, *memcg = NULL;
+    const char *cpucg[2] = {NULL, NULL};
     int sandbox = 0;
     char sberr[512];
     char realdir[PATH_MAX];
@@ -95,6 +103,8 @@ int main(int argc, char **argv)
             cgroup = argv[i + 1];
         else if (strcmp(argv[i], "--memory-cgroup") == 0)
             memcg = argv[i + 1];
+        else if (strcmp(argv[i], "--cpu-cgroup") == 0)
+            cpucg[cpucg[0] ? 1 : 0] = argv[i + 1];
         else if (strcmp(argv[i], "--python-dir") == 0)
             pydir = argv[i + 1];
         else if (strcmp(argv[i], "--fd") == 0)
@@ -122,6 +132,8 @@ int main(int argc, char **argv)
      * any template exists, and templates inherit this answer */
     thaw__sb_timing_on();
     if (sandbox && (thaw_sb_memcg_open(memcg, sberr, sizeof(sberr)) ||
+                    thaw_sb_cpucg_open(cpucg[0], sberr, sizeof(sberr)) ||
+                    thaw_sb_cpucg_open(cpucg[1], sberr, sizeof(sberr)) ||
                     thaw_sb_zygote(cgroup, sberr, sizeof(sberr)))) {
         fprintf(stderr, "[thaw-zygote] %s\n", sberr);
         return 3;

@@ -75,6 +75,40 @@ PyObject *thaw_py_sandbox_instance(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+PyObject *thaw_py_pidns_new(PyObject *self, PyObject *arg)
+{
+    char err[512];
+    int ctl, fd = PyLong_AsLong(arg) == -1 && PyErr_Occurred() ? -2 : (int)PyLong_AsLong(arg);
+
+    if (fd == -2)
+        return NULL;
+    if (thaw_sb_pidns_new(fd, &ctl, err, sizeof(err)))
+        return PyErr_Format(PyExc_OSError, "%s", err);
+    return PyLong_FromLong(ctl);
+}
+
+PyObject *thaw_py_pidns_hold(PyObject *self, PyObject *args)
+{
+    int ctl, fd;
+
+    if (!PyArg_ParseTuple(args, "ii", &ctl, &fd))
+        return NULL;
+    if (thaw_sb_pidns_hold(ctl, fd))
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+PyObject *thaw_py_seccomp_report(PyObject *self, PyObject *args)
+{
+    int fd;
+    unsigned stream;
+
+    if (!PyArg_ParseTuple(args, "iI", &fd, &stream))
+        return NULL;
+    thaw_sb_seccomp_report(fd, stream);
+    Py_RETURN_NONE;
+}
+
 PyObject *thaw_py_sandbox_active(PyObject *self, PyObject *unused)
 {
     return PyBool_FromLong(thaw_sb_active());

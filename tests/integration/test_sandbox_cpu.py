@@ -1,0 +1,122 @@
+"""CPU is counted for the whole worker version (issue 15): its processes
+live in a cpu/cpuacct cgroup of the version (src/sandbox/cgroup.c), which
+counts the CPU a forked child burns after the response, and holds the
+version to cpu_percent of one CPU (a CFS quota). Checked on the kernel's
+own numbers (the cgroup's files), never by timing: the spinner's group is
+the version's, its quota is the one asked for, the kernel throttled it,
+and the group's usage counts it. Root only (cgroups)."""
+import os
+import secrets
+import time
+
+import pytest
+
+from servelib import serve_factory  # noqa: F401 (fixture)
+from test_sandbox_pidns import SPINNER, deploy, marked, spawn, wait_for
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
+
+
+def groups(pid):
+    """{controller: path} from /proc/PID/cgroup ("" for v2)."""
+    out = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, ctl, path = line.rstrip("\n").split(":", 2)
+            for c in ctl.split(",") if ctl else [""]:
+                out[c] = path
+    return out
+
+
+def mount_of(ctl):
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ")
+            mnt = left.split()[4]
+            fstype, _src, opts = right.split()[:3]
+            if ctl == "" and fstype == "cgroup2":
+                return mnt
+            if ctl and fstype == "cgroup" and ctl in opts.split(","):
+                return mnt
+    return None
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def test_a_forked_spinner_is_counted_and_capped_with_its_version(serve_factory, tmp_path):
+    srv = serve_factory(args=["--cpu-percent", "20"])
+    if "cpu: none" in srv.log():
+        pytest.skip("no CPU cgroup on this machine: " + srv.log()[-500:])
+    mark = "tw" + secrets.token_hex(4)
+    deploy(srv, tmp_path, "spin", mark)
+    spawn(srv, "spin", mark, what=("/fork",))
+    (pid,) = marked(mark)
+    mine = groups(pid)
+    v1 = mine.get("cpu", "").find(f"/thaw-{srv.proc.pid}/v") >= 0
+    if v1:
+        cpu = mount_of("cpu") + mine["cpu"]
+        acct = mount_of("cpuacct") + mine["cpuacct"]
+        assert read(f"{cpu}/cpu.cfs_quota_us").strip() == "20000"
+        assert read(f"{cpu}/cpu.cfs_period_us").strip() == "100000"
+
+        def throttled():
+            stat = dict(line.split() for line in read(f"{cpu}/cpu.stat").splitlines())
+            return int(stat["nr_throttled"]) > 0
+
+        def usage_ns():
+            return int(read(f"{acct}/cpuacct.usage"))
+    else:
+        cpu = acct = mount_of("") + mine[""]
+        assert f"/thaw-{srv.proc.pid}/v" in cpu, mine
+        assert read(f"{cpu}/cpu.max").split() == ["20000", "100000"]
+
+        def stat():
+            return dict(line.split() for line in read(f"{cpu}/cpu.stat").splitlines())
+
+        def throttled():
+            return int(stat()["nr_throttled"]) > 0
+
+        def usage_ns():
+            return int(stat()["usage_usec"]) * 1000
+    # the version's template is in the same group: the child is the version's
+    tpl = [p for p in os.listdir("/proc") if p.isdigit()
+           and read_or(f"/proc/{p}/comm") == "thaw-template"
+           and groups(p).get("cpuacct" if v1 else "") == mine["cpuacct" if v1 else ""]]
+    assert tpl, "the spinner's group holds no template: not the version's group"
+    wait_for(throttled, "the kernel to throttle the spinner at 20% of a CPU")
+    # the spinner's CPU counts: a quarter second of it, at least
+    wait_for(lambda: usage_ns() > 250_000_000, "the group's usage to count the spinner")
+
+
+def read_or(path):
+    try:
+        return read(path).strip()
+    except OSError:
+        return ""
+
+
+def test_a_worker_may_lower_its_cpu_percent_but_not_raise_it(serve_factory, tmp_path):
+    srv = serve_factory(args=["--cpu-percent", "50"])
+    r = srv.cli("deploy", str(_project(tmp_path / "greedy", "greedy", 400)), check=False)
+    assert r.returncode != 0 and "cpu_percent" in r.stderr and "50" in r.stderr, r.stderr
+    if "cpu: none" in srv.log():
+        return
+    mark = "tw" + secrets.token_hex(4)
+    d = _project(tmp_path / "modest", "modest", 10, mark)
+    srv.cli("deploy", str(d))
+    spawn(srv, "modest", mark, what=("/fork",))
+    (pid,) = marked(mark)
+    mine = groups(pid)
+    if "cpu" in mine and "/thaw-" in mine["cpu"]:
+        assert read(mount_of("cpu") + mine["cpu"] + "/cpu.cfs_quota_us").strip() == "10000"
+    else:
+        assert read(mount_of("") + mine[""] + "/cpu.max").split()[0] == "10000"
+
+
+def _project(d, name, percent, mark="twunused"):
+    from thawlib import write_worker
+    write_worker(d, SPINNER.format(mark=mark), name=name, thaw={"cpu_percent": percent})
+    return d
