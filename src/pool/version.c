@@ -35,6 +35,7 @@
 
 #include "pool/output.h"
 #include "pool/pool-internal.h"
+#include "pool/procops.h"
 #include "sandbox/uids.h"
 #include "sandbox/cgroup.h"
 #include "util/log.h"
@@ -163,8 +164,7 @@ static void version_release(struct thaw_version *v)
                           "while this request waited; retry\n");
     /* a build still on its way: the zygote kills the template it forks
      * for us (zygote/client.c), there is nobody to hand it to */
-    if (v->zygote)
-        thaw_zygote_forget(v->zygote, v);
+    thaw_proc_ops->forget_template(v);
     close_template_chan(v); /* EOF: a template that serves exits by itself */
     /* one still running the top level reads no channel */
     thaw_proc_signal(&v->tmpl, SIGKILL);
