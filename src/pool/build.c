@@ -12,6 +12,7 @@
 
 #include "pool/output.h"
 #include "pool/pool-internal.h"
+#include "pool/procops.h"
 #include "policy/policy.h"
 #include "sandbox/uids.h"
 #include "sandbox/cgroup.h"
@@ -164,8 +165,8 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
              w->limits.max_open_files, w->limits.tmp_size,
              (w->limits.memory_mb * 16 > 4096 ? w->limits.memory_mb * 16 : 4096) << 20,
              w->policy && w->policy->tenant, v->uid_slot, memcg);
-    if (thaw_zygote_build(v->zygote, v->id, sv[1], out_fd, w->cfg.name, w->cfg.dir,
-                          w->cfg.main, w->cfg.json, sandbox, thaw__version_template_forked, v)) {
+    if (thaw_proc_ops->fork_template(v, sv[1], out_fd, sandbox,
+                                     thaw__version_template_forked)) {
         thaw_chan_close(v->chan);
         v->chan = NULL;
         thaw__version_set_failed(v, "the zygote is not running");

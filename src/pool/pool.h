@@ -116,6 +116,7 @@ struct thaw_worker {
      * processes and its timer are gone */
     int closing;
     void (*on_closed)(struct thaw_worker *w);
+    int n_versions;              /* allocated and not yet freed (version.c) */
     struct thaw_metrics metrics;
     uv_timer_t tick;             /* limits, timeouts, idle instances */
     int tick_on;

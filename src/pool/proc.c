@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "pool/proc.h"
+#include "pool/procops.h"
 #include "util/fd.h"
 
 void thaw_proc_init(struct thaw_proc *p, void *data)
@@ -38,7 +39,7 @@ int thaw_proc_watch(struct thaw_proc *p, uv_loop_t *loop, pid_t pid, int pidfd,
         return -EBUSY;
     }
     if ((rc = uv_poll_init(loop, &p->poll, pidfd))) {
-        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        thaw_proc_ops->signal(pidfd, SIGKILL);
         close(pidfd);
         return rc;
     }
@@ -55,7 +56,7 @@ int thaw_proc_watch(struct thaw_proc *p, uv_loop_t *loop, pid_t pid, int pidfd,
 void thaw_proc_signal(struct thaw_proc *p, int sig)
 {
     if (p->state == PROC_RUNNING)
-        syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
+        thaw_proc_ops->signal(p->pidfd, sig);
 }
 
 int thaw_proc_alive(const struct thaw_proc *p)

@@ -35,6 +35,7 @@
 
 #include "pool/output.h"
 #include "pool/pool-internal.h"
+#include "pool/procops.h"
 #include "sandbox/uids.h"
 #include "sandbox/cgroup.h"
 #include "util/log.h"
@@ -85,6 +86,7 @@ static void version_free(struct thaw_version *v)
     free(v->error);
     free(v->name);
     free(v);
+    w->n_versions--;
     thaw__worker_version_freed(w);
 }
 
@@ -119,8 +121,9 @@ void thaw__version_unref(struct thaw_version *v)
     v->free_next = to_free;
     to_free = v;
     if (!reaper_on) {
+        /* referenced: while a version waits to be freed the loop must
+         * run once more, or a closing worker would never hear it closed */
         uv_check_init(w->loop, &reaper);
-        uv_unref((uv_handle_t *)&reaper);
         reaper_on = 1;
     }
     uv_check_start(&reaper, on_reap);
@@ -163,8 +166,7 @@ static void version_release(struct thaw_version *v)
                           "while this request waited; retry\n");
     /* a build still on its way: the zygote kills the template it forks
      * for us (zygote/client.c), there is nobody to hand it to */
-    if (v->zygote)
-        thaw_zygote_forget(v->zygote, v);
+    thaw_proc_ops->forget_template(v);
     close_template_chan(v); /* EOF: a template that serves exits by itself */
     /* one still running the top level reads no channel */
     thaw_proc_signal(&v->tmpl, SIGKILL);
@@ -400,6 +402,7 @@ struct thaw_version *thaw__version_alloc(struct thaw_worker *w)
         return NULL;
     v->id = ++w->next_version;
     v->worker = w;
+    w->n_versions++;
     v->name = strdup(w->cfg.name ? w->cfg.name : "worker");
     thaw_proc_init(&v->tmpl, v);
     v->refs = 1; /* the worker's, until version_release */

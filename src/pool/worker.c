@@ -222,7 +222,9 @@ void thaw_worker_terminate(struct thaw_worker *w, int sig)
 
 static void maybe_closed(struct thaw_worker *w)
 {
-    if (!w->closing || w->versions || w->tick_on)
+    /* n_versions, not the list: a version leaves the list when its last
+     * reference drops, and its memory (which points at w) goes later */
+    if (!w->closing || w->n_versions || w->tick_on)
         return;
     w->closing = 0; /* once */
     thaw_config_free(&w->cfg);
