@@ -136,7 +136,8 @@ def test_memory_limit_kills_instance_with_503(serve):
 
 
 def test_wall_clock_limit_gives_504_and_the_instance_lives_on(serve):
-    srv = serve(WORKER, args=("--request-timeout", "300ms"))
+    # long enough for a cold first request on a loaded machine; /hang never ends
+    srv = serve(WORKER, args=("--request-timeout", "3s"))
     pid = srv.get("/").text
     r = srv.get("/hang", timeout=20)
     assert r.status == 504, r
