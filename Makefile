@@ -82,6 +82,16 @@ test: all unit pytest
 clean:
 	rm -rf build build-asan
 
+# Longer black-box runs, not in `make test` (docs/reliability.md)
+.PHONY: restart-churn churn-leak soak
+restart-churn: all
+	$(PYTHON) -m pytest -q -s tests/churn/test_restart_churn.py
+churn-leak: all
+	bench/churn-leak $(CYCLES)
+SOAK_MINUTES ?= 30
+soak: all
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PYTHON) -m pytest -q -s tests/soak
+
 # AddressSanitizer, UBSan and LeakSanitizer (docs/reliability.md): the unit
 # tests and an end-to-end churn of `thaw serve` against build-asan/, failing
 # on any report. Which binaries are sanitized, and why: tests/asan/run.
