@@ -7,6 +7,8 @@ CFLAGS  ?= -O2 -g
 override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
            -D_GNU_SOURCE -Isrc
 DEPS_STAMP := build/.deps-ok
+# where objects and binaries go (`make check-asan` builds into build-asan/)
+BUILD   ?= build
 
 SUP_LIBS   = -luv -lhttp_parser -ljansson -lsqlite3 -lcurl -lhiredis
 PY_CFLAGS  = $(shell pkg-config --cflags python3-embed 2>/dev/null)
@@ -18,22 +20,22 @@ SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
           src/assets/*.c src/serve/*.c src/policy/*.c) \
           src/zygote/client.c src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/uidslot.c \
           src/sandbox/hostpid.c
-SUP_OBJ = $(SUP_SRC:src/%.c=build/obj/%.o)
+SUP_OBJ = $(SUP_SRC:src/%.c=$(BUILD)/obj/%.o)
 # the zygote: CPython, and the sandbox it applies to itself and its children
 ZYG_SRC = src/zygote/main.c src/zygote/sandbox-py.c src/zygote/prefault-py.c \
           $(filter-out src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/uidslot.c \
                                    src/sandbox/hostpid.c src/sandbox/keeper-main.c, \
                        $(wildcard src/sandbox/*.c))
-ZYG_OBJ = $(ZYG_SRC:src/%.c=build/obj/%.o)
+ZYG_OBJ = $(ZYG_SRC:src/%.c=$(BUILD)/obj/%.o)
 ZYG_LIBS = -lseccomp
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
-UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # objects the unit tests link against (everything but the CLI)
-LIB_OBJ  = $(filter-out build/obj/cli/%,$(SUP_OBJ))
+LIB_OBJ  = $(filter-out $(BUILD)/obj/cli/%,$(SUP_OBJ))
 
 .PHONY: all deps dev test unit integration pytest clean
-all: build/thaw build/thaw-zygote build/thaw-pidns-init
+all: $(BUILD)/thaw $(BUILD)/thaw-zygote $(BUILD)/thaw-pidns-init
 
 $(DEPS_STAMP): scripts/install-deps
 	./scripts/install-deps
@@ -41,28 +43,29 @@ $(DEPS_STAMP): scripts/install-deps
 
 deps: $(DEPS_STAMP)
 
-build/obj/%.o: src/%.c $(DEPS_STAMP) $(wildcard src/*/*.h)
+$(BUILD)/obj/%.o: src/%.c $(DEPS_STAMP) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
-build/obj/zygote/%.o: src/zygote/%.c $(DEPS_STAMP) $(wildcard src/*/*.h)
+$(BUILD)/obj/zygote/%.o: src/zygote/%.c $(DEPS_STAMP) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(PY_CFLAGS) -c $< -o $@
 
-build/thaw: $(SUP_OBJ)
+$(BUILD)/thaw: $(SUP_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(SUP_LIBS)
 
-build/thaw-zygote: $(ZYG_OBJ)
+$(BUILD)/thaw-zygote: $(ZYG_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(PY_LIBS) $(ZYG_LIBS)
 
 # the init of each worker version's pid namespace (src/sandbox/keeper.c
 # starts it with exec): static, so it starts without the dynamic loader
-build/thaw-pidns-init: src/sandbox/keeper-main.c $(DEPS_STAMP)
-	$(CC) $(CFLAGS) -static -o $@ $<
+# (never sanitized: the sanitizers' runtimes need the dynamic loader)
+$(BUILD)/thaw-pidns-init: src/sandbox/keeper-main.c $(DEPS_STAMP)
+	$(CC) $(filter-out -fsanitize=%,$(CFLAGS)) -static -o $@ $<
 
-build/tests/%: tests/unit/%.c $(LIB_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(SUP_LIBS) -lcmocka
 
@@ -78,7 +81,28 @@ pytest: all
 test: all unit pytest
 
 clean:
-	rm -rf build
+	rm -rf build build-asan
+
+# Longer black-box runs, not in `make test` (docs/reliability.md)
+.PHONY: restart-churn churn-leak soak
+restart-churn: all
+	$(PYTHON) -m pytest -q -s tests/churn/test_restart_churn.py
+churn-leak: all
+	bench/churn-leak $(CYCLES)
+SOAK_MINUTES ?= 30
+soak: all
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PYTHON) -m pytest -q -s tests/soak
+
+# AddressSanitizer, UBSan and LeakSanitizer (docs/reliability.md): the unit
+# tests and an end-to-end churn of `thaw serve` against build-asan/, failing
+# on any report. Which binaries are sanitized, and why: tests/asan/run.
+ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
+.PHONY: check-asan
+check-asan: $(DEPS_STAMP)
+	$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" build-asan/thaw build-asan/thaw-pidns-init \
+		$(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
+	$(MAKE) BUILD=build-asan build-asan/thaw-zygote
+	tests/asan/run build-asan
 
 # Fuzzing (clang + libFuzzer): `make fuzz` runs each target for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 20

@@ -11,6 +11,11 @@
 #define READ_CHUNK (256 * 1024)
 #define OUT_MAX (256u * 1024 * 1024)
 #define MAX_FDS 64
+/* fds queued to send: one per frame that carries one, so a burst (every
+ * worker's template build at a start of thaw serve sends two to the
+ * zygote before it reads any) needs many; each is an fd thaw holds, so
+ * RLIMIT_NOFILE bounds them before this does */
+#define MAX_OUT_FDS 65536
 
 struct pending_fd {
     size_t off; /* absolute offset in the out stream where the fd rides */
@@ -37,8 +42,8 @@ struct thaw_chan {
     struct thaw_buf out;
     size_t out_head;  /* bytes of out already written */
     size_t out_base;  /* absolute stream offset of out.data[0] */
-    struct pending_fd out_fds[MAX_FDS];
-    int n_out_fds;
+    struct pending_fd *out_fds; /* grown up to MAX_OUT_FDS */
+    int n_out_fds, cap_out_fds;
 };
 
 static void on_poll(uv_poll_t *h, int status, int events);
@@ -114,6 +119,7 @@ static void free_chan(uv_handle_t *h)
         close(c->in_fds[i]);
     for (i = 0; i < c->n_out_fds; i++)
         close(c->out_fds[i].fd);
+    free(c->out_fds);
     thaw_buf_free(&c->in);
     thaw_buf_free(&c->out);
     free(c);
@@ -166,9 +172,17 @@ int thaw_chan_send(struct thaw_chan *c, const void *frame, size_t len,
             close(fd_to_pass);
         return -EPIPE;
     }
-    if (fd_to_pass >= 0 && c->n_out_fds == MAX_FDS) {
-        close(fd_to_pass);
-        return -ENOBUFS;
+    if (fd_to_pass >= 0 && c->n_out_fds == c->cap_out_fds) {
+        int cap = c->cap_out_fds ? 2 * c->cap_out_fds : 16;
+        struct pending_fd *more = cap <= MAX_OUT_FDS
+            ? realloc(c->out_fds, (size_t)cap * sizeof(*more)) : NULL;
+
+        if (!more) {
+            close(fd_to_pass);
+            return -ENOBUFS;
+        }
+        c->out_fds = more;
+        c->cap_out_fds = cap;
     }
     /* reclaim written space before growing */
     if (c->out_head == c->out.len) {

@@ -74,7 +74,10 @@ static void cells_are_json(void **state)
     assert_non_null(strstr(r, "{\"columns\":[\"s\",\"r\",\"f\",\"i\",\"b\",\"n\",\"inf\"]"));
     assert_true(starts(rows_of(r), "[[\"a\\\"b\\\\c\\u000a\\u0001\",1.0,"
                        "0.10000000000000001,9007199254740993,[0,255],null,null]],"));
-    assert_non_null(json_loads(r, 0, NULL)); /* and it parses */
+    json_t *parsed = json_loads(r, 0, NULL);
+
+    assert_non_null(parsed); /* and it parses */
+    json_decref(parsed);
 }
 
 static void params_bind_by_type_and_count(void **state)
