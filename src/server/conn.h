@@ -5,6 +5,7 @@
 
 #include <http_parser.h>
 
+#include "server/h1.h"
 #include "server/server.h"
 #include "util/buf.h"
 
@@ -29,10 +30,24 @@ struct conn {
     struct thaw_buf value;
     int last_was_value;
     size_t header_bytes;
-    char host[256];
+    char host[256];         /* Host, or an absolute-form target's authority */
+    int hosts;              /* how many Host headers came */
+    const char *target;     /* the path and query: into url */
+    size_t target_len;
     int expect_continue;
     uint64_t body_bytes;
-    int err_status;         /* 431 / 413 decided inside a callback */
+    int err_status;         /* decided inside a callback (413, 431, h1 rules) */
+    const char *err_why;    /* its body, when a rule of h1-rules.c decided */
+
+    /* the body, read whole before the request takes an instance slot (a
+     * client trickling its body holds a connection, not an instance) */
+    int in_body;            /* the head is in, the body is not */
+    struct thaw_h1_body_clock clock;
+    struct thaw_buf body;   /* what came of it (empty when it came in one piece) */
+    size_t body_sent;       /* of body, handed to the exchange */
+    int dispatched;         /* the exchange went to the pool (or a static file) */
+    int body_stream;        /* dispatched before its body ended: counted in
+                             * worker->body_streams */
 
     /* for the request log and the metrics */
     uint64_t req_start_ns;
@@ -83,6 +98,7 @@ void thaw__conn_request_done(struct conn *c);
 void thaw__conn_parse(struct conn *c);
 void thaw__conn_update_reading(struct conn *c);
 void thaw__conn_arm_timer(struct conn *c, int head);
-const char *thaw__reason(int status);
+/* Hands the buffered body to the exchange while it takes more. */
+void thaw__conn_pump_body(struct conn *c);
 
 #endif
