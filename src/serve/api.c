@@ -85,17 +85,17 @@ static struct thaw_api_req *req_of(struct thaw_h1_conn *c)
     return (struct thaw_api_req *)c;
 }
 
-static void on_header(struct thaw_h1_conn *c, const char *name, const char *value,
-                      size_t vlen)
+static void on_header(struct thaw_h1_conn *c, const char *name, size_t nlen,
+                      const char *value, size_t vlen)
 {
     struct thaw_api_req *r = req_of(c);
 
-    if (strcmp(name, "authorization") != 0)
+    if (nlen != 13 || memcmp(name, "authorization", 13) != 0)
         return;
     if (vlen >= sizeof(r->auth))
         r->auth_over = 1; /* cannot be our token */
     else
-        memcpy(r->auth, value, vlen + 1);
+        snprintf(r->auth, sizeof(r->auth), "%.*s", (int)vlen, value);
 }
 
 static int authorized(struct thaw_api_req *r)
@@ -114,21 +114,21 @@ static int on_head(struct thaw_h1_conn *c)
 {
     struct thaw_api_req *r = req_of(c);
     struct thaw_api *a = c->srv->data;
-    size_t n = c->url.len;
-    const char *q = memchr(c->url.data, '?', n);
+    size_t n = c->head.url.len;
+    const char *q = memchr(c->head.url.data, '?', n);
     char body[512];
     int status;
 
     r->api = a;
     if (q) {
-        snprintf(r->query, sizeof(r->query), "%.*s", (int)(c->url.data + n - q - 1), q + 1);
-        n = (size_t)(q - c->url.data);
+        snprintf(r->query, sizeof(r->query), "%.*s", (int)(c->head.url.data + n - q - 1), q + 1);
+        n = (size_t)(q - c->head.url.data);
     }
     if (n >= sizeof(r->path)) {
         thaw_api_error(r, 404, "no such path");
         return 1;
     }
-    memcpy(r->path, c->url.data, n);
+    memcpy(r->path, c->head.url.data, n);
     r->path[n] = '\0';
     r->method = c->parser.method;
     if (r->method == HTTP_GET && a->probe &&

@@ -134,12 +134,12 @@ char *thaw_admin_metrics(struct thaw_worker *w, size_t *len)
 static void on_request(struct thaw_h1_conn *c)
 {
     struct thaw_admin *a = c->srv->data;
-    size_t n = c->url.len;
-    const char *q = memchr(c->url.data, '?', n);
+    size_t n = c->head.url.len;
+    const char *q = memchr(c->head.url.data, '?', n);
 
     if (q)
-        n = (size_t)(q - c->url.data);
-#define IS(path) (n == sizeof(path) - 1 && memcmp(c->url.data, path, n) == 0)
+        n = (size_t)(q - c->head.url.data);
+#define IS(path) (n == sizeof(path) - 1 && memcmp(c->head.url.data, path, n) == 0)
     if (c->parser.method == HTTP_GET && IS("/metrics")) {
         size_t len;
         char *text = thaw_admin_metrics(a->worker, &len);

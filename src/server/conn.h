@@ -24,15 +24,10 @@ struct conn {
     int eof;
 
     /* the request being parsed */
-    struct thaw_buf url;
+    struct thaw_h1_head head; /* the target (head.url) and headers as read */
     struct thaw_buf hdrs;   /* name, value fields, ready for REQ_HEAD */
-    struct thaw_buf field;
-    struct thaw_buf value;
-    int last_was_value;
-    size_t header_bytes;
     char host[256];         /* Host, or an absolute-form target's authority */
-    int hosts;              /* how many Host headers came */
-    const char *target;     /* the path and query: into url */
+    const char *target;     /* the path and query: into head.url */
     size_t target_len;
     int expect_continue;
     uint64_t body_bytes;

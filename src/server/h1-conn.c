@@ -4,7 +4,7 @@
  * handler run. Connections are capped: at the cap a new one takes the
  * place of the oldest that has not got its head in, so a flood of idle
  * or trickling clients cannot lock the operator out. */
-#include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +27,7 @@ static void free_conn(uv_handle_t *h)
 
     if (--c->handles > 0)
         return; /* the tcp handle and the timer both close */
-    thaw_buf_free(&c->url);
-    thaw_buf_free(&c->value);
+    thaw_h1_head_free(&c->head);
     thaw_buf_free(&c->body);
     free(c);
 }
@@ -206,72 +205,33 @@ static void set_phase(struct thaw_h1_conn *c, enum thaw_h1_phase ph)
 
 /* ---- parsing ---------------------------------------------------------- */
 
-static int count(struct thaw_h1_conn *c, size_t n)
-{
-    c->header_bytes += n;
-    if (c->header_bytes > (size_t)c->srv->lim.max_header)
-        return c->err_status = 431, -1;
-    return 0;
-}
-
 static int on_message_begin(http_parser *p)
 {
     set_phase(p->data, H1_HEAD);
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t n)
+static int on_header(struct thaw_h1_head *h, const char *name, size_t nlen,
+                     const char *value, size_t vlen)
 {
-    struct thaw_h1_conn *c = p->data;
+    struct thaw_h1_conn *c = (struct thaw_h1_conn *)((char *)h -
+                                                     offsetof(struct thaw_h1_conn, head));
 
-    if (count(c, n) || thaw_buf_append(&c->url, at, n))
-        return c->err_status = 431, -1;
+    if (c->srv->ops->on_header)
+        c->srv->ops->on_header(c, name, nlen, value, vlen);
     return 0;
 }
 
-static void finish_header(struct thaw_h1_conn *c)
-{
-    const char *name = c->field_len < sizeof(c->field) ? c->field : "";
-
-    if (!c->field_len)
-        return;
-    if (strcmp(name, "host") == 0)
-        c->hosts++;
-    if (c->srv->ops->on_header && !thaw_buf_append(&c->value, "", 1)) {
-        c->value.len--; /* NUL-terminated for the owner, not counted */
-        c->srv->ops->on_header(c, name, c->value.data, c->value.len);
+/* http-parser's callbacks for the head: the shared reader (h1-head.c) */
+#define HEAD_CB(name, fn)                                                  \
+    static int name(http_parser *p, const char *at, size_t n)              \
+    {                                                                      \
+        struct thaw_h1_conn *c = p->data;                                  \
+        return fn(&c->head, at, n) ? (c->err_status = 431, -1) : 0;       \
     }
-    c->field_len = 0;
-    c->value.len = 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-    struct thaw_h1_conn *c = p->data;
-    size_t i;
-
-    if (c->last_was_value)
-        finish_header(c);
-    c->last_was_value = 0;
-    if (count(c, n))
-        return -1;
-    for (i = 0; i < n; i++, c->field_len++)
-        if (c->field_len < sizeof(c->field) - 1)
-            c->field[c->field_len] = (char)tolower((unsigned char)at[i]);
-    if (c->field_len < sizeof(c->field))
-        c->field[c->field_len] = '\0';
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-    struct thaw_h1_conn *c = p->data;
-
-    c->last_was_value = 1;
-    if (count(c, n) || thaw_buf_append(&c->value, at, n))
-        return c->err_status = 431, -1;
-    return 0;
-}
+HEAD_CB(on_url, thaw_h1_head_url)
+HEAD_CB(on_header_field, thaw_h1_head_field)
+HEAD_CB(on_header_value, thaw_h1_head_value)
 
 static int on_headers_complete(http_parser *p)
 {
@@ -279,8 +239,9 @@ static int on_headers_complete(http_parser *p)
     const char *why;
     int status;
 
-    finish_header(c);
-    if ((status = thaw_h1_check_head(p, c->hosts, &why))) {
+    if (thaw_h1_head_done(&c->head))
+        return c->err_status = 431, -1;
+    if ((status = thaw_h1_check_head(p, c->head.hosts, &why))) {
         fail(c, status, why);
         return -1;
     }
@@ -401,8 +362,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->timer.data = c;
     c->handles = 2;
     thaw_h1_peer(&c->tcp, c->peer, sizeof(c->peer), NULL, 0);
-    thaw_buf_init(&c->url, (size_t)s->lim.max_header);
-    thaw_buf_init(&c->value, (size_t)s->lim.max_header + 1);
+    thaw_h1_head_init(&c->head, (size_t)s->lim.max_header, on_header);
     thaw_buf_init(&c->body, (size_t)s->lim.max_body);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;

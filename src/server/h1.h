@@ -63,6 +63,36 @@ int thaw_h1_body_late(const struct thaw_h1_body_clock *k, long long body_timeout
 
 const char *thaw_h1_reason(int status);
 
+/* ---- h1-head.c: reading a head ---------------------------------------- */
+
+struct thaw_h1_head;
+/* A header, whole: name in lower case (not NUL-terminated; both point
+ * into the reader's buffers until the next header). 0, or -1 to refuse
+ * the head with 431. */
+typedef int (*thaw_h1_header_cb)(struct thaw_h1_head *h, const char *name, size_t nlen,
+                                 const char *value, size_t vlen);
+
+struct thaw_h1_head {
+    struct thaw_buf url;         /* the request target, as sent */
+    struct thaw_buf field, value;
+    int last_was_value;
+    size_t bytes;                /* of the request line and headers */
+    size_t max;                  /* max_header: -1 from a callback over it */
+    int hosts;                   /* how many Host headers came */
+    thaw_h1_header_cb on_header; /* the owner finds itself from h (container) */
+};
+
+void thaw_h1_head_init(struct thaw_h1_head *h, size_t max, thaw_h1_header_cb on_header);
+/* For the next request (max: max_header now). */
+void thaw_h1_head_reset(struct thaw_h1_head *h, size_t max);
+void thaw_h1_head_free(struct thaw_h1_head *h);
+/* The bodies of http-parser's on_url, on_header_field, on_header_value
+ * and (the last header) on_headers_complete: 0, or -1 for 431. */
+int thaw_h1_head_url(struct thaw_h1_head *h, const char *at, size_t n);
+int thaw_h1_head_field(struct thaw_h1_head *h, const char *at, size_t n);
+int thaw_h1_head_value(struct thaw_h1_head *h, const char *at, size_t n);
+int thaw_h1_head_done(struct thaw_h1_head *h);
+
 /* ---- h1-listen.c ----------------------------------------------------- */
 
 /* Binds and listens on ip:port ("::1" style IPv6 without brackets).
@@ -82,12 +112,12 @@ struct thaw_h1_conn;
 
 struct thaw_h1_ops {
     /* one header of the request; name in lower case */
-    void (*on_header)(struct thaw_h1_conn *c, const char *name, const char *value,
-                      size_t vlen);
+    void (*on_header)(struct thaw_h1_conn *c, const char *name, size_t nlen,
+                      const char *value, size_t vlen);
     /* the head is parsed and passed the rules: 0 to read the body, or
      * answer (thaw_h1_reply) and return 1 */
     int (*on_head)(struct thaw_h1_conn *c);
-    /* the whole request is in (c->url, c->body): answer now or later */
+    /* the whole request is in (c->head.url, c->body): answer now or later */
     void (*on_request)(struct thaw_h1_conn *c);
     /* the connection is going (the client left, or was answered); the
      * owner lets go of whatever points at it */
@@ -116,13 +146,7 @@ struct thaw_h1_conn {
     http_parser parser;
     enum thaw_h1_phase phase;
     char peer[64];
-    struct thaw_buf url;
-    char field[64];              /* the header name being read, lower case */
-    size_t field_len;            /* over sizeof(field): a name nobody matches */
-    struct thaw_buf value;
-    int last_was_value;
-    size_t header_bytes;
-    int hosts;
+    struct thaw_h1_head head;    /* head.url: the target */
     int err_status;              /* decided in a parser callback */
     struct thaw_h1_body_clock clock;
     struct thaw_buf body;

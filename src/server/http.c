@@ -37,10 +37,8 @@ static void free_conn(uv_handle_t *h)
     if (--c->handles > 0)
         return; /* the tcp handle and the timer both close */
     thaw_buf_free(&c->in);
-    thaw_buf_free(&c->url);
+    thaw_h1_head_free(&c->head);
     thaw_buf_free(&c->hdrs);
-    thaw_buf_free(&c->field);
-    thaw_buf_free(&c->value);
     thaw_buf_free(&c->body);
     thaw_buf_free(&c->out);
     free(c);
@@ -119,14 +117,9 @@ void thaw__conn_update_reading(struct conn *c)
 
 static void reset_request(struct conn *c)
 {
-    c->url.len = 0;
+    thaw_h1_head_reset(&c->head, (size_t)c->srv->worker->limits.max_header);
     c->hdrs.len = 0;
-    c->field.len = 0;
-    c->value.len = 0;
-    c->last_was_value = 0;
-    c->header_bytes = 0;
     c->host[0] = '\0';
-    c->hosts = 0;
     c->expect_continue = 0;
     c->body_bytes = 0;
     c->err_status = 0;
@@ -142,16 +135,6 @@ static void reset_request(struct conn *c)
     c->msg_done = 0;
     c->resp_started = 0;
     c->chunked = 0;
-}
-
-static int count_header_bytes(struct conn *c, size_t n)
-{
-    c->header_bytes += n;
-    if (c->header_bytes > (size_t)c->srv->worker->limits.max_header) {
-        c->err_status = 431;
-        return -1;
-    }
-    return 0;
 }
 
 /* The body clock ran out: a request not answered yet gets 408; one whose
@@ -218,56 +201,33 @@ static int on_message_begin(http_parser *p)
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t n)
+/* A header, whole (h1-head.c): Host and Expect noted, and into the head
+ * frame for the worker. */
+static int on_header(struct thaw_h1_head *h, const char *name, size_t nlen,
+                     const char *value, size_t vlen)
 {
-    struct conn *c = p->data;
+    struct conn *c = (struct conn *)((char *)h - offsetof(struct conn, head));
 
-    if (count_header_bytes(c, n) || thaw_buf_append(&c->url, at, n))
-        return c->err_status = 431, -1;
-    return 0;
-}
-
-static int finish_header(struct conn *c)
-{
-    size_t i;
-
-    if (!c->field.len)
-        return 0;
-    for (i = 0; i < c->field.len; i++)
-        c->field.data[i] = (char)tolower((unsigned char)c->field.data[i]);
-    if (c->field.len == 4 && memcmp(c->field.data, "host", 4) == 0 && !c->hosts++)
-        snprintf(c->host, sizeof(c->host), "%.*s", (int)c->value.len, c->value.data);
-    if (c->field.len == 6 && memcmp(c->field.data, "expect", 6) == 0 &&
-        c->value.len == 12 && strncasecmp(c->value.data, "100-continue", 12) == 0)
+    if (nlen == 4 && memcmp(name, "host", 4) == 0 && h->hosts == 1)
+        snprintf(c->host, sizeof(c->host), "%.*s", (int)vlen, value);
+    if (nlen == 6 && memcmp(name, "expect", 6) == 0 && vlen == 12 &&
+        strncasecmp(value, "100-continue", 12) == 0)
         c->expect_continue = 1;
-    if (thaw_ipc_put_field(&c->hdrs, c->field.data, c->field.len) ||
-        thaw_ipc_put_field(&c->hdrs, c->value.data, c->value.len))
-        return c->err_status = 431, -1;
-    c->field.len = c->value.len = 0;
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = p->data;
-
-    if (c->last_was_value && finish_header(c))
+    if (thaw_ipc_put_field(&c->hdrs, name, nlen) || thaw_ipc_put_field(&c->hdrs, value, vlen))
         return -1;
-    c->last_was_value = 0;
-    if (count_header_bytes(c, n) || thaw_buf_append(&c->field, at, n))
-        return c->err_status = 431, -1;
     return 0;
 }
 
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = p->data;
-
-    c->last_was_value = 1;
-    if (count_header_bytes(c, n) || thaw_buf_append(&c->value, at, n))
-        return c->err_status = 431, -1;
-    return 0;
-}
+/* http-parser's callbacks for the head: the shared reader (h1-head.c) */
+#define HEAD_CB(name, fn)                                                  \
+    static int name(http_parser *p, const char *at, size_t n)              \
+    {                                                                      \
+        struct conn *c = p->data;                                          \
+        return fn(&c->head, at, n) ? (c->err_status = 431, -1) : 0;       \
+    }
+HEAD_CB(on_url, thaw_h1_head_url)
+HEAD_CB(on_header_field, thaw_h1_head_field)
+HEAD_CB(on_header_value, thaw_h1_head_value)
 
 static int build_head(struct conn *c, struct thaw_buf *b)
 {
@@ -277,14 +237,14 @@ static int build_head(struct conn *c, struct thaw_buf *b)
     int rc;
 
     /* absolute-form targets (a proxy request) are kept as they are */
-    if (c->target != c->url.data) {
-        url = strndup(c->url.data, c->url.len);
+    if (c->target != c->head.url.data) {
+        url = strndup(c->head.url.data, c->head.url.len);
     } else {
         const char *host = c->host[0] ? c->host : c->srv->authority;
-        size_t n = strlen(host) + c->url.len + 16;
+        size_t n = strlen(host) + c->head.url.len + 16;
         url = malloc(n);
         if (url)
-            snprintf(url, n, "http://%s%.*s", host, (int)c->url.len, c->url.data);
+            snprintf(url, n, "http://%s%.*s", host, (int)c->head.url.len, c->head.url.data);
     }
     if (!url)
         return -1;
@@ -301,7 +261,7 @@ static int build_head(struct conn *c, struct thaw_buf *b)
     if (!rc && !(rc = thaw_ipc_put_str(b, ":http-version")))
         rc = thaw_ipc_put_str(b, c->http10 ? "1.0" : "1.1");
     if (!rc && !c->srv->route) /* thaw dev's /__scheduled: a scheduled event instead */
-        rc = thaw_cron_http_head(b, c->url.data, c->url.len);
+        rc = thaw_cron_http_head(b, c->head.url.data, c->head.url.len);
     if (!rc)
         rc = thaw_ipc_put_raw(b, c->hdrs.data, c->hdrs.len);
     if (!rc)
@@ -348,12 +308,12 @@ void thaw__conn_pump_body(struct conn *c)
  * absolute-form target's path (its authority replaced Host). */
 static void split_target(struct conn *c)
 {
-    long off = thaw_h1_absolute(c->url.data, c->url.len, c->host, sizeof(c->host));
+    long off = thaw_h1_absolute(c->head.url.data, c->head.url.len, c->host, sizeof(c->host));
     size_t n;
     const char *q;
 
-    c->target = c->url.data;
-    c->target_len = c->url.len;
+    c->target = c->head.url.data;
+    c->target_len = c->head.url.len;
     if (off >= 0) {
         c->target += off;
         c->target_len -= (size_t)off;
@@ -385,14 +345,14 @@ static int on_headers_complete(http_parser *p)
     struct conn *c = p->data;
     int has_body;
 
-    if (finish_header(c))
-        return -1;
+    if (thaw_h1_head_done(&c->head))
+        return c->err_status = 431, -1;
     c->in_head = 0;
     uv_timer_stop(&c->timer);
     c->keep_alive = http_should_keep_alive(p);
     c->http10 = p->http_major == 1 && p->http_minor == 0;
     c->is_head = p->method == HTTP_HEAD;
-    if ((c->err_status = thaw_h1_check_head(p, c->hosts, &c->err_why)) ||
+    if ((c->err_status = thaw_h1_check_head(p, c->head.hosts, &c->err_why)) ||
         (c->err_status = thaw_h1_declared_over(p, 0, c->srv->worker->limits.max_body)))
         return -1;
     has_body = (p->flags & F_CHUNKED) ||
@@ -648,10 +608,8 @@ static void on_connection(uv_stream_t *server, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     thaw_h1_peer(&c->tcp, c->peer_ip, sizeof(c->peer_ip), c->peer_port, sizeof(c->peer_port));
     thaw_buf_init(&c->in, READ_SIZE * 2 + 65536);
-    thaw_buf_init(&c->url, s->worker->limits.max_header + 1);
     thaw_buf_init(&c->hdrs, s->worker->limits.max_header + 65536);
-    thaw_buf_init(&c->field, s->worker->limits.max_header + 1);
-    thaw_buf_init(&c->value, s->worker->limits.max_header + 1);
+    thaw_h1_head_init(&c->head, (size_t)s->worker->limits.max_header, on_header);
     thaw_buf_init(&c->body, (size_t)s->worker->limits.max_body);
     thaw_buf_init(&c->out, (size_t)1 << 34);
     http_parser_init(&c->parser, HTTP_REQUEST);
