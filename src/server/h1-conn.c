@@ -222,16 +222,7 @@ static int on_header(struct thaw_h1_head *h, const char *name, size_t nlen,
     return 0;
 }
 
-/* http-parser's callbacks for the head: the shared reader (h1-head.c) */
-#define HEAD_CB(name, fn)                                                  \
-    static int name(http_parser *p, const char *at, size_t n)              \
-    {                                                                      \
-        struct thaw_h1_conn *c = p->data;                                  \
-        return fn(&c->head, at, n) ? (c->err_status = 431, -1) : 0;       \
-    }
-HEAD_CB(on_url, thaw_h1_head_url)
-HEAD_CB(on_header_field, thaw_h1_head_field)
-HEAD_CB(on_header_value, thaw_h1_head_value)
+THAW_H1_HEAD_CALLBACKS(struct thaw_h1_conn)
 
 static int on_headers_complete(http_parser *p)
 {
@@ -379,14 +370,7 @@ int thaw_h1_server_listen(struct thaw_h1_server *s, uv_loop_t *loop, const char 
 {
     int rc;
 
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_chunk_header = on_chunk_header;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
+    THAW_H1_SET_CALLBACKS(settings);
     s->loop = loop;
     s->listener.data = s;
     if ((rc = thaw_h1_listen_addr(&s->listener, loop, addr, 128, on_connection)))

@@ -93,6 +93,33 @@ int thaw_h1_head_field(struct thaw_h1_head *h, const char *at, size_t n);
 int thaw_h1_head_value(struct thaw_h1_head *h, const char *at, size_t n);
 int thaw_h1_head_done(struct thaw_h1_head *h);
 
+/* http-parser's on_url, on_header_field and on_header_value for a
+ * connection type whose parser.data points at it and that has `head` and
+ * `err_status` (431 when the head is over max_header). */
+#define THAW_H1_HEAD_CALLBACK(name, fn, conn_type)                         \
+    static int name(http_parser *p, const char *at, size_t n)              \
+    {                                                                      \
+        conn_type *c = p->data;                                            \
+        return fn(&c->head, at, n) ? (c->err_status = 431, -1) : 0;       \
+    }
+#define THAW_H1_HEAD_CALLBACKS(conn_type)                                  \
+    THAW_H1_HEAD_CALLBACK(on_url, thaw_h1_head_url, conn_type)             \
+    THAW_H1_HEAD_CALLBACK(on_header_field, thaw_h1_head_field, conn_type)  \
+    THAW_H1_HEAD_CALLBACK(on_header_value, thaw_h1_head_value, conn_type)
+
+/* Every server's parser callbacks go by the same names. */
+#define THAW_H1_SET_CALLBACKS(st)                                          \
+    do {                                                                   \
+        (st).on_message_begin = on_message_begin;                          \
+        (st).on_url = on_url;                                              \
+        (st).on_header_field = on_header_field;                            \
+        (st).on_header_value = on_header_value;                            \
+        (st).on_headers_complete = on_headers_complete;                    \
+        (st).on_chunk_header = on_chunk_header;                            \
+        (st).on_body = on_body;                                            \
+        (st).on_message_complete = on_message_complete;                    \
+    } while (0)
+
 /* ---- h1-listen.c ----------------------------------------------------- */
 
 /* Binds and listens on ip:port ("::1" style IPv6 without brackets).

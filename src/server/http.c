@@ -218,16 +218,7 @@ static int on_header(struct thaw_h1_head *h, const char *name, size_t nlen,
     return 0;
 }
 
-/* http-parser's callbacks for the head: the shared reader (h1-head.c) */
-#define HEAD_CB(name, fn)                                                  \
-    static int name(http_parser *p, const char *at, size_t n)              \
-    {                                                                      \
-        struct conn *c = p->data;                                          \
-        return fn(&c->head, at, n) ? (c->err_status = 431, -1) : 0;       \
-    }
-HEAD_CB(on_url, thaw_h1_head_url)
-HEAD_CB(on_header_field, thaw_h1_head_field)
-HEAD_CB(on_header_value, thaw_h1_head_value)
+THAW_H1_HEAD_CALLBACKS(struct conn)
 
 static int build_head(struct conn *c, struct thaw_buf *b)
 {
@@ -633,14 +624,7 @@ int thaw_server_listen(struct thaw_server *s, uv_loop_t *loop, const char *ip,
 {
     int rc;
 
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_chunk_header = on_chunk_header;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
+    THAW_H1_SET_CALLBACKS(settings);
 
     s->loop = loop;
     s->worker = w;
