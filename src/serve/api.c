@@ -138,7 +138,7 @@ static int on_head(struct thaw_h1_conn *c)
     }
     if (!authorized(r)) {
         thaw_log("admin API: 401 for %s %s from %s: %s", http_method_str(r->method), r->path,
-                 c->peer, r->auth[0] ? "bad token" : "no Authorization header");
+                 c->link.peer_ip, r->auth[0] ? "bad token" : "no Authorization header");
         thaw_api_error(r, 401, "missing or bad API token: send `Authorization: Bearer "
                        "TOKEN` (THAW_API_TOKEN, or the token file in the state directory)");
         return 1;
@@ -181,15 +181,7 @@ int thaw_api_listen(struct thaw_api *a, uv_loop_t *loop, const char *addr)
         thaw_limits_defaults(&def);
         l = &def;
     }
-    a->srv.lim = (struct thaw_h1_limits){
-        .max_header = l->max_header,
-        .max_body = a->max_body,
-        .header_timeout_ms = l->header_timeout_ms,
-        .body_timeout_ms = l->body_timeout_ms,
-        .body_min_rate = l->body_min_rate,
-        .idle_timeout_ms = l->keepalive_timeout_ms,
-        .max_conns = THAW_API_MAX_CONNS,
-    };
+    thaw_h1_limits_of(&a->srv.lim, l, a->max_body, THAW_API_MAX_CONNS);
     a->srv.ops = &api_ops;
     a->srv.conn_size = sizeof(struct thaw_api_req);
     a->srv.data = a;

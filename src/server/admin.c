@@ -164,15 +164,7 @@ int thaw_admin_listen(struct thaw_admin *a, uv_loop_t *loop, const char *addr,
     const struct thaw_limits *l = &w->limits;
 
     a->worker = w;
-    a->srv.lim = (struct thaw_h1_limits){
-        .max_header = l->max_header,
-        .max_body = ADMIN_MAX_BODY,
-        .header_timeout_ms = l->header_timeout_ms,
-        .body_timeout_ms = l->body_timeout_ms,
-        .body_min_rate = l->body_min_rate,
-        .idle_timeout_ms = l->keepalive_timeout_ms,
-        .max_conns = THAW_ADMIN_MAX_CONNS,
-    };
+    thaw_h1_limits_of(&a->srv.lim, l, ADMIN_MAX_BODY, THAW_ADMIN_MAX_CONNS);
     a->srv.ops = &admin_ops;
     a->srv.conn_size = sizeof(struct thaw_h1_conn);
     a->srv.data = a;

@@ -10,12 +10,8 @@
 #include "util/buf.h"
 
 struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;       /* header and keep-alive timeouts */
+    struct thaw_h1_link link; /* first; link.timer: header, body, keep-alive */
     int in_head;            /* a request has begun and its head is not complete */
-    int handles;            /* open libuv handles; freed when both closed */
-    char peer_ip[64];       /* the client's address, for the worker */
-    char peer_port[8];
     struct thaw_server *srv;
     http_parser parser;
     struct thaw_buf in;     /* bytes read and not yet parsed */
@@ -67,7 +63,6 @@ struct conn {
     int close_after_write;
     int in_dirty;
     struct conn *next_dirty;
-    struct conn *prev, *next;
 };
 
 /* response.c */

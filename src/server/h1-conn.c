@@ -21,12 +21,10 @@ struct h1_write {
     int close_after;
 };
 
-static void free_conn(uv_handle_t *h)
+static void free_conn(struct thaw_h1_link *l)
 {
-    struct thaw_h1_conn *c = h->data;
+    struct thaw_h1_conn *c = (struct thaw_h1_conn *)l;
 
-    if (--c->handles > 0)
-        return; /* the tcp handle and the timer both close */
     thaw_h1_head_free(&c->head);
     thaw_buf_free(&c->body);
     free(c);
@@ -41,15 +39,8 @@ static void close_conn(struct thaw_h1_conn *c)
     c->closed = 1;
     if (s->ops->on_close)
         s->ops->on_close(c);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
     s->n_conns--;
-    uv_close((uv_handle_t *)&c->timer, free_conn);
-    uv_close((uv_handle_t *)&c->tcp, free_conn);
+    thaw_h1_link_close(&c->link);
 }
 
 /* ---- writing ---------------------------------------------------------- */
@@ -80,7 +71,7 @@ static void send_bytes(struct thaw_h1_conn *c, char *data, size_t n, int close_a
     w->data = data;
     w->close_after = close_after;
     b = uv_buf_init(data, (unsigned)n);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written)) {
+    if (uv_write(&w->req, (uv_stream_t *)&c->link.tcp, &b, 1, on_written)) {
         free(data);
         free(w);
         close_conn(c);
@@ -90,7 +81,7 @@ static void send_bytes(struct thaw_h1_conn *c, char *data, size_t n, int close_a
 static void stop_reading(struct thaw_h1_conn *c)
 {
     c->phase = H1_HANDLER;
-    uv_timer_stop(&c->timer);
+    uv_timer_stop(&c->link.timer);
 }
 
 void thaw_h1_reply(struct thaw_h1_conn *c, int status, const char *ctype, const char *extra,
@@ -146,7 +137,7 @@ void thaw_h1_stream_write(struct thaw_h1_conn *c, const char *p, size_t n)
 
 size_t thaw_h1_stream_queued(struct thaw_h1_conn *c)
 {
-    return c->closed ? 0 : uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    return c->closed ? 0 : uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp);
 }
 
 void thaw_h1_stream_end(struct thaw_h1_conn *c)
@@ -194,13 +185,13 @@ static void set_phase(struct thaw_h1_conn *c, enum thaw_h1_phase ph)
 
     c->phase = ph;
     if (ph == H1_IDLE)
-        uv_timer_start(&c->timer, on_timer, (uint64_t)l->idle_timeout_ms, 0);
+        uv_timer_start(&c->link.timer, on_timer, (uint64_t)l->idle_timeout_ms, 0);
     else if (ph == H1_HEAD)
-        uv_timer_start(&c->timer, on_timer, (uint64_t)l->header_timeout_ms, 0);
+        uv_timer_start(&c->link.timer, on_timer, (uint64_t)l->header_timeout_ms, 0);
     else if (ph == H1_BODY)
-        uv_timer_start(&c->timer, on_timer, THAW_H1_BODY_TICK_MS, THAW_H1_BODY_TICK_MS);
+        uv_timer_start(&c->link.timer, on_timer, THAW_H1_BODY_TICK_MS, THAW_H1_BODY_TICK_MS);
     else
-        uv_timer_stop(&c->timer);
+        uv_timer_stop(&c->link.timer);
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -322,13 +313,16 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
  * head goes; one being answered or streaming never does. */
 static int make_room(struct thaw_h1_server *s)
 {
-    struct thaw_h1_conn *c, *victim = NULL;
+    struct thaw_h1_link *l;
+    struct thaw_h1_conn *victim = NULL;
 
     if (!s->lim.max_conns || s->n_conns < s->lim.max_conns)
         return 0;
-    for (c = s->conns; c; c = c->next)
+    for (l = s->conns; l; l = l->next) {
+        struct thaw_h1_conn *c = (struct thaw_h1_conn *)l;
         if (c->phase == H1_IDLE || c->phase == H1_HEAD)
             victim = c;
+    }
     if (!victim)
         return -1;
     close_conn(victim);
@@ -339,31 +333,39 @@ static void on_connection(uv_stream_t *server, int status)
 {
     struct thaw_h1_server *s = server->data;
     struct thaw_h1_conn *c;
+    int room;
 
     if (status < 0 || !(c = calloc(1, s->conn_size)))
         return;
+    room = make_room(s) == 0;
     c->srv = s;
-    uv_tcp_init(s->loop, &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) || make_room(s)) {
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    if (thaw_h1_link_accept(&c->link, server, &s->conns, free_conn))
+        return;
+    if (!room) {
+        thaw_h1_link_close(&c->link); /* every connection is busy: refused */
         return;
     }
-    uv_timer_init(s->loop, &c->timer);
-    c->timer.data = c;
-    c->handles = 2;
-    thaw_h1_peer(&c->tcp, c->peer, sizeof(c->peer), NULL, 0);
     thaw_h1_head_init(&c->head, (size_t)s->lim.max_header, on_header);
     thaw_buf_init(&c->body, (size_t)s->lim.max_body);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
     s->n_conns++;
     set_phase(c, H1_IDLE);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&c->link.tcp, on_alloc, on_read);
+}
+
+void thaw_h1_limits_of(struct thaw_h1_limits *out, const struct thaw_limits *l,
+                       long long max_body, int max_conns)
+{
+    *out = (struct thaw_h1_limits){
+        .max_header = l->max_header,
+        .max_body = max_body,
+        .header_timeout_ms = l->header_timeout_ms,
+        .body_timeout_ms = l->body_timeout_ms,
+        .body_min_rate = l->body_min_rate,
+        .idle_timeout_ms = l->keepalive_timeout_ms,
+        .max_conns = max_conns,
+    };
 }
 
 int thaw_h1_server_listen(struct thaw_h1_server *s, uv_loop_t *loop, const char *addr)
@@ -387,5 +389,5 @@ void thaw_h1_server_close(struct thaw_h1_server *s)
         s->listening = 0;
     }
     while (s->conns)
-        close_conn(s->conns);
+        close_conn((struct thaw_h1_conn *)s->conns);
 }

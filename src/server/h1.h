@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "config/limits.h"
 #include "util/buf.h"
 
 struct thaw_h1_limits {
@@ -120,6 +121,28 @@ int thaw_h1_head_done(struct thaw_h1_head *h);
         (st).on_message_complete = on_message_complete;                    \
     } while (0)
 
+/* ---- h1-link.c: a client connection's socket and clock ---------------- */
+
+/* The first member of every port's connection struct: tcp.data and
+ * timer.data point at it (so at the connection). Both handles are closed
+ * through uv_close before on_free gives the memory back. */
+struct thaw_h1_link {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int handles;                 /* open libuv handles */
+    void (*on_free)(struct thaw_h1_link *l);
+    struct thaw_h1_link **list, *prev, *next; /* the server's open connections */
+    char peer_ip[64];            /* the client's address */
+    char peer_port[8];
+};
+
+/* Accepts a client of server into l (zeroed, the owner's memory) and puts
+ * it on list. 0; or -1: the accept failed and on_free(l) comes later. */
+int thaw_h1_link_accept(struct thaw_h1_link *l, uv_stream_t *server,
+                        struct thaw_h1_link **list, void (*on_free)(struct thaw_h1_link *l));
+/* Off the list; both handles close, then on_free. */
+void thaw_h1_link_close(struct thaw_h1_link *l);
+
 /* ---- h1-listen.c ----------------------------------------------------- */
 
 /* Binds and listens on ip:port ("::1" style IPv6 without brackets).
@@ -160,27 +183,28 @@ struct thaw_h1_server {
     size_t conn_size;            /* the owner's struct; a thaw_h1_conn first */
     void *data;                  /* the owner's */
     int n_conns;
-    struct thaw_h1_conn *conns;  /* newest first */
+    struct thaw_h1_link *conns;  /* open connections, newest first */
 };
 
 enum thaw_h1_phase { H1_IDLE, H1_HEAD, H1_BODY, H1_HANDLER };
 
 struct thaw_h1_conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;            /* the phase's clock */
-    int handles;                 /* open libuv handles; freed when 0 */
+    struct thaw_h1_link link;    /* first; link.timer: the phase's clock */
     struct thaw_h1_server *srv;
     http_parser parser;
     enum thaw_h1_phase phase;
-    char peer[64];
     struct thaw_h1_head head;    /* head.url: the target */
     int err_status;              /* decided in a parser callback */
     struct thaw_h1_body_clock clock;
     struct thaw_buf body;
     int answered, streaming, closed;
-    struct thaw_h1_conn *prev, *next;
 };
 
+/* An admin port's limits from the server's (config/limits.h): its header,
+ * body and keep-alive (idle) clocks and max_header; its own max_body and
+ * connection cap. */
+void thaw_h1_limits_of(struct thaw_h1_limits *out, const struct thaw_limits *l,
+                       long long max_body, int max_conns);
 /* Listens on addr ("IP:PORT"); set lim, ops, conn_size, data first. */
 int thaw_h1_server_listen(struct thaw_h1_server *s, uv_loop_t *loop, const char *addr);
 /* Stops accepting and drops every connection. */

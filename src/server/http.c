@@ -30,12 +30,10 @@ static int parser_paused(const http_parser *p)
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-static void free_conn(uv_handle_t *h)
+static void free_conn(struct thaw_h1_link *l)
 {
-    struct conn *c = h->data;
+    struct conn *c = (struct conn *)l;
 
-    if (--c->handles > 0)
-        return; /* the tcp handle and the timer both close */
     thaw_buf_free(&c->in);
     thaw_h1_head_free(&c->head);
     thaw_buf_free(&c->hdrs);
@@ -70,8 +68,6 @@ static void end_body_stream(struct conn *c)
 
 void thaw__conn_close(struct conn *c)
 {
-    struct thaw_server *s = c->srv;
-
     if (c->closing)
         return;
     c->closing = 1;
@@ -83,14 +79,7 @@ void thaw__conn_close(struct conn *c)
         thaw_exchange_release(&c->ex); /* cancels it in the instance */
     }
     unlink_dirty(c);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    uv_close((uv_handle_t *)&c->timer, free_conn);
-    uv_close((uv_handle_t *)&c->tcp, free_conn);
+    thaw_h1_link_close(&c->link);
 }
 
 void thaw__conn_update_reading(struct conn *c)
@@ -108,9 +97,9 @@ void thaw__conn_update_reading(struct conn *c)
         return;
     c->reading = want;
     if (want)
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        uv_read_start((uv_stream_t *)&c->link.tcp, on_alloc, on_read);
     else
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_read_stop((uv_stream_t *)&c->link.tcp);
 }
 
 /* ---- request parsing -------------------------------------------------- */
@@ -142,7 +131,7 @@ static void reset_request(struct conn *c)
 static void body_late(struct conn *c)
 {
     c->in_body = 0;
-    uv_timer_stop(&c->timer);
+    uv_timer_stop(&c->link.timer);
     end_body_stream(c);
     if (c->ex_active && !c->resp_started) {
         c->ex_active = 0;
@@ -188,7 +177,7 @@ void thaw__conn_arm_timer(struct conn *c, int head)
     if (c->closing)
         return;
     c->in_head = head;
-    uv_timer_start(&c->timer, on_timeout,
+    uv_timer_start(&c->link.timer, on_timeout,
                    (uint64_t)(head ? lim->header_timeout_ms : lim->keepalive_timeout_ms), 0);
 }
 
@@ -245,10 +234,10 @@ static int build_head(struct conn *c, struct thaw_buf *b)
     if (!rc)
         rc = thaw_ipc_put_str(b, url);
     /* pseudo-headers (':' cannot start a header name): thaw's own facts */
-    if (!rc && c->peer_ip[0] &&
-        !(rc = thaw_ipc_put_str(b, ":client-ip")) && !(rc = thaw_ipc_put_str(b, c->peer_ip)) &&
+    if (!rc && c->link.peer_ip[0] && !(rc = thaw_ipc_put_str(b, ":client-ip")) &&
+        !(rc = thaw_ipc_put_str(b, c->link.peer_ip)) &&
         !(rc = thaw_ipc_put_str(b, ":client-port")))
-        rc = thaw_ipc_put_str(b, c->peer_port);
+        rc = thaw_ipc_put_str(b, c->link.peer_port);
     if (!rc && !(rc = thaw_ipc_put_str(b, ":http-version")))
         rc = thaw_ipc_put_str(b, c->http10 ? "1.0" : "1.1");
     if (!rc && !c->srv->route) /* thaw dev's /__scheduled: a scheduled event instead */
@@ -339,7 +328,7 @@ static int on_headers_complete(http_parser *p)
     if (thaw_h1_head_done(&c->head))
         return c->err_status = 431, -1;
     c->in_head = 0;
-    uv_timer_stop(&c->timer);
+    uv_timer_stop(&c->link.timer);
     c->keep_alive = http_should_keep_alive(p);
     c->http10 = p->http_major == 1 && p->http_minor == 0;
     c->is_head = p->method == HTTP_HEAD;
@@ -352,7 +341,7 @@ static int on_headers_complete(http_parser *p)
         /* read and dropped too when the request is answered early */
         c->in_body = 1;
         thaw_h1_body_start(&c->clock, uv_now(c->srv->loop));
-        uv_timer_start(&c->timer, on_timeout, THAW_H1_BODY_TICK_MS, THAW_H1_BODY_TICK_MS);
+        uv_timer_start(&c->link.timer, on_timeout, THAW_H1_BODY_TICK_MS, THAW_H1_BODY_TICK_MS);
     }
     thaw_exchange_init(&c->ex, &thaw__conn_ex_ops, c);
     c->ex_active = 1;
@@ -434,7 +423,7 @@ static int on_message_complete(http_parser *p)
     end_body_stream(c);
     if (c->in_body) {
         c->in_body = 0;
-        uv_timer_stop(&c->timer);
+        uv_timer_stop(&c->link.timer);
     }
     if (c->ex_active) {
         if (!c->dispatched && dispatch(c))
@@ -587,17 +576,9 @@ static void on_connection(uv_stream_t *server, int status)
     if (!c)
         return;
     c->srv = s;
-    uv_tcp_init(s->loop, &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    if (thaw_h1_link_accept(&c->link, server, &s->conns, free_conn))
         return;
-    }
-    uv_timer_init(s->loop, &c->timer);
-    c->timer.data = c;
-    c->handles = 2;
-    uv_tcp_nodelay(&c->tcp, 1);
-    thaw_h1_peer(&c->tcp, c->peer_ip, sizeof(c->peer_ip), c->peer_port, sizeof(c->peer_port));
+    uv_tcp_nodelay(&c->link.tcp, 1);
     thaw_buf_init(&c->in, READ_SIZE * 2 + 65536);
     thaw_buf_init(&c->hdrs, s->worker->limits.max_header + 65536);
     thaw_h1_head_init(&c->head, (size_t)s->worker->limits.max_header, on_header);
@@ -605,12 +586,8 @@ static void on_connection(uv_stream_t *server, int status)
     thaw_buf_init(&c->out, (size_t)1 << 34);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
     c->reading = 1;
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&c->link.tcp, on_alloc, on_read);
     thaw__conn_arm_timer(c, 0);
 }
 
@@ -648,5 +625,5 @@ void thaw_server_close(struct thaw_server *s)
         s->listening = 0;
     }
     while (s->conns)
-        thaw__conn_close(s->conns);
+        thaw__conn_close((struct conn *)s->conns);
 }

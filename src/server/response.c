@@ -73,11 +73,11 @@ static void on_written(uv_write_t *req, int status)
         return;
     }
     if (c->ex_active && c->ex.holding &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < RELEASE_BYTES)
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp) < RELEASE_BYTES)
         thaw_exchange_hold(&c->ex, 0);
     thaw_static_drained(c); /* a static file sends its next part */
     if (c->close_after_write && !c->out.len &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp) == 0)
         thaw__conn_close(c);
 }
 
@@ -97,7 +97,7 @@ static void flush(struct conn *c)
     }
     if (!c->out.len) {
         if (c->close_after_write &&
-            uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+            uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp) == 0)
             thaw__conn_close(c);
         return;
     }
@@ -111,14 +111,14 @@ static void flush(struct conn *c)
     b = uv_buf_init(c->out.data, (unsigned)c->out.len);
     c->out.data = NULL;
     c->out.len = c->out.cap = 0;
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written)) {
+    if (uv_write(&w->req, (uv_stream_t *)&c->link.tcp, &b, 1, on_written)) {
         free(w->data);
         free(w);
         thaw__conn_close(c);
         return;
     }
     if (c->ex_active &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > HOLD_BYTES)
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp) > HOLD_BYTES)
         thaw_exchange_hold(&c->ex, 1);
 }
 

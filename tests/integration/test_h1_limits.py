@@ -30,9 +30,9 @@ def _open(port, data=b"", timeout=15):
     return s
 
 
-def _answer(s, method="POST"):
+def _answer(s):
     """The response on s; the test's bound is the socket timeout."""
-    return read_response(s.makefile("rb"), method)
+    return read_response(s.makefile("rb"), "POST")
 
 
 def _raise_fd_limit(n):
@@ -53,32 +53,20 @@ def dev(serve):
 
 
 def test_huge_chunk_size_is_413_at_once(dev):
-    s = _open(dev.port, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                        b"8000000000000000\r\n")
-    try:
-        r = _answer(s)
-    finally:
-        s.close()
+    r = raw_request(dev.port, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"8000000000000000\r\n")
     assert r.status == 413, r
     assert dev.get("/").status == 200
 
 
 def test_chunks_adding_up_over_the_limit_are_413(dev):
-    s = _open(dev.port, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                        b"200\r\n" + b"a" * 0x200 + b"\r\n300\r\n")
-    try:
-        r = _answer(s)
-    finally:
-        s.close()
+    r = raw_request(dev.port, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"200\r\n" + b"a" * 0x200 + b"\r\n300\r\n")
     assert r.status == 413, r
 
 
 def test_stalled_body_is_408(dev):
-    s = _open(dev.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
-    try:
-        r = _answer(s)
-    finally:
-        s.close()
+    r = raw_request(dev.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
     assert r.status == 408, r
     assert b"body" in r.body, r
     assert dev.get("/").status == 200
@@ -110,18 +98,10 @@ def test_trickled_body_under_the_minimum_rate_is_408(serve):
 
 
 def test_admin_port_header_and_body_timeouts(dev):
-    s = _open(dev.admin_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-    try:
-        r = _answer(s, "GET")
-    finally:
-        s.close()
+    r = raw_request(dev.admin_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
     assert r.status == 408, r
-    s = _open(dev.admin_port, b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
-                              b"ab")
-    try:
-        r = _answer(s)
-    finally:
-        s.close()
+    r = raw_request(dev.admin_port,
+                    b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
     assert r.status == 408, r
 
 
@@ -129,25 +109,13 @@ def test_admin_api_timeouts_and_declared_chunk(serve_factory):
     srv = serve_factory(args=("--header-timeout", "1500", "--body-timeout", "1500"))
     auth = f"Authorization: Bearer {srv.token}\r\n".encode()
     # a slow upload no longer holds a connection for ever
-    s = _open(srv.admin_port, b"PUT /v1/workers/x HTTP/1.1\r\nHost: x\r\n" + auth +
-              b"Content-Length: 100\r\n\r\nab")
-    try:
-        r = _answer(s, "PUT")
-    finally:
-        s.close()
+    r = raw_request(srv.admin_port, b"PUT /v1/workers/x HTTP/1.1\r\nHost: x\r\n" + auth +
+                    b"Content-Length: 100\r\n\r\nab", "PUT")
     assert r.status == 408, r
-    s = _open(srv.admin_port, b"GET /v1/workers HTTP/1.1\r\nHost: x\r\n")
-    try:
-        r = _answer(s, "GET")
-    finally:
-        s.close()
+    r = raw_request(srv.admin_port, b"GET /v1/workers HTTP/1.1\r\nHost: x\r\n", "GET")
     assert r.status == 408, r
-    s = _open(srv.admin_port, b"PUT /v1/workers/x HTTP/1.1\r\nHost: x\r\n" + auth +
-              b"Transfer-Encoding: chunked\r\n\r\n8000000000000000\r\n")
-    try:
-        r = _answer(s, "PUT")
-    finally:
-        s.close()
+    r = raw_request(srv.admin_port, b"PUT /v1/workers/x HTTP/1.1\r\nHost: x\r\n" + auth +
+                    b"Transfer-Encoding: chunked\r\n\r\n8000000000000000\r\n", "PUT")
     assert r.status == 413, r
 
 
