@@ -124,9 +124,15 @@ build/fuzz/fuzz_bundle: tests/fuzz/fuzz_bundle.c src/serve/bundle.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
+build/fuzz/fuzz_h1: tests/fuzz/fuzz_h1.c src/server/h1-head.c src/server/h1-rules.c src/util/buf.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ -lhttp_parser
+
 .PHONY: fuzz
-fuzz: build/fuzz/fuzz_ipc build/fuzz/fuzz_jsonc build/fuzz/fuzz_cron build/fuzz/fuzz_bundle
+fuzz: build/fuzz/fuzz_ipc build/fuzz/fuzz_jsonc build/fuzz/fuzz_cron build/fuzz/fuzz_bundle \
+		build/fuzz/fuzz_h1
 	build/fuzz/fuzz_ipc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 	build/fuzz/fuzz_jsonc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 	build/fuzz/fuzz_cron -max_total_time=$(FUZZ_SECONDS) -max_len=256
 	build/fuzz/fuzz_bundle -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+	build/fuzz/fuzz_h1 -max_total_time=$(FUZZ_SECONDS) -max_len=8192

@@ -360,6 +360,7 @@ int thaw_cmd_serve(int argc, char **argv)
     s.server.route_data = &s.fleet;
     s.fleet.on_started = on_fleet_started;
     s.api.max_body = s.max_bundle;
+    s.api.limits = &s.front.limits; /* its header, body and idle timeouts */
     s.api.handler = thaw_endpoints_handle;
     s.api.probe = thaw_endpoints_probe;
     s.api.data = &s.fleet;

@@ -51,6 +51,14 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
     {"--header-timeout", "thaw", "header_timeout_ms", L(header_timeout_ms), THAW_LIM_MS,
      30000, 1, 3600000, "time a client has to send a request's line and headers (408 after)",
      30000, THAW_LIM_SERVER},
+    {"--body-timeout", "thaw", "body_timeout_ms", L(body_timeout_ms), THAW_LIM_MS,
+     30000, 1, 3600000, "longest gap between a request body's bytes (408 after); the body is "
+     "read whole before the request takes an instance",
+     30000, THAW_LIM_SERVER},
+    {"--body-min-rate", "thaw", "body_min_rate", L(body_min_rate), THAW_LIM_SIZE,
+     1024, 0, 1 * MB, "bytes per second a request body must average after its first 5 s "
+     "(408 under it; 0: no minimum)",
+     1024, THAW_LIM_SERVER},
     {"--keepalive-timeout", "thaw", "keepalive_timeout_ms", L(keepalive_timeout_ms),
      THAW_LIM_MS, 60000, 1, 3600000, "an idle keep-alive client connection is closed after this",
      60000, THAW_LIM_SERVER},

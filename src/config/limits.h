@@ -28,6 +28,8 @@ struct thaw_limits {
     long long request_timeout_ms;    /* wall clock per request; over it: 504 */
     long long header_timeout_ms;     /* to send a request's head; then 408 */
     long long keepalive_timeout_ms;  /* an idle client connection is closed */
+    long long body_timeout_ms;       /* longest gap between body bytes; then 408 */
+    long long body_min_rate;         /* body bytes/s after a grace; under it: 408 */
     long long template_idle_timeout_ms; /* a quiet worker's template goes; 0: never */
     long long isolation;             /* THAW_ISOLATION_*: which zygote a worker forks from */
     long long tmp_size;              /* bytes of a worker version's private /tmp */
@@ -57,7 +59,7 @@ struct thaw_limit_spec {
 };
 
 /* THAW_LIM_SERVER: the server's own (it applies before a worker is known:
- * header and body size, header and keep-alive timeouts); under serve a
+ * header and body size, header, body and keep-alive timeouts); under serve a
  * worker's value for it is not used. THAW_LIM_ZERO_NEVER: 0 means "never"
  * (no limit), the largest value there is when held to a ceiling. */
 enum { THAW_LIM_SERVER = 1, THAW_LIM_ZERO_NEVER = 2 };

@@ -79,6 +79,9 @@ struct thaw_worker {
     struct thaw_zygote *preload;  /* NULL, or one that also holds the shared base */
     struct thaw_zygote *own_zygote; /* isolation = "per-worker": started at its first build */
     struct thaw_limits limits;
+    /* server/http.c: its requests holding a slot while their body still
+     * comes (at most half its slots; the rest wait for theirs first) */
+    int body_streams;
     /* thaw serve: the operator's policy (src/policy/policy.h), which the
      * worker's config may narrow, never widen; NULL in thaw dev */
     const struct thaw_policy *policy;

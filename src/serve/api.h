@@ -1,6 +1,7 @@
-/* The admin API's HTTP side (thaw serve --admin): one request per
- * connection, bodies up to a bound (a bundle), bearer-token auth checked
- * in constant time before any body is read, JSON answers and chunked
+/* The admin API's HTTP side (thaw serve --admin), on the shared HTTP/1
+ * core (server/h1.h): one request per connection, bodies up to a bound
+ * (a bundle), bearer-token auth checked in constant time before any body
+ * is read, JSON answers and chunked
  * streams (tail). What each path does is the handler's business
  * (src/serve/endpoints.c). */
 #ifndef THAW_SERVE_API_H
@@ -10,6 +11,8 @@
 #include <http_parser.h>
 #include <uv.h>
 
+#include "config/limits.h"
+#include "server/h1.h"
 #include "util/buf.h"
 
 struct thaw_api;
@@ -20,11 +23,12 @@ struct thaw_api_req;
 typedef void (*thaw_api_handler)(struct thaw_api_req *r, void *data);
 
 struct thaw_api {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    int listening;
+    struct thaw_h1_server srv;  /* the HTTP side (server/h1-conn.c) */
     char token[256];
     long long max_body;
+    /* the header, body and idle timeouts (header_timeout_ms,
+     * body_timeout_ms, keepalive_timeout_ms); NULL: thaw's defaults */
+    const struct thaw_limits *limits;
     thaw_api_handler handler;
     void *data;
     /* unauthenticated GETs (/healthz, /readyz): status and body */
@@ -32,21 +36,14 @@ struct thaw_api {
 };
 
 struct thaw_api_req {
+    struct thaw_h1_conn h1;     /* first: the server allocates the whole */
     struct thaw_api *api;
-    uv_tcp_t tcp;
-    http_parser parser;
     int method;             /* enum http_method */
     char path[512];         /* without the query string */
     char query[512];
-    char header[32];        /* the header being read, lower case */
-    int in_auth;
     char auth[512];         /* the Authorization header */
-    char peer[64];
-    struct thaw_buf body;
-    int complete;           /* the handler was called */
-    int answered;
-    int streaming;
-    int closed;
+    int auth_over;          /* it was longer than auth */
+    struct thaw_buf body;   /* taken from h1 once complete */
     /* the handler's state for a late answer; on_gone runs when the client
      * leaves first (the request must not be answered after that) */
     void *pending;
@@ -54,6 +51,10 @@ struct thaw_api_req {
     struct thaw_api_req *next_sub; /* handler's lists (tail subscribers) */
     long long dropped;      /* stream lines dropped: the client read too slowly */
 };
+
+/* The admin API's connection cap: a few dozen operators and scripts; the
+ * rest wait in the backlog or take an idle one's place (h1-conn.c). */
+#define THAW_API_MAX_CONNS 64
 
 /* addr is "IP:PORT" or "[IPv6]:PORT". 0 or a libuv error. */
 int thaw_api_listen(struct thaw_api *a, uv_loop_t *loop, const char *addr);

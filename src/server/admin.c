@@ -1,4 +1,4 @@
-#include <http_parser.h>
+/* The dev admin port: its routes on the shared HTTP/1 core (h1-conn.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,24 +8,8 @@
 #include "server/admin.h"
 #include "util/buf.h"
 
-#define ADMIN_MAX_REQUEST 8192
-
-struct admin_conn {
-    uv_tcp_t tcp;
-    struct thaw_admin *admin;
-    http_parser parser;
-    char url[256];
-    size_t url_len;
-    int done;
-    char in[ADMIN_MAX_REQUEST];
-};
-
-struct admin_write {
-    uv_write_t req;
-    char *data;
-};
-
-static http_parser_settings settings;
+/* it takes no bodies; a small one is read and ignored */
+#define ADMIN_MAX_BODY 65536
 
 static void label(char *out, size_t n, const char *s)
 {
@@ -145,159 +129,49 @@ char *thaw_admin_metrics(struct thaw_worker *w, size_t *len)
     return thaw_admin_metrics_many(&w, 1, len);
 }
 
-static void on_written(uv_write_t *req, int status)
+/* ---- routing: GET /metrics and /healthz -------------------------------- */
+
+static void on_request(struct thaw_h1_conn *c)
 {
-    struct admin_write *w = (struct admin_write *)req;
-
-    free(w->data);
-    uv_close((uv_handle_t *)req->handle, (uv_close_cb)free);
-    free(w);
-}
-
-static void respond(struct admin_conn *c, int status, const char *ctype, char *body,
-                    size_t n)
-{
-    struct admin_write *w = malloc(sizeof(*w));
-    struct thaw_buf b;
-    uv_buf_t ub;
-
-    thaw_buf_init(&b, n + 512);
-    thaw_buf_printf(&b, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
-                "connection: close\r\n\r\n",
-            status, status == 200 ? "OK" : status == 404 ? "Not Found" : "Bad Request",
-            ctype, n);
-    thaw_buf_append(&b, body, n);
-    free(body);
-    if (!w) {
-        thaw_buf_free(&b);
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-        return;
-    }
-    w->data = b.data;
-    ub = uv_buf_init(b.data, (unsigned)b.len);
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, on_written)) {
-        free(w->data);
-        free(w);
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-    }
-}
-
-static int on_url(http_parser *p, const char *at, size_t n)
-{
-    struct admin_conn *c = p->data;
-
-    if (c->url_len + n >= sizeof(c->url))
-        return -1;
-    memcpy(c->url + c->url_len, at, n);
-    c->url_len += n;
-    c->url[c->url_len] = '\0';
-    return 0;
-}
-
-static int on_complete(http_parser *p)
-{
-    struct admin_conn *c = p->data;
-    char *q = strchr(c->url, '?');
-    size_t n;
+    struct thaw_admin *a = c->srv->data;
+    size_t n = c->head.url.len;
+    const char *q = memchr(c->head.url.data, '?', n);
 
     if (q)
-        *q = '\0';
-    c->done = 1;
-    if (p->method == HTTP_GET && strcmp(c->url, "/metrics") == 0) {
-        char *text = thaw_admin_metrics(c->admin->worker, &n);
-        respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, n);
-    } else if (p->method == HTTP_GET && strcmp(c->url, "/healthz") == 0) {
-        respond(c, 200, "text/plain", strdup("ok\n"), strlen("ok\n"));
+        n = (size_t)(q - c->head.url.data);
+#define IS(path) (n == sizeof(path) - 1 && memcmp(c->head.url.data, path, n) == 0)
+    if (c->parser.method == HTTP_GET && IS("/metrics")) {
+        size_t len;
+        char *text = thaw_admin_metrics(a->worker, &len);
+        thaw_h1_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, len);
+        free(text);
+    } else if (c->parser.method == HTTP_GET && IS("/healthz")) {
+        thaw_h1_reply(c, 200, "text/plain", NULL, "ok\n", 3);
     } else {
         static const char nf[] = "not found: try /metrics or /healthz\n";
-        respond(c, 404, "text/plain", strdup(nf), strlen(nf));
+        thaw_h1_reply(c, 404, "text/plain", NULL, nf, sizeof(nf) - 1);
     }
-    return 1; /* one request per connection */
+#undef IS
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    struct admin_conn *c = h->data;
-
-    buf->base = c->in;
-    buf->len = sizeof(c->in);
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct admin_conn *c = s->data;
-
-    if (nread < 0) {
-        uv_close((uv_handle_t *)s, (uv_close_cb)free);
-        return;
-    }
-    http_parser_execute(&c->parser, &settings, buf->base, (size_t)nread);
-    if (!c->done && HTTP_PARSER_ERRNO(&c->parser) != HPE_OK)
-        respond(c, 400, "text/plain", strdup("bad request\n"), strlen("bad request\n"));
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    struct thaw_admin *a = server->data;
-    struct admin_conn *c;
-
-    if (status < 0 || !(c = calloc(1, sizeof(*c))))
-        return;
-    c->admin = a;
-    uv_tcp_init(a->loop, &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-        return;
-    }
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-}
+static const struct thaw_h1_ops admin_ops = {
+    .on_request = on_request,
+};
 
 int thaw_admin_listen(struct thaw_admin *a, uv_loop_t *loop, const char *addr,
                       struct thaw_worker *w)
 {
-    struct sockaddr_storage sa;
-    char host[128];
-    const char *colon = strrchr(addr, ':');
-    int port, rc;
+    const struct thaw_limits *l = &w->limits;
 
-    settings.on_url = on_url;
-    settings.on_message_complete = on_complete;
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host))
-        return UV_EINVAL;
-    port = atoi(colon + 1);
-    if (port <= 0 || port > 65535)
-        return UV_EINVAL;
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-    if (host[0] == '[') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa);
-    } else {
-        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&sa);
-    }
-    if (rc)
-        return rc;
-    a->loop = loop;
     a->worker = w;
-    uv_tcp_init(loop, &a->listener);
-    a->listener.data = a;
-    if ((rc = uv_tcp_bind(&a->listener, (struct sockaddr *)&sa, 0)) ||
-        (rc = uv_listen((uv_stream_t *)&a->listener, 64, on_connection))) {
-        uv_close((uv_handle_t *)&a->listener, NULL);
-        return rc;
-    }
-    a->listening = 1;
-    return 0;
+    thaw_h1_limits_of(&a->srv.lim, l, ADMIN_MAX_BODY, THAW_ADMIN_MAX_CONNS);
+    a->srv.ops = &admin_ops;
+    a->srv.conn_size = sizeof(struct thaw_h1_conn);
+    a->srv.data = a;
+    return thaw_h1_server_listen(&a->srv, loop, addr);
 }
 
 void thaw_admin_close(struct thaw_admin *a)
 {
-    if (a->listening) {
-        uv_close((uv_handle_t *)&a->listener, NULL);
-        a->listening = 0;
-    }
+    thaw_h1_server_close(&a->srv);
 }

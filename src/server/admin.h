@@ -7,13 +7,15 @@
 #include <uv.h>
 
 #include "pool/pool.h"
+#include "server/h1.h"
 
 struct thaw_admin {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    int listening;
+    struct thaw_h1_server srv;  /* h1-conn.c */
     struct thaw_worker *worker;
 };
+
+/* A few dozen scrapers and probes at once (h1-conn.c: the cap). */
+#define THAW_ADMIN_MAX_CONNS 64
 
 /* addr is "IP:PORT" (or "[IPv6]:PORT"). 0, or a libuv error / UV_EINVAL. */
 int thaw_admin_listen(struct thaw_admin *a, uv_loop_t *loop, const char *addr,

@@ -5,16 +5,13 @@
 
 #include <http_parser.h>
 
+#include "server/h1.h"
 #include "server/server.h"
 #include "util/buf.h"
 
 struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;       /* header and keep-alive timeouts */
+    struct thaw_h1_link link; /* first; link.timer: header, body, keep-alive */
     int in_head;            /* a request has begun and its head is not complete */
-    int handles;            /* open libuv handles; freed when both closed */
-    char peer_ip[64];       /* the client's address, for the worker */
-    char peer_port[8];
     struct thaw_server *srv;
     http_parser parser;
     struct thaw_buf in;     /* bytes read and not yet parsed */
@@ -23,16 +20,25 @@ struct conn {
     int eof;
 
     /* the request being parsed */
-    struct thaw_buf url;
+    struct thaw_h1_head head; /* the target (head.url) and headers as read */
     struct thaw_buf hdrs;   /* name, value fields, ready for REQ_HEAD */
-    struct thaw_buf field;
-    struct thaw_buf value;
-    int last_was_value;
-    size_t header_bytes;
-    char host[256];
+    char host[256];         /* Host, or an absolute-form target's authority */
+    const char *target;     /* the path and query: into head.url */
+    size_t target_len;
     int expect_continue;
     uint64_t body_bytes;
-    int err_status;         /* 431 / 413 decided inside a callback */
+    int err_status;         /* decided inside a callback (413, 431, h1 rules) */
+    const char *err_why;    /* its body, when a rule of h1-rules.c decided */
+
+    /* the body, read whole before the request takes an instance slot (a
+     * client trickling its body holds a connection, not an instance) */
+    int in_body;            /* the head is in, the body is not */
+    struct thaw_h1_body_clock clock;
+    struct thaw_buf body;   /* what came of it (empty when it came in one piece) */
+    size_t body_sent;       /* of body, handed to the exchange */
+    int dispatched;         /* the exchange went to the pool (or a static file) */
+    int body_stream;        /* dispatched before its body ended: counted in
+                             * worker->body_streams */
 
     /* for the request log and the metrics */
     uint64_t req_start_ns;
@@ -57,7 +63,6 @@ struct conn {
     int close_after_write;
     int in_dirty;
     struct conn *next_dirty;
-    struct conn *prev, *next;
 };
 
 /* response.c */
@@ -83,6 +88,7 @@ void thaw__conn_request_done(struct conn *c);
 void thaw__conn_parse(struct conn *c);
 void thaw__conn_update_reading(struct conn *c);
 void thaw__conn_arm_timer(struct conn *c, int head);
-const char *thaw__reason(int status);
+/* Hands the buffered body to the exchange while it takes more. */
+void thaw__conn_pump_body(struct conn *c);
 
 #endif

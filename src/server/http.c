@@ -15,6 +15,8 @@
 #include "util/log.h"
 
 #define READ_SIZE 65536
+/* a connection keeps a body buffer this big for its next request */
+#define BODY_KEEP (256 * 1024)
 
 static http_parser_settings settings;
 
@@ -28,17 +30,14 @@ static int parser_paused(const http_parser *p)
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-static void free_conn(uv_handle_t *h)
+static void free_conn(struct thaw_h1_link *l)
 {
-    struct conn *c = h->data;
+    struct conn *c = (struct conn *)l;
 
-    if (--c->handles > 0)
-        return; /* the tcp handle and the timer both close */
     thaw_buf_free(&c->in);
-    thaw_buf_free(&c->url);
+    thaw_h1_head_free(&c->head);
     thaw_buf_free(&c->hdrs);
-    thaw_buf_free(&c->field);
-    thaw_buf_free(&c->value);
+    thaw_buf_free(&c->body);
     thaw_buf_free(&c->out);
     free(c);
 }
@@ -57,13 +56,22 @@ static void unlink_dirty(struct conn *c)
     c->in_dirty = 0;
 }
 
+/* The request's body is in (or will never be): its slot is an ordinary
+ * one again. */
+static void end_body_stream(struct conn *c)
+{
+    if (!c->body_stream)
+        return;
+    c->body_stream = 0;
+    c->worker->body_streams--;
+}
+
 void thaw__conn_close(struct conn *c)
 {
-    struct thaw_server *s = c->srv;
-
     if (c->closing)
         return;
     c->closing = 1;
+    end_body_stream(c);
     thaw_static_stop(c);
     if (c->ex_active) {
         c->ex_active = 0;
@@ -71,14 +79,7 @@ void thaw__conn_close(struct conn *c)
         thaw_exchange_release(&c->ex); /* cancels it in the instance */
     }
     unlink_dirty(c);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    uv_close((uv_handle_t *)&c->timer, free_conn);
-    uv_close((uv_handle_t *)&c->tcp, free_conn);
+    thaw_h1_link_close(&c->link);
 }
 
 void thaw__conn_update_reading(struct conn *c)
@@ -96,45 +97,64 @@ void thaw__conn_update_reading(struct conn *c)
         return;
     c->reading = want;
     if (want)
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        uv_read_start((uv_stream_t *)&c->link.tcp, on_alloc, on_read);
     else
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_read_stop((uv_stream_t *)&c->link.tcp);
 }
 
 /* ---- request parsing -------------------------------------------------- */
 
 static void reset_request(struct conn *c)
 {
-    c->url.len = 0;
+    thaw_h1_head_reset(&c->head, (size_t)c->srv->worker->limits.max_header);
     c->hdrs.len = 0;
-    c->field.len = 0;
-    c->value.len = 0;
-    c->last_was_value = 0;
-    c->header_bytes = 0;
     c->host[0] = '\0';
     c->expect_continue = 0;
     c->body_bytes = 0;
     c->err_status = 0;
+    c->err_why = NULL;
+    c->in_body = 0;
+    c->dispatched = 0;
+    c->body_stream = 0;
+    c->body_sent = 0;
+    if (c->body.cap > BODY_KEEP)
+        thaw_buf_free(&c->body); /* a big upload's memory goes with it */
+    c->body.len = 0;
     c->worker = NULL;
     c->msg_done = 0;
     c->resp_started = 0;
     c->chunked = 0;
 }
 
-static int count_header_bytes(struct conn *c, size_t n)
+/* The body clock ran out: a request not answered yet gets 408; one whose
+ * answer began (or ended: a 404, a static file) is cut. */
+static void body_late(struct conn *c)
 {
-    c->header_bytes += n;
-    if (c->header_bytes > (size_t)c->srv->worker->limits.max_header) {
-        c->err_status = 431;
-        return -1;
+    c->in_body = 0;
+    uv_timer_stop(&c->link.timer);
+    end_body_stream(c);
+    if (c->ex_active && !c->resp_started) {
+        c->ex_active = 0;
+        thaw_exchange_release(&c->ex);
+        thaw__conn_log_request(c, 408);
+        thaw__conn_simple(c, 408, "408 Request Timeout: the request body came too slowly "
+                          "(body_timeout_ms, body_min_rate)\n", 1);
+        return;
     }
-    return 0;
+    thaw__conn_close(c);
 }
 
 static void on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
+    const struct thaw_limits *lim = &c->srv->worker->limits;
 
+    if (c->in_body) {
+        if (thaw_h1_body_late(&c->clock, lim->body_timeout_ms, lim->body_min_rate,
+                              uv_now(c->srv->loop)))
+            body_late(c);
+        return;
+    }
     if (c->in_head) {
         /* a client that trickles its headers (or stops) holds a connection:
          * answer and let go */
@@ -157,7 +177,7 @@ void thaw__conn_arm_timer(struct conn *c, int head)
     if (c->closing)
         return;
     c->in_head = head;
-    uv_timer_start(&c->timer, on_timeout,
+    uv_timer_start(&c->link.timer, on_timeout,
                    (uint64_t)(head ? lim->header_timeout_ms : lim->keepalive_timeout_ms), 0);
 }
 
@@ -170,56 +190,24 @@ static int on_message_begin(http_parser *p)
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t n)
+/* A header, whole (h1-head.c): Host and Expect noted, and into the head
+ * frame for the worker. */
+static int on_header(struct thaw_h1_head *h, const char *name, size_t nlen,
+                     const char *value, size_t vlen)
 {
-    struct conn *c = p->data;
+    struct conn *c = (struct conn *)((char *)h - offsetof(struct conn, head));
 
-    if (count_header_bytes(c, n) || thaw_buf_append(&c->url, at, n))
-        return c->err_status = 431, -1;
-    return 0;
-}
-
-static int finish_header(struct conn *c)
-{
-    size_t i;
-
-    if (!c->field.len)
-        return 0;
-    for (i = 0; i < c->field.len; i++)
-        c->field.data[i] = (char)tolower((unsigned char)c->field.data[i]);
-    if (c->field.len == 4 && memcmp(c->field.data, "host", 4) == 0)
-        snprintf(c->host, sizeof(c->host), "%.*s", (int)c->value.len, c->value.data);
-    if (c->field.len == 6 && memcmp(c->field.data, "expect", 6) == 0 &&
-        c->value.len == 12 && strncasecmp(c->value.data, "100-continue", 12) == 0)
+    if (nlen == 4 && memcmp(name, "host", 4) == 0 && h->hosts == 1)
+        snprintf(c->host, sizeof(c->host), "%.*s", (int)vlen, value);
+    if (nlen == 6 && memcmp(name, "expect", 6) == 0 && vlen == 12 &&
+        strncasecmp(value, "100-continue", 12) == 0)
         c->expect_continue = 1;
-    if (thaw_ipc_put_field(&c->hdrs, c->field.data, c->field.len) ||
-        thaw_ipc_put_field(&c->hdrs, c->value.data, c->value.len))
-        return c->err_status = 431, -1;
-    c->field.len = c->value.len = 0;
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = p->data;
-
-    if (c->last_was_value && finish_header(c))
+    if (thaw_ipc_put_field(&c->hdrs, name, nlen) || thaw_ipc_put_field(&c->hdrs, value, vlen))
         return -1;
-    c->last_was_value = 0;
-    if (count_header_bytes(c, n) || thaw_buf_append(&c->field, at, n))
-        return c->err_status = 431, -1;
     return 0;
 }
 
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = p->data;
-
-    c->last_was_value = 1;
-    if (count_header_bytes(c, n) || thaw_buf_append(&c->value, at, n))
-        return c->err_status = 431, -1;
-    return 0;
-}
+THAW_H1_HEAD_CALLBACKS(struct conn)
 
 static int build_head(struct conn *c, struct thaw_buf *b)
 {
@@ -229,15 +217,14 @@ static int build_head(struct conn *c, struct thaw_buf *b)
     int rc;
 
     /* absolute-form targets (a proxy request) are kept as they are */
-    if (c->url.len > 7 && (strncmp(c->url.data, "http://", 7) == 0 ||
-                           strncmp(c->url.data, "https://", 8) == 0)) {
-        url = strndup(c->url.data, c->url.len);
+    if (c->target != c->head.url.data) {
+        url = strndup(c->head.url.data, c->head.url.len);
     } else {
         const char *host = c->host[0] ? c->host : c->srv->authority;
-        size_t n = strlen(host) + c->url.len + 16;
+        size_t n = strlen(host) + c->head.url.len + 16;
         url = malloc(n);
         if (url)
-            snprintf(url, n, "http://%s%.*s", host, (int)c->url.len, c->url.data);
+            snprintf(url, n, "http://%s%.*s", host, (int)c->head.url.len, c->head.url.data);
     }
     if (!url)
         return -1;
@@ -247,14 +234,14 @@ static int build_head(struct conn *c, struct thaw_buf *b)
     if (!rc)
         rc = thaw_ipc_put_str(b, url);
     /* pseudo-headers (':' cannot start a header name): thaw's own facts */
-    if (!rc && c->peer_ip[0] &&
-        !(rc = thaw_ipc_put_str(b, ":client-ip")) && !(rc = thaw_ipc_put_str(b, c->peer_ip)) &&
+    if (!rc && c->link.peer_ip[0] && !(rc = thaw_ipc_put_str(b, ":client-ip")) &&
+        !(rc = thaw_ipc_put_str(b, c->link.peer_ip)) &&
         !(rc = thaw_ipc_put_str(b, ":client-port")))
-        rc = thaw_ipc_put_str(b, c->peer_port);
+        rc = thaw_ipc_put_str(b, c->link.peer_port);
     if (!rc && !(rc = thaw_ipc_put_str(b, ":http-version")))
         rc = thaw_ipc_put_str(b, c->http10 ? "1.0" : "1.1");
     if (!rc && !c->srv->route) /* thaw dev's /__scheduled: a scheduled event instead */
-        rc = thaw_cron_http_head(b, c->url.data, c->url.len);
+        rc = thaw_cron_http_head(b, c->head.url.data, c->head.url.len);
     if (!rc)
         rc = thaw_ipc_put_raw(b, c->hdrs.data, c->hdrs.len);
     if (!rc)
@@ -263,25 +250,98 @@ static int build_head(struct conn *c, struct thaw_buf *b)
     return rc;
 }
 
+/* The exchange goes to the pool: it may take an instance slot now. */
+static int dispatch(struct conn *c)
+{
+    struct thaw_buf head;
+
+    c->dispatched = 1;
+    thaw_buf_init(&head, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
+    if (build_head(c, &head)) {
+        thaw_buf_free(&head);
+        c->ex_active = 0;
+        thaw_exchange_release(&c->ex);
+        c->err_status = 431;
+        return -1;
+    }
+    thaw_pool_dispatch(c->worker, &c->ex, head.data, head.len);
+    thaw_buf_free(&head);
+    return 0;
+}
+
+void thaw__conn_pump_body(struct conn *c)
+{
+    if (!c->ex_active || !c->dispatched || c->static_send)
+        return;
+    while (c->body_sent < c->body.len && !thaw_exchange_congested(&c->ex)) {
+        size_t k = c->body.len - c->body_sent;
+        if (k > READ_SIZE)
+            k = READ_SIZE;
+        thaw_exchange_body(&c->ex, c->body.data + c->body_sent, k);
+        c->body_sent += k;
+    }
+    if (c->msg_done && c->body_sent == c->body.len)
+        thaw_exchange_end(&c->ex);
+}
+
+/* The path the worker is routed by and logged under: the target, or an
+ * absolute-form target's path (its authority replaced Host). */
+static void split_target(struct conn *c)
+{
+    long off = thaw_h1_absolute(c->head.url.data, c->head.url.len, c->host, sizeof(c->host));
+    size_t n;
+    const char *q;
+
+    c->target = c->head.url.data;
+    c->target_len = c->head.url.len;
+    if (off >= 0) {
+        c->target += off;
+        c->target_len -= (size_t)off;
+        if (!c->target_len)
+            c->target = "/", c->target_len = 1;
+    }
+    /* the log's path, without the query string (it may carry secrets) */
+    n = c->target_len;
+    if ((q = memchr(c->target, '?', n)))
+        n = (size_t)(q - c->target);
+    if (n >= sizeof(c->req_path))
+        n = sizeof(c->req_path) - 1;
+    memcpy(c->req_path, c->target, n);
+    c->req_path[n] = '\0';
+}
+
+/* A body still coming may stream to the worker while at most half its
+ * slots (instances x concurrency) are held that way; past that it is read
+ * whole first, so clients that trickle bodies cannot take every slot. */
+static int may_stream_body(struct conn *c)
+{
+    const struct thaw_limits *l = &c->worker->limits;
+
+    return c->worker->body_streams < l->max_instances * l->concurrency / 2;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct conn *c = p->data;
-    struct thaw_buf head;
     int has_body;
 
-    if (finish_header(c))
-        return -1;
+    if (thaw_h1_head_done(&c->head))
+        return c->err_status = 431, -1;
     c->in_head = 0;
-    uv_timer_stop(&c->timer);
+    uv_timer_stop(&c->link.timer);
     c->keep_alive = http_should_keep_alive(p);
     c->http10 = p->http_major == 1 && p->http_minor == 0;
     c->is_head = p->method == HTTP_HEAD;
+    if ((c->err_status = thaw_h1_check_head(p, c->head.hosts, &c->err_why)) ||
+        (c->err_status = thaw_h1_declared_over(p, 0, c->srv->worker->limits.max_body)))
+        return -1;
     has_body = (p->flags & F_CHUNKED) ||
                (p->content_length > 0 && p->content_length != ULLONG_MAX);
-    if (p->content_length != ULLONG_MAX &&
-        p->content_length > (uint64_t)c->srv->worker->limits.max_body) {
-        c->err_status = 413;
-        return -1;
+    if (has_body) {
+        /* read and dropped too when the request is answered early */
+        c->in_body = 1;
+        thaw_h1_body_start(&c->clock, uv_now(c->srv->loop));
+        uv_timer_start(&c->link.timer, on_timeout, THAW_H1_BODY_TICK_MS, THAW_H1_BODY_TICK_MS);
     }
     thaw_exchange_init(&c->ex, &thaw__conn_ex_ops, c);
     c->ex_active = 1;
@@ -289,18 +349,8 @@ static int on_headers_complete(http_parser *p)
     c->resp_status = 0;
     snprintf(c->req_method, sizeof(c->req_method), "%s",
              http_method_str((enum http_method)p->method));
-    {
-        /* the path, without the query string (it may carry secrets) */
-        size_t n = c->url.len;
-        const char *q = memchr(c->url.data, '?', n);
-        if (q)
-            n = (size_t)(q - c->url.data);
-        if (n >= sizeof(c->req_path))
-            n = sizeof(c->req_path) - 1;
-        memcpy(c->req_path, c->url.data, n);
-        c->req_path[n] = '\0';
-    }
-    c->worker = c->srv->route ? c->srv->route(c->srv, c->host, c->url.data, c->url.len)
+    split_target(c);
+    c->worker = c->srv->route ? c->srv->route(c->srv, c->host, c->target, c->target_len)
                               : c->srv->worker;
     if (!c->worker) {
         /* thaw serve: the body is read and dropped; the connection stays */
@@ -312,17 +362,24 @@ static int on_headers_complete(http_parser *p)
     }
     if (c->expect_continue && has_body)
         thaw__conn_lit(c, "HTTP/1.1 100 Continue\r\n\r\n");
-    if (thaw_static_try(c))
-        return 0; /* a file of the worker's static assets answered */
-    thaw_buf_init(&head, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
-    if (build_head(c, &head)) {
-        thaw_buf_free(&head);
-        c->ex_active = 0;
-        c->err_status = 431;
-        return -1;
+    if (thaw_static_try(c)) {
+        c->dispatched = 1; /* a file of the worker's static assets answers */
+        return 0;
     }
-    thaw_pool_dispatch(c->worker, &c->ex, head.data, head.len);
-    thaw_buf_free(&head);
+    if (has_body && !may_stream_body(c))
+        return 0; /* on_body or on_message_complete dispatches */
+    c->body_stream = has_body;
+    c->worker->body_streams += has_body;
+    return dispatch(c);
+}
+
+static int on_chunk_header(http_parser *p)
+{
+    struct conn *c = p->data;
+
+    if ((c->err_status = thaw_h1_declared_over(p, c->body_bytes,
+                                               c->srv->worker->limits.max_body)))
+        return -1;
     return 0;
 }
 
@@ -335,8 +392,26 @@ static int on_body(http_parser *p, const char *at, size_t n)
         c->err_status = 413;
         return -1;
     }
-    if (c->ex_active)
+    c->clock.bytes += n;
+    c->clock.last_ms = uv_now(c->srv->loop);
+    if (!c->ex_active)
+        return 0; /* answered already: dropped */
+    if (c->dispatched) {
+        thaw_exchange_body(&c->ex, at, n); /* streams (none to a static file) */
+        return 0;
+    }
+    if (c->body_bytes == n && p->content_length == 0 && !(p->flags & F_CHUNKED)) {
+        /* the whole body came with the head: straight from the read
+         * buffer, no copy */
+        if (dispatch(c))
+            return -1;
         thaw_exchange_body(&c->ex, at, n);
+        return 0;
+    }
+    if (thaw_buf_append(&c->body, at, n)) {
+        c->err_status = 413;
+        return -1;
+    }
     return 0;
 }
 
@@ -345,8 +420,15 @@ static int on_message_complete(http_parser *p)
     struct conn *c = p->data;
 
     c->msg_done = 1;
+    end_body_stream(c);
+    if (c->in_body) {
+        c->in_body = 0;
+        uv_timer_stop(&c->link.timer);
+    }
     if (c->ex_active) {
-        thaw_exchange_end(&c->ex);
+        if (!c->dispatched && dispatch(c))
+            return -1;
+        thaw__conn_pump_body(c);
         /* wait for the response before reading the next request */
         http_parser_pause(p, 1);
     }
@@ -366,6 +448,8 @@ static void parse_error(struct conn *c)
 
     if (!status)
         status = e == HPE_HEADER_OVERFLOW ? 431 : 400;
+    c->in_body = 0;
+    end_body_stream(c);
     if (c->ex_active && c->resp_started) {
         thaw__conn_close(c); /* mid-response: nothing else can be said */
         return;
@@ -374,7 +458,9 @@ static void parse_error(struct conn *c)
         c->ex_active = 0;
         thaw_exchange_release(&c->ex);
     }
-    if (status == 413)
+    if (c->err_why)
+        snprintf(body, sizeof(body), "%s", c->err_why);
+    else if (status == 413)
         snprintf(body, sizeof(body),
                  "413 Payload Too Large: the request body is over thaw's limit "
                  "of %lld bytes (--max-body-size)\n", c->srv->worker->limits.max_body);
@@ -419,6 +505,7 @@ void thaw__conn_parse(struct conn *c)
 void thaw__conn_request_done(struct conn *c)
 {
     c->ex_active = 0;
+    end_body_stream(c);
     if (!c->keep_alive) {
         c->close_after_write = 1;
         thaw__conn_mark(c);
@@ -489,45 +576,18 @@ static void on_connection(uv_stream_t *server, int status)
     if (!c)
         return;
     c->srv = s;
-    uv_tcp_init(s->loop, &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    if (thaw_h1_link_accept(&c->link, server, &s->conns, free_conn))
         return;
-    }
-    uv_timer_init(s->loop, &c->timer);
-    c->timer.data = c;
-    c->handles = 2;
-    uv_tcp_nodelay(&c->tcp, 1);
-    {
-        struct sockaddr_storage sa;
-        int len = sizeof(sa);
-        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
-            if (sa.ss_family == AF_INET6) {
-                uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer_ip, sizeof(c->peer_ip));
-                snprintf(c->peer_port, sizeof(c->peer_port), "%u",
-                         ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
-            } else {
-                uv_ip4_name((struct sockaddr_in *)&sa, c->peer_ip, sizeof(c->peer_ip));
-                snprintf(c->peer_port, sizeof(c->peer_port), "%u",
-                         ntohs(((struct sockaddr_in *)&sa)->sin_port));
-            }
-        }
-    }
+    uv_tcp_nodelay(&c->link.tcp, 1);
     thaw_buf_init(&c->in, READ_SIZE * 2 + 65536);
-    thaw_buf_init(&c->url, s->worker->limits.max_header + 1);
     thaw_buf_init(&c->hdrs, s->worker->limits.max_header + 65536);
-    thaw_buf_init(&c->field, s->worker->limits.max_header + 1);
-    thaw_buf_init(&c->value, s->worker->limits.max_header + 1);
+    thaw_h1_head_init(&c->head, (size_t)s->worker->limits.max_header, on_header);
+    thaw_buf_init(&c->body, (size_t)s->worker->limits.max_body);
     thaw_buf_init(&c->out, (size_t)1 << 34);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
     c->reading = 1;
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&c->link.tcp, on_alloc, on_read);
     thaw__conn_arm_timer(c, 0);
 }
 
@@ -539,35 +599,16 @@ static void on_prepare(uv_prepare_t *h)
 int thaw_server_listen(struct thaw_server *s, uv_loop_t *loop, const char *ip,
                        int port, struct thaw_worker *w)
 {
-    struct sockaddr_storage addr;
     int rc;
 
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
+    THAW_H1_SET_CALLBACKS(settings);
 
     s->loop = loop;
     s->worker = w;
-    if (strchr(ip, ':')) {
-        rc = uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr);
-        snprintf(s->authority, sizeof(s->authority), "[%s]:%d", ip, port);
-    } else {
-        rc = uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr);
-        snprintf(s->authority, sizeof(s->authority), "%s:%d", ip, port);
-    }
-    if (rc)
+    if ((rc = thaw_h1_listen(&s->listener, loop, ip, port, 1024, on_connection, s->authority,
+                             sizeof(s->authority))))
         return rc;
-    uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
-    if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0)) ||
-        (rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection))) {
-        uv_close((uv_handle_t *)&s->listener, NULL);
-        return rc;
-    }
     s->listening = 1;
     uv_prepare_init(loop, &s->flusher);
     s->flusher.data = s;
@@ -584,5 +625,5 @@ void thaw_server_close(struct thaw_server *s)
         s->listening = 0;
     }
     while (s->conns)
-        thaw__conn_close(s->conns);
+        thaw__conn_close((struct conn *)s->conns);
 }

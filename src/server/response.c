@@ -22,41 +22,6 @@ struct write_req {
     char *data;
 };
 
-const char *thaw__reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 408: return "Request Timeout";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
-    }
-}
-
 void thaw__conn_mark(struct conn *c)
 {
     if (c->in_dirty || c->closing)
@@ -108,11 +73,11 @@ static void on_written(uv_write_t *req, int status)
         return;
     }
     if (c->ex_active && c->ex.holding &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < RELEASE_BYTES)
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp) < RELEASE_BYTES)
         thaw_exchange_hold(&c->ex, 0);
     thaw_static_drained(c); /* a static file sends its next part */
     if (c->close_after_write && !c->out.len &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp) == 0)
         thaw__conn_close(c);
 }
 
@@ -132,7 +97,7 @@ static void flush(struct conn *c)
     }
     if (!c->out.len) {
         if (c->close_after_write &&
-            uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+            uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp) == 0)
             thaw__conn_close(c);
         return;
     }
@@ -146,14 +111,14 @@ static void flush(struct conn *c)
     b = uv_buf_init(c->out.data, (unsigned)c->out.len);
     c->out.data = NULL;
     c->out.len = c->out.cap = 0;
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written)) {
+    if (uv_write(&w->req, (uv_stream_t *)&c->link.tcp, &b, 1, on_written)) {
         free(w->data);
         free(w);
         thaw__conn_close(c);
         return;
     }
     if (c->ex_active &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > HOLD_BYTES)
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp) > HOLD_BYTES)
         thaw_exchange_hold(&c->ex, 1);
 }
 
@@ -209,7 +174,7 @@ static void on_resp_head(struct thaw_exchange *ex, int status, const char *reaso
 
     thaw__conn_printf(c, "HTTP/1.1 %d %s\r\n", status,
                       reason && *reason && header_safe(reason) ? reason
-                                                               : thaw__reason(status));
+                                                               : thaw_h1_reason(status));
     for (i = 0; i < n; i++) {
         if (strcasecmp(names[i], "content-length") == 0)
             length = values[i];
@@ -266,7 +231,7 @@ void thaw__conn_simple(struct conn *c, int status, const char *body, int close_c
         c->keep_alive = 0;
     thaw__conn_printf(c, "HTTP/1.1 %d %s\r\ncontent-type: text/plain;charset=UTF-8\r\n"
                          "content-length: %zu\r\n",
-                      status, thaw__reason(status), c->is_head ? 0 : n);
+                      status, thaw_h1_reason(status), c->is_head ? 0 : n);
     if (status == 503) /* busy or over a limit: worth retrying soon */
         thaw__conn_lit(c, "retry-after: 1\r\n");
     write_conn_header(c);
@@ -291,12 +256,13 @@ static void on_fail(struct thaw_exchange *ex, int status, const char *msg)
         return;
     }
     thaw__conn_log_request(c, status);
-    thaw__conn_simple(c, status, msg && *msg ? msg : thaw__reason(status), 0);
+    thaw__conn_simple(c, status, msg && *msg ? msg : thaw_h1_reason(status), 0);
     thaw__conn_request_done(c);
 }
 
 static void on_writable(struct thaw_exchange *ex)
 {
+    thaw__conn_pump_body(ex->conn);
     thaw__conn_update_reading(ex->conn);
 }
 

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "pool/pool.h"
+#include "server/h1.h"
 
 struct conn;
 
@@ -24,7 +25,7 @@ struct thaw_server {
     void *route_data;
     char authority[128];   /* ip:port, for requests without Host */
     uv_prepare_t flusher;  /* writes what a loop iteration produced */
-    struct conn *conns;    /* every open connection */
+    struct thaw_h1_link *conns; /* every open connection (struct conn) */
     struct conn *dirty;    /* connections with output or work pending */
 };
 

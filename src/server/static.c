@@ -112,13 +112,13 @@ int thaw_static_try(struct conn *c)
 
     if (!a || (c->parser.method != HTTP_GET && c->parser.method != HTTP_HEAD))
         return 0;
-    if (thaw_assets_normalize(c->url.data, c->url.len, path, sizeof(path), &query) < 0 ||
+    if (thaw_assets_normalize(c->target, c->target_len, path, sizeof(path), &query) < 0 ||
         thaw_assets_worker_first(a, path))
         return 0;
     memset(&rq, 0, sizeof(rq));
     rq.method = c->is_head ? "HEAD" : "GET";
-    rq.target = c->url.data;
-    rq.target_len = c->url.len;
+    rq.target = c->target;
+    rq.target_len = c->target_len;
     rq.if_none_match = header(c, "if-none-match", inm, sizeof(inm));
     rq.no_cache_control = header(c, "authorization", tmp, sizeof(tmp)) ||
                           header(c, "range", tmp, sizeof(tmp));

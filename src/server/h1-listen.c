@@ -1,0 +1,68 @@
+/* Binding a port, the same way for all three servers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/h1.h"
+
+int thaw_h1_listen(uv_tcp_t *l, uv_loop_t *loop, const char *ip, int port, int backlog,
+                   uv_connection_cb cb, char *authority, size_t alen)
+{
+    struct sockaddr_storage sa;
+    int v6 = strchr(ip, ':') != NULL, rc;
+
+    rc = v6 ? uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&sa)
+            : uv_ip4_addr(ip, port, (struct sockaddr_in *)&sa);
+    if (rc)
+        return rc;
+    if (authority)
+        snprintf(authority, alen, v6 ? "[%s]:%d" : "%s:%d", ip, port);
+    uv_tcp_init(loop, l);
+    if ((rc = uv_tcp_bind(l, (struct sockaddr *)&sa, 0)) ||
+        (rc = uv_listen((uv_stream_t *)l, backlog, cb))) {
+        uv_close((uv_handle_t *)l, NULL);
+        return rc;
+    }
+    return 0;
+}
+
+int thaw_h1_listen_addr(uv_tcp_t *l, uv_loop_t *loop, const char *addr, int backlog,
+                        uv_connection_cb cb)
+{
+    char host[128];
+    const char *colon = strrchr(addr, ':');
+    int port;
+
+    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host))
+        return UV_EINVAL;
+    port = atoi(colon + 1);
+    if (port <= 0 || port > 65535)
+        return UV_EINVAL;
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    if (host[0] == '[') {
+        size_t n = strlen(host);
+        if (n < 2 || host[n - 1] != ']')
+            return UV_EINVAL;
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    return thaw_h1_listen(l, loop, host, port, backlog, cb, NULL, 0);
+}
+
+void thaw_h1_peer(uv_tcp_t *t, char *ip, size_t iplen, char *port, size_t portlen)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof(sa);
+
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&sa, &len))
+        return;
+    if (sa.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&sa, ip, iplen);
+        if (port)
+            snprintf(port, portlen, "%u", ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&sa, ip, iplen);
+        if (port)
+            snprintf(port, portlen, "%u", ntohs(((struct sockaddr_in *)&sa)->sin_port));
+    }
+}
