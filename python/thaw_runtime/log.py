@@ -13,13 +13,18 @@ def log_lines(tag, text):
     sys.stderr.flush()
 
 
-def user_traceback(exc):
-    """The traceback without thaw's own frames: the user's code is what
+def user_frames(stack):
+    """A StackSummary without thaw's own frames: the user's code is what
     the reader needs to see."""
-    te = traceback.TracebackException.from_exception(exc)
-    te.stack = traceback.StackSummary.from_list(
-        [f for f in te.stack
+    return traceback.StackSummary.from_list(
+        [f for f in stack
          if not f.filename.startswith(_HERE) and "importlib._bootstrap" not in f.filename])
+
+
+def user_traceback(exc):
+    """The traceback of exc without thaw's own frames."""
+    te = traceback.TracebackException.from_exception(exc)
+    te.stack = user_frames(te.stack)
     return "".join(te.format())
 
 

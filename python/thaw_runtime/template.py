@@ -4,20 +4,63 @@ what the top level computed is shared, copy-on-write."""
 import gc
 import json
 import os
+import signal
 import sys
 import threading
 import time
+import traceback
 
 import _thaw
 
 from . import entropy, hooks, instance, ipc, netpatch, output, proc, sandbox
 from .handler import resolve_handler, resolve_scheduled
-from .log import user_traceback
+from .log import user_frames, user_traceback
 from workers import _bindings
 
 
 class BuildError(Exception):
-    pass
+    """A build refused; kind says whose fault (src/pool/pool.h,
+    enum thaw_build_fault): "worker" (its code) or "config"."""
+
+    def __init__(self, msg, kind="worker"):
+        super().__init__(msg)
+        self.kind = kind
+
+
+# What the supervisor sends when the top level ran past build_timeout_ms or
+# cpu_ms (THAW_BUILD_STOP_SIGNAL in src/pool/build-deadline.h).
+STOP_SIGNAL = signal.SIGUSR2
+
+
+def _where(frame, wdir):
+    """Where the top level was stopped: the innermost of the worker's own
+    frames as "src/entry.py:LINE" (relative to its directory), and the
+    stack of its frames as a traceback."""
+    stack = user_frames(traceback.extract_stack(frame))
+    root = os.path.realpath(wdir) + "/"
+    where = ""
+    for f in reversed(stack):
+        path = os.path.realpath(f.filename)
+        if path.startswith(root):
+            where = f"{path[len(root):]}:{f.lineno}"
+            break
+    text = ("Traceback (most recent call last):\n" + "".join(stack.format())) if stack else ""
+    return where, text
+
+
+def _stop_on_signal(chan, version, wdir):
+    """Installs the answer to thaw's stop signal for the top level's run:
+    say where it was (BUILD_ERR of kind "stopped"), then exit. A top level
+    that replaced the handler (or is stuck in C code that never returns
+    to Python) is killed after a grace period, without a line."""
+    def on_stop(signum, frame):
+        try:
+            where, text = _where(frame, wdir)
+            chan.send(ipc.BUILD_ERR, version, ipc.fields(text, "stopped", where))
+        finally:
+            os._exit(1)
+    signal.signal(STOP_SIGNAL, on_stop)
+    return on_stop
 
 
 def _import_hint(exc, main_rel):
@@ -45,13 +88,14 @@ def load(name, wdir, main_rel, config_json):
     main_path = os.path.join(wdir, main_rel)
     main_dir = os.path.dirname(main_path)
     modname = os.path.basename(main_rel)[:-3]
+    # no code of the worker ran yet: its config names a file thaw cannot import
     if not modname.isidentifier():
         raise BuildError(f"`main` is {main_rel}, but {modname!r} is not a valid Python "
-                         f"module name: rename the file (letters, digits, _)")
+                         f"module name: rename the file (letters, digits, _)", "config")
     if modname in sys.modules:
         raise BuildError(f"`main` is {main_rel}, whose module name {modname!r} is already "
                          f"taken by the standard library or thaw: rename the file "
-                         f"(e.g. entry.py)")
+                         f"(e.g. entry.py)", "config")
     vendored = os.path.join(wdir, "python_modules")
     # the worker's own directory, then its vendored packages, then thaw's
     # SDK, the stdlib and the built-in package set
@@ -111,13 +155,19 @@ def main(fd, version, name, wdir, main_rel, config_json, sandbox_json="{}"):
                          netpatch.configured_ca_file(json.loads(config_json), wdir), clock)
     except OSError as e:
         chan.send(ipc.BUILD_ERR, version, ipc.fields(
-            f"thaw could not sandbox the worker: {e}\n(thaw doctor checks each layer)\n"))
+            f"thaw could not sandbox the worker: {e}\n(thaw doctor checks each layer)\n",
+            "internal"))
         return
+    on_stop = _stop_on_signal(chan, version, wdir)
     try:
         worker = load(name, wdir, main_rel, config_json)
     except BuildError as e:
-        chan.send(ipc.BUILD_ERR, version, ipc.fields(str(e)))
+        chan.send(ipc.BUILD_ERR, version, ipc.fields(str(e), e.kind))
         return
+    finally:
+        # instances must not inherit it; a handler the worker set stays
+        if signal.getsignal(STOP_SIGNAL) is on_stop:
+            signal.signal(STOP_SIGNAL, signal.SIG_DFL)
     # the frame would land in the middle of another one from now on
     _thaw.seccomp_report(-1, 0)
     chan.send(ipc.BUILT, version, ipc.fields(worker.module.__name__, worker.handler.describe(),

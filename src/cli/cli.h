@@ -38,7 +38,10 @@ const char *thaw_exe_dir(void);
 long long thaw_parse_size(const char *s);
 
 /* Loads dir's config: JSON/JSONC here, TOML through the zygote. Calls cb
- * once with 0 and the config (which cb takes over) or -1 and a message. */
+ * once with 0 and the config (which cb takes over), or with
+ * THAW_LOAD_E_CONFIG and what is wrong with the config (naming the file),
+ * or THAW_LOAD_E_INTERNAL and why thaw could not read it. */
+enum { THAW_LOAD_E_CONFIG = -1, THAW_LOAD_E_INTERNAL = -2 };
 typedef void (*thaw_load_cb)(void *data, int rc, struct thaw_config *cfg,
                              const char *err);
 void thaw_load_config(struct thaw_zygote *z, const char *dir, thaw_load_cb cb,

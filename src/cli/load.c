@@ -49,10 +49,11 @@ static void on_toml(void *data, int ok, const char *text, size_t len)
     struct load *l = data;
     char *s = strndup(text, len);
 
-    if (ok) {
+    if (ok > 0) {
         finish_json(l, s);
     } else {
-        l->cb(l->data, -1, NULL, s);
+        l->cb(l->data, ok < 0 || !s ? THAW_LOAD_E_INTERNAL : THAW_LOAD_E_CONFIG, NULL,
+              s ? s : "out of memory");
         free(l);
     }
     free(s);
@@ -67,7 +68,7 @@ void thaw_load_config(struct thaw_zygote *z, const char *dir, thaw_load_cb cb,
     size_t len = 0;
 
     if (!l) {
-        cb(data, -1, NULL, "out of memory");
+        cb(data, THAW_LOAD_E_INTERNAL, NULL, "out of memory");
         return;
     }
     snprintf(l->dir, sizeof(l->dir), "%s", dir);
@@ -84,14 +85,16 @@ void thaw_load_config(struct thaw_zygote *z, const char *dir, thaw_load_cb cb,
     }
     if (kind == THAW_CFG_TOML) {
         if (thaw_zygote_toml(z, l->path, on_toml, l)) {
-            cb(data, -1, NULL, "the zygote is not running to read wrangler.toml");
+            cb(data, THAW_LOAD_E_INTERNAL, NULL,
+               "the zygote is not running to read wrangler.toml");
             free(l);
         }
         return;
     }
     if (!(text = read_file(l->path, &len))) {
         snprintf(err, sizeof(err), "cannot read %s: %s", l->path, strerror(errno));
-        cb(data, -1, NULL, err);
+        /* it was just found: not being able to read it is thaw's trouble */
+        cb(data, THAW_LOAD_E_INTERNAL, NULL, err);
         free(l);
         return;
     }

@@ -93,7 +93,7 @@ static void on_policy_toml(void *data, int ok, const char *text, size_t len)
     struct serve *s = data;
     char *json = strndup(text, len), err[1024];
 
-    if (!json || !ok)
+    if (!json || ok <= 0)
         policy_failed(json ? json : "out of memory");
     if (thaw_policy_load_json(&s->fleet.policy, json, s->config_path, err, sizeof(err)))
         policy_failed(err);

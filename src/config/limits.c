@@ -83,6 +83,12 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      100, 1, 100000, "CPU of a worker version, all its processes together, in % of one "
      "CPU (sandbox as root: a cgroup quota; its processes are throttled over it)",
      100, 0},
+    /* an operator's ceiling like the others: a top level that never ends
+     * must not hold a deploy (or thaw serve's start) forever */
+    {"--build-timeout", "thaw", "build_timeout_ms", L(build_timeout_ms), THAW_LIM_MS,
+     30000, 1, 3600000, "wall-clock time a worker's top level may run in a build (refused "
+     "after; its CPU time is held to cpu_ms too)",
+     30000, 0},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 

@@ -36,6 +36,7 @@ struct thaw_limits {
     long long max_processes;         /* processes + threads of a worker version */
     long long max_open_files;        /* open files of one process */
     long long cpu_percent;           /* CPU of a whole worker version, % of one CPU */
+    long long build_timeout_ms;      /* wall clock of a build's top level; over it: refused */
 };
 
 /* isolation = "shared": every worker forks from the run's zygote (one

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pool/build-deadline.h"
 #include "pool/output.h"
 #include "pool/pool-internal.h"
 #include "pool/procops.h"
@@ -91,7 +92,7 @@ static int open_bindings(struct thaw_version *v)
     v->bindings = thaw_bindings_open(&env, err, sizeof(err));
     json_decref(env.config);
     if (!v->bindings) {
-        thaw__version_set_failed(v, err);
+        thaw__version_set_failed(v, THAW_FAULT_CONFIG, err); /* names file and key */
         return -1;
     }
     return 0;
@@ -121,7 +122,7 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
         (v->memcg = thaw_memcg_create(thaw_limits_version_memory(&w->limits),
                                       w->limits.cpu_percent, err, sizeof(err))) < 0) {
         v->memcg = 0;
-        thaw__version_set_failed(v, err);
+        thaw__version_set_failed(v, THAW_FAULT_INTERNAL, err);
         return v;
     }
     if (v->memcg) {
@@ -131,13 +132,13 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
     /* its output is told apart by this pipe, never by its text: no pipe,
      * no build */
     if ((rc = thaw_outpipe_open(w->loop, v->name, version_output, v, &v->out, &out_fd))) {
-        thaw__version_set_failed(v, "cannot open the worker's output pipe");
+        thaw__version_set_failed(v, THAW_FAULT_INTERNAL, "cannot open the worker's output pipe");
         thaw_log("worker %s: cannot open its output pipe: %s", v->name, uv_strerror(rc));
         return v;
     }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         close(out_fd);
-        thaw__version_set_failed(v, strerror(errno));
+        thaw__version_set_failed(v, THAW_FAULT_INTERNAL, strerror(errno));
         return v;
     }
     if (thaw_chan_open(w->loop, sv[0], thaw__version_template_frame,
@@ -146,7 +147,7 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
         close(sv[0]);
         close(sv[1]);
         close(out_fd);
-        thaw__version_set_failed(v, "cannot open the template channel");
+        thaw__version_set_failed(v, THAW_FAULT_INTERNAL, "cannot open the template channel");
         return v;
     }
     v->zygote = pick_zygote(w);
@@ -169,7 +170,9 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
                                      thaw__version_template_forked)) {
         thaw_chan_close(v->chan);
         v->chan = NULL;
-        thaw__version_set_failed(v, "the zygote is not running");
+        thaw__version_set_failed(v, THAW_FAULT_INTERNAL, "the zygote is not running");
+        return v;
     }
+    thaw__build_deadline_start(v);
     return v;
 }

@@ -4,6 +4,7 @@
  *               its close (thaw_worker_close)
  *   version.c   a version: its template process, its instances, its queue
  *   build.c     starting a version's template (zygote, sandbox, bindings)
+ *   build-deadline.c  a build's deadline, whose fault a failed build is
  *   instance.c  an instance: its process, its channel, its requests
  *   proc.c      the process handle both use (pid, pidfd, exit)
  *   pool.c      routing: which instance serves an exchange
@@ -55,7 +56,9 @@ struct thaw_instance {
 struct thaw_version *thaw__version_alloc(struct thaw_worker *w);
 /* A version with no process that answers every request with msg. */
 struct thaw_version *thaw__version_failed(struct thaw_worker *w, const char *msg);
-void thaw__version_set_failed(struct thaw_version *v, const char *msg);
+/* VER_FAILED with msg; fault says whose (pool.h; an internal one is logged). */
+void thaw__version_set_failed(struct thaw_version *v, enum thaw_build_fault fault,
+                              const char *msg);
 /* Ends a build (v is READY or FAILED now): the worker decides. */
 void thaw__version_built(struct thaw_version *v);
 /* READY/FAILED/BUILDING -> DRAINING: no new requests; idle instances go
@@ -64,10 +67,15 @@ void thaw__version_retire(struct thaw_version *v);
 /* Like retire, but nothing is waited for: every request fails with
  * status/msg and every process is killed (the worker is deleted). */
 void thaw__version_kill(struct thaw_version *v, int status, const char *msg);
-/* The cancel path of a build (a delete, a build timeout): BUILDING ->
- * FAILED with msg, the worker is told as for any failed build (its
- * on_built sees v FAILED) and retires it. */
-void thaw__version_cancel_build(struct thaw_version *v, const char *msg);
+/* A build failed (no-op unless v is BUILDING): FAILED with fault and
+ * msg, and the worker is told (thaw__version_built). */
+void thaw__version_build_failed(struct thaw_version *v, enum thaw_build_fault fault,
+                                const char *msg);
+/* The cancel path of a build (a delete, a build timeout): its template is
+ * killed (or when it is forked), then as thaw__version_build_failed; the
+ * worker's on_built sees v FAILED and the worker retires it. */
+void thaw__version_cancel_build(struct thaw_version *v, enum thaw_build_fault fault,
+                                const char *msg);
 /* A DRAINING version's live instances went: release it when none is left. */
 void thaw__version_maybe_release(struct thaw_version *v);
 void thaw__version_ref(struct thaw_version *v);
@@ -134,5 +142,7 @@ void thaw__instance_kill(struct thaw_instance *inst, int status, const char *msg
 /* What a process is doing, from /proc/PID/syscall. */
 enum { THAW_PROC_IN_EPOLL, THAW_PROC_RUNNING, THAW_PROC_IN_SYSCALL };
 int thaw__proc_syscall_state(pid_t pid);
+/* utime + stime of a process in ms; -1 when it is gone. */
+long long thaw__proc_cpu_ms(pid_t pid);
 
 #endif

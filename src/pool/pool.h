@@ -68,6 +68,15 @@ struct thaw_exchange {
 enum thaw_version_state { VER_CONFIG, VER_BUILDING, VER_READY, VER_FAILED, VER_DRAINING,
                           VER_CLOSING };
 
+/* Whose fault a failed build is (VER_FAILED), for the deploy's answer:
+ * the worker's code (422 with its traceback), its config (400 naming the
+ * file and key; no code ran), thaw's own (500 "internal error", details in
+ * the log), or its top level ran past build_timeout_ms or cpu_ms (422;
+ * the error's first line says where it was, src/pool/build-deadline.h). */
+enum thaw_build_fault {
+    THAW_FAULT_WORKER = 0, THAW_FAULT_CONFIG, THAW_FAULT_INTERNAL, THAW_FAULT_TIMEOUT
+};
+
 struct thaw_worker;
 
 /* Called when a build of the worker finished (ready or failed). */
@@ -131,6 +140,10 @@ struct thaw_version {
     struct thaw_worker *worker;
     enum thaw_version_state state;
     char *error;                 /* build error text (VER_FAILED) */
+    enum thaw_build_fault fault; /* ... and whose fault it is */
+    /* its build's deadline timer, from the build's start until
+     * version_release closes it (pool/build-deadline.h) */
+    struct thaw_build_deadline *deadline;
     uint64_t build_start;        /* uv_hrtime() when the build was asked */
     double build_ms;             /* ask to BUILT, as the supervisor saw it */
     double top_level_ms;         /* the worker's top level, timed in the template */
@@ -141,7 +154,8 @@ struct thaw_version {
     struct thaw_outpipe *out;    /* its processes' fd 1 and 2 (pool/output.h) */
     struct thaw_proc tmpl;       /* its template process */
     /* one each for: its worker (until released), each instance struct,
-     * its template's process handle while open; freed at 0 */
+     * its template's process handle while open, its build's deadline
+     * timer while open; freed at 0 */
     int refs;
     struct thaw_instance *instances;
     int n_instances;

@@ -51,8 +51,7 @@ int thaw__proc_syscall_state(pid_t pid)
     return nr == 232 || nr == 281 || nr == 441 ? THAW_PROC_IN_EPOLL : THAW_PROC_IN_SYSCALL;
 }
 
-/* utime + stime of a process, in ms; -1 when it is gone. */
-static long long cpu_ms(pid_t pid)
+long long thaw__proc_cpu_ms(pid_t pid)
 {
     static long tck;
     char path[64], buf[1024], *p;
@@ -200,7 +199,7 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
             thaw__exchange_abort(ex, 504, msg);
             continue;
         }
-        if (cpu < 0 && (cpu = cpu_ms(inst->pid)) < 0)
+        if (cpu < 0 && (cpu = thaw__proc_cpu_ms(inst->pid)) < 0)
             return;
         if (ex->cpu_base_ms < 0) {
             ex->cpu_base_ms = cpu;

@@ -19,7 +19,9 @@
  * - The memory goes in one place, version_free(), once the reference count
  *   is 0: the worker's reference (dropped by version_release), one per
  *   instance struct (dropped when its process handle closed), one for the
- *   template's process handle (dropped when that handle closed). So every
+ *   template's process handle (dropped when that handle closed), one for
+ *   its build's deadline timer (pool/build-deadline.h; dropped when
+ *   version_release's uv_close of it completed). So every
  *   uv handle of the version is closed before its memory goes. The free
  *   itself waits for the end of the loop iteration (a uv_check): the last
  *   reference often drops deep in a call chain that still holds v.
@@ -33,6 +35,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pool/build-deadline.h"
 #include "pool/output.h"
 #include "pool/pool-internal.h"
 #include "pool/procops.h"
@@ -167,6 +170,7 @@ static void version_release(struct thaw_version *v)
     /* a build still on its way: the zygote kills the template it forks
      * for us (zygote/client.c), there is nobody to hand it to */
     thaw_proc_ops->forget_template(v);
+    thaw__build_deadline_close(v); /* its timer holds a reference until closed */
     close_template_chan(v); /* EOF: a template that serves exits by itself */
     /* one still running the top level reads no channel */
     thaw_proc_signal(&v->tmpl, SIGKILL);
@@ -203,13 +207,23 @@ void thaw__version_retire(struct thaw_version *v)
     thaw__version_unref(v);
 }
 
-void thaw__version_cancel_build(struct thaw_version *v, const char *msg)
+void thaw__version_build_failed(struct thaw_version *v, enum thaw_build_fault fault,
+                                const char *msg)
 {
     if (v->state != VER_BUILDING)
         return;
+    thaw__version_set_failed(v, fault, msg);
+    thaw__version_built(v);
+}
+
+void thaw__version_cancel_build(struct thaw_version *v, enum thaw_build_fault fault,
+                                const char *msg)
+{
+    if (v->state != VER_BUILDING)
+        return;
+    /* not forked yet: thaw__version_template_forked kills it on arrival */
     thaw_proc_signal(&v->tmpl, SIGKILL);
-    thaw__version_set_failed(v, msg);
-    thaw__version_built(v); /* the worker retires it */
+    thaw__version_build_failed(v, fault, msg); /* the worker retires it */
 }
 
 void thaw__version_kill(struct thaw_version *v, int status, const char *msg)
@@ -217,7 +231,9 @@ void thaw__version_kill(struct thaw_version *v, int status, const char *msg)
     struct thaw_instance *inst, *next;
 
     thaw__version_ref(v);
-    thaw__version_cancel_build(v, "the build was cancelled: the worker was deleted");
+    /* nobody's fault, and nobody hears it: the deploy was answered 409 */
+    thaw__version_cancel_build(v, THAW_FAULT_WORKER,
+                               "the build was cancelled: the worker was deleted");
     thaw__pool_fail_queue(v, status, msg);
     for (inst = v->instances; inst; inst = next) {
         next = inst->next;
@@ -232,15 +248,20 @@ void thaw__version_kill(struct thaw_version *v, int status, const char *msg)
 
 /* ---- the template ---------------------------------------------------- */
 
-void thaw__version_set_failed(struct thaw_version *v, const char *msg)
+void thaw__version_set_failed(struct thaw_version *v, enum thaw_build_fault fault,
+                              const char *msg)
 {
     free(v->error);
     v->error = strdup(msg);
+    v->fault = fault;
     v->state = VER_FAILED;
+    if (fault == THAW_FAULT_INTERNAL) /* the answer says "internal error": the why is here */
+        thaw_log("worker %s: version %u: thaw could not build it: %s", v->name, v->id, msg);
 }
 
 void thaw__version_built(struct thaw_version *v)
 {
+    thaw__build_deadline_stop(v); /* the timer stays until version_release */
     thaw__worker_built(v->worker, v);
 }
 
@@ -266,7 +287,7 @@ static void on_built_frame(struct thaw_version *v, const struct thaw_ipc_frame *
     size_t n;
     int k = 0;
 
-    if (v->state != VER_BUILDING)
+    if (v->state != VER_BUILDING || thaw__build_deadline_end(v))
         return;
     thaw_ipc_fields_init(&it, f);
     while (thaw_ipc_next_field(&it, &p, &n) == 1)
@@ -296,11 +317,8 @@ void thaw__version_template_frame(struct thaw_chan *c, const struct thaw_ipc_fra
         on_built_frame(v, f);
         break;
     case THAW_IPC_BUILD_ERR:
-        fields_text(f, &text);
-        if (v->state == VER_BUILDING) {
-            thaw__version_set_failed(v, text);
-            thaw__version_built(v);
-        }
+        if (v->state == VER_BUILDING)
+            thaw__build_err(v, f); /* whose fault it says (pool/build-deadline.h) */
         break;
     case THAW_IPC_SPAWNED:
         fields_text(f, &text);
@@ -328,7 +346,9 @@ static void template_gone(struct thaw_version *v, const char *why)
     close_template_chan(v);
     thaw__version_ref(v);
     drop_unstarted(v);
-    if (v->state == VER_BUILDING) {
+    if (v->state == VER_BUILDING && thaw__build_deadline_end(v)) {
+        /* stopped by its deadline, which said why */
+    } else if (v->state == VER_BUILDING) {
         char msg[512];
         if (thaw_memcg_oom_kills(v->memcg) > 0)
             snprintf(msg, sizeof(msg),
@@ -340,7 +360,7 @@ static void template_gone(struct thaw_version *v, const char *why)
                      "the template process of worker %s %s while running the top "
                      "level of %s (a crash in an extension, os._exit() or a kill)",
                      v->name, why, w->cfg.main);
-        thaw__version_set_failed(v, msg);
+        thaw__version_set_failed(v, THAW_FAULT_WORKER, msg);
         thaw__version_built(v);
     } else if (v->state == VER_READY && !w->stopping) {
         thaw_log("worker %s: template of version %u %s; rebuilding", v->name,
@@ -378,19 +398,20 @@ void thaw__version_template_forked(void *data, pid_t pid, int pidfd, const char 
         char msg[512];
         snprintf(msg, sizeof(msg), "could not start a template: %s", err);
         close_template_chan(v);
-        if (v->state == VER_BUILDING) {
-            thaw__version_set_failed(v, msg);
-            thaw__version_built(v);
-        }
+        thaw__version_build_failed(v, THAW_FAULT_INTERNAL, msg); /* the zygote's, not the worker's */
         return;
     }
     if (thaw_proc_watch(&v->tmpl, v->worker->loop, pid, pidfd, on_template_exit)) {
         thaw_log("worker %s: cannot watch its template (pid %d): killed", v->name, (int)pid);
+        thaw__version_build_failed(v, THAW_FAULT_INTERNAL, "cannot watch the template process");
         template_gone(v, "could not be watched");
         return;
     }
     thaw__version_ref(v); /* the handle's, dropped in template_closed */
-    if (v->state == VER_CLOSING) /* released while the zygote forked it */
+    /* released while the zygote forked it, its build already given up
+     * (its deadline, a delete), or its worker stopping: no top level runs
+     * unwatched */
+    if (v->state == VER_CLOSING || v->state == VER_FAILED || v->worker->stopping)
         thaw_proc_signal(&v->tmpl, SIGKILL);
 }
 
@@ -419,6 +440,6 @@ struct thaw_version *thaw__version_failed(struct thaw_worker *w, const char *msg
     struct thaw_version *v = thaw__version_alloc(w);
 
     if (v)
-        thaw__version_set_failed(v, msg);
+        thaw__version_set_failed(v, THAW_FAULT_CONFIG, msg);
     return v;
 }

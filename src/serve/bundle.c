@@ -105,6 +105,7 @@ struct unpack {
     int dirfd;
     int files;
     long long bytes;
+    int internal;   /* it failed for thaw's reason, not the bundle's */
     char *err;
     size_t errlen;
 };
@@ -150,6 +151,7 @@ static int write_entry(void *data, const struct thaw_bundle_entry *e)
 
     dfd = open_parent(u->dirfd, e->path, e->path_len, &base);
     if (dfd < 0) {
+        u->internal = errno != EEXIST && errno != ENOTDIR;
         snprintf(u->err, u->errlen, "cannot create the directories of \"%.*s\": %s "
                  "(is a parent also a file in the bundle?)", (int)e->path_len, e->path,
                  strerror(errno));
@@ -166,6 +168,7 @@ static int write_entry(void *data, const struct thaw_bundle_entry *e)
     if (fd >= 0)
         fchmod(fd, e->exec ? 0755 : 0644);
     if (fd < 0) {
+        u->internal = errno != EEXIST && errno != ENOTDIR && errno != EISDIR;
         snprintf(u->err, u->errlen, "cannot create \"%.*s\": %s%s", (int)e->path_len,
                  e->path, strerror(errno),
                  errno == EEXIST ? " (the bundle names it twice)" : "");
@@ -176,6 +179,7 @@ static int write_entry(void *data, const struct thaw_bundle_entry *e)
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
+            u->internal = 1;
             snprintf(u->err, u->errlen, "cannot write \"%.*s\": %s", (int)e->path_len,
                      e->path, strerror(errno));
             close(fd);
@@ -201,7 +205,7 @@ int thaw_bundle_unpack(const void *buf, size_t len, const char *dir, int *files,
     u.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (u.dirfd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
-        return -1;
+        return THAW_BUNDLE_E_INTERNAL;
     }
     rc = thaw_bundle_walk(buf, len, write_entry, &u, err, errlen);
     close(u.dirfd);
@@ -209,5 +213,5 @@ int thaw_bundle_unpack(const void *buf, size_t len, const char *dir, int *files,
         *files = u.files;
     if (bytes)
         *bytes = u.bytes;
-    return rc ? -1 : 0;
+    return !rc ? 0 : u.internal ? THAW_BUNDLE_E_INTERNAL : -1;
 }

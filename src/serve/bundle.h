@@ -40,8 +40,11 @@ int thaw_bundle_walk(const void *buf, size_t len, thaw_bundle_cb cb, void *data,
                      char *err, size_t errlen);
 
 /* Writes every file under dir (which must exist and be empty). A path given
- * twice, or one that is both a file and a directory, is an error. Returns 0
- * or -1 with a message in err; *files and *bytes count what was written. */
+ * twice, or one that is both a file and a directory, is an error. Returns 0,
+ * -1 with a message in err (the bundle's fault), or
+ * THAW_BUNDLE_E_INTERNAL with the message (thaw could not write: a full
+ * disk, no fds); *files and *bytes count what was written. */
+#define THAW_BUNDLE_E_INTERNAL (-2)
 int thaw_bundle_unpack(const void *buf, size_t len, const char *dir, int *files,
                        long long *bytes, char *err, size_t errlen);
 

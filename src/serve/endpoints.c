@@ -175,12 +175,7 @@ void thaw_endpoints_handle(struct thaw_api_req *r, void *data)
     if (!rest[0] && r->method == HTTP_GET) {
         get_worker(f, h, r);
     } else if (!rest[0] && r->method == HTTP_DELETE) {
-        if (h->op) {
-            thaw_api_error(r, 409, "worker %s is being deployed; retry when that finished",
-                           name);
-            return;
-        }
-        thaw_fleet_delete(f, h);
+        thaw_fleet_delete(f, h); /* cancels a deploy in flight */
         thaw_api_reply_json(r, 200, json_pack("{s:s}", "deleted", name));
     } else if (strcmp(rest, "/rollback") == 0 && r->method == HTTP_POST) {
         if (rollback_version(r, &version)) {

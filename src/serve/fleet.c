@@ -23,6 +23,8 @@ struct thaw_op {
     struct thaw_api_req *req;  /* NULL once the client left */
     int version;
     int is_deploy;             /* a failed deploy drops its version */
+    int building;              /* its config loaded, the build asked for */
+    int cancelled;             /* its worker was deleted while its config loaded */
     int files;
     long long bytes;
     uint64_t start_ns;
@@ -353,6 +355,41 @@ static int worker_limits(struct thaw_fleet *f, struct thaw_config *cfg,
     return thaw_serve_worker_limits(f, cfg, lim, err, errlen);
 }
 
+/* The deploy's worker is deleted: its client hears so now, and the op
+ * leaves the worker (a build in flight is cancelled by the worker's close,
+ * thaw_worker_close; a config still loading ends in op_loaded, which frees
+ * the op without touching the worker, which may be gone by then). */
+static void op_cancel(struct thaw_op *op)
+{
+    struct thaw_hosted *h = op->h;
+
+    thaw_log("%s of %s version %d cancelled: the worker was deleted",
+             op->is_deploy ? "deploy" : "rollback", h->name, op->version);
+    if (op->req) {
+        op->req->pending = NULL;
+        thaw_api_error(op->req, 409, "worker %s was deleted while version %d was being "
+                       "built: the %s was cancelled", h->name, op->version,
+                       op->is_deploy ? "deploy" : "rollback");
+        op->req = NULL;
+    }
+    h->op = NULL;
+    if (op->building)
+        free(op);
+    else
+        op->cancelled = 1;
+}
+
+/* thaw's own failure: the client is told no more than that (whose fault
+ * it is), the log has the details. */
+static void op_internal(struct thaw_op *op, const char *detail)
+{
+    thaw_log("worker %s: internal error during the %s of version %d: %s", op->h->name,
+             op->is_deploy ? "deploy" : "rollback", op->version, detail);
+    op_refuse(op, 500, op->is_deploy ? "internal error: the deploy was refused and the "
+              "previous version keeps serving; thaw's log has the details"
+              : "internal error: the rollback was refused; thaw's log has the details", NULL);
+}
+
 static void op_loaded(void *data, int rc, struct thaw_config *cfg, const char *err)
 {
     struct thaw_op *op = data;
@@ -361,6 +398,16 @@ static void op_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
     char dir[PATH_MAX], msg[1024];
     int status;
 
+    if (op->cancelled) {
+        if (!rc)
+            thaw_config_free(cfg);
+        free(op);
+        return;
+    }
+    if (rc == THAW_LOAD_E_INTERNAL) {
+        op_internal(op, err);
+        return;
+    }
     if (rc) {
         op_refuse(op, 400, err, NULL);
         return;
@@ -384,6 +431,7 @@ static void op_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
         return;
     }
     thaw_store_version_dir(op->f->state, h->name, op->version, dir, sizeof(dir));
+    op->building = 1;
     if (!h->started) {
         start_worker(op->f, h, dir, cfg, &lim);
         return;
@@ -431,6 +479,35 @@ static void follow_crons(struct thaw_hosted *h, struct thaw_version *v)
     thaw_cron_sched_config(&h->cron, h->w.cfg.json ? h->w.cfg.json : "{}", h->w.cfg.file);
 }
 
+/* A build that failed, answered by whose fault it is (pool.h). */
+static void refuse_failed(struct thaw_op *op, struct thaw_version *v)
+{
+    const char *tail = op->is_deploy ? "the deploy was refused and the previous version "
+                                       "keeps serving" : "the rollback was refused";
+    char msg[1024];
+    const char *nl;
+
+    switch (v->fault) {
+    case THAW_FAULT_CONFIG: /* no code ran; the message names file and key */
+        op_refuse(op, 400, v->error, NULL);
+        return;
+    case THAW_FAULT_INTERNAL: /* set_failed logged the details */
+        op_internal(op, v->error);
+        return;
+    case THAW_FAULT_TIMEOUT: /* first line: where it was; then its stack */
+        nl = strchr(v->error, '\n');
+        snprintf(msg, sizeof(msg), "%.*s: %s", nl ? (int)(nl - v->error) : (int)strlen(v->error),
+                 v->error, tail);
+        op_refuse(op, 422, msg, nl ? nl + 1 : "");
+        return;
+    case THAW_FAULT_WORKER:
+        break;
+    }
+    snprintf(msg, sizeof(msg), "%s: %s", op->is_deploy ? "the worker's top level failed"
+             : "the version failed to build", tail);
+    op_refuse(op, 422, msg, v->error);
+}
+
 static void on_built(struct thaw_worker *w, struct thaw_version *v)
 {
     struct thaw_hosted *h = w->data;
@@ -441,6 +518,8 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
     if (op && v->woken)
         op = NULL; /* the serving version built again (it was cold) */
     h->loaded = 1;
+    if (h->removed)
+        return; /* its build was cancelled by the delete (thaw_worker_close) */
     if (!op) {
         /* a start or a rebuild after a lost template */
         if (v->state == VER_FAILED) {
@@ -456,9 +535,7 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
     if (v->state != VER_READY) {
         if (h->live)
             h->w.limits = op->old_limits;
-        op_refuse(op, 422, op->is_deploy ? "the worker's top level failed: the deploy was "
-                  "refused and the previous version keeps serving" : "the version failed "
-                  "to build: the rollback was refused", v->error);
+        refuse_failed(op, v);
         return;
     }
     if (op->is_deploy)
@@ -576,6 +653,14 @@ void thaw_fleet_start(struct thaw_fleet *f)
         f->on_started(f);
 }
 
+/* A deploy refused before its op began, for thaw's own reason. */
+static void api_internal(struct thaw_api_req *r, const char *name, const char *detail)
+{
+    thaw_log("worker %s: internal error during a deploy: %s", name, detail);
+    thaw_api_error(r, 500, "internal error: the deploy was refused; thaw's log has the "
+                   "details");
+}
+
 static struct thaw_op *op_new(struct thaw_fleet *f, struct thaw_hosted *h, int version,
                               struct thaw_api_req *r)
 {
@@ -600,7 +685,7 @@ void thaw_fleet_deploy(struct thaw_fleet *f, const char *name, const void *bundl
     struct thaw_hosted *h = thaw_fleet_find(f, name);
     struct thaw_op *op;
     char dir[PATH_MAX], err[1024];
-    int v, files = 0;
+    int v, rc, files = 0;
     long long bytes = 0;
 
     if (thaw_bundle_walk(bundle, len, NULL, NULL, err, sizeof(err))) {
@@ -613,12 +698,15 @@ void thaw_fleet_deploy(struct thaw_fleet *f, const char *name, const void *bundl
         return;
     }
     if ((v = thaw_store_new_version(f->state, name, dir, sizeof(dir), err, sizeof(err))) < 0) {
-        thaw_api_error(r, 500, "%s", err);
+        api_internal(r, name, err);
         return;
     }
-    if (thaw_bundle_unpack(bundle, len, dir, &files, &bytes, err, sizeof(err))) {
+    if ((rc = thaw_bundle_unpack(bundle, len, dir, &files, &bytes, err, sizeof(err)))) {
         thaw_store_drop_version(f->state, name, v);
-        thaw_api_error(r, 400, "%s", err);
+        if (rc == THAW_BUNDLE_E_INTERNAL)
+            api_internal(r, name, err);
+        else
+            thaw_api_error(r, 400, "%s", err);
         return;
     }
     if (!h && !(h = hosted_new(f, name))) {
@@ -696,6 +784,11 @@ void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_ap
 
 void thaw_fleet_delete(struct thaw_fleet *f, struct thaw_hosted *h)
 {
+    /* a deploy or rollback in flight is cancelled; its build is stopped
+     * by the worker's close (hosted_remove): a top level that never ends
+     * must not keep the worker */
+    if (h->op)
+        op_cancel(h->op);
     thaw_store_delete(f->state, h->name);
     thaw_log("worker %s deleted", h->name);
     hosted_remove(f, h); /* h may be freed here */

@@ -184,7 +184,7 @@ static void fail_waiters(struct thaw_zygote *z, const char *msg)
         struct waiter *w = z->waiters;
         z->waiters = w->next;
         if (w->toml_cb)
-            w->toml_cb(w->data, 0, msg, strlen(msg));
+            w->toml_cb(w->data, -1, msg, strlen(msg));
         if (w->forked_cb)
             w->forked_cb(w->data, -1, -1, msg);
         free(w);

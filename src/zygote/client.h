@@ -12,7 +12,8 @@
 
 struct thaw_zygote;
 
-/* ok: text is JSON; else text is an error message. */
+/* ok 1: text is JSON; 0: text is what is wrong with the file; -1: the
+ * zygote could not answer (thaw's failure, not the file's). */
 typedef void (*thaw_toml_cb)(void *data, int ok, const char *text, size_t len);
 /* A template was forked: pid and pidfd (taken over by the callee), or
  * pid -1 with an error message. */
