@@ -97,12 +97,16 @@ soak: all
 # tests and an end-to-end churn of `thaw serve` against build-asan/, failing
 # on any report. Which binaries are sanitized, and why: tests/asan/run.
 ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
-.PHONY: check-asan
-check-asan: $(DEPS_STAMP)
+.PHONY: check-asan asan-build restart-churn-asan
+asan-build: $(DEPS_STAMP)
 	$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" build-asan/thaw build-asan/thaw-pidns-init \
 		$(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
 	$(MAKE) BUILD=build-asan build-asan/thaw-zygote
+check-asan: asan-build
 	tests/asan/run build-asan
+# the restart churn (100 workers, 10 restarts) against the sanitized thaw
+restart-churn-asan: asan-build
+	tests/asan/run build-asan restart-churn
 
 # Fuzzing (clang + libFuzzer): `make fuzz` runs each target for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 20
