@@ -2,12 +2,14 @@
  * while a deadline exists (thaw__worker_arm): requests that waited too
  * long in the queue, requests over their wall-clock or CPU limit,
  * instances over their memory limit (and OOM kills in a version's memory
- * cgroup, for the log), idle instances (scale to zero) and an idle
- * template (template_idle_timeout_ms). CPU and memory are read from /proc
- * every POLL_MS, but only for instances that run a request or
- * ctx.wait_until() work; an idle worker's timer waits for its next
- * eviction, and a worker with nothing left to evict has no timer running:
- * an idle thaw sleeps, however many workers it holds. */
+ * cgroup, for the log), instances stuck in a handler that never yields (a
+ * CANCEL unanswered for THAW_CANCEL_GRACE_MS), idle instances (scale to
+ * zero) and an idle template (template_idle_timeout_ms). CPU and memory
+ * are read from /proc every POLL_MS, but only for instances that run a
+ * request or ctx.wait_until() work, or owe the answer to a CANCEL; an idle
+ * worker's timer waits for its next eviction, and a worker with nothing
+ * left to evict has no timer running: an idle thaw sleeps, however many
+ * workers it holds. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,8 +158,9 @@ static void kill_over_cpu(struct thaw_instance *inst)
  * (pool.c routes nothing to it meanwhile). Past THAW_CANCEL_GRACE_MS its
  * event loop is held by a handler that never yields: it would keep that
  * core and never serve again, so it goes (its other requests, stuck with
- * it, get 503) and a fresh instance takes the next requests. Until then
- * the aborted request's CPU still counts against cpu_ms. Returns 1 when
+ * it, get 503) and a fresh instance takes the next requests; one that
+ * waits in epoll_wait then gets ten times that. Until then the aborted
+ * request's CPU still counts against cpu_ms. Returns 1 when
  * nothing else is to be checked (killed, or no request of its own). */
 static int check_cancels(struct thaw_instance *inst, uint64_t now)
 {
@@ -165,13 +168,18 @@ static int check_cancels(struct thaw_instance *inst, uint64_t now)
     char msg[320];
     long long cpu;
 
-    if (now - inst->cancel_ms >= THAW_CANCEL_GRACE_MS) {
+    /* one back in epoll_wait has its answer on the way (a starved loop
+     * on a loaded machine may take longer): only a far longer silence
+     * there means it does not read its channel at all */
+    if (now - inst->cancel_ms >= THAW_CANCEL_GRACE_MS &&
+        (now - inst->cancel_ms >= 10 * THAW_CANCEL_GRACE_MS ||
+         thaw__proc_syscall_state(inst->pid) != THAW_PROC_IN_EPOLL)) {
         snprintf(msg, sizeof(msg),
                  "503 Service Unavailable: the worker has a handler that never yields: "
                  "a request over its wall-clock limit of %lld ms (request_timeout_ms) "
-                 "was cancelled and its instance did not stop it within %d ms; its "
+                 "was cancelled and its instance did not stop it within %llu ms; its "
                  "instance was replaced\n",
-                 lim->request_timeout_ms, THAW_CANCEL_GRACE_MS);
+                 lim->request_timeout_ms, (unsigned long long)(now - inst->cancel_ms));
         thaw__instance_kill(inst, 503, msg);
         return 1;
     }
