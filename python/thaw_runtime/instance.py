@@ -352,6 +352,10 @@ class Instance:
             if st and st.body:
                 st.body.end()
         elif ftype == ipc.CANCEL:
+            # the answer (also for a stream already done): it shows thaw this
+            # loop runs; one held by a handler that never yields reads no
+            # CANCEL, and thaw replaces its instance (src/pool/tick.c)
+            self._queue(ipc.frame(ipc.RESP_ABORT, sid))
             st = self.streams.pop(sid, None)
             if st:
                 if st.body:

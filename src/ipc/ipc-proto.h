@@ -37,13 +37,16 @@ enum thaw_ipc_type {
                                cron trigger instead of a fetch */
     THAW_IPC_REQ_BODY = 2,  /* raw body bytes */
     THAW_IPC_REQ_END = 3,   /* request body complete */
-    THAW_IPC_CANCEL = 4,    /* client went away: stop and forget the stream */
+    THAW_IPC_CANCEL = 4,    /* client went away, or thaw ended the request:
+                               stop and forget the stream; answered with
+                               RESP_ABORT (pool/tick.c: unanswered = stuck) */
 
     /* instance -> supervisor, per stream */
     THAW_IPC_RESP_HEAD = 16, /* fields: status (ascii), reason, name, value... */
     THAW_IPC_RESP_BODY = 17, /* raw body bytes */
     THAW_IPC_RESP_END = 18,  /* response complete */
-    THAW_IPC_RESP_ABORT = 19, /* body failed after the head was sent */
+    THAW_IPC_RESP_ABORT = 19, /* body failed after the head was sent; or
+                                 the answer to a CANCEL */
 
     /* Binding calls (KV, D1, fetch, assets; src/bind/bind.h). stream is a
      * call id the instance picks, unrelated to request streams. A frame

@@ -48,6 +48,7 @@ static void instance_closed(struct thaw_proc *p)
     struct thaw_instance *inst = p->data;
     struct thaw_version *v = inst->ver;
 
+    free(inst->cancels);
     free(inst);
     thaw__version_unref(v);
 }
@@ -212,6 +213,41 @@ void thaw__instance_retire(struct thaw_instance *inst)
     thaw__version_ref(v);
     thaw__version_maybe_release(v);
     thaw__version_unref(v);
+}
+
+int thaw__instance_cancel_sent(struct thaw_instance *inst, uint32_t sid, long long cpu_base)
+{
+    if (inst->n_cancels == inst->cap_cancels) {
+        int cap = inst->cap_cancels ? 2 * inst->cap_cancels : 4;
+        uint32_t *p = realloc(inst->cancels, (size_t)cap * sizeof(*p));
+        if (!p) {
+            /* it cannot be watched: it must not keep a request it may
+             * never stop */
+            thaw__instance_kill(inst, 500, "500 Internal Server Error: internal error\n");
+            return -1;
+        }
+        inst->cancels = p;
+        inst->cap_cancels = cap;
+    }
+    if (inst->n_cancels == 0) {
+        inst->cancel_ms = uv_now(inst->ver->worker->loop);
+        inst->cancel_cpu_base = cpu_base;
+        thaw__worker_soon(inst->ver->worker); /* its grace is watched */
+    }
+    inst->cancels[inst->n_cancels++] = sid;
+    return 0;
+}
+
+int thaw__instance_cancel_answered(struct thaw_instance *inst, uint32_t sid)
+{
+    int k;
+
+    for (k = 0; k < inst->n_cancels; k++)
+        if (inst->cancels[k] == sid) {
+            inst->cancels[k] = inst->cancels[--inst->n_cancels];
+            return 1;
+        }
+    return 0;
 }
 
 static struct thaw_instance *find_instance(struct thaw_version *v, uint32_t id)

@@ -49,6 +49,13 @@ struct thaw_instance {
     struct thaw_bind_peer bind;  /* its binding calls in flight */
     int background;         /* ctx.wait_until() tasks it still runs */
     uint64_t background_since_ms;
+    /* requests thaw aborted (a limit) whose CANCEL the instance has not
+     * answered yet: no request goes to it meanwhile, and one that does not
+     * answer within THAW_CANCEL_GRACE_MS is stuck (tick.c kills it) */
+    uint32_t *cancels;
+    int n_cancels, cap_cancels;
+    uint64_t cancel_ms;          /* when the oldest unanswered one was sent */
+    long long cancel_cpu_base;   /* its CPU reading at its start (-1: none) */
     struct thaw_instance *next;
 };
 
@@ -97,6 +104,13 @@ void thaw__instance_spawned(struct thaw_version *v, uint32_t id, pid_t pid, int 
 void thaw__instance_retire(struct thaw_instance *inst);
 /* The process is gone or useless: its requests fail, it is freed. */
 void thaw__instance_dead(struct thaw_instance *inst, const char *why);
+/* A CANCEL for stream sid went to it (thaw aborted the request, whose CPU
+ * reading at its start was cpu_base, -1 when not read): it owes an answer.
+ * -1 when it cannot be recorded (out of memory: the instance was killed). */
+int thaw__instance_cancel_sent(struct thaw_instance *inst, uint32_t sid, long long cpu_base);
+/* A RESP_END or RESP_ABORT for a stream thaw no longer serves: 1 when it
+ * answered one of its unanswered CANCELs. */
+int thaw__instance_cancel_answered(struct thaw_instance *inst, uint32_t sid);
 
 /* worker.c: a build finished (v is READY or FAILED) */
 void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v);
@@ -125,6 +139,11 @@ void thaw__exchange_abort(struct thaw_exchange *ex, int status, const char *msg)
 void thaw__pool_expire_queue(struct thaw_version *v, uint64_t now, long long timeout_ms);
 
 /* tick.c */
+/* How long an instance has to answer a CANCEL of a request thaw aborted
+ * (RESP_ABORT, python/thaw_runtime/instance.py) before it counts as stuck:
+ * an event loop that runs reads it within milliseconds; one held by a
+ * handler that never yields (a busy loop, a long C call) reads nothing. */
+#define THAW_CANCEL_GRACE_MS 1000
 /* Makes the worker's timer (tick.c) ready; it runs only while armed. */
 void thaw__tick_start(struct thaw_worker *w);
 /* Wakes the worker's checks at `when` (uv_now ms) unless they run sooner. */

@@ -129,6 +129,11 @@ static void instance_idle_check(struct thaw_instance *inst)
 {
     struct thaw_version *v = inst->ver;
 
+    /* a CANCEL it has not answered: a stuck instance would not read the
+     * EOF of a retire, nor run queued work; its answer or the tick's kill
+     * (tick.c) comes back here */
+    if (inst->n_cancels)
+        return;
     if (v->state == VER_DRAINING || used_up(inst)) {
         /* ctx.wait_until() work keeps it alive until done (or the tick
          * stops it at the wall-clock limit) */
@@ -208,8 +213,8 @@ static struct thaw_instance *pick(struct thaw_version *v)
 
     for (i = v->instances; i; i = i->next) {
         if (i->state != INST_LIVE || !i->chan || used_up(i) ||
-            i->inflight >= lim->concurrency)
-            continue;
+            i->inflight >= lim->concurrency || i->n_cancels)
+            continue; /* n_cancels: it may be stuck (tick.c decides) */
         if (i->inflight == 0 && i->served == 0) {
             if (!spare)
                 spare = i;
@@ -572,8 +577,15 @@ void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_f
         }
         return;
     }
-    if (!ex)
-        return; /* a stream the client already left */
+    if (!ex) {
+        /* a stream the client already left, or one thaw aborted: the
+         * instance answers its CANCEL so (python/thaw_runtime/instance.py),
+         * which shows its event loop runs */
+        if ((f->type == THAW_IPC_RESP_END || f->type == THAW_IPC_RESP_ABORT) &&
+            thaw__instance_cancel_answered(inst, f->stream) && !inst->n_cancels)
+            instance_idle_check(inst);
+        return;
+    }
     switch (f->type) {
     case THAW_IPC_RESP_HEAD:
         if (ex->head_seen || on_head(ex, f) < 0) {
@@ -624,10 +636,15 @@ void thaw__instance_fail_all(struct thaw_instance *inst, int status, const char 
 void thaw__exchange_abort(struct thaw_exchange *ex, int status, const char *msg)
 {
     struct thaw_instance *inst = ex->inst;
+    long long cpu_base = ex->cpu_base_ms;
 
     set_hold(ex, 0);
-    if (inst && inst->chan)
+    if (inst && inst->chan) {
+        /* its answer is awaited (also when the channel's queue is full:
+         * an instance that reads nothing is the stuck kind) */
         thaw_chan_send_fields(inst->chan, THAW_IPC_CANCEL, ex->sid, -1, 0, NULL);
+        thaw__instance_cancel_sent(inst, ex->sid, cpu_base);
+    }
     detach(ex);
     ex->ver = NULL;
     ex->ops->on_fail(ex, ex->head_seen ? 0 : status, msg);

@@ -2,12 +2,14 @@
  * while a deadline exists (thaw__worker_arm): requests that waited too
  * long in the queue, requests over their wall-clock or CPU limit,
  * instances over their memory limit (and OOM kills in a version's memory
- * cgroup, for the log), idle instances (scale to zero) and an idle
- * template (template_idle_timeout_ms). CPU and memory are read from /proc
- * every POLL_MS, but only for instances that run a request or
- * ctx.wait_until() work; an idle worker's timer waits for its next
- * eviction, and a worker with nothing left to evict has no timer running:
- * an idle thaw sleeps, however many workers it holds. */
+ * cgroup, for the log), instances stuck in a handler that never yields (a
+ * CANCEL unanswered for THAW_CANCEL_GRACE_MS), idle instances (scale to
+ * zero) and an idle template (template_idle_timeout_ms). CPU and memory
+ * are read from /proc every POLL_MS, but only for instances that run a
+ * request or ctx.wait_until() work, or owe the answer to a CANCEL; an idle
+ * worker's timer waits for its next eviction, and a worker with nothing
+ * left to evict has no timer running: an idle thaw sleeps, however many
+ * workers it holds. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +141,58 @@ void thaw__memcg_blame(struct thaw_instance *inst)
  * limit, and at least this often for /metrics */
 #define MEMORY_EXACT_MS 5000
 
+/* Only a kill stops a handler that never yields. */
+static void kill_over_cpu(struct thaw_instance *inst)
+{
+    char msg[256];
+
+    snprintf(msg, sizeof(msg),
+             "503 Service Unavailable: the worker exceeded its CPU time limit of "
+             "%lld ms per request (limits.cpu_ms); its instance was replaced\n",
+             inst->ver->worker->limits.cpu_ms);
+    thaw__instance_kill(inst, 503, msg);
+}
+
+/* An instance that has not answered the CANCEL of a request thaw aborted
+ * (pool.c routes nothing to it meanwhile). Past THAW_CANCEL_GRACE_MS its
+ * event loop is held by a handler that never yields: it would keep that
+ * core and never serve again, so it goes (its other requests, stuck with
+ * it, get 503) and a fresh instance takes the next requests; one that
+ * waits in epoll_wait then gets ten times that. Until then the aborted
+ * request's CPU still counts against cpu_ms. Returns 1 when
+ * nothing else is to be checked (killed, or no request of its own). */
+static int check_cancels(struct thaw_instance *inst, uint64_t now)
+{
+    const struct thaw_limits *lim = &inst->ver->worker->limits;
+    char msg[320];
+    long long cpu;
+
+    /* one back in epoll_wait has its answer on the way (a starved loop
+     * on a loaded machine may take longer): only a far longer silence
+     * there means it does not read its channel at all */
+    if (now - inst->cancel_ms >= THAW_CANCEL_GRACE_MS &&
+        (now - inst->cancel_ms >= 10 * THAW_CANCEL_GRACE_MS ||
+         thaw__proc_syscall_state(inst->pid) != THAW_PROC_IN_EPOLL)) {
+        snprintf(msg, sizeof(msg),
+                 "503 Service Unavailable: the worker has a handler that never yields: "
+                 "a request over its wall-clock limit of %lld ms (request_timeout_ms) "
+                 "was cancelled and its instance did not stop it within %llu ms; its "
+                 "instance was replaced\n",
+                 lim->request_timeout_ms, (unsigned long long)(now - inst->cancel_ms));
+        thaw__instance_kill(inst, 503, msg);
+        return 1;
+    }
+    if ((cpu = cpu_ms(inst->pid)) >= 0) {
+        if (inst->cancel_cpu_base < 0) {
+            inst->cancel_cpu_base = cpu;
+        } else if (cpu - inst->cancel_cpu_base > lim->cpu_ms) {
+            kill_over_cpu(inst);
+            return 1;
+        }
+    }
+    return inst->inflight == 0; /* not idle: no idle timeout, no retire */
+}
+
 static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_round)
 {
     const struct thaw_limits *lim = &inst->ver->worker->limits;
@@ -148,7 +202,7 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
 
     if (inst->state != INST_LIVE || inst->pid <= 0 || inst->kill_status)
         return;
-    if (mem_round && (inst->inflight || inst->background) && (resident_kb(inst->pid) > lim->memory_mb * 1024 ||
+    if (mem_round && (inst->inflight || inst->background || inst->n_cancels) && (resident_kb(inst->pid) > lim->memory_mb * 1024 ||
                       !inst->mem_read_ms || now - inst->mem_read_ms >= MEMORY_EXACT_MS)) {
         long long kb = private_kb(inst->pid), mb = kb / 1024;
         inst->private_kb = kb;
@@ -162,6 +216,8 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
             return;
         }
     }
+    if (inst->n_cancels && check_cancels(inst, now))
+        return;
     if (inst->inflight == 0 && inst->background) {
         /* ctx.wait_until() work after the response: it has the same
          * wall-clock limit as a request, counted from when it began */
@@ -204,12 +260,7 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
         if (ex->cpu_base_ms < 0) {
             ex->cpu_base_ms = cpu;
         } else if (cpu - ex->cpu_base_ms > lim->cpu_ms) {
-            /* a CPU-bound handler never yields: only a kill stops it */
-            snprintf(msg, sizeof(msg),
-                     "503 Service Unavailable: the worker exceeded its CPU time limit of "
-                     "%lld ms per request (limits.cpu_ms); its instance was replaced\n",
-                     lim->cpu_ms);
-            thaw__instance_kill(inst, 503, msg);
+            kill_over_cpu(inst); /* a CPU-bound handler never yields */
             return;
         }
     }
@@ -240,8 +291,8 @@ static uint64_t next_deadline(struct thaw_worker *w, uint64_t now)
         for (i = v->instances; i; i = i->next) {
             if (i->state != INST_LIVE)
                 continue;
-            if (i->inflight || i->background) {
-                SOONER(now + POLL_MS);
+            if (i->inflight || i->background || i->n_cancels) {
+                SOONER(now + POLL_MS); /* n_cancels: its grace, its CPU */
             } else if (v->state == VER_READY || v->state == VER_DRAINING) {
                 uint64_t since = i->idle_since_ms > v->last_request_ms ? i->idle_since_ms
                                                                        : v->last_request_ms;

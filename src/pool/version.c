@@ -198,7 +198,8 @@ void thaw__version_retire(struct thaw_version *v)
     v->state = VER_DRAINING;
     for (inst = v->instances; inst; inst = next) {
         next = inst->next;
-        if (inst->state == INST_LIVE && inst->inflight == 0 && !inst->background)
+        if (inst->state == INST_LIVE && inst->inflight == 0 && !inst->background &&
+            !inst->n_cancels) /* an unanswered CANCEL: see instance_idle_check */
             thaw__instance_retire(inst);
     }
     thaw__pool_fail_queue(v, 503, "503 Service Unavailable: the worker was replaced "
