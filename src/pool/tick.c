@@ -182,7 +182,7 @@ static int check_cancels(struct thaw_instance *inst, uint64_t now)
         thaw__instance_kill(inst, 503, msg);
         return 1;
     }
-    if ((cpu = cpu_ms(inst->pid)) >= 0) {
+    if ((cpu = thaw__proc_cpu_ms(inst->pid)) >= 0) {
         if (inst->cancel_cpu_base < 0) {
             inst->cancel_cpu_base = cpu;
         } else if (cpu - inst->cancel_cpu_base > lim->cpu_ms) {
