@@ -9,6 +9,12 @@
 #include "util/fd.h"
 
 #define READ_CHUNK (256 * 1024)
+/* A drained buffer bigger than this is given back: a channel lives as
+ * long as its instance or zygote, and thaw has one per worker version, so
+ * keeping every channel's high-water buffer (at least READ_CHUNK in, the
+ * largest burst out) made the supervisor's heap grow with the number of
+ * channels and the sizes they ever saw (issue 15, the soak's RSS). */
+#define KEEP_IDLE (16 * 1024)
 #define OUT_MAX (256u * 1024 * 1024)
 #define MAX_FDS 64
 /* fds queued to send: one per frame that carries one, so a burst (every
@@ -355,6 +361,8 @@ static int do_read(struct thaw_chan *c)
     if (c->closed)
         return 1;
     thaw_buf_consume(&c->in, off);
+    if (c->in.len == 0 && c->in.cap > KEEP_IDLE)
+        thaw_buf_free(&c->in);
     return 1;
 }
 
