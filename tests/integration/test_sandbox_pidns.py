@@ -16,7 +16,7 @@ import subprocess
 import time
 
 from servelib import serve_factory  # noqa: F401 (fixture)
-from thawlib import write_worker
+from thawlib import wait_for, write_worker
 
 SPINNER = r'''
 import ctypes, os, threading
@@ -63,13 +63,6 @@ def marked(mark):
         except OSError:
             pass
     return out
-
-
-def wait_for(cond, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def deploy(srv, root, name, mark):

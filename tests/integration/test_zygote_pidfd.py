@@ -8,7 +8,7 @@ import os
 import time
 
 from servelib import project, serve_factory  # noqa: F401
-from thawlib import thaw_processes
+from thawlib import thaw_processes, wait_for
 
 
 def pidfds(pid):
@@ -25,13 +25,6 @@ def pidfds(pid):
         except OSError:
             continue
     return out
-
-
-def wait_for(cond, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_a_per_worker_zygote_keeps_its_pidfd_and_gives_it_back(serve_factory, tmp_path):

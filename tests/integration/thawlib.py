@@ -439,3 +439,9 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Polls cond() every 0.1 s until it holds; fails the test after timeout s.
+def wait_for(cond, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
