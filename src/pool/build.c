@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pool/build-deadline.h"
+#include "pool/memwatch.h"
 #include "pool/output.h"
 #include "pool/pool-internal.h"
 #include "pool/procops.h"
@@ -128,6 +129,7 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
     if (v->memcg) {
         snprintf(memcg, sizeof(memcg), "v%ld", v->memcg);
         v->memcg_mb = thaw_limits_version_memory(&w->limits) >> 20;
+        thaw__memwatch_start(v);
     }
     /* its output is told apart by this pipe, never by its text: no pipe,
      * no build */

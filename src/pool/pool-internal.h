@@ -156,6 +156,8 @@ void thaw__worker_soon(struct thaw_worker *w);
  * memory cgroup since the last such death, its requests get 503 saying
  * the worker's memory limit was reached (and the log says so). */
 void thaw__memcg_blame(struct thaw_instance *inst);
+/* Logs OOM kills in v's memory cgroup not told of yet; returns the count. */
+long long thaw__memcg_logged(struct thaw_version *v);
 /* Kills an instance for a limit: its requests get `status` and msg. */
 void thaw__instance_kill(struct thaw_instance *inst, int status, const char *msg);
 /* What a process is doing, from /proc/PID/syscall. */

@@ -155,7 +155,7 @@ struct thaw_version {
     struct thaw_proc tmpl;       /* its template process */
     /* one each for: its worker (until released), each instance struct,
      * its template's process handle while open, its build's deadline
-     * timer while open; freed at 0 */
+     * timer while open, its memory cgroup's watch while open; freed at 0 */
     int refs;
     struct thaw_instance *instances;
     int n_instances;
@@ -171,6 +171,8 @@ struct thaw_version {
     long long memcg_mb;          /* ... and its limit */
     long long memcg_oom_logged;  /* OOM kills in it the log has told of */
     long long memcg_oom_blamed;  /* ... and that a dead instance was blamed for */
+    struct thaw_memwatch *memwatch; /* the kernel's word of OOM kills in it
+                                     * (pool/memwatch.h), until released */
     struct thaw_version *next;   /* in its worker's list, until its refs are 0 */
     struct thaw_version *free_next; /* then on the list freed after this iteration */
 };

@@ -107,7 +107,7 @@ static long long resident_kb(pid_t pid)
 /* The kernel counts the whole version in its memory cgroup (memfds, /tmp,
  * children: what private_kb cannot see) and kills in it when the version
  * is over its limit; the log says so once per kill. Returns the count. */
-static long long memcg_logged(struct thaw_version *v)
+long long thaw__memcg_logged(struct thaw_version *v)
 {
     long long n = thaw_memcg_oom_kills(v->memcg);
 
@@ -127,7 +127,7 @@ void thaw__memcg_blame(struct thaw_instance *inst)
     struct thaw_version *v = inst->ver;
     long long n;
 
-    if (!v->memcg || inst->kill_status || (n = memcg_logged(v)) <= v->memcg_oom_blamed)
+    if (!v->memcg || inst->kill_status || (n = thaw__memcg_logged(v)) <= v->memcg_oom_blamed)
         return;
     v->memcg_oom_blamed = n;
     inst->kill_status = 503;
@@ -343,10 +343,11 @@ static void on_tick(uv_timer_t *t)
     for (v = w->versions; v; v = v->next) {
         if (v->state == VER_CLOSING)
             continue;
-        /* a child killed: its instance lives on. Read at every wakeup:
-         * the timer runs only while something runs, and once more after */
-        if (v->memcg)
-            memcg_logged(v);
+        /* a child killed: its instance lives on. Without the kernel's
+         * word (pool/memwatch.h) it is read at every wakeup: the timer
+         * runs only while something runs, and once more after */
+        if (v->memcg && !v->memwatch)
+            thaw__memcg_logged(v);
         for (i = v->instances; i; i = next) {
             next = i->next;
             check_instance(i, now, mem_round);

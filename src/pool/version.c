@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "pool/build-deadline.h"
+#include "pool/memwatch.h"
 #include "pool/output.h"
 #include "pool/pool-internal.h"
 #include "pool/procops.h"
@@ -171,6 +172,7 @@ static void version_release(struct thaw_version *v)
      * for us (zygote/client.c), there is nobody to hand it to */
     thaw_proc_ops->forget_template(v);
     thaw__build_deadline_close(v); /* its timer holds a reference until closed */
+    thaw__memwatch_close(v);       /* ... and so does this poll */
     close_template_chan(v); /* EOF: a template that serves exits by itself */
     /* one still running the top level reads no channel */
     thaw_proc_signal(&v->tmpl, SIGKILL);

@@ -12,12 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sandbox/cgroup.h"
 #include "sandbox/probe.h"
+
+/* the run's pids group: a version's group in it is removed with the
+ * version's memory group (try_remove) */
+static char pids_run[512];
 
 int thaw_sb_cgroup_create(const struct thaw_sb_probe *p, char *path, size_t len)
 {
@@ -28,6 +33,7 @@ int thaw_sb_cgroup_create(const struct thaw_sb_probe *p, char *path, size_t len)
         path[0] = '\0';
         return -1;
     }
+    snprintf(pids_run, sizeof(pids_run), "%s", path);
     return 0;
 }
 
@@ -40,7 +46,7 @@ void thaw_sb_cgroup_remove(const char *path)
     if (!path || !*path || !(d = opendir(path)))
         return;
     while ((e = readdir(d)))
-        if (e->d_type == DT_DIR && e->d_name[0] == 'v') {
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') {
             snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
             rmdir(sub);
         }
@@ -409,6 +415,10 @@ static int try_remove(long id)
 
     group_path(id, dir, sizeof(dir));
     rc = remove_dir(dir);
+    if (pids_run[0]) { /* the template made it (sandbox/template.c) */
+        snprintf(dir, sizeof(dir), "%.560s/v%ld", pids_run, id);
+        rc |= remove_dir(dir);
+    }
     for (i = 0; i < n_cpu_run; i++) {
         cpu_group_path(i, id, dir, sizeof(dir));
         rc |= remove_dir(dir);
@@ -451,6 +461,52 @@ long long thaw_memcg_oom_kills(long id)
     if (read_text(path, buf, sizeof(buf)) || !(p = strstr(buf, "oom_kill ")))
         return 0;
     return strtoll(p + 9, NULL, 10);
+}
+
+int thaw_memcg_oom_fd(long id, int *prioritized)
+{
+    char dir[700], path[760], text[32];
+    int efd, cfd, fd;
+
+    if (id <= 0 || !memcg_kind)
+        return -1;
+    group_path(id, dir, sizeof(dir));
+    if (memcg_kind == THAW_MEMCG_V2) {
+        *prioritized = 1;
+        snprintf(path, sizeof(path), "%s/memory.events", dir);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0)
+            thaw_memcg_oom_fd_drain(fd); /* what it says now is seen */
+        return fd;
+    }
+    *prioritized = 0;
+    snprintf(path, sizeof(path), "%s/memory.oom_control", dir);
+    if ((efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+        return -1;
+    if ((cfd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        close(efd);
+        return -1;
+    }
+    /* the registration holds the eventfd; the control file may go */
+    snprintf(text, sizeof(text), "%d %d", efd, cfd);
+    if (write_text(dir, "cgroup.event_control", text)) {
+        close(cfd);
+        close(efd);
+        return -1;
+    }
+    close(cfd);
+    return efd;
+}
+
+void thaw_memcg_oom_fd_drain(int fd)
+{
+    char buf[512];
+
+    /* v1: the eventfd's counter; v2: reading memory.events again is what
+     * tells kernfs the change was seen */
+    if (memcg_kind == THAW_MEMCG_V2)
+        (void)!pread(fd, buf, sizeof(buf), 0);
+    else
+        (void)!read(fd, buf, 8);
 }
 
 void thaw_memcg_prefer_victim(pid_t pid)

@@ -55,6 +55,15 @@ void thaw_memcg_reap(void);
 int thaw_memcg_pending(void);
 /* How many processes the kernel's OOM killer killed in the group. */
 long long thaw_memcg_oom_kills(long id);
+/* An fd that the kernel makes ready when the group's OOM killer runs, so
+ * the supervisor hears of it without reading the count at intervals:
+ * cgroup v1, an eventfd registered on memory.oom_control through
+ * cgroup.event_control (readable; *prioritized 0); v2, memory.events
+ * itself (POLLPRI when it changes; *prioritized 1). -1 when the group
+ * has none or it cannot be set up. The caller closes it. */
+int thaw_memcg_oom_fd(long id, int *prioritized);
+/* After the fd was ready: takes the event, so the next one is seen. */
+void thaw_memcg_oom_fd_drain(int fd);
 /* Makes pid (an instance) the process the OOM killer takes first, before
  * its template: a memfd has no owner the kernel could weigh, so without
  * this the template (the largest) would go for an instance's memfd. The

@@ -12,6 +12,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox-internal.h"
@@ -36,15 +37,27 @@ static int single_threaded(void)
 }
 
 /* Joins a pids cgroup of its own under the one the supervisor made: the
- * process count that RLIMIT_NPROC cannot bound when thaw runs as root. */
+ * process count that RLIMIT_NPROC cannot bound when thaw runs as root.
+ * Its name is the version's memory cgroup's ("v12"), which the supervisor
+ * removes with the version (sandbox/cgroup.h). Never the template's pid:
+ * in its own pid namespace every template is pid 2, and one shared group
+ * let one worker's children use up every worker's process budget. Without
+ * a memory cgroup the name is made unique here, and the group goes when
+ * thaw exits. */
 static int join_cgroup(const struct thaw_sb_template *t, char *err, size_t errlen)
 {
     char name[64], path[128], num[32];
+    struct timespec ts;
     int fd, rc = 0;
 
     if (thaw__sb_cgroup_fd < 0)
         return 0;
-    snprintf(name, sizeof(name), "v%ld", (long)getpid());
+    if (t->memcg && t->memcg[0]) {
+        snprintf(name, sizeof(name), "%.60s", t->memcg);
+    } else {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        snprintf(name, sizeof(name), "t%lld.%09ld", (long long)ts.tv_sec, ts.tv_nsec);
+    }
     if (mkdirat(thaw__sb_cgroup_fd, name, 0755) && errno != EEXIST)
         rc = thaw__sb_fail(err, errlen, "make the worker's pids cgroup");
     snprintf(num, sizeof(num), "%lld", t->nproc);

@@ -1,0 +1,100 @@
+"""Each worker version counts its processes in a pids cgroup of its own
+(src/sandbox/template.c): a worker that forks up to its max_processes takes
+nothing from its neighbours. Templates live in pid namespaces of their own,
+where every template is pid 2; a group named by the template's pid was one
+group for every worker, so one worker's fork bomb (or simply many workers:
+the restart churn failed at the 78th with `fork: Resource temporarily
+unavailable`) left others unable to fork an instance. The group goes with
+its version. Root only (cgroups)."""
+import os
+import secrets
+
+import pytest
+
+from servelib import serve_factory  # noqa: F401 (fixture)
+from thawlib import wait_for, write_worker
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
+
+# forks children that sleep (named by a marker) until the kernel refuses
+# one; they hold their slots until the version goes
+BOMB = r'''
+import ctypes, os, time
+from workers import Response, WorkerEntrypoint
+
+MARK = {mark!r}
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        n = 0
+        while n < 1000:
+            try:
+                pid = os.fork()
+            except BlockingIOError:
+                return Response(f"refused after {{n}}")
+            if pid == 0:
+                ctypes.CDLL(None).prctl(15, MARK.encode(), 0, 0, 0)
+                time.sleep(600)
+                os._exit(0)
+            n += 1
+        return Response(f"never refused: {{n}}")
+'''
+
+INNOCENT = '''
+from workers import Response, WorkerEntrypoint
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("innocent")
+'''
+
+
+def pids_groups(srv):
+    """The version groups in this thaw's pids cgroup."""
+    run = f"/sys/fs/cgroup/pids/thaw-{srv.proc.pid}"
+    if not os.path.isdir(run):
+        return None
+    return sorted(e for e in os.listdir(run) if os.path.isdir(os.path.join(run, e)))
+
+
+def marked(mark):
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == mark:
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def test_a_fork_bomb_takes_nothing_from_other_workers(serve_factory, tmp_path):
+    srv = serve_factory()
+    if pids_groups(srv) is None:
+        pytest.skip("no pids cgroup here: " + srv.log()[-500:])
+    mark = "tp" + secrets.token_hex(4)
+    write_worker(tmp_path / "bomb", BOMB.format(mark=mark), name="bomb",
+                 thaw={"max_processes": 24, "prefork": 0})
+    srv.cli("deploy", str(tmp_path / "bomb"))
+    # no spare: the innocent's next instance is forked after the bomb went off
+    write_worker(tmp_path / "innocent", INNOCENT, name="innocent",
+                 thaw={"max_processes": 24, "prefork": 0})
+    srv.cli("deploy", str(tmp_path / "innocent"))
+
+    r = srv.host_get("bomb.localhost")
+    assert r.status == 200 and r.text.startswith("refused after"), (r, srv.log()[-2000:])
+    assert len(marked(mark)) >= 10, "the bomb's children hold their slots"
+    # the innocent's first request forks its first instance, from its own
+    # budget
+    for _ in range(3):
+        r = srv.host_get("innocent.localhost")
+        assert r.status == 200 and r.text == "innocent", (r, srv.log()[-2000:])
+    assert len(pids_groups(srv)) == 2, pids_groups(srv)  # a group each
+
+    # the bomb's group goes with it, its children too
+    status, doc = srv.api("DELETE", "/v1/workers/bomb")
+    assert status == 200, doc
+    wait_for(lambda: not marked(mark), "the bomb's children to go")
+    wait_for(lambda: len(pids_groups(srv)) == 1,
+             f"the bomb's pids group to go: {pids_groups(srv)}")
