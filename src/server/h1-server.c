@@ -13,7 +13,8 @@ long long thaw_h1_max_body(const struct thaw_h1_server *s)
 }
 
 /* At the cap: the oldest connection waiting between requests or reading
- * a head goes; one whose request is in progress never does. */
+ * a head goes; one whose request is in progress, or whose last answer is
+ * still being written, never does. */
 static int make_room(struct thaw_h1_server *s)
 {
     struct thaw_h1_link *l;
@@ -23,7 +24,7 @@ static int make_room(struct thaw_h1_server *s)
         return 0;
     for (l = s->conns; l; l = l->next) {
         struct thaw_h1_conn *c = (struct thaw_h1_conn *)l;
-        if (c->phase == THAW_H1_IDLE || c->phase == THAW_H1_HEAD)
+        if ((c->phase == THAW_H1_IDLE || c->phase == THAW_H1_HEAD) && !thaw_h1_queued(c))
             victim = c;
     }
     if (!victim)
