@@ -89,7 +89,7 @@ void thaw_h1_update_reading(struct thaw_h1_conn *c)
 static void fail(struct thaw_h1_conn *c, int status, const char *msg)
 {
     c->keep_alive = 0;
-    thaw_h1_error(c, status, msg);
+    thaw__h1_error(c, status, msg);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -199,6 +199,8 @@ static int on_headers_complete(http_parser *p)
     c->active = 1;
     if (c->srv->ops->on_head && (rc = c->srv->ops->on_head(c)))
         return c->err_status = rc, -1;
+    if (c->closing)
+        return -1;
     if (c->active && c->has_body && c->expect_continue && !c->resp_started)
         thaw_h1_lit(c, "HTTP/1.1 100 Continue\r\n\r\n");
     return 0;
@@ -225,7 +227,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
     c->clock.last_ms = uv_now(c->srv->loop);
     if (c->active && c->srv->ops->on_body && (rc = c->srv->ops->on_body(c, at, n)))
         return c->err_status = rc, -1;
-    return 0; /* answered already: dropped */
+    return c->closing ? -1 : 0; /* answered already: dropped */
 }
 
 static int on_message_complete(http_parser *p)
@@ -237,6 +239,8 @@ static int on_message_complete(http_parser *p)
     set_phase(c, THAW_H1_WAIT);
     if (c->active && c->srv->ops->on_body_end && (rc = c->srv->ops->on_body_end(c)))
         return c->err_status = rc, -1;
+    if (c->closing)
+        return -1;
     if (c->active)
         http_parser_pause(p, 1); /* the answer first, then the next request */
     else
@@ -287,6 +291,8 @@ static void parse(struct thaw_h1_conn *c)
         if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED)
             break;
         off += http_parser_execute(&c->parser, &settings, c->in.data + off, c->in.len - off);
+        if (c->closing)
+            break; /* an owner's callback let the connection go */
         e = HTTP_PARSER_ERRNO(&c->parser);
         if (e == HPE_PAUSED)
             break;
@@ -304,6 +310,12 @@ static void parse(struct thaw_h1_conn *c)
 }
 
 void thaw_h1_done(struct thaw_h1_conn *c)
+{
+    if (c->active)
+        thaw__h1_finish(c);
+}
+
+void thaw__h1_finish(struct thaw_h1_conn *c)
 {
     if (c->closing)
         return;

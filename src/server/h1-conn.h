@@ -158,7 +158,9 @@ size_t thaw_h1_queued(struct thaw_h1_conn *c);
  * header lines by thaw_h1_printf, then thaw_h1_head_end: SIZED when a
  * content-length was written or the status has no body, OPEN when the
  * length is unknown (chunked, or to the connection's end for HTTP/1.0).
- * Then thaw_h1_body and thaw_h1_done. */
+ * Then thaw_h1_body and thaw_h1_done. These, thaw_h1_reply,
+ * thaw_h1_error and thaw_h1_stream_begin do nothing once the request is
+ * answered or ended by the core (c->active is 0). */
 enum thaw_h1_framing { THAW_H1_SIZED, THAW_H1_OPEN };
 void thaw_h1_status(struct thaw_h1_conn *c, int status, const char *reason);
 void thaw_h1_head_end(struct thaw_h1_conn *c, enum thaw_h1_framing f);
@@ -184,6 +186,10 @@ void thaw__h1_open(struct thaw_h1_conn *c);
 void thaw__h1_free(struct thaw_h1_link *l);
 /* h1-conn.c: the answer is written out: parse the next request */
 void thaw__h1_resume(struct thaw_h1_conn *c);
+/* h1-conn.c: thaw_h1_done for any answer, the core's own too */
+void thaw__h1_finish(struct thaw_h1_conn *c);
+/* h1-write.c: thaw_h1_error for a request the core ended */
+void thaw__h1_error(struct thaw_h1_conn *c, int status, const char *msg);
 /* h1-write.c: every marked connection's output to libuv */
 void thaw__h1_flush_all(struct thaw_h1_server *s);
 void thaw__h1_unmark(struct thaw_h1_conn *c);

@@ -144,14 +144,18 @@ void thaw__h1_flush_all(struct thaw_h1_server *s)
 
 /* ---- framing ---------------------------------------------------------- */
 
-void thaw_h1_status(struct thaw_h1_conn *c, int status, const char *reason)
+/* The owner's answer goes only to a request it has not answered yet (a
+ * late answer to one the core ended, or a second one, would be read by
+ * the client as the answer to its next request). */
+
+static void status_line(struct thaw_h1_conn *c, int status, const char *reason)
 {
     thaw_h1_printf(c, "HTTP/1.1 %d %s\r\n", status, reason ? reason : thaw_h1_reason(status));
     c->resp_started = 1;
     c->chunked = 0;
 }
 
-void thaw_h1_head_end(struct thaw_h1_conn *c, enum thaw_h1_framing f)
+static void head_end(struct thaw_h1_conn *c, enum thaw_h1_framing f)
 {
     if (f == THAW_H1_OPEN) {
         if (c->http10)
@@ -169,9 +173,21 @@ void thaw_h1_head_end(struct thaw_h1_conn *c, enum thaw_h1_framing f)
         thaw_h1_lit(c, "\r\n");
 }
 
+void thaw_h1_status(struct thaw_h1_conn *c, int status, const char *reason)
+{
+    if (c->active && !c->resp_started)
+        status_line(c, status, reason);
+}
+
+void thaw_h1_head_end(struct thaw_h1_conn *c, enum thaw_h1_framing f)
+{
+    if (c->active)
+        head_end(c, f);
+}
+
 void thaw_h1_body(struct thaw_h1_conn *c, const char *p, size_t n)
 {
-    if (c->is_head || n == 0)
+    if (!c->active || c->is_head || n == 0)
         return;
     if (c->chunked)
         thaw_h1_printf(c, "%zx\r\n", n);
@@ -180,28 +196,44 @@ void thaw_h1_body(struct thaw_h1_conn *c, const char *p, size_t n)
         thaw_h1_lit(c, "\r\n");
 }
 
+static void whole(struct thaw_h1_conn *c, int status, const char *ctype, const char *extra,
+                  const char *body, size_t n)
+{
+    status_line(c, status, NULL);
+    thaw_h1_printf(c, "content-type: %s\r\ncontent-length: %zu\r\n%s", ctype, n,
+                   extra ? extra : "");
+    head_end(c, THAW_H1_SIZED);
+    if (!c->is_head)
+        thaw_h1_write(c, body, n);
+    thaw__h1_finish(c);
+}
+
 void thaw_h1_reply(struct thaw_h1_conn *c, int status, const char *ctype, const char *extra,
                    const char *body, size_t n)
 {
-    thaw_h1_status(c, status, NULL);
-    thaw_h1_printf(c, "content-type: %s\r\ncontent-length: %zu\r\n%s", ctype, n,
-                   extra ? extra : "");
-    thaw_h1_head_end(c, THAW_H1_SIZED);
-    thaw_h1_body(c, body, n);
-    thaw_h1_done(c);
+    if (c->active && !c->resp_started)
+        whole(c, status, ctype, extra, body, n);
+}
+
+void thaw__h1_error(struct thaw_h1_conn *c, int status, const char *msg)
+{
+    /* busy or over a limit: worth retrying soon */
+    whole(c, status, "text/plain; charset=utf-8", status == 503 ? "retry-after: 1\r\n" : NULL,
+          msg, strlen(msg));
 }
 
 void thaw_h1_error(struct thaw_h1_conn *c, int status, const char *msg)
 {
-    /* busy or over a limit: worth retrying soon */
-    thaw_h1_reply(c, status, "text/plain; charset=utf-8",
-                  status == 503 ? "retry-after: 1\r\n" : NULL, msg, strlen(msg));
+    if (c->active && !c->resp_started)
+        thaw__h1_error(c, status, msg);
 }
 
 void thaw_h1_stream_begin(struct thaw_h1_conn *c, const char *ctype)
 {
-    thaw_h1_status(c, 200, NULL);
+    if (!c->active || c->resp_started)
+        return;
+    status_line(c, 200, NULL);
     thaw_h1_printf(c, "content-type: %s\r\ncache-control: no-cache\r\n", ctype);
-    thaw_h1_head_end(c, THAW_H1_OPEN);
+    head_end(c, THAW_H1_OPEN);
     c->endless = 1;
 }
