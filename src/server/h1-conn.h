@@ -115,6 +115,8 @@ struct thaw_h1_conn {
     /* the connection */
     int reading, closing, eof, parsing;
     int close_after_write;
+    int paced;                   /* the owner produces on on_drain (a file's
+                                  * parts): every write goes by uv_write */
     int resume_pending;          /* parse the next pipelined request */
     int in_dirty;
     struct thaw_h1_conn *next_dirty;

@@ -1,7 +1,8 @@
-/* Writing answers on every port: bytes collect per connection and go to
- * libuv once per loop iteration (before it polls), so an answer produced
- * in pieces during one iteration leaves in one write; the HTTP/1.1
- * framing (status line, connection header, chunks) is done here once. */
+/* Writing answers on every port: bytes collect per connection and go out
+ * once per loop iteration (before it polls), so an answer produced in
+ * pieces during one iteration leaves in one write, straight to the socket
+ * when it takes it all; the HTTP/1.1 framing (status line, connection
+ * header, chunks) is done here once. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,9 @@
 
 #include "server/h1-conn.h"
 #include "util/log.h"
+
+/* a connection keeps an output buffer this big for its next answer */
+#define KEEP_OUT (64u * 1024)
 
 struct write_req {
     uv_write_t req;
@@ -109,6 +113,30 @@ static void flush(struct thaw_h1_conn *c)
         if (c->close_after_write && libuv_queued(c) == 0)
             thaw_h1_close(c);
         return;
+    }
+    /* Most answers leave whole at once: written here, the buffer stays
+     * for the next one, and no write request exists. uv_write would take
+     * the buffer (a new one per answer) and, once done, re-arm the socket
+     * in epoll: an epoll_ctl per answer (issue 16; the supfast branch's
+     * change to the public port, carried into the core). Output the owner
+     * paces by on_drain (a static file's parts) keeps to uv_write. */
+    if (!c->paced && libuv_queued(c) == 0) {
+        int n;
+        b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+        n = uv_try_write((uv_stream_t *)&c->link.tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            thaw_h1_close(c);
+            return;
+        }
+        if (n > 0)
+            thaw_buf_consume(&c->out, (size_t)n);
+        if (!c->out.len) {
+            if (c->out.cap > KEEP_OUT)
+                thaw_buf_free(&c->out); /* a big answer's memory goes with it */
+            if (c->close_after_write)
+                thaw_h1_close(c);
+            return;
+        }
     }
     if (!(w = malloc(sizeof(*w)))) {
         thaw_h1_close(c);

@@ -54,6 +54,7 @@ void thaw_static_stop(struct conn *c)
     if (!s)
         return;
     c->static_send = NULL;
+    c->h1.paced = 0;
     close(s->fd);
     free(s);
 }
@@ -143,6 +144,7 @@ int thaw_static_try(struct conn *c)
     r.fd = -1;
     thaw_asset_resp_free(&r);
     c->static_send = s;
+    c->h1.paced = 1; /* each part is read when the last one is written */
     send_more(c);
     return 1;
 }
