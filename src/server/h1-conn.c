@@ -130,6 +130,8 @@ static void on_timer(uv_timer_t *t)
 static void set_phase(struct thaw_h1_conn *c, enum thaw_h1_phase ph)
 {
     c->phase = ph;
+    if (ph == THAW_H1_IDLE)
+        c->resp_started = 0; /* between requests: bytes that come are a new one's */
     if (c->closing)
         return;
     if (ph == THAW_H1_IDLE)

@@ -283,6 +283,22 @@ static void a_half_closed_client_is_answered(void **state)
     assert_string_equal(events, "head /half;end;free;");
 }
 
+/* Garbage after an answered request on a kept connection is a 400 of its
+ * own, then the connection ends. */
+static void garbage_after_a_request_is_400(void **state)
+{
+    static const char req[] = "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n";
+    char got[4096] = "";
+    int fd = client();
+
+    send_all(fd, req, sizeof(req) - 1);
+    pump(fd, got, sizeof(got), "/ok 0");
+    send_all(fd, "\x01\x02 nonsense\r\n\r\n", 16);
+    assert_int_equal(pump(fd, got, sizeof(got), NULL), 1);
+    assert_non_null(strstr(got, "HTTP/1.1 400 "));
+    close(fd);
+}
+
 static void a_declared_body_over_the_limit_is_413(void **state)
 {
     static const char req[] = "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100001\r\n\r\n";
@@ -346,6 +362,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_client_leaving_mid_body_is_aborted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_half_closed_client_is_answered, setup, teardown),
+        cmocka_unit_test_setup_teardown(garbage_after_a_request_is_400, setup, teardown),
         cmocka_unit_test_setup_teardown(a_declared_body_over_the_limit_is_413, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(the_clocks_answer_and_close, setup, teardown),
