@@ -13,7 +13,10 @@
  * and the next request is parsed only once the answer is done. A request
  * answered before its body is in has the rest of its body read and
  * dropped. When the core ends a request the owner has not answered (a
- * timeout, a limit, the client left) it calls on_abort first. */
+ * timeout, a limit, the client left) it calls on_abort first. A client
+ * that half-closes after a whole request still gets its answer (and the
+ * connection ends after it); one that leaves mid-request, or during an
+ * endless stream, ends the request. */
 #ifndef THAW_SERVER_H1_CONN_H
 #define THAW_SERVER_H1_CONN_H
 
