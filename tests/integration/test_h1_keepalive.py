@@ -79,18 +79,24 @@ def test_pipelined_api_requests_are_answered_in_order(serve_factory):
         s.close()
 
 
+def _one_answer_then_closed(port, raw, status):
+    """raw on a new connection is answered with status and `Connection:
+    close`, and then thaw closes the connection."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        s.sendall(raw)
+        f = s.makefile("rb")
+        r = read_response(f)
+        assert r.status == status and r.headers.get("connection") == "close", r
+        assert f.read() == b"", "the connection stayed open"
+    finally:
+        s.close()
+
+
 def test_unauthenticated_api_request_closes_its_connection(serve_factory):
     # a stranger's body is never read: the 401 ends the connection
     srv = serve_factory()
-    s = socket.create_connection(("127.0.0.1", srv.admin_port), timeout=30)
-    try:
-        s.sendall(b"GET /v1/workers HTTP/1.1\r\nHost: x\r\n\r\n")
-        f = s.makefile("rb")
-        r = read_response(f)
-        assert r.status == 401 and r.headers.get("connection") == "close", r
-        assert f.read() == b""
-    finally:
-        s.close()
+    _one_answer_then_closed(srv.admin_port, b"GET /v1/workers HTTP/1.1\r\nHost: x\r\n\r\n", 401)
 
 
 @pytest.fixture
@@ -123,12 +129,4 @@ def test_dev_admin_port_keeps_the_connection(dev):
 
 
 def test_dev_admin_port_http10_closes_after_the_answer(dev):
-    s = socket.create_connection(("127.0.0.1", dev.admin_port), timeout=30)
-    try:
-        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
-        f = s.makefile("rb")
-        r = read_response(f)
-        assert r.status == 200 and r.headers.get("connection") == "close", r
-        assert f.read() == b""
-    finally:
-        s.close()
+    _one_answer_then_closed(dev.admin_port, b"GET /healthz HTTP/1.0\r\n\r\n", 200)
