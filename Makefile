@@ -132,11 +132,18 @@ build/fuzz/fuzz_h1: tests/fuzz/fuzz_h1.c src/server/h1-head.c src/server/h1-rule
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ -lhttp_parser
 
+# the connection driver over loopback: the core's files and what they use
+H1_CORE_SRC = $(wildcard src/server/h1-*.c) src/util/buf.c src/util/log.c
+build/fuzz/fuzz_h1_conn: tests/fuzz/fuzz_h1_conn.c $(H1_CORE_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ -luv -lhttp_parser
+
 .PHONY: fuzz
 fuzz: build/fuzz/fuzz_ipc build/fuzz/fuzz_jsonc build/fuzz/fuzz_cron build/fuzz/fuzz_bundle \
-		build/fuzz/fuzz_h1
+		build/fuzz/fuzz_h1 build/fuzz/fuzz_h1_conn
 	build/fuzz/fuzz_ipc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 	build/fuzz/fuzz_jsonc -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 	build/fuzz/fuzz_cron -max_total_time=$(FUZZ_SECONDS) -max_len=256
 	build/fuzz/fuzz_bundle -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 	build/fuzz/fuzz_h1 -max_total_time=$(FUZZ_SECONDS) -max_len=8192
+	build/fuzz/fuzz_h1_conn -max_total_time=$(FUZZ_SECONDS) -max_len=16384

@@ -1,8 +1,7 @@
 /* The admin API's HTTP side (thaw serve --admin), on the shared HTTP/1
- * core (server/h1.h): one request per connection, bodies up to a bound
- * (a bundle), bearer-token auth checked in constant time before any body
- * is read, JSON answers and chunked
- * streams (tail). What each path does is the handler's business
+ * core (server/h1-conn.h: keep-alive, limits, clocks): bodies up to a
+ * bound (a bundle), bearer-token auth checked in constant time before any
+ * body is read, JSON answers and chunked streams (tail). What each path does is the handler's business
  * (src/serve/endpoints.c). */
 #ifndef THAW_SERVE_API_H
 #define THAW_SERVE_API_H
@@ -12,7 +11,7 @@
 #include <uv.h>
 
 #include "config/limits.h"
-#include "server/h1.h"
+#include "server/h1-conn.h"
 #include "util/buf.h"
 
 struct thaw_api;
@@ -23,12 +22,13 @@ struct thaw_api_req;
 typedef void (*thaw_api_handler)(struct thaw_api_req *r, void *data);
 
 struct thaw_api {
-    struct thaw_h1_server srv;  /* the HTTP side (server/h1-conn.c) */
+    struct thaw_h1_server srv;  /* the HTTP side (server/h1-conn.h) */
     char token[256];
     long long max_body;
     /* the header, body and idle timeouts (header_timeout_ms,
      * body_timeout_ms, keepalive_timeout_ms); NULL: thaw's defaults */
     const struct thaw_limits *limits;
+    struct thaw_limits default_limits; /* what limits points at when it was NULL */
     thaw_api_handler handler;
     void *data;
     /* unauthenticated GETs (/healthz, /readyz): status and body */
@@ -36,14 +36,16 @@ struct thaw_api {
 };
 
 struct thaw_api_req {
-    struct thaw_h1_conn h1;     /* first: the server allocates the whole */
+    struct thaw_h1_conn h1;     /* first: the server allocates the whole;
+                                 * one per connection, reused by each of
+                                 * its requests */
     struct thaw_api *api;
     int method;             /* enum http_method */
     char path[512];         /* without the query string */
     char query[512];
     char auth[512];         /* the Authorization header */
     int auth_over;          /* it was longer than auth */
-    struct thaw_buf body;   /* taken from h1 once complete */
+    struct thaw_buf body;   /* the whole body, during the handler's call */
     /* the handler's state for a late answer; on_gone runs when the client
      * leaves first (the request must not be answered after that) */
     void *pending;
@@ -53,14 +55,14 @@ struct thaw_api_req {
 };
 
 /* The admin API's connection cap: a few dozen operators and scripts; the
- * rest wait in the backlog or take an idle one's place (h1-conn.c). */
+ * rest wait in the backlog or take an idle one's place (h1-server.c). */
 #define THAW_API_MAX_CONNS 64
 
 /* addr is "IP:PORT" or "[IPv6]:PORT". 0 or a libuv error. */
 int thaw_api_listen(struct thaw_api *a, uv_loop_t *loop, const char *addr);
 void thaw_api_close(struct thaw_api *a);
 
-/* A complete answer; the connection closes after it. */
+/* A complete answer; the connection may carry the client's next request. */
 void thaw_api_reply(struct thaw_api_req *r, int status, const char *ctype,
                     const char *body, size_t n);
 /* Takes ownership of j. */
@@ -73,7 +75,7 @@ void thaw_api_stream_begin(struct thaw_api_req *r, const char *ctype);
 void thaw_api_stream_write(struct thaw_api_req *r, const char *p, size_t n);
 /* Bytes written to the stream that the client has not taken yet. */
 size_t thaw_api_stream_queued(struct thaw_api_req *r);
-/* Ends a stream (the last chunk) and closes the connection. */
+/* Ends a stream (the last chunk). */
 void thaw_api_stream_end(struct thaw_api_req *r);
 
 /* Constant-time comparison: 1 when equal. */

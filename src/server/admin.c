@@ -1,4 +1,4 @@
-/* The dev admin port: its routes on the shared HTTP/1 core (h1-conn.c). */
+/* The dev admin port: its routes on the shared HTTP/1 core (h1-conn.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +8,7 @@
 #include "server/admin.h"
 #include "util/buf.h"
 
-/* it takes no bodies; a small one is read and ignored */
+/* it takes no bodies; a small one is read and dropped */
 #define ADMIN_MAX_BODY 65536
 
 static void label(char *out, size_t n, const char *s)
@@ -131,7 +131,9 @@ char *thaw_admin_metrics(struct thaw_worker *w, size_t *len)
 
 /* ---- routing: GET /metrics and /healthz -------------------------------- */
 
-static void on_request(struct thaw_h1_conn *c)
+/* Answered once the request is in (a body it takes none of is read under
+ * the body clock and dropped). */
+static int on_body_end(struct thaw_h1_conn *c)
 {
     struct thaw_admin *a = c->srv->data;
     size_t n = c->head.url.len;
@@ -152,23 +154,22 @@ static void on_request(struct thaw_h1_conn *c)
         thaw_h1_reply(c, 404, "text/plain", NULL, nf, sizeof(nf) - 1);
     }
 #undef IS
+    return 0;
 }
 
 static const struct thaw_h1_ops admin_ops = {
-    .on_request = on_request,
+    .on_body_end = on_body_end,
 };
 
 int thaw_admin_listen(struct thaw_admin *a, uv_loop_t *loop, const char *addr,
                       struct thaw_worker *w)
 {
-    const struct thaw_limits *l = &w->limits;
-
     a->worker = w;
-    thaw_h1_limits_of(&a->srv.lim, l, ADMIN_MAX_BODY, THAW_ADMIN_MAX_CONNS);
-    a->srv.ops = &admin_ops;
-    a->srv.conn_size = sizeof(struct thaw_h1_conn);
-    a->srv.data = a;
-    return thaw_h1_server_listen(&a->srv, loop, addr);
+    a->srv = (struct thaw_h1_server){
+        .limits = &w->limits, .max_body = ADMIN_MAX_BODY, .max_conns = THAW_ADMIN_MAX_CONNS,
+        .ops = &admin_ops, .conn_size = sizeof(struct thaw_h1_conn), .data = a,
+    };
+    return thaw_h1_server_listen_addr(&a->srv, loop, addr);
 }
 
 void thaw_admin_close(struct thaw_admin *a)

@@ -7,14 +7,14 @@
 #include <uv.h>
 
 #include "pool/pool.h"
-#include "server/h1.h"
+#include "server/h1-conn.h"
 
 struct thaw_admin {
-    struct thaw_h1_server srv;  /* h1-conn.c */
+    struct thaw_h1_server srv;  /* the HTTP/1 core (h1-conn.h) */
     struct thaw_worker *worker;
 };
 
-/* A few dozen scrapers and probes at once (h1-conn.c: the cap). */
+/* A few dozen scrapers and probes at once (h1-server.c: the cap). */
 #define THAW_ADMIN_MAX_CONNS 64
 
 /* addr is "IP:PORT" (or "[IPv6]:PORT"). 0, or a libuv error / UV_EINVAL. */

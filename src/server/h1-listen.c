@@ -26,27 +26,24 @@ int thaw_h1_listen(uv_tcp_t *l, uv_loop_t *loop, const char *ip, int port, int b
     return 0;
 }
 
-int thaw_h1_listen_addr(uv_tcp_t *l, uv_loop_t *loop, const char *addr, int backlog,
-                        uv_connection_cb cb)
+int thaw_h1_parse_addr(const char *addr, char *host, size_t n, int *port)
 {
-    char host[128];
     const char *colon = strrchr(addr, ':');
-    int port;
 
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host))
+    if (!colon || colon == addr || (size_t)(colon - addr) >= n)
         return UV_EINVAL;
-    port = atoi(colon + 1);
-    if (port <= 0 || port > 65535)
+    *port = atoi(colon + 1);
+    if (*port <= 0 || *port > 65535)
         return UV_EINVAL;
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    snprintf(host, n, "%.*s", (int)(colon - addr), addr);
     if (host[0] == '[') {
-        size_t n = strlen(host);
-        if (n < 2 || host[n - 1] != ']')
+        size_t k = strlen(host);
+        if (k < 2 || host[k - 1] != ']')
             return UV_EINVAL;
-        memmove(host, host + 1, n - 2);
-        host[n - 2] = '\0';
+        memmove(host, host + 1, k - 2);
+        host[k - 2] = '\0';
     }
-    return thaw_h1_listen(l, loop, host, port, backlog, cb, NULL, 0);
+    return 0;
 }
 
 void thaw_h1_peer(uv_tcp_t *t, char *ip, size_t iplen, char *port, size_t portlen)

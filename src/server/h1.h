@@ -1,10 +1,19 @@
 /* The HTTP/1 core shared by thaw's three servers: the public port
- * (http.c: keep-alive, pipelining, streaming to instances), the dev admin
- * port (admin.c) and the serve admin API (serve/api.c). One place for what
- * every port must do the same way: the head rules (version, method, Host,
- * absolute-form), declared sizes, the header/body/idle clocks, binding a
- * listener, reason phrases, and a one-request-per-connection server
- * (h1-conn.c) that the two admin ports use with their own handlers. */
+ * (server/http.c), the dev admin port (server/admin.c) and the serve admin
+ * API (serve/api.c). Each keeps only its routing and handlers; everything
+ * a port must do the same way is here, one job a file:
+ *   h1-rules.c   the head rules (version, method, Host, absolute-form),
+ *                declared sizes, the body clock, reason phrases
+ *   h1-head.c    reading a head: the target and headers under max_header
+ *   h1-link.c    a client's socket and timer, closed through uv_close
+ *   h1-listen.c  binding a listener
+ *   h1-server.c  accepting under a connection cap, flushing, shutdown
+ *   h1-conn.c    the connection driver: keep-alive, pipelining, the
+ *                header/body/idle clocks, limits, bodies streamed with
+ *                backpressure, thaw's own error answers
+ *   h1-write.c   answers: framing, output per loop iteration, queued bytes
+ * The driver's interface (callbacks in, answers out) is h1-conn.h; this
+ * header has the parts below it. */
 #ifndef THAW_SERVER_H1_H
 #define THAW_SERVER_H1_H
 
@@ -14,16 +23,6 @@
 
 #include "config/limits.h"
 #include "util/buf.h"
-
-struct thaw_h1_limits {
-    long long max_header;        /* request line + headers; 431 over it */
-    long long max_body;          /* declared or read body bytes; 413 over it */
-    long long header_timeout_ms; /* first byte of a request to its head's end; 408 */
-    long long body_timeout_ms;   /* longest gap between body bytes; 408 */
-    long long body_min_rate;     /* body bytes/s on average after the grace; 408 */
-    long long idle_timeout_ms;   /* a connection with no request in progress */
-    int max_conns;               /* open connections (0: no limit) */
-};
 
 /* A body slower than body_min_rate is tolerated for this long first (a
  * client's TCP window opening, a phone waking its radio). */
@@ -95,8 +94,9 @@ int thaw_h1_head_value(struct thaw_h1_head *h, const char *at, size_t n);
 int thaw_h1_head_done(struct thaw_h1_head *h);
 
 /* http-parser's on_url, on_header_field and on_header_value for a
- * connection type whose parser.data points at it and that has `head` and
- * `err_status` (431 when the head is over max_header). */
+ * connection type (h1-conn.c's, the fuzz target's) whose parser.data
+ * points at it and that has `head` and `err_status` (431 when the head is
+ * over max_header). */
 #define THAW_H1_HEAD_CALLBACK(name, fn, conn_type)                         \
     static int name(http_parser *p, const char *at, size_t n)              \
     {                                                                      \
@@ -150,74 +150,10 @@ void thaw_h1_link_close(struct thaw_h1_link *l);
  * error; on error the listener is closed. */
 int thaw_h1_listen(uv_tcp_t *l, uv_loop_t *loop, const char *ip, int port, int backlog,
                    uv_connection_cb cb, char *authority, size_t alen);
-/* The same for "IP:PORT" or "[IPv6]:PORT"; UV_EINVAL when it is not one. */
-int thaw_h1_listen_addr(uv_tcp_t *l, uv_loop_t *loop, const char *addr, int backlog,
-                        uv_connection_cb cb);
+/* "IP:PORT" or "[IPv6]:PORT" into host (no brackets) and port; 0, or
+ * UV_EINVAL when it is not one. */
+int thaw_h1_parse_addr(const char *addr, char *host, size_t n, int *port);
 /* The client's address of an accepted connection (port may be NULL). */
 void thaw_h1_peer(uv_tcp_t *t, char *ip, size_t iplen, char *port, size_t portlen);
-
-/* ---- h1-conn.c: one request per connection --------------------------- */
-
-struct thaw_h1_conn;
-
-struct thaw_h1_ops {
-    /* one header of the request; name in lower case */
-    void (*on_header)(struct thaw_h1_conn *c, const char *name, size_t nlen,
-                      const char *value, size_t vlen);
-    /* the head is parsed and passed the rules: 0 to read the body, or
-     * answer (thaw_h1_reply) and return 1 */
-    int (*on_head)(struct thaw_h1_conn *c);
-    /* the whole request is in (c->head.url, c->body): answer now or later */
-    void (*on_request)(struct thaw_h1_conn *c);
-    /* the connection is going (the client left, or was answered); the
-     * owner lets go of whatever points at it */
-    void (*on_close)(struct thaw_h1_conn *c);
-};
-
-struct thaw_h1_server {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    int listening;
-    struct thaw_h1_limits lim;
-    const struct thaw_h1_ops *ops;
-    size_t conn_size;            /* the owner's struct; a thaw_h1_conn first */
-    void *data;                  /* the owner's */
-    int n_conns;
-    struct thaw_h1_link *conns;  /* open connections, newest first */
-};
-
-enum thaw_h1_phase { H1_IDLE, H1_HEAD, H1_BODY, H1_HANDLER };
-
-struct thaw_h1_conn {
-    struct thaw_h1_link link;    /* first; link.timer: the phase's clock */
-    struct thaw_h1_server *srv;
-    http_parser parser;
-    enum thaw_h1_phase phase;
-    struct thaw_h1_head head;    /* head.url: the target */
-    int err_status;              /* decided in a parser callback */
-    struct thaw_h1_body_clock clock;
-    struct thaw_buf body;
-    int answered, streaming, closed;
-};
-
-/* An admin port's limits from the server's (config/limits.h): its header,
- * body and keep-alive (idle) clocks and max_header; its own max_body and
- * connection cap. */
-void thaw_h1_limits_of(struct thaw_h1_limits *out, const struct thaw_limits *l,
-                       long long max_body, int max_conns);
-/* Listens on addr ("IP:PORT"); set lim, ops, conn_size, data first. */
-int thaw_h1_server_listen(struct thaw_h1_server *s, uv_loop_t *loop, const char *addr);
-/* Stops accepting and drops every connection. */
-void thaw_h1_server_close(struct thaw_h1_server *s);
-
-/* A complete answer; the connection closes after it. extra: more header
- * lines ("name: value\r\n"...), or NULL. */
-void thaw_h1_reply(struct thaw_h1_conn *c, int status, const char *ctype, const char *extra,
-                   const char *body, size_t n);
-/* A chunked answer that stays open until the client leaves or it ends. */
-void thaw_h1_stream_begin(struct thaw_h1_conn *c, const char *ctype);
-void thaw_h1_stream_write(struct thaw_h1_conn *c, const char *p, size_t n);
-size_t thaw_h1_stream_queued(struct thaw_h1_conn *c);
-void thaw_h1_stream_end(struct thaw_h1_conn *c);
 
 #endif

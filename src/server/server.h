@@ -1,20 +1,17 @@
-/* The HTTP/1.1 front end: accepts clients, parses requests with
- * http-parser, hands each to the pool as an exchange and writes the
- * response the instance streams back. */
+/* The public port: on the shared HTTP/1 core (h1-conn.h), each request
+ * is routed to a worker and handed to the pool as an exchange (or
+ * answered from the worker's static assets), and the response the
+ * instance streams back is written to the client. */
 #ifndef THAW_SERVER_H
 #define THAW_SERVER_H
 
 #include <uv.h>
 
 #include "pool/pool.h"
-#include "server/h1.h"
-
-struct conn;
+#include "server/h1-conn.h"
 
 struct thaw_server {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    int listening;
+    struct thaw_h1_server h1;  /* the port (h1-server.c); data: this */
     struct thaw_worker *worker;
     /* thaw serve: picks the worker for a request from its Host header and
      * target (NULL: 404). thaw dev leaves it NULL and `worker` serves every
@@ -24,9 +21,6 @@ struct thaw_server {
                                  const char *target, size_t n);
     void *route_data;
     char authority[128];   /* ip:port, for requests without Host */
-    uv_prepare_t flusher;  /* writes what a loop iteration produced */
-    struct thaw_h1_link *conns; /* every open connection (struct conn) */
-    struct conn *dirty;    /* connections with output or work pending */
 };
 
 /* Binds and listens. Returns 0 or a libuv error (port taken...). */

@@ -54,6 +54,7 @@ void thaw_static_stop(struct conn *c)
     if (!s)
         return;
     c->static_send = NULL;
+    c->h1.paced = 0;
     close(s->fd);
     free(s);
 }
@@ -69,25 +70,25 @@ static void send_more(struct conn *c)
         size_t want = s->left < THAW_ASSETS_CHUNK ? (size_t)s->left : THAW_ASSETS_CHUNK;
         ssize_t n;
 
-        if (thaw_buf_reserve(&c->out, want)) {
-            thaw__conn_close(c);
+        if (thaw_buf_reserve(&c->h1.out, want)) {
+            thaw_h1_close(&c->h1);
             return;
         }
-        n = read(s->fd, c->out.data + c->out.len, want);
+        n = read(s->fd, c->h1.out.data + c->h1.out.len, want);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
             /* the file shrank under us: content-length promised more, so
              * the client must see a cut response, not a short one */
             thaw_log("assets: %s changed while it was sent; connection cut", c->req_path);
-            thaw__conn_close(c);
+            thaw_h1_close(&c->h1);
             return;
         }
-        c->out.len += (size_t)n;
+        c->h1.out.len += (size_t)n;
         s->left -= (uint64_t)n;
         budget -= (size_t)n < budget ? (size_t)n : budget;
     }
-    thaw__conn_mark(c);
+    thaw_h1_mark(&c->h1);
     if (s->left == 0) {
         thaw_static_stop(c);
         c->ex.ops->on_resp_end(&c->ex);
@@ -96,7 +97,7 @@ static void send_more(struct conn *c)
 
 void thaw_static_drained(struct conn *c)
 {
-    if (c->static_send && !c->closing && c->out.len == 0)
+    if (c->static_send && !c->h1.closing && c->h1.out.len == 0)
         send_more(c);
 }
 
@@ -110,13 +111,13 @@ int thaw_static_try(struct conn *c)
     struct thaw_asset_resp r;
     struct thaw_static_send *s;
 
-    if (!a || (c->parser.method != HTTP_GET && c->parser.method != HTTP_HEAD))
+    if (!a || (c->h1.parser.method != HTTP_GET && c->h1.parser.method != HTTP_HEAD))
         return 0;
     if (thaw_assets_normalize(c->target, c->target_len, path, sizeof(path), &query) < 0 ||
         thaw_assets_worker_first(a, path))
         return 0;
     memset(&rq, 0, sizeof(rq));
-    rq.method = c->is_head ? "HEAD" : "GET";
+    rq.method = c->h1.is_head ? "HEAD" : "GET";
     rq.target = c->target;
     rq.target_len = c->target_len;
     rq.if_none_match = header(c, "if-none-match", inm, sizeof(inm));
@@ -128,14 +129,14 @@ int thaw_static_try(struct conn *c)
         return 0;
     thaw_asset_resp_head(&r);
     c->ex.ops->on_resp_head(&c->ex, r.status, NULL, r.names, r.values, r.n_headers);
-    if (r.fd < 0 || c->is_head || r.size == 0) {
+    if (r.fd < 0 || c->h1.is_head || r.size == 0) {
         thaw_asset_resp_free(&r);
         c->ex.ops->on_resp_end(&c->ex);
         return 1;
     }
     if (!(s = malloc(sizeof(*s)))) {
         thaw_asset_resp_free(&r);
-        thaw__conn_close(c); /* the head promised a body */
+        thaw_h1_close(&c->h1); /* the head promised a body */
         return 1;
     }
     s->fd = r.fd;
@@ -143,6 +144,7 @@ int thaw_static_try(struct conn *c)
     r.fd = -1;
     thaw_asset_resp_free(&r);
     c->static_send = s;
+    c->h1.paced = 1; /* each part is read when the last one is written */
     send_more(c);
     return 1;
 }
