@@ -7,6 +7,8 @@ import uuid
 
 from pyodide._values import JsBuffer
 
+from . import entropy_check
+
 _DIGESTS = {"SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512",
             "MD5": "md5"}  # MD5: workerd's own addition
 MAX_RANDOM_BYTES = 65536
@@ -48,12 +50,14 @@ class Crypto:
 
     @staticmethod
     def randomUUID():
+        entropy_check("crypto.randomUUID()")
         return str(uuid.uuid4())
 
     @staticmethod
     def getRandomValues(array):
         """Fills the typed array (a JsBuffer / bytearray) with random bytes,
         in place, and returns it."""
+        entropy_check("crypto.getRandomValues()")
         if not isinstance(array, bytearray):
             raise TypeError("crypto.getRandomValues: the argument must be an integer "
                             "typed array (Uint8Array.new(n) or to_js(bytearray(n)))")

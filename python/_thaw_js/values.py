@@ -10,7 +10,7 @@ import time
 
 from pyodide._values import JsArray, JsBuffer, JsMap, JsObject, JsProxy, JsSet
 
-from . import New, number
+from . import New, entropy_check, number
 
 
 class Object:
@@ -287,6 +287,7 @@ class Math:
 
     @staticmethod
     def random():
+        entropy_check("Math.random()")
         return random.random()
 
     floor = _math(math.floor)
