@@ -48,7 +48,10 @@ class JsArray(JsProxy, list):
         return value in self
 
     def join(self, sep=","):
-        return sep.join("" if v is None else str(v) for v in self)
+        return sep.join(_js_string(v) for v in self)
+
+    def toString(self):
+        return self.join(",")
 
     def __repr__(self):
         return f"JsArray({list.__repr__(self)})"
@@ -197,3 +200,16 @@ class JsBuffer(JsProxy, bytearray):
 
 
 _MISSING = object()
+
+
+def _js_string(v):
+    """String(v) as JS writes it, for Array.join."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (list, tuple)):
+        return ",".join(_js_string(x) for x in v)
+    return str(v)
