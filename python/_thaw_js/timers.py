@@ -1,8 +1,6 @@
 """setTimeout / setInterval and their clear functions, on the instance's
 asyncio loop. A callback that returns a coroutine (an `async def`) has it
 run as a task, as a JS callback's promise would."""
-import asyncio
-import inspect
 import itertools
 
 _ids = itertools.count(1)
@@ -10,6 +8,7 @@ _handles = {}
 
 
 def _loop(what):
+    import asyncio  # not at import: every worker process preloads `js`
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -21,7 +20,7 @@ def _loop(what):
 
 def _run(loop, fn, args):
     result = fn(*args)
-    if inspect.isawaitable(result):
+    if hasattr(result, "__await__"):  # an async def callback
         loop.create_task(_await(result))
 
 

@@ -5,8 +5,6 @@ whose lifetime JS cannot see; these calls manage it. thaw has no JS heap:
 the proxy is a thin wrapper that calls the object, and destroy() only
 stops it from being called again, so code that manages its proxies as
 Cloudflare's docs say runs unchanged."""
-import asyncio
-
 from workers._bind import JsException
 
 from ._values import JsProxy
@@ -81,6 +79,7 @@ def run_sync(x, /):
     thaw runs native CPython on one asyncio loop per instance, which cannot
     be re-entered: outside a running loop (a script, a thread of the
     worker's own) x runs on a loop of its own; inside a handler, await it."""
+    import asyncio
     try:
         asyncio.get_running_loop()
     except RuntimeError:
