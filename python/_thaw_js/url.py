@@ -7,6 +7,11 @@ from . import New
 
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443", "ftp": "21"}
 _SPECIAL = frozenset(_DEFAULT_PORTS) | {"file"}
+# what WHATWG leaves as it is in each part (the rest is %-encoded as UTF-8;
+# an existing %XX stays)
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = "!$%&()*+,-./:;=?@[\\]^_`{|}~"
+_FRAGMENT_SAFE = "!#$%&'()*+,-./:;=?@[\\]^_{|}~"
 
 
 def _form_encode(s):
@@ -139,10 +144,10 @@ class URL(New):
         self._hostname = (parts.hostname or "").lower()
         self._port = "" if port is None or str(port) == _DEFAULT_PORTS.get(self._scheme) \
             else str(port)
-        path = quote(parts.path, safe="/%:@!$&'()*+,;=-._~")
+        path = quote(parts.path, safe=_PATH_SAFE)
         self._path = path or ("/" if self._scheme in _SPECIAL else "")
-        self._query = parts.query
-        self._fragment = parts.fragment
+        self._query = quote(parts.query, safe=_QUERY_SAFE)
+        self._fragment = quote(parts.fragment, safe=_FRAGMENT_SAFE)
         self._params = URLSearchParams(self._query, _url=self)
 
     @staticmethod
@@ -218,7 +223,7 @@ class URL(New):
 
     @pathname.setter
     def pathname(self, value):
-        value = quote(str(value), safe="/%:@!$&'()*+,;=-._~")
+        value = quote(str(value), safe=_PATH_SAFE)
         self._path = value if value.startswith("/") or not value else "/" + value
 
     @property
@@ -228,7 +233,7 @@ class URL(New):
     @search.setter
     def search(self, value):
         value = str(value)
-        self._query = value[1:] if value.startswith("?") else value
+        self._query = quote(value[1:] if value.startswith("?") else value, safe=_QUERY_SAFE)
         self._params._parse(self._query)
 
     @property
@@ -242,7 +247,8 @@ class URL(New):
     @hash.setter
     def hash(self, value):
         value = str(value)
-        self._fragment = value[1:] if value.startswith("#") else value
+        self._fragment = quote(value[1:] if value.startswith("#") else value,
+                               safe=_FRAGMENT_SAFE)
 
     @property
     def href(self):

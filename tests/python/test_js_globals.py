@@ -18,6 +18,9 @@ def test_url_parts_and_normalisation():
     with pytest.raises(TypeError, match="Invalid URL"):
         js.URL.new("not a url")
     assert js.URL.canParse("https://x") and js.URL.parse("nope") is None
+    # each part %-encoded as WHATWG does (what `new URL(...).href` gives in JS)
+    assert js.URL.new("https://h/\u00e9?a b=\u00e9&c=%20#x y").href == \
+        "https://h/%C3%A9?a%20b=%C3%A9&c=%20#x%20y"
 
 
 def test_search_params_write_through_to_the_url():
