@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "config/compat.h"
+#include "util/editdist.h"
 
 /* The flags thaw acts on, and the Python Workers flags, each with what it
  * does here. Only a flag with an enable_date is switched on by a date: the
@@ -70,40 +71,13 @@ int thaw_compat_known(const char *name)
     return 0;
 }
 
-/* Levenshtein distance, capped: names are short, and a name longer than
- * the row is far from every flag anyway. */
-static size_t distance(const char *a, const char *b)
-{
-    enum { MAXN = 96 };
-    size_t row[MAXN + 1], i, j, na = strlen(a), nb = strlen(b);
-
-    if (na > MAXN || nb > MAXN)
-        return (size_t)-1;
-    for (j = 0; j <= nb; j++)
-        row[j] = j;
-    for (i = 1; i <= na; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (j = 1; j <= nb; j++) {
-            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[nb];
-}
-
 static void consider(const char *name, const char *cand, const char **best, size_t *d)
 {
     size_t n;
 
     if (!cand)
         return;
-    n = distance(name, cand);
+    n = thaw_edit_distance(name, cand);
     if (n < *d) {
         *d = n;
         *best = cand;

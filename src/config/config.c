@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "config/devvars.h"
 #include "cron/triggers.h"
+#include "util/editdist.h"
 #include "util/log.h"
 
 /* Every top-level key of a wrangler config, in one table (STYLE.md habit
@@ -218,8 +219,20 @@ int thaw_config_from_json(const char *json, const char *file, const char *dir,
             if (strcmp(KEYS[i].key, key) == 0)
                 k = &KEYS[i];
         if (!k) {
-            thaw_log("%s: unknown key `%s` ignored (not a wrangler key thaw knows; "
-                     "docs/compat.md)", file, key);
+            const char *near = NULL;
+            size_t best = 3; /* a typo: at most two edits away */
+            for (i = 0; i < sizeof(KEYS) / sizeof(KEYS[0]); i++) {
+                size_t d = thaw_edit_distance(key, KEYS[i].key);
+                if (d < best) {
+                    best = d;
+                    near = KEYS[i].key;
+                }
+            }
+            if (near)
+                thaw_log("%s: unknown key `%s` ignored: did you mean `%s`?", file, key, near);
+            else
+                thaw_log("%s: unknown key `%s` ignored (not a wrangler key thaw knows; "
+                         "docs/compat.md)", file, key);
             continue;
         }
         if (k->use == LATER) {

@@ -234,3 +234,13 @@ def test_strict_python_must_be_a_boolean(tmp_path, thaw_factory):
     srv.spawn()
     assert srv.proc.wait(timeout=20) != 0
     assert "`thaw.strict_python` must be true or false" in srv.log()
+
+
+def test_misspelt_wrangler_key_names_the_key_meant(tmp_path, thaw_factory):
+    d = tmp_path / "w"
+    cfg = cloudflare_jsonc()
+    cfg["kv_namespace"] = cfg.pop("kv_namespaces")  # a typo: the binding is missing
+    _worker(d, HELLO, cfg)
+    srv = thaw_factory(d)
+    assert srv.get("/").text == "Hello World!"
+    srv.wait_log("unknown key `kv_namespace` ignored: did you mean `kv_namespaces`?")
