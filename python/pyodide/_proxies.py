@@ -77,8 +77,10 @@ def run_sync(x, /):
 
     Pyodide blocks with JavaScript Promise Integration (stack switching).
     thaw runs native CPython on one asyncio loop per instance, which cannot
-    be re-entered: outside a running loop (a script, a thread of the
-    worker's own) x runs on a loop of its own; inside a handler, await it."""
+    be re-entered: inside a handler, await x instead. From a thread of the
+    worker's own (asyncio.to_thread: sync code calling async code), x runs
+    on the instance's loop, where its binding calls go, and the thread
+    waits; with no instance (a script), x runs on a loop of its own."""
     import asyncio
     try:
         asyncio.get_running_loop()
@@ -95,4 +97,8 @@ def run_sync(x, /):
 
     async def wait():
         return await x
+    from workers import _bind
+    loop = getattr(_bind._transport, "loop", None)  # the instance's, when serving
+    if loop is not None and loop.is_running():
+        return asyncio.run_coroutine_threadsafe(wait(), loop).result()
     return asyncio.run(wait())

@@ -21,8 +21,10 @@ FFI_WORKER = '''
 import json
 
 from workers import WorkerEntrypoint, Response
+import asyncio
+
 from pyodide.ffi import (to_js as _to_js, create_proxy, create_once_callable,
-                         destroy_proxies, JsProxy, JsArray, JsBuffer, JsException)
+                         destroy_proxies, run_sync, JsProxy, JsArray, JsBuffer, JsException)
 from js import Object, JSON, URL, AbortController
 
 PNG = bytes([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) + bytes(range(24))
@@ -84,6 +86,18 @@ class Default(WorkerEntrypoint):
                 after = str(e)
             return Response.json({"seen": seen, "first": first, "second": second,
                                   "after_destroy": after})
+        if path == "/run_sync":
+            await self.env.KV.put("k", "from KV")
+
+            def sync_library_code():  # sync code that needs an async binding
+                return run_sync(self.env.KV.get("k"))
+            got = await asyncio.to_thread(sync_library_code)
+            try:
+                run_sync(self.env.KV.get("k"))
+                inline = "blocked the loop"
+            except RuntimeError as e:
+                inline = str(e)
+            return Response.json({"thread": got, "inline": inline})
         if path == "/bad":
             class Point:
                 pass
@@ -145,6 +159,13 @@ def test_proxies_live_until_destroyed(ffi):
     assert out["first"] == "once"
     assert "can only be called once" in out["second"]
     assert "destroyed" in out["after_destroy"]
+
+
+def test_run_sync_from_a_thread_and_in_a_handler(ffi):
+    out = ffi.get("/run_sync").json()
+    assert out["thread"] == "from KV"
+    assert "cannot block inside a running handler" in out["inline"]
+    assert "await" in out["inline"]
 
 
 def test_to_js_of_an_unsupported_type_is_a_clear_type_error(ffi):
