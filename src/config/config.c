@@ -311,6 +311,16 @@ int thaw_config_from_json(const char *json, const char *file, const char *dir,
             goto fail;
         /* the flags in effect, for the runtime in the template */
         json_object_set_new(root, "_thaw_flags", json_loads(flags, 0, NULL));
+        /* a flag that asks for a feature thaw does not run says so once */
+        for (i = 0; i < (size_t)cfg->n_compat_flags; i++) {
+            int j;
+            for (j = 0; j < thaw_n_compat_flags; j++)
+                if (strcmp(cfg->compat_flags[i], thaw_compat_flags[j].name) == 0 &&
+                    strncmp(thaw_compat_flags[j].what, "no effect: thaw does not run",
+                            28) == 0)
+                    thaw_log("%s: compatibility flag %s: %s", file,
+                             thaw_compat_flags[j].name, thaw_compat_flags[j].what);
+        }
     }
     {
         struct thaw_cron_list crons; /* checked here; the scheduler reads them again */

@@ -139,6 +139,9 @@ def test_every_documented_python_flag_loads(tmp_path, thaw_factory):
     _worker(d, KV_DOCS_WORKER, cloudflare_jsonc(flags=flags))
     srv = thaw_factory(d)
     assert srv.get("/").text == "baz"
+    # a flag for a feature thaw does not run says so, once
+    lines = [ln for ln in srv.log().splitlines() if "compatibility flag python_workflows:" in ln]
+    assert len(lines) == 1 and "thaw does not run Workflows" in lines[0], lines
 
 
 PTH_WORKER = '''
