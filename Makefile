@@ -115,7 +115,9 @@ build/fuzz/fuzz_ipc: tests/fuzz/fuzz_ipc.c src/ipc/codec.c src/util/buf.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 build/fuzz/fuzz_jsonc: tests/fuzz/fuzz_jsonc.c src/config/jsonc.c src/config/config.c \
-		src/config/compat.c src/config/devvars.c src/util/log.c src/cron/cron.c \
+		src/config/compat.c src/config/compat-inert.c src/config/devvars.c src/util/log.c \
+		src/util/editdist.c \
+		src/cron/cron.c \
 		src/cron/triggers.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson

@@ -1,42 +1,31 @@
-"""Legacy `js` module: the parts of Pyodide's JS globals that old Python
-Workers use (`from js import Response, Headers, JSON`).
+"""The `js` module: the JavaScript globals Python Workers code imports
+(`from js import Response, fetch, URL, Object, JSON, console, ...`), as
+Pyodide exposes them on Cloudflare. `X.new(...)` is `new X(...)`.
 
-Response / Headers / Request are the same classes as in `workers`; their
-`.new(...)` classmethods mimic `new X(...)` through Pyodide's FFI.
+Response / Headers / Request / fetch are the `workers` SDK's; the others
+live in _thaw_js/, one module per family, and return pyodide.ffi's values
+(JsObject, JsArray, JsBuffer). docs/compat.md lists each with its status.
 """
-
-import json as _json
-import sys as _sys
-
+import workers as _workers
+from _thaw_js import blob as _blob
+from _thaw_js.abort import AbortController, AbortSignal
+from _thaw_js.crypto import crypto
+from _thaw_js.text import TextDecoder, TextEncoder, atob, btoa
+from _thaw_js.timers import clearInterval, clearTimeout, setInterval, setTimeout
+from _thaw_js.url import URL, URLSearchParams
+from _thaw_js.values import (JSON, Array, ArrayBuffer, Date, Map, Math, Object, Set,
+                             Uint8Array, console)
 from workers import Headers, Request, Response, fetch
 
-__all__ = ["Headers", "JSON", "Object", "Request", "Response", "console", "fetch"]
+# the SDK's own classes, once it has them (they can be bodies)
+Blob = getattr(_workers, "Blob", _blob.Blob)
+File = getattr(_workers, "File", _blob.File)
+FormData = getattr(_workers, "FormData", _blob.FormData)
 
-
-class JSON:
-    @staticmethod
-    def parse(text):
-        return _json.loads(text)
-
-    @staticmethod
-    def stringify(value, replacer=None, space=None):
-        # JS output: compact unless `space` is given, non-ASCII kept as is.
-        if space:
-            return _json.dumps(value, indent=space, ensure_ascii=False)
-        return _json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-class Object:
-    @staticmethod
-    def fromEntries(entries):
-        # Used as `to_js(x, dict_converter=Object.fromEntries)`.
-        return dict(entries)
-
-
-class console:
-    # stderr, so logs never mix with anything the runtime does on stdout.
-    @staticmethod
-    def log(*args):
-        print(*args, file=_sys.stderr)
-
-    info = debug = warn = error = log
+__all__ = [
+    "AbortController", "AbortSignal", "Array", "ArrayBuffer", "Blob", "Date", "File",
+    "FormData", "Headers", "JSON", "Map", "Math", "Object", "Request", "Response", "Set",
+    "TextDecoder", "TextEncoder", "URL", "URLSearchParams", "Uint8Array", "atob", "btoa",
+    "clearInterval", "clearTimeout", "console", "crypto", "fetch", "setInterval",
+    "setTimeout",
+]

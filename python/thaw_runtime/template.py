@@ -12,7 +12,7 @@ import traceback
 
 import _thaw
 
-from . import entropy, hooks, instance, ipc, netpatch, output, proc, sandbox
+from . import buildcheck, entropy, hooks, instance, ipc, netpatch, output, proc, sandbox
 from .handler import resolve_handler, resolve_scheduled
 from .log import user_frames, user_traceback
 from workers import _bindings
@@ -97,6 +97,10 @@ def load(name, wdir, main_rel, config_json):
                          f"taken by the standard library or thaw: rename the file "
                          f"(e.g. entry.py)", "config")
     vendored = os.path.join(wdir, "python_modules")
+    try:
+        buildcheck.check_python(config, wdir)
+    except buildcheck.VersionMismatch as e:
+        raise BuildError(str(e), "config") from None
     # the worker's own directory, then its vendored packages, then thaw's
     # SDK, the stdlib and the built-in package set
     sys.path[0:0] = [main_dir, vendored]
@@ -105,6 +109,7 @@ def load(name, wdir, main_rel, config_json):
     guard = entropy.begin_deploy(wdir, [vendored])
     t0 = time.perf_counter()
     try:
+        buildcheck.process_pth_files(config, vendored)  # its import lines run guarded
         module = __import__(modname)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are user errors too
         errors = entropy.end_deploy(guard)

@@ -2,7 +2,7 @@
 worker's local D1 database, as `wrangler d1 execute --local` does.
 
 The database is the file `thaw dev` uses (src/bind/d1.c):
-STATE/d1/<database_id, else database_name>.sqlite, where STATE is --state /
+STATE/d1/<database_id, else database_name, escaped (idname.py)>.sqlite, where STATE is --state /
 --persist-to, default DIR/.thaw/state. NAME is the binding (DB) or the
 database_name. The SQL runs in one transaction: all of it applies, or
 (when a statement fails) none. It may run while `thaw dev` serves the
@@ -15,13 +15,12 @@ import sqlite3
 import sys
 import time
 
+from .idname import id_filename
 from .project import ToolError, read_config
 
 USAGE = ("usage: thaw d1 execute NAME [DIR] (--file FILE | --command SQL) [--json]\n"
          "                       [--state DIR | --persist-to DIR] [--local]")
 
-# What src/bind/d1.c accepts as a file name (keep in step).
-_FILE_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,199}$")
 _BLANK = re.compile(r"^(\s|;|--[^\n]*(\n|$)|/\*.*?(\*/|$))*$", re.S)
 
 
@@ -78,11 +77,10 @@ def find_database(d, name):
         if name in (e.get("binding"), e.get("database_name")):
             key = "database_id" if e.get("database_id") else "database_name"
             fid = e.get(key)
-            if not isinstance(fid, str) or not _FILE_ID.match(fid):
+            if not isinstance(fid, str) or not fid:
                 raise ToolError(f"{cfile}: the D1 database {name!r} needs a "
-                                f"`database_name` or `database_id` of letters, digits, "
-                                f"'-', '_' and '.'")
-            return e.get("binding"), fid, path
+                                f"`database_name` or `database_id` string")
+            return e.get("binding"), id_filename(fid), path
     known = ", ".join(f"{e.get('binding')} ({e.get('database_name') or e.get('database_id')})"
                       for e in entries)
     raise ToolError(f"no D1 database {name!r} in {cfile}: it has {known}")

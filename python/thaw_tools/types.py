@@ -6,9 +6,9 @@ OUT (default `typings`, relative to DIR unless absolute) gets:
   (str, int, float, bool, dict[str, Any], list[Any]) and per binding the
   config declares (KV namespaces, R2 buckets, services, ...), typed with the
   SDK's class for that kind when `workers` has one, else Any;
-- workers/ (with asgi and wsgi), asgi.pyi, js.pyi: the SDK thaw provides,
-  with `WorkerEntrypoint.env` typed as that Env, so mypy flags a misspelt
-  `self.env.NAME`.
+- workers/ (with asgi and wsgi), asgi.pyi, js.pyi, pyodide/ (ffi, http): the
+  SDK thaw provides, with `WorkerEntrypoint.env` typed as that Env, so mypy
+  flags a misspelt `self.env.NAME`.
 
 Point mypy at OUT (`mypy_path = "typings"` in [tool.mypy], as `thaw init`
 writes it); pyright reads ./typings by default.

@@ -10,6 +10,7 @@ are JsObject here: attribute and item access, `.to_py()` for a plain dict.
 import json
 
 from . import _bind
+from ._body import Buffer as _Buffer
 
 MAX_VALUE = 25 * 1024 * 1024
 _TYPES = ("text", "json", "arrayBuffer", "bytes", "stream")
@@ -140,7 +141,7 @@ def _decode(kind, data):
         return json.loads(data.decode("utf-8", "replace"))
     if kind == "stream":
         return KVStream(data)
-    return data
+    return _Buffer(data) if kind == "arrayBuffer" else data  # .to_bytes(), as a JsBuffer
 
 
 class KVNamespace:

@@ -1,5 +1,6 @@
 /* Content types by file extension: the web's common types in one table.
- * Text types say charset=utf-8, as Cloudflare's asset uploads do. */
+ * Text types say charset=utf-8, as Cloudflare's asset uploads do; SVG and
+ * icons are typed as Cloudflare serves them (issue 17). */
 #include <string.h>
 #include <strings.h>
 
@@ -24,14 +25,14 @@ static const struct {
     {"xml", "application/xml; charset=utf-8"},
     {"rss", "application/rss+xml; charset=utf-8"},
     {"atom", "application/atom+xml; charset=utf-8"},
-    {"svg", "image/svg+xml; charset=utf-8"},
+    {"svg", "image/svg+xml"},
     {"png", "image/png"},
     {"jpg", "image/jpeg"},
     {"jpeg", "image/jpeg"},
     {"gif", "image/gif"},
     {"webp", "image/webp"},
     {"avif", "image/avif"},
-    {"ico", "image/x-icon"},
+    {"ico", "image/vnd.microsoft.icon"},
     {"bmp", "image/bmp"},
     {"wasm", "application/wasm"},
     {"woff", "font/woff"},

@@ -1,6 +1,6 @@
 /* The D1 binding kind: `d1_databases = [{binding, database_name,
  * database_id}]`. Each database is one SQLite file,
- * <state_dir>/d1/<database_id or database_name>.sqlite, the layout
+ * <state_dir>/d1/<database_id or database_name, escaped>.sqlite (util/idname.h), the layout
  * `thaw d1 execute` (python/thaw_tools/d1.py) uses too. Its statements run
  * on the libuv threadpool behind one ordered queue (sqlq.h), one job of a
  * worker at a time (d1-lane.h); the SQL work itself is d1-exec.c, under
@@ -20,6 +20,7 @@
 #include "bind/d1-lane.h"
 #include "bind/kinds.h"
 #include "bind/sqlq.h"
+#include "util/idname.h"
 #include "util/log.h"
 
 /* ---- open databases, shared by every version of a worker ---------------- */
@@ -87,23 +88,6 @@ struct d1_binding {
     struct thaw_d1_lane *lane; /* the worker's turn on the pool */
 };
 
-/* The file name part: database ids are UUIDs and names are wrangler
- * names, so anything that could leave the d1/ directory is refused. */
-static int valid_file_id(const char *s)
-{
-    size_t i, n = strlen(s);
-
-    if (n == 0 || n > 200 || s[0] == '.')
-        return 0;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
-            return 0;
-    }
-    return 1;
-}
-
 static const char *opt_string(json_t *item, const char *key, int *bad)
 {
     json_t *v = json_object_get(item, key);
@@ -119,7 +103,7 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
     const char *file = env->config_file;
     const char *binding, *id, *name, *which;
     struct d1_binding *b;
-    char path[4096], why[512];
+    char path[4096], why[512], fname[THAW_IDNAME_SIZE];
     int bad = 0;
 
     if (!json_is_object(item)) {
@@ -145,13 +129,10 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
                  "file", file, i, binding);
         return -1;
     }
-    if (!valid_file_id(id)) {
-        snprintf(err, errlen, "%s: d1_databases[%zu].%s is \"%s\": use letters, "
-                 "digits, '-', '_' and '.' only (it names the file %s/d1/<%s>.sqlite)",
-                 file, i, which, id, env->state_dir, which);
-        return -1;
-    }
-    snprintf(path, sizeof(path), "%s/d1/%s.sqlite", env->state_dir, id);
+    /* any id (templates ship placeholders): the file is named by its
+     * escaped form (util/idname.h), as `thaw d1` finds it */
+    thaw_id_filename(id, json_string_length(json_object_get(item, which)), fname);
+    snprintf(path, sizeof(path), "%s/d1/%s.sqlite", env->state_dir, fname);
     b = calloc(1, sizeof(*b));
     if (!b) {
         snprintf(err, errlen, "out of memory");

@@ -22,11 +22,13 @@
 #include "bind/kinds.h"
 #include "bind/kv.h"
 #include "policy/policy.h"
+#include "util/idname.h"
 
 /* One namespace bound in one version of a worker. */
 struct kv_ns {
     char *binding;
-    char *id;
+    char *fname;   /* util/idname.h: the id (else the binding's name) as a file
+                    * name, key part and name in messages */
     char *where;   /* for messages: the database file or the Redis URL */
     const struct thaw_kv_backend *be;
     void *store;
@@ -58,22 +60,6 @@ void thaw_kv_req_clear(struct thaw_kv_req *req)
 
 /* ---- config -------------------------------------------------------------- */
 
-/* An id names a file under the state directory and a Redis key prefix. */
-static int id_ok(const char *id)
-{
-    size_t i, n = strlen(id);
-
-    if (n == 0 || n > 128 || id[0] == '.')
-        return 0;
-    for (i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
-            return 0;
-    }
-    return 1;
-}
-
 static void ns_free(struct kv_ns *ns)
 {
     if (!ns)
@@ -81,7 +67,7 @@ static void ns_free(struct kv_ns *ns)
     if (ns->store)
         ns->be->close(ns->store);
     free(ns->binding);
-    free(ns->id);
+    free(ns->fname);
     free(ns->where);
     free(ns);
 }
@@ -115,15 +101,16 @@ static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, si
                  "worker uses (env.NAME), e.g. binding = \"MY_KV\"", file, i);
         return NULL;
     }
-    if (!jid)
+    if (!jid || (json_is_string(jid) && json_string_length(jid) == 0))
         jid = json_object_get(entry, "preview_id");
-    if (jid && (!json_is_string(jid) || !id_ok(json_string_value(jid)))) {
+    if (jid && !json_is_string(jid)) {
         snprintf(err, errlen, "%s: kv_namespaces[%zu] (binding \"%s\"): `id` must be a "
-                 "string of 1 to 128 letters, digits, '-', '_' or '.' (not starting "
-                 "with '.'): it names the namespace's data", file, i,
+                 "string (any string: it names the namespace's data)", file, i,
                  json_string_value(jb));
         return NULL;
     }
+    if (jid && json_string_length(jid) == 0)
+        jid = NULL;
     if (jbe && !json_is_string(jbe)) {
         snprintf(err, errlen, "%s: kv_namespaces[%zu] (binding \"%s\"): `backend` must "
                  "be a string: \"sqlite\" or \"redis://host:port/db\"", file, i,
@@ -136,14 +123,15 @@ static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, si
         return NULL;
     }
     ns->binding = strdup(json_string_value(jb));
-    /* no id: the binding's name names the data, as in wrangler's local mode */
-    ns->id = strdup(jid ? json_string_value(jid) : ns->binding);
-    if (!jid && !id_ok(ns->id)) {
-        snprintf(err, errlen, "%s: kv_namespaces[%zu] (binding \"%s\") has no `id`: "
-                 "add id = \"my-kv\" (letters, digits, '-', '_', '.')", file, i,
-                 ns->binding);
-        ns_free(ns);
-        return NULL;
+    /* no id: the binding's name names the data, as in wrangler's local mode.
+     * Any id is accepted (templates ship "<YOUR_KV_NAMESPACE_ID>"): the
+     * file name and key prefix are its escaped form, never the text */
+    {
+        const char *id = jid ? json_string_value(jid) : ns->binding;
+        size_t n = jid ? json_string_length(jid) : strlen(id);
+        char fname[THAW_IDNAME_SIZE];
+        thaw_id_filename(id, n, fname);
+        ns->fname = strdup(fname);
     }
     backend = jbe ? json_string_value(jbe) : default_backend(env->config);
     if (kp && backend && !thaw_kv_policy_offers(kp, backend)) {
@@ -162,12 +150,12 @@ static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, si
      * layout it always had (docs/bindings/kv.md) */
     if (kp)
         snprintf(keyspace, sizeof(keyspace), "%s:kv:%s:%s", kp->prefix, env->worker_name,
-                 ns->id);
+                 ns->fname);
     else
-        snprintf(keyspace, sizeof(keyspace), "thaw:kv:%s", ns->id);
+        snprintf(keyspace, sizeof(keyspace), "thaw:kv:%s", ns->fname);
     if (!backend || strcmp(backend, "sqlite") == 0) {
         ns->be = &thaw_kv_sqlite;
-        snprintf(path, sizeof(path), "%s/kv/%s.sqlite", env->state_dir, ns->id);
+        snprintf(path, sizeof(path), "%s/kv/%s.sqlite", env->state_dir, ns->fname);
         ns->where = strdup(path);
     } else if (strncmp(backend, "redis://", 8) == 0) {
         struct thaw_kv_redis_url u;
@@ -188,7 +176,7 @@ static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, si
         ns_free(ns);
         return NULL;
     }
-    ns->store = ns->be->open(env->loop, ns->where, ns->id, keyspace, err, errlen);
+    ns->store = ns->be->open(env->loop, ns->where, ns->fname, keyspace, err, errlen);
     if (!ns->store) {
         char why[1024];
         snprintf(why, sizeof(why), "%s", err);

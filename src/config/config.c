@@ -11,36 +11,100 @@
 #include "config/config.h"
 #include "config/devvars.h"
 #include "cron/triggers.h"
+#include "util/editdist.h"
 #include "util/log.h"
 
-/* Every top-level key thaw knows, in one table (STYLE.md habit 10).
- * `later` keys are valid Cloudflare config that a later part of thaw
- * implements: accepted with a warning, so a config written for wrangler
- * still loads. */
+/* Every top-level key of a wrangler config, in one table (STYLE.md habit
+ * 10). USE: thaw reads it. QUIET: it configures Cloudflare's build, deploy
+ * or dashboard, which have no counterpart here: accepted without a word.
+ * LATER: a binding or feature thaw does not run: accepted with one line
+ * naming what the worker will not get, so a config written for wrangler
+ * still loads. docs/compat.md lists them. */
+enum key_use { USE, QUIET, LATER };
+
 struct key_spec {
     const char *key;
-    json_type type;
-    int later;
+    json_type type;    /* checked for USE keys only */
+    enum key_use use;
+    const char *what;  /* LATER: what is missing */
 };
 
 static const struct key_spec KEYS[] = {
-    {"name", JSON_STRING, 0},
-    {"main", JSON_STRING, 0},
-    {"compatibility_date", JSON_STRING, 0},
-    {"compatibility_flags", JSON_ARRAY, 0},
-    {"vars", JSON_OBJECT, 0},
-    {"$schema", JSON_STRING, 0},
-    {"kv_namespaces", JSON_ARRAY, 0},
-    {"d1_databases", JSON_ARRAY, 0},
-    {"triggers", JSON_OBJECT, 0},
-    {"durable_objects", JSON_OBJECT, 1},
-    {"assets", JSON_OBJECT, 0},
-    {"routes", JSON_ARRAY, 0},    /* thaw serve (src/serve/router.c) */
-    {"limits", JSON_OBJECT, 0},
-    {"thaw", JSON_OBJECT, 0},
-    {"workers_dev", JSON_TRUE, 1},
-    {"account_id", JSON_STRING, 1},
-    {"observability", JSON_OBJECT, 1},
+    {"name", JSON_STRING, USE, NULL},
+    {"main", JSON_STRING, USE, NULL},
+    {"compatibility_date", JSON_STRING, USE, NULL},
+    {"compatibility_flags", JSON_ARRAY, USE, NULL},
+    {"vars", JSON_OBJECT, USE, NULL},
+    {"kv_namespaces", JSON_ARRAY, USE, NULL},
+    {"d1_databases", JSON_ARRAY, USE, NULL},
+    {"triggers", JSON_OBJECT, USE, NULL},
+    {"assets", JSON_OBJECT, USE, NULL},
+    {"routes", JSON_ARRAY, USE, NULL},    /* thaw serve (src/serve/router.c) */
+    {"limits", JSON_OBJECT, USE, NULL},
+    {"thaw", JSON_OBJECT, USE, NULL},
+    /* Cloudflare's build, upload, account and dashboard settings */
+    {"$schema", 0, QUIET, NULL},
+    {"account_id", 0, QUIET, NULL},
+    {"workers_dev", 0, QUIET, NULL},
+    {"preview_urls", 0, QUIET, NULL},
+    {"route", 0, QUIET, NULL},
+    {"zone_id", 0, QUIET, NULL},
+    {"observability", 0, QUIET, NULL},
+    {"logpush", 0, QUIET, NULL},
+    {"placement", 0, QUIET, NULL},
+    {"upload_source_maps", 0, QUIET, NULL},
+    {"minify", 0, QUIET, NULL},
+    {"keep_names", 0, QUIET, NULL},
+    {"build", 0, QUIET, NULL},
+    {"dev", 0, QUIET, NULL},
+    {"rules", 0, QUIET, NULL},
+    {"no_bundle", 0, QUIET, NULL},
+    {"find_additional_modules", 0, QUIET, NULL},
+    {"base_dir", 0, QUIET, NULL},
+    {"preserve_file_names", 0, QUIET, NULL},
+    {"tsconfig", 0, QUIET, NULL},
+    {"jsx_factory", 0, QUIET, NULL},
+    {"jsx_fragment", 0, QUIET, NULL},
+    {"define", 0, QUIET, NULL},
+    {"alias", 0, QUIET, NULL},
+    {"send_metrics", 0, QUIET, NULL},
+    {"keep_vars", 0, QUIET, NULL},
+    {"legacy_env", 0, QUIET, NULL},
+    {"compliance_region", 0, QUIET, NULL},
+    {"first_party_worker", 0, QUIET, NULL},
+    {"python_modules", 0, QUIET, NULL}, /* pywrangler's upload excludes */
+    {"secrets", 0, QUIET, NULL},        /* names of required secrets */
+    {"migrations", 0, QUIET, NULL},     /* Durable Object class migrations */
+    {"version_metadata", 0, QUIET, NULL},
+    /* bindings and features thaw does not run */
+    {"durable_objects", 0, LATER, "Durable Object bindings"},
+    {"env", 0, LATER, "wrangler environments (thaw reads the top-level keys only)"},
+    {"r2_buckets", 0, LATER, "R2 bucket bindings"},
+    {"queues", 0, LATER, "Queue producers and consumers"},
+    {"services", 0, LATER, "service bindings"},
+    {"ai", 0, LATER, "the Workers AI binding"},
+    {"vectorize", 0, LATER, "Vectorize bindings"},
+    {"hyperdrive", 0, LATER, "Hyperdrive bindings"},
+    {"analytics_engine_datasets", 0, LATER, "Analytics Engine bindings"},
+    {"browser", 0, LATER, "the Browser Rendering binding"},
+    {"images", 0, LATER, "the Images binding"},
+    {"workflows", 0, LATER, "Workflow bindings"},
+    {"send_email", 0, LATER, "send_email bindings"},
+    {"mtls_certificates", 0, LATER, "mTLS certificate bindings"},
+    {"dispatch_namespaces", 0, LATER, "dispatch namespace bindings"},
+    {"tail_consumers", 0, LATER, "tail consumers"},
+    {"pipelines", 0, LATER, "Pipeline bindings"},
+    {"secrets_store_secrets", 0, LATER, "Secrets Store bindings"},
+    {"ratelimits", 0, LATER, "rate limiting bindings"},
+    {"containers", 0, LATER, "Containers"},
+    {"worker_loaders", 0, LATER, "Worker Loader bindings"},
+    {"vpc_services", 0, LATER, "VPC service bindings"},
+    {"logfwdr", 0, LATER, "logfwdr bindings"},
+    {"unsafe", 0, LATER, "unsafe bindings"},
+    {"wasm_modules", 0, LATER, "wasm_modules (a JavaScript feature)"},
+    {"text_blobs", 0, LATER, "text_blobs (a service-worker feature)"},
+    {"data_blobs", 0, LATER, "data_blobs (a service-worker feature)"},
+    {"site", 0, LATER, "Workers Sites (use `assets`)"},
 };
 
 static const char *type_name(json_type t)
@@ -155,17 +219,37 @@ int thaw_config_from_json(const char *json, const char *file, const char *dir,
             if (strcmp(KEYS[i].key, key) == 0)
                 k = &KEYS[i];
         if (!k) {
-            thaw_log("%s: unknown key `%s` ignored", file, key);
+            const char *near = NULL;
+            size_t best = 3; /* a typo: at most two edits away */
+            for (i = 0; i < sizeof(KEYS) / sizeof(KEYS[0]); i++) {
+                size_t d = thaw_edit_distance(key, KEYS[i].key);
+                if (d < best) {
+                    best = d;
+                    near = KEYS[i].key;
+                }
+            }
+            if (near)
+                thaw_log("%s: unknown key `%s` ignored: did you mean `%s`?", file, key, near);
+            else
+                thaw_log("%s: unknown key `%s` ignored (not a wrangler key thaw knows; "
+                         "docs/compat.md)", file, key);
             continue;
         }
-        if (!type_ok(v, k->type)) {
+        if (k->use == LATER) {
+            thaw_log("%s: `%s` is accepted but not run by thaw: the worker gets no %s",
+                     file, key, k->what);
+            continue;
+        }
+        if (k->use == USE && !type_ok(v, k->type)) {
             snprintf(err, errlen, "%s: `%s` must be %s", file, key,
                      type_name(k->type));
             goto fail;
         }
-        if (k->later)
-            thaw_log("%s: `%s` is not supported by this thaw yet; ignored",
-                     file, key);
+    }
+    v = json_object_get(json_object_get(root, "thaw"), "strict_python");
+    if (v && !json_is_boolean(v)) {
+        snprintf(err, errlen, "%s: `thaw.strict_python` must be true or false", file);
+        goto fail;
     }
 
     v = json_object_get(root, "main");
@@ -210,7 +294,7 @@ int thaw_config_from_json(const char *json, const char *file, const char *dir,
     }
 
     {
-        char today[16], flags[1024];
+        char today[16], flags[2048];
         time_t now = time(NULL);
         struct tm tm;
 
@@ -227,6 +311,16 @@ int thaw_config_from_json(const char *json, const char *file, const char *dir,
             goto fail;
         /* the flags in effect, for the runtime in the template */
         json_object_set_new(root, "_thaw_flags", json_loads(flags, 0, NULL));
+        /* a flag that asks for a feature thaw does not run says so once */
+        for (i = 0; i < (size_t)cfg->n_compat_flags; i++) {
+            int j;
+            for (j = 0; j < thaw_n_compat_flags; j++)
+                if (strcmp(cfg->compat_flags[i], thaw_compat_flags[j].name) == 0 &&
+                    strncmp(thaw_compat_flags[j].what, "no effect: thaw does not run",
+                            28) == 0)
+                    thaw_log("%s: compatibility flag %s: %s", file,
+                             thaw_compat_flags[j].name, thaw_compat_flags[j].what);
+        }
     }
     {
         struct thaw_cron_list crons; /* checked here; the scheduler reads them again */

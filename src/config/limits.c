@@ -219,7 +219,10 @@ int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char 
         if (!json_is_object(tbl))
             continue;
         json_object_foreach(tbl, key, v) {
-            int k, known = i == 0 && strcmp(key, "kv") == 0; /* [thaw.kv]: bind/kv.c */
+            int k, known = i == 0 && (strcmp(key, "kv") == 0 || /* [thaw.kv]: bind/kv.c */
+                                      /* a build setting: config.c checks it, the
+                                       * template applies it (thaw_runtime/buildcheck.py) */
+                                      strcmp(key, "strict_python") == 0);
             for (k = 0; k < thaw_n_limit_specs; k++)
                 if (strcmp(thaw_limit_specs[k].table, t) == 0 &&
                     strcmp(thaw_limit_specs[k].key, key) == 0)

@@ -57,7 +57,7 @@ BINARY = {
     "img.jpg": ("image/jpeg", b"\xff\xd8\xff" + bytes(100)),
     "img.webp": ("image/webp", b"RIFF0000WEBP"),
     "img.gif": ("image/gif", b"GIF89a"),
-    "favicon.ico": ("image/x-icon", b"\x00\x00\x01\x00"),
+    "favicon.ico": ("image/vnd.microsoft.icon", b"\x00\x00\x01\x00"),  # Cloudflare's
     "mod.wasm": ("application/wasm", b"\x00asm\x01\x00\x00\x00"),
     "font.woff2": ("font/woff2", b"wOF2"),
     "doc.pdf": ("application/pdf", b"%PDF-1.4"),
@@ -93,7 +93,7 @@ def test_content_types_by_extension(serve, tmp_path):
         "/app.js": "text/javascript; charset=utf-8",
         "/mod.mjs": "text/javascript; charset=utf-8",
         "/data.json": "application/json; charset=utf-8",
-        "/logo.svg": "image/svg+xml; charset=utf-8",
+        "/logo.svg": "image/svg+xml",  # as Cloudflare serves it: no charset
         "/notes.txt": "text/plain; charset=utf-8",
         "/feed.xml": "application/xml; charset=utf-8",
         "/app.js.map": "application/json; charset=utf-8",

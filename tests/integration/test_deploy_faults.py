@@ -48,7 +48,7 @@ def test_a_bad_binding_id_is_a_config_error(serve_factory, tmp_path):
     srv = serve_factory()
     assert _put(srv, tmp_path, "app", HELLO.format(body="v1"))[0] == 200
     status, doc = _put(srv, tmp_path, "app", HELLO.format(body="v2"),
-                       kv_namespaces=[{"binding": "KV", "id": ".."}], fmt="json")
+                       kv_namespaces=[{"binding": "KV", "id": 5}], fmt="json")
     assert status == 400, doc
     assert doc["error"].startswith("wrangler.json: kv_namespaces[0]"), doc
     assert "`id`" in doc["error"] and "traceback" not in doc, doc

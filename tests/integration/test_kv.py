@@ -649,7 +649,7 @@ BAD_CONFIGS = {
                'KV backend of binding "KV" (`backend`)', 'use "sqlite"'),
     "port": ({"binding": "KV", "id": "x", "backend": "redis://127.0.0.1:99999"},
              "not a usable Redis URL", "port"),
-    "id": ({"binding": "KV", "id": "../escape"}, "kv_namespaces[0]", "`id` must be"),
+    "id": ({"binding": "KV", "id": 5}, "kv_namespaces[0]", "`id` must be a string"),
     "binding": ({"id": "x"}, "kv_namespaces[0] needs `binding`", "MY_KV"),
     "entry": ("KV", "kv_namespaces[0] must be a table", "binding ="),
 }

@@ -26,7 +26,11 @@ static void dates_switch_flags_on(void **state)
     assert_string_equal(out, "[\"python_no_global_handlers\"]");
     assert_int_equal(resolve("2026-06-01", NULL, 0, out, err), 0);
     assert_string_equal(out,
-        "[\"python_no_global_handlers\",\"python_request_headers_preserve_commas\"]");
+        "[\"python_no_global_handlers\",\"python_request_headers_preserve_commas\","
+        "\"python_process_pth_files\"]");
+    /* Cloudflare's date for the header commas: 2026-02-17 */
+    assert_int_equal(resolve("2026-02-16", NULL, 0, out, err), 0);
+    assert_string_equal(out, "[\"python_no_global_handlers\"]");
 }
 
 static void names_enable_and_disable(void **state)
@@ -48,7 +52,33 @@ static void unknown_flag_is_an_error(void **state)
 
     assert_int_equal(resolve("2024-03-18", bad, 1, out, err), -1);
     assert_non_null(strstr(err, "unknown compatibility flag \"python_workerz\""));
-    assert_non_null(strstr(err, "python_no_global_handlers")); /* lists the known */
+    assert_non_null(strstr(err, "did you mean \"python_workers\"?"));
+}
+
+static void every_cloudflare_flag_is_accepted(void **state)
+{
+    char out[512], err[512];
+    char *flags[] = {"python_workers", "python_dedicated_snapshot", "python_workflows",
+                     "python_workers_force_new_vendor_path", "python_workers_20250116",
+                     "nodejs_compat", "streams_enable_constructors", "no_nodejs_compat_v2",
+                     "enable_nodejs_fs_module", "url_standard"};
+    int i;
+
+    assert_int_equal(resolve("2024-03-18", flags, 10, out, err), 0);
+    /* inert flags change nothing: only those of the behaviour table are in effect */
+    assert_null(strstr(out, "streams_enable_constructors"));
+    for (i = 0; i < thaw_n_compat_inert; i++)
+        assert_true(thaw_compat_known(thaw_compat_inert[i]));
+    assert_false(thaw_compat_known("python_dedicated_snapshots"));
+}
+
+static void closest_flag_is_named(void **state)
+{
+    assert_string_equal(thaw_compat_closest("python_dedicated_snapshots"),
+                        "python_dedicated_snapshot");
+    assert_string_equal(thaw_compat_closest("nodejs_compt"), "nodejs_compat");
+    assert_string_equal(thaw_compat_closest("url_standart"), "url_standard");
+    assert_non_null(thaw_compat_closest(""));
 }
 
 static void future_date_is_an_error(void **state)
@@ -76,6 +106,8 @@ int main(void)
         cmocka_unit_test(dates_switch_flags_on),
         cmocka_unit_test(names_enable_and_disable),
         cmocka_unit_test(unknown_flag_is_an_error),
+        cmocka_unit_test(every_cloudflare_flag_is_accepted),
+        cmocka_unit_test(closest_flag_is_named),
         cmocka_unit_test(future_date_is_an_error),
         cmocka_unit_test(flag_with_its_disable_is_an_error),
     };
