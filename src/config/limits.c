@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/limits.h"
 
@@ -191,6 +192,12 @@ int thaw_limits_flag(struct thaw_limits *l, int *set, const char *flag, const ch
 int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char *file,
                             char *err, size_t errlen)
 {
+    return thaw_limits_from_config_set(l, NULL, json, file, err, errlen);
+}
+
+int thaw_limits_from_config_set(struct thaw_limits *l, int *set, const char *json,
+                                const char *file, char *err, size_t errlen)
+{
     json_t *root = json_loads(json, 0, NULL), *tbl, *v;
     const char *key;
     int i, rc = 0;
@@ -211,6 +218,8 @@ int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char 
             break;
         }
         *thaw_limit_field(l, s) = n;
+        if (set)
+            set[i] = 1;
     }
     /* a misspelt key would silently do nothing: say so */
     for (i = 0; !rc && i < 2; i++) {
@@ -290,6 +299,26 @@ void thaw_limit_format(const struct thaw_limit_spec *s, long long v, char *buf, 
             }
     }
     snprintf(buf, n, "%lld%s", v, unit(s));
+}
+
+int thaw_limit_index(const char *key)
+{
+    int i;
+
+    for (i = 0; i < thaw_n_limit_specs; i++)
+        if (strcmp(thaw_limit_specs[i].key, key) == 0)
+            return i;
+    return -1;
+}
+
+long long thaw_limits_dev_cpu_percent(const struct thaw_limits *l)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long long n = l->max_instances;
+
+    if (cpus > 0 && n > cpus)
+        n = cpus;
+    return n > 0 ? 100 * n : 100;
 }
 
 long long thaw_limits_version_memory(const struct thaw_limits *l)

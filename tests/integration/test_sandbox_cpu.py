@@ -120,3 +120,48 @@ def _project(d, name, percent, mark="twunused"):
     from thawlib import write_worker
     write_worker(d, SPINNER.format(mark=mark), name=name, thaw={"cpu_percent": percent})
     return d
+
+
+def _dev_quota(srv):
+    """The CFS quota (µs per 100 ms period) of the dev server's version,
+    from the kernel's files of its cpu group (v1, or v2's cpu.max)."""
+    import glob
+    for mnt, name in ((mount_of("cpu"), "cpu.cfs_quota_us"), (mount_of(""), "cpu.max")):
+        if not mnt:
+            continue
+        found = glob.glob(f"{mnt}/**/thaw-{srv.proc.pid}/v*/{name}", recursive=True)
+        if found:
+            return int(read(found[0]).split()[0])
+    return None
+
+
+HELLO = '''
+from workers import WorkerEntrypoint, Response
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("hi")
+'''
+
+
+def test_thaw_dev_gives_a_version_one_cpu_per_instance_unless_told(thaw_factory, tmp_path):
+    """thaw dev without cpu_percent: one CPU per instance the version may run,
+    up to the machine's (the built-in 100 held `--max-instances 2` on two
+    cores to one core: docs/performance.md). A flag or the config still win."""
+    from thawlib import write_worker
+    d = tmp_path / "w"
+    write_worker(d, HELLO)
+    srv = thaw_factory(d, "--max-instances", "2", sandbox=True)
+    if "cpu: none" in srv.log():
+        pytest.skip("no CPU cgroup on this machine")
+    assert srv.get("/").status == 200
+    assert _dev_quota(srv) == 100_000 * min(2, os.cpu_count())
+    srv.stop()
+    srv = thaw_factory(d, "--max-instances", "2", "--cpu-percent", "30", sandbox=True)
+    assert srv.get("/").status == 200
+    assert _dev_quota(srv) == 30_000
+    srv.stop()
+    write_worker(d, HELLO, thaw={"cpu_percent": 40})
+    srv = thaw_factory(d, "--max-instances", "2", sandbox=True)
+    assert srv.get("/").status == 200
+    assert _dev_quota(srv) == 40_000
