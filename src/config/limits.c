@@ -10,7 +10,8 @@
 #define MB (1024LL * 1024)
 
 static const char *const ISOLATION[] = {"shared", "per-worker", NULL};
-#define CHOICES(s) ISOLATION /* the only THAW_LIM_CHOICE so far */
+static const char *const OFF_ON[] = {"off", "on", NULL};
+#define CHOICES(s) ((s)->offset == L(access_log) ? OFF_ON : ISOLATION)
 
 const struct thaw_limit_spec thaw_limit_specs[] = {
     {"--max-body-size", "thaw", "max_body_size", L(max_body), THAW_LIM_SIZE,
@@ -84,6 +85,11 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      100, 1, 100000, "CPU of a worker version, all its processes together, in % of one "
      "CPU (sandbox as root: a cgroup quota; its processes are throttled over it)",
      100, 0},
+    /* the server's own: one sink (thaw's stderr) for every worker; under
+     * thaw serve only its command line sets it */
+    {"--access-log", "thaw", "access_log", L(access_log), THAW_LIM_CHOICE, 1, 0, 1,
+     "one JSON line per request on thaw's log (\"on\" or \"off\"; config: also true/false)",
+     1, THAW_LIM_SERVER},
     /* an operator's ceiling like the others: a top level that never ends
      * must not hold a deploy (or thaw serve's start) forever */
     {"--build-timeout", "thaw", "build_timeout_ms", L(build_timeout_ms), THAW_LIM_MS,
@@ -253,7 +259,9 @@ int thaw_limit_parse_json(const struct thaw_limit_spec *s, json_t *v, long long 
     long long n;
 
     if (s->kind == THAW_LIM_CHOICE) {
-        if (!json_is_string(v) || parse_value(s, json_string_value(v), &n))
+        if (json_is_boolean(v) && s->offset == L(access_log))
+            n = json_is_true(v); /* access_log = false */
+        else if (!json_is_string(v) || parse_value(s, json_string_value(v), &n))
             return -1;
     } else if (json_is_integer(v)) {
         n = json_integer_value(v);

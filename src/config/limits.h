@@ -37,6 +37,7 @@ struct thaw_limits {
     long long max_open_files;        /* open files of one process */
     long long cpu_percent;           /* CPU of a whole worker version, % of one CPU */
     long long build_timeout_ms;      /* wall clock of a build's top level; over it: refused */
+    long long access_log;            /* 1: a JSON line per request on thaw's log; 0: none */
 };
 
 /* isolation = "shared": every worker forks from the run's zygote (one
@@ -44,7 +45,8 @@ struct thaw_limits {
  * each worker gets a freshly exec'd zygote of its own. docs/security.md. */
 enum { THAW_ISOLATION_SHARED = 0, THAW_ISOLATION_PER_WORKER = 1 };
 
-/* THAW_LIM_CHOICE: a word (the one such limit is isolation), stored as its index */
+/* THAW_LIM_CHOICE: a word (isolation: "shared"/"per-worker"; access_log:
+ * "off"/"on"), stored as its index */
 enum thaw_limit_kind { THAW_LIM_COUNT, THAW_LIM_SIZE, THAW_LIM_MS, THAW_LIM_CHOICE };
 
 struct thaw_limit_spec {
