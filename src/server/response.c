@@ -16,6 +16,8 @@
  * is paused; it resumes under RELEASE. */
 #define HOLD_BYTES (4u * 1024 * 1024)
 #define RELEASE_BYTES (1u * 1024 * 1024)
+/* a connection keeps an output buffer this big for its next response */
+#define KEEP_OUT (64u * 1024)
 
 struct write_req {
     uv_write_t req;
@@ -100,6 +102,30 @@ static void flush(struct conn *c)
             uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp) == 0)
             thaw__conn_close(c);
         return;
+    }
+    /* Most responses leave whole at once: written here, the buffer stays
+     * for the next one, and no write request exists. uv_write would have
+     * taken the buffer (a new one per response) and, once done, re-armed
+     * the socket in epoll: an epoll_ctl per response (issue 16). A static
+     * file's parts keep to uv_write: on_written paces them. */
+    if (!c->static_send &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->link.tcp) == 0) {
+        int n;
+        b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+        n = uv_try_write((uv_stream_t *)&c->link.tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            thaw__conn_close(c);
+            return;
+        }
+        if (n > 0)
+            thaw_buf_consume(&c->out, (size_t)n);
+        if (!c->out.len) {
+            if (c->out.cap > KEEP_OUT)
+                thaw_buf_free(&c->out); /* a big response's memory goes with it */
+            if (c->close_after_write)
+                thaw__conn_close(c);
+            return;
+        }
     }
     w = malloc(sizeof(*w));
     if (!w) {
