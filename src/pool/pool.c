@@ -39,6 +39,7 @@ void thaw_exchange_init(struct thaw_exchange *ex, const struct thaw_exchange_ops
 static void enqueue(struct thaw_version *v, struct thaw_exchange *ex)
 {
     v->queue_len++;
+    v->worker->metrics.queued++;
     ex->queued_ms = uv_now(v->worker->loop);
     ex->next = NULL;
     ex->prev = v->queue_tail;
@@ -182,6 +183,7 @@ static int blocked(struct thaw_instance *i, uint64_t now)
         st = thaw__proc_syscall_state(i->pid);
         i->sys_state = st;
         i->sys_state_ms = now;
+        i->ver->worker->metrics.syscall_reads++;
     }
     if (st == THAW_PROC_IN_EPOLL)
         return 0;
@@ -256,6 +258,7 @@ static struct thaw_instance *pick(struct thaw_version *v)
             i->inflight >= lim->concurrency || i->n_cancels)
             continue;
         if (blocked(i, now)) {
+            v->worker->metrics.blocked_skips++;
             continue;
         } else if (backlogged(i)) {
             n_backlogged++;
