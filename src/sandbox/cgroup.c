@@ -233,6 +233,33 @@ int thaw_memcg_probe(char *base, size_t n, char *why, size_t whyn)
 
 /* ---- CPU: the same groups in the cpu (and cpuacct) hierarchies ------ */
 
+/* The weight of a group that may use `percent` of one CPU: as much as
+ * that many processes have (cpu.shares 1024 each on v1, cpu.weight 100
+ * on v2). At the default weight a version's instances together weighed one
+ * process against every process outside thaw (wrk, other work): on a busy
+ * machine two instances got one process's CPU (issue 16). Best effort: a
+ * kernel that refuses it leaves the default. */
+static void set_cpu_weight(const char *dir, int v2, long long percent)
+{
+    char num[32];
+    long long w = v2 ? percent : percent * 1024 / 100;
+
+    if (v2)
+        w = w < 1 ? 1 : w > 10000 ? 10000 : w;
+    else
+        w = w < 2 ? 2 : w > 262144 ? 262144 : w;
+    snprintf(num, sizeof(num), "%lld", w);
+    write_text(dir, v2 ? "cpu.weight" : "cpu.shares", num);
+}
+
+/* The run's group holds every version: it weighs as one process per CPU. */
+static void set_run_weight(const char *dir, int v2)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    set_cpu_weight(dir, v2, 100LL * (cpus > 0 ? cpus : 1));
+}
+
 /* v1: the run's groups in the cpu and the cpuacct hierarchies (one when
  * they are mounted together), each beside the memory one; v2: the cpu
  * controller enabled in the memory one's run group. */
@@ -249,6 +276,8 @@ static void cpu_run_create(void)
 
     if (memcg_kind == THAW_MEMCG_V2) {
         cpu_v2 = write_text(memcg_run, "cgroup.subtree_control", "+cpu") == 0;
+        if (cpu_v2)
+            set_run_weight(memcg_run, 1);
         return;
     }
     for (i = 0; i < MAX_CPU_DIRS; i++) {
@@ -263,6 +292,8 @@ static void cpu_run_create(void)
             continue; /* cpu,cpuacct mounted together */
         if (mkdir(dir, 0755) && errno != EEXIST)
             continue;
+        if (i == 0)
+            set_run_weight(dir, 0);
         cpu_quota[n_cpu_run++] = i == 0;
     }
 }
@@ -317,11 +348,12 @@ static void cpu_group_path(int i, long id, char *out, size_t n)
 }
 
 /* cpu.cfs_quota_us (v1) or cpu.max (v2) of a version's group in dir:
- * percent of one CPU, per 100 ms period */
+ * percent of one CPU, per 100 ms period; and its weight to match */
 static int set_cpu_quota(const char *dir, int v2, long long percent)
 {
     char num[64];
 
+    set_cpu_weight(dir, v2, percent);
     if (v2) {
         snprintf(num, sizeof(num), "%lld 100000", percent * 1000);
         return write_text(dir, "cpu.max", num);

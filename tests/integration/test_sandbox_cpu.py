@@ -123,16 +123,19 @@ def _project(d, name, percent, mark="twunused"):
 
 
 def _dev_quota(srv):
-    """The CFS quota (µs per 100 ms period) of the dev server's version,
-    from the kernel's files of its cpu group (v1, or v2's cpu.max)."""
+    """The CFS quota (µs per 100 ms period) of the dev server's version and
+    its weight as a count of processes (cpu.shares / 1024 on v1, cpu.weight
+    / 100 on v2), from the kernel's files of its cpu group."""
     import glob
-    for mnt, name in ((mount_of("cpu"), "cpu.cfs_quota_us"), (mount_of(""), "cpu.max")):
+    for mnt, name, weight, unit in ((mount_of("cpu"), "cpu.cfs_quota_us", "cpu.shares", 1024),
+                                    (mount_of(""), "cpu.max", "cpu.weight", 100)):
         if not mnt:
             continue
         found = glob.glob(f"{mnt}/**/thaw-{srv.proc.pid}/v*/{name}", recursive=True)
         if found:
-            return int(read(found[0]).split()[0])
-    return None
+            w = os.path.join(os.path.dirname(found[0]), weight)
+            return int(read(found[0]).split()[0]), int(read(w)) / unit
+    return None, None
 
 
 HELLO = '''
@@ -147,7 +150,9 @@ class Default(WorkerEntrypoint):
 def test_thaw_dev_gives_a_version_one_cpu_per_instance_unless_told(thaw_factory, tmp_path):
     """thaw dev without cpu_percent: one CPU per instance the version may run,
     up to the machine's (the built-in 100 held `--max-instances 2` on two
-    cores to one core: docs/performance.md). A flag or the config still win."""
+    cores to one core: docs/performance.md), and the group's weight to
+    match (at the default weight the version's instances together counted
+    as one process on a busy machine). A flag or the config still win."""
     from thawlib import write_worker
     d = tmp_path / "w"
     write_worker(d, HELLO)
@@ -155,13 +160,15 @@ def test_thaw_dev_gives_a_version_one_cpu_per_instance_unless_told(thaw_factory,
     if "cpu: none" in srv.log():
         pytest.skip("no CPU cgroup on this machine")
     assert srv.get("/").status == 200
-    assert _dev_quota(srv) == 100_000 * min(2, os.cpu_count())
+    # and it weighs as that many processes against the rest of the machine
+    cpus = min(2, os.cpu_count())
+    assert _dev_quota(srv) == (100_000 * cpus, cpus)
     srv.stop()
     srv = thaw_factory(d, "--max-instances", "2", "--cpu-percent", "30", sandbox=True)
     assert srv.get("/").status == 200
-    assert _dev_quota(srv) == 30_000
+    assert _dev_quota(srv)[0] == 30_000
     srv.stop()
     write_worker(d, HELLO, thaw={"cpu_percent": 40})
     srv = thaw_factory(d, "--max-instances", "2", sandbox=True)
     assert srv.get("/").status == 200
-    assert _dev_quota(srv) == 40_000
+    assert _dev_quota(srv)[0] == 40_000
