@@ -108,3 +108,26 @@ def test_a_bad_access_log_value_is_refused(thaw_factory, tmp_path):
     srv.spawn()
     assert not srv.wait_ready_or_exit()
     assert "access_log" in srv.log() and '"off" or "on"' in srv.log(), srv.log()
+
+
+def test_thaw_serve_takes_access_log_off_from_its_command_line_only(tmp_path):
+    """A server setting: under thaw serve the operator's flag decides, and
+    a tenant's `thaw.access_log` is not used (it cannot hide its requests
+    from the operator's log, nor turn on a log the operator turned off)."""
+    from servelib import ThawServe, project
+    srv = ThawServe(tmp_path / "state", tmp_path, ("--access-log", "off")).start()
+    try:
+        srv.cli("deploy", str(project(tmp_path, "quiet", "q", thaw={"access_log": True})))
+        for _ in range(3):
+            assert srv.host_get("quiet.localhost", "/serve-off").status == 200
+    finally:
+        srv.stop()
+    assert not _lines(srv, "/serve-off"), srv.log()[-2000:]
+    srv = ThawServe(tmp_path / "state2", tmp_path).start()
+    try:
+        srv.cli("deploy", str(project(tmp_path, "loud", "l", thaw={"access_log": False})))
+        for _ in range(3):
+            assert srv.host_get("loud.localhost", "/serve-on").status == 200
+    finally:
+        srv.stop()
+    assert len(_lines(srv, "/serve-on")) == 3, srv.log()[-2000:]
