@@ -581,6 +581,11 @@ static int on_head(struct thaw_exchange *ex, const struct thaw_ipc_frame *f)
     }
     ex->head_seen = 1;
     ex->ops->on_resp_head(ex, status, field[1], names, values, nh);
+    if (arena_cap > 64 * 1024) {
+        free(arena); /* a rare huge head's memory does not stay (issue 15) */
+        arena = NULL;
+        arena_cap = 0;
+    }
     return 0;
 }
 
