@@ -268,6 +268,28 @@ static char cpu_run[MAX_CPU_DIRS][560];
 static int cpu_quota[MAX_CPU_DIRS]; /* 1: this one has the cpu controller */
 static int n_cpu_run, cpu_v2;
 
+static int remove_dir(const char *dir);
+
+/* A run group that already existed belongs to an earlier thaw that had
+ * our pid and died without removing it (SIGKILL): its version groups
+ * ("v1", ...) would make our first build fail with EEXIST. They are
+ * emptied (their processes killed) and removed. */
+static void clear_stale_run(const char *run)
+{
+    DIR *d = opendir(run);
+    struct dirent *e;
+    char path[700];
+
+    if (!d)
+        return;
+    while ((e = readdir(d)))
+        if (e->d_name[0] == 'v' && e->d_type == DT_DIR) {
+            snprintf(path, sizeof(path), "%s/%s", run, e->d_name);
+            remove_dir(path);
+        }
+    closedir(d);
+}
+
 static void cpu_run_create(void)
 {
     static const char *const CTL[MAX_CPU_DIRS] = {"cpu", "cpuacct"};
@@ -290,8 +312,11 @@ static void cpu_run_create(void)
                  strcmp(own, "/") == 0 ? "" : own, (long)getpid());
         if (n_cpu_run == 1 && strcmp(dir, cpu_run[0]) == 0)
             continue; /* cpu,cpuacct mounted together */
-        if (mkdir(dir, 0755) && errno != EEXIST)
-            continue;
+        if (mkdir(dir, 0755)) {
+            if (errno != EEXIST)
+                continue;
+            clear_stale_run(dir);
+        }
         if (i == 0)
             set_run_weight(dir, 0);
         cpu_quota[n_cpu_run++] = i == 0;
@@ -318,10 +343,13 @@ int thaw_memcg_run_create(int kind, const char *base, char *path, size_t len, ch
     if (kind == THAW_MEMCG_NONE)
         return -1;
     snprintf(path, len, "%s/thaw-%ld", base, (long)getpid());
-    if (mkdir(path, 0755) && errno != EEXIST) {
-        snprintf(why, whyn, "cannot make %s: %s", path, strerror(errno));
-        path[0] = '\0';
-        return -1;
+    if (mkdir(path, 0755)) {
+        if (errno != EEXIST) {
+            snprintf(why, whyn, "cannot make %s: %s", path, strerror(errno));
+            path[0] = '\0';
+            return -1;
+        }
+        clear_stale_run(path);
     }
     if (kind == THAW_MEMCG_V2 && write_text(path, "cgroup.subtree_control", "+memory")) {
         snprintf(why, whyn, "cannot enable the memory controller in %s: %s", path,

@@ -172,3 +172,33 @@ def test_thaw_dev_gives_a_version_one_cpu_per_instance_unless_told(thaw_factory,
     srv = thaw_factory(d, "--max-instances", "2", sandbox=True)
     assert srv.get("/").status == 200
     assert _dev_quota(srv)[0] == 40_000
+
+
+def test_a_stale_group_of_a_dead_thaw_with_our_pid_does_not_fail_the_build(tmp_path):
+    """A thaw killed with SIGKILL leaves its cgroups (thaw-PID/v1, ...); a
+    later thaw that gets the same pid found v1 there and every build failed
+    with "cannot make the worker's CPU cgroup ...: File exists" (seen in the
+    suite on a machine where many thaws were killed). Made here on purpose:
+    the shell creates the groups for its own pid, then becomes thaw."""
+    import subprocess
+    import urllib.request
+    from thawlib import THAW, free_port, write_worker
+    mounts = [m for m in (mount_of("cpu"), mount_of("memory")) if m]
+    if not mounts:
+        pytest.skip("no cgroup v1 cpu or memory hierarchy")
+    d = tmp_path / "w"
+    write_worker(d, HELLO)
+    port = free_port()
+    own = groups(os.getpid())
+    dirs = " ".join(f"{m}{'' if own.get(c, '/') == '/' else own[c]}/thaw-$$/v1"
+                    for m, c in ((mount_of("cpu"), "cpu"), (mount_of("memory"), "memory")) if m)
+    p = subprocess.Popen(["sh", "-c", f"mkdir -p {dirs} && exec {THAW} dev {d} --port {port}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("Ready on"), p.stderr.read() if p.poll() is not None else line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+            assert r.status == 200 and r.read() == b"hi"
+    finally:
+        p.terminate()
+        p.wait(10)
