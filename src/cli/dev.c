@@ -93,10 +93,22 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
     }
 }
 
+/* cpu_percent that neither the config nor the command line set: one CPU
+ * per instance (limits.h, thaw_limits_dev_cpu_percent). thaw serve keeps
+ * its operator's default and ceiling. */
+static void dev_cpu_default(struct dev *d, const int *cfg_set)
+{
+    int i = thaw_limit_index("cpu_percent");
+
+    if (i >= 0 && !d->cli_set[i] && !(cfg_set && cfg_set[i]))
+        d->lim.cpu_percent = thaw_limits_dev_cpu_percent(&d->lim);
+}
+
 static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *err)
 {
     struct dev *d = data;
     char limerr[512];
+    int cfg_set[64];
 
     d->loading = 0;
     if (d->stopping) {
@@ -114,12 +126,15 @@ static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
         return;
     }
     thaw_limits_defaults(&d->lim);
-    if (thaw_limits_from_config(&d->lim, cfg->json, cfg->file, limerr, sizeof(limerr))) {
+    memset(cfg_set, 0, sizeof(cfg_set));
+    if (thaw_limits_from_config_set(&d->lim, cfg_set, cfg->json, cfg->file, limerr,
+                                    sizeof(limerr))) {
         thaw_config_free(cfg);
         on_loaded(d, -1, NULL, limerr);
         return;
     }
     thaw_limits_override(&d->lim, &d->cli, d->cli_set);
+    dev_cpu_default(d, cfg_set);
     thaw_cron_sched_config(&d->cron, cfg->json, cfg->file);
     if (!d->worker_started) {
         d->worker_started = 1;
@@ -315,6 +330,7 @@ int thaw_cmd_dev(int argc, char **argv)
         return 2;
     thaw_limits_defaults(&d.lim);
     thaw_limits_override(&d.lim, &d.cli, d.cli_set);
+    dev_cpu_default(&d, NULL);
     d.worker.limits = d.lim; /* what connections see before the first build */
     thaw_cli_sandbox("dev", d.no_sandbox, 0);
     /* the developer is the operator here; under thaw serve the same keys

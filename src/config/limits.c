@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/limits.h"
 
@@ -9,7 +10,8 @@
 #define MB (1024LL * 1024)
 
 static const char *const ISOLATION[] = {"shared", "per-worker", NULL};
-#define CHOICES(s) ISOLATION /* the only THAW_LIM_CHOICE so far */
+static const char *const OFF_ON[] = {"off", "on", NULL};
+#define CHOICES(s) ((s)->offset == L(access_log) ? OFF_ON : ISOLATION)
 
 const struct thaw_limit_spec thaw_limit_specs[] = {
     {"--max-body-size", "thaw", "max_body_size", L(max_body), THAW_LIM_SIZE,
@@ -83,6 +85,11 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      100, 1, 100000, "CPU of a worker version, all its processes together, in % of one "
      "CPU (sandbox as root: a cgroup quota; its processes are throttled over it)",
      100, 0},
+    /* the server's own: one sink (thaw's stderr) for every worker; under
+     * thaw serve only its command line sets it */
+    {"--access-log", "thaw", "access_log", L(access_log), THAW_LIM_CHOICE, 1, 0, 1,
+     "one JSON line per request on thaw's log (\"on\" or \"off\"; config: also true/false)",
+     1, THAW_LIM_SERVER},
     /* an operator's ceiling like the others: a top level that never ends
      * must not hold a deploy (or thaw serve's start) forever */
     {"--build-timeout", "thaw", "build_timeout_ms", L(build_timeout_ms), THAW_LIM_MS,
@@ -191,6 +198,12 @@ int thaw_limits_flag(struct thaw_limits *l, int *set, const char *flag, const ch
 int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char *file,
                             char *err, size_t errlen)
 {
+    return thaw_limits_from_config_set(l, NULL, json, file, err, errlen);
+}
+
+int thaw_limits_from_config_set(struct thaw_limits *l, int *set, const char *json,
+                                const char *file, char *err, size_t errlen)
+{
     json_t *root = json_loads(json, 0, NULL), *tbl, *v;
     const char *key;
     int i, rc = 0;
@@ -211,6 +224,8 @@ int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char 
             break;
         }
         *thaw_limit_field(l, s) = n;
+        if (set)
+            set[i] = 1;
     }
     /* a misspelt key would silently do nothing: say so */
     for (i = 0; !rc && i < 2; i++) {
@@ -247,7 +262,9 @@ int thaw_limit_parse_json(const struct thaw_limit_spec *s, json_t *v, long long 
     long long n;
 
     if (s->kind == THAW_LIM_CHOICE) {
-        if (!json_is_string(v) || parse_value(s, json_string_value(v), &n))
+        if (json_is_boolean(v) && s->offset == L(access_log))
+            n = json_is_true(v); /* access_log = false */
+        else if (!json_is_string(v) || parse_value(s, json_string_value(v), &n))
             return -1;
     } else if (json_is_integer(v)) {
         n = json_integer_value(v);
@@ -293,6 +310,26 @@ void thaw_limit_format(const struct thaw_limit_spec *s, long long v, char *buf, 
             }
     }
     snprintf(buf, n, "%lld%s", v, unit(s));
+}
+
+int thaw_limit_index(const char *key)
+{
+    int i;
+
+    for (i = 0; i < thaw_n_limit_specs; i++)
+        if (strcmp(thaw_limit_specs[i].key, key) == 0)
+            return i;
+    return -1;
+}
+
+long long thaw_limits_dev_cpu_percent(const struct thaw_limits *l)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long long n = l->max_instances;
+
+    if (cpus > 0 && n > cpus)
+        n = cpus;
+    return n > 0 ? 100 * n : 100;
 }
 
 long long thaw_limits_version_memory(const struct thaw_limits *l)

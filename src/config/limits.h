@@ -37,6 +37,7 @@ struct thaw_limits {
     long long max_open_files;        /* open files of one process */
     long long cpu_percent;           /* CPU of a whole worker version, % of one CPU */
     long long build_timeout_ms;      /* wall clock of a build's top level; over it: refused */
+    long long access_log;            /* 1: a JSON line per request on thaw's log; 0: none */
 };
 
 /* isolation = "shared": every worker forks from the run's zygote (one
@@ -44,7 +45,8 @@ struct thaw_limits {
  * each worker gets a freshly exec'd zygote of its own. docs/security.md. */
 enum { THAW_ISOLATION_SHARED = 0, THAW_ISOLATION_PER_WORKER = 1 };
 
-/* THAW_LIM_CHOICE: a word (the one such limit is isolation), stored as its index */
+/* THAW_LIM_CHOICE: a word (isolation: "shared"/"per-worker"; access_log:
+ * "off"/"on"), stored as its index */
 enum thaw_limit_kind { THAW_LIM_COUNT, THAW_LIM_SIZE, THAW_LIM_MS, THAW_LIM_CHOICE };
 
 struct thaw_limit_spec {
@@ -73,6 +75,18 @@ void thaw_limits_defaults(struct thaw_limits *l);
  * Returns 0, or -1 with a message naming the file, key and allowed range. */
 int thaw_limits_from_config(struct thaw_limits *l, const char *json, const char *file,
                             char *err, size_t errlen);
+/* As thaw_limits_from_config, and marks in set[] (when not NULL) every
+ * limit the config gave. */
+int thaw_limits_from_config_set(struct thaw_limits *l, int *set, const char *json,
+                                const char *file, char *err, size_t errlen);
+/* The index in thaw_limit_specs of the limit with config key `key`, -1. */
+int thaw_limit_index(const char *key);
+/* thaw dev's cpu_percent when neither the command line nor the config
+ * gives one: one CPU per instance the version may run (max_instances), up
+ * to the machine's online CPUs. The built-in 100 (one CPU for the whole
+ * version) throttled `--max-instances 2` on 2 cores to one core: the
+ * cgroup's quota, not the pool, capped the instances (docs/performance.md). */
+long long thaw_limits_dev_cpu_percent(const struct thaw_limits *l);
 /* A command line flag: 1 and stores it in l (and marks it in set[]), 0 when
  * flag is not a limit, -1 with a message when the value is bad. */
 int thaw_limits_flag(struct thaw_limits *l, int *set, const char *flag, const char *value,

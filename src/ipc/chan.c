@@ -30,6 +30,19 @@ struct pending_fd {
 
 struct thaw_chan {
     uv_poll_t poll;
+    /* Output goes out once per loop iteration, written straight away (no
+     * wait for EPOLLOUT): `flusher` (a check: right after the I/O
+     * callbacks that queued most frames) writes, and `nudge` (an idle)
+     * keeps the poll before it from sleeping when frames were queued
+     * outside it (a timer, the server's prepare). Only a full socket arms
+     * UV_WRITABLE. Each uv_poll_start costs an epoll_ctl DEL and ADD in
+     * libuv, and arming it per batch cost two per batch and one turn of
+     * the loop (issue 16). */
+    uv_check_t flusher;
+    uv_idle_t nudge;
+    int flush_armed;
+    int want_write;   /* a write met EAGAIN: wait for UV_WRITABLE */
+    int handles;      /* of poll, flusher and nudge, not yet closed */
     int fd;
     int events;
     int reading;
@@ -53,6 +66,8 @@ struct thaw_chan {
 };
 
 static void on_poll(uv_poll_t *h, int status, int events);
+static void on_flush(uv_check_t *h);
+static void on_nudge(uv_idle_t *h) {}
 
 static void update_poll(struct thaw_chan *c)
 {
@@ -62,7 +77,7 @@ static void update_poll(struct thaw_chan *c)
         return;
     if (c->reading)
         ev |= UV_READABLE;
-    if (c->out.len > c->out_head)
+    if (c->want_write && c->out.len > c->out_head)
         ev |= UV_WRITABLE;
     if (ev == c->events)
         return;
@@ -94,7 +109,10 @@ int thaw_chan_open(uv_loop_t *loop, int fd, thaw_chan_frame_cb on_frame,
         free(c);
         return rc;
     }
-    c->poll.data = c;
+    uv_check_init(loop, &c->flusher);
+    uv_idle_init(loop, &c->nudge);
+    c->handles = 3;
+    c->poll.data = c->flusher.data = c->nudge.data = c;
     c->reading = 1;
     update_poll(c);
     *out = c;
@@ -118,6 +136,8 @@ static void free_chan(uv_handle_t *h)
     struct thaw_chan *c = h->data;
     int i;
 
+    if (--c->handles > 0)
+        return; /* the last of its three handles frees it */
     /* only now, with the poll out of the loop, may the fd number be
      * reused (util/fd.h) */
     thaw_close_fd(h->loop, c->fd);
@@ -131,19 +151,30 @@ static void free_chan(uv_handle_t *h)
     free(c);
 }
 
+static void close_handles(struct thaw_chan *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->poll))
+        return;
+    uv_close((uv_handle_t *)&c->poll, free_chan);
+    uv_close((uv_handle_t *)&c->flusher, free_chan);
+    uv_close((uv_handle_t *)&c->nudge, free_chan);
+}
+
 void thaw_chan_close(struct thaw_chan *c)
 {
     if (c->closed)
         return;
     c->closed = 1;
     uv_poll_stop(&c->poll);
+    uv_check_stop(&c->flusher);
+    uv_idle_stop(&c->nudge);
     /* the peer sees EOF now; the fd itself is closed after the poll
      * (free_chan): closed here, while a dispatch defers the uv_close, a
      * socketpair opened meanwhile would get its number and lose its
      * epoll registration to that uv_close */
     shutdown(c->fd, SHUT_RDWR);
     if (!c->dispatching)
-        uv_close((uv_handle_t *)&c->poll, free_chan);
+        close_handles(c);
 }
 
 static void fail(struct thaw_chan *c, int err)
@@ -168,11 +199,26 @@ void thaw_chan_read_start(struct thaw_chan *c)
     update_poll(c);
 }
 
-int thaw_chan_send(struct thaw_chan *c, const void *frame, size_t len,
-                   int fd_to_pass)
+/* Output was queued: write it at the end of this loop iteration. */
+static void arm_flush(struct thaw_chan *c)
 {
-    int rc;
+    if (c->was_high || thaw_chan_queued(c) > THAW_CHAN_HIGH)
+        c->was_high = 1;
+    if (c->want_write) {
+        update_poll(c); /* the socket is full: UV_WRITABLE says when */
+        return;
+    }
+    if (c->flush_armed)
+        return;
+    c->flush_armed = 1;
+    uv_check_start(&c->flusher, on_flush);
+    uv_idle_start(&c->nudge, on_nudge);
+}
 
+/* Before a frame is appended: room in the fd list, written space
+ * reclaimed. 0, or -EPIPE / -ENOBUFS (fd_to_pass closed). */
+static int begin_frame(struct thaw_chan *c, int fd_to_pass)
+{
     if (c->closed) {
         if (fd_to_pass >= 0)
             close(fd_to_pass);
@@ -199,46 +245,77 @@ int thaw_chan_send(struct thaw_chan *c, const void *frame, size_t len,
         c->out_base += c->out_head;
         c->out_head = 0;
     }
+    return 0;
+}
+
+/* The frame that starts at out.data[start] is complete. */
+static void end_frame(struct thaw_chan *c, size_t start, int fd_to_pass)
+{
     if (fd_to_pass >= 0) {
-        c->out_fds[c->n_out_fds].off = c->out_base + c->out.len;
+        c->out_fds[c->n_out_fds].off = c->out_base + start;
         c->out_fds[c->n_out_fds].fd = fd_to_pass;
+        c->n_out_fds++;
     }
-    if ((rc = thaw_buf_append(&c->out, frame, len))) {
+    arm_flush(c);
+}
+
+int thaw_chan_send(struct thaw_chan *c, const void *frame, size_t len,
+                   int fd_to_pass)
+{
+    size_t start;
+    int rc;
+
+    if ((rc = begin_frame(c, fd_to_pass)))
+        return rc;
+    start = c->out.len;
+    if (thaw_buf_append(&c->out, frame, len)) {
         if (fd_to_pass >= 0)
             close(fd_to_pass);
         return -ENOBUFS;
     }
-    if (fd_to_pass >= 0)
-        c->n_out_fds++;
-    if (thaw_chan_queued(c) > THAW_CHAN_HIGH)
-        c->was_high = 1;
-    update_poll(c);
+    end_frame(c, start, fd_to_pass);
+    return 0;
+}
+
+int thaw_chan_send_frame(struct thaw_chan *c, uint8_t type, uint32_t stream,
+                         const void *payload, size_t n)
+{
+    size_t mark;
+    int rc;
+
+    if ((rc = begin_frame(c, -1)))
+        return rc;
+    if (thaw_ipc_begin(&c->out, type, 0, stream, &mark) ||
+        (n && thaw_ipc_put_raw(&c->out, payload, n)) || thaw_ipc_end(&c->out, mark)) {
+        c->out.len = mark; /* no partial frame stays queued */
+        return -ENOBUFS;
+    }
+    end_frame(c, mark, -1);
     return 0;
 }
 
 int thaw_chan_send_fields(struct thaw_chan *c, uint8_t type, uint32_t stream,
                           int fd_to_pass, int nfields, const char **fields)
 {
-    struct thaw_buf b;
     size_t mark;
     int i, rc;
 
-    thaw_buf_init(&b, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
-    rc = thaw_ipc_begin(&b, type, fd_to_pass >= 0 ? THAW_IPC_F_FD : 0,
-                        stream, &mark);
+    if ((rc = begin_frame(c, fd_to_pass)))
+        return rc;
+    /* encoded in place, at the end of the queue */
+    rc = thaw_ipc_begin(&c->out, type, fd_to_pass >= 0 ? THAW_IPC_F_FD : 0, stream, &mark);
     for (i = 0; !rc && i < nfields; i++)
-        rc = thaw_ipc_put_str(&b, fields[i]);
+        rc = thaw_ipc_put_str(&c->out, fields[i]);
     if (!rc)
-        rc = thaw_ipc_end(&b, mark);
+        rc = thaw_ipc_end(&c->out, mark);
     if (rc) {
-        thaw_buf_free(&b);
+        c->out.len = mark;
         if (fd_to_pass >= 0)
             close(fd_to_pass);
-        return rc;
+        return rc == THAW_IPC_E_TOOBIG ? rc : -ENOBUFS;
     }
-    rc = thaw_chan_send(c, b.data, b.len, fd_to_pass);
-    thaw_buf_free(&b);
-    return rc;
+    end_frame(c, mark, fd_to_pass);
+    return 0;
 }
 
 /* Writes as much as the socket takes; an fd goes out on the first byte of
@@ -366,6 +443,53 @@ static int do_read(struct thaw_chan *c)
     return 1;
 }
 
+/* After a write: the caller may produce again once the queue is low. */
+static int after_write(struct thaw_chan *c)
+{
+    if (c->was_high && thaw_chan_queued(c) < THAW_CHAN_LOW) {
+        c->was_high = 0;
+        if (c->on_drain) {
+            c->dispatching++;
+            c->on_drain(c, c->data);
+            c->dispatching--;
+        }
+    }
+    return c->closed ? -1 : 0;
+}
+
+/* Writes what is queued; a full socket waits for UV_WRITABLE. */
+static int write_out(struct thaw_chan *c)
+{
+    int rc = do_write(c);
+
+    if (rc < 0)
+        return rc;
+    c->want_write = c->out_head < c->out.len;
+    return 0;
+}
+
+static void on_flush(uv_check_t *h)
+{
+    struct thaw_chan *c = h->data;
+    int rc;
+
+    uv_check_stop(&c->flusher);
+    uv_idle_stop(&c->nudge);
+    c->flush_armed = 0;
+    if (c->closed)
+        return;
+    if ((rc = write_out(c)) < 0) {
+        fail(c, rc);
+        goto out;
+    }
+    if (after_write(c) < 0)
+        goto out;
+    update_poll(c);
+out:
+    if (c->closed && !c->dispatching)
+        close_handles(c);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     struct thaw_chan *c = h->data;
@@ -375,21 +499,13 @@ static void on_poll(uv_poll_t *h, int status, int events)
         fail(c, status);
         goto out;
     }
-    if (events & UV_WRITABLE) {
-        if ((rc = do_write(c)) < 0) {
+    if ((events & UV_WRITABLE) && c->want_write) {
+        if ((rc = write_out(c)) < 0) {
             fail(c, rc);
             goto out;
         }
-        if (c->was_high && thaw_chan_queued(c) < THAW_CHAN_LOW) {
-            c->was_high = 0;
-            if (c->on_drain) {
-                c->dispatching++;
-                c->on_drain(c, c->data);
-                c->dispatching--;
-                if (c->closed)
-                    goto out;
-            }
-        }
+        if (after_write(c) < 0)
+            goto out;
     }
     if ((events & (UV_READABLE | UV_DISCONNECT)) && c->reading) {
         rc = do_read(c);
@@ -400,6 +516,6 @@ static void on_poll(uv_poll_t *h, int status, int events)
     }
     update_poll(c);
 out:
-    if (c->closed && !c->dispatching && !uv_is_closing((uv_handle_t *)h))
-        uv_close((uv_handle_t *)h, free_chan);
+    if (c->closed && !c->dispatching)
+        close_handles(c);
 }

@@ -1,7 +1,8 @@
 /* A framed IPC channel over one end of a Unix socketpair, on the libuv
  * loop. Frames queued with thaw_chan_send() during one loop iteration go
- * out together in as few writes as possible; every complete frame of one
- * read is delivered before the next read. Frames may carry one fd. */
+ * out together, written at the end of that iteration (no wait for the
+ * socket to be reported writable unless it was full); every complete frame
+ * of one read is delivered before the next read. Frames may carry one fd. */
 #ifndef THAW_IPC_CHAN_H
 #define THAW_IPC_CHAN_H
 
@@ -28,6 +29,10 @@ int thaw_chan_open(uv_loop_t *loop, int fd, thaw_chan_frame_cb on_frame,
  * (channel closed) / -ENOBUFS (queue over its maximum). */
 int thaw_chan_send(struct thaw_chan *c, const void *frame, size_t len,
                    int fd_to_pass);
+/* Encodes and queues a frame whose payload is `payload` (raw bytes),
+ * straight into the queue: no buffer of its own. */
+int thaw_chan_send_frame(struct thaw_chan *c, uint8_t type, uint32_t stream,
+                         const void *payload, size_t n);
 /* Encodes and queues a frame whose payload is the given fields. */
 int thaw_chan_send_fields(struct thaw_chan *c, uint8_t type, uint32_t stream,
                           int fd_to_pass, int nfields, const char **fields);

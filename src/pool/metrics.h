@@ -19,6 +19,10 @@ struct thaw_metrics {
     uint64_t starts_fork;        /* an instance's first request (a cold start) */
     uint64_t template_builds;
     uint64_t template_evictions; /* template_idle_timeout_ms */
+    /* routing (pool.c), to see why requests wait: */
+    uint64_t queued;             /* requests that waited in a version's queue */
+    uint64_t blocked_skips;      /* a busy instance passed over as blocked */
+    uint64_t syscall_reads;      /* /proc/PID/syscall reads for that check */
 };
 
 #endif

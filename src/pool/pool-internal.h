@@ -45,7 +45,14 @@ struct thaw_instance {
     char kill_msg[256];     /* ... and why, for its requests and the log */
     int holds;
     uint64_t last_used;
-    struct thaw_exchange *ex_head;
+    /* its requests, oldest first: answers mostly come in that order, so
+     * finding a frame's exchange looks at the first one or two */
+    struct thaw_exchange *ex_head, *ex_tail;
+    /* blocked() (pool.c): the last /proc/PID/syscall reading and when
+     * (uv_now ms): read at most once per BLOCKED_RECHECK_MS, not once per
+     * request routed while the instance runs a long batch */
+    int sys_state;
+    uint64_t sys_state_ms;
     struct thaw_bind_peer bind;  /* its binding calls in flight */
     int background;         /* ctx.wait_until() tasks it still runs */
     uint64_t background_since_ms;

@@ -39,6 +39,7 @@ void thaw_exchange_init(struct thaw_exchange *ex, const struct thaw_exchange_ops
 static void enqueue(struct thaw_version *v, struct thaw_exchange *ex)
 {
     v->queue_len++;
+    v->worker->metrics.queued++;
     ex->queued_ms = uv_now(v->worker->loop);
     ex->next = NULL;
     ex->prev = v->queue_tail;
@@ -66,7 +67,11 @@ static void dequeue(struct thaw_version *v, struct thaw_exchange *ex)
 
 /* ---- attach / detach -------------------------------------------------- */
 
-static void attach(struct thaw_instance *inst, struct thaw_exchange *ex)
+/* head (len bytes, may be NULL): the request's REQ_HEAD frame when it
+ * did not wait in the queue; it goes straight onto the channel, ahead of
+ * whatever the exchange holds (body frames), with no copy of its own. */
+static void attach(struct thaw_instance *inst, struct thaw_exchange *ex, const void *head,
+                   size_t len)
 {
     uint64_t now = uv_now(inst->ver->worker->loop);
 
@@ -81,15 +86,19 @@ static void attach(struct thaw_instance *inst, struct thaw_exchange *ex)
     ex->cpu_base_ms = -1; /* read by the tick when it first looks */
     if (inst->inflight == 0)
         inst->progress_ms = now;
-    ex->prev = NULL;
-    ex->next = inst->ex_head;
-    if (inst->ex_head)
-        inst->ex_head->prev = ex;
-    inst->ex_head = ex;
+    ex->next = NULL;
+    ex->prev = inst->ex_tail;
+    if (inst->ex_tail)
+        inst->ex_tail->next = ex;
+    else
+        inst->ex_head = ex;
+    inst->ex_tail = ex;
     inst->inflight++;
     inst->served++;
     inst->last_used = ++use_clock;
     thaw__worker_soon(inst->ver->worker); /* its limits are watched while it runs */
+    if (head)
+        thaw_chan_send(inst->chan, head, len, -1);
     if (ex->pending.len)
         thaw_chan_send(inst->chan, ex->pending.data, ex->pending.len, -1);
     thaw_buf_free(&ex->pending);
@@ -111,6 +120,8 @@ static void detach(struct thaw_exchange *ex)
         inst->ex_head = ex->next;
     if (ex->next)
         ex->next->prev = ex->prev;
+    else
+        inst->ex_tail = ex->prev;
     ex->next = ex->prev = NULL;
     ex->inst = NULL;
     if (--inst->inflight == 0)
@@ -151,8 +162,13 @@ static void instance_idle_check(struct thaw_instance *inst)
  * without sending anything for BLOCKED_MS (a CPU-bound handler). */
 #define BLOCKED_MS 20
 #define FRESH_MS 2
+/* A reading of /proc/PID/syscall serves this long: an instance running a
+ * batch of slow requests (30 FastAPI requests take ~3 ms) sends nothing
+ * for longer than FRESH_MS, and reading its state for each request routed
+ * meanwhile was three system calls a request (issue 16) */
+#define BLOCKED_RECHECK_MS 2
 
-static int blocked(const struct thaw_instance *i, uint64_t now)
+static int blocked(struct thaw_instance *i, uint64_t now)
 {
     int st;
 
@@ -160,7 +176,15 @@ static int blocked(const struct thaw_instance *i, uint64_t now)
      * spare the /proc read, the common case under load */
     if (i->inflight == 0 || i->pid <= 0 || now - i->progress_ms < FRESH_MS)
         return 0;
-    st = thaw__proc_syscall_state(i->pid);
+    if (i->sys_state_ms && now - i->sys_state_ms < BLOCKED_RECHECK_MS &&
+        i->sys_state_ms > i->progress_ms) {
+        st = i->sys_state;
+    } else {
+        st = thaw__proc_syscall_state(i->pid);
+        i->sys_state = st;
+        i->sys_state_ms = now;
+        i->ver->worker->metrics.syscall_reads++;
+    }
     if (st == THAW_PROC_IN_EPOLL)
         return 0;
     if (st == THAW_PROC_RUNNING)
@@ -209,8 +233,9 @@ static struct thaw_instance *pick(struct thaw_version *v)
     const struct thaw_limits *lim = &v->worker->limits;
     uint64_t now = uv_now(v->worker->loop);
     struct thaw_instance *i, *idle = NULL, *spare = NULL, *busy = NULL, *least = NULL;
-    int n_backlogged = 0;
+    int n_backlogged = 0, any_busy = 0;
 
+    /* first the instances with nothing in flight: no system call needed */
     for (i = v->instances; i; i = i->next) {
         if (i->state != INST_LIVE || !i->chan || used_up(i) ||
             i->inflight >= lim->concurrency || i->n_cancels)
@@ -221,7 +246,19 @@ static struct thaw_instance *pick(struct thaw_version *v)
         } else if (i->inflight == 0) {
             if (!idle || i->last_used > idle->last_used)
                 idle = i;
-        } else if (blocked(i, now)) {
+        } else {
+            any_busy = 1;
+        }
+    }
+    if (idle)
+        return idle;
+    /* then the busy ones: blocked (/proc, cached) and backlogged (ioctl) */
+    for (i = v->instances; any_busy && i; i = i->next) {
+        if (i->state != INST_LIVE || !i->chan || used_up(i) || i->inflight == 0 ||
+            i->inflight >= lim->concurrency || i->n_cancels)
+            continue;
+        if (blocked(i, now)) {
+            v->worker->metrics.blocked_skips++;
             continue;
         } else if (backlogged(i)) {
             n_backlogged++;
@@ -232,8 +269,6 @@ static struct thaw_instance *pick(struct thaw_version *v)
             busy = i;
         }
     }
-    if (idle)
-        return idle;
     if (busy)
         return busy;
     if (spare && n_backlogged < online_cpus())
@@ -290,22 +325,30 @@ void thaw__pool_run_queue(struct thaw_version *v)
             return;
         ex = v->queue_head;
         dequeue(v, ex);
-        attach(inst, ex);
+        attach(inst, ex, NULL, 0);
     }
 }
 
-static void route(struct thaw_version *v, struct thaw_exchange *ex)
+/* head: the REQ_HEAD frame, when it is not in ex->pending yet; it is
+ * copied there only if the exchange has to wait. */
+static void route(struct thaw_version *v, struct thaw_exchange *ex, const void *head,
+                  size_t len)
 {
     struct thaw_instance *inst;
 
     ex->ver = v;
     v->last_request_ms = uv_now(v->worker->loop);
+    if (v->state == VER_READY && !v->queue_head && (inst = pick(v))) {
+        attach(inst, ex, head, len);
+        return;
+    }
+    if (head && v->state != VER_FAILED && thaw_buf_append(&ex->pending, head, len)) {
+        ex->ver = NULL;
+        ex->ops->on_fail(ex, 500, "500 Internal Server Error: request head too large\n");
+        return;
+    }
     switch (v->state) {
     case VER_READY:
-        if (!v->queue_head && (inst = pick(v))) {
-            attach(inst, ex);
-            return;
-        }
         if (v->queue_len >= v->worker->limits.max_queue) {
             ex->ver = NULL;
             ex->ops->on_fail(ex, 503, "503 Service Unavailable: every instance of this "
@@ -328,17 +371,13 @@ static void route(struct thaw_version *v, struct thaw_exchange *ex)
 void thaw_pool_dispatch(struct thaw_worker *w, struct thaw_exchange *ex,
                         const void *head, size_t len)
 {
-    if (thaw_buf_append(&ex->pending, head, len)) {
-        ex->ops->on_fail(ex, 500, "500 Internal Server Error: request head too large\n");
-        return;
-    }
     if (!w->current && w->cold)
         thaw__worker_wake(w);
     if (!w->current) {
         ex->ops->on_fail(ex, 500, "500 Internal Server Error: no version of the worker is built\n");
         return;
     }
-    route(w->current, ex);
+    route(w->current, ex, head, len);
 }
 
 /* Moves what waits for an old version to the new one. */
@@ -347,32 +386,18 @@ void thaw__pool_requeue(struct thaw_version *from, struct thaw_version *to)
     while (from->queue_head) {
         struct thaw_exchange *ex = from->queue_head;
         dequeue(from, ex);
-        route(to, ex);
+        route(to, ex, NULL, 0); /* its head is in ex->pending */
     }
 }
 
 /* ---- request frames --------------------------------------------------- */
-
-/* One frame whose payload is p (raw bytes) onto a channel. */
-static void chan_send_raw(struct thaw_chan *c, uint8_t type, uint32_t stream, const void *p,
-                          size_t n)
-{
-    struct thaw_buf b;
-    size_t mark;
-
-    thaw_buf_init(&b, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
-    if (!thaw_ipc_begin(&b, type, 0, stream, &mark) && !thaw_ipc_put_raw(&b, p, n) &&
-        !thaw_ipc_end(&b, mark))
-        thaw_chan_send(c, b.data, b.len, -1);
-    thaw_buf_free(&b);
-}
 
 static void send_frame(struct thaw_exchange *ex, uint8_t type, const char *p, size_t n)
 {
     size_t mark;
 
     if (ex->inst && ex->inst->chan) {
-        chan_send_raw(ex->inst->chan, type, ex->sid, p, n);
+        thaw_chan_send_frame(ex->inst->chan, type, ex->sid, p, n);
         return;
     }
     if (ex->ver && !thaw_ipc_begin(&ex->pending, type, 0, ex->sid, &mark)) {
@@ -509,43 +534,59 @@ static struct thaw_exchange *find_ex(struct thaw_instance *inst, uint32_t sid)
     return NULL;
 }
 
+/* RESP_HEAD: status, reason, then name, value pairs, handed on as C
+ * strings. They are copied, NUL-terminated, into one buffer kept for the
+ * next head (a payload is at most THAW_IPC_MAX_PAYLOAD): no allocation per
+ * field, which a head used to cost (a strndup each). */
 static int on_head(struct thaw_exchange *ex, const struct thaw_ipc_frame *f)
 {
     static const char *names[MAX_RESP_HEADERS], *values[MAX_RESP_HEADERS];
-    static char *store[2 * MAX_RESP_HEADERS + 2];
+    static const char *field[2 * MAX_RESP_HEADERS + 2];
+    static char *arena;
+    static size_t arena_cap;
     struct thaw_ipc_fields it;
     const uint8_t *p;
-    size_t n;
+    size_t n, used = 0, need = (size_t)f->len + 2 * MAX_RESP_HEADERS + 2;
     int k = 0, i, status, nh;
 
+    if (need > arena_cap) {
+        char *more = realloc(arena, need);
+        if (!more)
+            return -1;
+        arena = more;
+        arena_cap = need;
+    }
     thaw_ipc_fields_init(&it, f);
     while (k < 2 * MAX_RESP_HEADERS + 2) {
         int r = thaw_ipc_next_field(&it, &p, &n);
         if (r == 0)
             break;
         if (r < 0)
-            goto bad;
-        store[k++] = strndup((const char *)p, n);
+            return -1;
+        /* the fields fit: their bytes are within the payload, plus a NUL each */
+        memcpy(arena + used, p, n);
+        arena[used + n] = '\0';
+        field[k++] = arena + used;
+        used += n + 1;
     }
     if (k < 2 || k % 2)
-        goto bad;
-    status = atoi(store[0]);
+        return -1;
+    status = atoi(field[0]);
     if (status < 100 || status > 999)
-        goto bad;
+        return -1;
     nh = (k - 2) / 2;
     for (i = 0; i < nh; i++) {
-        names[i] = store[2 + 2 * i];
-        values[i] = store[3 + 2 * i];
+        names[i] = field[2 + 2 * i];
+        values[i] = field[3 + 2 * i];
     }
     ex->head_seen = 1;
-    ex->ops->on_resp_head(ex, status, store[1], names, values, nh);
-    for (i = 0; i < k; i++)
-        free(store[i]);
+    ex->ops->on_resp_head(ex, status, field[1], names, values, nh);
+    if (arena_cap > 64 * 1024) {
+        free(arena); /* a rare huge head's memory does not stay (issue 15) */
+        arena = NULL;
+        arena_cap = 0;
+    }
     return 0;
-bad:
-    for (i = 0; i < k; i++)
-        free(store[i]);
-    return -1;
 }
 
 void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_frame *f)
@@ -572,7 +613,7 @@ void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_f
          * list of names; the template ignores what it cannot parse) */
         struct thaw_version *v = inst->ver;
         if (!v->warm_sent && v->chan && f->len <= 1024) {
-            chan_send_raw(v->chan, THAW_IPC_WARM, 0, f->payload, f->len);
+            thaw_chan_send_frame(v->chan, THAW_IPC_WARM, 0, f->payload, f->len);
             v->warm_sent = 1;
         }
         return;

@@ -239,6 +239,33 @@ int thaw_memcg_probe(char *base, size_t n, char *why, size_t whyn)
 
 /* ---- CPU: the same groups in the cpu (and cpuacct) hierarchies ------ */
 
+/* The weight of a group that may use `percent` of one CPU: as much as
+ * that many processes have (cpu.shares 1024 each on v1, cpu.weight 100
+ * on v2). At the default weight a version's instances together weighed one
+ * process against every process outside thaw (wrk, other work): on a busy
+ * machine two instances got one process's CPU (issue 16). Best effort: a
+ * kernel that refuses it leaves the default. */
+static void set_cpu_weight(const char *dir, int v2, long long percent)
+{
+    char num[32];
+    long long w = v2 ? percent : percent * 1024 / 100;
+
+    if (v2)
+        w = w < 1 ? 1 : w > 10000 ? 10000 : w;
+    else
+        w = w < 2 ? 2 : w > 262144 ? 262144 : w;
+    snprintf(num, sizeof(num), "%lld", w);
+    write_text(dir, v2 ? "cpu.weight" : "cpu.shares", num);
+}
+
+/* The run's group holds every version: it weighs as one process per CPU. */
+static void set_run_weight(const char *dir, int v2)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    set_cpu_weight(dir, v2, 100LL * (cpus > 0 ? cpus : 1));
+}
+
 /* v1: the run's groups in the cpu and the cpuacct hierarchies (one when
  * they are mounted together), each beside the memory one; v2: the cpu
  * controller enabled in the memory one's run group. */
@@ -246,6 +273,28 @@ int thaw_memcg_probe(char *base, size_t n, char *why, size_t whyn)
 static char cpu_run[MAX_CPU_DIRS][560];
 static int cpu_quota[MAX_CPU_DIRS]; /* 1: this one has the cpu controller */
 static int n_cpu_run, cpu_v2;
+
+static int remove_dir(const char *dir);
+
+/* A run group that already existed belongs to an earlier thaw that had
+ * our pid and died without removing it (SIGKILL): its version groups
+ * ("v1", ...) would make our first build fail with EEXIST. They are
+ * emptied (their processes killed) and removed. */
+static void clear_stale_run(const char *run)
+{
+    DIR *d = opendir(run);
+    struct dirent *e;
+    char path[700];
+
+    if (!d)
+        return;
+    while ((e = readdir(d)))
+        if (e->d_name[0] == 'v' && e->d_type == DT_DIR) {
+            snprintf(path, sizeof(path), "%s/%s", run, e->d_name);
+            remove_dir(path);
+        }
+    closedir(d);
+}
 
 static void cpu_run_create(void)
 {
@@ -255,6 +304,8 @@ static void cpu_run_create(void)
 
     if (memcg_kind == THAW_MEMCG_V2) {
         cpu_v2 = write_text(memcg_run, "cgroup.subtree_control", "+cpu") == 0;
+        if (cpu_v2)
+            set_run_weight(memcg_run, 1);
         return;
     }
     for (i = 0; i < MAX_CPU_DIRS; i++) {
@@ -267,8 +318,13 @@ static void cpu_run_create(void)
                  strcmp(own, "/") == 0 ? "" : own, (long)getpid());
         if (n_cpu_run == 1 && strcmp(dir, cpu_run[0]) == 0)
             continue; /* cpu,cpuacct mounted together */
-        if (mkdir(dir, 0755) && errno != EEXIST)
-            continue;
+        if (mkdir(dir, 0755)) {
+            if (errno != EEXIST)
+                continue;
+            clear_stale_run(dir);
+        }
+        if (i == 0)
+            set_run_weight(dir, 0);
         cpu_quota[n_cpu_run++] = i == 0;
     }
 }
@@ -293,10 +349,13 @@ int thaw_memcg_run_create(int kind, const char *base, char *path, size_t len, ch
     if (kind == THAW_MEMCG_NONE)
         return -1;
     snprintf(path, len, "%s/thaw-%ld", base, (long)getpid());
-    if (mkdir(path, 0755) && errno != EEXIST) {
-        snprintf(why, whyn, "cannot make %s: %s", path, strerror(errno));
-        path[0] = '\0';
-        return -1;
+    if (mkdir(path, 0755)) {
+        if (errno != EEXIST) {
+            snprintf(why, whyn, "cannot make %s: %s", path, strerror(errno));
+            path[0] = '\0';
+            return -1;
+        }
+        clear_stale_run(path);
     }
     if (kind == THAW_MEMCG_V2 && write_text(path, "cgroup.subtree_control", "+memory")) {
         snprintf(why, whyn, "cannot enable the memory controller in %s: %s", path,
@@ -323,11 +382,12 @@ static void cpu_group_path(int i, long id, char *out, size_t n)
 }
 
 /* cpu.cfs_quota_us (v1) or cpu.max (v2) of a version's group in dir:
- * percent of one CPU, per 100 ms period */
+ * percent of one CPU, per 100 ms period; and its weight to match */
 static int set_cpu_quota(const char *dir, int v2, long long percent)
 {
     char num[64];
 
+    set_cpu_weight(dir, v2, percent);
     if (v2) {
         snprintf(num, sizeof(num), "%lld 100000", percent * 1000);
         return write_text(dir, "cpu.max", num);

@@ -95,6 +95,18 @@ char *thaw_admin_metrics_many(struct thaw_worker **ws, int n, size_t *len)
         thaw_buf_printf(&b, "thaw_starts_total{worker=\"%s\",kind=\"template_build\"} %llu\n",
                 names[k], (unsigned long long)m->template_builds);
     }
+    thaw_buf_printf(&b, "# HELP thaw_routing_total Routing: requests that waited in the queue "
+                "for an instance, busy instances passed over as blocked, and the "
+                "/proc/PID/syscall reads that decided it.\n# TYPE thaw_routing_total counter\n");
+    for (k = 0; k < n; k++) {
+        const struct thaw_metrics *m = &ws[k]->metrics;
+        thaw_buf_printf(&b, "thaw_routing_total{worker=\"%s\",kind=\"queued\"} %llu\n", names[k],
+                (unsigned long long)m->queued);
+        thaw_buf_printf(&b, "thaw_routing_total{worker=\"%s\",kind=\"blocked_skip\"} %llu\n",
+                names[k], (unsigned long long)m->blocked_skips);
+        thaw_buf_printf(&b, "thaw_routing_total{worker=\"%s\",kind=\"syscall_read\"} %llu\n",
+                names[k], (unsigned long long)m->syscall_reads);
+    }
     thaw_buf_printf(&b, "# HELP thaw_template_evictions_total Templates evicted after "
                 "template_idle_timeout_ms without traffic.\n"
                 "# TYPE thaw_template_evictions_total counter\n");

@@ -120,3 +120,85 @@ def _project(d, name, percent, mark="twunused"):
     from thawlib import write_worker
     write_worker(d, SPINNER.format(mark=mark), name=name, thaw={"cpu_percent": percent})
     return d
+
+
+def _dev_quota(srv):
+    """The CFS quota (µs per 100 ms period) of the dev server's version and
+    its weight as a count of processes (cpu.shares / 1024 on v1, cpu.weight
+    / 100 on v2), from the kernel's files of its cpu group."""
+    import glob
+    for mnt, name, weight, unit in ((mount_of("cpu"), "cpu.cfs_quota_us", "cpu.shares", 1024),
+                                    (mount_of(""), "cpu.max", "cpu.weight", 100)):
+        if not mnt:
+            continue
+        found = glob.glob(f"{mnt}/**/thaw-{srv.proc.pid}/v*/{name}", recursive=True)
+        if found:
+            w = os.path.join(os.path.dirname(found[0]), weight)
+            return int(read(found[0]).split()[0]), int(read(w)) / unit
+    return None, None
+
+
+HELLO = '''
+from workers import WorkerEntrypoint, Response
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("hi")
+'''
+
+
+def test_thaw_dev_gives_a_version_one_cpu_per_instance_unless_told(thaw_factory, tmp_path):
+    """thaw dev without cpu_percent: one CPU per instance the version may run,
+    up to the machine's (the built-in 100 held `--max-instances 2` on two
+    cores to one core: docs/performance.md), and the group's weight to
+    match (at the default weight the version's instances together counted
+    as one process on a busy machine). A flag or the config still win."""
+    from thawlib import write_worker
+    d = tmp_path / "w"
+    write_worker(d, HELLO)
+    srv = thaw_factory(d, "--max-instances", "2", sandbox=True)
+    if "cpu: none" in srv.log():
+        pytest.skip("no CPU cgroup on this machine")
+    assert srv.get("/").status == 200
+    # and it weighs as that many processes against the rest of the machine
+    cpus = min(2, os.cpu_count())
+    assert _dev_quota(srv) == (100_000 * cpus, cpus)
+    srv.stop()
+    srv = thaw_factory(d, "--max-instances", "2", "--cpu-percent", "30", sandbox=True)
+    assert srv.get("/").status == 200
+    assert _dev_quota(srv)[0] == 30_000
+    srv.stop()
+    write_worker(d, HELLO, thaw={"cpu_percent": 40})
+    srv = thaw_factory(d, "--max-instances", "2", sandbox=True)
+    assert srv.get("/").status == 200
+    assert _dev_quota(srv)[0] == 40_000
+
+
+def test_a_stale_group_of_a_dead_thaw_with_our_pid_does_not_fail_the_build(tmp_path):
+    """A thaw killed with SIGKILL leaves its cgroups (thaw-PID/v1, ...); a
+    later thaw that gets the same pid found v1 there and every build failed
+    with "cannot make the worker's CPU cgroup ...: File exists" (seen in the
+    suite on a machine where many thaws were killed). Made here on purpose:
+    the shell creates the groups for its own pid, then becomes thaw."""
+    import subprocess
+    import urllib.request
+    from thawlib import THAW, free_port, write_worker
+    mounts = [m for m in (mount_of("cpu"), mount_of("memory")) if m]
+    if not mounts:
+        pytest.skip("no cgroup v1 cpu or memory hierarchy")
+    d = tmp_path / "w"
+    write_worker(d, HELLO)
+    port = free_port()
+    own = groups(os.getpid())
+    dirs = " ".join(f"{m}{'' if own.get(c, '/') == '/' else own[c]}/thaw-$$/v1"
+                    for m, c in ((mount_of("cpu"), "cpu"), (mount_of("memory"), "memory")) if m)
+    p = subprocess.Popen(["sh", "-c", f"mkdir -p {dirs} && exec {THAW} dev {d} --port {port}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("Ready on"), p.stderr.read() if p.poll() is not None else line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+            assert r.status == 200 and r.read() == b"hi"
+    finally:
+        p.terminate()
+        p.wait(10)
