@@ -23,15 +23,16 @@ SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
 SUP_OBJ = $(SUP_SRC:src/%.c=$(BUILD)/obj/%.o)
 # the zygote: CPython, and the sandbox it applies to itself and its children
 ZYG_SRC = src/zygote/main.c src/zygote/sandbox-py.c src/zygote/prefault-py.c \
-          $(CODEC_SRC) \
+          $(FAST_SRC) \
           $(filter-out src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/uidslot.c \
                                    src/sandbox/hostpid.c src/sandbox/keeper-main.c, \
                        $(wildcard src/sandbox/*.c))
 ZYG_OBJ = $(ZYG_SRC:src/%.c=$(BUILD)/obj/%.o)
-# the instances' frame codec: built into the zygote, and as a module of its
-# own for tests/python and bench/instance-cpu (src/zygote/codec-py.h)
-CODEC_SRC = src/zygote/codec-py.c src/zygote/codec-head.c
-CODEC_MOD = $(BUILD)/py/_thaw_codec.so
+# the instances' hot path in C: built into the zygote, and as a module of
+# its own for tests/python and bench/instance-cpu (src/zygote/fast-py.h)
+FAST_SRC = src/zygote/fast-py.c src/zygote/codec-head.c src/zygote/codec-resp.c \
+           src/zygote/eager.c
+FAST_MOD = $(BUILD)/py/_thaw_fast.so
 ZYG_LIBS = -lseccomp
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
@@ -40,7 +41,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIB_OBJ  = $(filter-out $(BUILD)/obj/cli/%,$(SUP_OBJ))
 
 .PHONY: all deps dev test unit integration pytest clean
-all: $(BUILD)/thaw $(BUILD)/thaw-zygote $(BUILD)/thaw-pidns-init $(CODEC_MOD)
+all: $(BUILD)/thaw $(BUILD)/thaw-zygote $(BUILD)/thaw-pidns-init $(FAST_MOD)
 
 $(DEPS_STAMP): scripts/install-deps
 	./scripts/install-deps
@@ -64,9 +65,9 @@ $(BUILD)/thaw: $(SUP_OBJ)
 $(BUILD)/thaw-zygote: $(ZYG_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(PY_LIBS) $(ZYG_LIBS)
 
-$(CODEC_MOD): $(CODEC_SRC) $(DEPS_STAMP) $(wildcard src/*/*.h)
+$(FAST_MOD): $(FAST_SRC) $(DEPS_STAMP) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PY_CFLAGS) -fPIC -shared -o $@ $(CODEC_SRC)
+	$(CC) $(CFLAGS) $(PY_CFLAGS) -fPIC -shared -o $@ $(FAST_SRC)
 
 # the init of each worker version's pid namespace (src/sandbox/keeper.c
 # starts it with exec): static, so it starts without the dynamic loader

@@ -12,7 +12,7 @@ import types
 from collections import deque
 
 import _thaw
-import _thaw_codec as codec
+import _thaw_fast as fast
 
 try:
     import uvloop  # preloaded in the zygote
@@ -121,7 +121,7 @@ class Instance:
         self.worker = worker
         self.iid = iid
         self.inbuf = bytearray()  # the start of a frame not complete yet
-        self.frames = deque()     # decoded, not yet dispatched (codec.decode)
+        self.frames = deque()     # decoded, not yet dispatched (fast.decode)
         self.rbuf = bytearray(262144)
         self.rview = memoryview(self.rbuf)
         self.rbufs = [self.rbuf]
@@ -195,13 +195,13 @@ class Instance:
         try:
             head = ipc.fields("GET", "http://warm.invalid/", ":client-ip", "127.0.0.1",
                               ":client-port", "1", "host", "warm.invalid", "accept", "*/*")
-            frames, _used, _error = codec.decode(ipc.frame(ipc.REQ_HEAD, 0, head), -1,
+            frames, _used, _error = fast.decode(ipc.frame(ipc.REQ_HEAD, 0, head), -1,
                                                  self.split_commas)
             method, url, pairs, client, version, _meta, _body = frames[0][3]
             req = self.Request._thaw_decoded(method, url, pairs, None, client, version)
             req.headers.get("accept")
             status, reason, rpairs, body = self.Response("warm")._thaw_parts()
-            codec.response(0, status, reason, rpairs, body, True, True)
+            fast.response(0, status, reason, rpairs, body, True, True)
 
             async def step():
                 await asyncio.sleep(0)
@@ -243,10 +243,10 @@ class Instance:
         inbuf = self.inbuf
         if inbuf:
             inbuf += self.rview[:n]
-            frames, used, error = codec.decode(inbuf, -1, self.split_commas)
+            frames, used, error = fast.decode(inbuf, -1, self.split_commas)
             del inbuf[:used]
         else:  # most reads end on a frame boundary: nothing is copied
-            frames, used, error = codec.decode(self.rbuf, n, self.split_commas)
+            frames, used, error = fast.decode(self.rbuf, n, self.split_commas)
             if used < n:
                 inbuf += self.rview[used:n]
         if frames:
@@ -260,7 +260,7 @@ class Instance:
             alive = self._recv()
         except (BlockingIOError, InterruptedError):
             return
-        except codec.ProtocolError as exc:
+        except fast.ProtocolError as exc:
             self._process()
             self._bad_channel(exc)
             return
@@ -346,7 +346,7 @@ class Instance:
                 alive = self._recv()
             except (BlockingIOError, InterruptedError):
                 continue
-            except codec.ProtocolError as exc:
+            except fast.ProtocolError as exc:
                 self._take_frames()
                 self.loop.call_soon(self._bad_channel, exc)
                 raise ConnectionError("thaw's supervisor sent a malformed frame during a "
@@ -395,7 +395,7 @@ class Instance:
             # the answer (also for a stream already done): it shows thaw this
             # loop runs; one held by a handler that never yields reads no
             # CANCEL, and thaw replaces its instance (src/pool/tick.c)
-            self._queue(codec.frame(ipc.RESP_ABORT, sid))
+            self._queue(fast.frame(ipc.RESP_ABORT, sid))
             st = self.streams.pop(sid, None)
             if st:
                 if st.body:
@@ -455,7 +455,7 @@ class Instance:
 
     # -- requests ------------------------------------------------------
     def _on_head(self, sid, head):
-        # taken apart by codec.decode: the header names in lower case, the
+        # taken apart by fast.decode: the header names in lower case, the
         # values split at commas when self.split_commas, the ':' fields out
         method, url, pairs, client, version, meta, has_body = head
         if meta is not None and meta.get(":event") == "scheduled":
@@ -513,7 +513,7 @@ class Instance:
     def _send_error(self, st, status, text):
         if self.streams.get(st.sid) is not st:
             return
-        self._queue(codec.response(st.sid, status, None, _ERROR_HEADERS, text.encode(),
+        self._queue(fast.response(st.sid, status, None, _ERROR_HEADERS, text.encode(),
                                    True, not st.is_head))
         self.streams.pop(st.sid, None)
 
@@ -542,15 +542,15 @@ class Instance:
         no_body = status in _NO_BODY_STATUS or status < 200
         # the head leaves without content-length: thaw frames the body itself
         if body is None or type(body) is bytes or isinstance(body, (bytearray, memoryview)):
-            self._queue(codec.response(st.sid, status, reason, pairs, body, not no_body,
+            self._queue(fast.response(st.sid, status, reason, pairs, body, not no_body,
                                        not (no_body or st.is_head)))
             self.streams.pop(st.sid, None)
             return
-        self._queue(codec.head(st.sid, status, reason, pairs))
+        self._queue(fast.head(st.sid, status, reason, pairs))
         st.head_sent = True
         if st.is_head or no_body:
             self.loop.create_task(_aclose_iter(body))
-            self._queue(codec.frame(ipc.RESP_END, st.sid))
+            self._queue(fast.frame(ipc.RESP_END, st.sid))
             self.streams.pop(st.sid, None)
             return
         st.task = self.loop.create_task(self._pump(st, body))
@@ -574,12 +574,12 @@ class Instance:
             # the body failed (a CancelledError raised by the iterator itself
             # included): cut the response so the client sees it is incomplete
             log_exception(self.worker.name, exc)
-            self._queue(codec.frame(ipc.RESP_ABORT, sid))
+            self._queue(fast.frame(ipc.RESP_ABORT, sid))
             return
         finally:
             self.streams.pop(sid, None)
             await _aclose_iter(body)
-        self._queue(codec.frame(ipc.RESP_END, sid))
+        self._queue(fast.frame(ipc.RESP_END, sid))
 
     def _send_chunk(self, sid, chunk):
         if isinstance(chunk, str):
@@ -587,7 +587,7 @@ class Instance:
         elif not isinstance(chunk, (bytes, bytearray)):
             chunk = bytes(chunk)
         if chunk:
-            self._queue(codec.body(sid, chunk))
+            self._queue(fast.body(sid, chunk))
 
 
 async def _aclose_iter(body):

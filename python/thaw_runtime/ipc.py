@@ -22,9 +22,9 @@ F_MORE = 0x02
 
 
 try:
-    # one class for both decoders: the instances' (_thaw_codec, in C:
-    # src/zygote/codec-py.h) and this one
-    from _thaw_codec import ProtocolError
+    # one class for both decoders: the instances' (_thaw_fast, in C:
+    # src/zygote/fast-py.h) and this one
+    from _thaw_fast import ProtocolError
 except ImportError:  # outside thaw-zygote, without build/py
     class ProtocolError(Exception):
         pass

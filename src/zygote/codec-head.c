@@ -1,9 +1,9 @@
-/* _thaw_codec.decode: every complete frame of a read buffer in one call,
+/* _thaw_fast.decode: every complete frame of a read buffer in one call,
  * and each REQ_HEAD taken apart into the objects the instance builds its
  * Request from (what instance.py did per frame with ipc.decode and
  * ipc.parse_fields, in bytecode). */
 #define PY_SSIZE_T_CLEAN
-#include "zygote/codec-py.h"
+#include "zygote/fast-py.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -21,7 +21,7 @@
 
 #include "sandbox/sandbox.h"
 #include "sandbox/timing.h"
-#include "zygote/codec-py.h"
+#include "zygote/fast-py.h"
 #include "zygote/prefault-py.h"
 #include "zygote/sandbox-py.h"
 
@@ -141,7 +141,7 @@ int main(int argc, char **argv)
     }
 
     if (PyImport_AppendInittab("_thaw", init_thaw_module) < 0 ||
-        PyImport_AppendInittab("_thaw_codec", PyInit__thaw_codec) < 0)
+        PyImport_AppendInittab("_thaw_fast", PyInit__thaw_fast) < 0)
         return 1;
     PyConfig_InitIsolatedConfig(&config);
     config.install_signal_handlers = 1;

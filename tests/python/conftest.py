@@ -1,6 +1,6 @@
 # Make the in-repo Python packages (workers, js, thaw_runtime) importable
 # without installing anything, and the modules `make` builds for them
-# (build/py: _thaw_codec, which thaw-zygote has built in).
+# (build/py: _thaw_fast, which thaw-zygote has built in).
 import os
 import sys
 

@@ -1,4 +1,4 @@
-"""_thaw_codec (src/zygote/codec-py.h), the instances' frame codec in C,
+"""_thaw_fast (src/zygote/fast-py.h), the instances' frame codec in C,
 against python/thaw_runtime/ipc.py, the reference: the same frames out,
 the same request heads read, malformed input refused with the same
 ProtocolError and message."""
@@ -7,9 +7,9 @@ import struct
 import pytest
 
 try:
-    import _thaw_codec as codec
+    import _thaw_fast as codec
 except ImportError as exc:  # not skipped: a missing build is a failure
-    raise ImportError("build/py/_thaw_codec.so is missing: run `make`") from exc
+    raise ImportError("build/py/_thaw_fast.so is missing: run `make`") from exc
 
 from thaw_runtime import ipc
 

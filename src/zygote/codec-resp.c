@@ -1,17 +1,15 @@
-/* _thaw_codec: the module, and the frames an instance sends: a whole
- * sized response (RESP_HEAD, RESP_BODY chunks, RESP_END) as one bytes
- * object, a streaming response's head, body chunks, any frame. What
- * instance.py built with ipc.fields and ipc.frame, one call each. */
+/* The frames an instance sends: a whole sized response (RESP_HEAD,
+ * RESP_BODY chunks, RESP_END) as one bytes object, a streaming response's
+ * head, body chunks, any frame. What instance.py built with ipc.fields
+ * and ipc.frame, one call each. */
 #define PY_SSIZE_T_CLEAN
-#include "zygote/codec-py.h"
+#include "zygote/fast-py.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ipc/ipc-proto.h"
-
-PyObject *thaw__codec_error;
 
 static char *put32(char *d, uint32_t v)
 {
@@ -233,7 +231,7 @@ static int sid_arg(PyObject *o, uint32_t *sid)
 /* response(sid, status, reason, pairs, body, send_length, send_body) ->
  * bytes: RESP_HEAD (with content-length when send_length), the body in
  * RESP_BODY chunks when send_body, RESP_END. body: bytes-like or None. */
-static PyObject *codec_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *thaw__codec_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     struct fields fs;
     Py_buffer body = {0};
@@ -283,7 +281,7 @@ done:
 }
 
 /* head(sid, status, reason, pairs) -> a streaming response's RESP_HEAD */
-static PyObject *codec_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *thaw__codec_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     struct fields fs;
     uint32_t sid;
@@ -304,7 +302,7 @@ static PyObject *codec_head(PyObject *self, PyObject *const *args, Py_ssize_t na
 }
 
 /* body(sid, data) -> RESP_BODY frames of at most THAW_IPC_CHUNK bytes */
-static PyObject *codec_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *thaw__codec_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer data;
     uint32_t sid;
@@ -324,7 +322,7 @@ static PyObject *codec_body(PyObject *self, PyObject *const *args, Py_ssize_t na
 }
 
 /* frame(type, sid, payload=b"", flags=0) -> bytes, as ipc.frame */
-static PyObject *codec_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *thaw__codec_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer data = {0};
     unsigned long type, flags = 0;
@@ -360,46 +358,3 @@ static PyObject *codec_frame(PyObject *self, PyObject *const *args, Py_ssize_t n
     return out;
 }
 
-static PyMethodDef codec_methods[] = {
-    {"decode", (PyCFunction)(void (*)(void))thaw__codec_decode, METH_FASTCALL,
-     "decode(buf, end=-1, split_commas=False) -> ([(type, flags, stream, payload)], "
-     "consumed, ProtocolError or None); a REQ_HEAD's payload is (method, url, pairs, client, http_version, "
-     "meta, has_body)."},
-    {"response", (PyCFunction)(void (*)(void))codec_response, METH_FASTCALL,
-     "response(sid, status, reason, pairs, body, send_length, send_body) -> the frames "
-     "of a sized response."},
-    {"head", (PyCFunction)(void (*)(void))codec_head, METH_FASTCALL,
-     "head(sid, status, reason, pairs) -> a streaming response's RESP_HEAD frame."},
-    {"body", (PyCFunction)(void (*)(void))codec_body, METH_FASTCALL,
-     "body(sid, data) -> RESP_BODY frames of data."},
-    {"frame", (PyCFunction)(void (*)(void))codec_frame, METH_FASTCALL,
-     "frame(type, sid, payload=b'', flags=0) -> one frame."},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef codec_module = {
-    PyModuleDef_HEAD_INIT, "_thaw_codec", "thaw's IPC frame codec for instances", -1,
-    codec_methods, NULL, NULL, NULL, NULL,
-};
-
-PyMODINIT_FUNC PyInit__thaw_codec(void)
-{
-    PyObject *m = PyModule_Create(&codec_module);
-
-    if (!m)
-        return NULL;
-    if (thaw__codec_head_init() < 0)
-        goto fail;
-    if (!thaw__codec_error &&
-        !(thaw__codec_error = PyErr_NewException("_thaw_codec.ProtocolError", NULL, NULL)))
-        goto fail;
-    if (PyModule_AddObjectRef(m, "ProtocolError", thaw__codec_error) < 0 ||
-        PyModule_AddIntConstant(m, "MAX_PAYLOAD", THAW_IPC_MAX_PAYLOAD) < 0 ||
-        PyModule_AddIntConstant(m, "CHUNK", THAW_IPC_CHUNK) < 0 ||
-        PyModule_AddIntConstant(m, "HEADER_SIZE", THAW_IPC_HEADER_SIZE) < 0)
-        goto fail;
-    return m;
-fail:
-    Py_DECREF(m);
-    return NULL;
-}
