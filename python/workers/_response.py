@@ -84,7 +84,20 @@ class Response(BodyMixin):
         body is bytes, None (no body) or an iterator / async iterator yielding
         non-empty bytes.  content-length is left to the runtime.
         """
-        return self.status, self._reason, self.headers._thaw_pairs(), self._payload
+        # the Headers' own list: the runtime only reads it
+        return self.status, self._reason, self.headers._pairs, self._payload
+
+    @classmethod
+    def _thaw_sized(cls, status, headers, body):
+        """asgi.fetch's constructor: headers a Headers it made (taken over,
+        not copied), body bytes. A status the fast path cannot vouch for
+        goes through the checks of __init__ (which raise)."""
+        if type(status) is not int or not 200 <= status <= 599 or status in _NULL_BODY:
+            return cls(body, status, None, headers)
+        self = cls.__new__(cls)
+        self.__dict__.update(status=status, _reason=None, headers=headers, _payload=body,
+                             _used=False)
+        return self
 
     # -- attributes ---------------------------------------------------------
     @property

@@ -20,6 +20,12 @@ from ._asgi_scope import http_scope
 from ._headers import Headers
 from ._response import Response
 
+try:
+    from _thaw_fast import asgi_headers  # C, in thaw-zygote: src/zygote/asgi-headers.c
+except ImportError:
+    def asgi_headers(pairs):
+        return None  # Headers._thaw_from_bytes does it all
+
 __all__ = ["fetch", "ClientDisconnected"]
 
 TAG = "asgi"
@@ -58,7 +64,7 @@ class _HttpCall:
         body = request.body  # an async iterator of bytes, or None
         self.body_iter = body.__aiter__() if body is not None else None
         self.request_done = False
-        self.head = None            # (status, headers) of http.response.start
+        self.head = None            # http.response.start's (status, str pairs or None, raw)
         self.pipe = BodyPipe()
         self.finished = False       # response complete or client gone
         self.finish_waiters = None  # receive() calls waiting for `finished`
@@ -118,8 +124,16 @@ class _HttpCall:
         elif kind == "http.response.start":
             if self.head is not None:
                 raise RuntimeError("http.response.start sent twice")
-            self.head = (message["status"],
-                         [(bytes(n), bytes(v)) for n, v in message.get("headers", ())])
+            status = message["status"]
+            headers = message.get("headers", ())
+            if type(headers) is not list and type(headers) is not tuple:
+                headers = list(headers)
+            # checked and made str pairs in one pass, or None: then
+            # Headers._thaw_from_bytes says what is wrong (in respond())
+            pairs = asgi_headers(headers)
+            self.head = (status, pairs,
+                         None if pairs is not None else
+                         [(bytes(n), bytes(v)) for n, v in headers])
             _wake(self.head_waiter)
         else:
             raise ValueError(f"unexpected ASGI message {kind!r}")
@@ -188,15 +202,16 @@ class _HttpCall:
             # it failed before anything reached the client: still a clean 500
             log_exception(TAG, self.pipe.error)
             return _error_response()
-        status, headers = self.head
+        status, pairs, raw = self.head
         try:
-            headers = Headers._thaw_from_bytes(headers)
+            headers = Headers._thaw_owned(pairs) if pairs is not None else \
+                Headers._thaw_from_bytes(raw)
             if status in _NULL_BODY:
                 self.pipe.discard()
                 return Response(None, status=status, headers=headers)
             whole = self.pipe.whole()
             if whole is not None:  # the body is complete: a sized response
-                return Response(whole, status=status, headers=headers)
+                return Response._thaw_sized(status, headers, whole)
             if scope["method"] == "HEAD":
                 # the runtime sends no body and never reads this stream:
                 # tell the app the exchange is over so it stops producing

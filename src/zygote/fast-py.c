@@ -23,6 +23,11 @@ static PyMethodDef codec_methods[] = {
     {"start", (PyCFunction)(void (*)(void))thaw__eager_start, METH_FASTCALL,
      "start(coro, loop) -> (task, finished): run coro's first step now, inside a new "
      "task (made the loop's current one meanwhile); finished: it already ended."},
+    {"latin1_pairs", thaw__asgi_latin1_pairs, METH_O,
+     "latin1_pairs(pairs) -> [(bytes, bytes)]: str header pairs encoded as latin-1."},
+    {"asgi_headers", thaw__asgi_headers, METH_O,
+     "asgi_headers(pairs) -> [(lower-case name, stripped value)] of an ASGI app's "
+     "(bytes, bytes) headers, or None when one is not valid (Headers says why)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,6 +9,7 @@
  *   - eager tasks (eager.c): a coroutine's first step run at once, inside
  *     its own task, for a request's handler and asgi.fetch's app
  *     (python/workers/_asgi_eager.py is the same in Python).
+ *   - asgi.fetch's header conversions (asgi-headers.c).
  *
  * Built into thaw-zygote (registered in main.c), and also as a shared
  * module (build/py/_thaw_fast.so) for tests and bench/instance-cpu. */
@@ -35,5 +36,9 @@ PyObject *thaw__codec_frame(PyObject *self, PyObject *const *args, Py_ssize_t na
 /* eager.c: start(coro, loop) -> (task, finished) */
 PyObject *thaw__eager_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 int thaw__eager_init(PyObject *module);
+
+/* asgi-headers.c: latin1_pairs(pairs), asgi_headers(pairs) */
+PyObject *thaw__asgi_latin1_pairs(PyObject *self, PyObject *pairs);
+PyObject *thaw__asgi_headers(PyObject *self, PyObject *pairs);
 
 #endif

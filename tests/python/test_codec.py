@@ -214,3 +214,44 @@ def test_bad_header_objects_raise_type_errors():
         codec.response(1, 200, None, [("x",)], b"", True, True)
     with pytest.raises(TypeError):
         codec.response(1, 200, None, None, b"", True, True)
+
+
+# -- asgi.fetch's header conversions (src/zygote/asgi-headers.c) -------------
+
+from workers._headers import Headers  # noqa: E402
+
+GOOD_ASGI = [
+    [(b"Content-Type", b"text/html"), (b"x-A", b" \tpadded\t "), (b"set-cookie", b"a=1")],
+    [(b"x-latin", b"caf\xe9"), (b"x-empty", b"")],
+    ((b"t!#$%&'*+-.^_`|~0", b"v"),),
+    [],
+]
+BAD_ASGI = [
+    [(b"ok", b"v"), (b"bad name", b"v")],
+    [(b"", b"v")],
+    [(b"x", b"a\r\nb")],
+    [(b"x", b"a\0b")],
+    [(b"x\xe9", b"v")],
+    [("str-name", b"v")],
+    [(bytearray(b"x"), b"v")],
+    [(b"x", b"v", b"extra")],
+]
+
+
+@pytest.mark.parametrize("pairs", GOOD_ASGI)
+def test_asgi_headers_as_headers_from_bytes(pairs):
+    assert codec.asgi_headers(pairs) == Headers._thaw_from_bytes(pairs)._pairs
+
+
+@pytest.mark.parametrize("pairs", BAD_ASGI)
+def test_asgi_headers_leave_what_is_wrong_to_headers(pairs):
+    assert codec.asgi_headers(pairs) is None
+
+
+def test_latin1_pairs():
+    pairs = [("host", "h"), ("x-latin", "caf\xe9")]
+    assert codec.latin1_pairs(pairs) == [(b"host", b"h"), (b"x-latin", b"caf\xe9")]
+    with pytest.raises(UnicodeEncodeError):
+        codec.latin1_pairs([("x", "\u20ac")])
+    with pytest.raises(TypeError):
+        codec.latin1_pairs([("x", 1)])
