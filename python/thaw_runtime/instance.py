@@ -2,12 +2,14 @@
 channel on an asyncio loop created after the fork (an epoll fd made in the
 template would be shared by every instance)."""
 import asyncio
+import functools
 import inspect
 import os
 import select
 import signal
 import socket
 import sys
+import threading
 import types
 from collections import deque
 
@@ -164,6 +166,7 @@ class Instance:
         # shutdown) rather than die in the middle of them
         self.loop.add_signal_handler(signal.SIGTERM, self._stop)
         hooks._app_observer = self._note_app
+        hooks.loop, hooks.loop_thread = self.loop, threading.get_ident()
         for name in self.warm:
             app = getattr(self.worker.module, name, None)
             if app is not None:
@@ -477,10 +480,22 @@ class Instance:
             except BaseException as exc:
                 self._handler_failed(st, exc)
                 return
-            if type(result) is _CoroutineType or inspect.isawaitable(result):
+            if type(result) is _CoroutineType:
                 # eager: the handler's first step runs now, inside its task,
                 # so one that answers without waiting is answered in this
-                # loop iteration (no extra turn per request)
+                # loop iteration (no extra turn per request); what comes
+                # next runs in the task's context, as if in the task
+                task, state, value, context = eager.step(result, self.loop)
+                if state == 1:
+                    context.run(self._respond, st, value)
+                elif state == 2:
+                    if not isinstance(value, asyncio.CancelledError):
+                        context.run(self._handler_failed, st, value)
+                else:
+                    st.task = task
+                    task.add_done_callback(functools.partial(self._handler_done, st),
+                                           context=context)
+            elif inspect.isawaitable(result):  # not a coroutine: a Future, say
                 task, finished = eager.start(self._await_handler(st, result), self.loop)
                 if not finished:
                     st.task = task  # else _respond may have set the body's pump task
@@ -488,6 +503,16 @@ class Instance:
                 self._respond(st, result)
         finally:
             output.request_id.reset(token)
+
+    def _handler_done(self, st, task):
+        """The handler's task ended (it waited for something first)."""
+        if task.cancelled():
+            return  # the client went away
+        exc = task.exception()
+        if exc is None:
+            self._respond(st, task.result())
+        elif not isinstance(exc, asyncio.CancelledError):
+            self._handler_failed(st, exc)
 
     async def _await_handler(self, st, awaitable):
         try:
@@ -518,14 +543,8 @@ class Instance:
         self.streams.pop(st.sid, None)
 
     def _respond(self, st, resp):
-        try:
-            self._respond_or_raise(st, resp)
-        except Exception as exc:
-            # e.g. headers too large for one frame: still answer the client
-            self._handler_failed(st, exc)
-
-    def _respond_or_raise(self, st, resp):
-        if self.streams.get(st.sid) is not st:
+        sid = st.sid
+        if self.streams.get(sid) is not st:
             return  # cancelled meanwhile
         if not isinstance(resp, self.Response):
             what = "None" if resp is None else type(resp).__name__
@@ -536,17 +555,27 @@ class Instance:
             return
         try:
             status, reason, pairs, body = resp._thaw_parts()
+            no_body = status in _NO_BODY_STATUS or status < 200
+            # the head leaves without content-length: thaw frames the body itself
+            if body is None or type(body) is bytes or isinstance(body, (bytearray, memoryview)):
+                data = fast.response(sid, status, reason, pairs, body, not no_body,
+                                     not (no_body or st.is_head))
+                del self.streams[sid]
+                # _queue(data), inline: once per request
+                self.out.append(data)
+                self.out_size += len(data)
+                if not self.flush_pending:
+                    self.flush_pending = True
+                    self.loop.call_soon(self._flush)
+                return
+            self._queue(fast.head(sid, status, reason, pairs))
         except Exception as exc:
+            # e.g. headers too large for one frame: still answer the client
             self._handler_failed(st, exc)
             return
-        no_body = status in _NO_BODY_STATUS or status < 200
-        # the head leaves without content-length: thaw frames the body itself
-        if body is None or type(body) is bytes or isinstance(body, (bytearray, memoryview)):
-            self._queue(fast.response(st.sid, status, reason, pairs, body, not no_body,
-                                       not (no_body or st.is_head)))
-            self.streams.pop(st.sid, None)
-            return
-        self._queue(fast.head(st.sid, status, reason, pairs))
+        self._respond_stream(st, body, no_body)
+
+    def _respond_stream(self, st, body, no_body):
         st.head_sent = True
         if st.is_head or no_body:
             self.loop.create_task(_aclose_iter(body))

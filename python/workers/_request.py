@@ -80,8 +80,13 @@ class Request(BodyMixin):
         list nobody else holds, become the Headers' own. client: the TCP
         peer (ip, port) or None; http_version: the client's, or None."""
         self = cls.__new__(cls)
-        self.__dict__.update(method=method, url=url, headers=Headers._thaw_owned(pairs),
-                             redirect="follow", cf=None, _payload=body, _used=False)
+        self.method = method
+        self.url = url
+        self.headers = Headers._thaw_owned(pairs)
+        self.redirect = "follow"
+        self.cf = None
+        self._payload = body
+        self._used = False
         if client is not None:
             self._thaw_client = client
         if http_version is not None:

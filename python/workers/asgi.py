@@ -9,6 +9,7 @@ from a fetch handler, as Cloudflare's `asgi` module does:
 `request.scope["env"]`, or `Depends(asgi.env)`).
 """
 import asyncio
+from threading import get_ident
 
 from thaw_runtime import hooks
 from thaw_runtime.log import log_exception, log_lines
@@ -57,15 +58,19 @@ class _HttpCall:
     fetch() then waits for http.response.start (or the app's end) and, if
     the body is not complete by then, returns a response that streams it."""
 
-    __slots__ = ("body_iter", "request_done", "head", "pipe", "finished",
+    __slots__ = ("body_iter", "request_done", "head", "pipe", "whole", "finished",
                  "finish_waiters", "head_waiter", "error", "app_done", "task")
 
     def __init__(self, request):
-        body = request.body  # an async iterator of bytes, or None
-        self.body_iter = body.__aiter__() if body is not None else None
+        payload = request._payload  # as request.body: None, or the runtime's body
+        self.body_iter = request.body.__aiter__() if payload is not None else None
         self.request_done = False
         self.head = None            # http.response.start's (status, str pairs or None, raw)
-        self.pipe = BodyPipe()
+        # the body: most apps send it whole in one message before fetch()
+        # returns; it is kept as it is (whole). Otherwise, or after, it goes
+        # through a pipe (made by _pipe()), which fetch()'s response streams.
+        self.pipe = None
+        self.whole = None
         self.finished = False       # response complete or client gone
         self.finish_waiters = None  # receive() calls waiting for `finished`
         self.head_waiter = None     # fetch() waiting for the head or the app's end
@@ -110,15 +115,31 @@ class _HttpCall:
             await w
         return {"type": "http.disconnect"}
 
+    def _pipe(self):
+        pipe = self.pipe
+        if pipe is None:
+            pipe = self.pipe = BodyPipe()
+            if self.whole is not None:  # complete already
+                pipe.write(self.whole)
+                pipe.finish()
+                self.whole = None
+        return pipe
+
     async def send(self, message):
         kind = message["type"]
         if kind == "http.response.body":
             if self.head is None:
                 raise RuntimeError("http.response.body sent before http.response.start")
-            pipe = self.pipe
+            more = message.get("more_body", False)
+            if self.pipe is None and self.whole is None and not more:
+                # the whole body in one message, before fetch() returned
+                self.whole = bytes(message.get("body", b""))
+                self.finish()
+                return
+            pipe = self._pipe()
             if pipe.write(bytes(message.get("body", b""))):
                 await pipe.drain()  # a slow reader: wait for it
-            if not message.get("more_body", False):
+            if not more:
                 pipe.finish()
                 self.finish()
         elif kind == "http.response.start":
@@ -152,12 +173,12 @@ class _HttpCall:
                 self.error = exc
             # CancelledError must not come out of the body iterator: the
             # runtime would take it for its own cancel and never end the stream
-            self.pipe.finish(ConnectionAbortedError("the ASGI app was cancelled"))
+            self._pipe().finish(ConnectionAbortedError("the ASGI app was cancelled"))
             raise
         except BaseException as exc:
             if self.head is None:
                 self.error = exc
-            elif self.pipe.done:
+            elif self.whole is not None or self._pipe().done:
                 log_exception(TAG, exc)
             else:
                 self.pipe.finish(exc)
@@ -165,8 +186,8 @@ class _HttpCall:
             if self.head is None:
                 self.error = RuntimeError(
                     "the ASGI app returned without sending http.response.start")
-            else:
-                self.pipe.finish()  # returning ends the body even without more_body=False
+            elif self.whole is None:
+                self._pipe().finish()  # returning ends the body even without more_body=False
         finally:
             self.app_done = True
             self.finish()
@@ -179,51 +200,47 @@ class _HttpCall:
         if not completed and not self.app_done:
             self.task.cancel()
 
-    async def respond(self, app, scope):
-        loop = asyncio.get_running_loop()
-        task, done = eager.start(self.run_app(app, scope), loop)
-        self.task = task
-        if not done:
-            _running.add(task)
-            task.add_done_callback(_running.discard)
-            if self.head is None and not self.app_done:
-                # it waits for something (the request body, I/O) before
-                # answering
-                self.head_waiter = waiter = loop.create_future()
-                try:
-                    await waiter
-                except asyncio.CancelledError:
-                    task.cancel()  # the client left before the response started
-                    raise
+    def response(self, method):
+        """The workers.Response of what the app sent so far (a head)."""
         if self.head is None:
             log_exception(TAG, self.error)
             return _error_response()
-        if self.pipe.error is not None:
+        pipe = self.pipe
+        if pipe is not None and pipe.error is not None:
             # it failed before anything reached the client: still a clean 500
-            log_exception(TAG, self.pipe.error)
+            log_exception(TAG, pipe.error)
             return _error_response()
         status, pairs, raw = self.head
         try:
             headers = Headers._thaw_owned(pairs) if pairs is not None else \
                 Headers._thaw_from_bytes(raw)
             if status in _NULL_BODY:
-                self.pipe.discard()
+                self._pipe().discard()
                 return Response(None, status=status, headers=headers)
-            whole = self.pipe.whole()
+            whole = self.whole if pipe is None else pipe.whole()
             if whole is not None:  # the body is complete: a sized response
                 return Response._thaw_sized(status, headers, whole)
-            if scope["method"] == "HEAD":
+            pipe = self._pipe()
+            if method == "HEAD":
                 # the runtime sends no body and never reads this stream:
                 # tell the app the exchange is over so it stops producing
-                self.pipe.discard()
+                pipe.discard()
                 self.finish()
-            return Response(self.pipe.stream(self.body_closed), status=status,
-                            headers=headers)
+            return Response(pipe.stream(self.body_closed), status=status, headers=headers)
         except Exception as exc:  # a status or header the app got wrong
             if not self.app_done:
-                task.cancel()
+                self.task.cancel()
             log_lines(TAG, f"the ASGI app sent an invalid response head: {exc}")
             return _error_response()
+
+
+def _running_loop():
+    """asyncio.get_running_loop(), which on Python 3.11 costs a getpid()
+    system call each time: the instance's loop, in its thread."""
+    loop = hooks.loop
+    if loop is not None and get_ident() == hooks.loop_thread:
+        return loop
+    return asyncio.get_running_loop()
 
 
 async def fetch(app, request, env=None, ctx=None):
@@ -241,7 +258,23 @@ async def fetch(app, request, env=None, ctx=None):
         except lifespan.StartupFailed:
             return _error_response()  # logged once, when it failed
     call = _HttpCall(request)
-    return await call.respond(app, http_scope(request, env, state))
+    scope = http_scope(request, env, state)
+    loop = _running_loop()
+    task, done = eager.start(call.run_app(app, scope), loop)
+    call.task = task
+    if not done:
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+        if call.head is None and not call.app_done:
+            # it waits for something (the request body, I/O) before
+            # answering
+            call.head_waiter = waiter = loop.create_future()
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                task.cancel()  # the client left before the response started
+                raise
+    return call.response(scope["method"])
 
 
 def __getattr__(name):

@@ -36,6 +36,7 @@ typedef struct {
 static PyTypeObject Eager_Type;
 /* from asyncio.tasks, looked up once */
 static PyObject *task_type, *enter_task, *leave_task, *current_tasks, *task_kwnames;
+static PyObject *get_task_factory; /* the method's name */
 
 static void forget(Eager *e)
 {
@@ -224,7 +225,7 @@ static PyTypeObject Eager_Type = {
 /* the task, made the loop's current one, first */
 static PyObject *make_task(Eager *e, PyObject *loop, PyObject *ctx)
 {
-    PyObject *factory = PyObject_CallMethod(loop, "get_task_factory", NULL), *task;
+    PyObject *factory = PyObject_CallMethodNoArgs(loop, get_task_factory), *task;
 
     if (!factory)
         return NULL;
@@ -252,21 +253,24 @@ static PyObject *call2(PyObject *fn, PyObject *a, PyObject *b)
     return PyObject_Vectorcall(fn, argv, 2, NULL);
 }
 
-/* start(coro, loop) -> (task, finished) */
-PyObject *thaw__eager_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* The task, and its coroutine's first step. take: the caller takes the
+ * outcome of a first step that finished (*value: the result, or the
+ * exception when *failed), and the task ends with None. Else the task
+ * ends with that outcome, and *value is NULL. Returns the task, or NULL
+ * with an exception (KeyboardInterrupt and SystemExit of the first step
+ * come out here, as from an ordinary task's step). *context: the task's
+ * context (a new reference), when asked for. */
+static PyObject *begin(PyObject *coro, PyObject *loop, int take, int *finished,
+                       PyObject **value, int *failed, PyObject **context)
 {
-    PyObject *coro, *loop, *ctx, *task = NULL, *outer = NULL, *result = NULL, *r, *out = NULL;
+    PyObject *ctx, *task = NULL, *outer = NULL, *result = NULL, *r, *out = NULL;
     PyObject *etype = NULL, *evalue = NULL, *etb = NULL;
     Eager *e;
     PySendResult status;
     int reraise = 0;
 
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "start(coro, loop)");
-        return NULL;
-    }
-    coro = args[0];
-    loop = args[1];
+    *value = NULL;
+    *finished = *failed = 0;
     if (!(e = PyObject_GC_New(Eager, &Eager_Type)))
         return NULL;
     e->coro = Py_NewRef(coro);
@@ -313,6 +317,15 @@ PyObject *thaw__eager_start(PyObject *self, PyObject *const *args, Py_ssize_t na
         reraise = PyErr_GivenExceptionMatches(etype, PyExc_KeyboardInterrupt) ||
                   PyErr_GivenExceptionMatches(etype, PyExc_SystemExit);
     }
+    if (status != PYGEN_NEXT) {
+        *finished = 1;
+        if (take) {
+            *value = e->outcome;
+            *failed = e->failed;
+            e->outcome = Py_NewRef(Py_None);
+            e->failed = 0;
+        }
+    }
     if (!(r = call2(leave_task, loop, task)))
         goto restore_outer;
     Py_DECREF(r);
@@ -323,9 +336,12 @@ PyObject *thaw__eager_start(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (reraise) {
         PyErr_Restore(etype, evalue, etb);
         etype = evalue = etb = NULL;
+        Py_CLEAR(*value);
         goto done;
     }
-    out = PyTuple_Pack(2, task, e->state == FIRST_DONE ? Py_True : Py_False);
+    out = Py_NewRef(task);
+    if (context)
+        *context = Py_NewRef(ctx);
     goto done;
 restore_outer:
     if (outer && outer != Py_None) {
@@ -343,6 +359,54 @@ done:
     Py_XDECREF(task);
     Py_XDECREF(ctx);
     Py_DECREF(e);
+    if (!out)
+        Py_CLEAR(*value);
+    return out;
+}
+
+/* start(coro, loop) -> (task, finished) */
+PyObject *thaw__eager_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *task, *value, *out;
+    int finished, failed;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "start(coro, loop)");
+        return NULL;
+    }
+    if (!(task = begin(args[0], args[1], 0, &finished, &value, &failed, NULL)))
+        return NULL;
+    out = PyTuple_Pack(2, task, finished ? Py_True : Py_False);
+    Py_DECREF(task);
+    return out;
+}
+
+/* step(coro, loop) -> (task, state, value, context): state 0, the
+ * coroutine waits and goes on in task (value None); 1, it returned value;
+ * 2, it raised value. After 1 and 2 the task ends with None: the outcome
+ * is the caller's, who needs no wrapper coroutine to learn it. context:
+ * the task's (Python 3.11 has no Task.get_context()), to go on in. */
+PyObject *thaw__eager_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *task, *value, *out, *ctx;
+    int finished, failed;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "step(coro, loop)");
+        return NULL;
+    }
+    if (!(task = begin(args[0], args[1], 1, &finished, &value, &failed, &ctx)))
+        return NULL;
+    if (!(out = PyTuple_New(4))) {
+        Py_DECREF(task);
+        Py_DECREF(ctx);
+        Py_XDECREF(value);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(out, 0, task);
+    PyTuple_SET_ITEM(out, 1, PyLong_FromLong(!finished ? 0 : failed ? 2 : 1));
+    PyTuple_SET_ITEM(out, 2, value ? value : Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(out, 3, ctx);
     return out;
 }
 
@@ -369,7 +433,8 @@ int thaw__eager_init(PyObject *module)
         PyErr_SetString(PyExc_ImportError, "asyncio.tasks._current_tasks is not a dict");
         return -1;
     }
-    if (!(task_kwnames = Py_BuildValue("(ss)", "loop", "context")))
+    if (!(task_kwnames = Py_BuildValue("(ss)", "loop", "context")) ||
+        !(get_task_factory = PyUnicode_InternFromString("get_task_factory")))
         return -1;
     /* asyncio.Task takes only what asyncio.iscoroutine() accepts */
     if (!(abc = PyImport_ImportModule("collections.abc")))

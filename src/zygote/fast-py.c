@@ -23,6 +23,11 @@ static PyMethodDef codec_methods[] = {
     {"start", (PyCFunction)(void (*)(void))thaw__eager_start, METH_FASTCALL,
      "start(coro, loop) -> (task, finished): run coro's first step now, inside a new "
      "task (made the loop's current one meanwhile); finished: it already ended."},
+    {"step", (PyCFunction)(void (*)(void))thaw__eager_step, METH_FASTCALL,
+     "step(coro, loop) -> (task, state, value, context): as start, but the outcome of "
+     "a first step that ended is the caller's: state 1, it returned value; 2, it raised "
+     "value (the task then ends with None); 0, it goes on in the task. context: the "
+     "task's."},
     {"latin1_pairs", thaw__asgi_latin1_pairs, METH_O,
      "latin1_pairs(pairs) -> [(bytes, bytes)]: str header pairs encoded as latin-1."},
     {"asgi_headers", thaw__asgi_headers, METH_O,

@@ -33,8 +33,10 @@ PyObject *thaw__codec_head(PyObject *self, PyObject *const *args, Py_ssize_t nar
 PyObject *thaw__codec_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *thaw__codec_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
-/* eager.c: start(coro, loop) -> (task, finished) */
+/* eager.c: start(coro, loop) -> (task, finished);
+ * step(coro, loop) -> (task, state, value, context) */
 PyObject *thaw__eager_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *thaw__eager_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 int thaw__eager_init(PyObject *module);
 
 /* asgi-headers.c: latin1_pairs(pairs), asgi_headers(pairs) */

@@ -11,6 +11,7 @@ import _thaw_fast
 from workers import _asgi_eager
 
 STARTS = {"c": _thaw_fast.start, "python": _asgi_eager.py_start}
+STEPS = {"c": _thaw_fast.step, "python": _asgi_eager.py_step}
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
@@ -26,8 +27,48 @@ def run(request):
     loop.close()
 
 
+@pytest.fixture(params=sorted(STEPS))
+def step(request):
+    return STEPS[request.param]
+
+
 def test_the_instances_use_the_c_version():
     assert _asgi_eager.start is _thaw_fast.start
+    assert _asgi_eager.step is _thaw_fast.step
+
+
+def test_step_hands_the_outcome_of_a_first_step_to_the_caller(step, run):
+    var = contextvars.ContextVar("w", default="outer")
+
+    async def setter():
+        var.set("set in the first step")
+        return 1
+
+    async def quick():
+        return asyncio.current_task()
+
+    async def boom():
+        raise ValueError("first")
+
+    async def slow():
+        await asyncio.sleep(0)
+        return "late"
+
+    async def main(loop):
+        task, state, value, ctx = step(quick(), loop)
+        assert (state, value) == (1, task)
+        assert await task is None  # the outcome was the caller's
+        task, state, value, ctx = step(boom(), loop)
+        assert state == 2 and isinstance(value, ValueError)
+        assert await task is None  # nothing left unretrieved
+        task, state, value, ctx = step(slow(), loop)
+        assert (state, value) == (0, None)
+        assert await task == "late"
+        # the task's context: what the first step set, to go on in
+        task, state, value, ctx = step(setter(), loop)
+        assert state == 1 and var.get() == "outer"
+        assert ctx.run(var.get) == "set in the first step"
+    run(main)
 
 
 def test_a_coroutine_that_does_not_wait_is_done_when_start_returns(start, run):
