@@ -282,6 +282,14 @@ class Instance:
         self._stop()
 
     def _process(self):
+        # what the batch's handlers answer leaves in one send, at its end
+        self.flush_pending = True
+        try:
+            self._dispatch()
+        finally:
+            self._flush()
+
+    def _dispatch(self):
         if self.deferred:
             frames, self.deferred = self.deferred, []
             for ftype, sid, payload in frames:
@@ -308,7 +316,6 @@ class Instance:
                     if fd is not None:
                         os.close(fd)
                     self._on_frame(ftype, sid, payload)
-        self._flush()
 
     def _take_frames(self):
         """call_sync's share of the frame queue: binding replies now,
@@ -436,7 +443,8 @@ class Instance:
             self.loop.add_writer(self.sock.fileno(), self._on_writable)
         else:
             self.out_size = 0
-        self._wake_drainers()
+        if self.drain_waiters:
+            self._wake_drainers()
 
     def _on_writable(self):
         self.loop.remove_writer(self.sock.fileno())
