@@ -19,7 +19,9 @@ from . import _asgi_lifespan as lifespan
 from ._asgi_pipe import BodyPipe, ClientDisconnected
 from ._asgi_scope import http_scope
 from ._headers import Headers
+from ._request import Request
 from ._response import Response
+from ._asgi_lifespan import NOT_READY as _NOT_READY, _ready
 
 try:
     from _thaw_fast import asgi_headers  # C, in thaw-zygote: src/zygote/asgi-headers.c
@@ -58,25 +60,25 @@ class _HttpCall:
     fetch() then waits for http.response.start (or the app's end) and, if
     the body is not complete by then, returns a response that streams it."""
 
-    __slots__ = ("body_iter", "request_done", "head", "pipe", "whole", "finished",
-                 "finish_waiters", "head_waiter", "error", "app_done", "task")
+    # class-level defaults: one is made per request, and most keep most
+    body_iter = None
+    request_done = False
+    head = None            # http.response.start's (status, str pairs or None, raw)
+    # the body: most apps send it whole in one message before fetch()
+    # returns; it is kept as it is (whole). Otherwise, or after, it goes
+    # through a pipe (made by _pipe()), which fetch()'s response streams.
+    pipe = None
+    whole = None
+    finished = False       # response complete or client gone
+    finish_waiters = None  # receive() calls waiting for `finished`
+    head_waiter = None     # fetch() waiting for the head or the app's end
+    error = None           # what the app raised before the head
+    app_done = False
+    task = None
 
     def __init__(self, request):
-        payload = request._payload  # as request.body: None, or the runtime's body
-        self.body_iter = request.body.__aiter__() if payload is not None else None
-        self.request_done = False
-        self.head = None            # http.response.start's (status, str pairs or None, raw)
-        # the body: most apps send it whole in one message before fetch()
-        # returns; it is kept as it is (whole). Otherwise, or after, it goes
-        # through a pipe (made by _pipe()), which fetch()'s response streams.
-        self.pipe = None
-        self.whole = None
-        self.finished = False       # response complete or client gone
-        self.finish_waiters = None  # receive() calls waiting for `finished`
-        self.head_waiter = None     # fetch() waiting for the head or the app's end
-        self.error = None           # what the app raised before the head
-        self.app_done = False
-        self.task = None
+        if request._payload is not None:  # as request.body: None, or the runtime's body
+            self.body_iter = request.body.__aiter__()
 
     def finish(self):
         """The exchange is over: pending and later receive() calls get
@@ -133,8 +135,10 @@ class _HttpCall:
             more = message.get("more_body", False)
             if self.pipe is None and self.whole is None and not more:
                 # the whole body in one message, before fetch() returned
-                self.whole = bytes(message.get("body", b""))
-                self.finish()
+                body = message.get("body", b"")
+                self.whole = body if type(body) is bytes else bytes(body)
+                if not self.finished:
+                    self.finish()
                 return
             pipe = self._pipe()
             if pipe.write(bytes(message.get("body", b""))):
@@ -155,7 +159,8 @@ class _HttpCall:
             self.head = (status, pairs,
                          None if pairs is not None else
                          [(bytes(n), bytes(v)) for n, v in headers])
-            _wake(self.head_waiter)
+            if self.head_waiter is not None:
+                _wake(self.head_waiter)
         else:
             raise ValueError(f"unexpected ASGI message {kind!r}")
 
@@ -234,24 +239,16 @@ class _HttpCall:
             return _error_response()
 
 
-def _running_loop():
-    """asyncio.get_running_loop(), which on Python 3.11 costs a getpid()
-    system call each time: the instance's loop, in its thread."""
-    loop = hooks.loop
-    if loop is not None and get_ident() == hooks.loop_thread:
-        return loop
-    return asyncio.get_running_loop()
-
-
 async def fetch(app, request, env=None, ctx=None):
     """Run `app` for `request` (a workers.Request, or its `.js_object`);
     returns a workers.Response that streams while the app sends.
 
     ctx is accepted for compatibility with Cloudflare's signature; app work
     after the response (background tasks) continues on this instance."""
-    request = getattr(request, "js_object", request)
-    state = lifespan.ready(app)
-    if state is lifespan.NOT_READY:
+    if type(request) is not Request:
+        request = getattr(request, "js_object", request)
+    state = _ready.get(id(app), _NOT_READY)  # lifespan.ready(app)
+    if state is _NOT_READY:
         hooks.asgi_app_starting(app)
         try:
             state = await lifespan.startup(app, env)
@@ -259,7 +256,11 @@ async def fetch(app, request, env=None, ctx=None):
             return _error_response()  # logged once, when it failed
     call = _HttpCall(request)
     scope = http_scope(request, env, state)
-    loop = _running_loop()
+    # asyncio.get_running_loop() costs a getpid() system call on Python
+    # 3.11: in the instance's thread, its loop is known
+    loop = hooks.loop
+    if loop is None or get_ident() != hooks.loop_thread:
+        loop = asyncio.get_running_loop()
     task, done = eager.start(call.run_app(app, scope), loop)
     call.task = task
     if not done:
