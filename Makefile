@@ -13,16 +13,21 @@ BUILD   ?= build
 SUP_LIBS   = -luv -lhttp_parser -ljansson -lsqlite3 -lcurl -lhiredis
 PY_CFLAGS  = $(shell pkg-config --cflags python3-embed 2>/dev/null)
 PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
-# The zygote embeds CPython from Debian's static library when there is one:
-# its code is not position-independent, as /usr/bin/python3.11's is not,
-# and runs Python ~8% faster than libpython3.11.so (docs/performance.md).
-# The binary is then not PIE either, which gives nothing away: instances
-# are forks of the zygote and share its address layout anyway, and worker
-# code is arbitrary Python in its own process. Extension modules find the
-# C API in the executable (-export-dynamic), as under /usr/bin/python3.
+# `make ZYGOTE_STATIC_PYTHON=1`: the zygote embeds CPython from Debian's
+# static library instead of libpython3.11.so. Its code is not
+# position-independent, as /usr/bin/python3.11's is not, and runs Python
+# ~8% faster (docs/performance.md); but the binary is then not PIE: the
+# interpreter sits at the same addresses in every zygote, which takes away
+# part of what `isolation = "per-worker"` promises (docs/security.md). Off
+# unless asked for (and remove build/thaw-zygote to relink it). Extension
+# modules find the C API in the executable (-export-dynamic), as under
+# /usr/bin/python3.
+ZYGOTE_STATIC_PYTHON ?= 0
+ifeq ($(ZYGOTE_STATIC_PYTHON),1)
 PY_STATIC  = $(shell $(PYTHON) -c "import sysconfig as s, os; \
                p = os.path.join(s.get_config_var('LIBPL'), s.get_config_var('LIBRARY')); \
                print(p if os.path.exists(p) else '')" 2>/dev/null)
+endif
 ifneq ($(PY_STATIC),)
 ZYG_PY_LIBS = -no-pie $(PY_STATIC) -Xlinker -export-dynamic \
               $(shell $(PYTHON) -c "import sysconfig as s; \
