@@ -54,6 +54,8 @@ static PySendResult eager_am_send(PyObject *self, PyObject *arg, PyObject **resu
     switch (e->state) {
     case FIRST_SUSPENDED:
         e->state = RUNNING;
+        if (!e->pending) /* start() failed before the first step: take it now */
+            return eager_am_send(self, arg, result);
         *result = e->pending; /* the reference moves to the task */
         e->pending = NULL;
         return PYGEN_NEXT;
