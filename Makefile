@@ -13,6 +13,28 @@ BUILD   ?= build
 SUP_LIBS   = -luv -lhttp_parser -ljansson -lsqlite3 -lcurl -lhiredis
 PY_CFLAGS  = $(shell pkg-config --cflags python3-embed 2>/dev/null)
 PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
+# `make ZYGOTE_STATIC_PYTHON=1`: the zygote embeds CPython from Debian's
+# static library instead of libpython3.11.so. Its code is not
+# position-independent, as /usr/bin/python3.11's is not, and runs Python
+# ~8% faster (docs/performance.md); but the binary is then not PIE: the
+# interpreter sits at the same addresses in every zygote, which takes away
+# part of what `isolation = "per-worker"` promises (docs/security.md). Off
+# unless asked for (and remove build/thaw-zygote to relink it). Extension
+# modules find the C API in the executable (-export-dynamic), as under
+# /usr/bin/python3.
+ZYGOTE_STATIC_PYTHON ?= 0
+ifeq ($(ZYGOTE_STATIC_PYTHON),1)
+PY_STATIC  = $(shell $(PYTHON) -c "import sysconfig as s, os; \
+               p = os.path.join(s.get_config_var('LIBPL'), s.get_config_var('LIBRARY')); \
+               print(p if os.path.exists(p) else '')" 2>/dev/null)
+endif
+ifneq ($(PY_STATIC),)
+ZYG_PY_LIBS = -no-pie $(PY_STATIC) -Xlinker -export-dynamic \
+              $(shell $(PYTHON) -c "import sysconfig as s; \
+                print(*(s.get_config_var(k) for k in ('LIBS', 'SYSLIBS', 'MODLIBS')))")
+else
+ZYG_PY_LIBS = $(PY_LIBS)
+endif
 
 # the supervisor: no Python here
 SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
@@ -23,10 +45,16 @@ SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
 SUP_OBJ = $(SUP_SRC:src/%.c=$(BUILD)/obj/%.o)
 # the zygote: CPython, and the sandbox it applies to itself and its children
 ZYG_SRC = src/zygote/main.c src/zygote/sandbox-py.c src/zygote/prefault-py.c \
+          $(FAST_SRC) \
           $(filter-out src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/uidslot.c \
                                    src/sandbox/hostpid.c src/sandbox/keeper-main.c, \
                        $(wildcard src/sandbox/*.c))
 ZYG_OBJ = $(ZYG_SRC:src/%.c=$(BUILD)/obj/%.o)
+# the instances' hot path in C: built into the zygote, and as a module of
+# its own for tests/python and bench/instance-cpu (src/zygote/fast-py.h)
+FAST_SRC = src/zygote/fast-py.c src/zygote/codec-head.c src/zygote/codec-resp.c \
+           src/zygote/eager.c src/zygote/asgi-headers.c
+FAST_MOD = $(BUILD)/py/_thaw_fast.so
 ZYG_LIBS = -lseccomp
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
@@ -35,7 +63,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIB_OBJ  = $(filter-out $(BUILD)/obj/cli/%,$(SUP_OBJ))
 
 .PHONY: all deps dev test unit integration pytest clean
-all: $(BUILD)/thaw $(BUILD)/thaw-zygote $(BUILD)/thaw-pidns-init
+all: $(BUILD)/thaw $(BUILD)/thaw-zygote $(BUILD)/thaw-pidns-init $(FAST_MOD)
 
 $(DEPS_STAMP): scripts/install-deps
 	./scripts/install-deps
@@ -57,7 +85,11 @@ $(BUILD)/thaw: $(SUP_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(SUP_LIBS)
 
 $(BUILD)/thaw-zygote: $(ZYG_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(PY_LIBS) $(ZYG_LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(ZYG_PY_LIBS) $(ZYG_LIBS)
+
+$(FAST_MOD): $(FAST_SRC) $(DEPS_STAMP) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PY_CFLAGS) -fPIC -shared -o $@ $(FAST_SRC)
 
 # the init of each worker version's pid namespace (src/sandbox/keeper.c
 # starts it with exec): static, so it starts without the dynamic loader

@@ -12,6 +12,10 @@ EXIT_TIMEOUT = 5.0
 
 _exit_hooks = []
 _app_observer = None  # set by the instance (instance.py)
+# the instance's event loop and the thread it runs in (instance.py): what
+# asyncio.get_running_loop() returns there, without its getpid() call
+loop = None
+loop_thread = None
 
 
 def on_exit(coro_fn):

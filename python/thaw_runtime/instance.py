@@ -2,15 +2,24 @@
 channel on an asyncio loop created after the fork (an epoll fd made in the
 template would be shared by every instance)."""
 import asyncio
+import functools
 import inspect
 import os
 import select
 import signal
 import socket
 import sys
+import threading
+import types
 from collections import deque
 
 import _thaw
+import _thaw_fast as fast
+
+try:
+    import uvloop  # preloaded in the zygote
+except ImportError:  # zygote.py said so, once: asyncio's own loop then
+    uvloop = None
 
 from . import bindcalls, entropy, hooks, ipc, netpatch, output, sandbox, scheduled
 from workers import _bind
@@ -25,6 +34,9 @@ HIGH_WATER = 1 << 20
 LOW_WATER = 256 << 10
 
 _NO_BODY_STATUS = frozenset((204, 304))
+_ERROR_HEADERS = (("content-type", "text/plain;charset=UTF-8"),)
+_CoroutineType = types.CoroutineType
+_REQ_HEAD, _REQ_END, _BIND_CALL, _F_FD = ipc.REQ_HEAD, ipc.REQ_END, ipc.BIND_CALL, ipc.F_FD
 
 
 class Worker:
@@ -104,32 +116,14 @@ def _readable_now(sock):
     return bool(r)
 
 
-def _split_commas(pairs):
-    out = []
-    for name, value in pairs:
-        if "," in value:
-            out.extend((name, part.strip()) for part in value.split(",") if part.strip())
-        else:
-            out.append((name, value))
-    return out
-
-
-def _has_body(pairs):
-    for name, value in pairs:
-        if name == "transfer-encoding":
-            return True
-        if name == "content-length":
-            return value.strip() not in ("", "0")
-    return False
-
-
 class Instance:
     def __init__(self, fd, worker, iid, warm=()):
         self.sock = socket.socket(fileno=fd)
         self.sock.setblocking(False)
         self.worker = worker
         self.iid = iid
-        self.inbuf = bytearray()
+        self.inbuf = bytearray()  # the start of a frame not complete yet
+        self.frames = deque()     # decoded, not yet dispatched (fast.decode)
         self.rbuf = bytearray(262144)
         self.rview = memoryview(self.rbuf)
         self.rbufs = [self.rbuf]
@@ -143,6 +137,7 @@ class Instance:
         self.deferred = []      # request frames read during call_sync
         self.bg_tasks = set()
         self.loop = None
+        self.stopping = False
         self.ctx = None
         # imported lazily: the SDK is preloaded in the zygote anyway
         from workers import Request, Response
@@ -158,7 +153,9 @@ class Instance:
 
     # -- channel -------------------------------------------------------
     def run(self):
-        self.loop = asyncio.new_event_loop()
+        # uvloop: the loop's own work per request (its callbacks, epoll,
+        # the handles) in C rather than bytecode (docs/performance.md)
+        self.loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.ctx = ExecutionContext(self.loop, self.bg_tasks, self._send_busy)
         self.binds = bindcalls.BindClient(self.loop, self._queue, self.call_sync)
@@ -167,8 +164,9 @@ class Instance:
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
         # thaw stopping: finish through the exit hooks (ASGI lifespan
         # shutdown) rather than die in the middle of them
-        self.loop.add_signal_handler(signal.SIGTERM, self.loop.stop)
+        self.loop.add_signal_handler(signal.SIGTERM, self._stop)
         hooks._app_observer = self._note_app
+        hooks.loop, hooks.loop_thread = self.loop, threading.get_ident()
         for name in self.warm:
             app = getattr(self.worker.module, name, None)
             if app is not None:
@@ -185,20 +183,28 @@ class Instance:
             sys.stdout.flush()
             sys.stderr.flush()
 
+    def _stop(self):
+        """Ends run_forever, once: uvloop's stop() queues a callback per
+        call, and a second one would cut the exit hooks' run short."""
+        if not self.stopping:
+            self.stopping = True
+            self.loop.stop()
+
     def _warm_up(self):
         """Runs thaw's own request machinery once, with no worker code, while
         no request waits: the pages it touches (copy-on-write after the
         fork) are copied now rather than during the first real request.
         A pre-forked spare pays this before anyone asks it for anything."""
         try:
-            pairs = [("host", "warm.invalid"), ("accept", "*/*")]
-            head = ipc.fields("GET", "http://warm.invalid/", *[x for p in pairs for x in p])
-            f = ipc.parse_fields(ipc.frame(ipc.REQ_HEAD, 0, head)[ipc.HEADER_SIZE:])
-            req = self.Request._thaw_new(f[0].decode(), f[1].decode(), pairs, None)
+            head = ipc.fields("GET", "http://warm.invalid/", ":client-ip", "127.0.0.1",
+                              ":client-port", "1", "host", "warm.invalid", "accept", "*/*")
+            frames, _used, _error = fast.decode(ipc.frame(ipc.REQ_HEAD, 0, head), -1,
+                                                 self.split_commas)
+            method, url, pairs, client, version, _meta, _body = frames[0][3]
+            req = self.Request._thaw_decoded(method, url, pairs, None, client, version)
             req.headers.get("accept")
             status, reason, rpairs, body = self.Response("warm")._thaw_parts()
-            ipc.frame(ipc.RESP_HEAD, 0, ipc.fields(str(status), "", *[x for p in rpairs
-                                                                       for x in p]))
+            fast.response(0, status, reason, rpairs, body, True, True)
 
             async def step():
                 await asyncio.sleep(0)
@@ -226,53 +232,104 @@ class Instance:
             self._queue(ipc.frame(ipc.WARM, 0, ipc.fields("asgi", names[0])))
 
     def _recv(self):
-        """One read: bytes into inbuf, fds (SCM_RIGHTS, from the connect
-        binding) into the fd queue. Returns False at EOF. One syscall per
-        read, into a buffer made once: a fresh 256 KiB bytes object per
-        read (what recv() makes) costs an mmap and page faults each time."""
+        """One read: its complete frames, decoded in one call, onto the
+        frame queue; fds (SCM_RIGHTS, from the connect binding) onto the
+        fd queue. Returns False at EOF; raises ProtocolError after queueing
+        the good frames before a malformed one. One syscall per read, into
+        a buffer made once: a fresh 256 KiB bytes object per read (what
+        recv() makes) costs an mmap and page faults each time."""
         n, anc, _flags, _addr = self.sock.recvmsg_into(self.rbufs, _ANC_SPACE, _CMSG_CLOEXEC)
         if anc:
             _queue_fds(anc, self.fds)
         if not n:
             return False
-        self.inbuf += self.rview[:n]
+        inbuf = self.inbuf
+        if inbuf:
+            inbuf += self.rview[:n]
+            frames, used, error = fast.decode(inbuf, -1, self.split_commas)
+            del inbuf[:used]
+        else:  # most reads end on a frame boundary: nothing is copied
+            frames, used, error = fast.decode(self.rbuf, n, self.split_commas)
+            if used < n:
+                inbuf += self.rview[used:n]
+        if frames:
+            self.frames.extend(frames)
+        if error is not None:
+            raise error
         return True
 
     def _on_readable(self):
         try:
-            if not self._recv():
-                self.loop.stop()  # the supervisor closed this instance
-                return
+            alive = self._recv()
         except (BlockingIOError, InterruptedError):
             return
+        except fast.ProtocolError as exc:
+            self._process()
+            self._bad_channel(exc)
+            return
         except OSError:
-            self.loop.stop()
+            alive = False
+        if not alive:
+            self._stop()  # the supervisor closed this instance
             return
         self._process()
 
+    def _bad_channel(self, exc):
+        """A frame this side cannot read: the channel is out of step with
+        the supervisor, so no later frame can be trusted either."""
+        log_lines(self.worker.name, f"thaw: malformed frame from the supervisor ({exc}); "
+                                    f"this instance stops")
+        self._stop()
+
     def _process(self):
+        # what the batch's handlers answer leaves in one send, at its end
+        self.flush_pending = True
+        try:
+            self._dispatch()
+        finally:
+            self._flush()
+
+    def _dispatch(self):
         if self.deferred:
             frames, self.deferred = self.deferred, []
             for ftype, sid, payload in frames:
                 self._on_frame(ftype, sid, payload)
-        # each frame leaves inbuf before it is dispatched: a handler started
-        # here may read the channel itself (call_sync) and must not see it
-        # again (deleting from a bytearray's front is cheap in CPython)
-        buf = self.inbuf
-        while True:
-            got = ipc.decode(buf, 0)
-            if got is None:
-                break
-            ftype, flags, sid, payload, end = got
-            del buf[:end]
-            fd = self.fds.popleft() if flags & ipc.F_FD and self.fds else None
-            if ftype >= ipc.BIND_CALL:
+        # each frame leaves the queue before it is dispatched: a handler
+        # started here may read the channel itself (call_sync), which takes
+        # the rest of the queue over
+        frames = self.frames
+        fds = self.fds
+        streams = self.streams
+        while frames:
+            ftype, flags, sid, payload = frames.popleft()
+            if ftype == _REQ_HEAD:
+                self._on_head(sid, payload)
+            elif ftype == _REQ_END:
+                st = streams.get(sid)
+                if st is not None and st.body is not None:
+                    st.body.end()
+            else:
+                fd = fds.popleft() if flags & _F_FD and fds else None
+                if ftype >= _BIND_CALL:
+                    self.binds.on_frame(ftype, flags, sid, payload, fd)
+                else:
+                    if fd is not None:
+                        os.close(fd)
+                    self._on_frame(ftype, sid, payload)
+
+    def _take_frames(self):
+        """call_sync's share of the frame queue: binding replies now,
+        request frames later (deferred), in order."""
+        frames = self.frames
+        while frames:
+            ftype, flags, sid, payload = frames.popleft()
+            fd = self.fds.popleft() if flags & _F_FD and self.fds else None
+            if ftype >= _BIND_CALL:
                 self.binds.on_frame(ftype, flags, sid, payload, fd)
             else:
                 if fd is not None:
                     os.close(fd)
-                self._on_frame(ftype, sid, payload)
-        self._flush()
+                self.deferred.append((ftype, sid, payload))
 
     def call_sync(self, pending, timeout):
         """Waits, blocking the loop, for the reply of one binding call (a
@@ -285,6 +342,7 @@ class Instance:
         self._flush_blocking()
         deadline = None if timeout is None else time.monotonic() + timeout
         fd = self.sock.fileno()
+        self._take_frames()
         while not pending._head.done():
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -298,26 +356,18 @@ class Instance:
                 alive = self._recv()
             except (BlockingIOError, InterruptedError):
                 continue
+            except fast.ProtocolError as exc:
+                self._take_frames()
+                self.loop.call_soon(self._bad_channel, exc)
+                raise ConnectionError("thaw's supervisor sent a malformed frame during a "
+                                      "socket call") from None
             except OSError:
                 alive = False
             if not alive:
-                self.loop.call_soon(self.loop.stop)
+                self.loop.call_soon(self._stop)
                 raise ConnectionError("thaw's supervisor closed the instance during a "
                                       "socket call")
-            buf = self.inbuf
-            while True:
-                got = ipc.decode(buf, 0)
-                if got is None:
-                    break
-                ftype, flags, sid, payload, end = got
-                del buf[:end]
-                fdx = self.fds.popleft() if flags & ipc.F_FD and self.fds else None
-                if ftype >= ipc.BIND_CALL:
-                    self.binds.on_frame(ftype, flags, sid, payload, fdx)
-                else:
-                    if fdx is not None:
-                        os.close(fdx)
-                    self.deferred.append((ftype, sid, payload))
+            self._take_frames()
         if self.deferred:
             self.loop.call_soon(self._process)
         return pending._head.result()
@@ -345,17 +395,17 @@ class Instance:
             self._on_head(sid, payload)
         elif ftype == ipc.REQ_BODY:
             st = self.streams.get(sid)
-            if st and st.body:
+            if st is not None and st.body is not None:
                 st.body.feed(payload)
         elif ftype == ipc.REQ_END:
             st = self.streams.get(sid)
-            if st and st.body:
+            if st is not None and st.body is not None:
                 st.body.end()
         elif ftype == ipc.CANCEL:
             # the answer (also for a stream already done): it shows thaw this
             # loop runs; one held by a handler that never yields reads no
             # CANCEL, and thaw replaces its instance (src/pool/tick.c)
-            self._queue(ipc.frame(ipc.RESP_ABORT, sid))
+            self._queue(fast.frame(ipc.RESP_ABORT, sid))
             st = self.streams.pop(sid, None)
             if st:
                 if st.body:
@@ -384,7 +434,7 @@ class Instance:
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError:
-            self.loop.stop()
+            self._stop()
             return
         if n < len(data):
             self.out.append(data[n:])
@@ -393,7 +443,8 @@ class Instance:
             self.loop.add_writer(self.sock.fileno(), self._on_writable)
         else:
             self.out_size = 0
-        self._wake_drainers()
+        if self.drain_waiters:
+            self._wake_drainers()
 
     def _on_writable(self):
         self.loop.remove_writer(self.sock.fileno())
@@ -414,32 +465,20 @@ class Instance:
             await w
 
     # -- requests ------------------------------------------------------
-    def _on_head(self, sid, payload):
-        f = ipc.parse_fields(payload)
-        method = f[0].decode("latin-1")
-        url = f[1].decode("utf-8", "surrogateescape")
-        pairs = [(f[i].decode("latin-1"), f[i + 1].decode("latin-1"))
-                 for i in range(2, len(f) - 1, 2)]
-        meta = {}
-        while pairs and pairs[0][0].startswith(":"):
-            name, value = pairs.pop(0)
-            meta[name] = value
-        if meta.get(":event") == "scheduled":  # a cron trigger, or /__scheduled
+    def _on_head(self, sid, head):
+        # taken apart by fast.decode: the header names in lower case, the
+        # values split at commas when self.split_commas, the ':' fields out
+        method, url, pairs, client, version, meta, has_body = head
+        if meta is not None and meta.get(":event") == "scheduled":
+            # a cron trigger, or /__scheduled
             st = Stream(sid, None, method == "HEAD")
             self.streams[sid] = st
             scheduled.start(self, st, meta)
             return
-        if self.split_commas:
-            pairs = _split_commas(pairs)
-        body = RequestBody(self.loop) if _has_body(pairs) else None
+        body = RequestBody(self.loop) if has_body else None
         st = Stream(sid, body, method == "HEAD")
-        if body is None:
-            st.body = RequestBody(self.loop)  # swallows REQ_END; never read
         self.streams[sid] = st
-        request = self.Request._thaw_new(method, url, pairs, body)
-        if ":client-ip" in meta:
-            request._thaw_client = (meta[":client-ip"], int(meta.get(":client-port") or 0))
-        request._thaw_http_version = meta.get(":http-version", "1.1")
+        request = self.Request._thaw_decoded(method, url, pairs, body, client, version)
         # output of the handler, and of every task it starts, is tagged
         # with the request (a task copies the context it is created in)
         token = output.request_id.set(sid)
@@ -449,10 +488,22 @@ class Instance:
             except BaseException as exc:
                 self._handler_failed(st, exc)
                 return
-            if inspect.isawaitable(result):
+            if type(result) is _CoroutineType:
                 # eager: the handler's first step runs now, inside its task,
                 # so one that answers without waiting is answered in this
-                # loop iteration (no extra turn per request)
+                # loop iteration (no extra turn per request); what comes
+                # next runs in the task's context, as if in the task
+                task, state, value, context = eager.step(result, self.loop)
+                if state == 1:
+                    context.run(self._respond, st, value)
+                elif state == 2:
+                    if not isinstance(value, asyncio.CancelledError):
+                        context.run(self._handler_failed, st, value)
+                else:
+                    st.task = task
+                    task.add_done_callback(functools.partial(self._handler_done, st),
+                                           context=context)
+            elif inspect.isawaitable(result):  # not a coroutine: a Future, say
                 task, finished = eager.start(self._await_handler(st, result), self.loop)
                 if not finished:
                     st.task = task  # else _respond may have set the body's pump task
@@ -460,6 +511,16 @@ class Instance:
                 self._respond(st, result)
         finally:
             output.request_id.reset(token)
+
+    def _handler_done(self, st, task):
+        """The handler's task ended (it waited for something first)."""
+        if task.cancelled():
+            return  # the client went away
+        exc = task.exception()
+        if exc is None:
+            self._respond(st, task.result())
+        elif not isinstance(exc, asyncio.CancelledError):
+            self._handler_failed(st, exc)
 
     async def _await_handler(self, st, awaitable):
         try:
@@ -485,24 +546,13 @@ class Instance:
     def _send_error(self, st, status, text):
         if self.streams.get(st.sid) is not st:
             return
-        body = text.encode()
-        self._queue(ipc.frame(ipc.RESP_HEAD, st.sid, ipc.fields(
-            str(status), "", "content-type", "text/plain;charset=UTF-8",
-            "content-length", str(len(body)))))
-        if not st.is_head:
-            self._queue(ipc.frame(ipc.RESP_BODY, st.sid, body))
-        self._queue(ipc.frame(ipc.RESP_END, st.sid))
+        self._queue(fast.response(st.sid, status, None, _ERROR_HEADERS, text.encode(),
+                                   True, not st.is_head))
         self.streams.pop(st.sid, None)
 
     def _respond(self, st, resp):
-        try:
-            self._respond_or_raise(st, resp)
-        except Exception as exc:
-            # e.g. headers too large for one frame: still answer the client
-            self._handler_failed(st, exc)
-
-    def _respond_or_raise(self, st, resp):
-        if self.streams.get(st.sid) is not st:
+        sid = st.sid
+        if self.streams.get(sid) is not st:
             return  # cancelled meanwhile
         if not isinstance(resp, self.Response):
             what = "None" if resp is None else type(resp).__name__
@@ -513,34 +563,31 @@ class Instance:
             return
         try:
             status, reason, pairs, body = resp._thaw_parts()
+            no_body = status in _NO_BODY_STATUS or status < 200
+            # the head leaves without content-length: thaw frames the body itself
+            if body is None or type(body) is bytes or isinstance(body, (bytearray, memoryview)):
+                data = fast.response(sid, status, reason, pairs, body, not no_body,
+                                     not (no_body or st.is_head))
+                del self.streams[sid]
+                # _queue(data), inline: once per request
+                self.out.append(data)
+                self.out_size += len(data)
+                if not self.flush_pending:
+                    self.flush_pending = True
+                    self.loop.call_soon(self._flush)
+                return
+            self._queue(fast.head(sid, status, reason, pairs))
         except Exception as exc:
+            # e.g. headers too large for one frame: still answer the client
             self._handler_failed(st, exc)
             return
-        no_body = status in _NO_BODY_STATUS or status < 200
-        streaming = not (body is None or isinstance(body, (bytes, bytearray, memoryview)))
-        items = [str(status), reason or ""]
-        for name, value in pairs:
-            if name == "content-length":
-                continue  # thaw frames the body itself
-            items.append(name)
-            items.append(value)
-        if not streaming:
-            data = bytes(body or b"")
-            if not no_body:
-                items.append("content-length")
-                items.append(str(len(data)))
-            self._queue(ipc.frame(ipc.RESP_HEAD, st.sid, ipc.fields(*items)))
-            if data and not st.is_head and not no_body:
-                for i in range(0, len(data), ipc.CHUNK):
-                    self._queue(ipc.frame(ipc.RESP_BODY, st.sid, data[i:i + ipc.CHUNK]))
-            self._queue(ipc.frame(ipc.RESP_END, st.sid))
-            self.streams.pop(st.sid, None)
-            return
-        self._queue(ipc.frame(ipc.RESP_HEAD, st.sid, ipc.fields(*items)))
+        self._respond_stream(st, body, no_body)
+
+    def _respond_stream(self, st, body, no_body):
         st.head_sent = True
         if st.is_head or no_body:
             self.loop.create_task(_aclose_iter(body))
-            self._queue(ipc.frame(ipc.RESP_END, st.sid))
+            self._queue(fast.frame(ipc.RESP_END, st.sid))
             self.streams.pop(st.sid, None)
             return
         st.task = self.loop.create_task(self._pump(st, body))
@@ -564,19 +611,20 @@ class Instance:
             # the body failed (a CancelledError raised by the iterator itself
             # included): cut the response so the client sees it is incomplete
             log_exception(self.worker.name, exc)
-            self._queue(ipc.frame(ipc.RESP_ABORT, sid))
+            self._queue(fast.frame(ipc.RESP_ABORT, sid))
             return
         finally:
             self.streams.pop(sid, None)
             await _aclose_iter(body)
-        self._queue(ipc.frame(ipc.RESP_END, sid))
+        self._queue(fast.frame(ipc.RESP_END, sid))
 
     def _send_chunk(self, sid, chunk):
         if isinstance(chunk, str):
             chunk = chunk.encode()
-        chunk = bytes(chunk)
-        for i in range(0, len(chunk), ipc.CHUNK):
-            self._queue(ipc.frame(ipc.RESP_BODY, sid, chunk[i:i + ipc.CHUNK]))
+        elif not isinstance(chunk, (bytes, bytearray)):
+            chunk = bytes(chunk)
+        if chunk:
+            self._queue(fast.body(sid, chunk))
 
 
 async def _aclose_iter(body):

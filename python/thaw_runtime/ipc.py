@@ -21,8 +21,13 @@ F_FD = 0x01
 F_MORE = 0x02
 
 
-class ProtocolError(Exception):
-    pass
+try:
+    # one class for both decoders: the instances' (_thaw_fast, in C:
+    # src/zygote/fast-py.h) and this one
+    from _thaw_fast import ProtocolError
+except ImportError:  # outside thaw-zygote, without build/py
+    class ProtocolError(Exception):
+        pass
 
 
 def frame(ftype, stream, payload=b"", flags=0):

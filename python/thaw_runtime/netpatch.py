@@ -28,6 +28,7 @@ asyncio uses) works.
 
 install() runs once in the template, so every instance inherits it.
 """
+import asyncio
 import errno
 import os
 import socket
@@ -307,6 +308,44 @@ def patch_loop(loop):
 
     loop.sock_connect = sock_connect
     loop.getaddrinfo = getaddrinfo_async
+    if not isinstance(loop, asyncio.BaseEventLoop):
+        # uvloop's create_connection resolves and connects in libuv, past
+        # the two above: connect here, then hand it the connected socket
+        loop.create_connection = _brokered_create_connection(loop, loop.create_connection)
+
+
+def _brokered_create_connection(loop, orig_create_connection):
+    async def create_connection(protocol_factory, host=None, port=None, *, ssl=None,
+                                family=0, proto=0, flags=0, sock=None, local_addr=None,
+                                server_hostname=None, **kwargs):
+        if sock is not None or local_addr is not None or (host is None and port is None):
+            return await orig_create_connection(
+                protocol_factory, host, port, ssl=ssl, family=family, proto=proto,
+                flags=flags, sock=sock, local_addr=local_addr,
+                server_hostname=server_hostname, **kwargs)
+        if ssl and server_hostname is None:
+            server_hostname = host  # what create_connection(host=...) would check
+        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM,
+                                       proto=proto, flags=flags)
+        errors = []
+        for fam, _type, fproto, _canon, addr in infos:
+            sock = socket.socket(fam, socket.SOCK_STREAM, fproto)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, addr)
+            except OSError as exc:
+                sock.close()
+                errors.append(exc)
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return await orig_create_connection(protocol_factory, ssl=ssl, sock=sock,
+                                                server_hostname=server_hostname, **kwargs)
+        if len(errors) == 1:
+            raise errors[0]
+        raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
+    return create_connection
 
 
 _ca_file = None

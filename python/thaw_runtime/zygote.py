@@ -17,6 +17,12 @@ from . import ipc, output, proc, sandbox
 # Imported here so every template and instance inherits them already
 # loaded (the point of the zygote); asyncio is what instances run on.
 import asyncio  # noqa: F401
+try:
+    import uvloop  # noqa: F401  (the instances' loop: instance.py)
+except ImportError:
+    print("thaw: python3-uvloop is not installed: instances run on asyncio's own "
+          "event loop, which costs more CPU per request (scripts/install-deps "
+          "installs it)", file=sys.stderr, flush=True)
 import workers  # noqa: F401
 import js  # noqa: F401
 from . import template, instance  # noqa: F401

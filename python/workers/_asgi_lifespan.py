@@ -17,6 +17,9 @@ TAG = "asgi"
 
 # id(app) -> Lifespan; the Lifespan keeps the app alive, so ids stay unique.
 _by_app = {}
+# id(app) -> the request scopes' lifespan state (None without lifespan),
+# once its startup completed: what ready() answers, in one lookup
+_ready = {}
 
 
 class StartupFailed(Exception):
@@ -36,6 +39,11 @@ class Lifespan:
         scope = {"type": "lifespan", "asgi": dict(ASGI_VERSIONS),
                  "state": self.state, "env": env}
         self.task = loop.create_task(self._run(scope))
+        self.started.add_done_callback(self._started)
+
+    def _started(self, fut):
+        if not fut.cancelled() and fut.exception() is None:
+            _ready[id(self.app)] = self.state if self.supported else None
 
     async def _run(self, scope):
         try:
@@ -99,10 +107,7 @@ def ready(app):
     """The request scopes' lifespan state (None without lifespan) when the
     app's startup already completed in this process, else NOT_READY:
     then await startup(). Saves a coroutine per request."""
-    ls = _by_app.get(id(app))
-    if ls is None or not ls.started.done() or ls.started.exception() is not None:
-        return NOT_READY
-    return ls.state if ls.supported else None
+    return _ready.get(id(app), NOT_READY)
 
 
 NOT_READY = object()

@@ -11,6 +11,12 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from ._headers import Headers
 
+try:
+    from _thaw_fast import latin1_pairs  # C, in thaw-zygote: src/zygote/asgi-headers.c
+except ImportError:
+    def latin1_pairs(pairs):
+        return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in pairs]
+
 ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.3"}
 
 # thaw's supervisor speaks HTTP/1.x and does not pass the client's version
@@ -143,8 +149,7 @@ def http_scope(request, env, state=None):
         "raw_path": raw_path,
         "query_string": query,
         "root_path": "",
-        "headers": [(n.encode("latin-1"), v.encode("latin-1"))
-                    for n, v in header_pairs(request)],
+        "headers": latin1_pairs(header_pairs(request)),
         "client": getattr(request, "_thaw_client", None),
         "server": server,
         "extensions": {},

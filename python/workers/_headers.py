@@ -91,6 +91,14 @@ class Headers:
         return cls(init)
 
     @classmethod
+    def _thaw_owned(cls, pairs):
+        # Runtime fast path: a list of (lower-case name, value) str tuples
+        # that nobody else holds (the instance's decoder made it).
+        h = cls.__new__(cls)
+        h._pairs = pairs
+        return h
+
+    @classmethod
     def _thaw_trusted(cls, pairs):
         # Runtime fast path: the C parser already validated these fields.
         h = cls.__new__(cls)

@@ -70,14 +70,27 @@ class Request(BodyMixin):
         body is None or an object with `async read() -> bytes` and async
         iteration over bytes chunks.
         """
+        return cls._thaw_decoded(method, url, Headers._thaw_trusted(header_pairs)._pairs,
+                                 body, None, None)
+
+    @classmethod
+    def _thaw_decoded(cls, method, url, pairs, body, client, http_version):
+        """The instance's constructor, for what its decoder made (one dict
+        update, no checks): pairs, (lower-case name, value) str tuples in a
+        list nobody else holds, become the Headers' own. client: the TCP
+        peer (ip, port) or None; http_version: the client's, or None."""
         self = cls.__new__(cls)
         self.method = method
         self.url = url
-        self.headers = Headers._thaw_trusted(header_pairs)
+        self.headers = Headers._thaw_owned(pairs)
         self.redirect = "follow"
         self.cf = None
         self._payload = body
         self._used = False
+        if client is not None:
+            self._thaw_client = client
+        if http_version is not None:
+            self._thaw_http_version = http_version
         return self
 
     @classmethod

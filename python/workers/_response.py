@@ -5,12 +5,14 @@ The runtime reads a returned Response through `_thaw_parts()`.
 
 import json
 
-from ._body import BodyMixin, coerce, is_empty
+from ._body import TEXT_PLAIN, BodyMixin, coerce, is_empty
 from ._headers import Headers
 
 # Statuses that must not carry a body (Fetch "null body status").
 _NULL_BODY = frozenset((204, 205, 304))
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_TEXT_PLAIN = ("content-type", TEXT_PLAIN)
+_JSON = ("content-type", "application/json")
 
 
 def _check_status(status):
@@ -61,6 +63,25 @@ class Response(BodyMixin):
 
     def __init__(self, body=None, status=200, status_text=None, headers=None,
                  web_socket=None):
+        if headers is None and status_text is None and web_socket is None and \
+                type(status) is int and 200 <= status <= 599 and status not in _NULL_BODY:
+            # the common case, `Response("text")`, without the general checks
+            # (nothing here for them to find): the same object in the end
+            kind = type(body)
+            if kind is str:
+                self.status = status
+                self._reason = None
+                self.headers = Headers._thaw_owned([_TEXT_PLAIN])
+                self._payload = body.encode("utf-8")
+                self._used = False
+                return
+            if kind is bytes or body is None:
+                self.status = status
+                self._reason = None
+                self.headers = Headers._thaw_owned([])
+                self._payload = body
+                self._used = False
+                return
         if web_socket is not None:
             raise NotImplementedError("WebSocket responses are not supported")
         self.status = _check_status(200 if status is None else status)
@@ -84,7 +105,23 @@ class Response(BodyMixin):
         body is bytes, None (no body) or an iterator / async iterator yielding
         non-empty bytes.  content-length is left to the runtime.
         """
-        return self.status, self._reason, self.headers._thaw_pairs(), self._payload
+        # the Headers' own list: the runtime only reads it
+        return self.status, self._reason, self.headers._pairs, self._payload
+
+    @classmethod
+    def _thaw_sized(cls, status, headers, body):
+        """asgi.fetch's constructor: headers a Headers it made (taken over,
+        not copied), body bytes. A status the fast path cannot vouch for
+        goes through the checks of __init__ (which raise)."""
+        if type(status) is not int or not 200 <= status <= 599 or status in _NULL_BODY:
+            return cls(body, status, None, headers)
+        self = cls.__new__(cls)
+        self.status = status
+        self._reason = None
+        self.headers = headers
+        self._payload = body
+        self._used = False
+        return self
 
     # -- attributes ---------------------------------------------------------
     @property
@@ -108,6 +145,8 @@ class Response(BodyMixin):
         """Body = compact JSON of `data`; content-type application/json unless
         `headers` already has one."""
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if headers is None and status_text is None and statusText is None and cls is Response:
+            return cls._thaw_sized(status, Headers._thaw_owned([_JSON]), text.encode("utf-8"))
         h = Headers(headers)
         if not h.has("content-type"):
             h.set("content-type", "application/json")

@@ -9,6 +9,7 @@ from a fetch handler, as Cloudflare's `asgi` module does:
 `request.scope["env"]`, or `Depends(asgi.env)`).
 """
 import asyncio
+from threading import get_ident
 
 from thaw_runtime import hooks
 from thaw_runtime.log import log_exception, log_lines
@@ -18,7 +19,15 @@ from . import _asgi_lifespan as lifespan
 from ._asgi_pipe import BodyPipe, ClientDisconnected
 from ._asgi_scope import http_scope
 from ._headers import Headers
+from ._request import Request
 from ._response import Response
+from ._asgi_lifespan import NOT_READY as _NOT_READY, _ready
+
+try:
+    from _thaw_fast import asgi_headers  # C, in thaw-zygote: src/zygote/asgi-headers.c
+except ImportError:
+    def asgi_headers(pairs):
+        return None  # Headers._thaw_from_bytes does it all
 
 __all__ = ["fetch", "ClientDisconnected"]
 
@@ -51,21 +60,25 @@ class _HttpCall:
     fetch() then waits for http.response.start (or the app's end) and, if
     the body is not complete by then, returns a response that streams it."""
 
-    __slots__ = ("body_iter", "request_done", "head", "pipe", "finished",
-                 "finish_waiters", "head_waiter", "error", "app_done", "task")
+    # class-level defaults: one is made per request, and most keep most
+    body_iter = None
+    request_done = False
+    head = None            # http.response.start's (status, str pairs or None, raw)
+    # the body: most apps send it whole in one message before fetch()
+    # returns; it is kept as it is (whole). Otherwise, or after, it goes
+    # through a pipe (made by _pipe()), which fetch()'s response streams.
+    pipe = None
+    whole = None
+    finished = False       # response complete or client gone
+    finish_waiters = None  # receive() calls waiting for `finished`
+    head_waiter = None     # fetch() waiting for the head or the app's end
+    error = None           # what the app raised before the head
+    app_done = False
+    task = None
 
     def __init__(self, request):
-        body = request.body  # an async iterator of bytes, or None
-        self.body_iter = body.__aiter__() if body is not None else None
-        self.request_done = False
-        self.head = None            # (status, headers) of http.response.start
-        self.pipe = BodyPipe()
-        self.finished = False       # response complete or client gone
-        self.finish_waiters = None  # receive() calls waiting for `finished`
-        self.head_waiter = None     # fetch() waiting for the head or the app's end
-        self.error = None           # what the app raised before the head
-        self.app_done = False
-        self.task = None
+        if request._payload is not None:  # as request.body: None, or the runtime's body
+            self.body_iter = request.body.__aiter__()
 
     def finish(self):
         """The exchange is over: pending and later receive() calls get
@@ -104,23 +117,50 @@ class _HttpCall:
             await w
         return {"type": "http.disconnect"}
 
+    def _pipe(self):
+        pipe = self.pipe
+        if pipe is None:
+            pipe = self.pipe = BodyPipe()
+            if self.whole is not None:  # complete already
+                pipe.write(self.whole)
+                pipe.finish()
+                self.whole = None
+        return pipe
+
     async def send(self, message):
         kind = message["type"]
         if kind == "http.response.body":
             if self.head is None:
                 raise RuntimeError("http.response.body sent before http.response.start")
-            pipe = self.pipe
+            more = message.get("more_body", False)
+            if self.pipe is None and self.whole is None and not more:
+                # the whole body in one message, before fetch() returned
+                body = message.get("body", b"")
+                self.whole = body if type(body) is bytes else bytes(body)
+                if not self.finished:
+                    self.finish()
+                return
+            pipe = self._pipe()
             if pipe.write(bytes(message.get("body", b""))):
                 await pipe.drain()  # a slow reader: wait for it
-            if not message.get("more_body", False):
+            if not more:
                 pipe.finish()
                 self.finish()
         elif kind == "http.response.start":
             if self.head is not None:
                 raise RuntimeError("http.response.start sent twice")
-            self.head = (message["status"],
-                         [(bytes(n), bytes(v)) for n, v in message.get("headers", ())])
-            _wake(self.head_waiter)
+            status = message["status"]
+            headers = message.get("headers", ())
+            if type(headers) is not list and type(headers) is not tuple:
+                headers = list(headers)
+            # checked and made str pairs in one pass, or None: then
+            # Headers._thaw_from_bytes says what is wrong (in respond())
+            pairs = asgi_headers(headers)
+            self.head = (status, pairs,
+                         None if pairs is not None else
+                         [(bytes(n), bytes(v)) for n, v in headers])
+            if self.head_waiter is not None:
+                _wake(self.head_waiter)
         else:
             raise ValueError(f"unexpected ASGI message {kind!r}")
 
@@ -138,12 +178,12 @@ class _HttpCall:
                 self.error = exc
             # CancelledError must not come out of the body iterator: the
             # runtime would take it for its own cancel and never end the stream
-            self.pipe.finish(ConnectionAbortedError("the ASGI app was cancelled"))
+            self._pipe().finish(ConnectionAbortedError("the ASGI app was cancelled"))
             raise
         except BaseException as exc:
             if self.head is None:
                 self.error = exc
-            elif self.pipe.done:
+            elif self.whole is not None or self._pipe().done:
                 log_exception(TAG, exc)
             else:
                 self.pipe.finish(exc)
@@ -151,8 +191,8 @@ class _HttpCall:
             if self.head is None:
                 self.error = RuntimeError(
                     "the ASGI app returned without sending http.response.start")
-            else:
-                self.pipe.finish()  # returning ends the body even without more_body=False
+            elif self.whole is None:
+                self._pipe().finish()  # returning ends the body even without more_body=False
         finally:
             self.app_done = True
             self.finish()
@@ -165,48 +205,36 @@ class _HttpCall:
         if not completed and not self.app_done:
             self.task.cancel()
 
-    async def respond(self, app, scope):
-        loop = asyncio.get_running_loop()
-        task, done = eager.start(self.run_app(app, scope), loop)
-        self.task = task
-        if not done:
-            _running.add(task)
-            task.add_done_callback(_running.discard)
-            if self.head is None and not self.app_done:
-                # it waits for something (the request body, I/O) before
-                # answering
-                self.head_waiter = waiter = loop.create_future()
-                try:
-                    await waiter
-                except asyncio.CancelledError:
-                    task.cancel()  # the client left before the response started
-                    raise
+    def response(self, method):
+        """The workers.Response of what the app sent so far (a head)."""
         if self.head is None:
             log_exception(TAG, self.error)
             return _error_response()
-        if self.pipe.error is not None:
+        pipe = self.pipe
+        if pipe is not None and pipe.error is not None:
             # it failed before anything reached the client: still a clean 500
-            log_exception(TAG, self.pipe.error)
+            log_exception(TAG, pipe.error)
             return _error_response()
-        status, headers = self.head
+        status, pairs, raw = self.head
         try:
-            headers = Headers._thaw_from_bytes(headers)
+            headers = Headers._thaw_owned(pairs) if pairs is not None else \
+                Headers._thaw_from_bytes(raw)
             if status in _NULL_BODY:
-                self.pipe.discard()
+                self._pipe().discard()
                 return Response(None, status=status, headers=headers)
-            whole = self.pipe.whole()
+            whole = self.whole if pipe is None else pipe.whole()
             if whole is not None:  # the body is complete: a sized response
-                return Response(whole, status=status, headers=headers)
-            if scope["method"] == "HEAD":
+                return Response._thaw_sized(status, headers, whole)
+            pipe = self._pipe()
+            if method == "HEAD":
                 # the runtime sends no body and never reads this stream:
                 # tell the app the exchange is over so it stops producing
-                self.pipe.discard()
+                pipe.discard()
                 self.finish()
-            return Response(self.pipe.stream(self.body_closed), status=status,
-                            headers=headers)
+            return Response(pipe.stream(self.body_closed), status=status, headers=headers)
         except Exception as exc:  # a status or header the app got wrong
             if not self.app_done:
-                task.cancel()
+                self.task.cancel()
             log_lines(TAG, f"the ASGI app sent an invalid response head: {exc}")
             return _error_response()
 
@@ -217,16 +245,37 @@ async def fetch(app, request, env=None, ctx=None):
 
     ctx is accepted for compatibility with Cloudflare's signature; app work
     after the response (background tasks) continues on this instance."""
-    request = getattr(request, "js_object", request)
-    state = lifespan.ready(app)
-    if state is lifespan.NOT_READY:
+    if type(request) is not Request:
+        request = getattr(request, "js_object", request)
+    state = _ready.get(id(app), _NOT_READY)  # lifespan.ready(app)
+    if state is _NOT_READY:
         hooks.asgi_app_starting(app)
         try:
             state = await lifespan.startup(app, env)
         except lifespan.StartupFailed:
             return _error_response()  # logged once, when it failed
     call = _HttpCall(request)
-    return await call.respond(app, http_scope(request, env, state))
+    scope = http_scope(request, env, state)
+    # asyncio.get_running_loop() costs a getpid() system call on Python
+    # 3.11: in the instance's thread, its loop is known
+    loop = hooks.loop
+    if loop is None or get_ident() != hooks.loop_thread:
+        loop = asyncio.get_running_loop()
+    task, done = eager.start(call.run_app(app, scope), loop)
+    call.task = task
+    if not done:
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+        if call.head is None and not call.app_done:
+            # it waits for something (the request body, I/O) before
+            # answering
+            call.head_waiter = waiter = loop.create_future()
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                task.cancel()  # the client left before the response started
+                raise
+    return call.response(scope["method"])
 
 
 def __getattr__(name):

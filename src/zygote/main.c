@@ -21,6 +21,7 @@
 
 #include "sandbox/sandbox.h"
 #include "sandbox/timing.h"
+#include "zygote/fast-py.h"
 #include "zygote/prefault-py.h"
 #include "zygote/sandbox-py.h"
 
@@ -139,7 +140,8 @@ int main(int argc, char **argv)
         return 3;
     }
 
-    if (PyImport_AppendInittab("_thaw", init_thaw_module) < 0)
+    if (PyImport_AppendInittab("_thaw", init_thaw_module) < 0 ||
+        PyImport_AppendInittab("_thaw_fast", PyInit__thaw_fast) < 0)
         return 1;
     PyConfig_InitIsolatedConfig(&config);
     config.install_signal_handlers = 1;

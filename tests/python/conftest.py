@@ -1,8 +1,10 @@
 # Make the in-repo Python packages (workers, js, thaw_runtime) importable
-# without installing anything.
+# without installing anything, and the modules `make` builds for them
+# (build/py: _thaw_fast, which thaw-zygote has built in).
 import os
 import sys
 
-_PYTHON_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "python"))
-if _PYTHON_DIR not in sys.path:
-    sys.path.insert(0, _PYTHON_DIR)
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+for _dir in (os.path.join(_ROOT, "build", "py"), os.path.join(_ROOT, "python")):
+    if _dir not in sys.path:
+        sys.path.insert(0, _dir)
