@@ -137,12 +137,17 @@ def test_memory_limit_kills_instance_with_503(serve):
 
 def test_wall_clock_limit_gives_504_and_the_instance_lives_on(serve):
     # long enough for a cold first request on a loaded machine; /hang never ends
-    srv = serve(WORKER, args=("--request-timeout", "3s"))
+    # one instance and no spare: with a spare, "/" after the 504 may go to
+    # the spare while the cancel is still on its way, which says nothing
+    # about whether the first instance lived
+    srv = serve(WORKER, args=("--request-timeout", "3s", "--max-instances", "1",
+                              "--prefork", "0"))
     pid = srv.get("/").text
     r = srv.get("/hang", timeout=20)
     assert r.status == 504, r
     assert "request_timeout_ms" in r.text
     assert srv.get("/").text == pid       # the request was cancelled, not the instance
+    assert proc_live(int(pid))
 
 
 def test_limits_from_the_config_file(serve):

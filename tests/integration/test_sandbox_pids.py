@@ -57,6 +57,26 @@ def pids_groups(srv):
     return sorted(e for e in os.listdir(run) if os.path.isdir(os.path.join(run, e)))
 
 
+def group_state(srv):
+    """What each pids group of this thaw still holds, and the memory groups
+    beside them: what a failure needs to say."""
+    out = {}
+    run = f"/sys/fs/cgroup/pids/thaw-{srv.proc.pid}"
+    for g in pids_groups(srv) or []:
+        try:
+            with open(f"{run}/{g}/cgroup.procs") as f:
+                procs = f.read().split()
+        except OSError as e:
+            procs = str(e)
+        out[g] = [(pid, open(f"/proc/{pid}/stat").read()[:60]) for pid in procs
+                  if os.path.exists(f"/proc/{pid}/stat")] if isinstance(procs, list) else procs
+    for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"):
+        mem = f"{root}/thaw-{srv.proc.pid}"
+        if os.path.isdir(mem):
+            out[mem] = sorted(os.listdir(mem))
+    return out
+
+
 def marked(mark):
     out = []
     for pid in os.listdir("/proc"):
@@ -96,5 +116,8 @@ def test_a_fork_bomb_takes_nothing_from_other_workers(serve_factory, tmp_path):
     status, doc = srv.api("DELETE", "/v1/workers/bomb")
     assert status == 200, doc
     wait_for(lambda: not marked(mark), "the bomb's children to go")
-    wait_for(lambda: len(pids_groups(srv)) == 1,
-             f"the bomb's pids group to go: {pids_groups(srv)}")
+    try:
+        wait_for(lambda: len(pids_groups(srv)) == 1, "the bomb's pids group to go")
+    except AssertionError:
+        raise AssertionError(f"the bomb's pids group stayed: {group_state(srv)}\n"
+                             + srv.log()[-3000:]) from None
