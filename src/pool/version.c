@@ -58,9 +58,15 @@ static int reaper_on;
 static uv_timer_t memcg_retry;
 static int memcg_retry_on;
 
+#define MEMCG_OVERDUE_MS 5000
+
 static void on_memcg_retry(uv_timer_t *t)
 {
+    char msg[768];
+
     thaw_memcg_reap();
+    while (thaw_memcg_overdue(MEMCG_OVERDUE_MS, msg, sizeof(msg)))
+        thaw_log("%s", msg);
     if (!thaw_memcg_pending())
         uv_timer_stop(t);
 }

@@ -63,6 +63,14 @@ static long memcg_seq;
 #define MAX_PENDING 256
 static long pending[MAX_PENDING];
 static int n_pending;
+/* when each was first refused, and whether thaw said so yet: a group that
+ * stays is a process no one reaps or a version no one freed, and a log
+ * line naming what it holds is the only trace of it (thaw_memcg_overdue) */
+static struct timespec pending_at[MAX_PENDING];
+static char pending_told[MAX_PENDING];
+/* the last directory try_remove could not remove, and why */
+static char stuck_dir[640];
+static int stuck_errno;
 
 const char *thaw_memcg_name(int kind)
 {
@@ -465,7 +473,11 @@ static int remove_dir(const char *dir)
     if (rmdir(dir) == 0 || errno == ENOENT)
         return 0;
     kill_group(dir);
-    return rmdir(dir) == 0 || errno == ENOENT ? 0 : -1;
+    if (rmdir(dir) == 0 || errno == ENOENT)
+        return 0;
+    stuck_errno = errno;
+    snprintf(stuck_dir, sizeof(stuck_dir), "%s", dir);
+    return -1;
 }
 
 static int try_remove(long id)
@@ -490,8 +502,11 @@ void thaw_memcg_remove(long id)
 {
     if (id <= 0 || !memcg_kind)
         return;
-    if (try_remove(id) && n_pending < MAX_PENDING)
+    if (try_remove(id) && n_pending < MAX_PENDING) {
+        clock_gettime(CLOCK_MONOTONIC, &pending_at[n_pending]);
+        pending_told[n_pending] = 0;
         pending[n_pending++] = id;
+    }
 }
 
 int thaw_memcg_pending(void)
@@ -504,9 +519,42 @@ void thaw_memcg_reap(void)
     int i, k = 0;
 
     for (i = 0; i < n_pending; i++)
-        if (try_remove(pending[i]))
+        if (try_remove(pending[i])) {
+            pending_at[k] = pending_at[i];
+            pending_told[k] = pending_told[i];
             pending[k++] = pending[i];
+        }
     n_pending = k;
+}
+
+int thaw_memcg_overdue(long after_ms, char *msg, size_t len)
+{
+    struct timespec now;
+    char path[700], procs[256];
+    long ms;
+    int i;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    for (i = 0; i < n_pending; i++) {
+        ms = (now.tv_sec - pending_at[i].tv_sec) * 1000 +
+             (now.tv_nsec - pending_at[i].tv_nsec) / 1000000;
+        if (pending_told[i] || ms < after_ms)
+            continue;
+        pending_told[i] = 1;
+        if (!try_remove(pending[i])) /* sets stuck_dir to what is still there */
+            continue;                /* gone now: the next reap drops it */
+        snprintf(path, sizeof(path), "%s/cgroup.procs", stuck_dir);
+        if (read_text(path, procs, sizeof(procs)))
+            snprintf(procs, sizeof(procs), "(unreadable)");
+        for (char *p = procs; *p; p++)
+            if (*p == '\n')
+                *p = ' ';
+        snprintf(msg, len, "the cgroup %s of a removed worker version is still there after "
+                 "%ld ms (%s); it holds: %s", stuck_dir, ms, strerror(stuck_errno),
+                 procs[0] ? procs : "no processes");
+        return 1;
+    }
+    return 0;
 }
 
 long long thaw_memcg_oom_kills(long id)

@@ -53,6 +53,11 @@ void thaw_memcg_reap(void);
 /* How many removals wait for thaw_memcg_reap (its caller retries while
  * any do, with a timer that exists only then). */
 int thaw_memcg_pending(void);
+/* 1, with msg saying which directory stays and which processes it holds,
+ * for one removal waiting for longer than after_ms that was not told
+ * yet; 0 when none. A group that stays means a process thaw did not
+ * reap: worth a line in the log, once. */
+int thaw_memcg_overdue(long after_ms, char *msg, size_t len);
 /* How many processes the kernel's OOM killer killed in the group. */
 long long thaw_memcg_oom_kills(long id);
 /* An fd that the kernel makes ready when the group's OOM killer runs, so
