@@ -115,6 +115,10 @@ class URLSearchParams(New):
 
     __str__ = toString
 
+    def _thaw_body(self):
+        """As a Request or Response body (workers/_body.py), as in JS."""
+        return self.toString().encode("ascii"), "application/x-www-form-urlencoded;charset=UTF-8"
+
     def __repr__(self):
         return f"URLSearchParams({self.toString()!r})"
 

@@ -5,6 +5,8 @@ The runtime reads a returned Response through `_thaw_parts()`.
 
 import json
 
+from pyodide._values import JsProxy
+
 from ._body import TEXT_PLAIN, BodyMixin, coerce, is_empty
 from ._headers import Headers
 
@@ -142,9 +144,13 @@ class Response(BodyMixin):
     @classmethod
     def from_json(cls, data, status=200, status_text=None, headers=None, *,
                   statusText=None):
-        """Body = compact JSON of `data`; content-type application/json unless
-        `headers` already has one."""
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        """Body = `json.dumps(data)`, as Cloudflare's SDK writes it (a JS
+        value, such as to_js's, is written as JSON.stringify does: compact);
+        content-type application/json unless `headers` already has one."""
+        if isinstance(data, JsProxy):
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        else:
+            text = json.dumps(data)
         if headers is None and status_text is None and statusText is None and cls is Response:
             return cls._thaw_sized(status, Headers._thaw_owned([_JSON]), text.encode("utf-8"))
         h = Headers(headers)
