@@ -140,6 +140,10 @@ class Response(BodyMixin):
     redirected = False
     type = "default"
 
+    @property
+    def js_object(self):
+        return self  # thaw's Response is its own JavaScript object
+
     # -- constructors -------------------------------------------------------
     @classmethod
     def from_json(cls, data, status=200, status_text=None, headers=None, *,
@@ -160,6 +164,10 @@ class Response(BodyMixin):
 
     @classmethod
     def redirect(cls, url, status=302):
+        """A redirect to url; status 301, 302, 303, 307 or 308, else a
+        ValueError (JS's RangeError, as Cloudflare's SDK raises it)."""
+        if isinstance(status, int) and not isinstance(status, bool):
+            status = int(status)  # HTTPStatus.FOUND -> 302
         if status not in _REDIRECTS:
             raise ValueError(f"invalid redirect status {status!r}; "
                              "use 301, 302, 303, 307 or 308")
