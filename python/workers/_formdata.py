@@ -15,20 +15,26 @@ Pyodide does, where the SDK's gives names.
 """
 from collections.abc import Mapping, MutableMapping
 
-from pyodide._values import JsArray
+from pyodide._values import JsArray, _js_string
 
 from . import _multipart
 from ._blob import Blob, File
 
 
-def _js_string(value):
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def set_pair(pairs, name, value):
+    """JS's set(name, value) on a list of (name, value) pairs (FormData,
+    URLSearchParams): the first pair of that name takes the value, the
+    others go; none: appended. Returns the new list."""
+    out, done = [], False
+    for k, v in pairs:
+        if k != name:
+            out.append((k, v))
+        elif not done:
+            out.append((k, value))
+            done = True
+    if not done:
+        out.append((name, value))
+    return out
 
 
 def _entry_value(name, value, filename):
@@ -39,7 +45,7 @@ def _entry_value(name, value, filename):
                            value.type)
     if isinstance(value, (list, tuple)):
         raise TypeError("Expected single item in arguments to FormData.__setitem__")
-    return _js_string(value)
+    return "null" if value is None else _js_string(value)  # JS's String(value)
 
 
 class FormData(MutableMapping):
@@ -113,17 +119,7 @@ class FormData(MutableMapping):
 
     def set(self, key, value, filename=None):
         key = str(key)
-        value = _entry_value(key, value, filename)
-        out, done = [], False
-        for k, v in self._entries:
-            if k != key:
-                out.append((k, v))
-            elif not done:
-                out.append((k, value))
-                done = True
-        if not done:
-            out.append((key, value))
-        self._entries = out
+        self._entries = set_pair(self._entries, key, _entry_value(key, value, filename))
 
     def delete(self, key):
         self._entries = [(k, v) for k, v in self._entries if k != key]

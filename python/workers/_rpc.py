@@ -12,23 +12,16 @@ are attributes too, arrays lists, Dates datetimes.
 import datetime
 
 from pyodide._convert import to_js
-from pyodide._values import JsArray, JsBuffer, JsMap, JsProxy, JsSet
+from pyodide._values import FieldsAsAttributes, JsArray, JsBuffer, JsMap, JsProxy, JsSet
 
 from ._bind import JsException
 
 
-class JsDict(dict):
+class JsDict(FieldsAsAttributes, dict):
     """A dict whose keys read as attributes too (`value.name`), as
     Cloudflare's python_from_rpc returns a JS object."""
 
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name, value):
-        self[name] = value
+    __slots__ = ()
 
 
 def _refuse(value):
