@@ -13,7 +13,7 @@ from ._entrypoint import DurableObject, WorkerEntrypoint, WorkflowEntrypoint, ha
 from ._fetch import fetch
 from ._formdata import FormData
 from ._headers import Headers
-from ._jsmodules import import_from_javascript
+from ._jsmodules import import_from_javascript, patch_env
 from ._kv import KVNamespace
 from ._request import Request
 from ._response import Response
@@ -45,6 +45,7 @@ __all__ = [
     "fetch",
     "handler",
     "import_from_javascript",
+    "patch_env",
     "python_from_rpc",
     "python_to_rpc",
 ]

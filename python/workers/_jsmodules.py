@@ -11,11 +11,15 @@ The runtime tells this module the worker's env (before the worker's top
 level runs, so `env` can be read there, as on Cloudflare) and the
 instance's ctx (thaw_runtime/template.py, instance.py).
 """
+import contextlib
+import contextvars
 import types
 from collections.abc import Mapping
 
 _env = None
 _ctx = None
+# patch_env's env, for the task (and the tasks it starts) that entered it
+_patched = contextvars.ContextVar("thaw_patched_env", default=None)
 
 
 def _thaw_set_env(env):
@@ -29,10 +33,30 @@ def _thaw_set_ctx(ctx):
 
 
 def current_env():
+    patched = _patched.get()
+    if patched is not None:
+        return patched
     if _env is None:
         raise RuntimeError("env is not available here: thaw sets it when it loads a worker "
                            "(outside thaw, pass an env to the handler instead)")
     return _env
+
+
+@contextlib.contextmanager
+def patch_env(d=None, **kwds):
+    """Cloudflare's `with patch_env(NAME=value): ...`: inside the block
+    (in this task and the tasks it starts) `workers.env` and
+    cloudflare:workers' env hold these values over the worker's."""
+    from ._env import Env
+    base = _patched.get() or _env
+    values = dict(base._thaw_vars) if base is not None else {}
+    values.update(dict(d or ()), **kwds)
+    secrets = base._thaw_secrets if base is not None else ()
+    token = _patched.set(Env(values, secrets))
+    try:
+        yield
+    finally:
+        _patched.reset(token)
 
 
 def wait_until(awaitable):

@@ -96,7 +96,10 @@ class Default(WorkerEntrypoint):
         if path == "/blob":
             return Response(Blob([b"\\x89PNG", b"\\r\\n"], content_type="image/png"))
         if path == "/env":
-            return Response.json({"top": TOP_GREETING, "handler": workers.env.GREETING})
+            with workers.patch_env(GREETING="patched"):
+                patched = cloudflare_workers.env.GREETING
+            return Response.json({"top": TOP_GREETING, "handler": workers.env.GREETING,
+                                  "patched": patched, "after": self.env.GREETING})
         if path == "/wait":
             cloudflare_workers.waitUntil(later())
             return Response("queued")
@@ -332,8 +335,9 @@ def test_form_data_and_blob_as_response_bodies(sdk):
     assert (r.status, r.header("content-type"), r.body) == (200, "image/png", b"\x89PNG\r\n")
 
 
-def test_cloudflare_workers_env_at_top_level_and_in_the_handler(sdk):
-    assert sdk.get("/env").json() == {"top": "hi from vars", "handler": "hi from vars"}
+def test_cloudflare_workers_env_at_top_level_in_the_handler_and_patched(sdk):
+    assert sdk.get("/env").json() == {"top": "hi from vars", "handler": "hi from vars",
+                                      "patched": "patched", "after": "hi from vars"}
 
 
 def test_cloudflare_workers_wait_until(sdk):

@@ -7,8 +7,9 @@ from http import HTTPStatus
 import pytest
 
 import js
+import workers
 from workers import (Blob, File, FormData, Request, Response, import_from_javascript,
-                     python_from_rpc, python_to_rpc)
+                     patch_env, python_from_rpc, python_to_rpc)
 from workers._formdata import JsFormData, parse
 
 run = asyncio.run
@@ -189,6 +190,14 @@ def test_import_from_javascript_outside_thaw():
         cw.waitUntil(never())
     with pytest.raises(TypeError, match="options must be an object"):
         import_from_javascript("cloudflare:sockets").connect("h:1", "on")
+    with pytest.raises(RuntimeError, match="env is not available here"):
+        workers.env
+    with patch_env({"A": "1"}, B="2"):
+        assert (cw.env.A, workers.env.B) == ("1", "2")
+        with patch_env(A="inner"):
+            assert (workers.env.A, workers.env.B) == ("inner", "2")
+    with pytest.raises(RuntimeError):
+        cw.env
 
 
 def test_rpc_helpers():

@@ -4,6 +4,7 @@
 import builtins
 from collections.abc import (AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator,
                              Mapping, MutableMapping)
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar, TypeVar, overload
 
 from env import Env as _Env
@@ -349,6 +350,8 @@ def import_from_javascript(module_name: str) -> Any:
     """"cloudflare:workers" (env, waitUntil, the entrypoint classes) or
     "cloudflare:sockets" (connect); any other name is an ImportError."""
     ...
+def patch_env(d: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = ...,
+              **kwds: Any) -> AbstractContextManager[None]: ...
 def python_to_rpc(value: Any) -> Any: ...
 def python_from_rpc(obj: Any) -> Any: ...
 def wait_until(awaitable: Awaitable[Any]) -> None: ...
