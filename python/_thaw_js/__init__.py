@@ -1,6 +1,7 @@
 """The JavaScript globals of thaw's `js` module (python/js.py), one small
 module per family: url, timers, crypto, text, values (Object, JSON, Date,
-Math, typed arrays), abort, blob. Each class is constructed as Pyodide
+Math, typed arrays), abort. (Blob, File and FormData are the `workers`
+SDK's, python/workers/_blob.py and _formdata.py.) Each class is constructed as Pyodide
 spells it, `X.new(...)`, and also as a Python class, `X(...)`."""
 
 

@@ -2,6 +2,7 @@
 from urllib.parse import quote, quote_plus, unquote_plus, urljoin, urlsplit, urlunsplit
 
 from pyodide._values import JsArray
+from workers._formdata import set_pair
 
 from . import New
 
@@ -69,17 +70,7 @@ class URLSearchParams(New):
         self._update()
 
     def set(self, name, value):
-        name, value, out, done = str(name), str(value), [], False
-        for k, v in self._pairs:
-            if k == name:
-                if not done:
-                    out.append((k, value))
-                    done = True
-            else:
-                out.append((k, v))
-        if not done:
-            out.append((name, value))
-        self._pairs = out
+        self._pairs = set_pair(self._pairs, str(name), str(value))
         self._update()
 
     def delete(self, name, value=None):
@@ -114,6 +105,10 @@ class URLSearchParams(New):
         return "&".join(f"{_form_encode(k)}={_form_encode(v)}" for k, v in self._pairs)
 
     __str__ = toString
+
+    def _thaw_body(self):
+        """As a Request or Response body (workers/_body.py), as in JS."""
+        return self.toString().encode("ascii"), "application/x-www-form-urlencoded;charset=UTF-8"
 
     def __repr__(self):
         return f"URLSearchParams({self.toString()!r})"

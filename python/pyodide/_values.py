@@ -83,11 +83,10 @@ class JsMap(JsProxy, dict):
         return f"JsMap({dict.__repr__(self)})"
 
 
-class JsObject(JsProxy, dict):
-    """A plain JS object (`to_js(d, dict_converter=Object.fromEntries)`,
-    `JSON.parse`): fields read as attributes (`o.name`) and items
-    (`o["name"]`). A field named like a dict method (items, keys, get, ...)
-    is read as an item."""
+class FieldsAsAttributes:
+    """For a dict: its keys read and written as attributes too (`o.name`).
+    A key named like a dict method (items, keys, get, ...) is read as an
+    item only."""
 
     __slots__ = ()
 
@@ -105,6 +104,14 @@ class JsObject(JsProxy, dict):
             del self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+class JsObject(JsProxy, FieldsAsAttributes, dict):
+    """A plain JS object (`to_js(d, dict_converter=Object.fromEntries)`,
+    `JSON.parse`): fields read as attributes (`o.name`) and items
+    (`o["name"]`)."""
+
+    __slots__ = ()
 
     def object_keys(self):
         return JsArray(self.keys())

@@ -22,7 +22,7 @@ except ImportError:  # zygote.py said so, once: asyncio's own loop then
     uvloop = None
 
 from . import bindcalls, entropy, hooks, ipc, netpatch, output, sandbox, scheduled
-from workers import _bind
+from workers import _bind, _jsmodules
 from workers import _asgi_eager as eager
 from workers import _asgi_lifespan as lifespan
 from .body import RequestBody
@@ -158,6 +158,7 @@ class Instance:
         self.loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.ctx = ExecutionContext(self.loop, self.bg_tasks, self._send_busy)
+        _jsmodules._thaw_set_ctx(self.ctx)  # cloudflare:workers' waitUntil
         self.binds = bindcalls.BindClient(self.loop, self._queue, self.call_sync)
         _bind._set_transport(self.binds)
         netpatch.patch_loop(self.loop)

@@ -15,7 +15,7 @@ import _thaw
 from . import buildcheck, entropy, hooks, instance, ipc, netpatch, output, proc, sandbox
 from .handler import resolve_handler, resolve_scheduled
 from .log import user_frames, user_traceback
-from workers import _bindings
+from workers import _bindings, _jsmodules
 
 
 class BuildError(Exception):
@@ -106,6 +106,10 @@ def load(name, wdir, main_rel, config_json):
     sys.path[0:0] = [main_dir, vendored]
     os.chdir(wdir)
     sys.argv = [main_path]
+    # before the top level runs: it may read env through workers.env or
+    # import_from_javascript("cloudflare:workers"), as on Cloudflare
+    env = Env(_bindings.env_mapping(config), _bindings.secret_names(config))
+    _jsmodules._thaw_set_env(env)
     guard = entropy.begin_deploy(wdir, [vendored])
     t0 = time.perf_counter()
     try:
@@ -126,7 +130,6 @@ def load(name, wdir, main_rel, config_json):
                           if t is not threading.main_thread())
         raise BuildError(f"{main_rel} started a thread at top level ({names}); threads "
                          f"cannot survive the snapshot (fork). Start it in the handler.")
-    env = Env(_bindings.env_mapping(config), _bindings.secret_names(config))
     flags = frozenset(config.get("_thaw_flags") or ())
     worker = instance.Worker(name, module,
                              resolve_handler(module, flags, config.get("compatibility_date")),

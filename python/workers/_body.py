@@ -65,6 +65,9 @@ def coerce(body):
         return body, None
     if isinstance(body, (bytearray, memoryview)):
         return bytes(body), None  # copy: later caller mutations must not leak
+    thaw_body = getattr(type(body), "_thaw_body", None)
+    if thaw_body is not None:  # FormData, Blob, File, URLSearchParams
+        return thaw_body(body)
     if isinstance(body, dict):
         raise TypeError("dict is not a valid body; use Response.json(data)")
     if hasattr(body, "__aiter__"):
@@ -160,3 +163,20 @@ class BodyMixin:
         return Buffer(await self.bytes())
 
     arrayBuffer = buffer
+
+    async def form_data(self):
+        """The body as a workers.FormData: multipart/form-data (files as
+        File) or application/x-www-form-urlencoded, by the Content-Type;
+        any other type, or a malformed body, is a TypeError."""
+        from ._formdata import FormData, parse
+        return parse(await self.bytes(), self.headers.get("content-type"), FormData)
+
+    async def formData(self):
+        """form_data() as JavaScript's formData() gives it (js.FormData)."""
+        from ._formdata import JsFormData, parse
+        return parse(await self.bytes(), self.headers.get("content-type"), JsFormData)
+
+    async def blob(self):
+        """The body as a Blob typed by the Content-Type."""
+        from ._blob import Blob
+        return Blob._of(await self.bytes(), self.headers.get("content-type"))

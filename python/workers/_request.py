@@ -7,7 +7,10 @@ may also build one (tests, sub-requests, ASGI).
 import json
 
 from ._body import BodyMixin, coerce
+from ._cf import incoming_cf
 from ._headers import _TCHARS, Headers
+
+_INCOMING = object()  # request.cf of a request thaw received: made when asked for
 
 # Fetch normalises these method names to upper case; others stay as given.
 _NORMALISED = frozenset(("DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"))
@@ -32,6 +35,7 @@ class Request(BodyMixin):
             src = url
             url = src.url
             method = src.method if method is None else method
+            cf = src.cf if cf is None else cf
             headers = src.headers if headers is None else headers
             if body is None and src._payload is not None:
                 body = src._take()  # transfer, as `new Request(req)` does
@@ -59,7 +63,7 @@ class Request(BodyMixin):
         if ctype and not self.headers.has("content-type"):
             self.headers.set("content-type", ctype)
         self.redirect = redirect
-        self.cf = cf
+        self._cf = cf
         self._payload = payload
         self._used = False
 
@@ -84,7 +88,7 @@ class Request(BodyMixin):
         self.url = url
         self.headers = Headers._thaw_owned(pairs)
         self.redirect = "follow"
-        self.cf = None
+        self._cf = _INCOMING
         self._payload = body
         self._used = False
         if client is not None:
@@ -99,6 +103,20 @@ class Request(BodyMixin):
         opts = dict(init or {})
         opts.update(kwargs)
         return cls(input, **opts)
+
+    @property
+    def cf(self):
+        """Cloudflare's IncomingRequestCfProperties, with what a server of
+        its own knows (workers/_cf.py); None for a Request built in code
+        without `cf=`, as on Cloudflare."""
+        cf = self._cf
+        if cf is _INCOMING:
+            cf = self._cf = incoming_cf(self)
+        return cf
+
+    @cf.setter
+    def cf(self, value):
+        self._cf = value
 
     @property
     def js_object(self):

@@ -5,6 +5,8 @@ The runtime reads a returned Response through `_thaw_parts()`.
 
 import json
 
+from pyodide._values import JsProxy
+
 from ._body import TEXT_PLAIN, BodyMixin, coerce, is_empty
 from ._headers import Headers
 
@@ -138,13 +140,21 @@ class Response(BodyMixin):
     redirected = False
     type = "default"
 
+    @property
+    def js_object(self):
+        return self  # thaw's Response is its own JavaScript object
+
     # -- constructors -------------------------------------------------------
     @classmethod
     def from_json(cls, data, status=200, status_text=None, headers=None, *,
                   statusText=None):
-        """Body = compact JSON of `data`; content-type application/json unless
-        `headers` already has one."""
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        """Body = `json.dumps(data)`, as Cloudflare's SDK writes it (a JS
+        value, such as to_js's, is written as JSON.stringify does: compact);
+        content-type application/json unless `headers` already has one."""
+        if isinstance(data, JsProxy):
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        else:
+            text = json.dumps(data)
         if headers is None and status_text is None and statusText is None and cls is Response:
             return cls._thaw_sized(status, Headers._thaw_owned([_JSON]), text.encode("utf-8"))
         h = Headers(headers)
@@ -154,6 +164,10 @@ class Response(BodyMixin):
 
     @classmethod
     def redirect(cls, url, status=302):
+        """A redirect to url; status 301, 302, 303, 307 or 308, else a
+        ValueError (JS's RangeError, as Cloudflare's SDK raises it)."""
+        if isinstance(status, int) and not isinstance(status, bool):
+            status = int(status)  # HTTPStatus.FOUND -> 302
         if status not in _REDIRECTS:
             raise ValueError(f"invalid redirect status {status!r}; "
                              "use 301, 302, 303, 307 or 308")

@@ -36,3 +36,18 @@ def test_every_compatibility_flag_and_wrangler_key_is_in_compat_md():
     assert len(keys) > 50, keys
     for k in keys:
         assert f"`{k}`" in compat, f"wrangler key {k} is not in docs/compat.md"
+
+
+def test_every_test_compat_md_names_exists():
+    """A row of docs/compat.md backed by a test names one that is there."""
+    compat = open(os.path.join(ROOT, "docs/compat.md")).read()
+    defined = set()
+    for base, _, files in os.walk(os.path.join(ROOT, "tests")):
+        for f in files:
+            if f.endswith((".py", ".c")):
+                text = open(os.path.join(base, f), errors="replace").read()
+                defined.update(re.findall(r"(?:def |TEST\(|void )(test_\w+|\w+)\b", text))
+    named = set(re.findall(r"`(test_\w+)`", compat))
+    assert len(named) > 40, named
+    missing = sorted(n for n in named if n not in defined)
+    assert not missing, f"docs/compat.md names tests that do not exist: {missing}"

@@ -251,7 +251,7 @@ def test_response_json_static():
     status, _, pairs, body = r._thaw_parts()
     assert status == 201
     assert pairs == [("content-type", "application/json")]
-    assert body == '{"a":[1,2],"é":null}'.encode()
+    assert body == b'{"a": [1, 2], "\\u00e9": null}'  # json.dumps(data), as Cloudflare's SDK
     assert Response.from_json([1])._thaw_parts()[3] == b"[1]"
 
 
@@ -289,9 +289,13 @@ def test_response_new_js_style():
 
 
 def test_js_response_json_static():
-    r = js.Response.json({"ok": True}, status=400, statusText="Bad")
+    # a JS value is written as JS's Response.json writes it (compact) ...
+    obj = js.Object.fromEntries([["ok", True]])
+    r = js.Response.json(obj, status=400, statusText="Bad")
     assert r._thaw_parts()[:2] == (400, "Bad")
     assert r._thaw_parts()[3] == b'{"ok":true}'
+    # ... a Python value as Cloudflare's SDK does: json.dumps(data)
+    assert Response.json({"ok": True, "s": "é"})._thaw_parts()[3] == b'{"ok": true, "s": "\\u00e9"}'
 
 
 def test_response_replace_body():
