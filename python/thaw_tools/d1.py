@@ -19,9 +19,15 @@ from .idname import id_filename
 from .project import ToolError, read_config
 
 USAGE = ("usage: thaw d1 execute NAME [DIR] (--file FILE | --command SQL) [--json]\n"
-         "                       [--state DIR | --persist-to DIR] [--local]")
+         "                       [--state DIR | --persist-to DIR] [--local]\n"
+         "       thaw d1 migrations create|list|apply NAME ... (thaw d1 migrations --help)")
 
-_BLANK = re.compile(r"^(\s|;|--[^\n]*(\n|$)|/\*.*?(\*/|$))*$", re.S)
+# a comment: to its end, or (unclosed) to the end of the text; never a
+# closed comment taken as unclosed (the text after it would count as blank)
+_COMMENT = r"--[^\n]*(\n|\Z)|/\*.*?\*/|/\*((?!\*/).)*\Z"
+_BLANK = re.compile(rf"^(\s|;|{_COMMENT})*\Z", re.S)
+# blanks and comments before a statement's first word
+_LEAD = re.compile(rf"(\s|{_COMMENT})*", re.S)
 
 
 def parse_args(argv):
@@ -62,8 +68,9 @@ def parse_args(argv):
     return opts
 
 
-def find_database(d, name):
-    """(binding, file id, config path) of the D1 database NAME in d's config."""
+def find_entry(d, name):
+    """(entry, its index in d1_databases, config path) of the D1 database
+    NAME (binding or database_name) in d's config."""
     path, cfg = read_config(d)
     cfile = os.path.basename(path)
     dbs = cfg.get("d1_databases") or []
@@ -73,23 +80,36 @@ def find_database(d, name):
     if not entries:
         raise ToolError(f"{cfile} declares no D1 databases: add d1_databases = "
                         f"[{{ binding = \"DB\", database_name = \"{name}\" }}]")
-    for e in entries:
-        if name in (e.get("binding"), e.get("database_name")):
-            key = "database_id" if e.get("database_id") else "database_name"
-            fid = e.get(key)
-            if not isinstance(fid, str) or not fid:
-                raise ToolError(f"{cfile}: the D1 database {name!r} needs a "
-                                f"`database_name` or `database_id` string")
-            return e.get("binding"), id_filename(fid), path
+    for i, e in enumerate(dbs):
+        if isinstance(e, dict) and name in (e.get("binding"), e.get("database_name")):
+            return e, i, path
     known = ", ".join(f"{e.get('binding')} ({e.get('database_name') or e.get('database_id')})"
                       for e in entries)
     raise ToolError(f"no D1 database {name!r} in {cfile}: it has {known}")
 
 
+def find_database(d, name):
+    """(binding, file id, config path) of the D1 database NAME in d's config."""
+    e, _, path = find_entry(d, name)
+    key = "database_id" if e.get("database_id") else "database_name"
+    fid = e.get(key)
+    if not isinstance(fid, str) or not fid:
+        raise ToolError(f"{os.path.basename(path)}: the D1 database {name!r} needs a "
+                        f"`database_name` or `database_id` string")
+    return e.get("binding"), id_filename(fid), path
+
+
+def db_path(d, state, fid):
+    """Where thaw dev keeps the database file id fid of worker directory d."""
+    state = os.path.abspath(state) if state else os.path.join(d, ".thaw", "state")
+    return os.path.join(state, "d1", fid + ".sqlite")
+
+
 def split_sql(text):
-    """[(line, statement)]: the statements of a script, each with the line it
-    starts on. sqlite3.complete_statement knows strings, comments and
-    triggers' inner semicolons."""
+    """[(line, statement)]: the statements of a script, each with the line
+    its first word is on (comments before it do not count).
+    sqlite3.complete_statement knows strings, comments and triggers' inner
+    semicolons."""
     out = []
     start = i = 0
     while True:
@@ -98,7 +118,7 @@ def split_sql(text):
         chunk = text[start:end]
         if j < 0 or sqlite3.complete_statement(chunk):
             if not _BLANK.match(chunk):
-                lead = len(chunk) - len(chunk.lstrip())
+                lead = _LEAD.match(chunk).end()
                 out.append((text.count("\n", 0, start + lead) + 1, chunk))
             start = end
         if j < 0:
@@ -196,8 +216,7 @@ def execute(argv):
     if not os.path.isdir(d):
         raise ToolError(f"cannot open worker directory {o['dir']!r}")
     binding, fid, cfgpath = find_database(d, o["name"])
-    state = os.path.abspath(o["state"]) if o["state"] else os.path.join(d, ".thaw", "state")
-    path = os.path.join(state, "d1", fid + ".sqlite")
+    path = db_path(d, o["state"], fid)
     if o["file"] is not None:
         src = o["file"]
         try:
@@ -244,8 +263,12 @@ def main(argv):
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0 if argv else 2
+    if argv[0] == "migrations":
+        from . import d1_migrations
+        return d1_migrations.main(argv[1:])
     if argv[0] != "execute":
-        raise ToolError(f"unknown subcommand {argv[0]!r}: thaw d1 has `execute`\n{USAGE}")
+        raise ToolError(f"unknown subcommand {argv[0]!r}: thaw d1 has `execute` and "
+                        f"`migrations`\n{USAGE}")
     return execute(argv[1:])
 
 

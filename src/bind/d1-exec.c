@@ -477,11 +477,19 @@ int thaw_d1_query(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,
 int thaw_d1_batch(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
                   struct thaw_buf *out, char *err, size_t errlen)
 {
+    return thaw_d1_batch_at(db, ctl, stmts, out, NULL, err, errlen);
+}
+
+int thaw_d1_batch_at(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
+                     struct thaw_buf *out, long *failed, char *err, size_t errlen)
+{
     struct out o = {out, 0};
     struct guard g;
     size_t i;
     int rc = 0;
 
+    if (failed)
+        *failed = -1; /* BEGIN or COMMIT, when none of the statements */
     rollback_open(db); /* never: every job ends its transaction */
     if (guard_on(db, &g, ctl, err, errlen) < 0)
         return -1;
@@ -503,6 +511,8 @@ int thaw_d1_batch(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
             put(&o, ",", 1);
         rc = query(db, &g, sql ? sql : "", json_object_get(s, "params"), 0, &o, err,
                    errlen);
+        if (rc && failed)
+            *failed = (long)i;
         if (rc && g.pol.transaction_denied)
             snprintf(err, errlen, "D1_ERROR: statement %zu of the batch is a BEGIN, "
                      "COMMIT or ROLLBACK: batch() already runs its statements in one "

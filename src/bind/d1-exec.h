@@ -46,6 +46,10 @@ int thaw_d1_query(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,
  * rolled back when one fails. Output: [result, ...]. */
 int thaw_d1_batch(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
                   struct thaw_buf *out, char *err, size_t errlen);
+/* The same; when it fails, *failed is the index of the statement that
+ * did (-1: the transaction's BEGIN or COMMIT). */
+int thaw_d1_batch_at(sqlite3 *db, struct thaw_d1_ctl *ctl, json_t *stmts,
+                     struct thaw_buf *out, long *failed, char *err, size_t errlen);
 /* One or more statements without parameters, each committed on its own;
  * stops at the first error. Output: {"count": n, "duration": ms}. */
 int thaw_d1_exec(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,

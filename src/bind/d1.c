@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bind/bind.h"
+#include "bind/d1.h"
 #include "bind/d1-exec.h"
 #include "bind/d1-lane.h"
 #include "bind/kinds.h"
@@ -81,6 +82,67 @@ static void db_put(struct d1_db *d)
     free(d);
 }
 
+void thaw_d1_file(const char *state_dir, const char *id, size_t n, char *out,
+                  size_t outlen)
+{
+    char fname[THAW_IDNAME_SIZE];
+
+    /* any id (templates ship placeholders): the file is named by its
+     * escaped form (util/idname.h), as `thaw d1` finds it */
+    thaw_id_filename(id, n, fname);
+    snprintf(out, outlen, "%s/d1/%s.sqlite", state_dir, fname);
+}
+
+/* A call from outside the bindings: it holds the database and the lane
+ * until its done callback ran. */
+struct run {
+    struct d1_db *db;
+    struct thaw_d1_lane *lane;
+    thaw_sqlq_work_cb work;
+    thaw_sqlq_done_cb done;
+    void *arg;
+};
+
+static void run_work(sqlite3 *db, void *arg)
+{
+    struct run *r = arg;
+
+    r->work(db, r->arg);
+}
+
+static void run_done(void *arg)
+{
+    struct run *r = arg;
+
+    r->done(r->arg);
+    db_put(r->db);
+    thaw_d1_lane_put(r->lane);
+    free(r);
+}
+
+int thaw_d1_run(uv_loop_t *loop, const char *worker, const char *path,
+                thaw_sqlq_work_cb work, thaw_sqlq_done_cb done, void *arg, char *err,
+                size_t errlen)
+{
+    struct run *r = calloc(1, sizeof(*r));
+
+    if (!r || !(r->lane = thaw_d1_lane_get(worker))) {
+        free(r);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (!(r->db = db_get(loop, path, err, errlen))) {
+        thaw_d1_lane_put(r->lane);
+        free(r);
+        return -1;
+    }
+    r->work = work;
+    r->done = done;
+    r->arg = arg;
+    thaw_d1_lane_submit(r->lane, r->db->q, run_work, run_done, r);
+    return 0;
+}
+
 /* ---- config ------------------------------------------------------------- */
 
 struct d1_binding {
@@ -103,7 +165,7 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
     const char *file = env->config_file;
     const char *binding, *id, *name, *which;
     struct d1_binding *b;
-    char path[4096], why[512], fname[THAW_IDNAME_SIZE];
+    char path[4096], why[512];
     int bad = 0;
 
     if (!json_is_object(item)) {
@@ -120,6 +182,16 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
                  "`database_name` / `database_id`", file, i);
         return -1;
     }
+    /* read by `thaw d1 migrations` and the admin API (serve/migrations.c),
+     * which take the worker's build to have checked them */
+    opt_string(item, "migrations_dir", &bad);
+    opt_string(item, "migrations_table", &bad);
+    if (bad) {
+        snprintf(err, errlen, "%s: d1_databases[%zu] (binding \"%s\"): `migrations_dir` "
+                 "and `migrations_table` must be strings (defaults: \"migrations\", "
+                 "\"d1_migrations\")", file, i, binding);
+        return -1;
+    }
     which = id && *id ? "database_id" : "database_name";
     if (!(id && *id))
         id = name;
@@ -129,10 +201,8 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
                  "file", file, i, binding);
         return -1;
     }
-    /* any id (templates ship placeholders): the file is named by its
-     * escaped form (util/idname.h), as `thaw d1` finds it */
-    thaw_id_filename(id, json_string_length(json_object_get(item, which)), fname);
-    snprintf(path, sizeof(path), "%s/d1/%s.sqlite", env->state_dir, fname);
+    thaw_d1_file(env->state_dir, id, json_string_length(json_object_get(item, which)),
+                 path, sizeof(path));
     b = calloc(1, sizeof(*b));
     if (!b) {
         snprintf(err, errlen, "out of memory");

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "serve/fleet.h"
+#include "serve/migrations.h"
 #include "serve/routes.h"
 #include "serve/store.h"
 #include "server/admin.h"
@@ -119,10 +120,37 @@ static void metrics(struct thaw_fleet *f, struct thaw_api_req *r)
     free(text);
 }
 
+/* "/d1/DB/migrations[/apply]": DB (percent-decoded) and what follows
+ * "migrations". 1 when rest has that shape. */
+static int migrations_path(const char *rest, char *db, size_t dbn, char *tail, size_t tn)
+{
+    const char *p, *end;
+    size_t k = 0;
+
+    if (strncmp(rest, "/d1/", 4) != 0 || !(end = strstr(rest + 4, "/migrations")) ||
+        end == rest + 4 || memchr(rest + 4, '/', (size_t)(end - rest - 4)))
+        return 0;
+    for (p = rest + 4; p < end && k + 1 < dbn; p++) {
+        unsigned int c;
+        if (*p == '%' && end - p > 2 && sscanf(p + 1, "%2x", &c) == 1 && c) {
+            db[k++] = (char)c;
+            p += 2;
+        } else {
+            db[k++] = *p;
+        }
+    }
+    db[k] = '\0';
+    end += strlen("/migrations");
+    if (*end && *end != '/')
+        return 0;
+    snprintf(tail, tn, "%s", end);
+    return 1;
+}
+
 void thaw_endpoints_handle(struct thaw_api_req *r, void *data)
 {
     struct thaw_fleet *f = data;
-    char name[128], rest[64];
+    char name[128], rest[512], db[256], tail[32];
     struct thaw_hosted *h;
     const char *p = r->path;
     int version;
@@ -149,7 +177,7 @@ void thaw_endpoints_handle(struct thaw_api_req *r, void *data)
     }
     rest[0] = '\0';
     if (strncmp(p, "/v1/workers/", 12) != 0 ||
-        sscanf(p + 12, "%127[^/]%63s", name, rest) < 1) {
+        sscanf(p + 12, "%127[^/]%511s", name, rest) < 1) {
         thaw_api_error(r, 404, "no such API path %s (see docs/api.md: /v1/workers..., "
                        "/v1/grants)", p);
         return;
@@ -185,6 +213,16 @@ void thaw_endpoints_handle(struct thaw_api_req *r, void *data)
         thaw_fleet_rollback(f, h, version, r);
     } else if (strcmp(rest, "/tail") == 0 && r->method == HTTP_GET) {
         thaw_fleet_tail(f, h, r);
+    } else if (migrations_path(rest, db, sizeof(db), tail, sizeof(tail))) {
+        if (!tail[0] && r->method == HTTP_GET)
+            thaw_migrations_handle(f, h, db, 0, r);
+        else if (strcmp(tail, "/apply") == 0 && r->method == HTTP_POST)
+            thaw_migrations_handle(f, h, db, 1, r);
+        else
+            thaw_api_error(r, tail[0] && strcmp(tail, "/apply") ? 404 : 405,
+                           "no such API call: %s %s (GET .../d1/DB/migrations, POST "
+                           ".../d1/DB/migrations/apply; see docs/api.md)",
+                           http_method_str(r->method), p);
     } else {
         thaw_api_error(r, rest[0] && strcmp(rest, "/rollback") && strcmp(rest, "/tail")
                        ? 404 : 405, "no such API call: %s %s (see docs/api.md)",
