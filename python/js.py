@@ -15,7 +15,7 @@ from _thaw_js.timers import clearInterval, clearTimeout, setInterval, setTimeout
 from _thaw_js.url import URL, URLSearchParams
 from _thaw_js.values import (JSON, Array, ArrayBuffer, Date, Map, Math, Object, Set,
                              Uint8Array, console)
-from workers import Headers, Request, Response, fetch
+from workers import Headers, Request, Response, WebSocket, WebSocketPair, fetch
 
 # the SDK's own classes, once it has them (they can be bodies)
 Blob = getattr(_workers, "Blob", _blob.Blob)
@@ -25,7 +25,8 @@ FormData = getattr(_workers, "FormData", _blob.FormData)
 __all__ = [
     "AbortController", "AbortSignal", "Array", "ArrayBuffer", "Blob", "Date", "File",
     "FormData", "Headers", "JSON", "Map", "Math", "Object", "Request", "Response", "Set",
-    "TextDecoder", "TextEncoder", "URL", "URLSearchParams", "Uint8Array", "atob", "btoa",
+    "TextDecoder", "TextEncoder", "URL", "URLSearchParams", "Uint8Array", "WebSocket",
+    "WebSocketPair", "atob", "btoa",
     "clearInterval", "clearTimeout", "console", "crypto", "fetch", "setInterval",
     "setTimeout",
 ]

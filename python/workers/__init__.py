@@ -15,6 +15,7 @@ from ._kv import KVNamespace
 from ._request import Request
 from ._response import Response
 from .sockets import Socket, SocketError, SocketInfo, connect
+from ._websocket import WebSocket, WebSocketPair
 
 __all__ = [
     "BodyUsedError",
@@ -32,6 +33,8 @@ __all__ = [
     "Socket",
     "SocketError",
     "SocketInfo",
+    "WebSocket",
+    "WebSocketPair",
     "WorkerEntrypoint",
     "WorkflowEntrypoint",
     "connect",

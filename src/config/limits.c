@@ -96,6 +96,12 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      30000, 1, 3600000, "wall-clock time a worker's top level may run in a build (refused "
      "after; its CPU time is held to cpu_ms too)",
      30000, 0},
+    /* Cloudflare's limit is 1 MiB (32 MiB with increase_websocket_message_size);
+     * a message travels to the instance in one frame, so 1 MiB is also the most */
+    {"--ws-max-message", "thaw", "ws_max_message", L(ws_max_message), THAW_LIM_SIZE,
+     1 * MB, 125, 1 * MB, "bytes of one WebSocket message from a client (the socket "
+     "closes with 1009 over it)",
+     1 * MB, 0},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 

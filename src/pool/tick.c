@@ -239,7 +239,8 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
     }
     for (ex = inst->ex_head; ex; ex = next) {
         next = ex->next;
-        if (now - ex->started_ms > (uint64_t)lim->request_timeout_ms) {
+        /* a WebSocket lives as long as its client: no wall clock */
+        if (!ex->tunnel && now - ex->started_ms > (uint64_t)lim->request_timeout_ms) {
             snprintf(msg, sizeof(msg),
                      "504 Gateway Timeout: the worker did not finish its response within "
                      "%lld ms (request_timeout_ms)\n", lim->request_timeout_ms);
