@@ -1,10 +1,10 @@
 /* One upgraded connection's frames, on wslay's event API: bytes from the
  * client go in (thaw_ws_feed), whole messages come out to the owner;
  * the worker's messages and close go out as frames. wslay answers pings
- * and the client's close frame itself, refuses unmasked client frames
- * (1002) and messages over the limit (1009); this file adds the UTF-8
- * check of text (1007) and tells the owner, once, how the socket closed
- * and when it is over. */
+ * and the client's close frame itself, and fails the connection on
+ * unmasked client frames (1002), text that is not UTF-8 (1007) and
+ * messages over the limit (1009); this file tells the owner, once, how
+ * the socket closed and when it is over. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,25 +58,13 @@ static void tell_closed(struct thaw_ws *ws, int code, const char *reason, size_t
     ws->ops->closed(ws->owner, code, reason, n, clean);
 }
 
-/* Fails the connection: a close frame with code, no more reading. */
-static void fail_with(struct thaw_ws *ws, int code, const char *reason)
-{
-    wslay_event_queue_close(ws->ctx, (uint16_t)code, (const uint8_t *)reason, strlen(reason));
-    wslay_event_shutdown_read(ws->ctx);
-    tell_closed(ws, code, reason, strlen(reason), 0);
-}
-
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
                    void *user)
 {
     struct thaw_ws *ws = user;
 
     switch (a->opcode) {
-    case WSLAY_TEXT_FRAME:
-        if (!thaw_utf8_valid(a->msg, a->msg_length)) {
-            fail_with(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in a text message");
-            return;
-        }
+    case WSLAY_TEXT_FRAME: /* UTF-8: wslay checked it */
         ws->ops->message(ws->owner, THAW_IPC_WS_TEXT, a->msg, a->msg_length);
         return;
     case WSLAY_BINARY_FRAME:
@@ -140,8 +128,9 @@ static void pump(struct thaw_ws *ws)
         return;
     }
     if (!wslay_event_get_read_enabled(ws->ctx) && !ws->told_closed) {
-        /* wslay failed the connection (a protocol error, 1002; a message
-         * over the limit, 1009): the code it sent is the worker's too */
+        /* wslay failed the connection (a protocol error, 1002; bad
+         * UTF-8, 1007; a message over the limit, 1009): the code it sent
+         * is the worker's too */
         int code = wslay_event_get_status_code_sent(ws->ctx);
         tell_closed(ws, code == WSLAY_CODE_NO_STATUS_RCVD ? WSLAY_CODE_PROTOCOL_ERROR : code,
                     "", 0, 0);

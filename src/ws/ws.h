@@ -1,7 +1,7 @@
 /* WebSockets (RFC 6455) in the supervisor: the upgrade request's checks
  * and the handshake's answer (offer.c), the connection's frames after it
- * (session.c, on wslay: framing, masking, fragments, ping/pong, the close
- * handshake; thaw adds UTF-8 validation of text, utf8.c). The worker
+ * (session.c, on wslay: framing, masking, fragments, ping/pong, UTF-8
+ * validation of text, the message limit, the close handshake). The worker
  * sees whole messages over its channel (THAW_IPC_WS_*); docs/websockets.md
  * has the whole path. No libuv handle lives here: the client's socket
  * and clock are its HTTP connection's (server/ws-conn.c). */
@@ -35,12 +35,6 @@ void thaw_ws_offer_header(struct thaw_ws_offer *o, const char *name, size_t nlen
 int thaw_ws_offer_check(struct thaw_ws_offer *o, int is_get, int http11, const char **why);
 /* The Sec-WebSocket-Accept value for the offer's key (28 chars + NUL). */
 void thaw_ws_accept_value(const struct thaw_ws_offer *o, char out[29]);
-
-/* ---- utf8.c ---------------------------------------------------------- */
-
-/* 1 when p[0..n) is well-formed UTF-8 (RFC 3629: no overlongs, no
- * surrogates, nothing past U+10FFFF). */
-int thaw_utf8_valid(const uint8_t *p, size_t n);
 
 /* ---- session.c: one upgraded connection -------------------------------- */
 
