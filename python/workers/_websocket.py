@@ -15,8 +15,6 @@ worker sends before that waits, and what the client sends before
 accept() waits for it. Besides event listeners, `async for message in
 server` yields each message (str or bytes) until the socket closes.
 """
-import asyncio
-import inspect
 from collections import deque
 
 from ._bind import JsException
@@ -160,6 +158,7 @@ class WebSocket:
         while not self._queue:
             if self._state == CLOSED:
                 raise StopAsyncIteration
+            import asyncio  # not at import time: the SDK stays light (test_sdk.py)
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -247,7 +246,8 @@ class WebSocket:
             except Exception as exc:
                 self._listener_failed(exc)
                 continue
-            if inspect.isawaitable(result):
+            if hasattr(result, "__await__"):  # an async listener: a task of its own
+                import asyncio
                 task = asyncio.ensure_future(result)
                 task.add_done_callback(self._listener_done)
 

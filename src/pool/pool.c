@@ -426,8 +426,6 @@ void thaw_exchange_end(struct thaw_exchange *ex)
 
 void thaw_exchange_frame(struct thaw_exchange *ex, uint8_t type, const char *p, size_t n)
 {
-    if (ex->tunnel)
-        ex->cpu_base_ms = -1; /* the CPU limit is per message (tick.c reads it anew) */
     send_frame(ex, type, p, n);
 }
 

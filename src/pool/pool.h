@@ -53,7 +53,8 @@ struct thaw_exchange {
     int head_seen;               /* response head arrived */
     int holding;                 /* asked the instance to pause (slow client) */
     int tunnel;                  /* a WebSocket after its 101: no wall-clock
-                                  * limit; cpu_ms counts from each message */
+                                  * limit; cpu_ms counts only while its
+                                  * instance is silent (tick.c) */
     uint32_t inst_id;            /* the instance that took it (for the log) */
     int cold;                    /* it was that instance's first request */
     uint64_t queued_ms;          /* uv_now() when it started waiting */

@@ -310,3 +310,37 @@ def test_101_to_a_plain_request_is_an_error(ws_thaw):
     # its socket was dropped: the worker saw it close
     assert "close-event 1006" in ws_thaw.wait_log("close-event 1006")
     assert ws_thaw.get("/plain").text == "plain plain"
+
+
+SPIN_WORKER = '''
+    from js import Object, Response, WebSocketPair
+    from pyodide.ffi import create_proxy
+
+    async def on_fetch(request, env):
+        client, server = Object.values(WebSocketPair.new())   # the JS spelling
+        server.accept()
+        def on_message(event):
+            if event.data == "spin":
+                while True:
+                    pass
+            server.send(event.data)
+        server.addEventListener("message", create_proxy(on_message))
+        return Response.new(None, status=101, webSocket=client)
+'''
+
+
+def test_handler_that_never_yields_is_stopped_at_cpu_ms(serve):
+    # the socket has no wall clock, but a loop held by a message handler
+    # still meets cpu_ms: its instance is replaced, the client gets 1011
+    t = serve(SPIN_WORKER, limits={"cpu_ms": 300})
+
+    async def go():
+        async with websockets.connect(url(t, "")) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+            await ws.send("spin")
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return ws.close_code
+    assert run(go()) == 1011
+    assert "CPU time limit" in t.wait_log("CPU time limit")
