@@ -6,6 +6,7 @@
 from typing import Any, Awaitable, Callable, Iterator
 
 from workers import Headers as Headers, Request as Request, Response as Response, fetch as fetch
+from workers import WebSocket as WebSocket, WebSocketPair as WebSocketPair
 
 class _JsProxy:
     typeof: str
