@@ -68,7 +68,9 @@ void thaw_h1_update_reading(struct thaw_h1_conn *c)
      * keep-alive connection costs no epoll_ctl per request. */
     int want = !c->closing && !c->eof && !c->close_after_write;
 
-    if (want && c->active && !c->msg_done && c->srv->ops->body_full &&
+    /* a body still coming, or an upgraded connection's frames: the owner
+     * may be full */
+    if (want && c->active && (!c->msg_done || c->upgraded) && c->srv->ops->body_full &&
         c->srv->ops->body_full(c))
         want = 0;
     if (want && c->in.len > READ_SIZE)

@@ -344,3 +344,21 @@ def test_handler_that_never_yields_is_stopped_at_cpu_ms(serve):
             return ws.close_code
     assert run(go()) == 1011
     assert "CPU time limit" in t.wait_log("CPU time limit")
+
+
+def test_frames_right_behind_the_handshake(ws_thaw):
+    # a client that does not wait for the 101: its first frame came in the
+    # same read as the request head, and still reaches the worker
+    head = (UPGRADE + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+    frame = Frame(Opcode.TEXT, b"hello").serialize(mask=True)
+    with socket.create_connection(("127.0.0.1", ws_thaw.port), timeout=10) as s:
+        s.sendall(head + frame)
+        got = b""
+        while b"\r\n\r\n" not in got or len(got.split(b"\r\n\r\n", 1)[1]) < 7:
+            chunk = s.recv(4096)
+            assert chunk, got
+            got += chunk
+    status, rest = got.split(b"\r\n\r\n", 1)
+    assert status.startswith(b"HTTP/1.1 101 ")
+    assert rest[:7] == b"\x81\x05hello"  # the echo: a final text frame, unmasked
