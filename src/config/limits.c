@@ -102,6 +102,12 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      1 * MB, 125, 1 * MB, "bytes of one WebSocket message from a client (the socket "
      "closes with 1009 over it)",
      1 * MB, 0},
+    /* an open socket holds an instance slot: an operator may want them to
+     * end when nothing moves (pings from the client count) */
+    {"--ws-idle-timeout", "thaw", "ws_idle_timeout_ms", L(ws_idle_timeout_ms), THAW_LIM_MS,
+     0, 0, 86400000, "a WebSocket with no message or ping either way for this long is cut "
+     "(0: never)",
+     0, THAW_LIM_ZERO_NEVER},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 

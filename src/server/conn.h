@@ -46,6 +46,8 @@ struct conn {
     struct thaw_ws_offer offer;  /* what the request's headers ask for */
     struct thaw_ws *ws;          /* after the worker's 101: the socket's
                                   * frames; freed with the connection */
+    int ws_closing;              /* the worker's close frame went: the
+                                  * connection's clock is the answer's */
 };
 
 /* response.c */

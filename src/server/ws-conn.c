@@ -26,6 +26,16 @@ static struct conn *owner_conn(void *owner)
     return owner;
 }
 
+/* Something moved on the socket: its idle clock (ws_idle_timeout_ms)
+ * starts again, unless the close handshake's deadline runs. */
+static void touch(struct conn *c)
+{
+    long long idle = c->worker ? c->worker->limits.ws_idle_timeout_ms : 0;
+
+    if (idle > 0 && !c->ws_closing)
+        thaw_h1_tunnel_clock(&c->h1, (uint64_t)idle);
+}
+
 /* ---- the session's side ------------------------------------------------ */
 
 static void ws_write(void *owner, const void *p, size_t n)
@@ -165,15 +175,19 @@ void thaw__conn_ws_accept(struct conn *c, const char **names, const char **value
     thaw_h1_lit(h, "\r\n");
     c->resp_status = 101;
     c->ex.tunnel = 1;
+    c->ws_closing = 0;
     thaw_h1_upgrade(h);
+    touch(c);
 }
 
 /* ---- frames of both sides ------------------------------------------------ */
 
 void thaw__conn_ws_raw(struct conn *c, const char *p, size_t n)
 {
-    if (c->ws)
-        thaw_ws_feed(c->ws, p, n);
+    if (!c->ws)
+        return;
+    touch(c);
+    thaw_ws_feed(c->ws, p, n);
 }
 
 /* WS_* from the instance. */
@@ -187,6 +201,7 @@ void thaw__conn_ws_frame(struct conn *c, int type, const char *p, size_t n)
 
     if (!c->ws)
         return; /* before its 101, or refused: nobody to send to */
+    touch(c);
     if (type != THAW_IPC_WS_CLOSE) {
         thaw_ws_send(c->ws, type, p, n);
         return;
@@ -200,8 +215,10 @@ void thaw__conn_ws_frame(struct conn *c, int type, const char *p, size_t n)
         f = (const uint8_t *)"", fl = 0;
     thaw_ws_close(c->ws, code, (const char *)f, fl);
     /* a client that never answers does not hold the connection */
-    if (thaw_ws_close_sent(c->ws))
+    if (thaw_ws_close_sent(c->ws)) {
+        c->ws_closing = 1;
         thaw_h1_tunnel_clock(&c->h1, CLOSE_REPLY_MS);
+    }
 }
 
 /* The instance is gone (or thaw ended the request): the client is told

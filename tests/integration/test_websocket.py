@@ -362,3 +362,19 @@ def test_frames_right_behind_the_handshake(ws_thaw):
     status, rest = got.split(b"\r\n\r\n", 1)
     assert status.startswith(b"HTTP/1.1 101 ")
     assert rest[:7] == b"\x81\x05hello"  # the echo: a final text frame, unmasked
+
+
+def test_idle_socket_is_cut_at_ws_idle_timeout(serve):
+    t = serve(WORKER, thaw={"ws_idle_timeout_ms": 300})
+
+    async def go():
+        async with websockets.connect(url(t, "echo"), ping_interval=None) as ws:
+            await ws.send("x")
+            assert await ws.recv() == "x"
+            # nothing moves: thaw ends the connection (no wait is asserted;
+            # run()'s 20 s bound is only a guard)
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return ws.close_code
+    assert run(go()) == 1006
+    assert "close-event 1006" in t.wait_log("close-event 1006")
