@@ -10,7 +10,7 @@ DEPS_STAMP := build/.deps-ok
 # where objects and binaries go (`make check-asan` builds into build-asan/)
 BUILD   ?= build
 
-SUP_LIBS   = -luv -lhttp_parser -ljansson -lsqlite3 -lcurl -lhiredis
+SUP_LIBS   = -luv -lhttp_parser -ljansson -lsqlite3 -lcurl -lhiredis -lwslay -lcrypto
 PY_CFLAGS  = $(shell pkg-config --cflags python3-embed 2>/dev/null)
 PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
 # `make ZYGOTE_STATIC_PYTHON=1`: the zygote embeds CPython from Debian's
@@ -39,7 +39,7 @@ endif
 # the supervisor: no Python here
 SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
           src/ipc/*.c src/util/*.c src/watch/*.c src/bind/*.c src/cron/*.c \
-          src/assets/*.c src/serve/*.c src/policy/*.c) \
+          src/assets/*.c src/serve/*.c src/policy/*.c src/ws/*.c) \
           src/zygote/client.c src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/uidslot.c \
           src/sandbox/hostpid.c
 SUP_OBJ = $(SUP_SRC:src/%.c=$(BUILD)/obj/%.o)

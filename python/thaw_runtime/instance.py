@@ -86,7 +86,7 @@ class ExecutionContext:
 
 
 class Stream:
-    __slots__ = ("sid", "body", "task", "is_head", "head_sent")
+    __slots__ = ("sid", "body", "task", "is_head", "head_sent", "ws")
 
     def __init__(self, sid, body, is_head):
         self.sid = sid
@@ -94,6 +94,7 @@ class Stream:
         self.task = None
         self.is_head = is_head
         self.head_sent = False
+        self.ws = None  # after a 101: the worker's end of the WebSocket
 
 
 # room for a few fds per read (each BIND_REPLY of a connect carries one)
@@ -402,6 +403,14 @@ class Instance:
             st = self.streams.get(sid)
             if st is not None and st.body is not None:
                 st.body.end()
+        elif ftype == ipc.WS_TEXT or ftype == ipc.WS_BINARY or ftype == ipc.WS_CLOSE:
+            st = self.streams.get(sid)
+            if st is not None and st.ws is not None:
+                token = output.request_id.set(sid)
+                try:
+                    st.ws._on_frame(ftype, payload)
+                finally:
+                    output.request_id.reset(token)
         elif ftype == ipc.CANCEL:
             # the answer (also for a stream already done): it shows thaw this
             # loop runs; one held by a handler that never yields reads no
@@ -413,6 +422,12 @@ class Instance:
                     st.body.abort()
                 if st.task:
                     st.task.cancel()
+                if st.ws is not None:  # the WebSocket's end (ws.py)
+                    token = output.request_id.set(sid)
+                    try:
+                        st.ws._gone()
+                    finally:
+                        output.request_id.reset(token)
 
     def _send_busy(self, n):
         self._queue(ipc.frame(ipc.BUSY, 0, ipc.fields(str(n))))
@@ -562,6 +577,9 @@ class Instance:
             log_lines(self.worker.name, msg)
             self._send_error(st, 500, f"Internal Server Error: {msg}\n")
             return
+        if resp._web_socket is not None:
+            self._respond_ws(st, resp)
+            return
         try:
             status, reason, pairs, body = resp._thaw_parts()
             no_body = status in _NO_BODY_STATUS or status < 200
@@ -583,6 +601,27 @@ class Instance:
             self._handler_failed(st, exc)
             return
         self._respond_stream(st, body, no_body)
+
+    def _respond_ws(self, st, resp):
+        """Response(None, status=101, web_socket=client): the 101 goes out
+        and the stream stays open for the socket's messages (WS_* frames)
+        until the supervisor ends it with CANCEL (docs/websockets.md)."""
+        server = resp._web_socket._peer
+        sid = st.sid
+        name = self.worker.name
+        try:
+            self._queue(fast.head(sid, 101, resp._reason, resp.headers._pairs))
+        except Exception as exc:
+            self._handler_failed(st, exc)
+            return
+        st.head_sent = True
+        st.ws = server
+        queue, frame = self._queue, fast.frame
+
+        def send(ftype, payload):
+            queue(frame(ftype, sid, payload))
+
+        server._attach(send, lambda exc: log_exception(name, exc))
 
     def _respond_stream(self, st, body, no_body):
         st.head_sent = True

@@ -19,6 +19,7 @@ from ._request import Request
 from ._response import Response
 from ._rpc import python_from_rpc, python_to_rpc
 from .sockets import Socket, SocketError, SocketInfo, connect
+from ._websocket import WebSocket, WebSocketPair
 
 __all__ = [
     "Blob",
@@ -39,6 +40,8 @@ __all__ = [
     "Socket",
     "SocketError",
     "SocketInfo",
+    "WebSocket",
+    "WebSocketPair",
     "WorkerEntrypoint",
     "WorkflowEntrypoint",
     "connect",

@@ -26,6 +26,20 @@ def _check_status(status):
     return int(status)  # HTTPStatus -> plain int
 
 
+def _check_web_socket(ws, status):
+    """Response(None, status=101, web_socket=client): both, or neither."""
+    from ._websocket import WebSocket
+    if ws is None:
+        raise ValueError("status 101 needs web_socket=: the client end of a WebSocketPair "
+                         "(Response(None, status=101, web_socket=client))")
+    if not isinstance(ws, WebSocket):
+        raise TypeError(f"web_socket must be a WebSocket of a WebSocketPair, not "
+                        f"{type(ws).__name__}")
+    if status != 101:
+        raise ValueError(f"a Response with web_socket= must have status 101, not {status!r}")
+    return ws
+
+
 def _check_reason(text):
     if text is None or text == "":
         return None
@@ -62,6 +76,7 @@ class Response(BodyMixin):
     """
 
     json = _ClassOrInstance()
+    _web_socket = None  # the client end of a WebSocketPair (status 101)
 
     def __init__(self, body=None, status=200, status_text=None, headers=None,
                  web_socket=None):
@@ -84,8 +99,16 @@ class Response(BodyMixin):
                 self._payload = body
                 self._used = False
                 return
-        if web_socket is not None:
-            raise NotImplementedError("WebSocket responses are not supported")
+        if web_socket is not None or status == 101:
+            self._web_socket = _check_web_socket(web_socket, status)
+            self.status = 101
+            self._reason = _check_reason(status_text)
+            self.headers = Headers(headers)
+            if not is_empty(coerce(body)[0]):
+                raise TypeError("a WebSocket response (status 101) cannot have a body")
+            self._payload = None
+            self._used = False
+            return
         self.status = _check_status(200 if status is None else status)
         self._reason = _check_reason(status_text)
         self.headers = Headers(headers)
@@ -173,9 +196,15 @@ class Response(BodyMixin):
                              "use 301, 302, 303, 307 or 308")
         return cls(None, status, headers=[("location", str(url))])
 
+    @property
+    def web_socket(self):
+        return self._web_socket
+
+    webSocket = web_socket
+
     @classmethod
     def new(cls, body=None, init=None, *, status=None, statusText=None,
-            status_text=None, headers=None):
+            status_text=None, headers=None, webSocket=None, web_socket=None):
         """JS-style `Response.new(body, init)`; init is a dict with status /
         statusText / headers, or another Response to copy them from.  Keyword
         arguments win over init."""
@@ -191,7 +220,8 @@ class Response(BodyMixin):
             status_text = init.get("statusText", init.get("status_text"))
         if headers is None:
             headers = init.get("headers")
-        return cls(body, status, status_text, headers)
+        ws = web_socket or webSocket or init.get("webSocket") or init.get("web_socket")
+        return cls(body, status, status_text, headers, web_socket=ws)
 
     def replace_body(self, body):
         """Same status and headers, new body (as Cloudflare's SDK)."""

@@ -96,6 +96,18 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      30000, 1, 3600000, "wall-clock time a worker's top level may run in a build (refused "
      "after; its CPU time is held to cpu_ms too)",
      30000, 0},
+    /* Cloudflare's limit is 1 MiB (32 MiB with increase_websocket_message_size);
+     * a message travels to the instance in one frame, so 1 MiB is also the most */
+    {"--ws-max-message", "thaw", "ws_max_message", L(ws_max_message), THAW_LIM_SIZE,
+     1 * MB, 125, 1 * MB, "bytes of one WebSocket message from a client (the socket "
+     "closes with 1009 over it)",
+     1 * MB, 0},
+    /* an open socket holds an instance slot: an operator may want them to
+     * end when nothing moves (pings from the client count) */
+    {"--ws-idle-timeout", "thaw", "ws_idle_timeout_ms", L(ws_idle_timeout_ms), THAW_LIM_MS,
+     0, 0, 86400000, "a WebSocket with no message or ping either way for this long is cut "
+     "(0: never)",
+     0, THAW_LIM_ZERO_NEVER},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 

@@ -38,6 +38,8 @@ struct thaw_limits {
     long long cpu_percent;           /* CPU of a whole worker version, % of one CPU */
     long long build_timeout_ms;      /* wall clock of a build's top level; over it: refused */
     long long access_log;            /* 1: a JSON line per request on thaw's log; 0: none */
+    long long ws_max_message;        /* bytes of a WebSocket message from a client; 1009 over it */
+    long long ws_idle_timeout_ms;    /* a WebSocket with no message either way is cut; 0: never */
 };
 
 /* isolation = "shared": every worker forks from the run's zygote (one

@@ -19,7 +19,7 @@ static void put_u32(uint8_t *p, uint32_t v)
 static int known_type(uint8_t t)
 {
     return (t >= THAW_IPC_REQ_HEAD && t <= THAW_IPC_CANCEL) ||
-           (t >= THAW_IPC_RESP_HEAD && t <= THAW_IPC_RESP_ABORT) ||
+           (t >= THAW_IPC_RESP_HEAD && t <= THAW_IPC_WS_CLOSE) ||
            (t >= THAW_IPC_BIND_CALL && t <= THAW_IPC_BUSY) ||
            (t >= THAW_IPC_TOML && t <= THAW_IPC_WARM);
 }

@@ -48,6 +48,21 @@ enum thaw_ipc_type {
     THAW_IPC_RESP_ABORT = 19, /* body failed after the head was sent; or
                                  the answer to a CANCEL */
 
+    /* A WebSocket (src/ws/ws.h), after a RESP_HEAD of 101 on the same
+     * stream: whole messages both ways (a message is at most the
+     * ws_max_message limit, itself at most one frame). The stream ends
+     * only by the supervisor's CANCEL (the client's connection is gone
+     * or the close handshake is over), answered with RESP_ABORT as for
+     * any stream. */
+    THAW_IPC_WS_TEXT = 20,   /* either way: a text message, UTF-8 (the
+                                supervisor validated the client's) */
+    THAW_IPC_WS_BINARY = 21, /* either way: a binary message */
+    THAW_IPC_WS_CLOSE = 22,  /* fields code (ascii), reason. sup ->
+                                instance: the client closed (its close
+                                frame; thaw answered it) or the socket
+                                failed (1006, 1007, 1009, 1002...);
+                                instance -> sup: the worker's close() */
+
     /* Binding calls (KV, D1, fetch, assets; src/bind/bind.h). stream is a
      * call id the instance picks, unrelated to request streams. A frame
      * with THAW_IPC_F_MORE is followed by BIND_DATA frames of the same

@@ -424,6 +424,11 @@ void thaw_exchange_end(struct thaw_exchange *ex)
     send_frame(ex, THAW_IPC_REQ_END, NULL, 0);
 }
 
+void thaw_exchange_frame(struct thaw_exchange *ex, uint8_t type, const char *p, size_t n)
+{
+    send_frame(ex, type, p, n);
+}
+
 int thaw_exchange_congested(const struct thaw_exchange *ex)
 {
     if (!ex->inst)
@@ -638,6 +643,12 @@ void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_f
                              "502 Bad Gateway: the worker sent a malformed response\n");
             instance_idle_check(inst);
         }
+        break;
+    case THAW_IPC_WS_TEXT:
+    case THAW_IPC_WS_BINARY:
+    case THAW_IPC_WS_CLOSE:
+        if (ex->head_seen && ex->ops->on_ws)
+            ex->ops->on_ws(ex, f->type, (const char *)f->payload, f->len);
         break;
     case THAW_IPC_RESP_BODY:
         if (ex->head_seen)

@@ -36,6 +36,8 @@ struct thaw_exchange_ops {
     void (*on_fail)(struct thaw_exchange *ex, int status, const char *msg);
     /* the instance can take more request body again */
     void (*on_writable)(struct thaw_exchange *ex);
+    /* after a 101: a THAW_IPC_WS_* frame of the worker's WebSocket */
+    void (*on_ws)(struct thaw_exchange *ex, int type, const char *p, size_t n);
 };
 
 /* A request in flight, from its head to its response's end. Owned by the
@@ -50,6 +52,9 @@ struct thaw_exchange {
     int req_done;                /* REQ_END queued */
     int head_seen;               /* response head arrived */
     int holding;                 /* asked the instance to pause (slow client) */
+    int tunnel;                  /* a WebSocket after its 101: no wall-clock
+                                  * limit; cpu_ms counts only while its
+                                  * instance is silent (tick.c) */
     uint32_t inst_id;            /* the instance that took it (for the log) */
     int cold;                    /* it was that instance's first request */
     uint64_t queued_ms;          /* uv_now() when it started waiting */
@@ -211,6 +216,9 @@ void thaw_pool_dispatch(struct thaw_worker *w, struct thaw_exchange *ex,
                         const void *head, size_t len);
 void thaw_exchange_body(struct thaw_exchange *ex, const char *p, size_t n);
 void thaw_exchange_end(struct thaw_exchange *ex);
+/* A frame of the exchange's stream (a WebSocket message: THAW_IPC_WS_*),
+ * payload at most THAW_IPC_MAX_PAYLOAD. */
+void thaw_exchange_frame(struct thaw_exchange *ex, uint8_t type, const char *p, size_t n);
 /* Whether the caller should stop reading request body for now. */
 int thaw_exchange_congested(const struct thaw_exchange *ex);
 /* The HTTP side is done with the exchange (response ended, or the client

@@ -141,6 +141,10 @@ void thaw__memcg_blame(struct thaw_instance *inst)
  * limit, and at least this often for /metrics */
 #define MEMORY_EXACT_MS 5000
 
+/* An instance holding a WebSocket that sent no frame for this long has
+ * its CPU counted against cpu_ms from then on (check_instance). */
+#define TUNNEL_QUIET_MS 1000
+
 /* Only a kill stops a handler that never yields. */
 static void kill_over_cpu(struct thaw_instance *inst)
 {
@@ -239,7 +243,8 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
     }
     for (ex = inst->ex_head; ex; ex = next) {
         next = ex->next;
-        if (now - ex->started_ms > (uint64_t)lim->request_timeout_ms) {
+        /* a WebSocket lives as long as its client: no wall clock */
+        if (!ex->tunnel && now - ex->started_ms > (uint64_t)lim->request_timeout_ms) {
             snprintf(msg, sizeof(msg),
                      "504 Gateway Timeout: the worker did not finish its response within "
                      "%lld ms (request_timeout_ms)\n", lim->request_timeout_ms);
@@ -257,6 +262,15 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
         }
         if (cpu < 0 && (cpu = thaw__proc_cpu_ms(inst->pid)) < 0)
             return;
+        /* A WebSocket is held for as long as its client stays: its CPU
+         * counts only while the instance is silent (no frame for
+         * TUNNEL_QUIET_MS). A loop held by a handler that never yields
+         * sends nothing and is killed at cpu_ms; an instance that keeps
+         * answering is not stuck, whatever its sockets cost in total. */
+        if (ex->tunnel && (ex->cpu_base_ms < 0 || now - inst->progress_ms < TUNNEL_QUIET_MS)) {
+            ex->cpu_base_ms = cpu;
+            continue;
+        }
         if (ex->cpu_base_ms < 0) {
             ex->cpu_base_ms = cpu;
         } else if (cpu - ex->cpu_base_ms > lim->cpu_ms) {

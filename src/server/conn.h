@@ -8,6 +8,7 @@
 #include "server/h1-conn.h"
 #include "server/server.h"
 #include "util/buf.h"
+#include "ws/ws.h"
 
 struct conn {
     struct thaw_h1_conn h1;  /* first: the core allocates the whole */
@@ -40,6 +41,13 @@ struct conn {
     int ex_active;          /* dispatched, response not finished */
 
     struct thaw_static_send *static_send; /* an asset file being sent (static.c) */
+
+    /* WebSockets (ws-conn.c) */
+    struct thaw_ws_offer offer;  /* what the request's headers ask for */
+    struct thaw_ws *ws;          /* after the worker's 101: the socket's
+                                  * frames; freed with the connection */
+    int ws_closing;              /* the worker's close frame went: the
+                                  * connection's clock is the answer's */
 };
 
 /* response.c */
@@ -55,5 +63,21 @@ void thaw__conn_log_request(struct conn *c, int status);
 void thaw__conn_exchange_over(struct conn *c);
 /* Hands the buffered body to the exchange while it takes more. */
 void thaw__conn_pump_body(struct conn *c);
+
+/* ws-conn.c */
+/* In on_head: an upgrade request that cannot be one is answered (400,
+ * 426): 1; else 0 (offer.valid says whether it is one). */
+int thaw__conn_ws_check(struct conn *c);
+/* The worker's 101: the handshake's answer and the upgrade, or a 500
+ * when the request did not ask for a WebSocket. */
+void thaw__conn_ws_accept(struct conn *c, const char **names, const char **values, int n);
+/* The client's bytes after the upgrade. */
+void thaw__conn_ws_raw(struct conn *c, const char *p, size_t n);
+/* A THAW_IPC_WS_* frame from the instance. */
+void thaw__conn_ws_frame(struct conn *c, int type, const char *p, size_t n);
+/* The exchange failed (instance gone): 1011 to the client, then the end. */
+void thaw__conn_ws_lost(struct conn *c);
+/* The connection closes under an open socket. */
+void thaw__conn_ws_abort(struct conn *c);
 
 #endif

@@ -68,7 +68,9 @@ void thaw_h1_update_reading(struct thaw_h1_conn *c)
      * keep-alive connection costs no epoll_ctl per request. */
     int want = !c->closing && !c->eof && !c->close_after_write;
 
-    if (want && c->active && !c->msg_done && c->srv->ops->body_full &&
+    /* a body still coming, or an upgraded connection's frames: the owner
+     * may be full */
+    if (want && c->active && (!c->msg_done || c->upgraded) && c->srv->ops->body_full &&
         c->srv->ops->body_full(c))
         want = 0;
     if (want && c->in.len > READ_SIZE)
@@ -124,6 +126,9 @@ static void on_timer(uv_timer_t *t)
         return;
     case THAW_H1_WAIT:
         return;
+    case THAW_H1_TUNNEL:
+        thaw_h1_close(c); /* the owner's deadline (a close handshake's) */
+        return;
     }
 }
 
@@ -142,6 +147,42 @@ static void set_phase(struct thaw_h1_conn *c, enum thaw_h1_phase ph)
         uv_timer_start(&c->link.timer, on_timer, THAW_H1_BODY_TICK_MS, THAW_H1_BODY_TICK_MS);
     else
         uv_timer_stop(&c->link.timer);
+}
+
+/* ---- upgraded connections ---------------------------------------------- */
+
+void thaw_h1_upgrade(struct thaw_h1_conn *c)
+{
+    if (c->closing || c->upgraded)
+        return;
+    c->upgraded = 1;
+    c->endless = 1;        /* the client's EOF ends it */
+    c->keep_alive = 0;     /* never HTTP again */
+    set_phase(c, THAW_H1_TUNNEL);
+    /* bytes that came after the head go to on_raw from the loop, not
+     * from inside the owner's answer */
+    c->resume_pending = 1;
+    thaw_h1_mark(c);
+}
+
+void thaw_h1_tunnel_clock(struct thaw_h1_conn *c, uint64_t ms)
+{
+    if (c->closing || !c->upgraded)
+        return;
+    if (ms)
+        uv_timer_start(&c->link.timer, on_timer, ms, 0);
+    else
+        uv_timer_stop(&c->link.timer);
+}
+
+static void deliver_raw(struct thaw_h1_conn *c)
+{
+    if (c->in.len && !c->closing && c->srv->ops->on_raw && c->active)
+        c->srv->ops->on_raw(c, c->in.data, c->in.len);
+    if (c->closing)
+        return;
+    c->in.len = 0;
+    thaw_h1_update_reading(c);
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -347,6 +388,10 @@ void thaw__h1_resume(struct thaw_h1_conn *c)
     if (!c->resume_pending)
         return;
     c->resume_pending = 0;
+    if (c->upgraded) {
+        deliver_raw(c);
+        return;
+    }
     http_parser_pause(&c->parser, 0);
     parse(c);
 }
@@ -387,6 +432,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->in.len += (size_t)nread;
+    if (c->upgraded) {
+        if (!c->resume_pending)
+            deliver_raw(c);
+        return;
+    }
     if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED || c->resume_pending) {
         thaw_h1_update_reading(c); /* collected; parsed after the answer */
         return;

@@ -58,6 +58,9 @@ struct thaw_h1_ops {
     void (*on_close)(struct thaw_h1_conn *c);
     /* its memory goes after this: free the owner's buffers */
     void (*on_free)(struct thaw_h1_conn *c);
+    /* after thaw_h1_upgrade: the bytes the client sent, all of them
+     * taken (good only during the call) */
+    void (*on_raw)(struct thaw_h1_conn *c, const char *p, size_t n);
 };
 
 #define THAW_H1_HOLD_BYTES (4u * 1024 * 1024)
@@ -87,6 +90,7 @@ enum thaw_h1_phase {
     THAW_H1_HEAD,    /* a request began: the header clock */
     THAW_H1_BODY,    /* its body is read: the body clock */
     THAW_H1_WAIT,    /* whole, being answered: no clock (the owner's) */
+    THAW_H1_TUNNEL,  /* upgraded (a WebSocket): the owner's clock, if any */
 };
 
 struct thaw_h1_conn {
@@ -123,6 +127,7 @@ struct thaw_h1_conn {
     int resume_pending;          /* parse the next pipelined request */
     int in_dirty;
     struct thaw_h1_conn *next_dirty;
+    int upgraded;                /* thaw_h1_upgrade: bytes go to on_raw */
 };
 
 /* ---- h1-server.c ------------------------------------------------------ */
@@ -145,6 +150,15 @@ long long thaw_h1_max_body(const struct thaw_h1_server *s);
 void thaw_h1_close(struct thaw_h1_conn *c);
 /* After body_full turned 0: read again. */
 void thaw_h1_update_reading(struct thaw_h1_conn *c);
+/* The owner answered the request with 101 (its head written): the
+ * connection is no longer HTTP. Every byte the client sends from now on
+ * (those already read after the head first, from the loop) goes to
+ * on_raw; the request stays active (on_abort when the connection
+ * closes); its end is thaw_h1_done, which closes the connection once
+ * the output is written. body_full still stops reading. */
+void thaw_h1_upgrade(struct thaw_h1_conn *c);
+/* An upgraded connection's clock: closes it ms from now (0: no clock). */
+void thaw_h1_tunnel_clock(struct thaw_h1_conn *c, uint64_t ms);
 
 /* ---- h1-write.c: answering -------------------------------------------- */
 

@@ -40,6 +40,8 @@ static void on_free(struct thaw_h1_conn *h)
 
     thaw_buf_free(&c->hdrs);
     thaw_buf_free(&c->body);
+    thaw_ws_free(c->ws);
+    c->ws = NULL;
 }
 
 /* The request's body is in (or will never be): its slot is an ordinary
@@ -64,6 +66,10 @@ static void on_abort(struct thaw_h1_conn *h, int status)
     struct conn *c = conn_of(h);
 
     end_body_stream(c);
+    if (c->ws) {
+        thaw__conn_ws_abort(c);
+        return;
+    }
     if (!c->ex_active)
         return;
     c->ex_active = 0;
@@ -91,6 +97,7 @@ static void on_begin(struct thaw_h1_conn *h)
         thaw_buf_free(&c->body); /* a big upload's memory goes with it */
     c->body.len = 0;
     c->worker = NULL;
+    thaw_ws_offer_reset(&c->offer);
 }
 
 /* A header, whole: Host noted, and into the head frame for the worker. */
@@ -101,6 +108,7 @@ static int on_header(struct thaw_h1_conn *h, const char *name, size_t nlen,
 
     if (nlen == 4 && memcmp(name, "host", 4) == 0 && h->head.hosts == 1)
         snprintf(c->host, sizeof(c->host), "%.*s", (int)vlen, value);
+    thaw_ws_offer_header(&c->offer, name, nlen, value, vlen);
     if (thaw_ipc_put_field(&c->hdrs, name, nlen) || thaw_ipc_put_field(&c->hdrs, value, vlen))
         return -1;
     return 0;
@@ -236,7 +244,9 @@ static int on_head(struct thaw_h1_conn *h)
         thaw_h1_error(h, 404, "404 Not Found: nothing is deployed at this host and path\n");
         return 0;
     }
-    if (thaw_static_try(c)) {
+    if (thaw__conn_ws_check(c))
+        return 0; /* not a WebSocket upgrade it could be: answered */
+    if (!c->offer.valid && thaw_static_try(c)) {
         c->dispatched = 1; /* a file of the worker's static assets answers */
         return 0;
     }
@@ -309,6 +319,12 @@ static void on_drain(struct thaw_h1_conn *h)
     thaw_static_drained(c); /* a static file sends its next part */
 }
 
+/* An upgraded connection's bytes (a WebSocket's frames). */
+static void on_raw(struct thaw_h1_conn *h, const char *p, size_t n)
+{
+    thaw__conn_ws_raw(conn_of(h), p, n);
+}
+
 static const struct thaw_h1_ops public_ops = {
     .on_open = on_open,
     .on_begin = on_begin,
@@ -322,6 +338,7 @@ static const struct thaw_h1_ops public_ops = {
     .on_drain = on_drain,
     .on_close = on_close,
     .on_free = on_free,
+    .on_raw = on_raw,
 };
 
 int thaw_server_listen(struct thaw_server *s, uv_loop_t *loop, const char *ip,

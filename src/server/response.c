@@ -38,6 +38,10 @@ static void on_resp_head(struct thaw_exchange *ex, int status, const char *reaso
     const char *length = NULL;
     int i, bodyless = status == 204 || status == 304 || status < 200;
 
+    if (status == 101) {
+        thaw__conn_ws_accept(c, names, values, n); /* a WebSocket (ws-conn.c) */
+        return;
+    }
     thaw_h1_status(h, status, reason && *reason && header_safe(reason) ? reason : NULL);
     for (i = 0; i < n; i++) {
         if (strcasecmp(names[i], "content-length") == 0)
@@ -75,6 +79,10 @@ static void on_fail(struct thaw_exchange *ex, int status, const char *msg)
 
     thaw_exchange_release(ex);
     thaw__conn_exchange_over(c);
+    if (c->ws) {
+        thaw__conn_ws_lost(c);
+        return;
+    }
     if (!status || c->h1.resp_started) {
         thaw__conn_log_request(c, 0);
         thaw_h1_close(&c->h1); /* the client sees a cut response, not a lie */
@@ -82,6 +90,11 @@ static void on_fail(struct thaw_exchange *ex, int status, const char *msg)
     }
     thaw__conn_log_request(c, status);
     thaw_h1_error(&c->h1, status, msg && *msg ? msg : thaw_h1_reason(status));
+}
+
+static void on_ws(struct thaw_exchange *ex, int type, const char *p, size_t n)
+{
+    thaw__conn_ws_frame(ex->conn, type, p, n);
 }
 
 static void on_writable(struct thaw_exchange *ex)
@@ -98,4 +111,5 @@ const struct thaw_exchange_ops thaw__conn_ex_ops = {
     .on_resp_end = on_resp_end,
     .on_fail = on_fail,
     .on_writable = on_writable,
+    .on_ws = on_ws,
 };

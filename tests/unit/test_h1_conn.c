@@ -81,7 +81,15 @@ static void on_free(struct thaw_h1_conn *c)
     note("free;");
 }
 
+static size_t raw_seen;
+
+static void on_raw(struct thaw_h1_conn *c, const char *p, size_t n)
+{
+    raw_seen += n;
+}
+
 static const struct thaw_h1_ops ops = {
+    .on_raw = on_raw,
     .on_head = on_head,
     .on_body = on_body,
     .on_body_end = on_body_end,
@@ -104,7 +112,7 @@ static int setup(void **state)
     events[0] = '\0';
     waiting = NULL;
     defer = full = 0;
-    body_seen = 0;
+    body_seen = raw_seen = 0;
     uv_loop_init(&loop);
     thaw_limits_defaults(&lim);
     lim.max_body = 100000;
@@ -194,6 +202,43 @@ static void run_a_while(int ms)
 }
 
 /* ---- tests ------------------------------------------------------------ */
+
+/* After thaw_h1_upgrade (a WebSocket's 101) every byte goes to on_raw:
+ * those that came with the head first, from the loop; a full owner stops
+ * the reading as for a body; the client's close ends the request. */
+static void an_upgraded_connection_gives_raw_bytes(void **state)
+{
+    static const char req[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\n\r\nEARLY";
+    static char more[30000];
+    char got[4096] = "";
+    int fd = client();
+    struct thaw_h1_conn *c;
+
+    defer = 1;
+    send_all(fd, req, sizeof(req) - 1);
+    run_a_while(50);
+    assert_string_equal(events, "head /ws;end;");
+    assert_int_equal(raw_seen, 0); /* not HTTP body, not yet anyone's */
+    c = waiting;
+    thaw_h1_status(c, 101, "Switching Protocols");
+    thaw_h1_lit(c, "upgrade: websocket\r\n\r\n");
+    full = 1; /* the owner takes what it is given, then no more */
+    thaw_h1_upgrade(c);
+    pump(fd, got, sizeof(got), "\r\n\r\n");
+    assert_non_null(strstr(got, "HTTP/1.1 101 Switching Protocols"));
+    assert_int_equal(raw_seen, 5); /* EARLY */
+    send_all(fd, more, sizeof(more));
+    run_a_while(50);
+    assert_int_equal(raw_seen, 5);
+    full = 0;
+    thaw_h1_update_reading(c);
+    run_a_while(50);
+    assert_int_equal(raw_seen, 5 + sizeof(more));
+    close(fd);
+    run_a_while(20);
+    assert_string_equal(events, "head /ws;end;abort 0;free;");
+}
 
 static void pipelined_requests_are_answered_in_order(void **state)
 {
@@ -356,6 +401,8 @@ static void http10_streams_to_the_close(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(an_upgraded_connection_gives_raw_bytes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(pipelined_requests_are_answered_in_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_full_owner_stops_the_body, setup, teardown),

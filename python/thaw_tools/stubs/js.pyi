@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable, Iterator
 import workers as _workers
 from workers import (Blob as Blob, File as File, Headers as Headers, Request as Request,
                      Response as Response, fetch as fetch)
+from workers import WebSocket as WebSocket, WebSocketPair as WebSocketPair
 
 class _JsProxy:
     typeof: str

@@ -1,0 +1,326 @@
+"""WebSocketPair and WebSocket, as Cloudflare's Workers runtime has them
+(docs/websockets.md).
+
+A worker makes a pair, keeps the server end and returns the client end:
+
+    client, server = WebSocketPair.new().object_values()
+    server.accept()
+    server.addEventListener("message", create_proxy(lambda e: server.send(e.data)))
+    return Response(None, status=101, web_socket=client)
+
+The supervisor holds the client's connection and speaks RFC 6455 there
+(src/ws/); this side sees whole messages. The runtime attaches the server
+end to the request's stream when the 101 goes out (_attach); what the
+worker sends before that waits, and what the client sends before
+accept() waits for it. Besides event listeners, `async for message in
+server` yields each message (str or bytes) until the socket closes.
+"""
+from collections import deque
+
+from ._bind import JsException
+
+CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
+
+# frame types of src/ipc/ipc-proto.h (thaw_runtime.ipc has them too; the
+# SDK does not import the runtime)
+_WS_TEXT, _WS_BINARY, _WS_CLOSE = 20, 21, 22
+_MAX_MESSAGE = 1024 * 1024  # one frame of the channel (ws_max_message's ceiling)
+_END = object()
+
+
+class _Event:
+    """The event handed to listeners: `event.type`, and per kind `data`
+    (message), `code`, `reason`, `wasClean` (close), `error`, `message`
+    (error)."""
+
+    def __init__(self, type, **fields):
+        self.type = type
+        self.__dict__.update(fields)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.type}>"
+
+
+class MessageEvent(_Event):
+    pass
+
+
+class CloseEvent(_Event):
+    @property
+    def was_clean(self):
+        return self.wasClean
+
+
+class ErrorEvent(_Event):
+    pass
+
+
+def _close_code(code):
+    if code is None:
+        return 0  # a close frame without a code (the client sees 1005)
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"close code must be an int, not {type(code).__name__}")
+    if code != 1000 and not 3000 <= code <= 4999:
+        raise JsException("InvalidAccessError",
+                          f"Invalid WebSocket close code: {code} (use 1000, or 3000-4999)")
+    return code
+
+
+def _field(b):
+    return len(b).to_bytes(4, "little") + b
+
+
+class WebSocket:
+    """One end of a WebSocketPair. Only the server end (the one the worker
+    keeps) talks: the client end goes back in the 101 response."""
+
+    CONNECTING, OPEN, CLOSING, CLOSED = CONNECTING, OPEN, CLOSING, CLOSED
+
+    def __init__(self):
+        self._peer = None
+        self._listeners = {}
+        self._accepted = False
+        self._state = OPEN
+        self._send = None          # the runtime's: (frame type, payload) -> None
+        self._on_failure = None    # the runtime's: a listener raised
+        self._out = []             # frames sent before the socket was attached
+        self._early = []           # events that came before accept()
+        self._queue = deque()      # messages for `async for`
+        self._waiter = None
+        self._iterating = False
+        self.onmessage = self.onclose = self.onerror = self.onopen = None
+
+    # -- the worker's API --------------------------------------------------
+    @property
+    def readyState(self):
+        return self._state
+
+    ready_state = readyState
+
+    def accept(self, options=None):
+        """Starts delivering this socket's events (Cloudflare's accept())."""
+        if self._accepted:
+            return
+        self._accepted = True
+        early, self._early = self._early, []
+        for event in early:
+            self._dispatch(event)
+
+    def addEventListener(self, type, listener, options=None):
+        lst = self._listeners.setdefault(str(type), [])
+        if listener not in lst:
+            lst.append(listener)
+
+    def removeEventListener(self, type, listener, options=None):
+        lst = self._listeners.get(str(type), [])
+        if listener in lst:
+            lst.remove(listener)
+
+    add_event_listener = addEventListener
+    remove_event_listener = removeEventListener
+
+    def send(self, message):
+        """A str goes as a text message, bytes-like as binary."""
+        if not self._accepted:
+            raise JsException("TypeError", "You must call accept() on this WebSocket before "
+                                           "sending messages.")
+        if self._state != OPEN:
+            raise JsException("TypeError", "Can't call WebSocket send() after close().")
+        if isinstance(message, str):
+            ftype, data = _WS_TEXT, message.encode("utf-8")
+        else:
+            try:
+                data = bytes(message)
+            except TypeError:
+                raise TypeError(f"WebSocket.send() takes str or bytes, not "
+                                f"{type(message).__name__}") from None
+            ftype = _WS_BINARY
+        if len(data) > _MAX_MESSAGE:
+            raise ValueError(f"a WebSocket message of {len(data)} bytes is over thaw's "
+                             f"limit of {_MAX_MESSAGE} bytes")
+        self._emit(ftype, data)
+
+    def close(self, code=None, reason=None):
+        """Sends a close frame (code 1000 or 3000-4999, a reason of at most
+        123 bytes); the `close` event comes when the client answers."""
+        code = _close_code(code)
+        raw = (reason or "").encode("utf-8")
+        if len(raw) > 123:
+            raise JsException("SyntaxError", "The WebSocket close reason is over 123 bytes.")
+        self._close_with(code, raw)
+
+    # -- async iteration -----------------------------------------------------
+    def __aiter__(self):
+        self._iterating = True
+        return self
+
+    async def __anext__(self):
+        while not self._queue:
+            if self._state == CLOSED:
+                raise StopAsyncIteration
+            import asyncio  # not at import time: the SDK stays light (test_sdk.py)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._queue.popleft()
+        if item is _END:
+            self._queue.appendleft(_END)
+            raise StopAsyncIteration
+        return item
+
+    async def receive(self):
+        """The next message, or None once the socket is closed."""
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    # -- the runtime's side ----------------------------------------------------
+    def _emit(self, ftype, payload):
+        if self._send is not None:
+            self._send(ftype, payload)
+        else:
+            self._out.append((ftype, payload))
+
+    def _close_with(self, code, raw_reason):
+        if self._state in (CLOSING, CLOSED):
+            return
+        self._state = CLOSING
+        self._emit(_WS_CLOSE, _field(str(code).encode()) + _field(raw_reason))
+
+    def _attach(self, send, on_failure):
+        """The 101 went out on a stream: frames go there from now on."""
+        self._send = send
+        self._on_failure = on_failure
+        out, self._out = self._out, []
+        for ftype, payload in out:
+            send(ftype, payload)
+
+    def _on_frame(self, ftype, payload):
+        """A WS_* frame from the supervisor."""
+        if ftype == _WS_TEXT:
+            self._arrive(MessageEvent("message", data=bytes(payload).decode("utf-8")))
+        elif ftype == _WS_BINARY:
+            self._arrive(MessageEvent("message", data=bytes(payload)))
+        elif ftype == _WS_CLOSE:
+            fields = _parse_fields(payload)
+            code = int(fields[0]) if fields and fields[0].isdigit() else 1005
+            reason = fields[1].decode("utf-8", "replace") if len(fields) > 1 else ""
+            clean = len(fields) > 2 and fields[2] == b"1"
+            self._closed(code, reason, clean)
+
+    def _gone(self):
+        """The stream ended (the client's connection is gone, or the close
+        handshake is over): a close event if none came."""
+        self._closed(1006, "", False)
+        self._send = None
+
+    def _closed(self, code, reason, clean):
+        if self._state == CLOSED:
+            return
+        self._state = CLOSED
+        self._arrive(CloseEvent("close", code=code, reason=reason, wasClean=clean))
+
+    def _arrive(self, event):
+        if not self._accepted:
+            self._early.append(event)
+            return
+        self._dispatch(event)
+
+    def _dispatch(self, event):
+        if event.type == "message" and (self._iterating or not self._has_listener("message")):
+            self._queue.append(event.data)
+        elif event.type == "close":
+            self._queue.append(_END)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        handlers = list(self._listeners.get(event.type, ()))
+        attr = getattr(self, "on" + event.type, None)
+        if attr is not None:
+            handlers.append(attr)
+        for fn in handlers:
+            try:
+                result = fn(event)
+            except Exception as exc:
+                self._listener_failed(exc)
+                continue
+            if hasattr(result, "__await__"):  # an async listener: a task of its own
+                import asyncio
+                task = asyncio.ensure_future(result)
+                task.add_done_callback(self._listener_done)
+
+    def _has_listener(self, type):
+        return bool(self._listeners.get(type)) or getattr(self, "on" + type, None) is not None
+
+    def _listener_done(self, task):
+        if not task.cancelled() and task.exception() is not None:
+            self._listener_failed(task.exception())
+
+    def _listener_failed(self, exc):
+        """A listener raised: logged with its traceback, and the socket
+        closes with 1011 (internal error), as Cloudflare's does."""
+        if self._on_failure is not None:
+            self._on_failure(exc)
+        self._close_with(1011, f"the worker raised {type(exc).__name__}".encode()[:123])
+
+
+def _parse_fields(payload):
+    out, off, n = [], 0, len(payload)
+    while off + 4 <= n:
+        ln = int.from_bytes(payload[off:off + 4], "little")
+        off += 4
+        out.append(bytes(payload[off:off + ln]))
+        off += ln
+    return out
+
+
+class WebSocketPair:
+    """Two connected WebSockets, (client, server): `WebSocketPair.new()`
+    or `WebSocketPair()`, taken apart by iteration, `object_values()`,
+    `Object.values(pair)` or `pair[0]`, `pair[1]`."""
+
+    def __init__(self):
+        client, server = WebSocket(), WebSocket()
+        client._peer, server._peer = server, client
+        self._ends = (client, server)
+
+    @classmethod
+    def new(cls):
+        return cls()
+
+    def __iter__(self):
+        return iter(self._ends)
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, key):
+        if key in (0, "0"):
+            return self._ends[0]
+        if key in (1, "1"):
+            return self._ends[1]
+        raise KeyError(key)
+
+    def object_values(self):
+        return list(self._ends)
+
+    def object_keys(self):
+        return ["0", "1"]
+
+    def object_entries(self):
+        return [["0", self._ends[0]], ["1", self._ends[1]]]
+
+    # Object.values(pair) and friends (js.Object) call these
+    def values(self):
+        return list(self._ends)
+
+    def keys(self):
+        return ["0", "1"]
+
+    def items(self):
+        return [("0", self._ends[0]), ("1", self._ends[1])]
+
+    def __repr__(self):
+        return "<WebSocketPair>"
