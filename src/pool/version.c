@@ -23,8 +23,12 @@
  *   its build's deadline timer (pool/build-deadline.h; dropped when
  *   version_release's uv_close of it completed). So every
  *   uv handle of the version is closed before its memory goes. The free
- *   itself waits for the end of the loop iteration (a uv_check): the last
- *   reference often drops deep in a call chain that still holds v.
+ *   itself waits for the next loop iteration (a uv_idle): the last
+ *   reference often drops deep in a call chain that still holds v. Not a
+ *   uv_check: the last reference often drops in a close callback, after
+ *   the iteration's check phase, and an active check handle does not keep
+ *   the loop from sleeping in epoll: an idle thaw freed a deleted
+ *   worker's version (and removed its cgroups) only at its next event.
  *
  * Every process is watched through a pidfd that its forker sent
  * (pool/proc.h): the supervisor sees every death, though only the zygote
@@ -48,7 +52,7 @@
 /* ---- references and the free ------------------------------------------ */
 
 static struct thaw_version *to_free;
-static uv_check_t reaper;
+static uv_idle_t reaper;
 static int reaper_on;
 
 /* Memory cgroups the kernel did not let go of yet (their last processes
@@ -100,14 +104,14 @@ static void version_free(struct thaw_version *v)
     thaw__worker_version_freed(w);
 }
 
-static void on_reap(uv_check_t *h)
+static void on_reap(uv_idle_t *h)
 {
     while (to_free) {
         struct thaw_version *v = to_free;
         to_free = v->free_next;
         version_free(v);
     }
-    uv_check_stop(h);
+    uv_idle_stop(h);
 }
 
 void thaw__version_ref(struct thaw_version *v)
@@ -132,11 +136,12 @@ void thaw__version_unref(struct thaw_version *v)
     to_free = v;
     if (!reaper_on) {
         /* referenced: while a version waits to be freed the loop must
-         * run once more, or a closing worker would never hear it closed */
-        uv_check_init(w->loop, &reaper);
+         * run once more, or a closing worker would never hear it closed;
+         * active, it makes that iteration's poll not block */
+        uv_idle_init(w->loop, &reaper);
         reaper_on = 1;
     }
-    uv_check_start(&reaper, on_reap);
+    uv_idle_start(&reaper, on_reap);
 }
 
 /* ---- DRAINING -> CLOSING ---------------------------------------------- */

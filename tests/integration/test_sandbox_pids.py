@@ -121,3 +121,46 @@ def test_a_fork_bomb_takes_nothing_from_other_workers(serve_factory, tmp_path):
     except AssertionError:
         raise AssertionError(f"the bomb's pids group stayed: {group_state(srv)}\n"
                              + srv.log()[-3000:]) from None
+
+
+def test_an_idle_thaw_frees_a_deleted_worker_at_once(serve_factory, tmp_path):
+    # nothing happens after the DELETE: no request, no other worker. The
+    # version used to be freed (and its groups removed) by a uv_check that
+    # ran only at thaw's next event, so an idle thaw kept it for ever
+    srv = serve_factory()
+    if pids_groups(srv) is None:
+        pytest.skip("no pids cgroup here: " + srv.log()[-500:])
+    write_worker(tmp_path / "w", INNOCENT, name="w", thaw={"prefork": 0})
+    srv.cli("deploy", str(tmp_path / "w"))
+    assert srv.host_get("w.localhost").text == "innocent"
+    assert len(pids_groups(srv)) == 1
+    status, doc = srv.api("DELETE", "/v1/workers/w")
+    assert status == 200, doc
+    wait_for(lambda: pids_groups(srv) == [], "the deleted worker's group to go")
+
+
+def test_a_group_the_kernel_keeps_is_retried_and_logged(serve_factory, tmp_path):
+    # a group the kernel will not remove (here: a sub-group someone made in
+    # it; in life, a process no one reaped) is retried until it goes, and
+    # after 5 s thaw's log says which one and what it holds, once
+    srv = serve_factory()
+    if pids_groups(srv) is None:
+        pytest.skip("no pids cgroup here: " + srv.log()[-500:])
+    write_worker(tmp_path / "w", INNOCENT, name="w", thaw={"prefork": 0})
+    srv.cli("deploy", str(tmp_path / "w"))
+    assert srv.host_get("w.localhost").text == "innocent"
+    [group] = pids_groups(srv)
+    held = f"/sys/fs/cgroup/pids/thaw-{srv.proc.pid}/{group}/held"
+    os.mkdir(held)
+    try:
+        status, doc = srv.api("DELETE", "/v1/workers/w")
+        assert status == 200, doc
+        wait_for(lambda: "is still there after" in srv.log(),
+                 "thaw to name the group: " + srv.log()[-2000:])
+        line = [ln for ln in srv.log().splitlines() if "is still there after" in ln]
+        assert len(line) == 1 and f"/{group}" in line[0], line
+        assert pids_groups(srv) == [group]
+    finally:
+        os.rmdir(held)
+    wait_for(lambda: pids_groups(srv) == [], "the group to go once the kernel let it")
+    assert srv.log().count("is still there after") == 1
