@@ -297,8 +297,7 @@ static int bind_params(sqlite3 *db, sqlite3_stmt *st, json_t *params, char *err,
 
 /* ---- statements ------------------------------------------------------------ */
 
-/* Skips blanks, semicolons and comments: where the next statement starts. */
-static const char *skip_blank(const char *p)
+const char *thaw_d1_skip_blank(const char *p)
 {
     for (;;) {
         while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' ||
@@ -333,7 +332,7 @@ static sqlite3_int64 db_size(sqlite3 *db)
  * changed_db holds though no row changed). */
 static int is_ddl(sqlite3_stmt *st)
 {
-    const char *p = skip_blank(sqlite3_sql(st));
+    const char *p = thaw_d1_skip_blank(sqlite3_sql(st));
 
     return !strncasecmp(p, "CREATE", 6) || !strncasecmp(p, "DROP", 4) ||
            !strncasecmp(p, "ALTER", 5);
@@ -400,7 +399,7 @@ static int run_stmt(sqlite3 *db, struct guard *g, sqlite3_stmt *st, long max_row
 static int query(sqlite3 *db, struct guard *g, const char *sql, json_t *params,
                  long max_rows, struct out *o, char *err, size_t errlen)
 {
-    const char *p = skip_blank(sql);
+    const char *p = thaw_d1_skip_blank(sql);
     size_t mark = o->b->len;
     int n = 0;
 
@@ -419,7 +418,7 @@ static int query(sqlite3 *db, struct guard *g, const char *sql, json_t *params,
         }
         if (!st) /* only a comment was left */
             break;
-        if (n == 0 && *skip_blank(tail) && json_array_size(params) > 0) {
+        if (n == 0 && *thaw_d1_skip_blank(tail) && json_array_size(params) > 0) {
             sqlite3_finalize(st);
             snprintf(err, errlen, "D1_ERROR: a statement with bound parameters must be "
                      "a single SQL statement: prepare() each one (DB.batch() runs "
@@ -434,7 +433,7 @@ static int query(sqlite3 *db, struct guard *g, const char *sql, json_t *params,
         if (rc < 0)
             return -1;
         n++;
-        p = skip_blank(tail);
+        p = thaw_d1_skip_blank(tail);
     }
     return 0;
 }
@@ -554,7 +553,7 @@ static void line_of(const char *sql, const char *at, char *buf, size_t n)
 int thaw_d1_exec(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,
                  struct thaw_buf *out, char *err, size_t errlen)
 {
-    const char *p = skip_blank(sql);
+    const char *p = thaw_d1_skip_blank(sql);
     struct guard g;
     double t0 = now_ms();
     char where[300];
@@ -589,7 +588,7 @@ int thaw_d1_exec(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,
         }
         sqlite3_finalize(st);
         count++;
-        p = skip_blank(tail);
+        p = thaw_d1_skip_blank(tail);
     }
     guard_off(db);
     if (rollback_open(db) && rc == SQLITE_OK)

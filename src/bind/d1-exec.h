@@ -57,5 +57,8 @@ int thaw_d1_exec(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,
 
 /* "SQLITE_CONSTRAINT" for a result code (its primary code's name). */
 const char *thaw_d1_code_name(int rc);
+/* Past blanks, semicolons and comments (an unclosed one runs to the end):
+ * where the next statement of p starts. */
+const char *thaw_d1_skip_blank(const char *p);
 
 #endif

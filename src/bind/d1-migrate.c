@@ -6,24 +6,6 @@
 
 /* ---- statements ------------------------------------------------------------ */
 
-/* Past blanks and comments (an unclosed one runs to the end). */
-static const char *skip_blank(const char *p)
-{
-    for (;;) {
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' ||
-               *p == '\v' || *p == ';')
-            p++;
-        if (p[0] == '-' && p[1] == '-') {
-            p += strcspn(p, "\n");
-        } else if (p[0] == '/' && p[1] == '*') {
-            const char *end = strstr(p + 2, "*/");
-            p = end ? end + 2 : p + strlen(p);
-        } else {
-            return p;
-        }
-    }
-}
-
 int thaw_d1_split(const char *sql, int (*each)(const char *s, size_t n, int line, void *arg),
                   void *arg)
 {
@@ -46,7 +28,7 @@ int thaw_d1_split(const char *sql, int (*each)(const char *s, size_t n, int line
             continue;
         }
         *end = saved;
-        word = skip_blank(start);
+        word = thaw_d1_skip_blank(start);
         if (word < end) {
             for (q = start; q < word; q++)
                 line += *q == '\n';

@@ -123,16 +123,22 @@ def test_a_fork_bomb_takes_nothing_from_other_workers(serve_factory, tmp_path):
                              + srv.log()[-3000:]) from None
 
 
-def test_an_idle_thaw_frees_a_deleted_worker_at_once(serve_factory, tmp_path):
-    # nothing happens after the DELETE: no request, no other worker. The
-    # version used to be freed (and its groups removed) by a uv_check that
-    # ran only at thaw's next event, so an idle thaw kept it for ever
+def one_warm_worker(serve_factory, tmp_path):
+    """thaw serve with one worker "w" that answered once."""
     srv = serve_factory()
     if pids_groups(srv) is None:
         pytest.skip("no pids cgroup here: " + srv.log()[-500:])
     write_worker(tmp_path / "w", INNOCENT, name="w", thaw={"prefork": 0})
     srv.cli("deploy", str(tmp_path / "w"))
     assert srv.host_get("w.localhost").text == "innocent"
+    return srv
+
+
+def test_an_idle_thaw_frees_a_deleted_worker_at_once(serve_factory, tmp_path):
+    # nothing happens after the DELETE: no request, no other worker. The
+    # version used to be freed (and its groups removed) by a uv_check that
+    # ran only at thaw's next event, so an idle thaw kept it for ever
+    srv = one_warm_worker(serve_factory, tmp_path)
     assert len(pids_groups(srv)) == 1
     status, doc = srv.api("DELETE", "/v1/workers/w")
     assert status == 200, doc
@@ -143,12 +149,7 @@ def test_a_group_the_kernel_keeps_is_retried_and_logged(serve_factory, tmp_path)
     # a group the kernel will not remove (here: a sub-group someone made in
     # it; in life, a process no one reaped) is retried until it goes, and
     # after 5 s thaw's log says which one and what it holds, once
-    srv = serve_factory()
-    if pids_groups(srv) is None:
-        pytest.skip("no pids cgroup here: " + srv.log()[-500:])
-    write_worker(tmp_path / "w", INNOCENT, name="w", thaw={"prefork": 0})
-    srv.cli("deploy", str(tmp_path / "w"))
-    assert srv.host_get("w.localhost").text == "innocent"
+    srv = one_warm_worker(serve_factory, tmp_path)
     [group] = pids_groups(srv)
     held = f"/sys/fs/cgroup/pids/thaw-{srv.proc.pid}/{group}/held"
     os.mkdir(held)
