@@ -71,6 +71,11 @@ struct thaw_version *thaw__version_alloc(struct thaw_worker *w);
 /* A version with no process that answers every request with msg. */
 struct thaw_version *thaw__version_failed(struct thaw_worker *w, const char *msg);
 /* VER_FAILED with msg; fault says whose (pool.h; an internal one is logged). */
+/* What a client of a FAILED version is answered. thaw dev: the error
+ * itself (the developer is the client). thaw serve (keep_serving): only
+ * whose fault it is; the client is the public, and a traceback or thaw's
+ * own error text is for the worker's owner (the admin API, the log). */
+const char *thaw__version_answer(const struct thaw_version *v, char *buf, size_t len);
 void thaw__version_set_failed(struct thaw_version *v, enum thaw_build_fault fault,
                               const char *msg);
 /* Ends a build (v is READY or FAILED now): the worker decides. */

@@ -358,10 +358,12 @@ static void route(struct thaw_version *v, struct thaw_exchange *ex, const void *
         }
         enqueue(v, ex);
         return;
-    case VER_FAILED:
+    case VER_FAILED: {
+        char why[512];
         ex->ver = NULL;
-        ex->ops->on_fail(ex, 500, v->error);
+        ex->ops->on_fail(ex, 500, thaw__version_answer(v, why, sizeof(why)));
         return;
+    }
     default:
         enqueue(v, ex);
         return;

@@ -273,6 +273,24 @@ void thaw__version_set_failed(struct thaw_version *v, enum thaw_build_fault faul
         thaw_log("worker %s: version %u: thaw could not build it: %s", v->name, v->id, msg);
 }
 
+const char *thaw__version_answer(const struct thaw_version *v, char *buf, size_t len)
+{
+    const char *why;
+
+    if (!v->worker->keep_serving)
+        return v->error;
+    switch (v->fault) {
+    case THAW_FAULT_CONFIG: why = "its config was refused"; break;
+    case THAW_FAULT_TIMEOUT: why = "its top level ran past the build timeout"; break;
+    case THAW_FAULT_INTERNAL: why = "internal error"; break;
+    default: why = "its top level failed"; break;
+    }
+    snprintf(buf, len, "500 Internal Server Error: worker '%s' could not start (%s); its "
+             "owner finds why with `thaw list` / GET /v1/workers/%s and in thaw's log\n",
+             v->name, why, v->name);
+    return buf;
+}
+
 void thaw__version_built(struct thaw_version *v)
 {
     thaw__build_deadline_stop(v); /* the timer stays until version_release */

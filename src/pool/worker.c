@@ -56,8 +56,10 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
         thaw__pool_ensure_spares(v);
     } else {
         /* in `thaw dev` a broken build is what the user wants to see: it
-         * becomes current and answers 500 with its error until fixed */
-        thaw__pool_fail_queue(v, 500, v->error);
+         * becomes current and answers 500 with its error until fixed (in
+         * thaw serve, only when nothing served before, and without it) */
+        char why[512];
+        thaw__pool_fail_queue(v, 500, thaw__version_answer(v, why, sizeof(why)));
     }
     if (w->on_built)
         w->on_built(w, v);

@@ -75,6 +75,13 @@ static void get_worker(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_
     }
     free(list);
     json_object_set_new(j, "versions", vers);
+    /* why it is failed: its clients are told only that it could not start
+     * (pool's thaw__version_answer); its owner reads the error here */
+    if (h->started && h->w.current && h->w.current->state == VER_FAILED &&
+        h->w.current->error)
+        json_object_set_new(j, "error", json_string(h->w.current->fault == THAW_FAULT_INTERNAL
+                                                        ? "internal error: thaw's log has the details"
+                                                        : h->w.current->error));
     thaw_api_reply_json(r, 200, j);
 }
 

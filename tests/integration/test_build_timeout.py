@@ -180,11 +180,17 @@ def test_a_stored_worker_that_hangs_at_start_does_not_hang_serve(serve_factory, 
         srv.start()
         assert _wait(lambda: srv.host_get("good.localhost").status == 200)
         assert _wait(lambda: srv.api("GET", "/readyz", token="")[0] == 200, 30)
+        # its clients learn only that it could not start, and why in
+        # general: the line its code was at is for its owner
         r = srv.host_get("hangs.localhost")
         assert r.status == 500, r
+        assert "worker 'hangs' could not start (its top level ran past the build " \
+               "timeout)" in r.text, r.text
+        assert "entry.py" not in r.text, r.text
+        doc = srv.api("GET", "/v1/workers/hangs")[1]
+        assert doc["state"] == "failed", doc
         assert re.search(r"top level still running after 1500 ms \(at src/entry.py:5\)",
-                         r.text), r.text
-        assert srv.api("GET", "/v1/workers/hangs")[1]["state"] == "failed"
+                         doc["error"]), doc
         assert _wait(lambda: len(_templates(srv)) == 1), _templates(srv)
         srv.stop()
 

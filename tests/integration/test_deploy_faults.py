@@ -107,3 +107,33 @@ def test_thaw_s_own_failure_is_500_internal_error(serve_factory, tmp_path, own_t
     assert "internal error during the deploy of version 2" in srv.log(), srv.log()[-2000:]
     assert "zygote is not running" in srv.log(), srv.log()[-2000:]
     assert srv.host_get("app.localhost").text == "v1"
+
+
+RAISE_IF_MARKED = '''
+import os
+if os.path.exists(os.path.join(os.path.dirname(__file__), "..", "broken")):
+    raise RuntimeError("the key is sk-5521")
+''' + HELLO.format(body="fine")
+
+
+def test_a_stored_worker_that_fails_at_start_tells_its_clients_only_that(
+        serve_factory, tmp_path):
+    # deployed fine; at the next start its top level raises (a file it
+    # reads is gone, a secret it needs expired). Its clients are the
+    # public: they get a 500 saying it could not start, not its traceback
+    # (which may hold what the worker knows); its owner reads that in the
+    # admin API and the log
+    state = tmp_path / "state"
+    srv = serve_factory(state=state)
+    assert _put(srv, tmp_path, "app", RAISE_IF_MARKED)[0] == 200
+    srv.stop()
+    (state / "workers" / "app" / "versions" / "1" / "broken").write_text("")
+    srv.start()
+    assert _wait(lambda: srv.api("GET", "/v1/workers/app")[1]["state"] == "failed")
+    r = srv.host_get("app.localhost")
+    assert r.status == 500, r
+    assert "worker 'app' could not start (its top level failed)" in r.text, r.text
+    assert "sk-5521" not in r.text and "Traceback" not in r.text, r.text
+    doc = srv.api("GET", "/v1/workers/app")[1]
+    assert "sk-5521" in doc["error"] and "Traceback" in doc["error"], doc
+    assert "sk-5521" in srv.log()
