@@ -122,6 +122,13 @@ int thaw_bindings_add(struct thaw_bindings *set, const char *name,
                       const struct thaw_bind_kind *kind, void *impl,
                       char *err, size_t errlen);
 void thaw_bindings_release(struct thaw_bindings *set);
+/* For kinds' open(): fn(arg) runs once, when the version that owns the set
+ * is built and serves (thaw_bindings_ready): how a kind records what a
+ * deploy applied (Durable Object migrations). free_fn(arg) when the set
+ * goes, ready or not. 0, or -1 with err. */
+int thaw_bindings_on_ready(struct thaw_bindings *set, void (*fn)(void *arg),
+                           void (*free_fn)(void *arg), void *arg, char *err, size_t errlen);
+void thaw_bindings_ready(struct thaw_bindings *set);
 /* The impl registered as `name` when it is of `kind`, else NULL (how the
  * HTTP side reaches a version's static assets). */
 void *thaw_bindings_find(struct thaw_bindings *set, const char *name,

@@ -271,6 +271,8 @@ void thaw__version_set_failed(struct thaw_version *v, enum thaw_build_fault faul
 void thaw__version_built(struct thaw_version *v)
 {
     thaw__build_deadline_stop(v); /* the timer stays until version_release */
+    if (v->state == VER_READY) /* what the deploy applied counts from now */
+        thaw_bindings_ready(v->bindings);
     thaw__worker_built(v->worker, v);
 }
 
