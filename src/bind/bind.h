@@ -31,6 +31,7 @@ struct thaw_bind_call;
 
 /* What a kind may use when it opens its bindings. */
 struct thaw_policy;
+struct thaw_worker;
 
 struct thaw_bind_env {
     uv_loop_t *loop;
@@ -42,6 +43,9 @@ struct thaw_bind_env {
     /* thaw serve: the operator's policy (src/policy/policy.h); the config
      * is tenant input that may narrow it, never widen it. NULL: thaw dev */
     const struct thaw_policy *policy;
+    /* the worker whose version opens the set (src/pool/pool.h): Durable
+     * Object calls are routed to its instances. NULL in unit tests */
+    struct thaw_worker *worker;
 };
 
 struct thaw_bind_kind {

@@ -1,8 +1,9 @@
 /* The Durable Object binding kind: one binding per entry of
  * `_thaw_do.bindings` (src/do/config.c checked the config), so a name
  * shared with a KV or D1 binding is refused like theirs. Namespaces and
- * ids live in the instance (python/workers/_durable_id.py); calls to
- * objects are not run yet, and a call that reaches here says so.
+ * ids live in the instance (python/workers/_durable_id.py); a namespace's
+ * calls (fetch, rpc) go to the object's host (call.h). One more binding,
+ * ":do" (no env name can be it), is the objects' storage (storage.h).
  *
  * Opening also checks the config's migrations against those this worker's
  * deployed versions applied (history.h): the last applied tag must still
@@ -13,7 +14,9 @@
 
 #include "bind/bind.h"
 #include "bind/kinds.h"
+#include "do/call.h"
 #include "do/history.h"
+#include "do/storage.h"
 #include "util/log.h"
 
 struct record {
@@ -84,6 +87,86 @@ static int check_history(const struct thaw_bind_env *env, const char *path, json
     return -1;
 }
 
+static void ns_close(void *impl)
+{
+    struct thaw_do_ns *ns = impl;
+
+    free(ns->binding);
+    free(ns->class_name);
+    free(ns);
+}
+
+static void ns_call(void *impl, struct thaw_bind_call *call)
+{
+    if (strcmp(call->op, "fetch") == 0 || strcmp(call->op, "rpc") == 0)
+        thaw__do_call(impl, call);
+    else
+        thaw_bind_fail(call, "TypeError", "a Durable Object namespace has no operation "
+                       "\"%s\"", call->op);
+}
+
+static void store_call(void *impl, struct thaw_bind_call *call)
+{
+    thaw__do_storage_call(impl, call);
+}
+
+static void store_close(void *impl)
+{
+    struct thaw_do_store *s = impl;
+
+    free(s->state_dir);
+    free(s->worker);
+    free(s);
+}
+
+static const struct thaw_bind_kind store_kind = {
+    .name = "durable object storage",
+    .call = store_call,
+    .close = store_close,
+};
+
+static int add_ns(const struct thaw_bind_env *env, struct thaw_bindings *set,
+                  const char *name, json_t *b, char *err, size_t errlen)
+{
+    struct thaw_do_ns *ns = calloc(1, sizeof(*ns));
+
+    if (!ns || !(ns->binding = strdup(name)) ||
+        !(ns->class_name = strdup(json_string_value(json_object_get(b, "class_name"))))) {
+        if (ns)
+            free(ns->binding);
+        free(ns);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    ns->worker = env->worker;
+    if (thaw_bindings_add(set, name, &thaw_bind_do, ns, err, errlen)) {
+        ns_close(ns);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_store(const struct thaw_bind_env *env, struct thaw_bindings *set, char *err,
+                     size_t errlen)
+{
+    struct thaw_do_store *s = calloc(1, sizeof(*s));
+
+    if (!s || !(s->state_dir = strdup(env->state_dir ? env->state_dir : ".")) ||
+        !(s->worker = strdup(env->worker_name))) {
+        if (s)
+            free(s->state_dir);
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->loop = env->loop;
+    if (thaw_bindings_add(set, ":do", &store_kind, s, err, errlen)) {
+        store_close(s);
+        return -1;
+    }
+    return 0;
+}
+
 static int do_open(const struct thaw_bind_env *env, struct thaw_bindings *set, char *err,
                    size_t errlen)
 {
@@ -97,8 +180,10 @@ static int do_open(const struct thaw_bind_env *env, struct thaw_bindings *set, c
     if (!d)
         return 0;
     json_object_foreach(json_object_get(d, "bindings"), name, b)
-        if (thaw_bindings_add(set, name, &thaw_bind_do, NULL, err, errlen))
+        if (add_ns(env, set, name, b, err, errlen))
             return -1;
+    if (json_object_size(json_object_get(d, "classes")) && add_store(env, set, err, errlen))
+        return -1;
     if (!json_is_array(tags) || !env->state_dir)
         return 0;
     snprintf(path, sizeof(path), "%s/do/migrations.json", env->state_dir);
@@ -116,15 +201,9 @@ static int do_open(const struct thaw_bind_env *env, struct thaw_bindings *set, c
     return thaw_bindings_on_ready(set, record_ready, record_free, r, err, errlen);
 }
 
-static void do_call(void *impl, struct thaw_bind_call *call)
-{
-    thaw_bind_fail(call, "NotImplementedError",
-                   "thaw does not run calls to Durable Objects yet (%s.%s): "
-                   "docs/bindings/durable-objects.md", call->binding, call->op);
-}
-
 const struct thaw_bind_kind thaw_bind_do = {
     .name = "durable object",
     .open = do_open,
-    .call = do_call,
+    .call = ns_call,
+    .close = ns_close,
 };
