@@ -108,8 +108,8 @@ class DurableObjectStub:
         return wire._dec(payload.get("result"))
 
     def __getattr__(self, method):
-        if method.startswith("_"):
-            raise AttributeError(method)
+        if method.startswith("__"):
+            raise AttributeError(method)  # copy/pickle probes; `_x` goes to the object
 
         def call(*args, **kwargs):
             if kwargs:

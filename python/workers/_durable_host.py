@@ -40,28 +40,40 @@ MARK = "x-thaw-durable-object"
 class DurableObjectState:
     """The object's `ctx`: `id`, `storage`, `waitUntil`, `blockConcurrencyWhile`."""
 
-    __slots__ = ("id", "storage", "_inst")
+    __slots__ = ("id", "storage", "_inst", "_gates")
 
     def __init__(self, id, storage, inst):
         self.id = id
         self.storage = storage
         self._inst = inst
+        self._gates = []
 
     def waitUntil(self, awaitable):
         self._inst.ctx.wait_until(awaitable)
 
     wait_until = waitUntil
 
-    async def blockConcurrencyWhile(self, callback):
-        """Runs callback(); no other call reaches the object meanwhile. Every
-        call already holds the object's lock in thaw, so this only runs it
-        (in the constructor, Cloudflare's common use, too)."""
+    def blockConcurrencyWhile(self, callback):
+        """Runs callback(); no other call reaches the object until what it
+        returned is done. Called in __init__ without `await`, as Cloudflare's
+        docs do, it still runs first: the next call waits for it. Returns an
+        awaitable of its result."""
         result = callback()
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        if not inspect.isawaitable(result):
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_result(result)
+            return fut
+        task = asyncio.ensure_future(result)
+        self._gates.append(task)
+        return task
 
     block_concurrency_while = blockConcurrencyWhile
+
+    async def _pass_gates(self):
+        while self._gates:
+            gate = self._gates.pop(0)
+            await asyncio.shield(gate) if not gate.done() else None
+            gate.result()  # a callback that raised fails this call too
 
 
 class _Live:
@@ -126,6 +138,9 @@ async def _run(inst, st, meta, request):
                 oid = DurableObjectId(id_hex, meta.get(":do-name"), ns_key)
                 storage = DurableObjectStorage(info["key"], id_hex, bool(info.get("sqlite")))
                 live.obj = cls(DurableObjectState(oid, storage, inst), inst.worker.env)
+            state = getattr(live.obj, "ctx", None)
+            if isinstance(state, DurableObjectState):
+                await state._pass_gates()
             if op == "fetch":
                 result = live.obj.fetch(request)
                 if inspect.isawaitable(result):

@@ -60,8 +60,7 @@ WORKER = """
                     "get_str": error(lambda: ns.get(str(a))),
                     "name_not_str": error(lambda: ns.idFromName(7)),
                     "bad_option": error(lambda: ns.newUniqueId({"where": "eu"})),
-                    "fetch": error(lambda: stub.fetch("http://do/")),
-                    "rpc": error(lambda: stub.increment(1)),
+                    "rpc_kwargs": error(lambda: stub.increment(by=1)),
                 },
             }
             return Response(json.dumps(facts), headers={"content-type": "application/json"})
@@ -128,8 +127,7 @@ def test_stubs_carry_their_id_and_name(facts):
     ("get_str", "TypeError", "takes a DurableObjectId"),
     ("name_not_str", "TypeError", "takes a string"),
     ("bad_option", "TypeError", "no option 'where'"),
-    ("fetch", "NotImplementedError", "docs/bindings/durable-objects.md"),
-    ("rpc", "NotImplementedError", "stub.increment()"),
+    ("rpc_kwargs", "TypeError", "positional arguments only"),
 ])
 def test_bad_ids_and_calls_raise_clearly(facts, case, kind, text):
     err = facts["errors"][case]
