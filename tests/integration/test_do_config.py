@@ -228,3 +228,27 @@ def test_keys_thaw_does_not_know_are_logged_once(workdir, thaw_factory):
                    "`durable_objects.extra` is not a key thaw knows",
                    "migrations[0] (tag \"v1\"): `when` is not a migration key thaw knows"):
         assert log.count(needle) == 1, (needle, log)
+
+
+COUNTER = """
+from workers import DurableObject, Response, WorkerEntrypoint
+
+class Counter(DurableObject):
+    async def increment(self):
+        value = (await self.ctx.storage.get("value")) or 0
+        await self.ctx.storage.put("value", value + 1)
+        return value + 1
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("{body} " + str(await self.env.COUNTER.getByName("x").increment()))
+"""
+
+
+def test_objects_run_under_thaw_serve_and_keep_their_storage_across_deploys(srv, deploy):
+    _ok(deploy("served", source=COUNTER, body="a"))
+    assert [srv.host_get("served.localhost").text for _ in range(2)] == ["a 1", "a 2"]
+    _ok(deploy("served", source=COUNTER, body="b"))
+    assert srv.host_get("served.localhost").text == "b 3"
+    files = list((srv.state).rglob("do/*/*.sqlite"))
+    assert len(files) == 1, files
