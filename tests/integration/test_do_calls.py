@@ -124,6 +124,15 @@ WORKER = """
                     await stub.fetch("http://object.test/", method="DELETE")
                 except KeyError as e:
                     return Response(f"caught {e!r}")
+            if url.path == "/raw":  # the binding protocol spoken by hand
+                from workers import _bind
+                call = json.loads(await request.text())
+                try:
+                    res, _ = await _bind.call(call["binding"], call["op"], call["args"],
+                                              call.get("body", "").encode() or None)
+                except Exception as e:
+                    return Response(json.dumps(error(e)), status=500)
+                return Response(json.dumps(res))
             if url.path == "/rpc":
                 call = json.loads(await request.text())
                 try:
@@ -311,3 +320,22 @@ def test_block_concurrency_while_in_the_constructor_runs_before_any_call(workdir
     # a new object loads what the old one stored before its first call
     srv = thaw_factory(workdir)
     assert rpc(srv, "add", "c", ns="loaded")["result"] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("binding, op, args, needle", [
+    ("COUNTER", "rpc", {"id": "zz", "method": "increment"}, "an id of 64 hex digits"),
+    ("COUNTER", "rpc", {"id": "a" * 64}, "an id of 64 hex digits and a method"),
+    ("COUNTER", "fetch", {"id": "a" * 64, "method": "GET"}, "an id of 64 hex digits"),
+    ("COUNTER", "drop", {}, 'no operation "drop"'),
+    (":do", "sql", {"ns": "../../../etc", "id": "a" * 64, "sql": "SELECT 1"}, "bad arguments"),
+    (":do", "sql", {"ns": "a" * 64, "id": "../x", "sql": "SELECT 1"}, "bad arguments"),
+    (":do", "sql", {"ns": "a" * 64, "id": "a" * 64, "sql": 5}, "bad arguments"),
+    (":do", "vacuum", {"ns": "a" * 64, "id": "a" * 64}, 'no operation "vacuum"'),
+])
+def test_the_supervisor_refuses_calls_the_sdk_would_not_make(srv, workdir, binding, op, args,
+                                                             needle):
+    r = srv.request("POST", "/raw", body=json.dumps(
+        {"binding": binding, "op": op, "args": args}).encode())
+    assert r.status == 500 and r.json()["error"] == "TypeError", r.text
+    assert needle in r.json()["message"], r.text
+    assert not list(workdir.rglob("etc")) and not list(workdir.rglob("x.sqlite"))
