@@ -133,6 +133,21 @@ WORKER = """
                 except Exception as e:
                     return Response(json.dumps(error(e)), status=500)
                 return Response(json.dumps(res))
+            if url.path == "/clone":  # what JSON cannot carry from the test
+                from pyodide.ffi import to_js
+                when = datetime.datetime(2024, 3, 18, 12, 30, 5, 250000)
+                out = await stub.echo(b"\\x00\\xff", when, {1, 2}, float("inf"),
+                                      to_js({"a": [1, 2]}), to_js(b"js"), {"k": "v"})
+                checks = [out[0] == b"\\x00\\xff", out[1] == when, out[2] == {1, 2},
+                          out[3] == float("inf"), out[4] == {"a": [1, 2]},
+                          out[5] == b"js", out[6].k == "v"]
+                refused = []
+                for bad in [(1, 2), bytearray(b"x"), object(), {1: "int key"}]:
+                    try:
+                        await stub.echo(bad)
+                    except TypeError as e:
+                        refused.append(str(e))
+                return Response(json.dumps({"checks": checks, "refused": refused}))
             if url.path == "/rpc":
                 call = json.loads(await request.text())
                 try:
@@ -339,3 +354,12 @@ def test_the_supervisor_refuses_calls_the_sdk_would_not_make(srv, workdir, bindi
     assert r.status == 500 and r.json()["error"] == "TypeError", r.text
     assert needle in r.json()["message"], r.text
     assert not list(workdir.rglob("etc")) and not list(workdir.rglob("x.sqlite"))
+
+
+def test_rpc_carries_bytes_datetimes_sets_and_to_js_values_and_refuses_the_rest(srv):
+    out = srv.get("/clone").json()
+    assert out["checks"] == [True] * 7, out
+    assert out["refused"][0] == "<class 'tuple'> cannot be sent over RPC."
+    assert out["refused"][1] == "<class 'bytearray'> cannot be sent over RPC."
+    assert out["refused"][2] == "<class 'object'> cannot be sent over RPC."
+    assert "keys are strings" in out["refused"][3]
