@@ -105,7 +105,7 @@ static void on_cancel(struct thaw_bind_call *call)
     thaw_bind_end(call, "cancelled");
 }
 
-static int valid_id(const char *s)
+int thaw__do_hex64(const char *s)
 {
     size_t i;
 
@@ -185,7 +185,7 @@ void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call)
 
     /* the SDK sends these; a worker that speaks the protocol itself is
      * refused here, not in the host */
-    if (!valid_id(id) || !method || !*method ||
+    if (!thaw__do_hex64(id) || !method || !*method ||
         (strcmp(call->op, "fetch") == 0 && !json_is_string(json_object_get(args, "url")))) {
         thaw_bind_fail(call, "TypeError", "%s.%s: a Durable Object call needs an id of 64 "
                        "hex digits and a method", call->binding, call->op);

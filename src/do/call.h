@@ -15,6 +15,10 @@ struct thaw_do_ns {
     struct thaw_worker *worker;
 };
 
+/* Whether s is 64 lower-case hex digits: an object's id, a namespace's
+ * key. Both name files (storage.c), so nothing else is let through. */
+int thaw__do_hex64(const char *s);
+
 /* op "fetch" or "rpc" on a namespace: args {"id": 64 hex, "name": str or
  * null, "method", "url", "headers": [[n, v], ...]} (fetch) or {"id",
  * "name", "method": RPC method name} (rpc); the call's body is the

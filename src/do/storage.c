@@ -9,6 +9,7 @@
 
 #include "bind/d1-exec.h"
 #include "bind/sqlq.h"
+#include "do/call.h"
 #include "do/storage.h"
 #include "util/log.h"
 
@@ -136,18 +137,6 @@ static void on_cancel(struct thaw_bind_call *call)
     __atomic_store_n(&j->ctl.cancelled, 1, __ATOMIC_RELAXED);
 }
 
-static int hex64(const char *s)
-{
-    size_t i;
-
-    if (!s || strlen(s) != 64)
-        return 0;
-    for (i = 0; i < 64; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
 void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
 {
     json_t *a = call->args;
@@ -163,7 +152,7 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
         return;
     }
     /* both name the file: hex only, so never a path */
-    if (!hex64(ns) || !hex64(id) ||
+    if (!thaw__do_hex64(ns) || !thaw__do_hex64(id) ||
         (batch ? !json_is_array(json_object_get(a, "statements"))
                : !json_is_string(json_object_get(a, "sql")))) {
         thaw_bind_fail(call, "TypeError", "Durable Object storage: bad arguments");
