@@ -363,3 +363,14 @@ def test_rpc_carries_bytes_datetimes_sets_and_to_js_values_and_refuses_the_rest(
     assert out["refused"][1] == "<class 'bytearray'> cannot be sent over RPC."
     assert out["refused"][2] == "<class 'object'> cannot be sent over RPC."
     assert "keys are strings" in out["refused"][3]
+
+
+def test_example_runs(tmp_path, thaw_factory):
+    import shutil
+    from thawlib import REPO
+    d = tmp_path / "example"
+    shutil.copytree(REPO / "examples/durable-objects", d, ignore=shutil.ignore_patterns(".thaw"))
+    srv = thaw_factory(d)
+    assert [srv.get("/alice").text for _ in range(2)] == ["1\n", "2\n"]
+    assert srv.get("/bob").text == "1\n"
+    assert srv.get("/alice/hello").text == "Hello from alice: 2 visits\n"
