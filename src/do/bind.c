@@ -114,6 +114,7 @@ static void store_close(void *impl)
 {
     struct thaw_do_store *s = impl;
 
+    thaw__do_storage_close(s);
     free(s->state_dir);
     free(s->worker);
     free(s);

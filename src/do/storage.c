@@ -1,8 +1,7 @@
 /* Objects' storage (storage.h): the SQL runs with D1's executor and
  * policy (bind/d1-exec.h: no ATTACH, no file PRAGMAs, D1's limits) on a
  * queue per file (bind/sqlq.h), so one object's writes are ordered and
- * never share a thread. Open files are kept for the next call, at most
- * MAX_OPEN of them; the least recently used idle one is closed first. */
+ * never share a thread. Open files are kept for the next call (storage.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,45 +12,55 @@
 #include "do/storage.h"
 #include "util/log.h"
 
-#define MAX_OPEN 64
-
-struct file {
+struct thaw_do_file {
     char *path;
     struct thaw_sqlq *q;
     int jobs;           /* in flight: not closed meanwhile */
     uint64_t used;
-    struct file *next;
+    struct thaw_do_file *next;
 };
 
-static struct file *files;
-static int n_files;
-static uint64_t use_clock;
-
-static void trim(void)
+static void file_close(struct thaw_do_file *f)
 {
-    while (n_files > MAX_OPEN) {
-        struct file **pp, **lru = NULL;
-        for (pp = &files; *pp; pp = &(*pp)->next)
+    thaw_sqlq_close(f->q); /* after its queued jobs */
+    free(f->path);
+    free(f);
+}
+
+/* Over the cap: the least recently used idle files go. */
+static void trim(struct thaw_do_store *s)
+{
+    while (s->n_files > THAW_DO_MAX_OPEN) {
+        struct thaw_do_file **pp, **lru = NULL, *f;
+        for (pp = &s->files; *pp; pp = &(*pp)->next)
             if ((*pp)->jobs == 0 && (!lru || (*pp)->used < (*lru)->used))
                 lru = pp;
         if (!lru)
             return; /* all busy: over the cap until some finish */
-        {
-            struct file *f = *lru;
-            *lru = f->next;
-            thaw_sqlq_close(f->q);
-            free(f->path);
-            free(f);
-            n_files--;
-        }
+        f = *lru;
+        *lru = f->next;
+        file_close(f);
+        s->n_files--;
     }
 }
 
-static struct file *file_get(uv_loop_t *loop, const char *path, char *err, size_t errlen)
+void thaw__do_storage_close(struct thaw_do_store *s)
 {
-    struct file *f;
+    struct thaw_do_file *f;
 
-    for (f = files; f; f = f->next)
+    while ((f = s->files)) {
+        s->files = f->next;
+        file_close(f);
+    }
+    s->n_files = 0;
+}
+
+static struct thaw_do_file *file_get(struct thaw_do_store *s, const char *path, char *err,
+                                     size_t errlen)
+{
+    struct thaw_do_file *f;
+
+    for (f = s->files; f; f = f->next)
         if (strcmp(f->path, path) == 0)
             break;
     if (!f) {
@@ -60,23 +69,24 @@ static struct file *file_get(uv_loop_t *loop, const char *path, char *err, size_
             snprintf(err, errlen, "out of memory");
             return NULL;
         }
-        if (!(f->q = thaw_sqlq_open(loop, path, err, errlen))) {
+        if (!(f->q = thaw_sqlq_open(s->loop, path, err, errlen))) {
             free(f->path);
             free(f);
             return NULL;
         }
-        f->next = files;
-        files = f;
-        n_files++;
+        f->next = s->files;
+        s->files = f;
+        s->n_files++;
     }
     f->jobs++;
-    f->used = ++use_clock;
+    f->used = ++s->use_clock;
     return f;
 }
 
 struct job {
     struct thaw_bind_call *call;
-    struct file *file;
+    struct thaw_do_store *store;
+    struct thaw_do_file *file;
     int batch;
     struct thaw_d1_ctl ctl;
     struct thaw_buf out;
@@ -109,6 +119,9 @@ static void on_done(void *arg)
     struct thaw_bind_call *call = j->call;
 
     call->on_cancel = NULL;
+    /* before the answer, which may release the last hold on the store */
+    j->file->jobs--;
+    trim(j->store);
     if (j->rc < 0) {
         thaw_bind_fail(call, "Error", "%s", j->err);
     } else {
@@ -125,9 +138,7 @@ static void on_done(void *arg)
                            jerr.text);
     }
     thaw_buf_free(&j->out);
-    j->file->jobs--;
     free(j);
-    trim();
 }
 
 static void on_cancel(struct thaw_bind_call *call)
@@ -163,13 +174,14 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
         return;
     }
     snprintf(path, sizeof(path), "%s/do/%s/%s.sqlite", s->state_dir, ns, id);
-    if (!(j->file = file_get(s->loop, path, err, sizeof(err)))) {
+    if (!(j->file = file_get(s, path, err, sizeof(err)))) {
         free(j);
         thaw_log("worker %s: cannot open a Durable Object's storage: %s", s->worker, err);
         thaw_bind_fail(call, "Error", "the object's storage cannot be opened: %s", err);
         return;
     }
     j->call = call;
+    j->store = s;
     j->batch = batch;
     j->ctl.deadline_ms = 0;
     thaw_buf_init(&j->out, THAW_D1_MAX_RESULT);

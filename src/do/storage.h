@@ -14,12 +14,25 @@
 
 #include "bind/bind.h"
 
+struct thaw_do_file;
+
+/* One version's storage binding. It keeps the files it opened for the
+ * next call (at most THAW_DO_MAX_OPEN), and closes them with the version's
+ * bindings: a deleted worker's files are not held open for the next worker
+ * of that name. */
 struct thaw_do_store {
     uv_loop_t *loop;
     char *state_dir;
     char *worker;
+    struct thaw_do_file *files;
+    int n_files;
+    uint64_t use_clock;
 };
 
+#define THAW_DO_MAX_OPEN 64
+
 void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call);
+/* Closes the files (the set is released: no call is in flight). */
+void thaw__do_storage_close(struct thaw_do_store *s);
 
 #endif

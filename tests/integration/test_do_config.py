@@ -252,3 +252,19 @@ def test_objects_run_under_thaw_serve_and_keep_their_storage_across_deploys(srv,
     assert srv.host_get("served.localhost").text == "b 3"
     files = list((srv.state).rglob("do/*/*.sqlite"))
     assert len(files) == 1, files
+
+
+def test_a_deleted_worker_s_objects_go_with_it(srv, deploy):
+    _ok(deploy("gone", source=COUNTER, body="a"))
+    assert [srv.host_get("gone.localhost").text for _ in range(2)] == ["a 1", "a 2"]
+    status, doc = srv.api("DELETE", "/v1/workers/gone")
+    assert status in (200, 204), doc
+    # a new worker of that name starts from nothing, and what it writes is
+    # in its own file (none of the old one's is held open)
+    _ok(deploy("gone", source=COUNTER, body="b"))
+    assert srv.host_get("gone.localhost").text == "b 1"
+    assert srv.host_get("gone.localhost").text == "b 2"
+    db = next(p for p in srv.state.rglob("do/*/*.sqlite") if "gone" in str(p))
+    import sqlite3
+    rows = sqlite3.connect(db).execute("SELECT key, value FROM _cf_KV").fetchall()
+    assert rows == [("value", "2")], rows
