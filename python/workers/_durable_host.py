@@ -145,6 +145,9 @@ async def _run(inst, st, meta, request):
                 result = live.obj.fetch(request)
                 if inspect.isawaitable(result):
                     result = await result
+                headers = getattr(result, "headers", None)
+                if headers is not None and hasattr(headers, "delete"):
+                    headers.delete(MARK)  # (copied from another object's answer)
                 inst._respond(st, result)
                 return
             method = meta.get(":do-method", "")
