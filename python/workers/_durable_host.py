@@ -146,8 +146,11 @@ async def _run(inst, st, meta, request):
                 if inspect.isawaitable(result):
                     result = await result
                 headers = getattr(result, "headers", None)
-                if headers is not None and hasattr(headers, "delete"):
-                    headers.delete(MARK)  # (copied from another object's answer)
+                if headers is not None and MARK in headers:
+                    try:
+                        headers.delete(MARK)  # copied from another object's answer
+                    except TypeError:
+                        pass  # immutable headers: the caller sees an error then
                 inst._respond(st, result)
                 return
             method = meta.get(":do-method", "")
