@@ -39,7 +39,7 @@ endif
 # the supervisor: no Python here
 SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
           src/ipc/*.c src/util/*.c src/watch/*.c src/bind/*.c src/cron/*.c \
-          src/assets/*.c src/serve/*.c src/policy/*.c src/ws/*.c) \
+          src/assets/*.c src/serve/*.c src/policy/*.c src/ws/*.c src/do/*.c) \
           src/zygote/client.c src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/uidslot.c \
           src/sandbox/hostpid.c
 SUP_OBJ = $(SUP_SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -150,9 +150,9 @@ build/fuzz/fuzz_jsonc: tests/fuzz/fuzz_jsonc.c src/config/jsonc.c src/config/con
 		src/config/compat.c src/config/compat-inert.c src/config/devvars.c src/util/log.c \
 		src/util/editdist.c \
 		src/cron/cron.c \
-		src/cron/triggers.c
+		src/cron/triggers.c src/do/config.c src/do/migrations.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson
+	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson -lcrypto
 
 build/fuzz/fuzz_cron: tests/fuzz/fuzz_cron.c src/cron/cron.c
 	@mkdir -p $(dir $@)

@@ -22,7 +22,7 @@ except ImportError:  # zygote.py said so, once: asyncio's own loop then
     uvloop = None
 
 from . import bindcalls, entropy, hooks, ipc, netpatch, output, sandbox, scheduled
-from workers import _bind, _jsmodules
+from workers import _bind, _durable_host, _jsmodules
 from workers import _asgi_eager as eager
 from workers import _asgi_lifespan as lifespan
 from .body import RequestBody
@@ -485,6 +485,14 @@ class Instance:
         # taken apart by fast.decode: the header names in lower case, the
         # values split at commas when self.split_commas, the ':' fields out
         method, url, pairs, client, version, meta, has_body = head
+        if meta is not None and meta.get(":event") == "durable-object":
+            # a call to one of the worker's objects (workers/_durable_host.py)
+            body = RequestBody(self.loop) if has_body else None
+            st = Stream(sid, body, False)
+            self.streams[sid] = st
+            _durable_host.start(self, st, meta, self.Request._thaw_decoded(
+                method, url, pairs, body, client, version))
+            return
         if meta is not None and meta.get(":event") == "scheduled":
             # a cron trigger, or /__scheduled
             st = Stream(sid, None, method == "HEAD")

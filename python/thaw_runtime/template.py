@@ -15,7 +15,7 @@ import _thaw
 from . import buildcheck, entropy, hooks, instance, ipc, netpatch, output, proc, sandbox
 from .handler import resolve_handler, resolve_scheduled
 from .log import user_frames, user_traceback
-from workers import _bindings, _jsmodules
+from workers import _bindings, _durable, _jsmodules
 
 
 class BuildError(Exception):
@@ -125,6 +125,10 @@ def load(name, wdir, main_rel, config_json):
     errors = entropy.end_deploy(guard)
     if errors:
         raise BuildError(_entropy_message(main_rel, errors))
+    # only the module can say it defines the classes the migrations name
+    missing = _durable.check_exports(config, module, main_rel)
+    if missing:
+        raise BuildError(missing)
     if threading.active_count() > 1:
         names = ", ".join(t.name for t in threading.enumerate()
                           if t is not threading.main_thread())

@@ -9,6 +9,7 @@ KIND_MODULES = (
     "workers._kv",
     "workers._d1",
     "workers._assets",
+    "workers._durable",
 )
 
 

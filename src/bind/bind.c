@@ -23,10 +23,18 @@ struct binding {
     void *impl;
 };
 
+struct ready_hook {
+    void (*fn)(void *arg);
+    void (*free_fn)(void *arg);
+    void *arg;
+    struct ready_hook *next;
+};
+
 struct thaw_bindings {
     int refs;
     struct binding *items;
     int n, cap;
+    struct ready_hook *ready;
 };
 
 int thaw_bind_mkdirs(const char *path)
@@ -83,9 +91,45 @@ int thaw_bindings_add(struct thaw_bindings *set, const char *name,
     return 0;
 }
 
+int thaw_bindings_on_ready(struct thaw_bindings *set, void (*fn)(void *arg),
+                           void (*free_fn)(void *arg), void *arg, char *err, size_t errlen)
+{
+    struct ready_hook *h = calloc(1, sizeof(*h));
+
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    h->fn = fn;
+    h->free_fn = free_fn;
+    h->arg = arg;
+    h->next = set->ready;
+    set->ready = h;
+    return 0;
+}
+
+void thaw_bindings_ready(struct thaw_bindings *set)
+{
+    struct ready_hook *h;
+
+    for (h = set ? set->ready : NULL; h; h = h->next) {
+        if (h->fn)
+            h->fn(h->arg);
+        h->fn = NULL; /* once */
+    }
+}
+
 static void set_free(struct thaw_bindings *set)
 {
+    struct ready_hook *h;
     int i;
+
+    while ((h = set->ready)) {
+        set->ready = h->next;
+        if (h->free_fn)
+            h->free_fn(h->arg);
+        free(h);
+    }
 
     for (i = set->n - 1; i >= 0; i--) {
         if (set->items[i].kind->close)

@@ -31,6 +31,7 @@ struct thaw_bind_call;
 
 /* What a kind may use when it opens its bindings. */
 struct thaw_policy;
+struct thaw_worker;
 
 struct thaw_bind_env {
     uv_loop_t *loop;
@@ -42,6 +43,9 @@ struct thaw_bind_env {
     /* thaw serve: the operator's policy (src/policy/policy.h); the config
      * is tenant input that may narrow it, never widen it. NULL: thaw dev */
     const struct thaw_policy *policy;
+    /* the worker whose version opens the set (src/pool/pool.h): Durable
+     * Object calls are routed to its instances. NULL in unit tests */
+    struct thaw_worker *worker;
 };
 
 struct thaw_bind_kind {
@@ -122,6 +126,13 @@ int thaw_bindings_add(struct thaw_bindings *set, const char *name,
                       const struct thaw_bind_kind *kind, void *impl,
                       char *err, size_t errlen);
 void thaw_bindings_release(struct thaw_bindings *set);
+/* For kinds' open(): fn(arg) runs once, when the version that owns the set
+ * is built and serves (thaw_bindings_ready): how a kind records what a
+ * deploy applied (Durable Object migrations). free_fn(arg) when the set
+ * goes, ready or not. 0, or -1 with err. */
+int thaw_bindings_on_ready(struct thaw_bindings *set, void (*fn)(void *arg),
+                           void (*free_fn)(void *arg), void *arg, char *err, size_t errlen);
+void thaw_bindings_ready(struct thaw_bindings *set);
 /* The impl registered as `name` when it is of `kind`, else NULL (how the
  * HTTP side reaches a version's static assets). */
 void *thaw_bindings_find(struct thaw_bindings *set, const char *name,

@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "config/devvars.h"
 #include "cron/triggers.h"
+#include "do/config.h"
 #include "util/editdist.h"
 #include "util/log.h"
 
@@ -40,6 +41,8 @@ static const struct key_spec KEYS[] = {
     {"triggers", JSON_OBJECT, USE, NULL},
     {"assets", JSON_OBJECT, USE, NULL},
     {"routes", JSON_ARRAY, USE, NULL},    /* thaw serve (src/serve/router.c) */
+    {"durable_objects", JSON_OBJECT, USE, NULL}, /* src/do/config.c */
+    {"migrations", JSON_ARRAY, USE, NULL},
     {"limits", JSON_OBJECT, USE, NULL},
     {"thaw", JSON_OBJECT, USE, NULL},
     /* Cloudflare's build, upload, account and dashboard settings */
@@ -74,10 +77,8 @@ static const struct key_spec KEYS[] = {
     {"first_party_worker", 0, QUIET, NULL},
     {"python_modules", 0, QUIET, NULL}, /* pywrangler's upload excludes */
     {"secrets", 0, QUIET, NULL},        /* names of required secrets */
-    {"migrations", 0, QUIET, NULL},     /* Durable Object class migrations */
     {"version_metadata", 0, QUIET, NULL},
     /* bindings and features thaw does not run */
-    {"durable_objects", 0, LATER, "Durable Object bindings"},
     {"env", 0, LATER, "wrangler environments (thaw reads the top-level keys only)"},
     {"r2_buckets", 0, LATER, "R2 bucket bindings"},
     {"queues", 0, LATER, "Queue producers and consumers"},
@@ -322,6 +323,8 @@ int thaw_config_from_json(const char *json, const char *file, const char *dir,
                              thaw_compat_flags[j].name, thaw_compat_flags[j].what);
         }
     }
+    if (thaw_do_config(root, file, cfg->name, err, errlen))
+        goto fail;
     {
         struct thaw_cron_list crons; /* checked here; the scheduler reads them again */
         if (thaw_cron_list_from_config(root, file, &crons, err, errlen))

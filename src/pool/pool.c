@@ -282,6 +282,27 @@ static struct thaw_instance *pick(struct thaw_version *v)
     return NULL;
 }
 
+/* The instance that hosts the version's Durable Objects: the one chosen
+ * before while it lives (every object of the worker lives in it, so at
+ * most one of each id does), else a new choice. Concurrency and recycling
+ * do not apply to it: an object's calls must not wait behind or move to
+ * another instance while it runs. */
+static struct thaw_instance *host(struct thaw_version *v)
+{
+    struct thaw_instance *i;
+
+    for (i = v->instances; v->do_host && i; i = i->next)
+        if (i->id == v->do_host && i->state == INST_LIVE && i->chan)
+            return i;
+    for (i = v->instances; i; i = i->next) /* any live one before a fork */
+        if (i->state == INST_LIVE && i->chan && !i->n_cancels && !used_up(i))
+            break;
+    if (!i && v->n_instances < v->worker->limits.max_instances)
+        i = thaw__instance_spawn(v);
+    v->do_host = i ? i->id : 0;
+    return i;
+}
+
 void thaw__pool_ensure_spares(struct thaw_version *v)
 {
     const struct thaw_limits *lim = &v->worker->limits;
@@ -319,7 +340,7 @@ void thaw__pool_fail_queue(struct thaw_version *v, int status, const char *msg)
 void thaw__pool_run_queue(struct thaw_version *v)
 {
     while (v->queue_head && v->state == VER_READY) {
-        struct thaw_instance *inst = pick(v);
+        struct thaw_instance *inst = v->queue_head->pinned ? host(v) : pick(v);
         struct thaw_exchange *ex;
         if (!inst)
             return;
@@ -338,7 +359,8 @@ static void route(struct thaw_version *v, struct thaw_exchange *ex, const void *
 
     ex->ver = v;
     v->last_request_ms = uv_now(v->worker->loop);
-    if (v->state == VER_READY && !v->queue_head && (inst = pick(v))) {
+    if (v->state == VER_READY && (!v->queue_head || ex->pinned) &&
+        (inst = ex->pinned ? host(v) : pick(v))) {
         attach(inst, ex, head, len);
         return;
     }

@@ -55,6 +55,9 @@ struct thaw_exchange {
     int tunnel;                  /* a WebSocket after its 101: no wall-clock
                                   * limit; cpu_ms counts only while its
                                   * instance is silent (tick.c) */
+    /* a call to a Durable Object (src/do/call.c): it goes to the
+     * version's object host (thaw__pool_host), never by load */
+    int pinned;
     uint32_t inst_id;            /* the instance that took it (for the log) */
     int cold;                    /* it was that instance's first request */
     uint64_t queued_ms;          /* uv_now() when it started waiting */
@@ -171,6 +174,7 @@ struct thaw_version {
     int woken;                   /* the serving config built again after an eviction */
     int prefault_tried;          /* an instance was profiled (pool/prefault.h) */
     int warm_sent;               /* an instance's WARM hint went to the template */
+    uint32_t do_host;            /* the instance that hosts its Durable Objects, 0: none */
     unsigned uid_slot;           /* its host uid as root (sandbox/uids.h), or 0 */
     long memcg;                  /* its memory cgroup (sandbox/cgroup.h), 0: none */
     long long memcg_mb;          /* ... and its limit */

@@ -294,6 +294,8 @@ const char *thaw__version_answer(const struct thaw_version *v, char *buf, size_t
 void thaw__version_built(struct thaw_version *v)
 {
     thaw__build_deadline_stop(v); /* the timer stays until version_release */
+    if (v->state == VER_READY) /* what the deploy applied counts from now */
+        thaw_bindings_ready(v->bindings);
     thaw__worker_built(v->worker, v);
 }
 

@@ -1,0 +1,175 @@
+"""The objects an instance hosts. The supervisor sends every call to one
+of a worker's Durable Objects to the same instance of the current version
+(src/pool/pool.c, the version's object host), as a request whose
+pseudo-headers name the object (`:event` = "durable-object", `:do-class`,
+`:do-id`, `:do-op` = "fetch" or "rpc", `:do-method`, `:do-name`); see
+src/do/call.c. So at most one live object per id exists in a thaw.
+
+An object is made on its first call, `Class(ctx, env)`, and lives as long
+as its instance (an instance that exits, idle or replaced, takes the
+objects' memory with it; their storage stays). Calls to one object run one
+at a time, in arrival order: an asyncio lock per object, held while the
+call runs. That is the input gate's first approximation: Cloudflare lets
+another call in while an object awaits something other than its storage,
+thaw does not, so an object that calls itself (directly or round a cycle)
+waits for the call's time limit.
+
+A fetch answers with the object's Response. An RPC call's arguments come
+as the body (workers/_durable_wire.py) and its answer is the result, or
+the exception's class name and message, as JSON with status 200 or 500.
+"""
+import asyncio
+import inspect
+import json
+
+from . import _durable_wire as wire
+from ._durable_id import DurableObjectId
+from ._durable_storage import DurableObjectStorage
+
+# (class name, id hex) -> _Live
+_objects = {}
+# what src/do/config.c wrote as `_thaw_do` (set by _durable.bindings_from_config)
+config = {}
+
+RPC_CONTENT_TYPE = "application/x-thaw-rpc"
+# on an answer of thaw's own (an RPC result, or an exception for the caller
+# to raise): a Response the object made never has it
+MARK = "x-thaw-durable-object"
+
+
+class DurableObjectState:
+    """The object's `ctx`: `id`, `storage`, `waitUntil`, `blockConcurrencyWhile`."""
+
+    __slots__ = ("id", "storage", "_inst", "_gates")
+
+    def __init__(self, id, storage, inst):
+        self.id = id
+        self.storage = storage
+        self._inst = inst
+        self._gates = []
+
+    def waitUntil(self, awaitable):
+        self._inst.ctx.wait_until(awaitable)
+
+    wait_until = waitUntil
+
+    def blockConcurrencyWhile(self, callback):
+        """Runs callback(); no other call reaches the object until what it
+        returned is done. Called in __init__ without `await`, as Cloudflare's
+        docs do, it still runs first: the next call waits for it. Returns an
+        awaitable of its result."""
+        result = callback()
+        if not inspect.isawaitable(result):
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_result(result)
+            return fut
+        task = asyncio.ensure_future(result)
+        self._gates.append(task)
+        return task
+
+    block_concurrency_while = blockConcurrencyWhile
+
+    async def _pass_gates(self):
+        while self._gates:
+            gate = self._gates.pop(0)
+            await asyncio.shield(gate) if not gate.done() else None
+            gate.result()  # a callback that raised fails this call too
+
+
+class _Live:
+    __slots__ = ("obj", "lock")
+
+    def __init__(self):
+        self.obj = None
+        self.lock = asyncio.Lock()
+
+
+class RpcError(Exception):
+    """An RPC call the object cannot take (no such method)."""
+
+
+def _reply(inst, st, status, payload):
+    from thaw_runtime import ipc
+    if inst.streams.get(st.sid) is not st:
+        return  # cancelled meanwhile
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    inst._queue(ipc.frame(ipc.RESP_HEAD, st.sid, ipc.fields(
+        str(status), "", "content-type", RPC_CONTENT_TYPE, "content-length", str(len(body)),
+        MARK, "error" if status != 200 else "result")))
+    inst._queue(ipc.frame(ipc.RESP_BODY, st.sid, body))
+    inst._queue(ipc.frame(ipc.RESP_END, st.sid))
+    inst.streams.pop(st.sid, None)
+
+
+def _error(exc):
+    return {"error": {"name": type(exc).__name__, "message": str(exc)}}
+
+
+def start(inst, st, meta, request):
+    """Runs one call for stream st (registered by the caller); request is
+    the Request the call carried (fetch) or whose body holds the RPC
+    arguments."""
+    st.task = inst.loop.create_task(_run(inst, st, meta, request))
+
+
+def _object(inst, cls_name, id_hex, name):
+    key = (cls_name, id_hex)
+    live = _objects.get(key)
+    if live is None:
+        live = _objects[key] = _Live()
+    return live
+
+
+async def _run(inst, st, meta, request):
+    from thaw_runtime import output
+    from thaw_runtime.log import log_exception
+    token = output.request_id.set(st.sid)
+    op = meta.get(":do-op")
+    try:
+        cls_name, id_hex = meta.get(":do-class", ""), meta.get(":do-id", "")
+        info = (config.get("classes") or {}).get(cls_name)
+        cls = inst.worker.module.__dict__.get(cls_name)
+        if info is None or cls is None:
+            raise RpcError(f"no Durable Object class {cls_name!r} in this worker")
+        live = _object(inst, cls_name, id_hex, meta.get(":do-name"))
+        async with live.lock:
+            if live.obj is None:
+                ns_key = bytes.fromhex(info["key"])
+                oid = DurableObjectId(id_hex, meta.get(":do-name"), ns_key)
+                storage = DurableObjectStorage(info["key"], id_hex, bool(info.get("sqlite")))
+                live.obj = cls(DurableObjectState(oid, storage, inst), inst.worker.env)
+            state = getattr(live.obj, "ctx", None)
+            if isinstance(state, DurableObjectState):
+                await state._pass_gates()
+            if op == "fetch":
+                result = live.obj.fetch(request)
+                if inspect.isawaitable(result):
+                    result = await result
+                headers = getattr(result, "headers", None)
+                if headers is not None and MARK in headers:
+                    try:
+                        headers.delete(MARK)  # copied from another object's answer
+                    except TypeError:
+                        pass  # immutable headers: the caller sees an error then
+                inst._respond(st, result)
+                return
+            method = meta.get(":do-method", "")
+            fn = None if method.startswith("_") else getattr(live.obj, method, None)
+            if not callable(fn) or method in ("fetch", "alarm") or \
+                    method.startswith("webSocket"):
+                raise RpcError(f'The RPC receiver does not implement the method "{method}".')
+            args = wire.decode(await request.bytes() or b"[]")
+            result = fn(*args)
+            if inspect.isawaitable(result):
+                result = await result
+            _reply(inst, st, 200, {"result": json.loads(wire.encode(result))})
+    except asyncio.CancelledError:
+        raise
+    except RpcError as exc:
+        _reply(inst, st, 500, {"error": {"name": "TypeError", "message": str(exc)}})
+    except BaseException as exc:
+        # the caller raises it; the log keeps the traceback
+        log_exception(inst.worker.name, exc)
+        _reply(inst, st, 500, _error(exc))
+    finally:
+        output.request_id.reset(token)

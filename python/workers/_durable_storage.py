@@ -1,0 +1,247 @@
+"""An object's storage, `ctx.storage`: the key-value API and, for classes
+created with `new_sqlite_classes`, `ctx.storage.sql`. Both are SQL on the
+object's own SQLite file, which the supervisor holds (src/do/storage.c):
+the key-value pairs live in a table `_cf_KV`, as on Cloudflare. Every
+write is committed before its call returns.
+
+Values are what RPC carries (workers/_durable_wire.py), stored as their
+JSON text. `sql.exec()` is synchronous, as Cloudflare's: it blocks the
+instance's loop until the supervisor answers (a local SQLite call).
+"""
+from . import _bind
+from . import _durable_wire as wire
+
+_STORE = ":do"  # the storage binding (src/do/bind.c): no env name can be it
+_KV = "_cf_KV"
+_CREATE = (f"CREATE TABLE IF NOT EXISTS {_KV} (key TEXT PRIMARY KEY, value TEXT NOT NULL) "
+           f"WITHOUT ROWID")
+MAX_KEYS = 128  # keys per get/put/delete call, as Cloudflare
+
+
+def _key(k):
+    if not isinstance(k, str):
+        raise TypeError(f"a storage key must be a string, not {type(k).__name__}")
+    return k
+
+
+def _keys(keys):
+    keys = [_key(k) for k in keys]
+    if len(keys) > MAX_KEYS:
+        raise ValueError(f"at most {MAX_KEYS} keys per call, not {len(keys)}")
+    return keys
+
+
+def _options(options, allowed, what):
+    if options is None:
+        return {}
+    if hasattr(options, "to_py"):
+        options = options.to_py()
+    if not isinstance(options, dict):
+        raise TypeError(f"{what}() options must be a dict")
+    bad = set(options) - set(allowed)
+    if bad:
+        raise TypeError(f"{what}() has no option {sorted(bad)[0]!r}")
+    return options
+
+
+class DurableObjectStorage:
+    __slots__ = ("_ns", "_id", "_sqlite", "_ready", "_sql")
+
+    def __init__(self, ns_key, id_hex, sqlite):
+        self._ns = ns_key
+        self._id = id_hex
+        self._sqlite = sqlite
+        self._ready = False
+        self._sql = None
+
+    # -- transport ------------------------------------------------------
+    def _args(self, **kw):
+        return {"ns": self._ns, "id": self._id, **kw}
+
+    async def _batch(self, statements):
+        if not self._ready:
+            statements = [{"sql": _CREATE, "params": []}] + statements
+        res, _ = await _bind.call(_STORE, "batch", self._args(statements=statements))
+        if not self._ready:
+            self._ready = True
+            res = res[1:]
+        return res
+
+    # -- key-value ------------------------------------------------------
+    async def get(self, keys, options=None):
+        """get(key) -> the value or None; get([keys]) -> a dict of the
+        keys that exist, in key order."""
+        _options(options, ("allowConcurrency", "noCache"), "get")
+        single = not isinstance(keys, (list, tuple))
+        ks = [_key(keys)] if single else _keys(keys)
+        res = await self._batch([{"sql": f"SELECT key, value FROM {_KV} WHERE key = ?",
+                                  "params": [k]} for k in ks])
+        found = {}
+        for r in res:
+            for key, value in r["rows"]:
+                found[key] = wire.decode(value)
+        if single:
+            return found.get(ks[0])
+        return {k: found[k] for k in sorted(found)}
+
+    async def put(self, key, value=None, options=None):
+        """put(key, value) or put({key: value, ...})."""
+        if isinstance(key, dict):
+            _options(value, ("allowUnconfirmed", "noCache"), "put")
+            pairs = list(key.items())
+            _keys([k for k, _ in pairs])
+        else:
+            _options(options, ("allowUnconfirmed", "noCache"), "put")
+            pairs = [(_key(key), value)]
+        await self._batch([{"sql": f"INSERT INTO {_KV} (key, value) VALUES (?, ?) "
+                                   f"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                            "params": [k, wire.encode(v).decode()]} for k, v in pairs])
+
+    async def delete(self, keys, options=None):
+        """delete(key) -> whether it existed; delete([keys]) -> how many did."""
+        _options(options, ("allowUnconfirmed", "noCache"), "delete")
+        single = not isinstance(keys, (list, tuple))
+        ks = [_key(keys)] if single else _keys(keys)
+        res = await self._batch([{"sql": f"DELETE FROM {_KV} WHERE key = ?", "params": [k]}
+                                 for k in ks])
+        n = sum(r["meta"]["changes"] for r in res)
+        return n > 0 if single else n
+
+    async def deleteAll(self, options=None):
+        """Deletes every key (and, for a SQLite class, every table: the
+        object's storage is empty afterwards, as on Cloudflare)."""
+        _options(options, ("allowUnconfirmed", "noCache"), "deleteAll")
+        res = await self._batch([{"sql": "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                         "AND name NOT LIKE 'sqlite%'", "params": []}])
+        drops = [{"sql": f'DROP TABLE IF EXISTS "{name}"', "params": []}
+                 for (name,) in res[0]["rows"]]
+        if drops:
+            await self._batch(drops)
+        self._ready = False
+
+    delete_all = deleteAll
+
+    async def list(self, options=None):
+        """The pairs in key order as a dict: prefix, start (inclusive),
+        startAfter, end (exclusive), limit, reverse."""
+        o = _options(options, ("prefix", "start", "startAfter", "end", "limit", "reverse",
+                               "allowConcurrency", "noCache"), "list")
+        where, params = [], []
+        for name, op in (("start", ">="), ("startAfter", ">"), ("end", "<")):
+            if o.get(name) is not None:
+                where.append(f"key {op} ?")
+                params.append(_key(o[name]))
+        prefix = o.get("prefix")
+        if prefix:
+            where.append("substr(key, 1, ?) = ?")
+            params += [len(_key(prefix)), prefix]
+        limit = o.get("limit")
+        if limit is not None and (not isinstance(limit, int) or limit <= 0):
+            raise TypeError("list(): limit must be a positive integer")
+        sql = (f"SELECT key, value FROM {_KV}" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY key" + (" DESC" if o.get("reverse") else "")
+               + (f" LIMIT {int(limit)}" if limit else ""))
+        res = await self._batch([{"sql": sql, "params": params}])
+        return {k: wire.decode(v) for k, v in res[0]["rows"]}
+
+    # -- SQL --------------------------------------------------------------
+    @property
+    def sql(self):
+        if not self._sqlite:
+            raise _bind.JsException(
+                "Error", "SQL is not enabled for this Durable Object class: it was created "
+                "with `new_classes`; create it with `new_sqlite_classes` in a migration")
+        if self._sql is None:
+            self._sql = SqlStorage(self)
+        return self._sql
+
+
+class SqlStorage:
+    """`ctx.storage.sql`: exec(query, *bindings) -> a cursor."""
+
+    __slots__ = ("_st",)
+
+    def __init__(self, storage):
+        self._st = storage
+
+    def exec(self, query, *bindings):
+        if not isinstance(query, str):
+            raise TypeError("sql.exec() takes the SQL as a string")
+        params = [_param(b) for b in bindings]
+        res, _ = _bind.call_sync(_STORE, "sql", self._st._args(sql=query, params=params))
+        return SqlCursor(res)
+
+    @property
+    def databaseSize(self):
+        res, _ = _bind.call_sync(_STORE, "sql", self._st._args(
+            sql="SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            params=[]))
+        return res["rows"][0][0]
+
+
+def _param(v):
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return list(bytes(v))  # a BLOB (d1-exec.h)
+    raise TypeError(f"sql.exec(): a binding cannot be {type(v).__name__}")
+
+
+def _cell(v):
+    return bytes(v) if isinstance(v, list) else v  # BLOBs come as byte values
+
+
+class SqlCursor:
+    """The result of sql.exec(): iterate rows as dicts, or toArray(), one(),
+    raw() (rows as lists); columnNames, rowsRead, rowsWritten."""
+
+    __slots__ = ("columnNames", "_rows", "_pos", "rowsRead", "rowsWritten")
+
+    def __init__(self, res):
+        self.columnNames = list(res.get("columns") or [])
+        self._rows = [[_cell(c) for c in row] for row in res.get("rows") or []]
+        self._pos = 0
+        meta = res.get("meta") or {}
+        self.rowsRead = meta.get("rows_read", 0)
+        self.rowsWritten = meta.get("rows_written", 0)
+
+    def _dict(self, row):
+        from ._rpc import JsDict
+        return JsDict(zip(self.columnNames, row))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._pos >= len(self._rows):
+            raise StopIteration
+        row = self._rows[self._pos]
+        self._pos += 1
+        return self._dict(row)
+
+    def next(self):
+        """JS iterator protocol: {done, value}."""
+        from ._rpc import JsDict
+        try:
+            return JsDict(done=False, value=next(self))
+        except StopIteration:
+            return JsDict(done=True)
+
+    def toArray(self):
+        return list(self)
+
+    def one(self):
+        left = self._rows[self._pos:]
+        if len(left) != 1:
+            raise _bind.JsException(
+                "Error", "Expected exactly one result from SQL query, but got "
+                + ("no results." if not left else f"{len(left)} results."))
+        return next(self)
+
+    def raw(self):
+        rows, self._pos = self._rows[self._pos:], len(self._rows)
+        return iter([list(r) for r in rows])
+
+    @property
+    def column_names(self):
+        return self.columnNames

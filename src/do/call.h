@@ -1,0 +1,28 @@
+/* A call to a Durable Object (stub.fetch, RPC): made by the instance of
+ * the caller as a BIND_CALL to the namespace's binding, routed by the
+ * supervisor as an exchange pinned to the version's object host
+ * (pool.c, thaw__pool_host), answered back as the call's streamed reply.
+ * Internal to src/do/ (bind.c). */
+#ifndef THAW_DO_CALL_H
+#define THAW_DO_CALL_H
+
+#include "bind/bind.h"
+
+/* A binding's class, as bind.c registered it. */
+struct thaw_do_ns {
+    char *binding;
+    char *class_name;
+    struct thaw_worker *worker;
+};
+
+/* Whether s is 64 lower-case hex digits: an object's id, a namespace's
+ * key. Both name files (storage.c), so nothing else is let through. */
+int thaw__do_hex64(const char *s);
+
+/* op "fetch" or "rpc" on a namespace: args {"id": 64 hex, "name": str or
+ * null, "method", "url", "headers": [[n, v], ...]} (fetch) or {"id",
+ * "name", "method": RPC method name} (rpc); the call's body is the
+ * request's body, or the RPC arguments (JSON). Ends the call. */
+void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call);
+
+#endif

@@ -1,0 +1,191 @@
+/* Objects' storage (storage.h): the SQL runs with D1's executor and
+ * policy (bind/d1-exec.h: no ATTACH, no file PRAGMAs, D1's limits) on a
+ * queue per file (bind/sqlq.h), so one object's writes are ordered and
+ * never share a thread. Open files are kept for the next call (storage.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind/d1-exec.h"
+#include "bind/sqlq.h"
+#include "do/call.h"
+#include "do/storage.h"
+#include "util/log.h"
+
+struct thaw_do_file {
+    char *path;
+    struct thaw_sqlq *q;
+    int jobs;           /* in flight: not closed meanwhile */
+    uint64_t used;
+    struct thaw_do_file *next;
+};
+
+static void file_close(struct thaw_do_file *f)
+{
+    thaw_sqlq_close(f->q); /* after its queued jobs */
+    free(f->path);
+    free(f);
+}
+
+/* Over the cap: the least recently used idle files go. */
+static void trim(struct thaw_do_store *s)
+{
+    while (s->n_files > THAW_DO_MAX_OPEN) {
+        struct thaw_do_file **pp, **lru = NULL, *f;
+        for (pp = &s->files; *pp; pp = &(*pp)->next)
+            if ((*pp)->jobs == 0 && (!lru || (*pp)->used < (*lru)->used))
+                lru = pp;
+        if (!lru)
+            return; /* all busy: over the cap until some finish */
+        f = *lru;
+        *lru = f->next;
+        file_close(f);
+        s->n_files--;
+    }
+}
+
+void thaw__do_storage_close(struct thaw_do_store *s)
+{
+    struct thaw_do_file *f;
+
+    while ((f = s->files)) {
+        s->files = f->next;
+        file_close(f);
+    }
+    s->n_files = 0;
+}
+
+static struct thaw_do_file *file_get(struct thaw_do_store *s, const char *path, char *err,
+                                     size_t errlen)
+{
+    struct thaw_do_file *f;
+
+    for (f = s->files; f; f = f->next)
+        if (strcmp(f->path, path) == 0)
+            break;
+    if (!f) {
+        if (!(f = calloc(1, sizeof(*f))) || !(f->path = strdup(path))) {
+            free(f);
+            snprintf(err, errlen, "out of memory");
+            return NULL;
+        }
+        if (!(f->q = thaw_sqlq_open(s->loop, path, err, errlen))) {
+            free(f->path);
+            free(f);
+            return NULL;
+        }
+        f->next = s->files;
+        s->files = f;
+        s->n_files++;
+    }
+    f->jobs++;
+    f->used = ++s->use_clock;
+    return f;
+}
+
+struct job {
+    struct thaw_bind_call *call;
+    struct thaw_do_store *store;
+    struct thaw_do_file *file;
+    int batch;
+    struct thaw_d1_ctl ctl;
+    struct thaw_buf out;
+    int rc;
+    char err[4096];
+};
+
+static void on_work(sqlite3 *db, void *arg)
+{
+    struct job *j = arg;
+    json_t *a = j->call->args;
+
+    if (__atomic_load_n(&j->ctl.cancelled, __ATOMIC_RELAXED)) {
+        j->rc = -1;
+        snprintf(j->err, sizeof(j->err), "the call that ran this went away");
+        return;
+    }
+    if (j->batch)
+        j->rc = thaw_d1_batch(db, &j->ctl, json_object_get(a, "statements"), &j->out,
+                              j->err, sizeof(j->err));
+    else
+        j->rc = thaw_d1_query(db, &j->ctl, json_string_value(json_object_get(a, "sql")),
+                              json_object_get(a, "params"), 0, &j->out, j->err,
+                              sizeof(j->err));
+}
+
+static void on_done(void *arg)
+{
+    struct job *j = arg;
+    struct thaw_bind_call *call = j->call;
+
+    call->on_cancel = NULL;
+    /* before the answer, which may release the last hold on the store */
+    j->file->jobs--;
+    trim(j->store);
+    if (j->rc < 0) {
+        thaw_bind_fail(call, "Error", "%s", j->err);
+    } else {
+        /* in the reply's head, not as a body: ctx.storage.sql.exec() is
+         * synchronous, and the instance's blocking wait reads heads only;
+         * so one answer is at most a frame (1 MiB of JSON: bind.c says so) */
+        json_error_t jerr;
+        json_t *res = json_loadb(j->out.data ? j->out.data : "null", j->out.len ? j->out.len : 4,
+                                 JSON_DECODE_ANY, &jerr);
+        if (res)
+            thaw_bind_ok(call, res);
+        else
+            thaw_bind_fail(call, "Error", "thaw: a storage answer that is not JSON: %s",
+                           jerr.text);
+    }
+    thaw_buf_free(&j->out);
+    free(j);
+}
+
+static void on_cancel(struct thaw_bind_call *call)
+{
+    struct job *j = call->data;
+
+    __atomic_store_n(&j->ctl.cancelled, 1, __ATOMIC_RELAXED);
+}
+
+void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
+{
+    json_t *a = call->args;
+    const char *ns = json_string_value(json_object_get(a, "ns"));
+    const char *id = json_string_value(json_object_get(a, "id"));
+    char path[4096], err[512];
+    struct job *j;
+    int batch = strcmp(call->op, "batch") == 0;
+
+    if (!batch && strcmp(call->op, "sql") != 0) {
+        thaw_bind_fail(call, "TypeError", "Durable Object storage has no operation \"%s\"",
+                       call->op);
+        return;
+    }
+    /* both name the file: hex only, so never a path */
+    if (!thaw__do_hex64(ns) || !thaw__do_hex64(id) ||
+        (batch ? !json_is_array(json_object_get(a, "statements"))
+               : !json_is_string(json_object_get(a, "sql")))) {
+        thaw_bind_fail(call, "TypeError", "Durable Object storage: bad arguments");
+        return;
+    }
+    if (!(j = calloc(1, sizeof(*j)))) {
+        thaw_bind_fail(call, "Error", "out of memory");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/do/%s/%s.sqlite", s->state_dir, ns, id);
+    if (!(j->file = file_get(s, path, err, sizeof(err)))) {
+        free(j);
+        thaw_log("worker %s: cannot open a Durable Object's storage: %s", s->worker, err);
+        thaw_bind_fail(call, "Error", "the object's storage cannot be opened: %s", err);
+        return;
+    }
+    j->call = call;
+    j->store = s;
+    j->batch = batch;
+    j->ctl.deadline_ms = 0;
+    thaw_buf_init(&j->out, THAW_D1_MAX_RESULT);
+    call->data = j;
+    call->on_cancel = on_cancel;
+    thaw_sqlq_submit(j->file->q, on_work, on_done, j);
+}
