@@ -14,6 +14,14 @@ end to the request's stream when the 101 goes out (_attach); what the
 worker sends before that waits, and what the client sends before
 accept() waits for it. Besides event listeners, `async for message in
 server` yields each message (str or bytes) until the socket closes.
+
+The same class is the outbound socket (docs/websockets.md, "Outbound"):
+`await fetch(url, headers={"Upgrade": "websocket"})` answers 101 with
+`resp.web_socket` (accept() it, then use it as above), and
+`WebSocket.new(url)` / `WebSocket(url)` connects by itself (CONNECTING,
+then an `open` event, or `error` and `close` 1006 when it cannot). The
+supervisor makes the connection under the egress policy
+(src/bind/wsclient.c); messages travel on the binding call (`_outbound`).
 """
 from collections import deque
 
@@ -70,14 +78,21 @@ def _field(b):
     return len(b).to_bytes(4, "little") + b
 
 
+_BINDING = "__websocket"
+
+
 class WebSocket:
-    """One end of a WebSocketPair. Only the server end (the one the worker
-    keeps) talks: the client end goes back in the 101 response."""
+    """One end of a WebSocketPair (only the server end, the one the worker
+    keeps, talks: the client end goes back in the 101 response), or a
+    socket to a server: WebSocket(url, protocols=None), WebSocket.new(url)."""
 
     CONNECTING, OPEN, CLOSING, CLOSED = CONNECTING, OPEN, CLOSING, CLOSED
 
-    def __init__(self):
+    def __init__(self, url=None, protocols=None):
         self._peer = None
+        self._pending = None       # an outbound socket's binding call
+        self.url = None
+        self.protocol = ""
         self._listeners = {}
         self._accepted = False
         self._state = OPEN
@@ -89,6 +104,13 @@ class WebSocket:
         self._waiter = None
         self._iterating = False
         self.onmessage = self.onclose = self.onerror = self.onopen = None
+        if url is not None:
+            self._connect(url, protocols)
+
+    @classmethod
+    def new(cls, url, protocols=None):
+        """`js.WebSocket.new(url)`: the JavaScript constructor's spelling."""
+        return cls(url, protocols)
 
     # -- the worker's API --------------------------------------------------
     @property
@@ -124,6 +146,9 @@ class WebSocket:
         if not self._accepted:
             raise JsException("TypeError", "You must call accept() on this WebSocket before "
                                            "sending messages.")
+        if self._state == CONNECTING:
+            raise JsException("InvalidStateError", "Can't call WebSocket send() before "
+                                                   "the open event (readyState CONNECTING).")
         if self._state != OPEN:
             raise JsException("TypeError", "Can't call WebSocket send() after close().")
         if isinstance(message, str):
@@ -186,6 +211,11 @@ class WebSocket:
 
     def _close_with(self, code, raw_reason):
         if self._state in (CLOSING, CLOSED):
+            return
+        if self._state == CONNECTING:
+            # close() before the open event: the connection is given up
+            # (its task sees CLOSED), as a browser's WebSocket does
+            self._closed(1006, "", False)
             return
         self._state = CLOSING
         self._emit(_WS_CLOSE, _field(str(code).encode()) + _field(raw_reason))
@@ -264,6 +294,102 @@ class WebSocket:
         if self._on_failure is not None:
             self._on_failure(exc)
         self._close_with(1011, f"the worker raised {type(exc).__name__}".encode()[:123])
+
+
+    # -- outbound ------------------------------------------------------------
+    def _connect(self, url, protocols):
+        """WebSocket(url): connects in a task; `open`, or `error` then
+        `close` (1006) when the connection or its handshake fails."""
+        import asyncio
+        from . import _bind
+        if _bind._transport is None:
+            raise RuntimeError(
+                "WebSocket(url) cannot be used here: outbound connections are made while a "
+                "request (or a scheduled event) is handled, not at the top level of the "
+                "worker. Move it into the handler.")
+        if hasattr(url, "href"):
+            url = url.href
+        if not isinstance(url, str):
+            raise TypeError(f"WebSocket() takes a URL string, not {type(url).__name__}")
+        if isinstance(protocols, str):
+            protocols = [protocols]
+        headers = [["Upgrade", "websocket"]]
+        if protocols:
+            headers.append(["Sec-WebSocket-Protocol", ", ".join(str(p) for p in protocols)])
+        self.url = url
+        self._state = CONNECTING
+        self._accepted = True  # the constructor's socket needs no accept()
+        asyncio.get_running_loop().create_task(self._connecting(url, headers))
+
+    async def _connecting(self, url, headers):
+        try:
+            head, pending = await _open(url, headers)
+        except Exception as exc:
+            self._connect_failed(exc)
+            return
+        if head["status"] != 101:
+            pending.cancel()
+            self._connect_failed(ConnectionError(
+                f"the server at {url} refused the WebSocket upgrade: it answered "
+                f"{head['status']} {head.get('statusText') or ''}".rstrip()))
+            return
+        if self._state == CLOSED:  # close() while connecting
+            pending.cancel()
+            return
+        self._outbound(pending, head)
+        self._state = OPEN
+        self._arrive(_Event("open"))
+
+    def _connect_failed(self, exc):
+        if self._state == CLOSED:
+            return
+        self._arrive(ErrorEvent("error", error=exc, message=str(exc)))
+        self._closed(1006, "", False)
+
+    def _outbound(self, pending, head):
+        """The 101 came: messages travel on the binding call from now on."""
+        self._pending = pending
+        self.protocol = dict(map(tuple, head["headers"])).get("sec-websocket-protocol", "")
+        pending.on_ws = self._on_frame
+        pending.on_ws_end = self._gone
+        self._attach(pending.send_ws, _log_failure)
+
+
+def _log_failure(exc):
+    import traceback
+    traceback.print_exception(exc)
+
+
+async def _open(url, headers):
+    """The upgrade, made by the supervisor: (head, pending call)."""
+    from . import _bind
+    return await _bind.call_stream(_BINDING, "connect", {"url": url, "headers": headers})
+
+
+async def _fetch_upgrade(url, headers):
+    """fetch() with "Upgrade: websocket": a Response, status 101 with its
+    `web_socket` (accept() it), or the server's ordinary answer."""
+    from ._fetch import _FetchBody
+    from ._headers import Headers
+    from ._response import Response
+    head, pending = await _open(url, headers)
+    resp = Response.__new__(Response)
+    resp.status = head["status"]
+    resp._reason = head.get("statusText") or None
+    resp.headers = Headers._thaw_trusted([tuple(p) for p in head["headers"]])
+    resp.url = head["url"]
+    resp.redirected = False
+    resp._used = False
+    resp._payload = None
+    if resp.status == 101:
+        ws = WebSocket()
+        ws._outbound(pending, head)
+        resp._web_socket = ws
+    elif resp.status in (204, 205, 304):
+        pending.cancel()
+    else:
+        resp._payload = _FetchBody(pending)
+    return resp
 
 
 def _parse_fields(payload):

@@ -42,6 +42,8 @@ struct thaw_bind_env {
     /* thaw serve: the operator's policy (src/policy/policy.h); the config
      * is tenant input that may narrow it, never widen it. NULL: thaw dev */
     const struct thaw_policy *policy;
+    /* the worker's ws_max_message limit (outbound WebSockets: 1009 over it) */
+    long long ws_max_message;
 };
 
 struct thaw_bind_kind {
@@ -73,6 +75,11 @@ struct thaw_bind_call {
      * The call must still be ended; replies after this are dropped. */
     void (*on_cancel)(struct thaw_bind_call *call);
     void *data;            /* the kind's */
+    /* Set by a kind whose call stays open for messages (an outbound
+     * WebSocket): the instance's BIND_WS_* frames on the call, type as
+     * the frame's (THAW_IPC_BIND_WS_TEXT, _BINARY, _CLOSE). Without it
+     * such a frame is a protocol error. */
+    void (*on_message)(struct thaw_bind_call *call, int type, const void *p, size_t n);
 
     /* private to bind.c */
     struct thaw_bind_peer *peer;
@@ -107,6 +114,10 @@ void thaw_bind_begin(struct thaw_bind_call *call, json_t *head);
 /* 0, or -1 when nobody listens any more (the kind should stop and end). */
 int thaw_bind_data(struct thaw_bind_call *call, const void *p, size_t n);
 void thaw_bind_end(struct thaw_bind_call *call, const char *error);
+/* After thaw_bind_begin: one whole message of an open socket (type
+ * THAW_IPC_BIND_WS_*; at most THAW_IPC_MAX_PAYLOAD bytes). 0, or -1 when
+ * nobody listens any more. */
+int thaw_bind_message(struct thaw_bind_call *call, int type, const void *p, size_t n);
 /* Whether the instance's channel is backed up: a streaming kind should
  * pause its source and try again later (a timer). */
 int thaw_bind_congested(const struct thaw_bind_call *call);

@@ -10,6 +10,7 @@ extern const struct thaw_bind_kind thaw_bind_d1;
 extern const struct thaw_bind_kind thaw_bind_assets;
 extern const struct thaw_bind_kind thaw_bind_fetch;
 extern const struct thaw_bind_kind thaw_bind_connect;
+extern const struct thaw_bind_kind thaw_bind_websocket;
 
 /* THAW_BIND_KINDS is a list of `&thaw_bind_<kind>,` entries. */
 #define THAW_BIND_KINDS \
@@ -17,6 +18,7 @@ extern const struct thaw_bind_kind thaw_bind_connect;
     &thaw_bind_d1, \
     &thaw_bind_assets, \
     &thaw_bind_fetch, \
-    &thaw_bind_connect,
+    &thaw_bind_connect, \
+    &thaw_bind_websocket,
 
 #endif

@@ -59,6 +59,10 @@ struct thaw_ws;
 /* A session for an upgraded connection; NULL when out of memory.
  * max_message: the largest message the client may send (1009 over it). */
 struct thaw_ws *thaw_ws_new(const struct thaw_ws_ops *ops, void *owner, size_t max_message);
+/* The same for a connection thaw made (ws/client.c): thaw is the client,
+ * so its frames are masked and the server's must not be. */
+struct thaw_ws *thaw_ws_new_client(const struct thaw_ws_ops *ops, void *owner,
+                                   size_t max_message);
 void thaw_ws_free(struct thaw_ws *ws);
 /* Bytes from the client. */
 void thaw_ws_feed(struct thaw_ws *ws, const char *p, size_t n);
