@@ -4,8 +4,8 @@ may carry a file descriptor (a socket from the connect binding): it is
 `pending.fd`, owned by whoever awaited the call.
 
 An outbound WebSocket (src/bind/wsclient.c) is a call that stays open
-after its head: its messages come as BIND_WS_* frames to `pending.on_ws`
-(the WebSocket's `_on_frame`, with the WS_* frame type), go out with
+after its head: its messages come as BIND_WS_* frames to the handler `pending.attach_ws`
+set (the WebSocket's `_on_frame`, with the WS_* frame type), go out with
 `pending.send_ws`, and its BIND_END is the socket's end."""
 import json
 import os
@@ -22,7 +22,7 @@ class PendingCall:
     body, the body's chunks as they arrive."""
 
     __slots__ = ("_client", "id", "_head", "has_body", "_chunks", "_ended",
-                 "_error", "_waiter", "_done", "fd", "on_ws", "on_ws_end")
+                 "_error", "_waiter", "_done", "fd", "_on_ws", "_on_ws_end", "_ws_early")
 
     def __init__(self, client, cid):
         self._client = client
@@ -35,8 +35,9 @@ class PendingCall:
         self._waiter = None
         self._done = False
         self.fd = None
-        self.on_ws = None      # (WS_* type, payload) of an open WebSocket
-        self.on_ws_end = None  # the socket is over (BIND_END, or thaw going)
+        self._on_ws = None      # (WS_* type, payload) of an open WebSocket
+        self._on_ws_end = None  # the socket is over (BIND_END, or thaw going)
+        self._ws_early = None   # what came before attach_ws
 
     def take_fd(self):
         fd, self.fd = self.fd, None
@@ -83,9 +84,31 @@ class PendingCall:
         self._ws_over()
 
     def _ws_over(self):
-        end, self.on_ws_end, self.on_ws = self.on_ws_end, None, None
+        end, self._on_ws_end, self._on_ws = self._on_ws_end, None, None
         if end is not None:
             end()
+
+    def _ws_frame(self, ftype, payload):
+        if self._on_ws is not None:
+            self._on_ws(ftype, payload)
+        elif self.has_body:
+            # the head's awaiter has not run yet: the frames (a close
+            # right behind the 101, say) wait for it
+            if self._ws_early is None:
+                self._ws_early = []
+            self._ws_early.append((ftype, payload))
+
+    def attach_ws(self, on_ws, on_end):
+        """An open WebSocket's handlers: on_ws(WS_* type, payload) for each
+        message and close, on_end() once the socket is over. What came
+        before is delivered now."""
+        early, self._ws_early = self._ws_early or [], None
+        for ftype, payload in early:
+            on_ws(ftype, payload)
+        if self._ended:
+            on_end()
+            return
+        self._on_ws, self._on_ws_end = on_ws, on_end
 
     def send_ws(self, ftype, payload):
         """A message (WS_TEXT / WS_BINARY) or close (WS_CLOSE) of an open
@@ -201,8 +224,7 @@ class BindClient:
             f = ipc.parse_fields(payload)
             pending._on_end(f[0].decode("utf-8", "replace") if f else None)
         elif ipc.BIND_WS_TEXT <= ftype <= ipc.BIND_WS_CLOSE:
-            if pending.on_ws is not None:
-                pending.on_ws(ftype - _WS_TO_BIND, payload)
+            pending._ws_frame(ftype - _WS_TO_BIND, payload)
 
     def lost(self):
         for pending in list(self.calls.values()):

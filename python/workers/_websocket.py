@@ -124,9 +124,20 @@ class WebSocket:
         if self._accepted:
             return
         self._accepted = True
-        early, self._early = self._early, []
-        for event in early:
-            self._dispatch(event)
+        if not self._early:
+            return
+        # what came before is delivered from the loop, as Cloudflare's
+        # runtime delivers events: after the code that called accept() has
+        # added its listeners
+        import asyncio
+        try:
+            asyncio.get_running_loop().call_soon(self._drain_early)
+        except RuntimeError:  # no loop (the SDK's own tests): now
+            self._drain_early()
+
+    def _drain_early(self):
+        while self._early:
+            self._dispatch(self._early.pop(0))
 
     def addEventListener(self, type, listener, options=None):
         lst = self._listeners.setdefault(str(type), [])
@@ -254,7 +265,7 @@ class WebSocket:
         self._arrive(CloseEvent("close", code=code, reason=reason, wasClean=clean))
 
     def _arrive(self, event):
-        if not self._accepted:
+        if not self._accepted or self._early:  # (behind those still waiting)
             self._early.append(event)
             return
         self._dispatch(event)
@@ -350,9 +361,31 @@ class WebSocket:
         """The 101 came: messages travel on the binding call from now on."""
         self._pending = pending
         self.protocol = dict(map(tuple, head["headers"])).get("sec-websocket-protocol", "")
-        pending.on_ws = self._on_frame
-        pending.on_ws_end = self._gone
         self._attach(pending.send_ws, _log_failure)
+        pending.attach_ws(self._on_frame, self._gone)
+
+
+def _join(a, b):
+    """Each message of one socket is sent on the other, and a close closes
+    the other: a worker that returns fetch()'s 101 (`return await
+    fetch(url, headers=request.headers)`) proxies its client's socket to
+    the server's, as Cloudflare's runtime does."""
+    def forward(to):
+        def on_message(event):
+            if to._state == OPEN:
+                to.send(event.data)
+
+        def on_close(event):
+            # 1005 (no code), 1006 and 1015 never go on the wire
+            code = 0 if event.code in (1005, 1006, 1015) else event.code
+            to._close_with(code, event.reason.encode("utf-8")[:123])
+        return on_message, on_close
+    for x, y in ((a, b), (b, a)):
+        on_message, on_close = forward(y)
+        x.addEventListener("message", on_message)
+        x.addEventListener("close", on_close)
+    a.accept()
+    b.accept()
 
 
 def _log_failure(exc):

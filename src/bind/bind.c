@@ -363,6 +363,17 @@ void thaw_bind_fail(struct thaw_bind_call *call, const char *errclass,
     call_free(call);
 }
 
+int thaw_bind_siblings(const struct thaw_bind_call *call)
+{
+    const struct thaw_bind_call *c;
+    int n = 0;
+
+    for (c = call->peer ? call->peer->calls : NULL; c; c = c->next)
+        if (c != call && strcmp(c->binding, call->binding) == 0)
+            n++;
+    return n;
+}
+
 int thaw_bind_congested(const struct thaw_bind_call *call)
 {
     return live(call) && thaw_chan_queued(call->peer->chan) > THAW_CHAN_HIGH;

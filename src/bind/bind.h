@@ -118,6 +118,9 @@ void thaw_bind_end(struct thaw_bind_call *call, const char *error);
  * THAW_IPC_BIND_WS_*; at most THAW_IPC_MAX_PAYLOAD bytes). 0, or -1 when
  * nobody listens any more. */
 int thaw_bind_message(struct thaw_bind_call *call, int type, const void *p, size_t n);
+/* Calls of the same instance to the same binding not yet ended, call
+ * itself left out (an outbound WebSocket counts its instance's sockets). */
+int thaw_bind_siblings(const struct thaw_bind_call *call);
 /* Whether the instance's channel is backed up: a streaming kind should
  * pause its source and try again later (a timer). */
 int thaw_bind_congested(const struct thaw_bind_call *call);

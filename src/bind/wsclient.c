@@ -16,7 +16,8 @@
  * and answers with a head {"status", "statusText", "headers", "url",
  * "redirected": false}: status 101 then messages until BIND_END, or
  * another status then the body. Failures are fetch's classes:
- * PermissionError (the egress policy), TimeoutError, ConnectionError (DNS,
+ * PermissionError (the egress policy, or thaw.egress.max_connections
+ * sockets open in this instance already), TimeoutError, ConnectionError (DNS,
  * connect, TLS, a broken handshake), TypeError (the URL).
  *
  * Ownership: one struct wsc per call, owning its handles (the resolver
@@ -966,6 +967,14 @@ static void ws_call(void *impl, struct thaw_bind_call *call)
     }
     if ((bad = check_headers(json_object_get(call->args, "headers"), err, sizeof(err)))) {
         thaw_bind_fail(call, "TypeError", "WebSocket: %s", bad);
+        return;
+    }
+    if (thaw_bind_siblings(call) >= k->cfg.max_connections) {
+        thaw_bind_fail(call, "PermissionError", "this instance already has %d WebSockets "
+                       "open or connecting, the most thaw.egress.max_connections (%lld) "
+                       "allows: close sockets you are done with (or raise max_connections "
+                       "in [thaw.egress])", thaw_bind_siblings(call),
+                       k->cfg.max_connections);
         return;
     }
     if (!(c = calloc(1, sizeof(*c)))) {

@@ -20,6 +20,7 @@ from test_fetch import _make_ca
 WORKER = '''
     import asyncio
     import json
+    import os
     from urllib.parse import urlparse, parse_qs
     import js
     from workers import WorkerEntrypoint, Response, WebSocketPair, fetch
@@ -43,8 +44,9 @@ WORKER = '''
                 ws.addEventListener("message", create_proxy(lambda e: got.put_nowait(e.data)))
                 ws.addEventListener("close", create_proxy(
                     lambda e: got.put_nowait(f"close {e.code} {e.wasClean}")))
-                ws.send("hello")
-                ws.send(b"\\x00bin")
+                if ws.readyState == 1:  # not closed by the server already
+                    ws.send("hello")
+                    ws.send(b"\\x00bin")
                 out = [resp.status]
                 while not (out[-1:] and str(out[-1]).startswith("close ")):
                     item = await got.get()
@@ -81,12 +83,19 @@ WORKER = '''
                 client, server = WebSocketPair.new().object_values()
                 server.accept()
                 upstream.accept()
-                server.addEventListener("message", create_proxy(lambda e: upstream.send(e.data)))
+                def on_message(e):
+                    if e.data == "exit":
+                        os._exit(3)  # the instance dies with both sockets open
+                    upstream.send(e.data)
+                server.addEventListener("message", create_proxy(on_message))
                 upstream.addEventListener("message", create_proxy(lambda e: server.send(e.data)))
                 server.addEventListener("close", create_proxy(lambda e: upstream.close(1000)))
                 upstream.addEventListener("close", create_proxy(
                     lambda e: server.readyState == 1 and server.close(4000, f"upstream {e.code}")))
                 return Response(None, status=101, web_socket=client)
+            if u.path == "/pass":
+                # a proxy as Cloudflare's docs write one: fetch()'s 101 returned
+                return await fetch(target, headers=request.headers)
             return Response("no such path", status=404)
 '''
 
@@ -277,3 +286,67 @@ def test_proxy_through_an_outbound_socket(serve, upstream):
             await ws.send(b"\x01\x02")
             return first, await ws.recv()
     assert asyncio.run(asyncio.wait_for(go(), 20)) == ("through", b"\x01\x02")
+
+
+def test_instance_death_closes_outbound_sockets_with_1001(serve, upstream):
+    up = upstream()
+    srv = serve(WORKER, thaw=ALLOW)
+    to = up.url("/echo")
+
+    async def go():
+        from urllib.parse import quote
+        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/proxy?to={quote(to)}") as ws:
+            await ws.send("first")
+            assert await ws.recv() == "first"
+            await ws.send("exit")
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return ws.close_code
+    # the client's socket: the instance ended (1011); the server's: thaw
+    # went away for the worker (1001), with a close frame, not a cut
+    assert asyncio.run(asyncio.wait_for(go(), 20)) == 1011
+    for _ in range(100):
+        if ("/echo", "closed", 1001) in up.seen:
+            break
+        threading.Event().wait(0.05)
+    assert ("/echo", "closed", 1001) in up.seen, up.seen
+
+
+def test_returning_fetchs_101_proxies_the_socket(serve, upstream):
+    up = upstream()
+    srv = serve(WORKER, thaw=ALLOW)
+    to = up.url("/echo")
+
+    async def go():
+        from urllib.parse import quote
+        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/pass?to={quote(to)}") as ws:
+            await ws.send("straight")
+            first = await ws.recv()
+            await ws.send(b"\xff")
+            second = await ws.recv()
+            await ws.close(4002, "client done")
+            return first, second
+    assert asyncio.run(asyncio.wait_for(go(), 20)) == ("straight", b"\xff")
+    # the client's close went on to the server, code and reason
+    for _ in range(100):
+        if ("/echo", "closed", 4002) in up.seen:
+            break
+        threading.Event().wait(0.05)
+    assert ("/echo", "closed", 4002) in up.seen, up.seen
+
+
+def test_sockets_count_against_max_connections(serve, upstream):
+    up = upstream()
+    srv = serve(WORKER, thaw={"egress": {"allow": ["127.0.0.0/8"], "max_connections": 1}})
+    to = up.url("/echo")
+
+    async def go():
+        from urllib.parse import quote
+        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/proxy?to={quote(to)}") as ws:
+            await ws.send("one")
+            assert await ws.recv() == "one"
+            # the first socket is open in the only instance: a second is refused
+            return srv.get("/fetch?to=" + quote(to)).text
+    text = asyncio.run(asyncio.wait_for(go(), 20))
+    assert text.startswith("raised PermissionError: this instance already has 1 "
+                           "WebSockets open"), text
