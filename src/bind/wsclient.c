@@ -302,14 +302,11 @@ static void s_closed(void *owner, int code, const char *reason, size_t n, int cl
 {
     struct wsc *c = owner;
     struct thaw_buf b;
-    char num[8];
 
     if (!c->call)
         return;
-    snprintf(num, sizeof(num), "%d", code);
     thaw_buf_init(&b, 512);
-    if (!thaw_ipc_put_str(&b, num) && !thaw_ipc_put_field(&b, reason, n) &&
-        !thaw_ipc_put_str(&b, clean ? "1" : "0"))
+    if (thaw_ws_close_payload(&b, code, reason, n, clean) == 0)
         thaw_bind_message(c->call, THAW_IPC_BIND_WS_CLOSE, b.data, b.len);
     thaw_buf_free(&b);
 }
@@ -344,11 +341,9 @@ static void on_resume(uv_timer_t *t)
 static void on_message(struct thaw_bind_call *call, int type, const void *p, size_t n)
 {
     struct wsc *c = call->data;
-    struct thaw_ipc_fields it = {p, n};
-    const uint8_t *f;
-    size_t fl;
-    char num[8];
-    int code = 1000;
+    const char *reason;
+    size_t rlen;
+    int code;
 
     if (c->st != S_OPEN)
         return;
@@ -362,14 +357,8 @@ static void on_message(struct thaw_bind_call *call, int type, const void *p, siz
                                                           : THAW_IPC_WS_BINARY, p, n);
         return;
     }
-    if (thaw_ipc_next_field(&it, &f, &fl) == 1 && fl < sizeof(num)) {
-        memcpy(num, f, fl);
-        num[fl] = '\0';
-        code = atoi(num);
-    }
-    if (thaw_ipc_next_field(&it, &f, &fl) != 1)
-        f = (const uint8_t *)"", fl = 0;
-    thaw_ws_close(c->ws, code, (const char *)f, fl);
+    thaw_ws_close_parse(p, n, &code, &reason, &rlen);
+    thaw_ws_close(c->ws, code, reason, rlen);
     /* a server that never answers does not hold the socket */
     if (c->st == S_OPEN && thaw_ws_close_sent(c->ws))
         uv_timer_start(&c->timer, on_timer, CLOSE_REPLY_MS, 0);

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/buf.h"
+
 /* ---- offer.c: the upgrade request ------------------------------------- */
 
 struct thaw_ws_offer {
@@ -76,5 +78,15 @@ void thaw_ws_close(struct thaw_ws *ws, int code, const char *reason, size_t n);
 void thaw_ws_fail(struct thaw_ws *ws, int code, const char *reason);
 /* 1 once a close frame went to the client. */
 int thaw_ws_close_sent(const struct thaw_ws *ws);
+
+/* ---- closemsg.c: a close between the supervisor and an instance ------- */
+
+/* The WS_CLOSE payload for the instance: code, reason, clean. 0 or -1. */
+int thaw_ws_close_payload(struct thaw_buf *b, int code, const char *reason, size_t n,
+                          int clean);
+/* The worker's WS_CLOSE payload: its code (1000 when it has none that
+ * parses) and reason (pointing into p). */
+void thaw_ws_close_parse(const void *p, size_t n, int *code, const char **reason,
+                         size_t *rlen);
 
 #endif

@@ -10,6 +10,7 @@ import socket
 import shutil
 import ssl
 import threading
+from urllib.parse import quote
 
 import pytest
 import websockets
@@ -177,6 +178,21 @@ def ask(srv, path, to, **q):
     return r.text
 
 
+def through(srv, path, to):
+    """A client of the worker's own port whose socket the worker joins to
+    the server at `to`."""
+    return websockets.connect(f"ws://127.0.0.1:{srv.port}/{path}?to={quote(to)}")
+
+
+def wait_seen(up, item):
+    """The server saw item (its thread records what happened)."""
+    for _ in range(200):
+        if item in up.seen:
+            return
+        threading.Event().wait(0.05)
+    assert item in up.seen, up.seen
+
+
 def test_fetch_upgrade_echo_and_close(serve, upstream):
     up = upstream()
     srv = serve(WORKER, thaw=ALLOW)
@@ -279,8 +295,7 @@ def test_proxy_through_an_outbound_socket(serve, upstream):
     to = up.url("/echo")
 
     async def go():
-        from urllib.parse import quote
-        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/proxy?to={quote(to)}") as ws:
+        async with through(srv, "proxy", to) as ws:
             await ws.send("through")
             first = await ws.recv()
             await ws.send(b"\x01\x02")
@@ -294,8 +309,7 @@ def test_instance_death_closes_outbound_sockets_with_1001(serve, upstream):
     to = up.url("/echo")
 
     async def go():
-        from urllib.parse import quote
-        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/proxy?to={quote(to)}") as ws:
+        async with through(srv, "proxy", to) as ws:
             await ws.send("first")
             assert await ws.recv() == "first"
             await ws.send("exit")
@@ -305,11 +319,7 @@ def test_instance_death_closes_outbound_sockets_with_1001(serve, upstream):
     # the client's socket: the instance ended (1011); the server's: thaw
     # went away for the worker (1001), with a close frame, not a cut
     assert asyncio.run(asyncio.wait_for(go(), 20)) == 1011
-    for _ in range(100):
-        if ("/echo", "closed", 1001) in up.seen:
-            break
-        threading.Event().wait(0.05)
-    assert ("/echo", "closed", 1001) in up.seen, up.seen
+    wait_seen(up, ("/echo", "closed", 1001))
 
 
 def test_returning_fetchs_101_proxies_the_socket(serve, upstream):
@@ -318,8 +328,7 @@ def test_returning_fetchs_101_proxies_the_socket(serve, upstream):
     to = up.url("/echo")
 
     async def go():
-        from urllib.parse import quote
-        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/pass?to={quote(to)}") as ws:
+        async with through(srv, "pass", to) as ws:
             await ws.send("straight")
             first = await ws.recv()
             await ws.send(b"\xff")
@@ -328,21 +337,17 @@ def test_returning_fetchs_101_proxies_the_socket(serve, upstream):
             return first, second
     assert asyncio.run(asyncio.wait_for(go(), 20)) == ("straight", b"\xff")
     # the client's close went on to the server, code and reason
-    for _ in range(100):
-        if ("/echo", "closed", 4002) in up.seen:
-            break
-        threading.Event().wait(0.05)
-    assert ("/echo", "closed", 4002) in up.seen, up.seen
+    wait_seen(up, ("/echo", "closed", 4002))
 
 
 def test_sockets_count_against_max_connections(serve, upstream):
     up = upstream()
-    srv = serve(WORKER, thaw={"egress": {"allow": ["127.0.0.0/8"], "max_connections": 1}})
+    srv = serve(WORKER, thaw={"egress": {"allow": ["127.0.0.0/8"], "max_connections": 1},
+                              "max_instances": 1})
     to = up.url("/echo")
 
     async def go():
-        from urllib.parse import quote
-        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/proxy?to={quote(to)}") as ws:
+        async with through(srv, "proxy", to) as ws:
             await ws.send("one")
             assert await ws.recv() == "one"
             # the first socket is open in the only instance: a second is refused
