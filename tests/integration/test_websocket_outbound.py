@@ -24,7 +24,7 @@ WORKER = '''
     import os
     from urllib.parse import urlparse, parse_qs
     import js
-    from workers import WorkerEntrypoint, Response, WebSocketPair, fetch
+    from workers import WorkerEntrypoint, Request, Response, WebSocketPair, fetch
     from pyodide.ffi import create_proxy
 
     class Default(WorkerEntrypoint):
@@ -33,8 +33,14 @@ WORKER = '''
             target = parse_qs(u.query).get("to", [""])[0]
             if u.path == "/fetch":
                 # Cloudflare's "Using the WebSockets API" client, in Python
+                via = parse_qs(u.query).get("via", [""])[0]
                 try:
-                    resp = await fetch(target, headers={"Upgrade": "websocket"})
+                    if via == "request":
+                        resp = await fetch(Request(target, headers={"Upgrade": "websocket"}))
+                    elif via == "js":
+                        resp = await js.fetch(target, {"headers": {"Upgrade": "websocket"}})
+                    else:
+                        resp = await fetch(target, headers={"Upgrade": "websocket"})
                 except Exception as exc:
                     return Response(f"raised {type(exc).__name__}: {exc}")
                 ws = resp.webSocket
@@ -209,6 +215,13 @@ def test_fetch_upgrade_url_schemes(serve, upstream, scheme):
     up = upstream()
     srv = serve(WORKER, thaw=ALLOW)
     assert json.loads(ask(srv, "fetch", up.url("/echo", scheme)))[:2] == [101, "hello"]
+
+
+@pytest.mark.parametrize("via", ["request", "js"])
+def test_fetch_upgrade_with_a_request_and_js_fetch(serve, upstream, via):
+    up = upstream()
+    srv = serve(WORKER, thaw=ALLOW)
+    assert json.loads(ask(srv, "fetch", up.url("/echo"), via=via))[:2] == [101, "hello"]
 
 
 def test_refused_upgrade_is_an_ordinary_response(serve, upstream):
