@@ -161,8 +161,15 @@ class Upstream:
         return f"{scheme}://127.0.0.1:{port}{path}"
 
     def stop(self):
+        async def shut():  # the servers and their connections (1001), then the loop
+            for server in (self.server, getattr(self, "tls", None)):
+                if server is not None:
+                    server.close()
+                    await server.wait_closed()
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 @pytest.fixture
@@ -368,3 +375,25 @@ def test_sockets_count_against_max_connections(serve, upstream):
     text = asyncio.run(asyncio.wait_for(go(), 20))
     assert text.startswith("raised PermissionError: this instance already has 1 "
                            "WebSockets open"), text
+
+
+def test_a_101_that_does_not_answer_the_key_is_refused(serve):
+    """A server that says 101 without the right Sec-WebSocket-Accept (a
+    proxy that does not speak WebSocket, say): fetch raises."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        conn, _ = listener.accept()
+        with conn:
+            while b"\r\n\r\n" not in conn.recv(65536):
+                pass
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: bm90IGl0\r\n\r\n")
+            conn.recv(1)
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    srv = serve(WORKER, thaw=ALLOW)
+    text = ask(srv, "fetch", f"ws://127.0.0.1:{listener.getsockname()[1]}/")
+    assert text.startswith("raised ConnectionError: the WebSocket handshake with ws://"), text
+    assert "Sec-WebSocket-Accept does not answer" in text, text
+    listener.close()
