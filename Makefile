@@ -10,7 +10,7 @@ DEPS_STAMP := build/.deps-ok
 # where objects and binaries go (`make check-asan` builds into build-asan/)
 BUILD   ?= build
 
-SUP_LIBS   = -luv -lhttp_parser -ljansson -lsqlite3 -lcurl -lhiredis -lwslay -lcrypto
+SUP_LIBS   = -luv -lhttp_parser -ljansson -lsqlite3 -lcurl -lhiredis -lwslay -lssl -lcrypto
 PY_CFLAGS  = $(shell pkg-config --cflags python3-embed 2>/dev/null)
 PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
 # `make ZYGOTE_STATIC_PYTHON=1`: the zygote embeds CPython from Debian's

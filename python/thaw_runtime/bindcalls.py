@@ -1,7 +1,12 @@
 """The instance's side of binding calls (workers/_bind.py): BIND_CALL frames
 out, BIND_REPLY/BIND_DATA/BIND_END frames back, matched by call id. A reply
 may carry a file descriptor (a socket from the connect binding): it is
-`pending.fd`, owned by whoever awaited the call."""
+`pending.fd`, owned by whoever awaited the call.
+
+An outbound WebSocket (src/bind/wsclient.c) is a call that stays open
+after its head: its messages come as BIND_WS_* frames to the handler `pending.attach_ws`
+set (the WebSocket's `_on_frame`, with the WS_* frame type), go out with
+`pending.send_ws`, and its BIND_END is the socket's end."""
 import json
 import os
 from collections import deque
@@ -9,13 +14,15 @@ from collections import deque
 from . import ipc
 from workers._bind import error_for
 
+_WS_TO_BIND = ipc.BIND_WS_TEXT - ipc.WS_TEXT
+
 
 class PendingCall:
     """One call in flight: its result (a future), then, when the reply had a
     body, the body's chunks as they arrive."""
 
     __slots__ = ("_client", "id", "_head", "has_body", "_chunks", "_ended",
-                 "_error", "_waiter", "_done", "fd")
+                 "_error", "_waiter", "_done", "fd", "_on_ws", "_on_ws_end", "_ws_early")
 
     def __init__(self, client, cid):
         self._client = client
@@ -28,6 +35,9 @@ class PendingCall:
         self._waiter = None
         self._done = False
         self.fd = None
+        self._on_ws = None      # (WS_* type, payload) of an open WebSocket
+        self._on_ws_end = None  # the socket is over (BIND_END, or thaw going)
+        self._ws_early = None   # what came before attach_ws
 
     def take_fd(self):
         fd, self.fd = self.fd, None
@@ -71,6 +81,40 @@ class PendingCall:
         self._error = error
         self._finish()
         self._wake()
+        self._ws_over()
+
+    def _ws_over(self):
+        end, self._on_ws_end, self._on_ws = self._on_ws_end, None, None
+        if end is not None:
+            end()
+
+    def _ws_frame(self, ftype, payload):
+        if self._on_ws is not None:
+            self._on_ws(ftype, payload)
+        elif self.has_body:
+            # the head's awaiter has not run yet: the frames (a close
+            # right behind the 101, say) wait for it
+            if self._ws_early is None:
+                self._ws_early = []
+            self._ws_early.append((ftype, payload))
+
+    def attach_ws(self, on_ws, on_end):
+        """An open WebSocket's handlers: on_ws(WS_* type, payload) for each
+        message and close, on_end() once the socket is over. What came
+        before is delivered now."""
+        early, self._ws_early = self._ws_early or [], None
+        for ftype, payload in early:
+            on_ws(ftype, payload)
+        if self._ended:
+            on_end()
+            return
+        self._on_ws, self._on_ws_end = on_ws, on_end
+
+    def send_ws(self, ftype, payload):
+        """A message (WS_TEXT / WS_BINARY) or close (WS_CLOSE) of an open
+        WebSocket, to the supervisor."""
+        if not self._done:
+            self._client.send(ipc.frame(ftype + _WS_TO_BIND, self.id, payload))
 
     def _on_lost(self):
         """The supervisor went away (thaw is stopping)."""
@@ -80,6 +124,7 @@ class PendingCall:
         self._ended = True
         self._error = self._error or str(exc)
         self._wake()
+        self._ws_over()
 
     def _finish(self):
         if not self._done:
@@ -178,6 +223,8 @@ class BindClient:
         elif ftype == ipc.BIND_END:
             f = ipc.parse_fields(payload)
             pending._on_end(f[0].decode("utf-8", "replace") if f else None)
+        elif ipc.BIND_WS_TEXT <= ftype <= ipc.BIND_WS_CLOSE:
+            pending._ws_frame(ftype - _WS_TO_BIND, payload)
 
     def lost(self):
         for pending in list(self.calls.values()):

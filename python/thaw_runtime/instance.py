@@ -615,6 +615,12 @@ class Instance:
         and the stream stays open for the socket's messages (WS_* frames)
         until the supervisor ends it with CANCEL (docs/websockets.md)."""
         server = resp._web_socket._peer
+        if server is None:
+            # fetch()'s own 101 returned as is: the client's socket is
+            # joined to the server's (workers/_websocket.py)
+            from workers._websocket import WebSocket, _join
+            server = WebSocket()
+            _join(server, resp._web_socket)
         sid = st.sid
         name = self.worker.name
         try:

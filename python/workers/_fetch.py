@@ -141,6 +141,10 @@ async def fetch(resource, init=None, /, **kwargs):
     if redirect not in _REDIRECT_MODES:
         raise TypeError(f"fetch(): redirect must be 'follow', 'manual' or 'error', "
                         f"not {redirect!r}")
+    if (headers.get("upgrade") or "").strip().lower() == "websocket" and method == "GET":
+        # a WebSocket: the supervisor's upgrade (src/bind/wsclient.c)
+        from ._websocket import _fetch_upgrade
+        return await _fetch_upgrade(url, headers._thaw_pairs())
     args = {"url": url, "method": method, "headers": headers._thaw_pairs(),
             "redirect": redirect, "body": body is not None}
     head, pending = await _bind.call_stream(_BINDING, "fetch", args, body or None)

@@ -14,6 +14,14 @@ end to the request's stream when the 101 goes out (_attach); what the
 worker sends before that waits, and what the client sends before
 accept() waits for it. Besides event listeners, `async for message in
 server` yields each message (str or bytes) until the socket closes.
+
+The same class is the outbound socket (docs/websockets.md, "Outbound"):
+`await fetch(url, headers={"Upgrade": "websocket"})` answers 101 with
+`resp.web_socket` (accept() it, then use it as above), and
+`WebSocket.new(url)` / `WebSocket(url)` connects by itself (CONNECTING,
+then an `open` event, or `error` and `close` 1006 when it cannot). The
+supervisor makes the connection under the egress policy
+(src/bind/wsclient.c); messages travel on the binding call (`_outbound`).
 """
 from collections import deque
 
@@ -70,14 +78,21 @@ def _field(b):
     return len(b).to_bytes(4, "little") + b
 
 
+_BINDING = "__websocket"
+
+
 class WebSocket:
-    """One end of a WebSocketPair. Only the server end (the one the worker
-    keeps) talks: the client end goes back in the 101 response."""
+    """One end of a WebSocketPair (only the server end, the one the worker
+    keeps, talks: the client end goes back in the 101 response), or a
+    socket to a server: WebSocket(url, protocols=None), WebSocket.new(url)."""
 
     CONNECTING, OPEN, CLOSING, CLOSED = CONNECTING, OPEN, CLOSING, CLOSED
 
-    def __init__(self):
+    def __init__(self, url=None, protocols=None):
         self._peer = None
+        self._pending = None       # an outbound socket's binding call
+        self.url = None
+        self.protocol = ""
         self._listeners = {}
         self._accepted = False
         self._state = OPEN
@@ -89,6 +104,13 @@ class WebSocket:
         self._waiter = None
         self._iterating = False
         self.onmessage = self.onclose = self.onerror = self.onopen = None
+        if url is not None:
+            self._connect(url, protocols)
+
+    @classmethod
+    def new(cls, url, protocols=None):
+        """`js.WebSocket.new(url)`: the JavaScript constructor's spelling."""
+        return cls(url, protocols)
 
     # -- the worker's API --------------------------------------------------
     @property
@@ -102,9 +124,20 @@ class WebSocket:
         if self._accepted:
             return
         self._accepted = True
-        early, self._early = self._early, []
-        for event in early:
-            self._dispatch(event)
+        if not self._early:
+            return
+        # what came before is delivered from the loop, as Cloudflare's
+        # runtime delivers events: after the code that called accept() has
+        # added its listeners
+        import asyncio
+        try:
+            asyncio.get_running_loop().call_soon(self._drain_early)
+        except RuntimeError:  # no loop (the SDK's own tests): now
+            self._drain_early()
+
+    def _drain_early(self):
+        while self._early:
+            self._dispatch(self._early.pop(0))
 
     def addEventListener(self, type, listener, options=None):
         lst = self._listeners.setdefault(str(type), [])
@@ -124,6 +157,9 @@ class WebSocket:
         if not self._accepted:
             raise JsException("TypeError", "You must call accept() on this WebSocket before "
                                            "sending messages.")
+        if self._state == CONNECTING:
+            raise JsException("InvalidStateError", "Can't call WebSocket send() before "
+                                                   "the open event (readyState CONNECTING).")
         if self._state != OPEN:
             raise JsException("TypeError", "Can't call WebSocket send() after close().")
         if isinstance(message, str):
@@ -187,6 +223,11 @@ class WebSocket:
     def _close_with(self, code, raw_reason):
         if self._state in (CLOSING, CLOSED):
             return
+        if self._state == CONNECTING:
+            # close() before the open event: the connection is given up
+            # (its task sees CLOSED), as a browser's WebSocket does
+            self._closed(1006, "", False)
+            return
         self._state = CLOSING
         self._emit(_WS_CLOSE, _field(str(code).encode()) + _field(raw_reason))
 
@@ -224,7 +265,7 @@ class WebSocket:
         self._arrive(CloseEvent("close", code=code, reason=reason, wasClean=clean))
 
     def _arrive(self, event):
-        if not self._accepted:
+        if not self._accepted or self._early:  # (behind those still waiting)
             self._early.append(event)
             return
         self._dispatch(event)
@@ -264,6 +305,124 @@ class WebSocket:
         if self._on_failure is not None:
             self._on_failure(exc)
         self._close_with(1011, f"the worker raised {type(exc).__name__}".encode()[:123])
+
+
+    # -- outbound ------------------------------------------------------------
+    def _connect(self, url, protocols):
+        """WebSocket(url): connects in a task; `open`, or `error` then
+        `close` (1006) when the connection or its handshake fails."""
+        import asyncio
+        from . import _bind
+        if _bind._transport is None:
+            raise RuntimeError(
+                "WebSocket(url) cannot be used here: outbound connections are made while a "
+                "request (or a scheduled event) is handled, not at the top level of the "
+                "worker. Move it into the handler.")
+        if hasattr(url, "href"):
+            url = url.href
+        if not isinstance(url, str):
+            raise TypeError(f"WebSocket() takes a URL string, not {type(url).__name__}")
+        if isinstance(protocols, str):
+            protocols = [protocols]
+        headers = [["Upgrade", "websocket"]]
+        if protocols:
+            headers.append(["Sec-WebSocket-Protocol", ", ".join(str(p) for p in protocols)])
+        self.url = url
+        self._state = CONNECTING
+        self._accepted = True  # the constructor's socket needs no accept()
+        asyncio.get_running_loop().create_task(self._connecting(url, headers))
+
+    async def _connecting(self, url, headers):
+        try:
+            head, pending = await _open(url, headers)
+        except Exception as exc:
+            self._connect_failed(exc)
+            return
+        if head["status"] != 101:
+            pending.cancel()
+            self._connect_failed(ConnectionError(
+                f"the server at {url} refused the WebSocket upgrade: it answered "
+                f"{head['status']} {head.get('statusText') or ''}".rstrip()))
+            return
+        if self._state == CLOSED:  # close() while connecting
+            pending.cancel()
+            return
+        self._outbound(pending, head)
+        self._state = OPEN
+        self._arrive(_Event("open"))
+
+    def _connect_failed(self, exc):
+        if self._state == CLOSED:
+            return
+        self._arrive(ErrorEvent("error", error=exc, message=str(exc)))
+        self._closed(1006, "", False)
+
+    def _outbound(self, pending, head):
+        """The 101 came: messages travel on the binding call from now on."""
+        self._pending = pending
+        self.protocol = dict(map(tuple, head["headers"])).get("sec-websocket-protocol", "")
+        self._attach(pending.send_ws, _log_failure)
+        pending.attach_ws(self._on_frame, self._gone)
+
+
+def _join(a, b):
+    """Each message of one socket is sent on the other, and a close closes
+    the other: a worker that returns fetch()'s 101 (`return await
+    fetch(url, headers=request.headers)`) proxies its client's socket to
+    the server's, as Cloudflare's runtime does."""
+    def forward(to):
+        def on_message(event):
+            if to._state == OPEN:
+                to.send(event.data)
+
+        def on_close(event):
+            # 1005 (no code), 1006 and 1015 never go on the wire
+            code = 0 if event.code in (1005, 1006, 1015) else event.code
+            to._close_with(code, event.reason.encode("utf-8")[:123])
+        return on_message, on_close
+    for x, y in ((a, b), (b, a)):
+        on_message, on_close = forward(y)
+        x.addEventListener("message", on_message)
+        x.addEventListener("close", on_close)
+    a.accept()
+    b.accept()
+
+
+def _log_failure(exc):
+    import traceback
+    traceback.print_exception(exc)
+
+
+async def _open(url, headers):
+    """The upgrade, made by the supervisor: (head, pending call)."""
+    from . import _bind
+    return await _bind.call_stream(_BINDING, "connect", {"url": url, "headers": headers})
+
+
+async def _fetch_upgrade(url, headers):
+    """fetch() with "Upgrade: websocket": a Response, status 101 with its
+    `web_socket` (accept() it), or the server's ordinary answer."""
+    from ._fetch import _FetchBody
+    from ._headers import Headers
+    from ._response import Response
+    head, pending = await _open(url, headers)
+    resp = Response.__new__(Response)
+    resp.status = head["status"]
+    resp._reason = head.get("statusText") or None
+    resp.headers = Headers._thaw_trusted([tuple(p) for p in head["headers"]])
+    resp.url = head["url"]
+    resp.redirected = False
+    resp._used = False
+    resp._payload = None
+    if resp.status == 101:
+        ws = WebSocket()
+        ws._outbound(pending, head)
+        resp._web_socket = ws
+    elif resp.status in (204, 205, 304):
+        pending.cancel()
+    else:
+        resp._payload = _FetchBody(pending)
+    return resp
 
 
 def _parse_fields(payload):

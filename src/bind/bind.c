@@ -347,6 +347,22 @@ int thaw_bind_data(struct thaw_bind_call *call, const void *p, size_t n)
     return 0;
 }
 
+int thaw_bind_message(struct thaw_bind_call *call, int type, const void *p, size_t n)
+{
+    struct thaw_buf b;
+    size_t mark;
+    int rc = -1;
+
+    if (!live(call) || !call->replied)
+        return -1;
+    thaw_buf_init(&b, THAW_IPC_HEADER_SIZE + THAW_IPC_MAX_PAYLOAD);
+    if (thaw_ipc_begin(&b, (uint8_t)type, 0, call->id, &mark) == 0 &&
+        thaw_ipc_put_raw(&b, p, n) == 0 && thaw_ipc_end(&b, mark) == 0)
+        rc = thaw_chan_send(call->peer->chan, b.data, b.len, -1) < 0 ? -1 : 0;
+    thaw_buf_free(&b);
+    return rc;
+}
+
 void thaw_bind_end(struct thaw_bind_call *call, const char *error)
 {
     if (!call->replied) {
@@ -389,6 +405,17 @@ void thaw_bind_fail(struct thaw_bind_call *call, const char *errclass,
     }
     send_head(call, errclass, msg, 0, -1);
     call_free(call);
+}
+
+int thaw_bind_siblings(const struct thaw_bind_call *call)
+{
+    const struct thaw_bind_call *c;
+    int n = 0;
+
+    for (c = call->peer ? call->peer->calls : NULL; c; c = c->next)
+        if (c != call && strcmp(c->binding, call->binding) == 0)
+            n++;
+    return n;
 }
 
 int thaw_bind_congested(const struct thaw_bind_call *call)
@@ -559,6 +586,17 @@ int thaw_bind_peer_frame(struct thaw_bind_peer *peer, const struct thaw_ipc_fram
         call = peer_find(peer, f->stream);
         if (call)
             cancel(call);
+        return 1;
+    case THAW_IPC_BIND_WS_TEXT:
+    case THAW_IPC_BIND_WS_BINARY:
+    case THAW_IPC_BIND_WS_CLOSE:
+        call = peer_find(peer, f->stream);
+        if (!call)
+            return 1; /* the socket is over; the instance has not heard yet */
+        if (call->receiving || !call->on_message)
+            return -1;
+        if (!call->cancelled)
+            call->on_message(call, f->type, f->payload, f->len);
         return 1;
     default:
         return 0;

@@ -46,6 +46,8 @@ struct thaw_bind_env {
     /* the worker whose version opens the set (src/pool/pool.h): Durable
      * Object calls are routed to its instances. NULL in unit tests */
     struct thaw_worker *worker;
+    /* the worker's ws_max_message limit (outbound WebSockets: 1009 over it) */
+    long long ws_max_message;
 };
 
 struct thaw_bind_kind {
@@ -77,6 +79,11 @@ struct thaw_bind_call {
      * The call must still be ended; replies after this are dropped. */
     void (*on_cancel)(struct thaw_bind_call *call);
     void *data;            /* the kind's */
+    /* Set by a kind whose call stays open for messages (an outbound
+     * WebSocket): the instance's BIND_WS_* frames on the call, type as
+     * the frame's (THAW_IPC_BIND_WS_TEXT, _BINARY, _CLOSE). Without it
+     * such a frame is a protocol error. */
+    void (*on_message)(struct thaw_bind_call *call, int type, const void *p, size_t n);
 
     /* private to bind.c */
     struct thaw_bind_peer *peer;
@@ -111,6 +118,13 @@ void thaw_bind_begin(struct thaw_bind_call *call, json_t *head);
 /* 0, or -1 when nobody listens any more (the kind should stop and end). */
 int thaw_bind_data(struct thaw_bind_call *call, const void *p, size_t n);
 void thaw_bind_end(struct thaw_bind_call *call, const char *error);
+/* After thaw_bind_begin: one whole message of an open socket (type
+ * THAW_IPC_BIND_WS_*; at most THAW_IPC_MAX_PAYLOAD bytes). 0, or -1 when
+ * nobody listens any more. */
+int thaw_bind_message(struct thaw_bind_call *call, int type, const void *p, size_t n);
+/* Calls of the same instance to the same binding not yet ended, call
+ * itself left out (an outbound WebSocket counts its instance's sockets). */
+int thaw_bind_siblings(const struct thaw_bind_call *call);
 /* Whether the instance's channel is backed up: a streaming kind should
  * pause its source and try again later (a timer). */
 int thaw_bind_congested(const struct thaw_bind_call *call);

@@ -11,6 +11,7 @@ extern const struct thaw_bind_kind thaw_bind_assets;
 extern const struct thaw_bind_kind thaw_bind_fetch;
 extern const struct thaw_bind_kind thaw_bind_connect;
 extern const struct thaw_bind_kind thaw_bind_do; /* src/do/bind.c */
+extern const struct thaw_bind_kind thaw_bind_websocket;
 
 /* THAW_BIND_KINDS is a list of `&thaw_bind_<kind>,` entries. */
 #define THAW_BIND_KINDS \
@@ -19,6 +20,7 @@ extern const struct thaw_bind_kind thaw_bind_do; /* src/do/bind.c */
     &thaw_bind_assets, \
     &thaw_bind_fetch, \
     &thaw_bind_connect, \
-    &thaw_bind_do,
+    &thaw_bind_do, \
+    &thaw_bind_websocket,
 
 #endif

@@ -20,7 +20,7 @@ static int known_type(uint8_t t)
 {
     return (t >= THAW_IPC_REQ_HEAD && t <= THAW_IPC_CANCEL) ||
            (t >= THAW_IPC_RESP_HEAD && t <= THAW_IPC_WS_CLOSE) ||
-           (t >= THAW_IPC_BIND_CALL && t <= THAW_IPC_BUSY) ||
+           (t >= THAW_IPC_BIND_CALL && t <= THAW_IPC_BIND_WS_CLOSE) ||
            (t >= THAW_IPC_TOML && t <= THAW_IPC_WARM);
 }
 

@@ -81,6 +81,14 @@ enum thaw_ipc_type {
     THAW_IPC_BUSY = 37,       /* instance -> sup, stream 0: fields the count
                                  (ascii) of ctx.wait_until() tasks still
                                  running; while > 0 it is not idle */
+    /* An outbound WebSocket (src/ws/client.c) is a binding call that stays
+     * open: after its BIND_REPLY head (status 101, F_MORE), whole messages
+     * travel both ways on the call id with the payloads of WS_TEXT,
+     * WS_BINARY and WS_CLOSE; the supervisor ends the call with BIND_END
+     * once the socket is over, and a BIND_CANCEL drops it (1001). */
+    THAW_IPC_BIND_WS_TEXT = 38,
+    THAW_IPC_BIND_WS_BINARY = 39,
+    THAW_IPC_BIND_WS_CLOSE = 40,
 
     /* process control, stream 0 unless stated */
     THAW_IPC_TOML = 48,     /* sup -> zygote, stream=cookie: fields path */

@@ -86,6 +86,7 @@ static int open_bindings(struct thaw_version *v)
     env.state_dir = w->state_dir;
     env.policy = w->policy;
     env.worker = w;
+    env.ws_max_message = w->limits.ws_max_message;
     file = w->cfg.file ? strrchr(w->cfg.file, '/') : NULL;
     env.config_file = file ? file + 1 : (w->cfg.file ? w->cfg.file : "config");
     env.config = json_loads(w->cfg.json ? w->cfg.json : "{}", 0, &jerr);

@@ -623,7 +623,8 @@ void thaw__instance_on_frame(struct thaw_instance *inst, const struct thaw_ipc_f
     struct thaw_exchange *ex = find_ex(inst, f->stream);
 
     inst->progress_ms = uv_now(inst->ver->worker->loop);
-    if (f->type >= THAW_IPC_BIND_CALL && f->type <= THAW_IPC_BIND_CANCEL) {
+    if ((f->type >= THAW_IPC_BIND_CALL && f->type <= THAW_IPC_BIND_CANCEL) ||
+        (f->type >= THAW_IPC_BIND_WS_TEXT && f->type <= THAW_IPC_BIND_WS_CLOSE)) {
         if (thaw_bind_peer_frame(&inst->bind, f) < 0) {
             thaw_log("worker %s: instance %u broke the binding protocol; killing it",
                      inst->ver->name, inst->id);

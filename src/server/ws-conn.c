@@ -55,14 +55,11 @@ static void ws_closed(void *owner, int code, const char *reason, size_t n, int c
 {
     struct conn *c = owner_conn(owner);
     struct thaw_buf b;
-    char num[8];
 
     if (!c->ex_active)
         return;
-    snprintf(num, sizeof(num), "%d", code);
     thaw_buf_init(&b, 512);
-    if (!thaw_ipc_put_str(&b, num) && !thaw_ipc_put_field(&b, reason, n) &&
-        !thaw_ipc_put_str(&b, clean ? "1" : "0"))
+    if (thaw_ws_close_payload(&b, code, reason, n, clean) == 0)
         thaw_exchange_frame(&c->ex, THAW_IPC_WS_CLOSE, b.data, b.len);
     thaw_buf_free(&b);
 }
@@ -193,11 +190,9 @@ void thaw__conn_ws_raw(struct conn *c, const char *p, size_t n)
 /* WS_* from the instance. */
 void thaw__conn_ws_frame(struct conn *c, int type, const char *p, size_t n)
 {
-    struct thaw_ipc_fields it = {(const uint8_t *)p, n};
-    const uint8_t *f;
-    size_t fl;
-    char num[8];
-    int code = 1000;
+    const char *reason;
+    size_t rlen;
+    int code;
 
     if (!c->ws)
         return; /* before its 101, or refused: nobody to send to */
@@ -206,14 +201,8 @@ void thaw__conn_ws_frame(struct conn *c, int type, const char *p, size_t n)
         thaw_ws_send(c->ws, type, p, n);
         return;
     }
-    if (thaw_ipc_next_field(&it, &f, &fl) == 1 && fl < sizeof(num)) {
-        memcpy(num, f, fl);
-        num[fl] = '\0';
-        code = atoi(num);
-    }
-    if (thaw_ipc_next_field(&it, &f, &fl) != 1)
-        f = (const uint8_t *)"", fl = 0;
-    thaw_ws_close(c->ws, code, (const char *)f, fl);
+    thaw_ws_close_parse(p, n, &code, &reason, &rlen);
+    thaw_ws_close(c->ws, code, reason, rlen);
     /* a client that never answers does not hold the connection */
     if (thaw_ws_close_sent(c->ws)) {
         c->ws_closing = 1;

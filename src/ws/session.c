@@ -7,6 +7,7 @@
  * the socket closed and when it is over. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 
 #include <wslay/wslay.h>
@@ -84,26 +85,60 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     }
 }
 
+/* A client masks every frame with a fresh key (RFC 6455 §5.3): from the
+ * kernel's generator, as the key must not be predictable. */
+static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t k = getrandom(buf + got, len - got, 0);
+        if (k < 0 && errno != EINTR) {
+            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+            return -1;
+        }
+        if (k > 0)
+            got += (size_t)k;
+    }
+    return 0;
+}
+
 static const struct wslay_event_callbacks callbacks = {
     .recv_callback = recv_cb,
     .send_callback = send_cb,
+    .genmask_callback = genmask_cb,
     .on_msg_recv_callback = on_msg,
 };
 
-struct thaw_ws *thaw_ws_new(const struct thaw_ws_ops *ops, void *owner, size_t max_message)
+static struct thaw_ws *session_new(const struct thaw_ws_ops *ops, void *owner,
+                                   size_t max_message, int client)
 {
     struct thaw_ws *ws = calloc(1, sizeof(*ws));
+    int rc;
 
     if (!ws)
         return NULL;
     ws->ops = ops;
     ws->owner = owner;
-    if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws)) {
+    rc = client ? wslay_event_context_client_init(&ws->ctx, &callbacks, ws)
+                : wslay_event_context_server_init(&ws->ctx, &callbacks, ws);
+    if (rc) {
         free(ws);
         return NULL;
     }
     wslay_event_config_set_max_recv_msg_length(ws->ctx, max_message);
     return ws;
+}
+
+struct thaw_ws *thaw_ws_new(const struct thaw_ws_ops *ops, void *owner, size_t max_message)
+{
+    return session_new(ops, owner, max_message, 0);
+}
+
+struct thaw_ws *thaw_ws_new_client(const struct thaw_ws_ops *ops, void *owner,
+                                   size_t max_message)
+{
+    return session_new(ops, owner, max_message, 1);
 }
 
 void thaw_ws_free(struct thaw_ws *ws)

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/buf.h"
+
 /* ---- offer.c: the upgrade request ------------------------------------- */
 
 struct thaw_ws_offer {
@@ -59,6 +61,10 @@ struct thaw_ws;
 /* A session for an upgraded connection; NULL when out of memory.
  * max_message: the largest message the client may send (1009 over it). */
 struct thaw_ws *thaw_ws_new(const struct thaw_ws_ops *ops, void *owner, size_t max_message);
+/* The same for a connection thaw made (ws/client.c): thaw is the client,
+ * so its frames are masked and the server's must not be. */
+struct thaw_ws *thaw_ws_new_client(const struct thaw_ws_ops *ops, void *owner,
+                                   size_t max_message);
 void thaw_ws_free(struct thaw_ws *ws);
 /* Bytes from the client. */
 void thaw_ws_feed(struct thaw_ws *ws, const char *p, size_t n);
@@ -72,5 +78,15 @@ void thaw_ws_close(struct thaw_ws *ws, int code, const char *reason, size_t n);
 void thaw_ws_fail(struct thaw_ws *ws, int code, const char *reason);
 /* 1 once a close frame went to the client. */
 int thaw_ws_close_sent(const struct thaw_ws *ws);
+
+/* ---- closemsg.c: a close between the supervisor and an instance ------- */
+
+/* The WS_CLOSE payload for the instance: code, reason, clean. 0 or -1. */
+int thaw_ws_close_payload(struct thaw_buf *b, int code, const char *reason, size_t n,
+                          int clean);
+/* The worker's WS_CLOSE payload: its code (1000 when it has none that
+ * parses) and reason (pointing into p). */
+void thaw_ws_close_parse(const void *p, size_t n, int *code, const char **reason,
+                         size_t *rlen);
 
 #endif

@@ -327,6 +327,50 @@ static void instance_lost_is_1011_without_waiting(void **state)
     peer_free(t);
 }
 
+/* ---- session.c as the client (outbound sockets, bind/wsclient.c) ------- */
+
+/* thaw's frames are masked (a server refuses unmasked ones); a masked
+ * frame from the server is a protocol error (1002); unmasked ones, as
+ * wslay's server side writes them, arrive as messages. */
+static void client_session_masks_and_wants_unmasked(void **state)
+{
+    struct peer *t = peer_new(); /* its wslay client writes masked frames */
+    struct thaw_ws *ws = thaw_ws_new_client(&ops, t, 1024);
+    struct thaw_ws *server = thaw_ws_new(&ops, t, 1024);
+    struct peer *u = peer_new();
+    struct thaw_ws *ws2 = thaw_ws_new_client(&ops, u, 1024);
+
+    thaw_ws_send(ws, THAW_IPC_WS_TEXT, "hi", 2);
+    assert_true(t->out_len >= 8);
+    assert_true((unsigned char)t->out[1] & 0x80); /* the MASK bit */
+    /* a server session reads it: masked, as it must be */
+    thaw_ws_feed(server, t->out, t->out_len);
+    assert_int_equal(t->messages, 1);
+    assert_memory_equal(t->last, "hi", 2);
+
+    /* the server session's frames (unmasked) reach the client session */
+    t->out_len = t->out_read = 0;
+    thaw_ws_send(server, THAW_IPC_WS_BINARY, "\x01\x02\x03", 3);
+    thaw_ws_feed(ws2, t->out, t->out_len);
+    assert_int_equal(u->messages, 1);
+    assert_int_equal(u->last_type, THAW_IPC_WS_BINARY);
+    assert_int_equal(u->closed, 0);
+
+    /* a masked frame (wslay's client) to the client session: 1002 */
+    client_text(u, "masked");
+    u->wire_len = 0;
+    wslay_event_send(u->client);
+    thaw_ws_feed(ws2, u->wire, u->wire_len);
+    assert_int_equal(u->closed, 1);
+    assert_int_equal(u->close_code, 1002);
+    assert_int_equal(u->clean, 0);
+    thaw_ws_free(ws);
+    thaw_ws_free(server);
+    thaw_ws_free(ws2);
+    peer_free(t);
+    peer_free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +380,7 @@ int main(void)
         cmocka_unit_test(over_the_limit_is_1009),
         cmocka_unit_test(fragments_make_one_message),
         cmocka_unit_test(instance_lost_is_1011_without_waiting),
+        cmocka_unit_test(client_session_masks_and_wants_unmasked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -224,6 +224,11 @@ class WebSocket:
     onclose: Callable[[_WebSocketEvent], Any] | None
     onerror: Callable[[_WebSocketEvent], Any] | None
     onopen: Callable[[_WebSocketEvent], Any] | None
+    url: str | None
+    protocol: str
+    def __init__(self, url: str | None = ..., protocols: str | list[str] | None = ...) -> None: ...
+    @classmethod
+    def new(cls, url: str, protocols: str | list[str] | None = ...) -> WebSocket: ...
     @property
     def readyState(self) -> int: ...
     @property
