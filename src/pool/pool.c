@@ -238,8 +238,10 @@ static struct thaw_instance *pick(struct thaw_version *v)
     /* first the instances with nothing in flight: no system call needed */
     for (i = v->instances; i; i = i->next) {
         if (i->state != INST_LIVE || !i->chan || used_up(i) ||
-            i->inflight >= lim->concurrency || i->n_cancels)
-            continue; /* n_cancels: it may be stuck (tick.c decides) */
+            i->inflight >= lim->concurrency || i->n_cancels || i->kill_status)
+            continue; /* n_cancels: it may be stuck (tick.c decides);
+                       * kill_status: its SIGKILL is on its way, and what
+                       * it holds then fails with the kill's answer */
         if (i->inflight == 0 && i->served == 0) {
             if (!spare)
                 spare = i;
@@ -255,7 +257,7 @@ static struct thaw_instance *pick(struct thaw_version *v)
     /* then the busy ones: blocked (/proc, cached) and backlogged (ioctl) */
     for (i = v->instances; any_busy && i; i = i->next) {
         if (i->state != INST_LIVE || !i->chan || used_up(i) || i->inflight == 0 ||
-            i->inflight >= lim->concurrency || i->n_cancels)
+            i->inflight >= lim->concurrency || i->n_cancels || i->kill_status)
             continue;
         if (blocked(i, now)) {
             v->worker->metrics.blocked_skips++;

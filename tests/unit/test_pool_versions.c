@@ -6,7 +6,8 @@
  *
  * Cases: version replacement during a request, delete during a build,
  * instance death with requests queued, a deleted worker closing
- * completely. */
+ * completely, a request that comes while an instance's kill is on its
+ * way. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -443,6 +444,25 @@ static void deleted_worker_closes_completely(void **state)
     assert_int_equal(open_fds(), baseline_fds + n_fakes);
 }
 
+static void no_request_goes_to_an_instance_being_killed(void **state)
+{
+    struct client a, b;
+
+    finish_build(1);
+    RUN_UNTIL(built_calls == 1);
+    send_request(&W, &a);
+    RUN_UNTIL(a.done);
+    assert_int_equal(a.status, 200);
+    /* the idle instance is killed (a limit, an eviction); its death is
+     * not seen yet when the next request comes: that request must not
+     * share the fate (and the error) of the instance */
+    thaw__instance_kill(W.current->instances, 503, "503 killed on purpose\n");
+    send_request(&W, &b);
+    RUN_UNTIL(b.done);
+    assert_int_equal(b.status, 200);
+    assert_int_equal(n_fakes, 3); /* a new instance served it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -450,6 +470,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(delete_during_a_build, setup, teardown),
         cmocka_unit_test_setup_teardown(instance_death_with_requests_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(deleted_worker_closes_completely, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_request_goes_to_an_instance_being_killed, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
