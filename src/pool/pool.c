@@ -489,8 +489,13 @@ void thaw_exchange_release(struct thaw_exchange *ex)
 
     set_hold(ex, 0);
     if (inst) {
-        if (inst->chan)
+        /* the client left mid-request: the answer to this CANCEL is
+         * awaited as after a timeout (tick.c), so a handler that never
+         * yields is found now, not by the next request sent to it */
+        if (inst->chan) {
             thaw_chan_send_fields(inst->chan, THAW_IPC_CANCEL, ex->sid, -1, 0, NULL);
+            thaw__instance_cancel_sent(inst, ex->sid, ex->cpu_base_ms);
+        }
         detach(ex);
         instance_idle_check(inst);
     } else if (ex->ver) {

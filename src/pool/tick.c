@@ -158,7 +158,7 @@ static void kill_over_cpu(struct thaw_instance *inst)
 }
 
 /* An instance that has not answered the CANCEL of a request thaw aborted
- * (pool.c routes nothing to it meanwhile). Past THAW_CANCEL_GRACE_MS its
+ * or its client left (pool.c routes nothing to it meanwhile). Past THAW_CANCEL_GRACE_MS its
  * event loop is held by a handler that never yields: it would keep that
  * core and never serve again, so it goes (its other requests, stuck with
  * it, get 503) and a fresh instance takes the next requests; one that
@@ -179,9 +179,9 @@ static int check_cancels(struct thaw_instance *inst, uint64_t now)
          thaw__proc_syscall_state(inst->pid) != THAW_PROC_IN_EPOLL)) {
         snprintf(msg, sizeof(msg),
                  "503 Service Unavailable: the worker has a handler that never yields: "
-                 "a request over its wall-clock limit of %lld ms (request_timeout_ms) "
-                 "was cancelled and its instance did not stop it within %llu ms; its "
-                 "instance was replaced\n",
+                 "a request was cancelled (its client left, or it ran past its "
+                 "wall-clock limit of %lld ms, request_timeout_ms) and its instance did "
+                 "not stop it within %llu ms; its instance was replaced\n",
                  lim->request_timeout_ms, (unsigned long long)(now - inst->cancel_ms));
         thaw__instance_kill(inst, 503, msg);
         return 1;

@@ -5,6 +5,8 @@ requests into the same stuck instance, and must kill it (THAW_CANCEL_GRACE_MS
 after the CANCEL, src/pool/tick.c) even when cpu_ms is far away; a fresh
 instance serves the next requests. An instance whose loop runs answers the
 CANCEL and lives on (test_pool.py's wall-clock test)."""
+import socket
+import struct
 import time
 
 import pytest
@@ -91,3 +93,26 @@ def test_other_requests_on_a_stuck_instance_get_503_naming_why(serve):
         assert "never yields" in body and "replaced" in body, body
     assert _wait_gone(stuck), "the stuck instance still runs"
     assert srv.get("/").status == 200
+
+
+def test_an_instance_stuck_after_its_client_left_is_replaced(serve):
+    # the client gives up before any timeout: thaw sends CANCEL then too,
+    # and an instance that does not answer it is the stuck kind. Before,
+    # that CANCEL was not watched: the spinning instance looked idle and
+    # took the next request, which waited for request_timeout_ms (60 s)
+    args = ("--request-timeout", "60s", "--cpu-ms", "600000", "--prefork", "0",
+            "--max-instances", "1")
+    srv = serve(WORKER, args=args)
+    assert srv.get("/").status == 200
+    stuck = _only_instance(srv)
+    gone = srv.conn(timeout=30)
+    gone.request("GET", "/spin")
+    time.sleep(0.5)                       # it reached the handler
+    # a reset, as a proxy or browser that gives up sends (a plain EOF after
+    # a whole request may be a half-close: thaw still answers then)
+    gone.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    gone.close()
+    assert _wait_gone(stuck), "the stuck instance still runs"
+    assert "never yields" in srv.log() and "its client left" in srv.log()
+    r = srv.get("/", timeout=30)
+    assert r.status == 200 and r.text == "ok", r
