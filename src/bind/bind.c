@@ -140,19 +140,23 @@ static void set_free(struct thaw_bindings *set)
     free(set);
 }
 
-struct thaw_bindings *thaw_bindings_open(const struct thaw_bind_env *env,
+struct thaw_bindings *thaw_bindings_open(const struct thaw_bind_env *env, int *internal,
                                          char *err, size_t errlen)
 {
     struct thaw_bindings *set = calloc(1, sizeof(*set));
     size_t k;
+    int rc;
 
+    *internal = 0;
     if (!set) {
+        *internal = 1;
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     set->refs = 1;
     for (k = 0; KINDS[k]; k++) {
-        if (KINDS[k]->open && KINDS[k]->open(env, set, err, errlen) < 0) {
+        if (KINDS[k]->open && (rc = KINDS[k]->open(env, set, err, errlen)) < 0) {
+            *internal = rc == THAW_BIND_INTERNAL;
             set_free(set);
             return NULL;
         }

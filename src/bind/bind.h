@@ -54,7 +54,9 @@ struct thaw_bind_kind {
     const char *name; /* "kv", "d1", "assets", "fetch": for the log */
     /* Reads the kind's own config keys and registers each binding with
      * thaw_bindings_add(). Returns 0, or -1 with a message naming the config
-     * file, the key and the fix. */
+     * file, the key and the fix, or THAW_BIND_INTERNAL when the config is
+     * fine and thaw could not set the binding up (a store it cannot
+     * create, no memory): thaw's fault, not the worker's. */
     int (*open)(const struct thaw_bind_env *env, struct thaw_bindings *set,
                 char *err, size_t errlen);
     /* Performs one call of a binding this kind registered. Must end it
@@ -131,9 +133,12 @@ int thaw_bind_congested(const struct thaw_bind_call *call);
 
 /* ---- the set of one version ------------------------------------------ */
 
+#define THAW_BIND_INTERNAL (-2)
+
 /* Opens every kind's bindings for a worker config. NULL with err on a
- * config problem. */
-struct thaw_bindings *thaw_bindings_open(const struct thaw_bind_env *env,
+ * problem: *internal says whether it is thaw's (THAW_BIND_INTERNAL from a
+ * kind) or the config's. */
+struct thaw_bindings *thaw_bindings_open(const struct thaw_bind_env *env, int *internal,
                                          char *err, size_t errlen);
 /* For kinds' open(): name must be unique in the set (else -1 and err). */
 int thaw_bindings_add(struct thaw_bindings *set, const char *name,

@@ -206,7 +206,7 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
     b = calloc(1, sizeof(*b));
     if (!b) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return THAW_BIND_INTERNAL;
     }
     b->lane = thaw_d1_lane_get(env->worker_name);
     b->db = b->lane ? db_get(env->loop, path, why, sizeof(why)) : NULL;
@@ -217,7 +217,7 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
         snprintf(err, errlen, "%s: d1_databases[%zu] (binding \"%s\"): %s", file, i,
                  binding, why);
         free(b);
-        return -1;
+        return THAW_BIND_INTERNAL; /* the entry was fine: the file would not open */
     }
     if (thaw_bindings_add(set, binding, &thaw_bind_d1, b, err, errlen) < 0) {
         db_put(b->db);
@@ -233,10 +233,11 @@ static int d1_open(const struct thaw_bind_env *env, struct thaw_bindings *set,
 {
     json_t *list = json_object_get(env->config, "d1_databases");
     size_t i;
+    int rc;
 
     for (i = 0; i < json_array_size(list); i++)
-        if (open_one(env, set, json_array_get(list, i), i, err, errlen) < 0)
-            return -1;
+        if ((rc = open_one(env, set, json_array_get(list, i), i, err, errlen)) < 0)
+            return rc;
     return 0;
 }
 

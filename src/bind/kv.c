@@ -80,8 +80,11 @@ static const char *default_backend(json_t *config)
 }
 
 /* kp: the operator's [kv] under thaw serve, NULL in thaw dev */
+/* NULL with err, and *internal set when it is thaw's fault (no memory, a
+ * store that does not open), not the entry's. */
 static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, size_t i,
-                              const struct thaw_kv_policy *kp, char *err, size_t errlen)
+                              const struct thaw_kv_policy *kp, int *internal, char *err,
+                              size_t errlen)
 {
     const char *file = env->config_file;
     json_t *jb = json_object_get(entry, "binding");
@@ -119,6 +122,7 @@ static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, si
     }
     ns = calloc(1, sizeof(*ns));
     if (!ns) {
+        *internal = 1;
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
@@ -179,6 +183,7 @@ static struct kv_ns *open_one(const struct thaw_bind_env *env, json_t *entry, si
     ns->store = ns->be->open(env->loop, ns->where, ns->fname, keyspace, err, errlen);
     if (!ns->store) {
         char why[1024];
+        *internal = 1;
         snprintf(why, sizeof(why), "%s", err);
         snprintf(err, errlen, "%s: KV binding \"%s\": %s", file, ns->binding, why);
         ns_free(ns);
@@ -197,6 +202,7 @@ static int kv_open(const struct thaw_bind_env *env, struct thaw_bindings *set,
     const char *k;
     json_t *v;
     size_t i;
+    int internal = 0;
 
     if (tenant && thaw_kv_policy_load(&kp, env->policy, err, errlen) < 0)
         return -1;
@@ -209,9 +215,9 @@ static int kv_open(const struct thaw_bind_env *env, struct thaw_bindings *set,
         return 0;
     for (i = 0; i < json_array_size(list); i++) {
         struct kv_ns *ns = open_one(env, json_array_get(list, i), i, tenant ? &kp : NULL,
-                                    err, errlen);
+                                    &internal, err, errlen);
         if (!ns)
-            return -1;
+            return internal ? THAW_BIND_INTERNAL : -1;
         if (thaw_bindings_add(set, ns->binding, &thaw_bind_kv, ns, err, errlen) < 0) {
             ns_free(ns);
             return -1;

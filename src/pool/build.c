@@ -78,6 +78,7 @@ static int open_bindings(struct thaw_version *v)
     json_error_t jerr;
     char err[1024];
     const char *file;
+    int internal;
 
     memset(&env, 0, sizeof(env));
     env.loop = w->loop;
@@ -92,10 +93,12 @@ static int open_bindings(struct thaw_version *v)
     env.config = json_loads(w->cfg.json ? w->cfg.json : "{}", 0, &jerr);
     if (!env.config)
         env.config = json_object();
-    v->bindings = thaw_bindings_open(&env, err, sizeof(err));
+    v->bindings = thaw_bindings_open(&env, &internal, err, sizeof(err));
     json_decref(env.config);
     if (!v->bindings) {
-        thaw__version_set_failed(v, THAW_FAULT_CONFIG, err); /* names file and key */
+        /* a config error names file and key; a store thaw cannot create
+         * is thaw's (its log has the details) */
+        thaw__version_set_failed(v, internal ? THAW_FAULT_INTERNAL : THAW_FAULT_CONFIG, err);
         return -1;
     }
     return 0;

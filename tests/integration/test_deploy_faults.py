@@ -137,3 +137,27 @@ def test_a_stored_worker_that_fails_at_start_tells_its_clients_only_that(
     doc = srv.api("GET", "/v1/workers/app")[1]
     assert "sk-5521" in doc["error"] and "Traceback" in doc["error"], doc
     assert "sk-5521" in srv.log()
+
+
+def test_a_store_thaw_cannot_create_is_thaw_s_fault_not_the_config_s(
+        serve_factory, tmp_path):
+    # the config is fine; the disk is not (here: a file where the KV
+    # directory goes). That is a 500 "internal error" with the details in
+    # thaw's log, not a 400 telling the worker's owner to fix their config
+    state = tmp_path / "state"
+    srv = serve_factory(state=state)
+    kv = [{"binding": "KV", "id": "k1"}]
+    assert _put(srv, tmp_path, "app", HELLO.format(body="v1"), fmt="json",
+                kv_namespaces=kv)[0] == 200
+    [store] = list(state.rglob("*.sqlite"))
+    kvdir = store.parent
+    shutil.rmtree(kvdir)
+    kvdir.write_text("not a directory")
+    status, doc = _put(srv, tmp_path, "app", HELLO.format(body="v2"), fmt="json",
+                       kv_namespaces=[{"binding": "KV", "id": "k2"}])
+    assert status == 500, doc
+    assert doc["error"].startswith("internal error"), doc
+    assert "kv_namespaces" not in doc["error"], doc
+    assert "thaw could not build it" in srv.log() and 'KV binding "KV"' in srv.log(), \
+        srv.log()[-2000:]
+    assert srv.host_get("app.localhost").text == "v1"
