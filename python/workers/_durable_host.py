@@ -22,6 +22,7 @@ import asyncio
 import inspect
 import json
 
+from . import _durable_alarm
 from . import _durable_wire as wire
 from ._durable_id import DurableObjectId
 from ._durable_storage import DurableObjectStorage
@@ -141,6 +142,10 @@ async def _run(inst, st, meta, request):
             state = getattr(live.obj, "ctx", None)
             if isinstance(state, DurableObjectState):
                 await state._pass_gates()
+            if op == "alarm":  # src/do/alarms.h
+                await _durable_alarm.run(live.obj, state, meta)
+                _reply(inst, st, 200, {"result": None})
+                return
             if op == "fetch":
                 result = live.obj.fetch(request)
                 if inspect.isawaitable(result):

@@ -161,6 +161,7 @@ static int add_store(const struct thaw_bind_env *env, struct thaw_bindings *set,
         return -1;
     }
     s->loop = env->loop;
+    s->w = env->worker;
     if (thaw_bindings_add(set, ":do", &store_kind, s, err, errlen)) {
         store_close(s);
         return -1;

@@ -8,6 +8,7 @@
 
 #include "bind/d1-exec.h"
 #include "bind/sqlq.h"
+#include "do/alarms.h"
 #include "do/call.h"
 #include "do/storage.h"
 #include "util/log.h"
@@ -88,6 +89,8 @@ struct job {
     struct thaw_do_store *store;
     struct thaw_do_file *file;
     int batch;
+    json_t *stmts;      /* op alarm: the statements it runs */
+    int64_t at, if_at;  /* op alarm: what alarms.h is told */
     struct thaw_d1_ctl ctl;
     struct thaw_buf out;
     int rc;
@@ -105,7 +108,7 @@ static void on_work(sqlite3 *db, void *arg)
         return;
     }
     if (j->batch)
-        j->rc = thaw_d1_batch(db, &j->ctl, json_object_get(a, "statements"), &j->out,
+        j->rc = thaw_d1_batch(db, &j->ctl, j->stmts ? j->stmts : json_object_get(a, "statements"), &j->out,
                               j->err, sizeof(j->err));
     else
         j->rc = thaw_d1_query(db, &j->ctl, json_string_value(json_object_get(a, "sql")),
@@ -124,6 +127,11 @@ static void on_done(void *arg)
     trim(j->store);
     if (j->rc < 0) {
         thaw_bind_fail(call, "Error", "%s", j->err);
+    } else if (j->stmts) {
+        json_t *a = call->args;
+        thaw__do_alarms_note(j->store->w, json_string_value(json_object_get(a, "ns")),
+                             json_string_value(json_object_get(a, "id")), j->at, j->if_at);
+        thaw_bind_ok(call, json_null());
     } else {
         /* in the reply's head, not as a body: ctx.storage.sql.exec() is
          * synchronous, and the instance's blocking wait reads heads only;
@@ -138,6 +146,7 @@ static void on_done(void *arg)
                            jerr.text);
     }
     thaw_buf_free(&j->out);
+    json_decref(j->stmts);
     free(j);
 }
 
@@ -148,6 +157,40 @@ static void on_cancel(struct thaw_bind_call *call)
     __atomic_store_n(&j->ctl.cancelled, 1, __ATOMIC_RELAXED);
 }
 
+/* op alarm's statements: the table, then the new state. at < 0: deleted
+ * (only where it is if_at, if_at >= 0). */
+static json_t *alarm_statements(int64_t at, int64_t if_at)
+{
+    json_t *st = json_array();
+
+    json_array_append_new(st, json_pack("{s:s, s:[]}", "sql", THAW_DO_ALARM_TABLE, "params"));
+    if (at >= 0)
+        json_array_append_new(st, json_pack("{s:s, s:[I]}", "sql",
+                                            "INSERT OR REPLACE INTO _cf_ALARM (k, at) "
+                                            "VALUES (0, ?)", "params", (json_int_t)at));
+    else if (if_at >= 0)
+        json_array_append_new(st, json_pack("{s:s, s:[I]}", "sql",
+                                            "DELETE FROM _cf_ALARM WHERE at = ?", "params",
+                                            (json_int_t)if_at));
+    else
+        json_array_append_new(st, json_pack("{s:s, s:[]}", "sql", "DELETE FROM _cf_ALARM",
+                                            "params"));
+    return st;
+}
+
+/* An alarm's time: an integer of ms since the epoch, or null. */
+static int alarm_time(json_t *v, int64_t *out)
+{
+    if (!v || json_is_null(v)) {
+        *out = -1;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return -1;
+    *out = json_integer_value(v);
+    return 0;
+}
+
 void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
 {
     json_t *a = call->args;
@@ -155,8 +198,16 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
     const char *id = json_string_value(json_object_get(a, "id"));
     char path[4096], err[512];
     struct job *j;
-    int batch = strcmp(call->op, "batch") == 0;
+    int alarm = strcmp(call->op, "alarm") == 0;
+    int batch = alarm || strcmp(call->op, "batch") == 0;
+    int64_t at = -1, if_at = -1;
 
+    if (alarm && (alarm_time(json_object_get(a, "at"), &at) ||
+                  alarm_time(json_object_get(a, "if_at"), &if_at))) {
+        thaw_bind_fail(call, "TypeError", "Durable Object storage: an alarm's time must be "
+                       "a whole number of milliseconds since the epoch, at least 0");
+        return;
+    }
     if (!batch && strcmp(call->op, "sql") != 0) {
         thaw_bind_fail(call, "TypeError", "Durable Object storage has no operation \"%s\"",
                        call->op);
@@ -164,7 +215,7 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
     }
     /* both name the file: hex only, so never a path */
     if (!thaw__do_hex64(ns) || !thaw__do_hex64(id) ||
-        (batch ? !json_is_array(json_object_get(a, "statements"))
+        (alarm ? 0 : batch ? !json_is_array(json_object_get(a, "statements"))
                : !json_is_string(json_object_get(a, "sql")))) {
         thaw_bind_fail(call, "TypeError", "Durable Object storage: bad arguments");
         return;
@@ -183,6 +234,11 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
     j->call = call;
     j->store = s;
     j->batch = batch;
+    if (alarm) {
+        j->stmts = alarm_statements(at, if_at);
+        j->at = at;
+        j->if_at = if_at;
+    }
     j->ctl.deadline_ms = 0;
     thaw_buf_init(&j->out, THAW_D1_MAX_RESULT);
     call->data = j;

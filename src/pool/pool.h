@@ -141,6 +141,7 @@ struct thaw_worker {
     uv_timer_t tick;             /* limits, timeouts, idle instances */
     int tick_on;
     unsigned ticks;
+    void *do_alarms;             /* its Durable Objects' alarms (src/do/alarms.h) */
 };
 
 struct thaw_version {
