@@ -149,6 +149,12 @@ class DurableObjectStorage:
 
     delete_all = deleteAll
 
+    async def transaction(self, closure):
+        """await closure(txn); its writes commit together when it returns,
+        none of them when it raises (workers/_durable_txn.py)."""
+        from . import _durable_txn
+        return await _durable_txn.run(self, closure)
+
     # -- alarms -----------------------------------------------------------
     async def getAlarm(self, options=None):
         """The alarm's time in ms since the epoch, or None. While alarm()
