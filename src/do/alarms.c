@@ -435,3 +435,21 @@ void thaw__do_alarms_note(struct thaw_worker *w, const char *ns, const char *id,
     }
     arm(a);
 }
+
+void thaw__do_alarms_forget(struct thaw_worker *w, const char *ns)
+{
+    struct thaw_do_alarms *a = w ? w->do_alarms : NULL;
+    struct entry **pp;
+
+    if (!a)
+        return;
+    for (pp = &a->list; *pp;) {
+        if (strcmp((*pp)->ns, ns) != 0)
+            pp = &(*pp)->next;
+        else if ((*pp)->running)
+            (*pp)->at = -1, pp = &(*pp)->next; /* its event's end drops it */
+        else
+            drop(a, pp);
+    }
+    arm(a);
+}

@@ -40,5 +40,8 @@ int thaw_do_alarms_armed(const struct thaw_worker *w);
  * if_at (the handler's own alarm, done). */
 void thaw__do_alarms_note(struct thaw_worker *w, const char *ns, const char *id,
                           int64_t at_ms, int64_t if_at);
+/* bind.c: a class's objects were deleted (deleted_classes): their
+ * alarms go too. */
+void thaw__do_alarms_forget(struct thaw_worker *w, const char *ns);
 
 #endif

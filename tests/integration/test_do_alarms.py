@@ -216,3 +216,24 @@ def test_an_alarm_survives_a_restart(workdir, thaw_factory):
     assert rpc(again, "get", name="phoenix")["result"] == at
     assert fired(again, "phoenix", 1)[0]["retry"] == 0
     assert rpc(again, "get", name="phoenix")["result"] is None
+
+
+def test_metrics_count_armed_alarms(workdir, thaw_factory):
+    import urllib.request
+    from thawlib import free_port
+    admin = free_port()
+    write_worker(workdir, WORKER, fmt="json", name="do-alarms", **CONFIG)
+    srv = thaw_factory(workdir, "--admin", f"127.0.0.1:{admin}")
+
+    def armed():
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        line = [x for x in text.splitlines() if x.startswith("thaw_do_alarms{")]
+        assert line == [line[0]] and 'worker="do-alarms"' in line[0], text
+        return int(line[0].split()[-1])
+    assert armed() == 0
+    rpc(srv, "arm", 60000, name="m1")
+    rpc(srv, "arm", 60000, name="m2")
+    assert armed() == 2
+    rpc(srv, "cancel", name="m1")
+    assert armed() == 1
