@@ -121,6 +121,16 @@ def _object(inst, cls_name, id_hex, name):
     return live
 
 
+def _evict(cls_name, id_hex):
+    """Drops the object unless a call holds or awaits it. Whether it went."""
+    live = _objects.get((cls_name, id_hex))
+    if live is not None:
+        if live.lock.locked() or any(not w.done() for w in (live.lock._waiters or ())):
+            return False
+        del _objects[(cls_name, id_hex)]
+    return True
+
+
 async def _run(inst, st, meta, request):
     from thaw_runtime import output
     from thaw_runtime.log import log_exception
@@ -128,6 +138,9 @@ async def _run(inst, st, meta, request):
     op = meta.get(":do-op")
     try:
         cls_name, id_hex = meta.get(":do-class", ""), meta.get(":do-id", "")
+        if op == "evict":  # idle (src/do/live.h): its memory goes, its storage stays
+            _reply(inst, st, 200 if _evict(cls_name, id_hex) else 409, {"result": None})
+            return
         info = (config.get("classes") or {}).get(cls_name)
         cls = inst.worker.module.__dict__.get(cls_name)
         if info is None or cls is None:

@@ -9,6 +9,7 @@
 
 #include "do/alarms.h"
 #include "do/call.h"
+#include "do/live.h"
 #include "ipc/codec.h"
 #include "util/log.h"
 
@@ -206,20 +207,13 @@ static const struct thaw_exchange_ops event_ops = {
     .on_fail = on_fail,
 };
 
-static int put_pair(struct thaw_buf *b, const char *k, const char *v)
-{
-    return thaw_ipc_put_str(b, k) || thaw_ipc_put_str(b, v);
-}
-
-/* An alarm event is a call with no caller: the same pseudo-headers as
- * call.c's, `:do-op` = "alarm", and what alarm(alarm_info) is told. */
+/* An alarm event is a call with no caller (live.h's thaw__do_event),
+ * `:do-op` = "alarm", with what alarm(alarm_info) is told. */
 static int fire(struct thaw_do_alarms *a, struct entry *e, const char *cls)
 {
     struct event *ev = calloc(1, sizeof(*ev));
     char at[32], retry[16];
     struct thaw_buf b;
-    size_t mark;
-    int rc;
 
     if (!ev)
         return -1;
@@ -232,17 +226,10 @@ static int fire(struct thaw_do_alarms *a, struct entry *e, const char *cls)
     ev->ex.pinned = 1; /* to the object's host, as every call to it */
     snprintf(at, sizeof(at), "%lld", (long long)e->at);
     snprintf(retry, sizeof(retry), "%d", e->retry);
+    const char *extra[] = {":do-alarm-at", at, ":do-retry", retry, ":do-last",
+                           ev->last ? "1" : "0", NULL};
     thaw_buf_init(&b, 2 * THAW_IPC_MAX_PAYLOAD);
-    if ((rc = thaw_ipc_begin(&b, THAW_IPC_REQ_HEAD, 0, ev->ex.sid, &mark)) ||
-        (rc = thaw_ipc_put_str(&b, "POST")) ||
-        (rc = thaw_ipc_put_str(&b, "http://durable-object/alarm")) ||
-        (rc = put_pair(&b, ":event", "durable-object")) || (rc = put_pair(&b, ":do-class", cls)) ||
-        (rc = put_pair(&b, ":do-id", e->id)) || (rc = put_pair(&b, ":do-op", "alarm")) ||
-        (rc = put_pair(&b, ":do-alarm-at", at)) || (rc = put_pair(&b, ":do-retry", retry)) ||
-        (rc = put_pair(&b, ":do-last", e->retry >= THAW_DO_ALARM_RETRIES ? "1" : "0")) ||
-        (rc = thaw_ipc_end(&b, mark)) ||
-        (rc = thaw_ipc_begin(&b, THAW_IPC_REQ_END, 0, ev->ex.sid, &mark)) ||
-        (rc = thaw_ipc_end(&b, mark))) {
+    if (thaw__do_event(&b, ev->ex.sid, cls, e->id, "alarm", extra)) {
         thaw_buf_free(&b);
         thaw_exchange_release(&ev->ex);
         free(ev);
@@ -251,6 +238,7 @@ static int fire(struct thaw_do_alarms *a, struct entry *e, const char *cls)
     e->running = 1;
     a->refs++;
     ev->ex.req_done = 1;
+    thaw__do_live_touch(a->w, cls, e->id);
     /* may end the event at once (a version that failed to build) */
     thaw_pool_dispatch(a->w, &ev->ex, b.data, b.len);
     thaw_buf_free(&b);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "do/alarms.h"
+#include "do/live.h"
 #include "pool/pool-internal.h"
 #include "util/log.h"
 #include "zygote/client.h"
@@ -264,6 +265,7 @@ void thaw_worker_close(struct thaw_worker *w, void (*on_closed)(struct thaw_work
     w->on_closed = on_closed;
     w->current = w->building = NULL;
     thaw_do_alarms_close(w); /* a deleted worker's alarms never fire */
+    thaw_do_live_close(w);
     stop_own_zygote(w);
     for (v = w->versions; v; v = next) {
         next = v->next; /* v may leave the list (never its memory: deferred) */
