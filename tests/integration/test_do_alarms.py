@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from servelib import serve_factory  # noqa: F401
 from thawlib import wait_for, write_worker
 
 WORKER = """
@@ -56,6 +57,7 @@ WORKER = """
             return (await self.ctx.storage.get("fired")) or []
 
         async def alarm(self, alarm_info=None):
+            print(f"alarm of {self.ctx.id.name} in {self.env.WHO}")
             fired = (await self.ctx.storage.get("fired")) or []
             fired.append({"retry": alarm_info.retryCount, "isRetry": alarm_info.isRetry,
                           "during": await self.ctx.storage.getAlarm()})
@@ -94,6 +96,7 @@ WORKER = """
 """
 
 CONFIG = dict(
+    vars={"WHO": "do-alarms"},
     durable_objects={"bindings": [{"name": "CLOCK", "class_name": "Clock"},
                                   {"name": "BARE", "class_name": "Bare"}]},
     migrations=[{"tag": "v1", "new_sqlite_classes": ["Clock", "Bare"]}])
@@ -237,3 +240,24 @@ def test_metrics_count_armed_alarms(workdir, thaw_factory):
     assert armed() == 2
     rpc(srv, "cancel", name="m1")
     assert armed() == 1
+
+
+def test_an_alarm_of_a_deleted_worker_never_fires(tmp_path, serve_factory):
+    srv = serve_factory()
+    for name in ("doomed", "witness"):
+        write_worker(tmp_path / name, WORKER, fmt="json", name=name,
+                     **dict(CONFIG, vars={"WHO": name}))
+        srv.cli("deploy", str(tmp_path / name))
+
+    def call(worker, method, *args):
+        r = srv.request("POST", "/?name=x", headers={"Host": f"{worker}.localhost"},
+                        body=json.dumps({"method": method, "args": list(args)}).encode())
+        assert r.status == 200, f"{r.status}: {r.text}\n{srv.log()[-3000:]}"
+        return r.json()["result"]
+    # far enough ahead that the delete comes first; the witness's after it
+    at = call("doomed", "arm", 4000)
+    srv.cli("delete", "doomed")
+    call("witness", "arm_raw", at + 500)
+    wait_for(lambda: len(call("witness", "fired")) == 1, "the witness's alarm")
+    assert "alarm of x in witness" in srv.log()
+    assert "alarm of x in doomed" not in srv.log()
