@@ -66,7 +66,7 @@ def _options(options, allowed, what):
 
 
 class DurableObjectStorage:
-    __slots__ = ("_ns", "_id", "_sqlite", "_ready", "_sql", "_firing", "_txn")
+    __slots__ = ("_ns", "_id", "_sqlite", "_ready", "_sql", "_firing", "_txn", "_in_sync")
 
     def __init__(self, ns_key, id_hex, sqlite):
         self._ns = ns_key
@@ -76,6 +76,7 @@ class DurableObjectStorage:
         self._sql = None
         self._firing = None  # the alarm whose alarm() runs, until setAlarm
         self._txn = None     # the open transaction() (workers/_durable_txn.py)
+        self._in_sync = False  # inside transactionSync(): sql.exec joins it
 
     # -- transport ------------------------------------------------------
     def _args(self, **kw):
@@ -155,6 +156,34 @@ class DurableObjectStorage:
         from . import _durable_txn
         return await _durable_txn.run(self, closure)
 
+    def transactionSync(self, closure):
+        """closure() with no argument, synchronously: the SQL it runs
+        (ctx.storage.sql) commits together when it returns, none of it
+        when it raises. SQLite-backed classes only, as on Cloudflare."""
+        self.sql  # the Error a key-value class gets
+        if not callable(closure):
+            raise TypeError("transactionSync() takes a function: def work(): ...")
+        if self._in_sync:
+            raise _bind.JsException("Error", "transactionSync(): already inside one")
+        _bind.call_sync(_STORE, "txn", self._args(action="begin"))
+        self._in_sync = True
+        try:
+            result = closure()
+            if hasattr(result, "__await__"):
+                if hasattr(result, "close"):
+                    result.close()
+                raise TypeError("transactionSync() takes a synchronous function: its SQL "
+                                "runs while it runs; use transaction() for an async one")
+        except BaseException:
+            self._in_sync = False
+            _bind.call_sync(_STORE, "txn", self._args(action="rollback"))
+            raise
+        self._in_sync = False
+        _bind.call_sync(_STORE, "txn", self._args(action="commit"))
+        return result
+
+    transaction_sync = transactionSync
+
     # -- alarms -----------------------------------------------------------
     async def getAlarm(self, options=None):
         """The alarm's time in ms since the epoch, or None. While alarm()
@@ -231,7 +260,10 @@ class SqlStorage:
         if not isinstance(query, str):
             raise TypeError("sql.exec() takes the SQL as a string")
         params = [_param(b) for b in bindings]
-        res, _ = _bind.call_sync(_STORE, "sql", self._st._args(sql=query, params=params))
+        args = self._st._args(sql=query, params=params)
+        if self._st._in_sync:
+            args["txn"] = True  # part of the open transactionSync (storage.c)
+        res, _ = _bind.call_sync(_STORE, "sql", args)
         return SqlCursor(res)
 
     @property

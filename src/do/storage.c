@@ -17,6 +17,7 @@ struct thaw_do_file {
     char *path;
     struct thaw_sqlq *q;
     int jobs;           /* in flight: not closed meanwhile */
+    int txn_held;       /* a transactionSync is open: one more hold on jobs */
     uint64_t used;
     struct thaw_do_file *next;
 };
@@ -84,11 +85,15 @@ static struct thaw_do_file *file_get(struct thaw_do_store *s, const char *path, 
     return f;
 }
 
+enum { TXN_NONE, TXN_BEGIN, TXN_COMMIT, TXN_ROLLBACK, TXN_INSIDE };
+
 struct job {
     struct thaw_bind_call *call;
     struct thaw_do_store *store;
     struct thaw_do_file *file;
     int batch;
+    int txn;            /* op txn: TXN_BEGIN ...; op sql: 1 if inside one */
+    int stale;          /* a transactionSync left open was rolled back first */
     json_t *stmts;      /* op alarm: the statements it runs */
     int64_t at, if_at;  /* op alarm: what alarms.h is told */
     struct thaw_d1_ctl ctl;
@@ -102,6 +107,36 @@ static void on_work(sqlite3 *db, void *arg)
     struct job *j = arg;
     json_t *a = j->call->args;
 
+    int open = !sqlite3_get_autocommit(db);
+
+    /* a transactionSync holds its transaction across calls (one object's
+     * calls run one at a time, and its closure never awaits); anything
+     * else that finds one open finds it abandoned (its instance died) */
+    if (open && j->txn != TXN_INSIDE && j->txn != TXN_COMMIT && j->txn != TXN_ROLLBACK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        j->stale = 1;
+        open = 0;
+    }
+    if (j->txn == TXN_BEGIN || j->txn == TXN_COMMIT || j->txn == TXN_ROLLBACK) {
+        const char *sql = j->txn == TXN_BEGIN ? "BEGIN IMMEDIATE"
+                          : j->txn == TXN_COMMIT ? "COMMIT" : "ROLLBACK";
+        j->rc = 0;
+        if (j->txn != TXN_BEGIN && !open)
+            j->rc = j->txn == TXN_ROLLBACK ? 0 : -1; /* gone: nothing to commit */
+        else if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            j->rc = -1;
+        if (j->rc < 0)
+            snprintf(j->err, sizeof(j->err), "transactionSync(): %s", open || j->txn ==
+                     TXN_BEGIN ? sqlite3_errmsg(db) : "the transaction is no longer open");
+        thaw_buf_append(&j->out, "null", 4);
+        return;
+    }
+    if (j->txn == TXN_INSIDE && !open) {
+        j->rc = -1;
+        snprintf(j->err, sizeof(j->err), "transactionSync(): the transaction is no longer open");
+        return;
+    }
+    j->ctl.keep_open = j->txn == TXN_INSIDE;
     if (__atomic_load_n(&j->ctl.cancelled, __ATOMIC_RELAXED)) {
         j->rc = -1;
         snprintf(j->err, sizeof(j->err), "the call that ran this went away");
@@ -122,6 +157,18 @@ static void on_done(void *arg)
     struct thaw_bind_call *call = j->call;
 
     call->on_cancel = NULL;
+    /* a transaction held open keeps its file open (trim() skips it) */
+    if ((j->stale || j->txn == TXN_COMMIT || j->txn == TXN_ROLLBACK) && j->file->txn_held) {
+        j->file->txn_held = 0;
+        j->file->jobs--;
+    }
+    if (j->txn == TXN_BEGIN && j->rc == 0 && !j->file->txn_held) {
+        j->file->txn_held = 1;
+        j->file->jobs++;
+    }
+    if (j->stale)
+        thaw_log("worker %s: a Durable Object's transactionSync was left open (its instance "
+                 "went away): rolled back", j->store->worker);
     /* before the answer, which may release the last hold on the store */
     j->file->jobs--;
     trim(j->store);
@@ -200,6 +247,8 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
     struct job *j;
     int alarm = strcmp(call->op, "alarm") == 0;
     int batch = alarm || strcmp(call->op, "batch") == 0;
+    const char *action = json_string_value(json_object_get(a, "action"));
+    int txn = TXN_NONE;
     int64_t at = -1, if_at = -1;
 
     if (alarm && (alarm_time(json_object_get(a, "at"), &at) ||
@@ -208,14 +257,26 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
                        "a whole number of milliseconds since the epoch, at least 0");
         return;
     }
-    if (!batch && strcmp(call->op, "sql") != 0) {
+    if (strcmp(call->op, "txn") == 0) {
+        txn = !action ? -1 : strcmp(action, "begin") == 0 ? TXN_BEGIN
+              : strcmp(action, "commit") == 0 ? TXN_COMMIT
+              : strcmp(action, "rollback") == 0 ? TXN_ROLLBACK : -1;
+        if (txn < 0) {
+            thaw_bind_fail(call, "TypeError", "Durable Object storage: txn's action is "
+                           "begin, commit or rollback");
+            return;
+        }
+    } else if (strcmp(call->op, "sql") == 0 && json_is_true(json_object_get(a, "txn"))) {
+        txn = TXN_INSIDE;
+    } else if (!batch && strcmp(call->op, "sql") != 0) {
         thaw_bind_fail(call, "TypeError", "Durable Object storage has no operation \"%s\"",
                        call->op);
         return;
     }
     /* both name the file: hex only, so never a path */
     if (!thaw__do_hex64(ns) || !thaw__do_hex64(id) ||
-        (alarm ? 0 : batch ? !json_is_array(json_object_get(a, "statements"))
+        (alarm || (txn != TXN_NONE && txn != TXN_INSIDE) ? 0
+         : batch ? !json_is_array(json_object_get(a, "statements"))
                : !json_is_string(json_object_get(a, "sql")))) {
         thaw_bind_fail(call, "TypeError", "Durable Object storage: bad arguments");
         return;
@@ -234,6 +295,7 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
     j->call = call;
     j->store = s;
     j->batch = batch;
+    j->txn = txn;
     if (alarm) {
         j->stmts = alarm_statements(at, if_at);
         j->at = at;

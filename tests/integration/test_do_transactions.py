@@ -45,6 +45,33 @@ WORKER = """
         async def not_a_function(self):
             return await self.ctx.storage.transaction("nope")
 
+        def sql_count(self):
+            sql = self.ctx.storage.sql
+            sql.exec("CREATE TABLE IF NOT EXISTS t (x)")
+            return sql.exec("SELECT count(*) AS n FROM t").one().n
+
+        def sync(self, rows, fail=False):
+            sql = self.ctx.storage.sql
+            sql.exec("CREATE TABLE IF NOT EXISTS t (x)")
+
+            def work():
+                for i in range(rows):
+                    sql.exec("INSERT INTO t VALUES (?)", i)
+                seen = sql.exec("SELECT count(*) AS n FROM t").one().n
+                if fail == "exit":
+                    import os
+                    os._exit(3)  # the instance dies inside the transaction
+                if fail:
+                    raise ValueError("changed my mind")
+                return seen
+            return self.ctx.storage.transactionSync(work)
+
+        def sync_async(self):
+            async def work():
+                self.ctx.storage.sql.exec("INSERT INTO t VALUES (1)")
+            self.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t (x)")
+            return self.ctx.storage.transactionSync(work)
+
         async def bad_value(self):
             async def bad(txn):
                 await txn.put("a", object())
@@ -107,3 +134,30 @@ def test_bad_input(srv):
     r = rpc(srv, "bad_value", status=500)
     assert r["error"] == "TypeError" and "cannot be sent over RPC" in r["message"], r
     assert rpc(srv, "balances")["result"] == {"a": 100, "b": 0, "c": 5}
+
+
+def test_transaction_sync_commits_its_sql_together(srv):
+    assert rpc(srv, "sql_count")["result"] == 0
+    assert rpc(srv, "sync", 3)["result"] == 3  # its own rows, seen inside
+    assert rpc(srv, "sql_count")["result"] == 3
+
+
+def test_transaction_sync_that_raises_writes_nothing(srv):
+    assert rpc(srv, "sync", 2)["result"] == 2
+    r = rpc(srv, "sync", 5, True, status=500)
+    assert r == {"error": "ValueError", "message": "changed my mind"}
+    assert rpc(srv, "sql_count")["result"] == 2
+
+
+def test_transaction_sync_takes_a_synchronous_function(srv):
+    r = rpc(srv, "sync_async", status=500)
+    assert r["error"] == "TypeError" and "synchronous function" in r["message"], r
+    assert rpc(srv, "sql_count")["result"] == 0
+
+
+def test_a_transaction_sync_whose_instance_dies_is_rolled_back(srv):
+    assert rpc(srv, "sync", 1)["result"] == 1
+    r = srv.request("POST", "/", body=json.dumps({"method": "sync", "args": [4, "exit"]}).encode())
+    assert r.status in (500, 502), r.text
+    assert rpc(srv, "sql_count")["result"] == 1
+    srv.wait_log("transactionSync was left open")
