@@ -249,14 +249,19 @@ static void on_timer(uv_timer_t *t)
 {
     struct thaw_do_alarms *a = t->data;
     int64_t now = now_ms();
-    struct entry **pp = &a->list, *e;
+    struct entry **pp, *e;
 
     a->refs++; /* an event that ends at once must not free a meanwhile */
-    while (a->w && (e = *pp)) {
-        const char *cls = json_string_value(json_object_get(a->classes, e->ns));
-        if (e->running || e->due > now) {
-            pp = &e->next;
-        } else if (!cls) {
+    /* one due alarm at a time, each from the head again: an event that
+     * ends at once (no version to run it) changes the list under us */
+    while (a->w) {
+        const char *cls;
+        for (pp = &a->list; (e = *pp); pp = &e->next)
+            if (!e->running && e->at >= 0 && e->due <= now)
+                break;
+        if (!e)
+            break;
+        if (!(cls = json_string_value(json_object_get(a->classes, e->ns)))) {
             /* its class was deleted (its data with it) or is gone */
             thaw_log("worker %s: Durable Object %s: its class is no longer in the "
                      "worker's migrations; its alarm is dropped", worker_name(a), e->id);
@@ -265,11 +270,6 @@ static void on_timer(uv_timer_t *t)
             thaw_log("worker %s: Durable Object %s: out of memory; its alarm is retried "
                      "in a second", worker_name(a), e->id);
             e->due = now + 1000;
-            pp = &e->next;
-        } else {
-            pp = &e->next; /* e stays: an event that ended at once may have dropped */
-            if (!a->w)
-                break;
         }
     }
     arm(a);
