@@ -22,6 +22,7 @@ import asyncio
 import inspect
 import json
 
+from . import _durable_alarm
 from . import _durable_wire as wire
 from ._durable_id import DurableObjectId
 from ._durable_storage import DurableObjectStorage
@@ -120,6 +121,16 @@ def _object(inst, cls_name, id_hex, name):
     return live
 
 
+def _evict(cls_name, id_hex):
+    """Drops the object unless a call holds or awaits it. Whether it went."""
+    live = _objects.get((cls_name, id_hex))
+    if live is not None:
+        if live.lock.locked() or any(not w.done() for w in (live.lock._waiters or ())):
+            return False
+        del _objects[(cls_name, id_hex)]
+    return True
+
+
 async def _run(inst, st, meta, request):
     from thaw_runtime import output
     from thaw_runtime.log import log_exception
@@ -127,6 +138,9 @@ async def _run(inst, st, meta, request):
     op = meta.get(":do-op")
     try:
         cls_name, id_hex = meta.get(":do-class", ""), meta.get(":do-id", "")
+        if op == "evict":  # idle (src/do/live.h): its memory goes, its storage stays
+            _reply(inst, st, 200 if _evict(cls_name, id_hex) else 409, {"result": None})
+            return
         info = (config.get("classes") or {}).get(cls_name)
         cls = inst.worker.module.__dict__.get(cls_name)
         if info is None or cls is None:
@@ -141,6 +155,10 @@ async def _run(inst, st, meta, request):
             state = getattr(live.obj, "ctx", None)
             if isinstance(state, DurableObjectState):
                 await state._pass_gates()
+            if op == "alarm":  # src/do/alarms.h
+                await _durable_alarm.run(live.obj, state, meta)
+                _reply(inst, st, 200, {"result": None})
+                return
             if op == "fetch":
                 result = live.obj.fetch(request)
                 if inspect.isawaitable(result):

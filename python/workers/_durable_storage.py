@@ -15,6 +15,9 @@ _STORE = ":do"  # the storage binding (src/do/bind.c): no env name can be it
 _KV = "_cf_KV"
 _CREATE = (f"CREATE TABLE IF NOT EXISTS {_KV} (key TEXT PRIMARY KEY, value TEXT NOT NULL) "
            f"WITHOUT ROWID")
+# the object's alarm (src/do/alarms.h writes it; the same text)
+_ALARM_TABLE = ("CREATE TABLE IF NOT EXISTS _cf_ALARM (k INTEGER PRIMARY KEY CHECK (k = 0), "
+                "at INTEGER NOT NULL)")
 MAX_KEYS = 128  # keys per get/put/delete call, as Cloudflare
 
 
@@ -31,6 +34,24 @@ def _keys(keys):
     return keys
 
 
+def alarm_time(scheduled):
+    """setAlarm's argument as whole ms since the epoch: a number (a time
+    in the past fires at once) or a datetime; anything else a TypeError."""
+    import datetime
+    if isinstance(scheduled, datetime.datetime):
+        if scheduled.tzinfo is None:
+            scheduled = scheduled.replace(tzinfo=datetime.timezone.utc)
+        return max(0, int(scheduled.timestamp() * 1000))
+    if hasattr(scheduled, "getTime"):  # a JS Date
+        scheduled = scheduled.getTime()
+    if isinstance(scheduled, bool) or not isinstance(scheduled, (int, float)):
+        raise TypeError("setAlarm() takes the time as milliseconds since the epoch (a number) "
+                        f"or a datetime, not {type(scheduled).__name__}")
+    if scheduled != scheduled or scheduled in (float("inf"), float("-inf")):
+        raise TypeError("setAlarm(): the time must be a finite number of milliseconds")
+    return max(0, int(scheduled))
+
+
 def _options(options, allowed, what):
     if options is None:
         return {}
@@ -45,7 +66,7 @@ def _options(options, allowed, what):
 
 
 class DurableObjectStorage:
-    __slots__ = ("_ns", "_id", "_sqlite", "_ready", "_sql")
+    __slots__ = ("_ns", "_id", "_sqlite", "_ready", "_sql", "_firing", "_txn", "_in_sync")
 
     def __init__(self, ns_key, id_hex, sqlite):
         self._ns = ns_key
@@ -53,18 +74,23 @@ class DurableObjectStorage:
         self._sqlite = sqlite
         self._ready = False
         self._sql = None
+        self._firing = None  # the alarm whose alarm() runs, until setAlarm
+        self._txn = None     # the open transaction() (workers/_durable_txn.py)
+        self._in_sync = False  # inside transactionSync(): sql.exec joins it
 
     # -- transport ------------------------------------------------------
     def _args(self, **kw):
         return {"ns": self._ns, "id": self._id, **kw}
 
     async def _batch(self, statements):
-        if not self._ready:
-            statements = [{"sql": _CREATE, "params": []}] + statements
+        ready = self._ready
+        if not ready:
+            statements = [{"sql": _CREATE, "params": []},
+                          {"sql": _ALARM_TABLE, "params": []}] + statements
         res, _ = await _bind.call(_STORE, "batch", self._args(statements=statements))
-        if not self._ready:
+        if not ready:
             self._ready = True
-            res = res[1:]
+            res = res[2:]
         return res
 
     # -- key-value ------------------------------------------------------
@@ -118,8 +144,74 @@ class DurableObjectStorage:
         if drops:
             await self._batch(drops)
         self._ready = False
+        # the alarm went with its table (delete_all_deletes_alarm, as
+        # Cloudflare's default): the supervisor forgets it too
+        await _bind.call(_STORE, "alarm", self._args(at=None))
 
     delete_all = deleteAll
+
+    async def transaction(self, closure):
+        """await closure(txn); its writes commit together when it returns,
+        none of them when it raises (workers/_durable_txn.py)."""
+        from . import _durable_txn
+        return await _durable_txn.run(self, closure)
+
+    def transactionSync(self, closure):
+        """closure() with no argument, synchronously: the SQL it runs
+        (ctx.storage.sql) commits together when it returns, none of it
+        when it raises. SQLite-backed classes only, as on Cloudflare."""
+        self.sql  # the Error a key-value class gets
+        if not callable(closure):
+            raise TypeError("transactionSync() takes a function: def work(): ...")
+        if self._in_sync:
+            raise _bind.JsException("Error", "transactionSync(): already inside one")
+        _bind.call_sync(_STORE, "txn", self._args(action="begin"))
+        self._in_sync = True
+        try:
+            result = closure()
+            if hasattr(result, "__await__"):
+                if hasattr(result, "close"):
+                    result.close()
+                raise TypeError("transactionSync() takes a synchronous function: its SQL "
+                                "runs while it runs; use transaction() for an async one")
+        except BaseException:
+            self._in_sync = False
+            _bind.call_sync(_STORE, "txn", self._args(action="rollback"))
+            raise
+        self._in_sync = False
+        _bind.call_sync(_STORE, "txn", self._args(action="commit"))
+        return result
+
+    transaction_sync = transactionSync
+
+    # -- alarms -----------------------------------------------------------
+    async def getAlarm(self, options=None):
+        """The alarm's time in ms since the epoch, or None. While alarm()
+        runs, None until setAlarm is called again (as Cloudflare)."""
+        _options(options, ("allowConcurrency",), "getAlarm")
+        res = await self._batch([{"sql": "SELECT at FROM _cf_ALARM", "params": []}])
+        rows = res[0]["rows"]
+        at = rows[0][0] if rows else None
+        return None if at is not None and at == self._firing else at
+
+    async def setAlarm(self, scheduled, options=None):
+        """Arms the object's one alarm (replacing any) for scheduled: ms
+        since the epoch (int or float) or a datetime (naive = UTC)."""
+        _options(options, ("allowConcurrency", "allowUnconfirmed"), "setAlarm")
+        at = alarm_time(scheduled)
+        self._firing = None
+        await _bind.call(_STORE, "alarm", self._args(at=at))
+
+    async def deleteAlarm(self, options=None):
+        _options(options, ("allowConcurrency", "allowUnconfirmed"), "deleteAlarm")
+        self._firing = None
+        await _bind.call(_STORE, "alarm", self._args(at=None))
+
+    async def _alarm_done(self, at):
+        """The alarm at `at` ran (or gave up): gone, unless it was set again."""
+        await _bind.call(_STORE, "alarm", self._args(at=None, if_at=at))
+
+    get_alarm, set_alarm, delete_alarm = getAlarm, setAlarm, deleteAlarm
 
     async def list(self, options=None):
         """The pairs in key order as a dict: prefix, start (inclusive),
@@ -168,7 +260,10 @@ class SqlStorage:
         if not isinstance(query, str):
             raise TypeError("sql.exec() takes the SQL as a string")
         params = [_param(b) for b in bindings]
-        res, _ = _bind.call_sync(_STORE, "sql", self._st._args(sql=query, params=params))
+        args = self._st._args(sql=query, params=params)
+        if self._st._in_sync:
+            args["txn"] = True  # part of the open transactionSync (storage.c)
+        res, _ = _bind.call_sync(_STORE, "sql", args)
         return SqlCursor(res)
 
     @property

@@ -468,7 +468,7 @@ int thaw_d1_query(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *sql,
         return -1;
     rc = query(db, &g, sql, params, max_rows, &o, err, errlen);
     guard_off(db);
-    if (rollback_open(db) && rc == 0)
+    if (!ctl->keep_open && rollback_open(db) && rc == 0)
         return left_open(err, errlen);
     return rc;
 }

@@ -25,6 +25,9 @@
 struct thaw_d1_ctl {
     int cancelled;       /* read and written with __atomic builtins */
     double deadline_ms;  /* 0: none */
+    /* the caller holds a transaction open across queries (a Durable
+     * Object's transactionSync, src/do/storage.c): not rolled back */
+    int keep_open;
 };
 
 /* The longest a statement (or a whole batch / exec) may run, as D1's own

@@ -108,6 +108,12 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      0, 0, 86400000, "a WebSocket with no message or ping either way for this long is cut "
      "(0: never)",
      0, THAW_LIM_ZERO_NEVER},
+    /* Cloudflare evicts an idle object after 70-140 s; its instance's own
+     * idle_timeout_ms may take it sooner (src/do/live.h) */
+    {"--do-idle-timeout", "thaw", "durable_object_idle_timeout_ms", L(do_idle_timeout_ms),
+     THAW_LIM_MS, 70000, 100, 86400000, "a Durable Object with no event for this long leaves "
+     "its host's memory (its storage stays; its next event makes it again)",
+     140000, 0},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 

@@ -8,12 +8,15 @@
  * Opening also checks the config's migrations against those this worker's
  * deployed versions applied (history.h): the last applied tag must still
  * be in the list. A version that builds ready records its tags. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bind/bind.h"
 #include "bind/kinds.h"
+#include "do/alarms.h"
 #include "do/call.h"
 #include "do/history.h"
 #include "do/storage.h"
@@ -22,7 +25,10 @@
 struct record {
     char *path;
     char *worker;
+    char *state_dir;
+    struct thaw_worker *w;
     json_t *tags;
+    json_t *deleted; /* _thaw_do.deleted: [{key, tag}] */
 };
 
 static void record_free(void *arg)
@@ -31,8 +37,67 @@ static void record_free(void *arg)
 
     free(r->path);
     free(r->worker);
+    free(r->state_dir);
     json_decref(r->tags);
+    json_decref(r->deleted);
     free(r);
+}
+
+static int has_tag(json_t *tags, const char *tag)
+{
+    size_t i;
+    json_t *t;
+
+    json_array_foreach(tags, i, t)
+        if (json_is_string(t) && strcmp(json_string_value(t), tag) == 0)
+            return 1;
+    return 0;
+}
+
+/* A class's objects' files, STATE/do/<key>/ (storage.c names them: only
+ * hex names and their SQLite companions are there). How many objects. */
+static int remove_class_data(const char *state_dir, const char *key)
+{
+    char dir[4096], path[4400];
+    struct dirent *e;
+    int n = 0;
+    DIR *d;
+
+    snprintf(dir, sizeof(dir), "%s/do/%s", state_dir, key);
+    if (!(d = opendir(dir)))
+        return 0;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0 && len > 7 && strcmp(e->d_name + len - 7, ".sqlite") == 0)
+            n++;
+    }
+    closedir(d);
+    rmdir(dir);
+    return n;
+}
+
+/* `deleted_classes` of the tags this version applies first: their data
+ * goes now, when the version that applies them is ready (a build that
+ * fails applies nothing), as Cloudflare deletes it at deploy. */
+static void delete_classes(struct record *r, json_t *had)
+{
+    size_t i;
+    json_t *del;
+
+    json_array_foreach(r->deleted, i, del) {
+        const char *key = json_string_value(json_object_get(del, "key"));
+        const char *tag = json_string_value(json_object_get(del, "tag"));
+        int n;
+        if (!key || !tag || !thaw__do_hex64(key) || (had && has_tag(had, tag)))
+            continue;
+        n = remove_class_data(r->state_dir, key);
+        thaw__do_alarms_forget(r->w, key);
+        thaw_log("worker %s: migration \"%s\" deleted a Durable Object class: the data of "
+                 "its %d object%s is deleted", r->worker, tag, n, n == 1 ? "" : "s");
+    }
 }
 
 static void record_ready(void *arg)
@@ -46,6 +111,7 @@ static void record_ready(void *arg)
         json_decref(had);
         return;
     }
+    delete_classes(r, had);
     json_decref(had);
     if ((rc = thaw__do_history_save(r->path, r->tags)) < 0)
         thaw_log("worker %s: cannot record its Durable Object migrations in %s: %s",
@@ -161,6 +227,7 @@ static int add_store(const struct thaw_bind_env *env, struct thaw_bindings *set,
         return -1;
     }
     s->loop = env->loop;
+    s->w = env->worker;
     if (thaw_bindings_add(set, ":do", &store_kind, s, err, errlen)) {
         store_close(s);
         return -1;
@@ -191,14 +258,19 @@ static int do_open(const struct thaw_bind_env *env, struct thaw_bindings *set, c
     if (check_history(env, path, tags, err, errlen))
         return -1;
     r = calloc(1, sizeof(*r));
-    if (!r || !(r->path = strdup(path)) || !(r->worker = strdup(env->worker_name))) {
-        if (r)
+    if (!r || !(r->path = strdup(path)) || !(r->worker = strdup(env->worker_name)) ||
+        !(r->state_dir = strdup(env->state_dir))) {
+        if (r) {
             free(r->path);
+            free(r->worker);
+        }
         free(r);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    r->w = env->worker;
     r->tags = json_incref(tags);
+    r->deleted = json_incref(json_object_get(d, "deleted"));
     return thaw_bindings_on_ready(set, record_ready, record_free, r, err, errlen);
 }
 

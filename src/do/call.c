@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "do/call.h"
+#include "do/live.h"
 #include "ipc/codec.h"
 #include "pool/pool.h"
 #include "util/log.h"
@@ -213,6 +214,7 @@ void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call)
     call->data = c;
     call->on_cancel = on_cancel;
     c->ex.req_done = 1;
+    thaw__do_live_touch(ns->worker, ns->class_name, id); /* live.h: its idle clock */
     /* may end the call at once (no version, a failed one) */
     thaw_pool_dispatch(ns->worker, &c->ex, b.data, b.len);
     thaw_buf_free(&b);

@@ -114,7 +114,7 @@ int thaw_do_config(json_t *root, const char *file, const char *worker, char *err
     json_t *dobj = json_object_get(root, "durable_objects");
     json_t *migs = json_object_get(root, "migrations");
     json_t *list = dobj ? json_object_get(dobj, "bindings") : NULL;
-    json_t *out, *bindings, *classes, *b, *v;
+    json_t *out, *bindings, *classes, *deleted, *b, *v;
     struct thaw_do_classes c;
     const char *key;
     char hex[65];
@@ -171,8 +171,14 @@ int thaw_do_config(json_t *root, const char *file, const char *worker, char *err
                                       "key", json_object_get(info, "key"),
                                       "sqlite", json_object_get(info, "sqlite")));
     }
-    out = json_pack("{s:s, s:o, s:o, s:O}", "worker", worker, "bindings", bindings,
-                    "classes", classes, "tags", c.tags);
+    deleted = json_array();
+    json_array_foreach(c.deleted, i, v) {
+        namespace_key(worker, json_string_value(json_object_get(v, "origin")), hex);
+        json_array_append_new(deleted, json_pack("{s:s, s:O}", "key", hex, "tag",
+                                                 json_object_get(v, "tag")));
+    }
+    out = json_pack("{s:s, s:o, s:o, s:O, s:o}", "worker", worker, "bindings", bindings,
+                    "classes", classes, "tags", c.tags, "deleted", deleted);
     thaw__do_classes_free(&c);
     if (!out) {
         snprintf(err, errlen, "out of memory");

@@ -7,7 +7,8 @@
  *   {"worker": NAME,
  *    "bindings": {BINDING: {"class_name": C, "key": HEX, "sqlite": BOOL}},
  *    "classes":  {C: {"key": HEX, "sqlite": BOOL, "tag": TAG}},
- *    "tags": [TAG, ...]}
+ *    "tags": [TAG, ...],
+ *    "deleted": [{"key": HEX, "tag": TAG}]}   (deleted_classes, in order)
  *
  * `key` (64 hex digits) names a class's namespace: the SHA-256 of the
  * worker's name and the name the class was first created under, so ids

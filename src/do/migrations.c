@@ -30,6 +30,7 @@ void thaw__do_classes_free(struct thaw_do_classes *c)
     json_decref(c->live);
     json_decref(c->gone);
     json_decref(c->tags);
+    json_decref(c->deleted);
     memset(c, 0, sizeof(*c));
 }
 
@@ -149,8 +150,11 @@ static int delete_all(struct thaw_do_classes *c, const char *file, const char *a
 
     json_array_foreach(names, i, s) {
         const char *name = json_string_value(s);
-        if (!json_object_get(c->live, name))
+        json_t *cls = json_object_get(c->live, name);
+        if (!cls)
             return missing(c, file, at, "deleted_classes", name, err, errlen);
+        json_array_append_new(c->deleted, json_pack("{s:O, s:s}", "origin",
+                                                    json_object_get(cls, "origin"), "tag", tag));
         json_object_del(c->live, name);
         json_object_set_new(c->gone, name, json_string(tag));
     }
@@ -231,7 +235,8 @@ int thaw__do_migrations(json_t *migs, const char *file, struct thaw_do_classes *
     out->live = json_object();
     out->gone = json_object();
     out->tags = json_array();
-    if (!out->live || !out->gone || !out->tags) {
+    out->deleted = json_array();
+    if (!out->live || !out->gone || !out->tags || !out->deleted) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -14,6 +14,9 @@ struct thaw_do_classes {
     json_t *gone;
     /* the tags, in order */
     json_t *tags;
+    /* [{"origin": first name, "tag": tag}]: each class deleted, in order
+     * (its objects' data is deleted when its tag first applies, bind.c) */
+    json_t *deleted;
 };
 
 /* migs may be NULL (no `migrations`). Fills out (json objects and an array

@@ -8,6 +8,7 @@
 
 #include "bind/d1-exec.h"
 #include "bind/sqlq.h"
+#include "do/alarms.h"
 #include "do/call.h"
 #include "do/storage.h"
 #include "util/log.h"
@@ -16,6 +17,7 @@ struct thaw_do_file {
     char *path;
     struct thaw_sqlq *q;
     int jobs;           /* in flight: not closed meanwhile */
+    int txn_held;       /* a transactionSync is open: one more hold on jobs */
     uint64_t used;
     struct thaw_do_file *next;
 };
@@ -83,11 +85,17 @@ static struct thaw_do_file *file_get(struct thaw_do_store *s, const char *path, 
     return f;
 }
 
+enum { TXN_NONE, TXN_BEGIN, TXN_COMMIT, TXN_ROLLBACK, TXN_INSIDE };
+
 struct job {
     struct thaw_bind_call *call;
     struct thaw_do_store *store;
     struct thaw_do_file *file;
     int batch;
+    int txn;            /* op txn: TXN_BEGIN ...; op sql: 1 if inside one */
+    int stale;          /* a transactionSync left open was rolled back first */
+    json_t *stmts;      /* op alarm: the statements it runs */
+    int64_t at, if_at;  /* op alarm: what alarms.h is told */
     struct thaw_d1_ctl ctl;
     struct thaw_buf out;
     int rc;
@@ -99,13 +107,43 @@ static void on_work(sqlite3 *db, void *arg)
     struct job *j = arg;
     json_t *a = j->call->args;
 
+    int open = !sqlite3_get_autocommit(db);
+
+    /* a transactionSync holds its transaction across calls (one object's
+     * calls run one at a time, and its closure never awaits); anything
+     * else that finds one open finds it abandoned (its instance died) */
+    if (open && j->txn != TXN_INSIDE && j->txn != TXN_COMMIT && j->txn != TXN_ROLLBACK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        j->stale = 1;
+        open = 0;
+    }
+    if (j->txn == TXN_BEGIN || j->txn == TXN_COMMIT || j->txn == TXN_ROLLBACK) {
+        const char *sql = j->txn == TXN_BEGIN ? "BEGIN IMMEDIATE"
+                          : j->txn == TXN_COMMIT ? "COMMIT" : "ROLLBACK";
+        j->rc = 0;
+        if (j->txn != TXN_BEGIN && !open)
+            j->rc = j->txn == TXN_ROLLBACK ? 0 : -1; /* gone: nothing to commit */
+        else if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            j->rc = -1;
+        if (j->rc < 0)
+            snprintf(j->err, sizeof(j->err), "transactionSync(): %s", open || j->txn ==
+                     TXN_BEGIN ? sqlite3_errmsg(db) : "the transaction is no longer open");
+        thaw_buf_append(&j->out, "null", 4);
+        return;
+    }
+    if (j->txn == TXN_INSIDE && !open) {
+        j->rc = -1;
+        snprintf(j->err, sizeof(j->err), "transactionSync(): the transaction is no longer open");
+        return;
+    }
+    j->ctl.keep_open = j->txn == TXN_INSIDE;
     if (__atomic_load_n(&j->ctl.cancelled, __ATOMIC_RELAXED)) {
         j->rc = -1;
         snprintf(j->err, sizeof(j->err), "the call that ran this went away");
         return;
     }
     if (j->batch)
-        j->rc = thaw_d1_batch(db, &j->ctl, json_object_get(a, "statements"), &j->out,
+        j->rc = thaw_d1_batch(db, &j->ctl, j->stmts ? j->stmts : json_object_get(a, "statements"), &j->out,
                               j->err, sizeof(j->err));
     else
         j->rc = thaw_d1_query(db, &j->ctl, json_string_value(json_object_get(a, "sql")),
@@ -119,11 +157,28 @@ static void on_done(void *arg)
     struct thaw_bind_call *call = j->call;
 
     call->on_cancel = NULL;
+    /* a transaction held open keeps its file open (trim() skips it) */
+    if ((j->stale || j->txn == TXN_COMMIT || j->txn == TXN_ROLLBACK) && j->file->txn_held) {
+        j->file->txn_held = 0;
+        j->file->jobs--;
+    }
+    if (j->txn == TXN_BEGIN && j->rc == 0 && !j->file->txn_held) {
+        j->file->txn_held = 1;
+        j->file->jobs++;
+    }
+    if (j->stale)
+        thaw_log("worker %s: a Durable Object's transactionSync was left open (its instance "
+                 "went away): rolled back", j->store->worker);
     /* before the answer, which may release the last hold on the store */
     j->file->jobs--;
     trim(j->store);
     if (j->rc < 0) {
         thaw_bind_fail(call, "Error", "%s", j->err);
+    } else if (j->stmts) {
+        json_t *a = call->args;
+        thaw__do_alarms_note(j->store->w, json_string_value(json_object_get(a, "ns")),
+                             json_string_value(json_object_get(a, "id")), j->at, j->if_at);
+        thaw_bind_ok(call, json_null());
     } else {
         /* in the reply's head, not as a body: ctx.storage.sql.exec() is
          * synchronous, and the instance's blocking wait reads heads only;
@@ -138,6 +193,7 @@ static void on_done(void *arg)
                            jerr.text);
     }
     thaw_buf_free(&j->out);
+    json_decref(j->stmts);
     free(j);
 }
 
@@ -148,6 +204,40 @@ static void on_cancel(struct thaw_bind_call *call)
     __atomic_store_n(&j->ctl.cancelled, 1, __ATOMIC_RELAXED);
 }
 
+/* op alarm's statements: the table, then the new state. at < 0: deleted
+ * (only where it is if_at, if_at >= 0). */
+static json_t *alarm_statements(int64_t at, int64_t if_at)
+{
+    json_t *st = json_array();
+
+    json_array_append_new(st, json_pack("{s:s, s:[]}", "sql", THAW_DO_ALARM_TABLE, "params"));
+    if (at >= 0)
+        json_array_append_new(st, json_pack("{s:s, s:[I]}", "sql",
+                                            "INSERT OR REPLACE INTO _cf_ALARM (k, at) "
+                                            "VALUES (0, ?)", "params", (json_int_t)at));
+    else if (if_at >= 0)
+        json_array_append_new(st, json_pack("{s:s, s:[I]}", "sql",
+                                            "DELETE FROM _cf_ALARM WHERE at = ?", "params",
+                                            (json_int_t)if_at));
+    else
+        json_array_append_new(st, json_pack("{s:s, s:[]}", "sql", "DELETE FROM _cf_ALARM",
+                                            "params"));
+    return st;
+}
+
+/* An alarm's time: an integer of ms since the epoch, or null. */
+static int alarm_time(json_t *v, int64_t *out)
+{
+    if (!v || json_is_null(v)) {
+        *out = -1;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return -1;
+    *out = json_integer_value(v);
+    return 0;
+}
+
 void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
 {
     json_t *a = call->args;
@@ -155,16 +245,38 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
     const char *id = json_string_value(json_object_get(a, "id"));
     char path[4096], err[512];
     struct job *j;
-    int batch = strcmp(call->op, "batch") == 0;
+    int alarm = strcmp(call->op, "alarm") == 0;
+    int batch = alarm || strcmp(call->op, "batch") == 0;
+    const char *action = json_string_value(json_object_get(a, "action"));
+    int txn = TXN_NONE;
+    int64_t at = -1, if_at = -1;
 
-    if (!batch && strcmp(call->op, "sql") != 0) {
+    if (alarm && (alarm_time(json_object_get(a, "at"), &at) ||
+                  alarm_time(json_object_get(a, "if_at"), &if_at))) {
+        thaw_bind_fail(call, "TypeError", "Durable Object storage: an alarm's time must be "
+                       "a whole number of milliseconds since the epoch, at least 0");
+        return;
+    }
+    if (strcmp(call->op, "txn") == 0) {
+        txn = !action ? -1 : strcmp(action, "begin") == 0 ? TXN_BEGIN
+              : strcmp(action, "commit") == 0 ? TXN_COMMIT
+              : strcmp(action, "rollback") == 0 ? TXN_ROLLBACK : -1;
+        if (txn < 0) {
+            thaw_bind_fail(call, "TypeError", "Durable Object storage: txn's action is "
+                           "begin, commit or rollback");
+            return;
+        }
+    } else if (strcmp(call->op, "sql") == 0 && json_is_true(json_object_get(a, "txn"))) {
+        txn = TXN_INSIDE;
+    } else if (!batch && strcmp(call->op, "sql") != 0) {
         thaw_bind_fail(call, "TypeError", "Durable Object storage has no operation \"%s\"",
                        call->op);
         return;
     }
     /* both name the file: hex only, so never a path */
     if (!thaw__do_hex64(ns) || !thaw__do_hex64(id) ||
-        (batch ? !json_is_array(json_object_get(a, "statements"))
+        (alarm || (txn != TXN_NONE && txn != TXN_INSIDE) ? 0
+         : batch ? !json_is_array(json_object_get(a, "statements"))
                : !json_is_string(json_object_get(a, "sql")))) {
         thaw_bind_fail(call, "TypeError", "Durable Object storage: bad arguments");
         return;
@@ -183,6 +295,12 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
     j->call = call;
     j->store = s;
     j->batch = batch;
+    j->txn = txn;
+    if (alarm) {
+        j->stmts = alarm_statements(at, if_at);
+        j->at = at;
+        j->if_at = if_at;
+    }
     j->ctl.deadline_ms = 0;
     thaw_buf_init(&j->out, THAW_D1_MAX_RESULT);
     call->data = j;

@@ -6,6 +6,9 @@
  *
  *   sql   {ns, id, sql, params}     -> {columns, rows, meta}  (d1-exec.h)
  *   batch {ns, id, statements}      -> [result, ...] in one transaction
+ *   alarm {ns, id, at, if_at}       -> null: the object's alarm (table
+ *         `_cf_ALARM`) set to `at` (ms since the epoch), or deleted (at
+ *         null; only if it is `if_at`, when given); alarms.h learns it
  *
  * each committed (WAL, synchronous=FULL) before the answer leaves.
  * Internal to src/do/ (bind.c). */
@@ -24,6 +27,7 @@ struct thaw_do_store {
     uv_loop_t *loop;
     char *state_dir;
     char *worker;
+    struct thaw_worker *w;  /* whose alarms (alarms.h) */
     struct thaw_do_file *files;
     int n_files;
     uint64_t use_clock;

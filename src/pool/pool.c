@@ -305,6 +305,17 @@ static struct thaw_instance *host(struct thaw_version *v)
     return i;
 }
 
+int thaw_pool_host_live(struct thaw_worker *w)
+{
+    struct thaw_version *v = w->current;
+    struct thaw_instance *i;
+
+    for (i = v ? v->instances : NULL; v && v->do_host && i; i = i->next)
+        if (i->id == v->do_host && i->state == INST_LIVE && i->chan)
+            return 1;
+    return 0;
+}
+
 void thaw__pool_ensure_spares(struct thaw_version *v)
 {
     const struct thaw_limits *lim = &v->worker->limits;

@@ -141,6 +141,8 @@ struct thaw_worker {
     uv_timer_t tick;             /* limits, timeouts, idle instances */
     int tick_on;
     unsigned ticks;
+    void *do_alarms;             /* its Durable Objects' alarms (src/do/alarms.h) */
+    void *do_live;               /* and which of them are live (src/do/live.h) */
 };
 
 struct thaw_version {
@@ -232,6 +234,10 @@ void thaw_exchange_release(struct thaw_exchange *ex);
 void thaw_exchange_hold(struct thaw_exchange *ex, int hold);
 
 uint32_t thaw_next_sid(void);
+
+/* Whether the current version's Durable Object host instance is live
+ * (src/do/live.c: an object whose host is gone is not live either). */
+int thaw_pool_host_live(struct thaw_worker *w);
 
 struct thaw_worker_stats {
     int instances;        /* live, all versions */

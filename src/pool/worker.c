@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "do/alarms.h"
+#include "do/live.h"
 #include "pool/pool-internal.h"
 #include "util/log.h"
 #include "zygote/client.h"
@@ -146,6 +148,7 @@ int thaw_worker_rebuild(struct thaw_worker *w, struct thaw_config *cfg)
         thaw_config_free(&w->cfg);
     w->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
+    thaw_do_alarms_follow(w); /* re-armed from disk at the first */
     v = thaw__version_new(w);
     if (!v)
         return -1;
@@ -261,6 +264,8 @@ void thaw_worker_close(struct thaw_worker *w, void (*on_closed)(struct thaw_work
     w->closing = 1;
     w->on_closed = on_closed;
     w->current = w->building = NULL;
+    thaw_do_alarms_close(w); /* a deleted worker's alarms never fire */
+    thaw_do_live_close(w);
     stop_own_zygote(w);
     for (v = w->versions; v; v = next) {
         next = v->next; /* v may leave the list (never its memory: deferred) */

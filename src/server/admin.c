@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "do/alarms.h"
+#include "do/live.h"
 #include "pool/pool.h"
 #include "server/admin.h"
 #include "util/buf.h"
@@ -124,6 +126,17 @@ char *thaw_admin_metrics_many(struct thaw_worker **ws, int n, size_t *len)
                 "# TYPE thaw_queued_requests gauge\n");
     for (k = 0; k < n; k++)
         thaw_buf_printf(&b, "thaw_queued_requests{worker=\"%s\"} %d\n", names[k], st[k].queued);
+    thaw_buf_printf(&b, "# HELP thaw_do_objects Durable Objects live in memory (an event "
+                "within durable_object_idle_timeout_ms, host alive).\n"
+                "# TYPE thaw_do_objects gauge\n");
+    for (k = 0; k < n; k++)
+        thaw_buf_printf(&b, "thaw_do_objects{worker=\"%s\"} %d\n", names[k],
+                        thaw_do_live_count(ws[k]));
+    thaw_buf_printf(&b, "# HELP thaw_do_alarms Durable Objects with an alarm armed.\n"
+                "# TYPE thaw_do_alarms gauge\n");
+    for (k = 0; k < n; k++)
+        thaw_buf_printf(&b, "thaw_do_alarms{worker=\"%s\"} %d\n", names[k],
+                        thaw_do_alarms_armed(ws[k]));
     thaw_buf_printf(&b, "# HELP thaw_memory_bytes Memory: the supervisor's RSS, and the private "
                 "(unshared) memory of a worker's instances.\n# TYPE thaw_memory_bytes gauge\n");
     thaw_buf_printf(&b, "thaw_memory_bytes{process=\"supervisor\"} %lld\n", self_rss_bytes());
