@@ -25,6 +25,7 @@ import json
 from . import _durable_wire as wire
 from ._durable_id import DurableObjectId
 from ._durable_storage import DurableObjectStorage
+from . import _durable_ws
 
 # (class name, id hex) -> _Live
 _objects = {}
@@ -37,8 +38,9 @@ RPC_CONTENT_TYPE = "application/x-thaw-rpc"
 MARK = "x-thaw-durable-object"
 
 
-class DurableObjectState:
-    """The object's `ctx`: `id`, `storage`, `waitUntil`, `blockConcurrencyWhile`."""
+class DurableObjectState(_durable_ws.StateMixin):
+    """The object's `ctx`: `id`, `storage`, `waitUntil`, `blockConcurrencyWhile`,
+    and the WebSocket hibernation API (workers/_durable_ws.py)."""
 
     __slots__ = ("id", "storage", "_inst", "_gates")
 
@@ -137,10 +139,15 @@ async def _run(inst, st, meta, request):
                 ns_key = bytes.fromhex(info["key"])
                 oid = DurableObjectId(id_hex, meta.get(":do-name"), ns_key)
                 storage = DurableObjectStorage(info["key"], id_hex, bool(info.get("sqlite")))
-                live.obj = cls(DurableObjectState(oid, storage, inst), inst.worker.env)
+                state = DurableObjectState(oid, storage, inst)
+                state._cls_name = cls_name  # its sockets are the class's and id's
+                live.obj = cls(state, inst.worker.env)
             state = getattr(live.obj, "ctx", None)
             if isinstance(state, DurableObjectState):
                 await state._pass_gates()
+            if op == "ws":
+                await _durable_ws.deliver(inst, st, live.obj, state, meta, request)
+                return
             if op == "fetch":
                 result = live.obj.fetch(request)
                 if inspect.isawaitable(result):
@@ -151,6 +158,9 @@ async def _run(inst, st, meta, request):
                         headers.delete(MARK)  # copied from another object's answer
                     except TypeError:
                         pass  # immutable headers: the caller sees an error then
+                if getattr(result, "_web_socket", None) is not None:
+                    await _durable_ws.respond_101(inst, st, state, result)
+                    return
                 inst._respond(st, result)
                 return
             method = meta.get(":do-method", "")

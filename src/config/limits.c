@@ -108,6 +108,11 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      0, 0, 86400000, "a WebSocket with no message or ping either way for this long is cut "
      "(0: never)",
      0, THAW_LIM_ZERO_NEVER},
+    /* Cloudflare's: 32,768 WebSockets per object; the supervisor holds
+     * each one's connection and a small record (src/do/ws.c) */
+    {"--do-max-websockets", "thaw", "do_max_websockets", L(do_max_websockets), THAW_LIM_COUNT,
+     32768, 1, 1000000, "WebSockets one Durable Object may own (acceptWebSocket raises over it)",
+     32768, 0},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 

@@ -40,6 +40,7 @@ struct thaw_limits {
     long long access_log;            /* 1: a JSON line per request on thaw's log; 0: none */
     long long ws_max_message;        /* bytes of a WebSocket message from a client; 1009 over it */
     long long ws_idle_timeout_ms;    /* a WebSocket with no message either way is cut; 0: never */
+    long long do_max_websockets;     /* WebSockets one Durable Object may own */
 };
 
 /* isolation = "shared": every worker forks from the run's zygote (one
