@@ -340,6 +340,31 @@ void thaw_do_ws_detach(struct thaw_do_ws *s)
 
 /* ---- the host's side: the ":do-ws" binding ------------------------------- */
 
+void thaw_do_ws_worker_closed(struct thaw_worker *w)
+{
+    struct thaw_do_ws *s, *next;
+    struct autoresp *a, **pp;
+
+    for (s = socks; s; s = next) {
+        next = s->next;
+        if (s->worker != w)
+            continue;
+        s->close_told = 1; /* nobody to tell */
+        if (s->conn)
+            s->out(s->conn, THAW_DO_WS_LOST, NULL, 0); /* ends in detach */
+        else
+            sock_free(s);
+    }
+    for (pp = &autos; (a = *pp);) {
+        if (a->worker != w) {
+            pp = &a->next;
+            continue;
+        }
+        *pp = a->next;
+        free(a->cls), free(a->oid), free(a->req), free(a->resp), free(a);
+    }
+}
+
 static int good_id(const char *id)
 {
     size_t i;

@@ -19,7 +19,10 @@
 struct thaw_do_ws;
 
 /* Where a socket's frames for the client go: THAW_IPC_WS_TEXT / _BINARY /
- * _CLOSE (a close's payload as the instance writes it). */
+ * _CLOSE (a close's payload as the instance writes it), or
+ * THAW_DO_WS_LOST: the worker is going, fail the connection now (1011)
+ * and detach. */
+#define THAW_DO_WS_LOST (-1)
 typedef void (*thaw_do_ws_out)(void *conn, int type, const char *p, size_t n);
 
 /* The worker's 101 carried the object's socket id: the connection takes
@@ -39,6 +42,10 @@ void thaw_do_ws_closed(struct thaw_do_ws *s, int code, const char *reason, size_
 /* The connection is over: the record goes (a close event first if none
  * went). */
 void thaw_do_ws_detach(struct thaw_do_ws *s);
+
+/* The worker is being deleted (thaw serve): its objects' sockets end
+ * (their connections fail with 1011) and their records go. */
+void thaw_do_ws_worker_closed(struct thaw_worker *w);
 
 /* bind.c: the ":do-ws" binding of a version whose worker has classes. */
 int thaw__do_ws_add(const struct thaw_bind_env *env, struct thaw_bindings *set, char *err,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "do/ws.h"
 #include "pool/pool-internal.h"
 #include "util/log.h"
 #include "zygote/client.h"
@@ -262,6 +263,7 @@ void thaw_worker_close(struct thaw_worker *w, void (*on_closed)(struct thaw_work
     w->on_closed = on_closed;
     w->current = w->building = NULL;
     stop_own_zygote(w);
+    thaw_do_ws_worker_closed(w); /* its objects' sockets (src/do/ws.c) */
     for (v = w->versions; v; v = next) {
         next = v->next; /* v may leave the list (never its memory: deferred) */
         thaw__version_kill(v, 503, msg);

@@ -227,7 +227,10 @@ void thaw__conn_ws_accept(struct conn *c, const char **names, const char **value
 /* A Durable Object's frame for its client (do/ws.c). */
 static void to_client(void *conn, int type, const char *p, size_t n)
 {
-    thaw__conn_ws_frame(conn, type, p, n);
+    if (type == THAW_DO_WS_LOST)
+        thaw__conn_ws_lost(conn);
+    else
+        thaw__conn_ws_frame(conn, type, p, n);
 }
 
 void thaw__conn_ws_raw(struct conn *c, const char *p, size_t n)
