@@ -13,7 +13,7 @@ import json
 import pytest
 import websockets
 
-from thawlib import write_worker
+from thawlib import write_main, write_worker
 
 WORKER = '''
     import asyncio
@@ -228,3 +228,18 @@ def test_the_standard_api_in_an_object_and_its_host_going(chat):
             await ws.wait_closed()
             return first, ws.close_code
     assert run(go()) == ("plain:one", 1011)
+
+
+def test_sockets_stay_open_across_a_reload_and_reach_the_new_version(chat, workdir):
+    async def go():
+        async with websockets.connect(url(chat, "ann", room="reload")) as ann:
+            await ann.send("whoami")
+            before = await recv_json(ann)
+            write_main(workdir, WORKER.replace('"user": user,', '"user": user, "v": 2,'))
+            assert "(version 2)" in chat.wait_log("(version 2)", timeout=20)
+            await ann.send("whoami")
+            return before, await recv_json(ann)
+    before, after = run(go())
+    assert "v" not in before
+    assert after["v"] == 2 and after["boot"] != before["boot"]  # the new version's object
+    assert after["tags"] == ["ann", "room"] and after["sockets"] == 1
