@@ -12,6 +12,7 @@ import json
 
 import pytest
 import websockets
+from websockets.frames import Frame, Opcode
 
 from thawlib import write_main, write_worker
 
@@ -61,6 +62,9 @@ WORKER = '''
             else:
                 for peer in self.ctx.getWebSockets():
                     peer.send(f"{user}: {message}")
+
+        async def webSocketError(self, ws, error):
+            print("ws-error", ws.deserializeAttachment()["user"], error, flush=True)
 
         async def webSocketClose(self, ws, code, reason, wasClean):
             print("ws-close", ws.deserializeAttachment()["user"], code, reason, wasClean,
@@ -243,3 +247,16 @@ def test_sockets_stay_open_across_a_reload_and_reach_the_new_version(chat, workd
     assert "v" not in before
     assert after["v"] == 2 and after["boot"] != before["boot"]  # the new version's object
     assert after["tags"] == ["ann", "room"] and after["sockets"] == 1
+
+
+def test_bad_utf8_from_the_client_is_an_error_then_a_close_for_the_object(chat):
+    async def go():
+        async with websockets.connect(url(chat, "eve", room="strict")) as ws:
+            ws.transport.write(Frame(Opcode.TEXT, b"ok \xc3\x28 bad").serialize(mask=True))
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return ws.close_code
+    assert run(go()) == 1007
+    log = chat.wait_log("ws-close eve")
+    assert "ws-error eve the WebSocket failed with code 1007" in log
+    assert "ws-close eve 1007" in log and log.index("ws-error eve") < log.index("ws-close eve")
