@@ -490,8 +490,10 @@ class Instance:
             body = RequestBody(self.loop) if has_body else None
             st = Stream(sid, body, False)
             self.streams[sid] = st
-            _durable_host.start(self, st, meta, self.Request._thaw_decoded(
-                method, url, pairs, body, client, version))
+            # a WebSocket message in the head needs no Request (_durable_ws.py)
+            _durable_host.start(self, st, meta, None if ":do-ws-data" in meta else
+                                self.Request._thaw_decoded(method, url, pairs, body, client,
+                                                           version))
             return
         if meta is not None and meta.get(":event") == "scheduled":
             # a cron trigger, or /__scheduled

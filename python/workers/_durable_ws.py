@@ -252,12 +252,10 @@ async def respond_101(inst, st, state, resp):
 
 
 def _answer(inst, st, status):
-    from thaw_runtime import ipc
+    import _thaw_fast as fast
     if inst.streams.get(st.sid) is not st:
         return
-    inst._queue(ipc.frame(ipc.RESP_HEAD, st.sid, ipc.fields(str(status), "",
-                                                          "content-length", "0")))
-    inst._queue(ipc.frame(ipc.RESP_END, st.sid))
+    inst._queue(fast.response(st.sid, status, None, (), None, False, False))
     inst.streams.pop(st.sid, None)
 
 
@@ -269,7 +267,8 @@ async def deliver(inst, st, obj, state, meta, request):
     from thaw_runtime.log import log_exception
     sid = meta.get(":do-ws", "")
     kind = meta.get(":do-ws-event", "")
-    payload = await request.bytes()
+    data = meta.get(":do-ws-data")  # a small message rides in the head (src/do/ws.c)
+    payload = data.encode("latin-1") if data is not None else await request.bytes()
     socks = sockets_of(state)
     ws = socks.by_id.get(sid)
     if ws is None and meta.get(":do-ws-hib") == "1":

@@ -220,8 +220,14 @@ static int put_pair(struct thaw_buf *b, const char *k, const char *v)
     return thaw_ipc_put_str(b, k) || thaw_ipc_put_str(b, v);
 }
 
+/* A message up to this size rides in the head (`:do-ws-data`, any bytes:
+ * fields carry their length); a longer one is the body. One frame less
+ * each way, and no body to wait for in the host: most messages are
+ * small, and the echo's round trip is what issue 18 measures. */
+#define INLINE_MAX (64 * 1024)
+
 /* REQ_HEAD whose pseudo-headers name the object and the socket, the
- * message as the body, REQ_END (call.c builds its calls alike). */
+ * message in it or as the body, REQ_END (call.c builds its calls alike). */
 static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
                  const char *kind, const void *p, size_t n)
 {
@@ -238,6 +244,11 @@ static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
         (rc = put_pair(b, ":do-ws-hib", s->hib ? "1" : "0")) ||
         (s->name && (rc = put_pair(b, ":do-name", s->name))))
         return rc;
+    if (n <= INLINE_MAX) {
+        if ((rc = thaw_ipc_put_str(b, ":do-ws-data")) || (rc = thaw_ipc_put_field(b, p, n)))
+            return rc;
+        n = 0; /* no body */
+    }
     snprintf(len, sizeof(len), "%zu", n);
     if ((n && (rc = put_pair(b, "content-length", len))) || (rc = thaw_ipc_end(b, mark)))
         return rc;

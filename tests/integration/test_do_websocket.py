@@ -43,7 +43,10 @@ WORKER = '''
         async def webSocketMessage(self, ws, message):
             user = ws.deserializeAttachment()["user"]
             self.seen += 1
-            if message == "whoami":
+            if isinstance(message, bytes):  # binary: to everyone as it came
+                for peer in self.ctx.getWebSockets():
+                    peer.send(message)
+            elif message == "whoami":
                 ws.send(json.dumps({"user": user, "tags": self.ctx.getTags(ws),
                                     "boot": self.boot, "seen": self.seen,
                                     "sockets": len(self.ctx.getWebSockets())}))
@@ -133,6 +136,11 @@ def test_a_chat_room_broadcasts_to_every_socket_and_whispers_by_tag(chat):
                 websockets.connect(url(chat, "cy", room="other")) as cy:
             await ann.send("hello")
             got = (await ann.recv(), await bob.recv())
+            big = "y" * 100_000  # over 64 KiB: the event's body, not its head
+            await bob.send(big)
+            assert (await ann.recv(), await bob.recv()) == ("bob: " + big, "bob: " + big)
+            await bob.send(b"\x00\xffbin")  # bytes: a binary message
+            assert (await ann.recv(), await bob.recv()) == (b"\x00\xffbin", b"\x00\xffbin")
             await bob.send("to:ann:psst")
             whisper = await ann.recv()
             await ann.send("whoami")
