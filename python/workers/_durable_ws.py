@@ -230,16 +230,17 @@ async def respond_101(inst, st, state, resp):
     (its stub.fetch gives the worker a Response to return)."""
     from thaw_runtime import ipc
     server = resp._web_socket._peer
-    if server is None:
+    if resp._web_socket._do_client is not None:
+        sid = resp._web_socket._do_client  # another object's socket, passed on
+    elif server is None:
         raise TypeError("a Durable Object's fetch returned a WebSocket it did not make: "
                         "return the client end of a WebSocketPair")
-    do = getattr(server, "_do", None)
-    if do is None:
+    elif server._do is None:
         # the standard API: server.accept() and listeners, in this host only
         await sockets_of(state).sync_async()
         sid = _register(state, server, [], False)
     else:
-        sid = do["id"]
+        sid = server._do["id"]
     if inst.streams.get(st.sid) is not st:
         return
     pairs = []

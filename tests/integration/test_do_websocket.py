@@ -88,21 +88,29 @@ WORKER = '''
             return Response(None, status=101, web_socket=client)
 
 
+    class Lobby(DurableObject):
+        """Passes the upgrade on to a room: the socket is the room's."""
+        async def fetch(self, request):
+            return await self.env.ROOMS.getByName("hall").fetch(request)
+
+
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
             url = urlparse(request.url)
             if request.headers.get("Upgrade") != "websocket":
                 return Response("Durable Object expected Upgrade: websocket", status=426)
             room = parse_qs(url.query).get("room", ["lobby"])[0]
-            ns = self.env.PLAIN if url.path == "/plain" else self.env.ROOMS
+            ns = {"/plain": self.env.PLAIN, "/lobby": self.env.LOBBY}.get(url.path,
+                                                                         self.env.ROOMS)
             stub = ns.getByName(room)
             return await stub.fetch(request)
 '''
 
 CONFIG = dict(
     durable_objects={"bindings": [{"name": "ROOMS", "class_name": "ChatRoom"},
-                                  {"name": "PLAIN", "class_name": "Plain"}]},
-    migrations=[{"tag": "v1", "new_sqlite_classes": ["ChatRoom", "Plain"]}],
+                                  {"name": "PLAIN", "class_name": "Plain"},
+                                  {"name": "LOBBY", "class_name": "Lobby"}]},
+    migrations=[{"tag": "v1", "new_sqlite_classes": ["ChatRoom", "Plain", "Lobby"]}],
     thaw={"do_max_websockets": 3})
 
 
@@ -268,3 +276,12 @@ def test_bad_utf8_from_the_client_is_an_error_then_a_close_for_the_object(chat):
     log = chat.wait_log("ws-close eve")
     assert "ws-error eve the WebSocket failed with code 1007" in log
     assert "ws-close eve 1007" in log and log.index("ws-error eve") < log.index("ws-close eve")
+
+
+def test_an_object_may_pass_the_upgrade_on_to_another(chat):
+    async def go():
+        async with websockets.connect(url(chat, "zed", path="lobby")) as zed, \
+                websockets.connect(url(chat, "amy", room="hall")) as amy:
+            await zed.send("hi all")
+            return await zed.recv(), await amy.recv()
+    assert run(go()) == ("zed: hi all", "zed: hi all")  # one room: the hall
