@@ -199,11 +199,14 @@ static void ev_fail(struct thaw_exchange *ex, int status, const char *msg)
     struct ws_event *e = (struct ws_event *)ex;
     struct thaw_do_ws *s = find(e->id);
 
-    (void)status;
     if (s) {
+        /* 503: the host's queue was full (max_queue) or waited too long:
+         * RFC 6455's "try again later", not the object's fault */
+        int code = status == 503 ? 1013 : 1011;
         thaw_log("worker %s: a Durable Object's WebSocket event failed (%s): its socket "
-                 "closes with 1011", s->worker->cfg.name, msg && *msg ? msg : "?");
-        close_client(s, 1011, "the Durable Object failed");
+                 "closes with %d", s->worker->cfg.name, msg && *msg ? msg : "?", code);
+        close_client(s, code, code == 1013 ? "thaw is busy: try again later"
+                                           : "the Durable Object failed");
     }
     ev_free(e);
 }

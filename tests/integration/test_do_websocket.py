@@ -285,3 +285,4 @@ def test_an_object_may_pass_the_upgrade_on_to_another(chat):
             await zed.send("hi all")
             return await zed.recv(), await amy.recv()
     assert run(go()) == ("zed: hi all", "zed: hi all")  # one room: the hall
+
