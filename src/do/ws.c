@@ -1,6 +1,7 @@
 /* WebSockets of Durable Objects (ws.h): the supervisor's record of each
  * socket an object owns, the events that carry its messages to the
- * object's host, and the ":do-ws" binding the host reaches it through:
+ * object's host, and the connection's side. The host reaches the records
+ * through the ":do-ws" binding (ws-bind.c):
  *
  *   "open"   {ws, class, id, name, tags, hib}  a socket the object is about
  *            to return in its 101 (acceptWebSocket, or accept()); refused
@@ -19,67 +20,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "do/call.h"
-#include "do/ws.h"
+#include "do/ws-internal.h"
 #include "ipc/codec.h"
 #include "pool/pool.h"
 #include "util/log.h"
 #include "ws/ws.h"
 
-#define ID_LEN 16
+#define ID_LEN THAW_DO_WS_ID_LEN
+#define EARLY_MAX THAW_DO_WS_EARLY_MAX
 /* a 101 the worker never returned: its record goes after this */
 #define UNCLAIMED_MS 30000
-/* Cloudflare's limit for serializeAttachment */
-#define MAX_ATTACHMENT 2048
-/* what an object may send before its 101 reached the client */
-#define EARLY_MAX (16u << 20)
 
-struct thaw_do_ws {
-    char id[ID_LEN + 1];
-    struct thaw_worker *worker;
-    char *cls, *oid, *name;
-    json_t *tags;            /* array of strings */
-    char *att;               /* the attachment, wire-encoded; NULL: none */
-    int hib;                 /* acceptWebSocket (else accept()) */
-    void *conn;              /* the public connection, once claimed */
-    thaw_do_ws_out out;
-    struct thaw_buf early;   /* frames before the claim: type, u32 len, bytes */
-    uint64_t born_ms;
-    int close_told;          /* the object had its close event */
-    struct thaw_do_ws *next, *prev;
-};
-
-/* An object's auto-response (setWebSocketAutoResponse). */
-struct autoresp {
-    struct thaw_worker *worker;
-    char *cls, *oid, *req, *resp;
-    struct autoresp *next;
-};
-
-static struct thaw_do_ws *socks;
+struct thaw_do_ws *thaw__do_socks;
+struct thaw_do_autoresp *thaw__do_autos;
 static json_t *by_id;        /* id -> the record's address */
-static struct autoresp *autos;
-
-struct ws_kind {
-    struct thaw_worker *worker;
-    uv_loop_t *loop;
-};
 
 /* ---- the records -------------------------------------------------------- */
 
-static struct thaw_do_ws *find(const char *id)
+struct thaw_do_ws *thaw__do_ws_find(const char *id)
 {
     json_t *p = by_id ? json_object_get(by_id, id) : NULL;
 
     return p ? (struct thaw_do_ws *)(intptr_t)json_integer_value(p) : NULL;
 }
 
-static void sock_free(struct thaw_do_ws *s)
+void thaw__do_ws_free(struct thaw_do_ws *s)
 {
     if (s->prev)
         s->prev->next = s->next;
     else
-        socks = s->next;
+        thaw__do_socks = s->next;
     if (s->next)
         s->next->prev = s->prev;
     json_object_del(by_id, s->id);
@@ -92,27 +62,27 @@ static void sock_free(struct thaw_do_ws *s)
     free(s);
 }
 
-static int same_object(const struct thaw_do_ws *s, struct thaw_worker *w, const char *cls,
-                       const char *oid)
+int thaw__do_ws_same(const struct thaw_do_ws *s, struct thaw_worker *w, const char *cls,
+                     const char *oid)
 {
     return s->worker == w && strcmp(s->cls, cls) == 0 && strcmp(s->oid, oid) == 0;
 }
 
-static int count_object(struct thaw_worker *w, const char *cls, const char *oid)
+int thaw__do_ws_count(struct thaw_worker *w, const char *cls, const char *oid)
 {
     struct thaw_do_ws *s;
     int n = 0;
 
-    for (s = socks; s; s = s->next)
-        n += same_object(s, w, cls, oid);
+    for (s = thaw__do_socks; s; s = s->next)
+        n += thaw__do_ws_same(s, w, cls, oid);
     return n;
 }
 
-static struct autoresp *find_auto(struct thaw_worker *w, const char *cls, const char *oid)
+static struct thaw_do_autoresp *find_auto(struct thaw_worker *w, const char *cls, const char *oid)
 {
-    struct autoresp *a;
+    struct thaw_do_autoresp *a;
 
-    for (a = autos; a; a = a->next)
+    for (a = thaw__do_autos; a; a = a->next)
         if (a->worker == w && strcmp(a->cls, cls) == 0 && strcmp(a->oid, oid) == 0)
             return a;
     return NULL;
@@ -120,16 +90,56 @@ static struct autoresp *find_auto(struct thaw_worker *w, const char *cls, const 
 
 /* Records whose 101 the worker never returned (it answered something
  * else): dropped once old, when the next one opens. */
-static void sweep(uv_loop_t *loop)
+void thaw__do_ws_sweep(uv_loop_t *loop)
 {
     struct thaw_do_ws *s, *next;
     uint64_t now = uv_now(loop);
 
-    for (s = socks; s; s = next) {
+    for (s = thaw__do_socks; s; s = next) {
         next = s->next;
         if (!s->conn && now - s->born_ms > UNCLAIMED_MS)
-            sock_free(s);
+            thaw__do_ws_free(s);
     }
+}
+
+struct thaw_do_ws *thaw__do_ws_new(const char *id, struct thaw_worker *w, const char *cls,
+                                   const char *oid, const char *name, json_t *tags, int hib,
+                                   uint64_t now_ms)
+{
+    struct thaw_do_ws *s;
+
+    if (!by_id && !(by_id = json_object()))
+        return NULL;
+    if (!(s = calloc(1, sizeof(*s))) || !(s->cls = strdup(cls)) || !(s->oid = strdup(oid)) ||
+        (name && !(s->name = strdup(name)))) {
+        if (s) {
+            free(s->cls);
+            free(s->oid);
+        }
+        free(s);
+        return NULL;
+    }
+    memcpy(s->id, id, ID_LEN + 1);
+    s->worker = w;
+    s->tags = tags ? json_incref(tags) : json_array();
+    s->hib = hib;
+    s->born_ms = now_ms;
+    thaw_buf_init(&s->early, EARLY_MAX);
+    s->next = thaw__do_socks;
+    if (thaw__do_socks)
+        thaw__do_socks->prev = s;
+    thaw__do_socks = s;
+    json_object_set_new(by_id, s->id, json_integer((json_int_t)(intptr_t)s));
+    return s;
+}
+
+void thaw__do_autoresp_free(struct thaw_do_autoresp *a)
+{
+    free(a->cls);
+    free(a->oid);
+    free(a->req);
+    free(a->resp);
+    free(a);
 }
 
 static int field(struct thaw_buf *b, const char *p, size_t n)
@@ -185,7 +195,7 @@ static void ev_body(struct thaw_exchange *ex, const char *p, size_t n)
 static void ev_end(struct thaw_exchange *ex)
 {
     struct ws_event *e = (struct ws_event *)ex;
-    struct thaw_do_ws *s = find(e->id);
+    struct thaw_do_ws *s = thaw__do_ws_find(e->id);
 
     /* 410: the host does not have the socket; an accept()ed one lives in
      * its host's memory only, and that host is gone */
@@ -197,7 +207,7 @@ static void ev_end(struct thaw_exchange *ex)
 static void ev_fail(struct thaw_exchange *ex, int status, const char *msg)
 {
     struct ws_event *e = (struct ws_event *)ex;
-    struct thaw_do_ws *s = find(e->id);
+    struct thaw_do_ws *s = thaw__do_ws_find(e->id);
 
     if (s) {
         /* 503: the host's queue was full (max_queue) or waited too long:
@@ -296,7 +306,7 @@ static void deliver(struct thaw_do_ws *s, const char *kind, const void *p, size_
 struct thaw_do_ws *thaw_do_ws_claim(struct thaw_worker *w, const char *id, void *conn,
                                     thaw_do_ws_out out)
 {
-    struct thaw_do_ws *s = find(id);
+    struct thaw_do_ws *s = thaw__do_ws_find(id);
 
     if (!s || s->conn || s->worker != w)
         return NULL;
@@ -321,7 +331,7 @@ void thaw_do_ws_flush(struct thaw_do_ws *s)
 
 void thaw_do_ws_message(struct thaw_do_ws *s, int type, const void *p, size_t n)
 {
-    struct autoresp *a;
+    struct thaw_do_autoresp *a;
 
     if (type == THAW_IPC_WS_TEXT && (a = find_auto(s->worker, s->cls, s->oid)) &&
         strlen(a->req) == n && memcmp(a->req, p, n) == 0) {
@@ -349,17 +359,17 @@ void thaw_do_ws_closed(struct thaw_do_ws *s, int code, const char *reason, size_
 void thaw_do_ws_detach(struct thaw_do_ws *s)
 {
     thaw_do_ws_closed(s, 1006, "", 0, 0);
-    sock_free(s);
+    thaw__do_ws_free(s);
 }
 
-/* ---- the host's side: the ":do-ws" binding ------------------------------- */
+/* ---- the worker going ------------------------------------------------- */
 
 void thaw_do_ws_worker_closed(struct thaw_worker *w)
 {
     struct thaw_do_ws *s, *next;
-    struct autoresp *a, **pp;
+    struct thaw_do_autoresp *a, **pp;
 
-    for (s = socks; s; s = next) {
+    for (s = thaw__do_socks; s; s = next) {
         next = s->next;
         if (s->worker != w)
             continue;
@@ -367,239 +377,14 @@ void thaw_do_ws_worker_closed(struct thaw_worker *w)
         if (s->conn)
             s->out(s->conn, THAW_DO_WS_LOST, NULL, 0); /* ends in detach */
         else
-            sock_free(s);
+            thaw__do_ws_free(s);
     }
-    for (pp = &autos; (a = *pp);) {
+    for (pp = &thaw__do_autos; (a = *pp);) {
         if (a->worker != w) {
             pp = &a->next;
             continue;
         }
         *pp = a->next;
-        free(a->cls), free(a->oid), free(a->req), free(a->resp), free(a);
+        thaw__do_autoresp_free(a);
     }
-}
-
-static int good_id(const char *id)
-{
-    size_t i;
-
-    if (!id || strlen(id) != ID_LEN)
-        return 0;
-    for (i = 0; i < ID_LEN; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static void op_open(struct ws_kind *k, struct thaw_bind_call *call)
-{
-    json_t *a = call->args, *tags = json_object_get(a, "tags"), *t;
-    const char *id = json_string_value(json_object_get(a, "ws"));
-    const char *cls = json_string_value(json_object_get(a, "class"));
-    const char *oid = json_string_value(json_object_get(a, "id"));
-    const char *name = json_string_value(json_object_get(a, "name"));
-    long long max = k->worker->limits.do_max_websockets;
-    struct thaw_do_ws *s;
-    size_t i;
-
-    if (!good_id(id) || !cls || !thaw__do_hex64(oid) || find(id) ||
-        (tags && !json_is_array(tags))) {
-        thaw_bind_fail(call, "TypeError", "a malformed WebSocket registration");
-        return;
-    }
-    json_array_foreach(tags, i, t)
-        if (!json_is_string(t)) {
-            thaw_bind_fail(call, "TypeError", "a WebSocket's tags are strings");
-            return;
-        }
-    sweep(k->loop);
-    if (count_object(k->worker, cls, oid) >= max) {
-        thaw_bind_fail(call, "Error", "this Durable Object has %lld WebSockets, the most it "
-                       "may have (limit do_max_websockets; Cloudflare's is 32,768): close "
-                       "some first, or raise the limit in [thaw] of the config", max);
-        return;
-    }
-    if (!by_id && !(by_id = json_object())) {
-        thaw_bind_fail(call, "Error", "out of memory");
-        return;
-    }
-    if (!(s = calloc(1, sizeof(*s))) || !(s->cls = strdup(cls)) || !(s->oid = strdup(oid)) ||
-        (name && !(s->name = strdup(name)))) {
-        if (s) {
-            free(s->cls);
-            free(s->oid);
-        }
-        free(s);
-        thaw_bind_fail(call, "Error", "out of memory");
-        return;
-    }
-    memcpy(s->id, id, ID_LEN + 1);
-    s->worker = k->worker;
-    s->tags = tags ? json_incref(tags) : json_array();
-    s->hib = json_is_true(json_object_get(a, "hib"));
-    s->born_ms = uv_now(k->loop);
-    thaw_buf_init(&s->early, EARLY_MAX);
-    s->next = socks;
-    if (socks)
-        socks->prev = s;
-    socks = s;
-    json_object_set_new(by_id, s->id, json_integer((json_int_t)(intptr_t)s));
-    thaw_bind_ok(call, NULL);
-}
-
-static void op_attach(struct thaw_bind_call *call)
-{
-    struct thaw_do_ws *s = find(json_string_value(json_object_get(call->args, "ws")) ?: "");
-    const char *v = json_string_value(json_object_get(call->args, "value"));
-
-    if (!s || (v && strlen(v) > MAX_ATTACHMENT)) {
-        thaw_bind_fail(call, "Error", "no such WebSocket, or an attachment over 2048 bytes");
-        return;
-    }
-    free(s->att);
-    s->att = dup_or_null(v);
-    thaw_bind_ok(call, NULL);
-}
-
-static void op_auto(struct ws_kind *k, struct thaw_bind_call *call)
-{
-    const char *cls = json_string_value(json_object_get(call->args, "class"));
-    const char *oid = json_string_value(json_object_get(call->args, "id"));
-    const char *req = json_string_value(json_object_get(call->args, "request"));
-    const char *resp = json_string_value(json_object_get(call->args, "response"));
-    struct autoresp *a, **pp;
-
-    if (!cls || !thaw__do_hex64(oid)) {
-        thaw_bind_fail(call, "TypeError", "a malformed auto-response");
-        return;
-    }
-    for (pp = &autos; *pp; pp = &(*pp)->next)
-        if ((*pp)->worker == k->worker && strcmp((*pp)->cls, cls) == 0 &&
-            strcmp((*pp)->oid, oid) == 0) {
-            a = *pp;
-            *pp = a->next;
-            free(a->cls), free(a->oid), free(a->req), free(a->resp), free(a);
-            break;
-        }
-    if (req && resp && (a = calloc(1, sizeof(*a)))) {
-        a->worker = k->worker;
-        a->cls = strdup(cls), a->oid = strdup(oid), a->req = strdup(req), a->resp = strdup(resp);
-        if (a->cls && a->oid && a->req && a->resp) {
-            a->next = autos;
-            autos = a;
-        } else {
-            free(a->cls), free(a->oid), free(a->req), free(a->resp), free(a);
-        }
-    }
-    thaw_bind_ok(call, NULL);
-}
-
-static void op_list(struct ws_kind *k, struct thaw_bind_call *call)
-{
-    const char *cls = json_string_value(json_object_get(call->args, "class"));
-    const char *oid = json_string_value(json_object_get(call->args, "id"));
-    json_t *out = json_array();
-    struct thaw_do_ws *s;
-
-    for (s = socks; cls && oid && s; s = s->next)
-        if (same_object(s, k->worker, cls, oid) && !s->close_told)
-            json_array_append_new(out, json_pack("{s:s, s:O, s:b, s:s?}", "ws", s->id,
-                                                 "tags", s->tags, "hib", s->hib, "att",
-                                                 s->att));
-    thaw_bind_ok(call, json_pack("{s:o}", "sockets", out));
-}
-
-/* A frame of the host's pipe: a socket's message or close. */
-static void pipe_message(struct thaw_bind_call *call, int type, const void *p, size_t n)
-{
-    const char *q = p;
-    char id[ID_LEN + 1];
-    struct thaw_do_ws *s;
-    struct thaw_buf *e;
-    uint8_t hdr[5];
-    int ws_type = type - THAW_IPC_BIND_WS_TEXT + THAW_IPC_WS_TEXT;
-
-    (void)call;
-    if (n < ID_LEN)
-        return;
-    memcpy(id, q, ID_LEN);
-    id[ID_LEN] = 0;
-    if (!(s = find(id)))
-        return; /* closed meanwhile */
-    if (s->conn) {
-        s->out(s->conn, ws_type, q + ID_LEN, n - ID_LEN);
-        return;
-    }
-    /* before the worker returned the 101: kept for the claim */
-    e = &s->early;
-    n -= ID_LEN;
-    hdr[0] = (uint8_t)ws_type;
-    hdr[1] = (uint8_t)n, hdr[2] = (uint8_t)(n >> 8), hdr[3] = (uint8_t)(n >> 16);
-    hdr[4] = (uint8_t)(n >> 24);
-    if (thaw_buf_append(e, hdr, 5) ||
-        thaw_buf_append(e, q + ID_LEN, n))
-        thaw_log("worker %s: a Durable Object sent more than 16 MiB on a WebSocket before "
-                 "its 101 was returned: dropped", s->worker->cfg.name);
-}
-
-static void pipe_cancel(struct thaw_bind_call *call)
-{
-    thaw_bind_end(call, NULL);
-}
-
-static void ws_call(void *impl, struct thaw_bind_call *call)
-{
-    struct ws_kind *k = impl;
-
-    if (!k->worker) {
-        thaw_bind_fail(call, "Error", "Durable Objects are not run here");
-    } else if (strcmp(call->op, "pipe") == 0) {
-        call->on_message = pipe_message;
-        call->on_cancel = pipe_cancel;
-        thaw_bind_begin(call, json_object());
-    } else if (strcmp(call->op, "open") == 0) {
-        op_open(k, call);
-    } else if (strcmp(call->op, "attach") == 0) {
-        op_attach(call);
-    } else if (strcmp(call->op, "auto") == 0) {
-        op_auto(k, call);
-    } else if (strcmp(call->op, "list") == 0) {
-        op_list(k, call);
-    } else {
-        thaw_bind_fail(call, "TypeError", "no operation \"%s\"", call->op);
-    }
-}
-
-static void ws_close(void *impl)
-{
-    free(impl);
-}
-
-static const struct thaw_bind_kind ws_kind = {
-    .name = "durable object websockets",
-    .call = ws_call,
-    .close = ws_close,
-};
-
-int thaw__do_ws_add(const struct thaw_bind_env *env, struct thaw_bindings *set, char *err,
-                    size_t errlen)
-{
-    struct ws_kind *k = calloc(1, sizeof(*k));
-
-    if (!k) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    k->worker = env->worker;
-    k->loop = env->loop;
-    if (thaw_bindings_add(set, ":do-ws", &ws_kind, k, err, errlen)) {
-        free(k);
-        return -1;
-    }
-    return 0;
 }
