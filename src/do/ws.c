@@ -197,10 +197,13 @@ static void ev_end(struct thaw_exchange *ex)
     struct ws_event *e = (struct ws_event *)ex;
     struct thaw_do_ws *s = thaw__do_ws_find(e->id);
 
-    /* 410: the host does not have the socket; an accept()ed one lives in
-     * its host's memory only, and that host is gone */
-    if (e->status == 410 && s)
-        close_client(s, 1011, "the Durable Object's instance ended");
+    /* 410: the host does not have the socket (an accept()ed one lives in
+     * its host's memory only, and that host is gone); another status: the
+     * event did not reach the object (its class is gone, say). The
+     * object's own raise is answered 200, after its 1011 went. */
+    if (e->status != 200 && s)
+        close_client(s, 1011, e->status == 410 ? "the Durable Object's instance ended"
+                                               : "the Durable Object could not take it");
     ev_free(e);
 }
 
