@@ -490,8 +490,10 @@ class Instance:
             body = RequestBody(self.loop) if has_body else None
             st = Stream(sid, body, False)
             self.streams[sid] = st
-            _durable_host.start(self, st, meta, self.Request._thaw_decoded(
-                method, url, pairs, body, client, version))
+            # a WebSocket message in the head needs no Request (_durable_ws.py)
+            _durable_host.start(self, st, meta, None if ":do-ws-data" in meta else
+                                self.Request._thaw_decoded(method, url, pairs, body, client,
+                                                           version))
             return
         if meta is not None and meta.get(":event") == "scheduled":
             # a cron trigger, or /__scheduled
@@ -615,6 +617,18 @@ class Instance:
         and the stream stays open for the socket's messages (WS_* frames)
         until the supervisor ends it with CANCEL (docs/websockets.md)."""
         server = resp._web_socket._peer
+        if resp._web_socket._do_client is not None:
+            # a Durable Object's socket (stub.fetch's 101): the supervisor
+            # gives the client's connection to the object and ends this
+            # request (workers/_durable_ws.py)
+            try:
+                self._queue(fast.head(st.sid, 101, resp._reason, resp.headers._pairs +
+                                      [("x-thaw-do-ws", resp._web_socket._do_client)]))
+            except Exception as exc:
+                self._handler_failed(st, exc)
+                return
+            st.head_sent = True
+            return
         if server is None:
             # fetch()'s own 101 returned as is: the client's socket is
             # joined to the server's (workers/_websocket.py)

@@ -20,6 +20,7 @@ from ._response import Response
 from ._rpc import python_from_rpc, python_to_rpc
 from .sockets import Socket, SocketError, SocketInfo, connect
 from ._websocket import WebSocket, WebSocketPair
+from ._durable_ws import WebSocketRequestResponsePair
 
 __all__ = [
     "Blob",
@@ -42,6 +43,7 @@ __all__ = [
     "SocketInfo",
     "WebSocket",
     "WebSocketPair",
+    "WebSocketRequestResponsePair",
     "WorkerEntrypoint",
     "WorkflowEntrypoint",
     "connect",

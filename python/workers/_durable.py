@@ -90,6 +90,15 @@ class DurableObjectStub:
         resp.url = req.url
         resp.redirected = False
         resp._used = False
+        if resp.status == 101:
+            # the object's WebSocket: the worker returns this Response and
+            # the client's socket is the object's (workers/_durable_ws.py)
+            from ._websocket import WebSocket
+            sid = resp.headers.get("x-thaw-ws")
+            resp.headers = Headers._thaw_trusted([p for p in pairs if p[0] != "x-thaw-ws"])
+            if sid:
+                resp._web_socket = WebSocket()
+                resp._web_socket._do_client = sid
         if req.method == "HEAD" or resp.status in _NULL_BODY or not pending.has_body:
             if pending.has_body:
                 pending.cancel()

@@ -26,6 +26,7 @@ from . import _durable_alarm
 from . import _durable_wire as wire
 from ._durable_id import DurableObjectId
 from ._durable_storage import DurableObjectStorage
+from . import _durable_ws
 
 # (class name, id hex) -> _Live
 _objects = {}
@@ -38,8 +39,9 @@ RPC_CONTENT_TYPE = "application/x-thaw-rpc"
 MARK = "x-thaw-durable-object"
 
 
-class DurableObjectState:
-    """The object's `ctx`: `id`, `storage`, `waitUntil`, `blockConcurrencyWhile`."""
+class DurableObjectState(_durable_ws.StateMixin):
+    """The object's `ctx`: `id`, `storage`, `waitUntil`, `blockConcurrencyWhile`,
+    and the WebSocket hibernation API (workers/_durable_ws.py)."""
 
     __slots__ = ("id", "storage", "_inst", "_gates")
 
@@ -127,6 +129,11 @@ def _evict(cls_name, id_hex):
     if live is not None:
         if live.lock.locked() or any(not w.done() for w in (live.lock._waiters or ())):
             return False
+        # a socket taken with server.accept() lives in this object only
+        # (acceptWebSocket's hibernate: the supervisor keeps those)
+        state = getattr(live.obj, "ctx", None)
+        if state is not None and _durable_ws.holds_open_sockets(state):
+            return False
         del _objects[(cls_name, id_hex)]
     return True
 
@@ -151,13 +158,18 @@ async def _run(inst, st, meta, request):
                 ns_key = bytes.fromhex(info["key"])
                 oid = DurableObjectId(id_hex, meta.get(":do-name"), ns_key)
                 storage = DurableObjectStorage(info["key"], id_hex, bool(info.get("sqlite")))
-                live.obj = cls(DurableObjectState(oid, storage, inst), inst.worker.env)
+                state = DurableObjectState(oid, storage, inst)
+                state._cls_name = cls_name  # its sockets are the class's and id's
+                live.obj = cls(state, inst.worker.env)
             state = getattr(live.obj, "ctx", None)
             if isinstance(state, DurableObjectState):
                 await state._pass_gates()
             if op == "alarm":  # src/do/alarms.h
                 await _durable_alarm.run(live.obj, state, meta)
                 _reply(inst, st, 200, {"result": None})
+                return
+            if op == "ws":
+                await _durable_ws.deliver(inst, st, live.obj, state, meta, request)
                 return
             if op == "fetch":
                 result = live.obj.fetch(request)
@@ -169,6 +181,9 @@ async def _run(inst, st, meta, request):
                         headers.delete(MARK)  # copied from another object's answer
                     except TypeError:
                         pass  # immutable headers: the caller sees an error then
+                if getattr(result, "_web_socket", None) is not None:
+                    await _durable_ws.respond_101(inst, st, state, result)
+                    return
                 inst._respond(st, result)
                 return
             method = meta.get(":do-method", "")

@@ -364,6 +364,23 @@ class WebSocket:
         self._attach(pending.send_ws, _log_failure)
         pending.attach_ws(self._on_frame, self._gone)
 
+    # -- a Durable Object's socket (workers/_durable_ws.py) -----------------
+    _do = None       # its record there: id, tags, attachment, hibernatable
+    _do_client = None  # the client end a stub.fetch() returned: the object's socket id
+
+    def serializeAttachment(self, value):
+        """Keeps value (structured clone, at most 2048 bytes) with the
+        socket, in the supervisor: it survives the object's hibernation."""
+        from ._durable_ws import serialize_attachment
+        serialize_attachment(self, value)
+
+    def deserializeAttachment(self):
+        from ._durable_ws import deserialize_attachment
+        return deserialize_attachment(self)
+
+    serialize_attachment = serializeAttachment
+    deserialize_attachment = deserializeAttachment
+
 
 def _join(a, b):
     """Each message of one socket is sent on the other, and a close closes

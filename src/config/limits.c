@@ -114,6 +114,11 @@ const struct thaw_limit_spec thaw_limit_specs[] = {
      THAW_LIM_MS, 70000, 100, 86400000, "a Durable Object with no event for this long leaves "
      "its host's memory (its storage stays; its next event makes it again)",
      140000, 0},
+    /* Cloudflare's: 32,768 WebSockets per object; the supervisor holds
+     * each one's connection and a small record (src/do/ws.c) */
+    {"--do-max-websockets", "thaw", "do_max_websockets", L(do_max_websockets), THAW_LIM_COUNT,
+     32768, 1, 1000000, "WebSockets one Durable Object may own (acceptWebSocket raises over it)",
+     32768, 0},
 };
 const int thaw_n_limit_specs = sizeof(thaw_limit_specs) / sizeof(thaw_limit_specs[0]);
 

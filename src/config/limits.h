@@ -41,6 +41,7 @@ struct thaw_limits {
     long long ws_max_message;        /* bytes of a WebSocket message from a client; 1009 over it */
     long long ws_idle_timeout_ms;    /* a WebSocket with no message either way is cut; 0: never */
     long long do_idle_timeout_ms;    /* a Durable Object with no event leaves memory */
+    long long do_max_websockets;     /* WebSockets one Durable Object may own */
 };
 
 /* isolation = "shared": every worker forks from the run's zygote (one

@@ -20,6 +20,7 @@
 #include "do/call.h"
 #include "do/history.h"
 #include "do/storage.h"
+#include "do/ws.h"
 #include "util/log.h"
 
 struct record {
@@ -250,7 +251,8 @@ static int do_open(const struct thaw_bind_env *env, struct thaw_bindings *set, c
     json_object_foreach(json_object_get(d, "bindings"), name, b)
         if (add_ns(env, set, name, b, err, errlen))
             return -1;
-    if (json_object_size(json_object_get(d, "classes")) && add_store(env, set, err, errlen))
+    if (json_object_size(json_object_get(d, "classes")) &&
+        (add_store(env, set, err, errlen) || thaw__do_ws_add(env, set, err, errlen)))
         return -1;
     if (!json_is_array(tags) || !env->state_dir)
         return 0;

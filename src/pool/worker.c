@@ -12,6 +12,7 @@
 
 #include "do/alarms.h"
 #include "do/live.h"
+#include "do/ws.h"
 #include "pool/pool-internal.h"
 #include "util/log.h"
 #include "zygote/client.h"
@@ -267,6 +268,7 @@ void thaw_worker_close(struct thaw_worker *w, void (*on_closed)(struct thaw_work
     thaw_do_alarms_close(w); /* a deleted worker's alarms never fire */
     thaw_do_live_close(w);
     stop_own_zygote(w);
+    thaw_do_ws_worker_closed(w); /* its objects' sockets (src/do/ws.c) */
     for (v = w->versions; v; v = next) {
         next = v->next; /* v may leave the list (never its memory: deferred) */
         thaw__version_kill(v, 503, msg);

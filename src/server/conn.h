@@ -10,6 +10,8 @@
 #include "util/buf.h"
 #include "ws/ws.h"
 
+struct thaw_do_ws;
+
 struct conn {
     struct thaw_h1_conn h1;  /* first: the core allocates the whole */
     struct thaw_server *srv;
@@ -48,6 +50,8 @@ struct conn {
                                   * frames; freed with the connection */
     int ws_closing;              /* the worker's close frame went: the
                                   * connection's clock is the answer's */
+    struct thaw_do_ws *dows;     /* a Durable Object's socket (do/ws.h): its
+                                  * messages go there, not to c->ex */
 };
 
 /* response.c */

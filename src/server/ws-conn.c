@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "do/ws.h"
 #include "ipc/codec.h"
 #include "server/conn.h"
 #include "util/log.h"
@@ -47,7 +48,9 @@ static void ws_message(void *owner, int type, const void *p, size_t n)
 {
     struct conn *c = owner_conn(owner);
 
-    if (c->ex_active)
+    if (c->dows)
+        thaw_do_ws_message(c->dows, type, p, n);
+    else if (c->ex_active)
         thaw_exchange_frame(&c->ex, (uint8_t)type, p, n);
 }
 
@@ -56,6 +59,10 @@ static void ws_closed(void *owner, int code, const char *reason, size_t n, int c
     struct conn *c = owner_conn(owner);
     struct thaw_buf b;
 
+    if (c->dows) {
+        thaw_do_ws_closed(c->dows, code, reason, n, clean);
+        return;
+    }
     if (!c->ex_active)
         return;
     thaw_buf_init(&b, 512);
@@ -68,6 +75,10 @@ static void ws_closed(void *owner, int code, const char *reason, size_t n, int c
  * instance), and the connection once its last frames are written. */
 static void end_exchange(struct conn *c)
 {
+    if (c->dows) {
+        thaw_do_ws_detach(c->dows);
+        c->dows = NULL;
+    }
     if (!c->ex_active)
         return;
     c->ex_active = 0;
@@ -116,6 +127,7 @@ static int own_header(const char *name)
     static const char *const names[] = {
         "connection", "upgrade", "sec-websocket-accept", "sec-websocket-extensions",
         "content-length", "transfer-encoding", "keep-alive", "te", "trailer",
+        "x-thaw-do-ws",
     };
     size_t i;
 
@@ -142,6 +154,30 @@ static void refuse_101(struct conn *c, int status, const char *msg)
     thaw_h1_error(&c->h1, status, msg);
 }
 
+static void to_client(void *conn, int type, const char *p, size_t n);
+
+/* The object's socket, from the worker's fetch (stub.fetch returned the
+ * object's 101): it takes the connection's messages from now on, and the
+ * worker's request is over (its slot free). 0, or -1 when refused. */
+static int take_object_socket(struct conn *c, const char **names, const char **values, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (strcasecmp(names[i], "x-thaw-do-ws") == 0)
+            break;
+    if (i == n)
+        return 0;
+    if (!(c->dows = thaw_do_ws_claim(c->worker, values[i], c, to_client))) {
+        thaw_ws_free(c->ws);
+        c->ws = NULL;
+        refuse_101(c, 500, "500 Internal Server Error: the worker returned a Durable "
+                   "Object's WebSocket that is gone or was returned before\n");
+        return -1;
+    }
+    return 0;
+}
+
 void thaw__conn_ws_accept(struct conn *c, const char **names, const char **values, int n)
 {
     struct thaw_h1_conn *h = &c->h1;
@@ -162,6 +198,8 @@ void thaw__conn_ws_accept(struct conn *c, const char **names, const char **value
         refuse_101(c, 500, "500 Internal Server Error: out of memory\n");
         return;
     }
+    if (take_object_socket(c, names, values, n))
+        return;
     thaw_ws_accept_value(&c->offer, accept);
     thaw_h1_status(h, 101, "Switching Protocols");
     thaw_h1_printf(h, "upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: %s\r\n",
@@ -175,9 +213,25 @@ void thaw__conn_ws_accept(struct conn *c, const char **names, const char **value
     c->ws_closing = 0;
     thaw_h1_upgrade(h);
     touch(c);
+    if (c->dows) { /* the worker's part is done: the object's socket holds no slot */
+        thaw_do_ws_flush(c->dows);
+        thaw__conn_log_request(c, 101);
+        c->ex_active = 0;
+        thaw_exchange_release(&c->ex);
+        thaw__conn_exchange_over(c);
+    }
 }
 
 /* ---- frames of both sides ------------------------------------------------ */
+
+/* A Durable Object's frame for its client (do/ws.c). */
+static void to_client(void *conn, int type, const char *p, size_t n)
+{
+    if (type == THAW_DO_WS_LOST)
+        thaw__conn_ws_lost(conn);
+    else
+        thaw__conn_ws_frame(conn, type, p, n);
+}
 
 void thaw__conn_ws_raw(struct conn *c, const char *p, size_t n)
 {

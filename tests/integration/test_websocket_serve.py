@@ -85,3 +85,44 @@ def test_deleting_the_worker_closes_its_outbound_sockets(serve_factory, tmp_path
         wait_seen(up, ("/echo", "closed", 1001))
     finally:
         up.stop()
+
+
+ROOM = '''
+from workers import DurableObject, Response, WorkerEntrypoint, WebSocketPair
+
+class Room(DurableObject):
+    async def fetch(self, request):
+        client, server = WebSocketPair.new().object_values()
+        self.ctx.acceptWebSocket(server)
+        return Response(None, status=101, web_socket=client)
+
+    async def webSocketMessage(self, ws, message):
+        ws.send("room:" + message)
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return await self.env.ROOMS.getByName("r").fetch(request)
+'''
+
+
+def test_deleting_the_worker_ends_its_objects_sockets(serve_factory, tmp_path):
+    """A Durable Object's socket belongs to no request once the object has
+    it (src/do/ws.c): `thaw delete` must still end it, with 1011."""
+    srv = serve_factory()
+    d = tmp_path / "rooms"
+    write_worker(d, ROOM, name="rooms", fmt="json",
+                 durable_objects={"bindings": [{"name": "ROOMS", "class_name": "Room"}]},
+                 migrations=[{"tag": "v1", "new_sqlite_classes": ["Room"]}])
+    srv.cli("deploy", str(d))
+
+    async def go():
+        async with websockets.connect("ws://rooms.localhost/", host="127.0.0.1",
+                                      port=srv.port) as ws:
+            await ws.send("one")
+            assert await ws.recv() == "room:one"
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: srv.cli("delete", "rooms"))
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return ws.close_code
+    assert asyncio.run(asyncio.wait_for(go(), 60)) == 1011
