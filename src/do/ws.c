@@ -367,6 +367,18 @@ void thaw_do_ws_detach(struct thaw_do_ws *s)
     thaw__do_ws_free(s);
 }
 
+int thaw_do_ws_open(const struct thaw_worker *w)
+{
+    const struct thaw_do_ws *s;
+    int n = 0;
+
+    /* a walk per scrape: sockets are few per worker next to a scrape's
+     * cost, and a counter would have to follow every path a record ends */
+    for (s = thaw__do_socks; s; s = s->next)
+        n += s->worker == w && s->hib && s->conn;
+    return n;
+}
+
 /* ---- the worker going ------------------------------------------------- */
 
 void thaw_do_ws_worker_closed(struct thaw_worker *w)

@@ -47,6 +47,11 @@ void thaw_do_ws_detach(struct thaw_do_ws *s);
  * (their connections fail with 1011) and their records go. */
 void thaw_do_ws_worker_closed(struct thaw_worker *w);
 
+/* How many of w's sockets are open and hibernatable (acceptWebSocket):
+ * held by the supervisor whether or not their object is in memory
+ * (/metrics: thaw_do_websockets). */
+int thaw_do_ws_open(const struct thaw_worker *w);
+
 /* bind.c: the ":do-ws" binding of a version whose worker has classes. */
 int thaw__do_ws_add(const struct thaw_bind_env *env, struct thaw_bindings *set, char *err,
                     size_t errlen);

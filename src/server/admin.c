@@ -6,6 +6,7 @@
 
 #include "do/alarms.h"
 #include "do/live.h"
+#include "do/ws.h"
 #include "pool/pool.h"
 #include "server/admin.h"
 #include "util/buf.h"
@@ -137,6 +138,12 @@ char *thaw_admin_metrics_many(struct thaw_worker **ws, int n, size_t *len)
     for (k = 0; k < n; k++)
         thaw_buf_printf(&b, "thaw_do_alarms{worker=\"%s\"} %d\n", names[k],
                         thaw_do_alarms_armed(ws[k]));
+    thaw_buf_printf(&b, "# HELP thaw_do_websockets Durable Objects' hibernatable WebSockets "
+                "open (ctx.acceptWebSocket): held by the supervisor whether or not their "
+                "object is in memory.\n# TYPE thaw_do_websockets gauge\n");
+    for (k = 0; k < n; k++)
+        thaw_buf_printf(&b, "thaw_do_websockets{worker=\"%s\"} %d\n", names[k],
+                        thaw_do_ws_open(ws[k]));
     thaw_buf_printf(&b, "# HELP thaw_memory_bytes Memory: the supervisor's RSS, and the private "
                 "(unshared) memory of a worker's instances.\n# TYPE thaw_memory_bytes gauge\n");
     thaw_buf_printf(&b, "thaw_memory_bytes{process=\"supervisor\"} %lld\n", self_rss_bytes());

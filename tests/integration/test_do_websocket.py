@@ -14,7 +14,9 @@ import pytest
 import websockets
 from websockets.frames import Frame, Opcode
 
-from thawlib import write_main, write_worker
+import urllib.request
+
+from thawlib import free_port, wait_for, write_main, write_worker
 
 WORKER = '''
     import asyncio
@@ -316,3 +318,32 @@ def test_idle_eviction_hibernates_an_object_and_spares_accepted_sockets(chat_evi
     assert after["boot"] != before["boot"], (before, after)  # evicted, made again
     assert after["tags"] == ["ann", "room"] and after["sockets"] == 1
     assert (first, second) == ("plain:one", "plain:two")
+
+
+def test_metrics_count_open_hibernatable_sockets(workdir, thaw_factory):
+    # thaw_do_websockets: the acceptWebSocket sockets the supervisor holds,
+    # the object in memory or not; a server.accept() one is not counted
+    admin = free_port()
+    write_worker(workdir, WORKER, fmt="json", name="do-chat", **CONFIG)
+    t = thaw_factory(workdir, "--admin", f"127.0.0.1:{admin}")
+
+    def held():
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        line = [x for x in text.splitlines() if x.startswith("thaw_do_websockets{")]
+        assert line == [line[0]] and 'worker="do-chat"' in line[0], text
+        return int(line[0].split()[-1])
+
+    async def go():
+        assert held() == 0
+        async with websockets.connect(url(t, "ann", room="m")) as ann, \
+                websockets.connect(url(t, "x", path="plain", room="m")) as p:
+            async with websockets.connect(url(t, "bob", room="m2")):
+                assert held() == 2
+                await ann.send("die")
+                assert await ann.recv() == "dying"
+                assert host_went(t)
+                assert held() == 2  # hibernated: no object, the sockets held
+            await asyncio.to_thread(wait_for, lambda: held() == 1, "bob's record to go")
+    run(go())
+    wait_for(lambda: held() == 0, "ann's record to go")
