@@ -171,11 +171,17 @@ struct ws_event {
     struct thaw_exchange ex; /* first: the ops get &e->ex */
     char id[ID_LEN + 1];
     int status;
+    /* the message, kept for one more try in another host (ev_fail) */
+    const char *kind;
+    char *data;
+    size_t len;
+    int retried;
 };
 
 static void ev_free(struct ws_event *e)
 {
     thaw_exchange_release(&e->ex);
+    free(e->data);
     free(e);
 }
 
@@ -208,15 +214,57 @@ static void ev_end(struct thaw_exchange *ex)
     ev_free(e);
 }
 
+/* The object's event ran past cpu_ms or request_timeout_ms (issue 18: an
+ * object that loops forever): every hibernatable socket of the object
+ * closes with 1011, and the event's own, whatever its kind. Other
+ * objects' sockets are not touched. */
+static void close_object(struct thaw_do_ws *s, int status, const char *msg)
+{
+    const char *why = status == 504 ? "the Durable Object ran past its time limit"
+                                    : "the Durable Object ran past its CPU time limit";
+    struct thaw_do_ws *t, *next;
+    int n = 0;
+
+    for (t = thaw__do_socks; t; t = next) {
+        next = t->next; /* close_client may end in a detach */
+        if (t->conn && (t == s || (t->hib && thaw__do_ws_same(t, s->worker, s->cls, s->oid)))) {
+            n++;
+            close_client(t, 1011, why);
+        }
+    }
+    thaw_log("worker %s: Durable Object %s %s ran past its limit (%.*s): its %d hibernatable "
+             "WebSockets close with 1011", s->worker->cfg.name, s->cls, s->name ? s->name : s->oid,
+             (int)strcspn(msg ? msg : "?", "\n"), msg ? msg : "?", n);
+}
+
+static void send_event(struct thaw_do_ws *s, struct ws_event *e);
+
 static void ev_fail(struct thaw_exchange *ex, int status, const char *msg)
 {
     struct ws_event *e = (struct ws_event *)ex;
     struct thaw_do_ws *s = thaw__do_ws_find(e->id);
+    struct ws_event *again;
 
-    if (s) {
-        /* 503: the host's queue was full (max_queue) or waited too long:
-         * RFC 6455's "try again later", not the object's fault */
-        int code = status == 503 ? 1013 : 1011;
+    if (s && ex->over_limit == THAW_EX_OVER_LIMIT) {
+        close_object(s, status, msg);
+    } else if (s && ex->over_limit == THAW_EX_BYSTANDER && !e->retried &&
+               (again = calloc(1, sizeof(*again)))) {
+        /* its host was killed for another object's limit: this message
+         * waited behind that object's loop, so it goes to the next host
+         * (once), where its object is made again */
+        again->kind = e->kind;
+        again->data = e->data;
+        again->len = e->len;
+        again->retried = 1;
+        e->data = NULL;
+        memcpy(again->id, e->id, sizeof(again->id));
+        send_event(s, again);
+    } else if (s) {
+        /* 503 before any host took it: the queue was full (max_queue) or
+         * it waited too long: RFC 6455's "try again later", not the
+         * object's fault (a host killed under it, its memory limit say,
+         * is 503 too, and 1011) */
+        int code = status == 503 && !ex->inst_id ? 1013 : 1011;
         thaw_log("worker %s: a Durable Object's WebSocket event failed (%s): its socket "
                  "closes with %d", s->worker->cfg.name, msg && *msg ? msg : "?", code);
         close_client(s, code, code == 1013 ? "thaw is busy: try again later"
@@ -280,21 +328,17 @@ static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
     return thaw_ipc_end(b, mark);
 }
 
-static void deliver(struct thaw_do_ws *s, const char *kind, const void *p, size_t n)
+/* e (its message set) to the object's host; e is the exchange's from
+ * here on, or freed. */
+static void send_event(struct thaw_do_ws *s, struct ws_event *e)
 {
-    struct ws_event *e = calloc(1, sizeof(*e));
     struct thaw_buf b;
 
-    if (!e) {
-        close_client(s, 1011, "out of memory");
-        return;
-    }
     thaw_exchange_init(&e->ex, &ev_ops, e);
     e->ex.pinned = 1; /* to the object's host */
     e->ex.req_done = 1;
-    memcpy(e->id, s->id, sizeof(e->id));
-    thaw_buf_init(&b, n + 2 * THAW_IPC_MAX_PAYLOAD);
-    if (build(&b, e->ex.sid, s, kind, p, n)) {
+    thaw_buf_init(&b, e->len + 2 * THAW_IPC_MAX_PAYLOAD);
+    if (build(&b, e->ex.sid, s, e->kind, e->data, e->len)) {
         thaw_buf_free(&b);
         ev_free(e);
         close_client(s, 1011, "the message does not fit");
@@ -304,6 +348,22 @@ static void deliver(struct thaw_do_ws *s, const char *kind, const void *p, size_
     /* may end the event at once (no version, a failed one) */
     thaw_pool_dispatch(s->worker, &e->ex, (const char *)b.data, b.len);
     thaw_buf_free(&b);
+}
+
+static void deliver(struct thaw_do_ws *s, const char *kind, const void *p, size_t n)
+{
+    struct ws_event *e = calloc(1, sizeof(*e));
+
+    if (!e || !(e->data = malloc(n ? n : 1))) {
+        free(e);
+        close_client(s, 1011, "out of memory");
+        return;
+    }
+    memcpy(e->id, s->id, sizeof(e->id));
+    e->kind = kind; /* a literal */
+    memcpy(e->data, p, n);
+    e->len = n;
+    send_event(s, e);
 }
 
 /* ---- the connection's side ---------------------------------------------- */

@@ -63,8 +63,15 @@ struct thaw_exchange {
     uint64_t queued_ms;          /* uv_now() when it started waiting */
     uint64_t started_ms;         /* uv_now() when an instance took it */
     long long cpu_base_ms;       /* the instance's CPU time then */
+    /* why it failed, for callers that care (src/do/ws.c): THAW_EX_OVER_LIMIT
+     * it ran past cpu_ms or request_timeout_ms itself; THAW_EX_BYSTANDER
+     * its instance was killed for another exchange's limit (tick.c) */
+    int over_limit;
     struct thaw_exchange *next, *prev; /* on the instance or queue */
 };
+
+#define THAW_EX_OVER_LIMIT 1
+#define THAW_EX_BYSTANDER 2
 
 /* A version's states (src/pool/version.c says more):
  *   BUILDING  its template runs the worker's top level; requests queue

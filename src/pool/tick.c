@@ -145,6 +145,17 @@ void thaw__memcg_blame(struct thaw_instance *inst)
  * its CPU counted against cpu_ms from then on (check_instance). */
 #define TUNNEL_QUIET_MS 1000
 
+/* Before a kill for culprit's limit (NULL: the instance's own): the
+ * others are bystanders (src/do/ws.c gives their events to the next
+ * host). */
+static void blame(struct thaw_instance *inst, struct thaw_exchange *culprit)
+{
+    struct thaw_exchange *ex;
+
+    for (ex = inst->ex_head; ex; ex = ex->next)
+        ex->over_limit = ex == culprit ? THAW_EX_OVER_LIMIT : THAW_EX_BYSTANDER;
+}
+
 /* Only a kill stops a handler that never yields. */
 static void kill_over_cpu(struct thaw_instance *inst)
 {
@@ -183,6 +194,7 @@ static int check_cancels(struct thaw_instance *inst, uint64_t now)
                  "wall-clock limit of %lld ms, request_timeout_ms) and its instance did "
                  "not stop it within %llu ms; its instance was replaced\n",
                  lim->request_timeout_ms, (unsigned long long)(now - inst->cancel_ms));
+        blame(inst, NULL); /* the culprit's answer went at its cancel */
         thaw__instance_kill(inst, 503, msg);
         return 1;
     }
@@ -190,6 +202,7 @@ static int check_cancels(struct thaw_instance *inst, uint64_t now)
         if (inst->cancel_cpu_base < 0) {
             inst->cancel_cpu_base = cpu;
         } else if (cpu - inst->cancel_cpu_base > lim->cpu_ms) {
+            blame(inst, NULL);
             kill_over_cpu(inst);
             return 1;
         }
@@ -254,9 +267,11 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
              * blocking call) cannot run the cancel, and would take the
              * next request into the same hole: it goes */
             if (thaw__proc_syscall_state(inst->pid) == THAW_PROC_IN_SYSCALL) {
+                blame(inst, ex);
                 thaw__instance_kill(inst, 504, msg);
                 return;
             }
+            ex->over_limit = THAW_EX_OVER_LIMIT;
             thaw__exchange_abort(ex, 504, msg);
             continue;
         }
@@ -274,6 +289,7 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
         if (ex->cpu_base_ms < 0) {
             ex->cpu_base_ms = cpu;
         } else if (cpu - ex->cpu_base_ms > lim->cpu_ms) {
+            blame(inst, ex);
             kill_over_cpu(inst); /* a CPU-bound handler never yields */
             return;
         }
