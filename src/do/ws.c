@@ -222,19 +222,22 @@ static void close_object(struct thaw_do_ws *s, int status, const char *msg)
 {
     const char *why = status == 504 ? "the Durable Object ran past its time limit"
                                     : "the Durable Object ran past its CPU time limit";
+    struct thaw_worker *w = s->worker;
     struct thaw_do_ws *t, *next;
     int n = 0;
 
-    for (t = thaw__do_socks; t; t = next) {
-        next = t->next; /* close_client may end in a detach */
-        if (t->conn && (t == s || (t->hib && thaw__do_ws_same(t, s->worker, s->cls, s->oid)))) {
-            n++;
-            close_client(t, 1011, why);
-        }
-    }
+    for (t = thaw__do_socks; t; t = t->next)
+        n += t->conn && (t == s || (t->hib && thaw__do_ws_same(t, w, s->cls, s->oid)));
+    /* logged first: a close may end in a detach, s's record with it */
     thaw_log("worker %s: Durable Object %s %s ran past its limit (%.*s): its %d hibernatable "
-             "WebSockets close with 1011", s->worker->cfg.name, s->cls, s->name ? s->name : s->oid,
+             "WebSockets close with 1011", w->cfg.name, s->cls, s->name ? s->name : s->oid,
              (int)strcspn(msg ? msg : "?", "\n"), msg ? msg : "?", n);
+    for (t = thaw__do_socks; t; t = next) {
+        next = t->next;
+        if (t->conn && t != s && t->hib && thaw__do_ws_same(t, w, s->cls, s->oid))
+            close_client(t, 1011, why);
+    }
+    close_client(s, 1011, why);
 }
 
 static void send_event(struct thaw_do_ws *s, struct ws_event *e);

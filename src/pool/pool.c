@@ -293,11 +293,14 @@ static struct thaw_instance *host(struct thaw_version *v)
 {
     struct thaw_instance *i;
 
+    /* kill_status: its SIGKILL is on its way (src/do/ws.c sends the
+     * events it held to the next host while it dies) */
     for (i = v->instances; v->do_host && i; i = i->next)
-        if (i->id == v->do_host && i->state == INST_LIVE && i->chan)
+        if (i->id == v->do_host && i->state == INST_LIVE && i->chan && !i->kill_status)
             return i;
     for (i = v->instances; i; i = i->next) /* any live one before a fork */
-        if (i->state == INST_LIVE && i->chan && !i->n_cancels && !used_up(i))
+        if (i->state == INST_LIVE && i->chan && !i->n_cancels && !used_up(i) &&
+            !i->kill_status)
             break;
     if (!i && v->n_instances < v->worker->limits.max_instances)
         i = thaw__instance_spawn(v);
