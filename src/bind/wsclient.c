@@ -42,6 +42,7 @@
 #include "bind/httphead.h"
 #include "bind/kinds.h"
 #include "bind/tls.h"
+#include "bind/wsclient-head.h"
 #include "ipc/codec.h"
 #include "ipc/ipc-proto.h"
 #include "util/buf.h"
@@ -69,11 +70,7 @@ struct wsc {
     struct wsk *k;
     struct thaw_bind_call *call; /* NULL once ended */
     enum state st;
-    char *url;
-    char host[256]; /* without brackets */
-    char hosthdr[300];
-    char *target;   /* path and query */
-    int port, secure;
+    struct thaw_wsc_url u;
     json_t *headers;
     char key[25];
 
@@ -131,8 +128,8 @@ static void maybe_free(struct wsc *c)
     thaw_buf_free(&c->in);
     thaw_http_head_free(&c->head);
     json_decref(c->headers);
-    free(c->target);
-    free(c->url);
+    free(c->u.target);
+    free(c->u.url);
     free(c);
     if (--k->live == 0 && k->closing)
         wsk_free(k);
@@ -366,50 +363,11 @@ static void on_message(struct thaw_bind_call *call, int type, const void *p, siz
 
 /* ---- the answer to the upgrade ------------------------------------------ */
 
-static int has_token(const char *value, const char *token)
-{
-    size_t n = strlen(token);
-    const char *p = value;
-
-    while (p && *p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (strncasecmp(p, token, n) == 0 && (!p[n] || p[n] == ',' || p[n] == ' ' ||
-                                              p[n] == '\t'))
-            return 1;
-        p = strchr(p, ',');
-    }
-    return 0;
-}
-
-/* Why the server's 101 is not a WebSocket handshake we made, or NULL. */
-static const char *bad_101(struct wsc *c)
-{
-    struct thaw_ws_offer o;
-    const char *up = thaw_http_head_get(&c->head, "upgrade");
-    const char *conn = thaw_http_head_get(&c->head, "connection");
-    const char *acc = thaw_http_head_get(&c->head, "sec-websocket-accept");
-    char want[29];
-
-    memset(&o, 0, sizeof(o));
-    memcpy(o.key, c->key, sizeof(c->key));
-    thaw_ws_accept_value(&o, want);
-    if (!up || strcasecmp(up, "websocket") != 0)
-        return "its 101 has no \"Upgrade: websocket\"";
-    if (!conn || !has_token(conn, "upgrade"))
-        return "its 101 has no \"Connection: Upgrade\"";
-    if (!acc || strcmp(acc, want) != 0)
-        return "its Sec-WebSocket-Accept does not answer thaw's Sec-WebSocket-Key";
-    if (thaw_http_head_get(&c->head, "sec-websocket-extensions"))
-        return "it chose a WebSocket extension, and thaw offered none";
-    return NULL;
-}
-
 static json_t *head_json(struct wsc *c)
 {
     return json_pack("{s:i, s:s, s:O, s:s, s:b}", "status", c->head.status, "statusText",
                      c->head.reason ? c->head.reason : "", "headers", c->head.headers,
-                     "url", c->url, "redirected", 0);
+                     "url", c->u.url, "redirected", 0);
 }
 
 static int hp_body(http_parser *p, const char *at, size_t n)
@@ -418,7 +376,7 @@ static int hp_body(http_parser *p, const char *at, size_t n)
 
     if ((c->received += n) > (unsigned long long)c->k->cfg.max_response_bytes) {
         snprintf(c->error, sizeof(c->error), "the response of %s is over the %lld bytes "
-                 "thaw.egress.max_response_bytes allows", c->url,
+                 "thaw.egress.max_response_bytes allows", c->u.url,
                  c->k->cfg.max_response_bytes);
         return -1;
     }
@@ -456,7 +414,7 @@ static void body_bytes(struct wsc *c, const char *p, size_t n)
     }
     if (k != n || (HTTP_PARSER_ERRNO(&c->hp) != HPE_OK)) {
         snprintf(c->error, sizeof(c->error), "the response of %s is not valid HTTP/1.1: %s",
-                 c->url, http_errno_description(HTTP_PARSER_ERRNO(&c->hp)));
+                 c->u.url, http_errno_description(HTTP_PARSER_ERRNO(&c->hp)));
         fail(c, "ConnectionError", c->error);
         return;
     }
@@ -486,8 +444,8 @@ static void head_done(struct wsc *c, size_t end)
         body_bytes(c, c->in.data, c->in.len);
         return;
     }
-    if ((why = bad_101(c))) {
-        snprintf(msg, sizeof(msg), "the WebSocket handshake with %s failed: %s", c->url, why);
+    if ((why = thaw_wsc_bad_101(&c->head, c->key))) {
+        snprintf(msg, sizeof(msg), "the WebSocket handshake with %s failed: %s", c->u.url, why);
         fail(c, "ConnectionError", msg);
         return;
     }
@@ -517,7 +475,7 @@ static void head_bytes(struct wsc *c, const char *p, size_t n)
     } else if (c->in.len > MAX_HEAD_BYTES) {
         char msg[400];
         snprintf(msg, sizeof(msg), "the answer of %s to the WebSocket upgrade has over %d "
-                 "bytes of headers", c->url, MAX_HEAD_BYTES);
+                 "bytes of headers", c->u.url, MAX_HEAD_BYTES);
         fail(c, "ConnectionError", msg);
     }
 }
@@ -548,7 +506,7 @@ static void connection_gone(struct wsc *c, const char *why)
     case S_TLS:
     case S_HEAD:
         snprintf(msg, sizeof(msg), "the WebSocket handshake with %s failed: the server "
-                 "closed the connection without an answer%s%s", c->url, why ? ": " : "",
+                 "closed the connection without an answer%s%s", c->u.url, why ? ": " : "",
                  why ? why : "");
         fail(c, "ConnectionError", msg);
         break;
@@ -557,7 +515,7 @@ static void connection_gone(struct wsc *c, const char *why)
             body_bytes(c, NULL, 0);
             break;
         }
-        snprintf(msg, sizeof(msg), "the response of %s was cut: %s", c->url, why);
+        snprintf(msg, sizeof(msg), "the response of %s was cut: %s", c->u.url, why);
         fail(c, "ConnectionError", msg);
         break;
     case S_OPEN:
@@ -578,7 +536,7 @@ static void tls_step(struct wsc *c)
 
     flush_tls(c);
     if (rc < 0) {
-        snprintf(msg, sizeof(msg), "the WebSocket connection to %s failed: %s", c->url, err);
+        snprintf(msg, sizeof(msg), "the WebSocket connection to %s failed: %s", c->u.url, err);
         fail(c, "ConnectionError", msg);
         return;
     }
@@ -636,21 +594,6 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 /* ---- the upgrade request ------------------------------------------------ */
 
-static int own_header(const char *name)
-{
-    static const char *const names[] = {
-        "host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
-        "sec-websocket-extensions", "content-length", "transfer-encoding", "keep-alive",
-        "te", "trailer", "expect", "proxy-connection", NULL,
-    };
-    int i;
-
-    for (i = 0; names[i]; i++)
-        if (strcasecmp(name, names[i]) == 0)
-            return 1;
-    return 0;
-}
-
 static void send_upgrade(struct wsc *c)
 {
     struct thaw_buf b;
@@ -665,12 +608,12 @@ static void send_upgrade(struct wsc *c)
     thaw_buf_init(&b, MAX_HEAD_BYTES * 4);
     thaw_buf_printf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                    "Sec-WebSocket-Version: 13\r\n", c->target, c->hosthdr, c->key);
+                    "Sec-WebSocket-Version: 13\r\n", c->u.target, c->u.hosthdr, c->key);
     for (i = 0; i < json_array_size(c->headers); i++) {
         json_t *h = json_array_get(c->headers, i);
         const char *name = json_string_value(json_array_get(h, 0));
         const char *value = json_string_value(json_array_get(h, 1));
-        if (own_header(name))
+        if (thaw_wsc_own_header(name))
             continue;
         thaw_buf_append(&b, name, strlen(name));
         thaw_buf_append(&b, ": ", 2);
@@ -702,7 +645,7 @@ static void on_connected(uv_connect_t *req, int status)
     }
     uv_tcp_nodelay(c->tcp, 1);
     uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
-    if (c->secure) {
+    if (c->u.secure) {
         if (!c->k->tls) {
             char err[600];
             if (!(c->k->tls = thaw_tls_ctx_new(c->k->cfg.ca_file, err, sizeof(err)))) {
@@ -710,7 +653,7 @@ static void on_connected(uv_connect_t *req, int status)
                 return;
             }
         }
-        if (!(c->tls = thaw_tls_new(c->k->tls, c->host))) {
+        if (!(c->tls = thaw_tls_new(c->k->tls, c->u.host))) {
             fail(c, "Error", "out of memory");
             return;
         }
@@ -729,15 +672,15 @@ static void refusal(struct wsc *c, const struct thaw_egress_verdict *why)
 
     if (c->refused[0])
         return; /* the first refusal says it */
-    snprintf(target, sizeof(target), "%s (address %s, port %d)", c->host, why->addr,
+    snprintf(target, sizeof(target), "%s (address %s, port %d)", c->u.host, why->addr,
              why->port);
-    if (strcmp(c->host, why->addr) == 0)
+    if (strcmp(c->u.host, why->addr) == 0)
         snprintf(target, sizeof(target), "%s port %d", why->addr, why->port);
     thaw_egress_fix(why, c->k->config_file, fix, sizeof(fix));
     snprintf(c->refused, sizeof(c->refused),
              "thaw egress policy refused the connection to %s for %s: %s is in %s, %s. "
              "Workers may not reach it unless the config allows it: %s",
-             target, c->url, why->addr, why->rule, why->what, fix);
+             target, c->u.url, why->addr, why->rule, why->what, fix);
 }
 
 /* Connects to c->next, or the first address after it the policy allows. */
@@ -771,14 +714,14 @@ static void dial_next(struct wsc *c)
         c->tcp = NULL;
     }
     if (c->error[0]) {
-        snprintf(msg, sizeof(msg), "the WebSocket connection to %s failed: %s", c->url,
+        snprintf(msg, sizeof(msg), "the WebSocket connection to %s failed: %s", c->u.url,
                  c->error);
         fail(c, "ConnectionError", msg);
     } else if (c->refused[0]) {
         fail(c, "PermissionError", c->refused);
     } else {
         snprintf(msg, sizeof(msg), "the WebSocket connection to %s failed: %s has no IPv4 "
-                 "or IPv6 address", c->url, c->host);
+                 "or IPv6 address", c->u.url, c->u.host);
         fail(c, "ConnectionError", msg);
     }
 }
@@ -796,7 +739,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     if (status < 0) {
         snprintf(msg, sizeof(msg), "the WebSocket connection to %s failed: could not "
-                 "resolve \"%s\": %s", c->url, c->host, uv_strerror(status));
+                 "resolve \"%s\": %s", c->u.url, c->u.host, uv_strerror(status));
         fail(c, "ConnectionError", msg);
         return;
     }
@@ -819,7 +762,7 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     snprintf(msg, sizeof(msg), "the WebSocket connection to %s timed out %s (thaw.egress "
-             "connect_timeout_ms is %lld, timeout_ms %lld)%s%s", c->url,
+             "connect_timeout_ms is %lld, timeout_ms %lld)%s%s", c->u.url,
              c->st == S_DIAL ? "connecting" : c->st == S_BODY ? "reading the response"
                                                               : "in the handshake",
              c->k->cfg.connect_timeout_ms, c->k->cfg.timeout_ms,
@@ -845,97 +788,6 @@ static void on_cancel(struct thaw_bind_call *call)
 
 /* ---- the call ------------------------------------------------------------ */
 
-static int default_port(const char *scheme)
-{
-    return !strcmp(scheme, "wss") || !strcmp(scheme, "https") ? 443 : 80;
-}
-
-/* The URL into c; NULL, or a message in err. */
-static const char *parse_url(struct wsc *c, const char *url, char *err, size_t n)
-{
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
-    const char *bad = NULL;
-    CURLUcode uc;
-
-    if (!u)
-        return "out of memory";
-    uc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
-    if (uc != CURLUE_OK) {
-        snprintf(err, n, "\"%s\" is not a valid URL (%s); give an absolute ws://, wss://, "
-                 "http:// or https:// URL", url, curl_url_strerror(uc));
-        bad = err;
-        goto out;
-    }
-    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    if (!scheme || (strcmp(scheme, "ws") && strcmp(scheme, "wss") && strcmp(scheme, "http") &&
-                    strcmp(scheme, "https"))) {
-        snprintf(err, n, "\"%s\": a WebSocket URL must be ws://, wss://, http:// or "
-                 "https://, not %s:", url, scheme ? scheme : "?");
-        bad = err;
-        goto out;
-    }
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) {
-        snprintf(err, n, "\"%s\" has no host", url);
-        bad = err;
-        goto out;
-    }
-    c->secure = !strcmp(scheme, "wss") || !strcmp(scheme, "https");
-    c->port = default_port(scheme);
-    if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK && port)
-        c->port = atoi(port);
-    if (host[0] == '[') { /* an IPv6 literal: brackets in Host, not for DNS */
-        snprintf(c->host, sizeof(c->host), "%.*s", (int)strlen(host) - 2, host + 1);
-    } else {
-        snprintf(c->host, sizeof(c->host), "%s", host);
-    }
-    if (c->port == default_port(scheme))
-        snprintf(c->hosthdr, sizeof(c->hosthdr), "%s", host);
-    else
-        snprintf(c->hosthdr, sizeof(c->hosthdr), "%s:%d", host, c->port);
-    curl_url_get(u, CURLUPART_PATH, &path, 0);
-    curl_url_get(u, CURLUPART_QUERY, &query, 0);
-    if (asprintf(&c->target, "%s%s%s", path && *path ? path : "/", query ? "?" : "",
-                 query ? query : "") < 0)
-        c->target = NULL;
-    c->url = strdup(url);
-    if (!c->target || !c->url)
-        bad = "out of memory";
-out:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_free(query);
-    curl_url_cleanup(u);
-    return bad;
-}
-
-/* Header names are tokens; values are ASCII without a line break. */
-static const char *check_headers(json_t *headers, char *err, size_t n)
-{
-    size_t i;
-
-    if (!json_is_array(headers))
-        return "malformed call (headers must be a list)";
-    for (i = 0; i < json_array_size(headers); i++) {
-        json_t *p = json_array_get(headers, i);
-        const char *name = json_string_value(json_array_get(p, 0));
-        const char *value = json_string_value(json_array_get(p, 1));
-        const char *s;
-        if (!name || !value || !*name)
-            return "malformed headers";
-        for (s = name; *s; s++)
-            if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
-                return snprintf(err, n, "\"%s\" is not a valid header name", name), err;
-        for (s = value; *s; s++)
-            if (*s == '\r' || *s == '\n' || (unsigned char)*s >= 0x80)
-                return snprintf(err, n, "the value of header %s has a line break or a "
-                                "character outside ASCII", name), err;
-    }
-    return NULL;
-}
-
 static void ws_call(void *impl, struct thaw_bind_call *call)
 {
     struct wsk *k = impl;
@@ -954,7 +806,7 @@ static void ws_call(void *impl, struct thaw_bind_call *call)
         thaw_bind_fail(call, "TypeError", "WebSocket: malformed call (no url)");
         return;
     }
-    if ((bad = check_headers(json_object_get(call->args, "headers"), err, sizeof(err)))) {
+    if ((bad = thaw_wsc_check_headers(json_object_get(call->args, "headers"), err, sizeof(err)))) {
         thaw_bind_fail(call, "TypeError", "WebSocket: %s", bad);
         return;
     }
@@ -973,7 +825,7 @@ static void ws_call(void *impl, struct thaw_bind_call *call)
     c->k = k;
     k->live++;
     if (thaw_http_head_init(&c->head, MAX_HEAD_BYTES) < 0 ||
-        (bad = parse_url(c, url, err, sizeof(err)))) {
+        (bad = thaw_wsc_parse_url(&c->u, url, err, sizeof(err)))) {
         thaw_bind_fail(call, "TypeError", "WebSocket: %s", bad ? bad : "out of memory");
         maybe_free(c);
         return;
@@ -992,12 +844,12 @@ static void ws_call(void *impl, struct thaw_bind_call *call)
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    snprintf(port, sizeof(port), "%d", c->port);
+    snprintf(port, sizeof(port), "%d", c->u.port);
     c->gai.data = c;
-    rc = uv_getaddrinfo(k->loop, &c->gai, on_resolved, c->host, port, &hints);
+    rc = uv_getaddrinfo(k->loop, &c->gai, on_resolved, c->u.host, port, &hints);
     if (rc < 0) {
         snprintf(err, sizeof(err), "the WebSocket connection to %s failed: could not "
-                 "resolve \"%s\": %s", c->url, c->host, uv_strerror(rc));
+                 "resolve \"%s\": %s", c->u.url, c->u.host, uv_strerror(rc));
         fail(c, "ConnectionError", err);
         return;
     }
