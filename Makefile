@@ -39,7 +39,8 @@ endif
 # the supervisor: no Python here
 SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
           src/ipc/*.c src/util/*.c src/watch/*.c src/bind/*.c src/cron/*.c \
-          src/assets/*.c src/serve/*.c src/policy/*.c src/ws/*.c src/do/*.c) \
+          src/assets/*.c src/serve/*.c src/policy/*.c src/ws/*.c src/do/*.c \
+          src/cluster/*.c) \
           src/zygote/client.c src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/uidslot.c \
           src/sandbox/hostpid.c
 SUP_OBJ = $(SUP_SRC:src/%.c=$(BUILD)/obj/%.o)

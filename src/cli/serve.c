@@ -14,6 +14,7 @@
 #include "bind/egress.h"
 #include "bind/kv.h"
 #include "cli/cli.h"
+#include "cluster/config.h"
 #include "pool/output.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
@@ -140,16 +141,18 @@ static int load_policy(struct serve *s)
     return 1;
 }
 
-/* The operator's [egress] and [kv] tables: a mistake stops serve here, not
- * at some later deploy. */
+/* The operator's [egress], [kv] and [cluster] tables: a mistake stops
+ * serve here, not at some later deploy. */
 static void check_network_policy(const struct thaw_policy *p)
 {
     struct thaw_egress_config eg;
     struct thaw_kv_policy kp;
+    struct thaw_cluster_config cc;
     char err[1024];
 
     if (thaw_egress_operator_load(&eg, p, err, sizeof(err)) ||
-        thaw_kv_policy_load(&kp, p, err, sizeof(err)))
+        thaw_kv_policy_load(&kp, p, err, sizeof(err)) ||
+        thaw_cluster_config_load(&cc, p, err, sizeof(err)))
         policy_failed(err);
     thaw_egress_config_free(&eg);
 }

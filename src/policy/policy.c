@@ -6,7 +6,8 @@
 
 /* Every table an operator config may have: a misspelt one would silently
  * leave a wall open, so anything else is refused. */
-static const char *const TABLES[] = {"limits", "egress", "kv", "routes", NULL};
+static const char *const TABLES[] = {"limits", "egress", "kv", "routes", "cluster",
+                                     NULL};
 
 void thaw_policy_init(struct thaw_policy *p)
 {

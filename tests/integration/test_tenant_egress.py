@@ -229,8 +229,12 @@ def _run_serve(tmp_path, *args):
     ({"kv": {"backend": "memcached://x"}}, "`kv.backend` must be \"sqlite\" or"),
     ({"kv": {"prefix": "a:b"}}, "`kv.prefix` must be"),
     ({"kv": {"backends": {}}}, "unknown key `kv.backends`"),
-], ids=["range", "key", "ca_file", "backend", "prefix", "kv-key"])
-def test_a_mistake_in_the_operators_egress_or_kv_stops_the_start(tmp_path, tables, needle):
+    ({"cluster": {"control": "mysql://db/thaw"}}, "`cluster.control` must be a PostgreSQL URL"),
+    ({"cluster": {"node": "a/b"}}, "`cluster.node` must be"),
+    ({"cluster": {"peers": []}}, "unknown key `cluster.peers`"),
+], ids=["range", "key", "ca_file", "backend", "prefix", "kv-key", "control", "node",
+        "cluster-key"])
+def test_a_mistake_in_the_operators_network_tables_stops_the_start(tmp_path, tables, needle):
     cfg = tmp_path / "serve.json"
     cfg.write_text(json.dumps(tables))
     r = _run_serve(tmp_path, "--config", str(cfg))

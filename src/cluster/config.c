@@ -1,0 +1,106 @@
+/* The operator's [cluster] table (cluster/config.h). The table is the
+ * operator's alone: a worker's bundle cannot name a cluster, a control
+ * store or another node. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bind/kv.h"
+#include "cluster/config.h"
+#include "policy/policy.h"
+
+static const char *opfile(const struct thaw_policy *p)
+{
+    return p && p->file[0] ? p->file : "thaw serve --config";
+}
+
+static int name_ok(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > THAW_CLUSTER_MAX_NODE)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+            return 0;
+    return 1;
+}
+
+/* HOST:PORT with a port of 1..65535 (HOST may be [v6]). */
+static int hostport_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char *end;
+    long port;
+
+    if (!colon || colon == s)
+        return 0;
+    port = strtol(colon + 1, &end, 10);
+    return *end == '\0' && end != colon + 1 && port > 0 && port < 65536;
+}
+
+static int set(char *dst, size_t n, const char *s)
+{
+    if (strlen(s) >= n)
+        return -1;
+    memcpy(dst, s, strlen(s) + 1);
+    return 0;
+}
+
+int thaw_cluster_config_load(struct thaw_cluster_config *c, const struct thaw_policy *p,
+                             char *err, size_t errlen)
+{
+    json_t *tbl = thaw_policy_table(p, "cluster"), *v;
+    const char *key;
+
+    memset(c, 0, sizeof(*c));
+    if (!tbl)
+        return 0;
+    c->on = 1;
+    json_object_foreach(tbl, key, v) {
+        const char *s = json_string_value(v);
+        int ok = s != NULL;
+        const char *want = "";
+
+        if (strcmp(key, "node") == 0) {
+            ok = ok && name_ok(s) && set(c->node, sizeof(c->node), s) == 0;
+            want = "1 to 63 letters, digits, '-', '_' or '.', unique in the cluster";
+        } else if (strcmp(key, "control") == 0) {
+            ok = ok && (strncmp(s, "postgresql://", 13) == 0 ||
+                        strncmp(s, "postgres://", 11) == 0) &&
+                 set(c->control, sizeof(c->control), s) == 0;
+            want = "a PostgreSQL URL, postgresql://[USER[:PASSWORD]@][HOST][:PORT]/DB[?host=SOCKETDIR]";
+        } else if (strcmp(key, "redis") == 0) {
+            struct thaw_kv_redis_url u;
+            char why[256];
+            ok = ok && thaw_kv_redis_parse_url(s, &u, why, sizeof(why)) == 0 &&
+                 set(c->redis, sizeof(c->redis), s) == 0;
+            want = "redis://[:PASSWORD@]HOST[:PORT][/DB]";
+        } else if (strcmp(key, "internal") == 0) {
+            ok = ok && hostport_ok(s) && set(c->internal, sizeof(c->internal), s) == 0;
+            want = "HOST:PORT, where the other nodes reach this one";
+        } else {
+            snprintf(err, errlen, "%s: unknown key `cluster.%s`; the keys of [cluster] are "
+                     "node, control, redis and internal (see docs/scale-out.md)",
+                     opfile(p), key);
+            return -1;
+        }
+        if (!ok) {
+            snprintf(err, errlen, "%s: `cluster.%s` must be %s", opfile(p), key, want);
+            return -1;
+        }
+    }
+    if (!c->node[0]) {
+        char host[256] = "";
+        gethostname(host, sizeof(host) - 1);
+        if (!name_ok(host)) {
+            snprintf(err, errlen, "%s: [cluster] has no `node`, and the host's name \"%s\" "
+                     "cannot be one: set `cluster.node`", opfile(p), host);
+            return -1;
+        }
+        set(c->node, sizeof(c->node), host);
+    }
+    return 0;
+}
