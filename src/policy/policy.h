@@ -10,6 +10,8 @@
  *   [egress]  the network a worker may reach (src/bind/egress-config.c)
  *   [kv]      KV backend URL and key prefix (src/bind/kv.c)
  *   [routes]  route grants: worker name -> patterns (src/serve/routes.c)
+ *   [durable_objects]  worker name -> the workers whose Durable Object
+ *             classes it may bind (src/serve/do-scripts.c)
  * docs/security.md ("thaw serve: tenant and operator") explains the split. */
 #ifndef THAW_POLICY_H
 #define THAW_POLICY_H
