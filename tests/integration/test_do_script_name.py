@@ -212,3 +212,62 @@ def test_thaw_dev_refuses_another_worker_s_class(workdir, thaw_factory):
         text = srv.output()
     assert "wrangler.toml: durable_objects.bindings[0] (\"ROOMS\"): `script_name` binds a " \
            "class of another worker (\"chat\"), and thaw dev runs one worker" in text, text
+
+
+# lobby with a class of its own, so it has the objects' storage binding
+# too: the key of chat's class (which the binding hands out) opens files
+# under lobby's own state only, never chat's objects' storage
+SNOOP = LOBBY.replace("class Default(WorkerEntrypoint):", '''
+from workers import DurableObject
+from workers import _bind
+
+class Mine(DurableObject):
+    pass
+
+class Default(WorkerEntrypoint):
+    async def snoop(self, name):
+        ns = self.env.ROOMS
+        args = {"ns": ns._key.hex(), "id": str(ns.idFromName(name)),
+                "statements": [{"sql": "SELECT name FROM sqlite_master", "params": []}]}
+        res, _ = await _bind.call(":do", "batch", args)
+        return Response(repr(res[0]["rows"]))
+''').replace('''        if url.path == "/uncaught":''', '''        if url.path == "/snoop":
+            return await self.snoop(q["name"])
+        if url.path == "/uncaught":''')
+
+
+def test_the_class_key_opens_none_of_the_other_worker_s_storage(srv, deploy):
+    _ok(deploy("chat", CHAT, **CHAT_CFG))
+    assert _get(srv, "chat", "/?name=secret").isdigit()
+    _ok(deploy("lobby", SNOOP, durable_objects={"bindings": [
+        _binding("chat"), {"name": "MINE", "class_name": "Mine"}]},
+        migrations=[{"tag": "v1", "new_sqlite_classes": ["Mine"]}]))
+    # chat's object has its _cf_KV table; what lobby opened with the same
+    # key and id is a file of its own, empty
+    assert _get(srv, "lobby", "/snoop?name=secret") == "[]"
+    assert list((srv.state).rglob("*.sqlite")), "no objects' files at all?"
+
+
+def test_a_grant_taken_away_refuses_the_worker_at_the_next_start(tmp_path):
+    cfg = tmp_path / "serve.json"
+    cfg.write_text(json.dumps({"durable_objects": {"lobby": ["chat"]}}))
+    s = ThawServe(tmp_path / "state", tmp_path, ["--config", str(cfg)])
+    s.start()
+    try:
+        for name, source, conf in (("chat", CHAT, CHAT_CFG), ("lobby", LOBBY, dict(
+                durable_objects={"bindings": [_binding("chat")]}))):
+            d = tmp_path / name
+            write_worker(d, source, name=name, fmt="json", **conf)
+            _ok(s.api("PUT", f"/v1/workers/{name}", body=bundle(str(d))[0]))
+        assert _get(s, "lobby", "/?name=a") == "1"
+    finally:
+        s.stop()
+    cfg.write_text(json.dumps({"durable_objects": {}}))
+    s.start()
+    try:
+        assert s.host_get("lobby.localhost", "/?name=a").status != 200
+        assert "worker lobby version 1: wrangler.json: durable_objects.bindings[0] " \
+               "(\"ROOMS\"): `script_name` = \"chat\"" in s.log(), s.log()[-3000:]
+        assert _get(s, "chat", "/?name=a") == "2"  # chat itself is untouched
+    finally:
+        s.stop()
