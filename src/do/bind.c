@@ -183,7 +183,7 @@ static void ns_call(void *impl, struct thaw_bind_call *call)
         return;
     }
     if (!ns->script) {
-        thaw__do_call(ns->worker, ns->class_name, call);
+        thaw__do_call(ns->worker, ns->class_name, call, NULL);
         return;
     }
     if (thaw__do_resolve(ns->from, ns->script, ns->class_name, &t, err, sizeof(err))) {
@@ -194,7 +194,7 @@ static void ns_call(void *impl, struct thaw_bind_call *call)
     if (info)
         thaw_bind_ok(call, json_pack("{s:s, s:b}", "key", t.key, "sqlite", t.sqlite));
     else
-        thaw__do_call(t.w, ns->class_name, call);
+        thaw__do_call(t.w, ns->class_name, call, ns->worker);
 }
 
 static void store_call(void *impl, struct thaw_bind_call *call)
@@ -233,7 +233,7 @@ static int add_ns(const struct thaw_bind_env *env, struct thaw_bindings *set,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    ns->worker = script ? NULL : env->worker;
+    ns->worker = env->worker; /* a script binding's calls go to the worker found */
     if (thaw_bindings_add(set, name, &thaw_bind_do, ns, err, errlen)) {
         ns_close(ns);
         return -1;

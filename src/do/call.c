@@ -12,6 +12,7 @@
 
 #include "do/call.h"
 #include "do/live.h"
+#include "do/ws.h"
 #include "ipc/codec.h"
 #include "pool/pool.h"
 #include "util/log.h"
@@ -19,6 +20,7 @@
 struct do_call {
     struct thaw_exchange ex; /* first: the ops get &c->ex */
     struct thaw_bind_call *call; /* NULL once the caller is gone */
+    struct thaw_worker *caller;  /* another worker's call (script_name), or NULL */
     int begun;
 };
 
@@ -41,8 +43,12 @@ static void on_resp_head(struct thaw_exchange *ex, int status, const char *reaso
 
     if (!c->call)
         return;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         json_array_append_new(headers, json_pack("[s,s]", names[i], values[i]));
+        /* the object's socket: the calling worker may return it (ws.h) */
+        if (c->caller && status == 101 && strcasecmp(names[i], "x-thaw-ws") == 0)
+            thaw__do_ws_allow(values[i], c->caller);
+    }
     c->begun = 1;
     thaw_bind_begin(c->call, json_pack("{s:i, s:s, s:o}", "status", status, "statusText",
                                        reason ? reason : "", "headers", headers));
@@ -176,7 +182,8 @@ static int build(struct thaw_buf *b, uint32_t sid, const char *cls, const char *
     return thaw_ipc_end(b, mark);
 }
 
-void thaw__do_call(struct thaw_worker *w, const char *cls, struct thaw_bind_call *call)
+void thaw__do_call(struct thaw_worker *w, const char *cls, struct thaw_bind_call *call,
+                   struct thaw_worker *caller)
 {
     json_t *args = call->args;
     const char *id = json_string_value(json_object_get(args, "id"));
@@ -203,6 +210,7 @@ void thaw__do_call(struct thaw_worker *w, const char *cls, struct thaw_bind_call
     thaw_exchange_init(&c->ex, &call_ops, c);
     c->ex.pinned = 1;
     c->call = call;
+    c->caller = caller != w ? caller : NULL;
     thaw_buf_init(&b, call->body_len + 2 * THAW_IPC_MAX_PAYLOAD);
     if (build(&b, c->ex.sid, cls, call->op, args, call->body, call->body_len)) {
         thaw_buf_free(&b);

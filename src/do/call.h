@@ -27,7 +27,9 @@ int thaw__do_hex64(const char *s);
  * "name", "method": RPC method name} (rpc); the call's body is the
  * request's body, or the RPC arguments (JSON). The object is (w, cls):
  * the class of the namespace's own worker, or of the one it binds
- * (scripts.h). Ends the call. */
-void thaw__do_call(struct thaw_worker *w, const char *cls, struct thaw_bind_call *call);
+ * (scripts.h), whose 101 the calling worker `caller` may then return
+ * (NULL: the same worker). Ends the call. */
+void thaw__do_call(struct thaw_worker *w, const char *cls, struct thaw_bind_call *call,
+                   struct thaw_worker *caller);
 
 #endif

@@ -4,11 +4,13 @@ of --config) worker lobby reaches worker chat's Room objects, the same
 objects and storage chat sees; a tenant naming someone else's worker
 without a grant is refused at deploy; a target that is not there is a
 clear error at call time. thaw dev, which runs one worker, refuses it."""
+import asyncio
 import json
 import shutil
 import sys
 
 import pytest
+import websockets
 
 from servelib import ThawServe
 from thawlib import REPO, write_worker
@@ -18,7 +20,7 @@ from thaw_tools.remote import bundle  # noqa: E402
 
 CHAT = """
 from urllib.parse import urlparse, parse_qs
-from workers import DurableObject, Response, WorkerEntrypoint
+from workers import DurableObject, Response, WebSocketPair, WorkerEntrypoint
 
 class Room(DurableObject):
     async def increment(self):
@@ -27,11 +29,21 @@ class Room(DurableObject):
         return n
 
     async def fetch(self, request):
+        if request.headers.get("Upgrade") == "websocket":
+            client, server = WebSocketPair.new().object_values()
+            self.ctx.acceptWebSocket(server)
+            return Response(None, status=101, web_socket=client)
         return Response(f"room {self.ctx.id.name} at {await self.ctx.storage.get('n')}")
+
+    async def webSocketMessage(self, ws, message):
+        for peer in self.ctx.getWebSockets():
+            peer.send(f"{self.ctx.id.name}: {message}")
 
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         name = parse_qs(urlparse(request.url).query)["name"][0]
+        if urlparse(request.url).path == "/ws":
+            return await self.env.ROOMS.getByName(name).fetch(request)
         if urlparse(request.url).path == "/id":
             return Response(str(self.env.ROOMS.idFromName(name)))
         return Response(str(await self.env.ROOMS.getByName(name).increment()))
@@ -50,6 +62,8 @@ class Default(WorkerEntrypoint):
         url = urlparse(request.url)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         ns = getattr(self.env, q.get("ns", "ROOMS"))
+        if url.path == "/ws":
+            return await ns.getByName(q["name"]).fetch(request)
         if url.path == "/uncaught":
             return Response(str(await ns.getByName(q["name"]).increment()))
         try:
@@ -67,8 +81,8 @@ def _binding(script, cls="Room", name="ROOMS"):
     return {"name": name, "class_name": cls, "script_name": script}
 
 
-OPERATOR = {"durable_objects": {"lobby": ["chat"], "wrongly": ["elsewhere"],
-                                "early": ["later"]}}
+OPERATOR = {"durable_objects": {"lobby": ["chat"], "snoop": ["chat"],
+                                "wrongly": ["elsewhere"], "early": ["later"]}}
 
 
 @pytest.fixture(scope="module")
@@ -214,9 +228,9 @@ def test_thaw_dev_refuses_another_worker_s_class(workdir, thaw_factory):
            "class of another worker (\"chat\"), and thaw dev runs one worker" in text, text
 
 
-# lobby with a class of its own, so it has the objects' storage binding
+# a worker with a class of its own, so it has the objects' storage binding
 # too: the key of chat's class (which the binding hands out) opens files
-# under lobby's own state only, never chat's objects' storage
+# under its own state only, never chat's objects' storage
 SNOOP = LOBBY.replace("class Default(WorkerEntrypoint):", '''
 from workers import DurableObject
 from workers import _bind
@@ -239,12 +253,12 @@ class Default(WorkerEntrypoint):
 def test_the_class_key_opens_none_of_the_other_worker_s_storage(srv, deploy):
     _ok(deploy("chat", CHAT, **CHAT_CFG))
     assert _get(srv, "chat", "/?name=secret").isdigit()
-    _ok(deploy("lobby", SNOOP, durable_objects={"bindings": [
+    _ok(deploy("snoop", SNOOP, durable_objects={"bindings": [
         _binding("chat"), {"name": "MINE", "class_name": "Mine"}]},
         migrations=[{"tag": "v1", "new_sqlite_classes": ["Mine"]}]))
-    # chat's object has its _cf_KV table; what lobby opened with the same
+    # chat's object has its _cf_KV table; what snoop opened with the same
     # key and id is a file of its own, empty
-    assert _get(srv, "lobby", "/snoop?name=secret") == "[]"
+    assert _get(srv, "snoop", "/snoop?name=secret") == "[]"
     assert list((srv.state).rglob("*.sqlite")), "no objects' files at all?"
 
 
@@ -271,3 +285,21 @@ def test_a_grant_taken_away_refuses_the_worker_at_the_next_start(tmp_path):
         assert _get(s, "chat", "/?name=a") == "2"  # chat itself is untouched
     finally:
         s.stop()
+
+
+def test_a_websocket_through_the_binding_is_the_other_worker_s_object_s(srv, deploy):
+    _ok(deploy("chat", CHAT, **CHAT_CFG))
+    _ok(deploy("lobby", LOBBY, durable_objects={"bindings": [_binding("chat")]}))
+
+    async def go():
+        # one client through lobby, one through chat itself: the same room
+        async with websockets.connect("ws://lobby.localhost/ws?name=hall", host="127.0.0.1",
+                                      port=srv.port) as a, \
+                websockets.connect("ws://chat.localhost/ws?name=hall", host="127.0.0.1",
+                                   port=srv.port) as b:
+            await a.send("from lobby")
+            got = [await asyncio.wait_for(a.recv(), 10), await asyncio.wait_for(b.recv(), 10)]
+            await b.send("from chat")
+            got += [await asyncio.wait_for(a.recv(), 10), await asyncio.wait_for(b.recv(), 10)]
+            return got
+    assert asyncio.run(go()) == ["hall: from lobby"] * 2 + ["hall: from chat"] * 2
