@@ -2,17 +2,19 @@
 storage write the object does not await (`self.ctx.storage.put(k, v)`, as
 Cloudflare allows) is committed before the object's answer leaves, and a
 write that fails turns the answer into an error, never a success."""
+import asyncio
 import json
 import signal
 
 import pytest
+import websockets
 
 from thawlib import write_worker
 
 WORKER = """
     import json
     from urllib.parse import urlparse, parse_qs
-    from workers import DurableObject, Response, WorkerEntrypoint
+    from workers import DurableObject, Response, WebSocketPair, WorkerEntrypoint
 
     MADE = {}  # how many times each object was made, in this host
 
@@ -30,6 +32,10 @@ WORKER = """
             return "sent"
 
         async def fetch(self, request):
+            if request.headers.get("Upgrade") == "websocket":
+                client, server = WebSocketPair.new().object_values()
+                self.ctx.acceptWebSocket(server)
+                return Response(None, status=101, web_socket=client)
             n = int(parse_qs(urlparse(request.url).query).get("n", ["1"])[0])
             for i in range(n):
                 self.ctx.storage.put(f"f{i:03}", i)
@@ -44,6 +50,10 @@ WORKER = """
             # each call is sent when made: the reads after them see them
             return [await st.get("a"), await st.get("b"), await st.getAlarm(),
                     self.ctx.storage.sql.exec("SELECT count(*) AS n FROM _cf_KV").one().n]
+
+        async def webSocketMessage(self, ws, message):
+            self.ctx.storage.put("said", message)  # not awaited
+            ws.send("heard " + message)
 
         def unserializable(self):
             self.ctx.storage.put("bad", object())
@@ -76,6 +86,8 @@ WORKER = """
                 return Response(str(ns.idFromName(q["name"])))
             stub = ns.getByName(q["name"])
             try:
+                if url.path == "/ws":
+                    return await stub.fetch(request)
                 if url.path == "/fetch":
                     return await stub.fetch(f"http://do/?n={q.get('n', '1')}")
                 args = json.loads(q.get("args", "[]"))
@@ -164,3 +176,23 @@ def test_a_failed_write_the_object_caught_still_fails_its_answer(srv, workdir):
     _break_storage(srv, workdir, "swallow")
     out = call(srv, "save_and_swallow", "swallow", status=500)
     assert "the output gate" in out["message"], out
+
+
+def test_a_websocket_event_whose_write_fails_closes_its_socket_with_1011(srv, workdir):
+    async def talk(name):
+        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/ws?name={name}") as ws:
+            await ws.send("hello")
+            heard = await asyncio.wait_for(ws.recv(), 10)
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except websockets.ConnectionClosed as e:
+                return heard, e.rcvd.code if e.rcvd else None
+            await ws.close()
+            return heard, None
+
+    # the event's write fails after the handler returned: the socket goes
+    # as if the handler had raised (the message it sent went first: thaw
+    # holds the event's end, not ws.send)
+    _break_storage(srv, workdir, "socket")
+    assert asyncio.run(talk("socket")) == ("heard hello", 1011)
+    assert "the output gate" in srv.log()
