@@ -16,8 +16,6 @@ Values are what RPC carries (workers/_durable_wire.py), stored as their
 JSON text. `sql.exec()` is synchronous, as Cloudflare's: it blocks the
 instance's loop until the supervisor answers (a local SQLite call).
 """
-import asyncio
-
 from . import _bind
 from . import _durable_wire as wire
 
@@ -129,6 +127,7 @@ class DurableObjectStorage:
     def _write(self, answer):
         """A write already sent: the object's answer waits for it (settle());
         the caller may await what this returns, or not."""
+        import asyncio  # not at the top: `import workers` stays light
         task = asyncio.ensure_future(answer)
         self._unconfirmed.append(task)
         return task
@@ -136,6 +135,7 @@ class DurableObjectStorage:
     async def settle(self):
         """The output gate: waits for every write sent so far and returns
         the first failure (a WriteFailed, also kept in `broken`) or None."""
+        import asyncio
         while self._unconfirmed:
             writes, self._unconfirmed = self._unconfirmed, []
             # asyncio.wait cancels none of them if this event is cancelled
@@ -223,6 +223,7 @@ class DurableObjectStorage:
         # the alarm went with its table (delete_all_deletes_alarm, as
         # Cloudflare's default): the supervisor forgets it too
         _bind.call_sync(_STORE, "alarm", self._args(at=None))
+        import asyncio
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
