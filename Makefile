@@ -151,7 +151,7 @@ build/fuzz/fuzz_jsonc: tests/fuzz/fuzz_jsonc.c src/config/jsonc.c src/config/con
 		src/config/compat.c src/config/compat-inert.c src/config/devvars.c src/util/log.c \
 		src/util/editdist.c \
 		src/cron/cron.c \
-		src/cron/triggers.c src/do/config.c src/do/migrations.c
+		src/cron/triggers.c src/do/config.c src/do/migrations.c src/do/scripts.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson -lcrypto
 

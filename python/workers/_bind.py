@@ -60,9 +60,20 @@ def _args_text(args):
 
 async def call(binding, op, args=None, body=None):
     """Performs one call; returns (result, body bytes or None)."""
+    return await finish(start(binding, op, args, body))
+
+
+def start(binding, op, args=None, body=None):
+    """Sends one call now and returns it pending, for `finish()`: a call
+    started at once keeps its place before the calls made after it, awaited
+    or not (a Durable Object's storage write that is not awaited)."""
     if _transport is None:
         raise _no_transport(binding)
-    pending = _transport.bind_call(binding, op, _args_text(args), body)
+    return _transport.bind_call(binding, op, _args_text(args), body)
+
+
+async def finish(pending):
+    """The answer of a call start() sent: (result, body bytes or None)."""
     result = await pending.result()
     data = await pending.read_all() if pending.has_body else None
     return result, data

@@ -145,7 +145,9 @@ def bindings_from_config(config):
     do = config.get("_thaw_do") or {}
     _durable_host.config = do  # the instances forked later host the objects
     for name, b in (do.get("bindings") or {}).items():
-        yield name, DurableObjectNamespace(name, b["class_name"], b["key"], DurableObjectStub)
+        # b["script"]: another worker's class, its key asked for when needed
+        yield name, DurableObjectNamespace(name, b["class_name"], b.get("key"),
+                                           DurableObjectStub)
 
 
 def check_exports(config, module, main_rel):

@@ -9,6 +9,7 @@ it raised goes to the log with its traceback (workers/_durable_host.py).
 """
 import inspect
 
+from ._durable_storage import output_gate
 from ._rpc import JsDict
 
 
@@ -38,6 +39,7 @@ async def run(obj, state, meta):
         result = fn(*args)
         if inspect.isawaitable(result):
             await result
+        await output_gate(state)  # a write that failed fails the alarm: retried
         last = True  # done: deleted below
     finally:
         if storage is not None:

@@ -17,6 +17,10 @@ waits for the call's time limit.
 A fetch answers with the object's Response. An RPC call's arguments come
 as the body (workers/_durable_wire.py) and its answer is the result, or
 the exception's class name and message, as JSON with status 200 or 500.
+No answer leaves before the storage writes the object started are
+committed (the output gate, workers/_durable_storage.py): a write that
+failed is the answer instead, and the object is made again at its next
+event.
 """
 import asyncio
 import inspect
@@ -25,7 +29,7 @@ import json
 from . import _durable_alarm
 from . import _durable_wire as wire
 from ._durable_id import DurableObjectId
-from ._durable_storage import DurableObjectStorage
+from ._durable_storage import DurableObjectStorage, output_gate
 from . import _durable_ws
 
 # (class name, id hex) -> _Live
@@ -154,48 +158,10 @@ async def _run(inst, st, meta, request):
             raise RpcError(f"no Durable Object class {cls_name!r} in this worker")
         live = _object(inst, cls_name, id_hex, meta.get(":do-name"))
         async with live.lock:
-            if live.obj is None:
-                ns_key = bytes.fromhex(info["key"])
-                oid = DurableObjectId(id_hex, meta.get(":do-name"), ns_key)
-                storage = DurableObjectStorage(info["key"], id_hex, bool(info.get("sqlite")))
-                state = DurableObjectState(oid, storage, inst)
-                state._cls_name = cls_name  # its sockets are the class's and id's
-                live.obj = cls(state, inst.worker.env)
-            state = getattr(live.obj, "ctx", None)
-            if isinstance(state, DurableObjectState):
-                await state._pass_gates()
-            if op == "alarm":  # src/do/alarms.h
-                await _durable_alarm.run(live.obj, state, meta)
-                _reply(inst, st, 200, {"result": None})
-                return
-            if op == "ws":
-                await _durable_ws.deliver(inst, st, live.obj, state, meta, request)
-                return
-            if op == "fetch":
-                result = live.obj.fetch(request)
-                if inspect.isawaitable(result):
-                    result = await result
-                headers = getattr(result, "headers", None)
-                if headers is not None and MARK in headers:
-                    try:
-                        headers.delete(MARK)  # copied from another object's answer
-                    except TypeError:
-                        pass  # immutable headers: the caller sees an error then
-                if getattr(result, "_web_socket", None) is not None:
-                    await _durable_ws.respond_101(inst, st, state, result)
-                    return
-                inst._respond(st, result)
-                return
-            method = meta.get(":do-method", "")
-            fn = None if method.startswith("_") else getattr(live.obj, method, None)
-            if not callable(fn) or method in ("fetch", "alarm") or \
-                    method.startswith("webSocket"):
-                raise RpcError(f'The RPC receiver does not implement the method "{method}".')
-            args = wire.decode(await request.bytes() or b"[]")
-            result = fn(*args)
-            if inspect.isawaitable(result):
-                result = await result
-            _reply(inst, st, 200, {"result": json.loads(wire.encode(result))})
+            try:
+                await _event(inst, st, live, meta, request, info, cls)
+            finally:
+                await _settle(live)
     except asyncio.CancelledError:
         raise
     except RpcError as exc:
@@ -206,3 +172,67 @@ async def _run(inst, st, meta, request):
         _reply(inst, st, 500, _error(exc))
     finally:
         output.request_id.reset(token)
+
+
+async def _settle(live):
+    """After an event, answered or not: its writes are done, and an object
+    whose write failed is dropped (its memory may hold what its storage
+    does not), to be made again from its storage."""
+    storage = getattr(getattr(live.obj, "ctx", None), "storage", None)
+    if isinstance(storage, DurableObjectStorage):
+        try:
+            await storage.settle()
+        finally:
+            if storage.broken is not None:
+                live.obj = None
+
+
+async def _event(inst, st, live, meta, request, info, cls):
+    """One event of the object, under its lock; answers st."""
+    op = meta.get(":do-op")
+    cls_name, id_hex = meta.get(":do-class", ""), meta.get(":do-id", "")
+    if live.obj is None:
+        ns_key = bytes.fromhex(info["key"])
+        oid = DurableObjectId(id_hex, meta.get(":do-name"), ns_key)
+        storage = DurableObjectStorage(info["key"], id_hex, bool(info.get("sqlite")))
+        state = DurableObjectState(oid, storage, inst)
+        state._cls_name = cls_name  # its sockets are the class's and id's
+        live.obj = cls(state, inst.worker.env)
+    state = getattr(live.obj, "ctx", None)
+    if isinstance(state, DurableObjectState):
+        await state._pass_gates()
+    if op == "alarm":  # src/do/alarms.h
+        await _durable_alarm.run(live.obj, state, meta)  # its output gate inside
+        _reply(inst, st, 200, {"result": None})
+        return
+    if op == "ws":
+        await _durable_ws.deliver(inst, st, live.obj, state, meta, request)
+        return
+    if op == "fetch":
+        result = live.obj.fetch(request)
+        if inspect.isawaitable(result):
+            result = await result
+        headers = getattr(result, "headers", None)
+        if headers is not None and MARK in headers:
+            try:
+                headers.delete(MARK)  # copied from another object's answer
+            except TypeError:
+                pass  # immutable headers: the caller sees an error then
+        await output_gate(state)
+        if getattr(result, "_web_socket", None) is not None:
+            await _durable_ws.respond_101(inst, st, state, result)
+            return
+        inst._respond(st, result)
+        return
+    method = meta.get(":do-method", "")
+    fn = None if method.startswith("_") else getattr(live.obj, method, None)
+    if not callable(fn) or method in ("fetch", "alarm") or \
+            method.startswith("webSocket"):
+        raise RpcError(f'The RPC receiver does not implement the method "{method}".')
+    args = wire.decode(await request.bytes() or b"[]")
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    answer = json.loads(wire.encode(result))
+    await output_gate(state)
+    _reply(inst, st, 200, {"result": answer})

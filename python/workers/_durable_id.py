@@ -60,15 +60,27 @@ def _mac(key, base):
 
 
 class DurableObjectNamespace:
-    """What `env.BINDING` is for a Durable Object binding."""
+    """What `env.BINDING` is for a Durable Object binding. The key of a
+    class of another worker (`script_name`) is that worker's: asked of
+    the supervisor when an id is first made (src/do/bind.c, "info"), so
+    ids are the ones that worker makes, and an error (not deployed, no
+    such class, not granted) is raised there, at call time."""
 
-    __slots__ = ("_binding", "_class", "_key", "_stub")
+    __slots__ = ("_binding", "_class", "_k", "_stub")
 
     def __init__(self, binding, class_name, key_hex, stub_factory):
         self._binding = binding
         self._class = class_name
-        self._key = bytes.fromhex(key_hex)
+        self._k = bytes.fromhex(key_hex) if key_hex is not None else None
         self._stub = stub_factory
+
+    @property
+    def _key(self):
+        if self._k is None:
+            from . import _bind
+            info, _ = _bind.call_sync(self._binding, "info")
+            self._k = bytes.fromhex(info["key"])
+        return self._k
 
     def _id(self, base, name):
         return DurableObjectId((base + _mac(self._key, base)).hex(), name, self._key)

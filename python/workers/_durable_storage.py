@@ -4,6 +4,14 @@ object's own SQLite file, which the supervisor holds (src/do/storage.c):
 the key-value pairs live in a table `_cf_KV`, as on Cloudflare. Every
 write is committed before its call returns.
 
+A write (put, delete, deleteAll, setAlarm, deleteAlarm) is sent when it
+is called, awaited or not, so the calls after it find it done (the
+supervisor runs one object's calls in order). The object's answer to its
+event waits until each write it started is committed, and becomes an
+error if one failed (the output gate: `settle()`, called by
+workers/_durable_host.py); a failed write also breaks the object, which
+is made again from its storage at its next event, as on Cloudflare.
+
 Values are what RPC carries (workers/_durable_wire.py), stored as their
 JSON text. `sql.exec()` is synchronous, as Cloudflare's: it blocks the
 instance's loop until the supervisor answers (a local SQLite call).
@@ -65,8 +73,17 @@ def _options(options, allowed, what):
     return options
 
 
+class WriteFailed(_bind.JsException):
+    """A storage write of the object failed: its answer is not sent."""
+
+    def __init__(self, exc):
+        super().__init__("Error", "a storage write of this Durable Object failed, so its "
+                         f"answer is not sent (the output gate): {exc}")
+
+
 class DurableObjectStorage:
-    __slots__ = ("_ns", "_id", "_sqlite", "_ready", "_sql", "_firing", "_txn", "_in_sync")
+    __slots__ = ("_ns", "_id", "_sqlite", "_ready", "_sql", "_firing", "_txn", "_in_sync",
+                 "_unconfirmed", "broken")
 
     def __init__(self, ns_key, id_hex, sqlite):
         self._ns = ns_key
@@ -77,21 +94,58 @@ class DurableObjectStorage:
         self._firing = None  # the alarm whose alarm() runs, until setAlarm
         self._txn = None     # the open transaction() (workers/_durable_txn.py)
         self._in_sync = False  # inside transactionSync(): sql.exec joins it
+        self._unconfirmed = []  # writes sent, their answers not yet seen by settle()
+        self.broken = None  # the first write that failed (WriteFailed)
 
     # -- transport ------------------------------------------------------
     def _args(self, **kw):
         return {"ns": self._ns, "id": self._id, **kw}
 
-    async def _batch(self, statements):
-        ready = self._ready
-        if not ready:
+    def _send(self, statements):
+        """Sends a batch now; what _answer() takes."""
+        fresh = not self._ready
+        if fresh:  # the first call makes the tables; the later ones follow it
             statements = [{"sql": _CREATE, "params": []},
                           {"sql": _ALARM_TABLE, "params": []}] + statements
-        res, _ = await _bind.call(_STORE, "batch", self._args(statements=statements))
-        if not ready:
-            self._ready = True
-            res = res[2:]
-        return res
+        pending = _bind.start(_STORE, "batch", self._args(statements=statements))
+        self._ready = True
+        return pending, fresh
+
+    async def _answer(self, sent):
+        pending, fresh = sent
+        try:
+            res, _ = await _bind.finish(pending)
+        except BaseException:
+            if fresh:
+                self._ready = False  # the tables may not be there: ask again
+            raise
+        return res[2:] if fresh else res
+
+    async def _batch(self, statements):
+        return await self._answer(self._send(statements))
+
+    def _write(self, answer):
+        """A write already sent: the object's answer waits for it (settle());
+        the caller may await what this returns, or not."""
+        import asyncio  # not at the top: `import workers` stays light
+        task = asyncio.ensure_future(answer)
+        self._unconfirmed.append(task)
+        return task
+
+    async def settle(self):
+        """The output gate: waits for every write sent so far and returns
+        the first failure (a WriteFailed, also kept in `broken`) or None."""
+        import asyncio
+        while self._unconfirmed:
+            writes, self._unconfirmed = self._unconfirmed, []
+            # asyncio.wait cancels none of them if this event is cancelled
+            await asyncio.wait(writes)
+            for w in writes:
+                exc = (asyncio.CancelledError("the write was cancelled") if w.cancelled()
+                       else w.exception())
+                if exc is not None and self.broken is None:
+                    self.broken = WriteFailed(exc)
+        return self.broken
 
     # -- key-value ------------------------------------------------------
     async def get(self, keys, options=None):
@@ -110,8 +164,9 @@ class DurableObjectStorage:
             return found.get(ks[0])
         return {k: found[k] for k in sorted(found)}
 
-    async def put(self, key, value=None, options=None):
-        """put(key, value) or put({key: value, ...})."""
+    def put(self, key, value=None, options=None):
+        """put(key, value) or put({key: value, ...}): sent now, awaited or
+        not (a key or value it cannot take raises here)."""
         if isinstance(key, dict):
             _options(value, ("allowUnconfirmed", "noCache"), "put")
             pairs = list(key.items())
@@ -119,34 +174,59 @@ class DurableObjectStorage:
         else:
             _options(options, ("allowUnconfirmed", "noCache"), "put")
             pairs = [(_key(key), value)]
-        await self._batch([{"sql": f"INSERT INTO {_KV} (key, value) VALUES (?, ?) "
+        sent = self._send([{"sql": f"INSERT INTO {_KV} (key, value) VALUES (?, ?) "
                                    f"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                             "params": [k, wire.encode(v).decode()]} for k, v in pairs])
+        return self._write(self._nothing(sent))
 
-    async def delete(self, keys, options=None):
-        """delete(key) -> whether it existed; delete([keys]) -> how many did."""
+    async def _nothing(self, sent):
+        await self._answer(sent)
+
+    def delete(self, keys, options=None):
+        """delete(key) -> whether it existed; delete([keys]) -> how many did.
+        Sent now, awaited or not."""
         _options(options, ("allowUnconfirmed", "noCache"), "delete")
         single = not isinstance(keys, (list, tuple))
         ks = [_key(keys)] if single else _keys(keys)
-        res = await self._batch([{"sql": f"DELETE FROM {_KV} WHERE key = ?", "params": [k]}
-                                 for k in ks])
-        n = sum(r["meta"]["changes"] for r in res)
+        sent = self._send([{"sql": f"DELETE FROM {_KV} WHERE key = ?", "params": [k]}
+                           for k in ks])
+        return self._write(self._deleted(sent, single))
+
+    async def _deleted(self, sent, single):
+        n = sum(r["meta"]["changes"] for r in await self._answer(sent))
         return n > 0 if single else n
 
-    async def deleteAll(self, options=None):
+    def _now(self, statements):
+        """A batch run before this returns (blocking the loop, as sql.exec
+        does): for the writes whose second step depends on the first."""
+        fresh = not self._ready
+        if fresh:
+            statements = [{"sql": _CREATE, "params": []},
+                          {"sql": _ALARM_TABLE, "params": []}] + statements
+        res, _ = _bind.call_sync(_STORE, "batch", self._args(statements=statements))
+        self._ready = True
+        return res[2:] if fresh else res
+
+    def deleteAll(self, options=None):
         """Deletes every key (and, for a SQLite class, every table: the
-        object's storage is empty afterwards, as on Cloudflare)."""
+        object's storage is empty afterwards, as on Cloudflare). Done
+        before it returns (its steps depend on each other, and a write
+        called after it must not slip in between); returns an awaitable."""
         _options(options, ("allowUnconfirmed", "noCache"), "deleteAll")
-        res = await self._batch([{"sql": "SELECT name FROM sqlite_master WHERE type = 'table' "
-                                         "AND name NOT LIKE 'sqlite%'", "params": []}])
+        res = self._now([{"sql": "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                 "AND name NOT LIKE 'sqlite%'", "params": []}])
         drops = [{"sql": f'DROP TABLE IF EXISTS "{name}"', "params": []}
                  for (name,) in res[0]["rows"]]
         if drops:
-            await self._batch(drops)
+            self._now(drops)
         self._ready = False
         # the alarm went with its table (delete_all_deletes_alarm, as
         # Cloudflare's default): the supervisor forgets it too
-        await _bind.call(_STORE, "alarm", self._args(at=None))
+        _bind.call_sync(_STORE, "alarm", self._args(at=None))
+        import asyncio
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     delete_all = deleteAll
 
@@ -194,18 +274,22 @@ class DurableObjectStorage:
         at = rows[0][0] if rows else None
         return None if at is not None and at == self._firing else at
 
-    async def setAlarm(self, scheduled, options=None):
+    def setAlarm(self, scheduled, options=None):
         """Arms the object's one alarm (replacing any) for scheduled: ms
-        since the epoch (int or float) or a datetime (naive = UTC)."""
+        since the epoch (int or float) or a datetime (naive = UTC). Sent
+        now, awaited or not."""
         _options(options, ("allowConcurrency", "allowUnconfirmed"), "setAlarm")
         at = alarm_time(scheduled)
         self._firing = None
-        await _bind.call(_STORE, "alarm", self._args(at=at))
+        return self._write(self._alarm(_bind.start(_STORE, "alarm", self._args(at=at))))
 
-    async def deleteAlarm(self, options=None):
+    def deleteAlarm(self, options=None):
         _options(options, ("allowConcurrency", "allowUnconfirmed"), "deleteAlarm")
         self._firing = None
-        await _bind.call(_STORE, "alarm", self._args(at=None))
+        return self._write(self._alarm(_bind.start(_STORE, "alarm", self._args(at=None))))
+
+    async def _alarm(self, pending):
+        await _bind.finish(pending)
 
     async def _alarm_done(self, at):
         """The alarm at `at` ran (or gave up): gone, unless it was set again."""
@@ -340,3 +424,14 @@ class SqlCursor:
     @property
     def column_names(self):
         return self.columnNames
+
+
+async def output_gate(state):
+    """Before an object's event answers (a fetch's Response, an RPC
+    result, an alarm or a WebSocket event done): every write the object
+    started is committed, or what failed is raised instead of the answer."""
+    storage = getattr(state, "storage", None)
+    if isinstance(storage, DurableObjectStorage):
+        failed = await storage.settle()
+        if failed is not None:
+            raise failed

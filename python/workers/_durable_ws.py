@@ -18,6 +18,7 @@ import os
 
 from . import _bind
 from . import _durable_wire as wire
+from ._durable_storage import output_gate
 from ._websocket import CLOSED, OPEN, WebSocket, _parse_fields
 
 BINDING = ":do-ws"
@@ -321,6 +322,7 @@ async def deliver(inst, st, obj, state, meta, request):
             result = handler(ws, message)
             if inspect.isawaitable(result):
                 await result
+        await output_gate(state)  # the event is done once its writes are
     except Exception as exc:
         # the object raised: this socket closes with 1011, its others stay
         log_exception(inst.worker.name, exc)

@@ -19,6 +19,7 @@
 #include "do/alarms.h"
 #include "do/call.h"
 #include "do/history.h"
+#include "do/scripts.h"
 #include "do/storage.h"
 #include "do/ws.h"
 #include "util/log.h"
@@ -160,16 +161,40 @@ static void ns_close(void *impl)
 
     free(ns->binding);
     free(ns->class_name);
+    free(ns->script);
+    free(ns->from);
     free(ns);
 }
 
+/* fetch and rpc; and "info" of a binding to another worker's class: its
+ * namespace key, which the instance needs to make ids (python/workers/
+ * _durable_id.py). That worker, its grant and its class are looked up at
+ * every call: it may have been deployed, changed or deleted since. */
 static void ns_call(void *impl, struct thaw_bind_call *call)
 {
-    if (strcmp(call->op, "fetch") == 0 || strcmp(call->op, "rpc") == 0)
-        thaw__do_call(impl, call);
-    else
+    struct thaw_do_ns *ns = impl;
+    int info = ns->script && strcmp(call->op, "info") == 0;
+    struct thaw_do_target t;
+    char err[1024];
+
+    if (!info && strcmp(call->op, "fetch") != 0 && strcmp(call->op, "rpc") != 0) {
         thaw_bind_fail(call, "TypeError", "a Durable Object namespace has no operation "
                        "\"%s\"", call->op);
+        return;
+    }
+    if (!ns->script) {
+        thaw__do_call(ns->worker, ns->class_name, call, NULL);
+        return;
+    }
+    if (thaw__do_resolve(ns->from, ns->script, ns->class_name, &t, err, sizeof(err))) {
+        thaw_bind_fail(call, "Error", "%s (class %s of worker %s): %s", ns->binding,
+                       ns->class_name, ns->script, err);
+        return;
+    }
+    if (info)
+        thaw_bind_ok(call, json_pack("{s:s, s:b}", "key", t.key, "sqlite", t.sqlite));
+    else
+        thaw__do_call(t.w, ns->class_name, call, ns->worker);
 }
 
 static void store_call(void *impl, struct thaw_bind_call *call)
@@ -197,16 +222,18 @@ static int add_ns(const struct thaw_bind_env *env, struct thaw_bindings *set,
                   const char *name, json_t *b, char *err, size_t errlen)
 {
     struct thaw_do_ns *ns = calloc(1, sizeof(*ns));
+    const char *script = json_string_value(json_object_get(b, "script"));
 
     if (!ns || !(ns->binding = strdup(name)) ||
-        !(ns->class_name = strdup(json_string_value(json_object_get(b, "class_name"))))) {
+        !(ns->class_name = strdup(json_string_value(json_object_get(b, "class_name")))) ||
+        (script && (!(ns->script = strdup(script)) ||
+                    !(ns->from = strdup(env->worker_name))))) {
         if (ns)
-            free(ns->binding);
-        free(ns);
+            ns_close(ns);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    ns->worker = env->worker;
+    ns->worker = env->worker; /* a script binding's calls go to the worker found */
     if (thaw_bindings_add(set, name, &thaw_bind_do, ns, err, errlen)) {
         ns_close(ns);
         return -1;

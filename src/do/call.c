@@ -12,6 +12,7 @@
 
 #include "do/call.h"
 #include "do/live.h"
+#include "do/ws.h"
 #include "ipc/codec.h"
 #include "pool/pool.h"
 #include "util/log.h"
@@ -19,6 +20,7 @@
 struct do_call {
     struct thaw_exchange ex; /* first: the ops get &c->ex */
     struct thaw_bind_call *call; /* NULL once the caller is gone */
+    struct thaw_worker *caller;  /* another worker's call (script_name), or NULL */
     int begun;
 };
 
@@ -41,8 +43,12 @@ static void on_resp_head(struct thaw_exchange *ex, int status, const char *reaso
 
     if (!c->call)
         return;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         json_array_append_new(headers, json_pack("[s,s]", names[i], values[i]));
+        /* the object's socket: the calling worker may return it (ws.h) */
+        if (c->caller && status == 101 && strcasecmp(names[i], "x-thaw-ws") == 0)
+            thaw__do_ws_allow(values[i], c->caller);
+    }
     c->begun = 1;
     thaw_bind_begin(c->call, json_pack("{s:i, s:s, s:o}", "status", status, "statusText",
                                        reason ? reason : "", "headers", headers));
@@ -125,7 +131,7 @@ static int put_pair(struct thaw_buf *b, const char *k, const char *v)
 
 /* REQ_HEAD (method, url, headers, then the pseudo-headers), the body in
  * chunks, REQ_END: one buffer, sent as it is. */
-static int build(struct thaw_buf *b, uint32_t sid, struct thaw_do_ns *ns, const char *op,
+static int build(struct thaw_buf *b, uint32_t sid, const char *cls, const char *op,
                  json_t *args, const char *body, size_t body_len)
 {
     const char *id = json_string_value(json_object_get(args, "id"));
@@ -144,7 +150,7 @@ static int build(struct thaw_buf *b, uint32_t sid, struct thaw_do_ns *ns, const 
         return rc;
     /* the pseudo-headers lead: the instance reads them there (codec-head.c) */
     if ((rc = put_pair(b, ":event", "durable-object")) ||
-        (rc = put_pair(b, ":do-class", ns->class_name)) || (rc = put_pair(b, ":do-id", id)) ||
+        (rc = put_pair(b, ":do-class", cls)) || (rc = put_pair(b, ":do-id", id)) ||
         (rc = put_pair(b, ":do-op", op)) ||
         (strcmp(op, "rpc") == 0 && (rc = put_pair(b, ":do-method", method))) ||
         (name && (rc = put_pair(b, ":do-name", name))))
@@ -176,7 +182,8 @@ static int build(struct thaw_buf *b, uint32_t sid, struct thaw_do_ns *ns, const 
     return thaw_ipc_end(b, mark);
 }
 
-void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call)
+void thaw__do_call(struct thaw_worker *w, const char *cls, struct thaw_bind_call *call,
+                   struct thaw_worker *caller)
 {
     json_t *args = call->args;
     const char *id = json_string_value(json_object_get(args, "id"));
@@ -192,7 +199,7 @@ void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call)
                        "hex digits and a method", call->binding, call->op);
         return;
     }
-    if (!ns->worker) {
+    if (!w) {
         thaw_bind_fail(call, "Error", "Durable Objects are not run here");
         return;
     }
@@ -203,8 +210,9 @@ void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call)
     thaw_exchange_init(&c->ex, &call_ops, c);
     c->ex.pinned = 1;
     c->call = call;
+    c->caller = caller != w ? caller : NULL;
     thaw_buf_init(&b, call->body_len + 2 * THAW_IPC_MAX_PAYLOAD);
-    if (build(&b, c->ex.sid, ns, call->op, args, call->body, call->body_len)) {
+    if (build(&b, c->ex.sid, cls, call->op, args, call->body, call->body_len)) {
         thaw_buf_free(&b);
         finish(c);
         thaw_bind_fail(call, "TypeError", "%s.%s: the call's headers do not fit in a frame",
@@ -214,8 +222,8 @@ void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call)
     call->data = c;
     call->on_cancel = on_cancel;
     c->ex.req_done = 1;
-    thaw__do_live_touch(ns->worker, ns->class_name, id); /* live.h: its idle clock */
+    thaw__do_live_touch(w, cls, id); /* live.h: its idle clock */
     /* may end the call at once (no version, a failed one) */
-    thaw_pool_dispatch(ns->worker, &c->ex, b.data, b.len);
+    thaw_pool_dispatch(w, &c->ex, b.data, b.len);
     thaw_buf_free(&b);
 }

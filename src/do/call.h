@@ -8,11 +8,14 @@
 
 #include "bind/bind.h"
 
-/* A binding's class, as bind.c registered it. */
+/* A binding's class, as bind.c registered it: of the worker itself
+ * (worker set), or of worker `script` (scripts.h: found at each call). */
 struct thaw_do_ns {
     char *binding;
     char *class_name;
     struct thaw_worker *worker;
+    char *script;  /* NULL: the worker's own class */
+    char *from;    /* the binding worker's name (script bindings) */
 };
 
 /* Whether s is 64 lower-case hex digits: an object's id, a namespace's
@@ -22,7 +25,11 @@ int thaw__do_hex64(const char *s);
 /* op "fetch" or "rpc" on a namespace: args {"id": 64 hex, "name": str or
  * null, "method", "url", "headers": [[n, v], ...]} (fetch) or {"id",
  * "name", "method": RPC method name} (rpc); the call's body is the
- * request's body, or the RPC arguments (JSON). Ends the call. */
-void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call);
+ * request's body, or the RPC arguments (JSON). The object is (w, cls):
+ * the class of the namespace's own worker, or of the one it binds
+ * (scripts.h), whose 101 the calling worker `caller` may then return
+ * (NULL: the same worker). Ends the call. */
+void thaw__do_call(struct thaw_worker *w, const char *cls, struct thaw_bind_call *call,
+                   struct thaw_worker *caller);
 
 #endif

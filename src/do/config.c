@@ -1,6 +1,9 @@
 /* `durable_objects.bindings = [{name, class_name, script_name}]` and the
  * classes `migrations` gives (migrations.c): every bound class must have
- * been created by a migration and not deleted since. Runs when the config
+ * been created by a migration and not deleted since, unless `script_name`
+ * names another worker, whose class it is (thaw serve only: scripts.h;
+ * serve checks the name and the operator's grant, src/serve/do-scripts.c,
+ * and the class is looked up at call time). Runs when the config
  * loads (src/config/config.c), before any worker code: each error here is
  * a config error (400 on deploy). Whether the worker's module defines the
  * classes is known only after its top level ran (python/workers/
@@ -11,6 +14,7 @@
 
 #include "do/config.h"
 #include "do/migrations.h"
+#include "do/scripts.h"
 #include "util/log.h"
 
 /* The namespace key of a class: stable for a worker's name and the name
@@ -64,16 +68,22 @@ static int check_entry(json_t *b, size_t i, const char *file, const char *worker
                  file, i, json_string_value(name));
         return -1;
     }
-    /* a class of this same worker may name it; another worker's cannot run */
-    if (script && (!json_is_string(script) ||
-                   strcmp(json_string_value(script), worker) != 0)) {
+    if (script && !json_is_string(script)) {
+        snprintf(err, errlen,
+                 "%s: durable_objects.bindings[%zu] (\"%s\"): `script_name` must be a "
+                 "string: the name of the worker whose class this is", file, i,
+                 json_string_value(name));
+        return -1;
+    }
+    /* a class of this same worker may name it; another worker's runs only
+     * under thaw serve, which runs more than one */
+    if (script && strcmp(json_string_value(script), worker) != 0 && !thaw__do_scripts_on()) {
         snprintf(err, errlen,
                  "%s: durable_objects.bindings[%zu] (\"%s\"): `script_name` binds a class "
-                 "of another worker (%s%s%s), which thaw does not run yet: define the class "
-                 "in this worker and remove `script_name` (docs/bindings/durable-objects.md)",
-                 file, i, json_string_value(name), json_is_string(script) ? "\"" : "",
-                 json_is_string(script) ? json_string_value(script) : "not a string",
-                 json_is_string(script) ? "\"" : "");
+                 "of another worker (\"%s\"), and thaw dev runs one worker: define the class "
+                 "in this worker and remove `script_name`, or deploy both workers to thaw "
+                 "serve, whose operator grants the binding (docs/bindings/durable-objects.md)",
+                 file, i, json_string_value(name), json_string_value(script));
         return -1;
     }
     json_object_foreach(b, key, v) {
@@ -155,15 +165,23 @@ int thaw_do_config(json_t *root, const char *file, const char *worker, char *err
     json_array_foreach(list, i, b) {
         const char *name = json_string_value(json_object_get(b, "name"));
         const char *cls = json_string_value(json_object_get(b, "class_name"));
+        const char *script = json_string_value(json_object_get(b, "script_name"));
         json_t *info = json_object_get(classes, cls);
-        if (!info) {
-            not_migrated(&c, i, name, cls, file, err, errlen);
-            goto fail;
-        }
         if (json_object_get(bindings, name)) {
             snprintf(err, errlen,
                      "%s: durable_objects.bindings[%zu]: two bindings are named \"%s\": "
                      "give each binding its own name", file, i, name);
+            goto fail;
+        }
+        if (script && strcmp(script, worker) != 0) {
+            /* another worker's class: its key comes from that worker's
+             * config when the binding is first used (bind.c, "info") */
+            json_object_set_new(bindings, name, json_pack("{s:s, s:s}", "class_name", cls,
+                                                          "script", script));
+            continue;
+        }
+        if (!info) {
+            not_migrated(&c, i, name, cls, file, err, errlen);
             goto fail;
         }
         json_object_set_new(bindings, name,

@@ -24,6 +24,10 @@ struct thaw_do_ws {
     char *att;               /* the attachment, wire-encoded; NULL: none */
     int hib;                 /* acceptWebSocket (else accept()) */
     void *conn;              /* the public connection, once claimed */
+    /* another worker whose fetch may return this socket: it called the
+     * object through a script_name binding (call.c); compared, never
+     * followed */
+    struct thaw_worker *claimer;
     thaw_do_ws_out out;
     struct thaw_buf early;   /* frames before the claim: type, u32 len, bytes */
     uint64_t born_ms;

@@ -376,11 +376,19 @@ struct thaw_do_ws *thaw_do_ws_claim(struct thaw_worker *w, const char *id, void 
 {
     struct thaw_do_ws *s = thaw__do_ws_find(id);
 
-    if (!s || s->conn || s->worker != w)
+    if (!s || s->conn || (s->worker != w && s->claimer != w))
         return NULL;
     s->conn = conn;
     s->out = out;
     return s;
+}
+
+void thaw__do_ws_allow(const char *id, struct thaw_worker *w)
+{
+    struct thaw_do_ws *s = thaw__do_ws_find(id);
+
+    if (s && !s->conn)
+        s->claimer = w;
 }
 
 void thaw_do_ws_flush(struct thaw_do_ws *s)

@@ -30,6 +30,9 @@ typedef void (*thaw_do_ws_out)(void *conn, int type, const char *p, size_t n);
  * worker. */
 struct thaw_do_ws *thaw_do_ws_claim(struct thaw_worker *w, const char *id, void *conn,
                                     thaw_do_ws_out out);
+/* The 101 with socket `id` answers a call of worker w to another
+ * worker's object (script_name): w's fetch may return it, and claim it. */
+void thaw__do_ws_allow(const char *id, struct thaw_worker *w);
 /* Once the 101 is written: what the object sent before it goes now. */
 void thaw_do_ws_flush(struct thaw_do_ws *s);
 /* A whole message from the client: to the object (or answered by its

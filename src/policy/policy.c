@@ -6,8 +6,8 @@
 
 /* Every table an operator config may have: a misspelt one would silently
  * leave a wall open, so anything else is refused. */
-static const char *const TABLES[] = {"limits", "egress", "kv", "routes", "cluster",
-                                     NULL};
+static const char *const TABLES[] = {"limits", "egress", "kv", "routes", "durable_objects",
+                                     "cluster", NULL};
 
 void thaw_policy_init(struct thaw_policy *p)
 {
@@ -35,7 +35,8 @@ int thaw_policy_load_json(struct thaw_policy *p, const char *json, const char *f
             ;
         if (!TABLES[i]) {
             snprintf(err, errlen, "%s: unknown table `%s` (an operator config has [limits], "
-                     "[egress], [kv] and [routes]: see docs/security.md)", file, key);
+                     "[egress], [kv], [routes], [durable_objects] and [cluster]: see "
+                     "docs/security.md)", file, key);
             json_decref(root);
             return -1;
         }

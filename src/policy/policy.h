@@ -11,6 +11,8 @@
  *   [kv]      KV backend URL and key prefix (src/bind/kv.c)
  *   [routes]  route grants: worker name -> patterns (src/serve/routes.c)
  *   [cluster] this node in a cluster of thaw nodes (src/cluster/config.c)
+ *   [durable_objects]  worker name -> the workers whose Durable Object
+ *             classes it may bind (src/serve/do-scripts.c)
  * docs/security.md ("thaw serve: tenant and operator") explains the split. */
 #ifndef THAW_POLICY_H
 #define THAW_POLICY_H

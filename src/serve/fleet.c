@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "serve/bundle.h"
+#include "serve/do-scripts.h"
 #include "serve/fleet.h"
 #include "serve/routes.h"
 #include "serve/tenant.h"
@@ -627,7 +628,7 @@ void thaw_fleet_start(struct thaw_fleet *f)
 {
     char **names = thaw_store_workers(f->state), **p, err[1024];
 
-    if (thaw_grants_open(f, err, sizeof(err))) {
+    if (thaw_grants_open(f, err, sizeof(err)) || thaw_do_scripts_open(f, err, sizeof(err))) {
         fprintf(stderr, "thaw: %s\n", err);
         exit(2);
     }

@@ -3,6 +3,7 @@
  * check here. */
 #include <stdio.h>
 
+#include "serve/do-scripts.h"
 #include "serve/fleet.h"
 #include "serve/routes.h"
 #include "serve/tenant-egress.h"
@@ -20,6 +21,7 @@ static const struct {
     {"routes", thaw_routes_check},
     {"network targets", thaw_tenant_network},
     {"limits under the operator's ceilings", thaw_tenant_limits},
+    {"other workers' Durable Object classes", thaw_tenant_do_scripts},
     {NULL, NULL},
 };
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "do/config.h"
+#include "do/scripts.h"
 
 static char err[2048];
 
@@ -120,6 +121,38 @@ static void its_own_script_name_is_its_own_class(void **state)
     json_decref(r);
 }
 
+static int no_target(void *data, const char *from, const char *script, const char *cls,
+                     struct thaw_do_target *out, char *e, size_t n)
+{
+    return -1;
+}
+
+/* With a resolver (thaw serve), another worker's class is a binding with
+ * no key and no migration of its own; the class is looked up at call
+ * time. script_name must still be a string. */
+static void another_worker_s_class_under_serve(void **state)
+{
+    json_t *r, *b;
+
+    thaw_do_set_resolver(no_target, NULL);
+    r = check("w", "{\"durable_objects\": {\"bindings\": [{\"name\": \"NS\", "
+                   "\"class_name\": \"Room\", \"script_name\": \"chat\"}]}}");
+    assert_non_null(r);
+    b = json_object_get(json_object_get(json_object_get(r, "_thaw_do"), "bindings"), "NS");
+    assert_string_equal(json_string_value(json_object_get(b, "script")), "chat");
+    assert_string_equal(json_string_value(json_object_get(b, "class_name")), "Room");
+    assert_null(json_object_get(b, "key"));
+    json_decref(r);
+    assert_null(check("w", "{\"durable_objects\": {\"bindings\": [{\"name\": \"NS\", "
+                           "\"class_name\": \"Room\", \"script_name\": 7}]}}"));
+    assert_non_null(strstr(err, "`script_name` must be a string"));
+    thaw_do_set_resolver(NULL, NULL);
+    /* thaw dev again: refused, saying why */
+    assert_null(check("w", "{\"durable_objects\": {\"bindings\": [{\"name\": \"NS\", "
+                           "\"class_name\": \"Room\", \"script_name\": \"chat\"}]}}"));
+    assert_non_null(strstr(err, "thaw dev runs one worker"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +161,7 @@ int main(void)
         cmocka_unit_test(nothing_to_do_leaves_the_config_alone),
         cmocka_unit_test(mistakes_are_refused_naming_the_key),
         cmocka_unit_test(its_own_script_name_is_its_own_class),
+        cmocka_unit_test(another_worker_s_class_under_serve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
