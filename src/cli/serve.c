@@ -15,6 +15,7 @@
 #include "bind/kv.h"
 #include "cli/cli.h"
 #include "cluster/config.h"
+#include "cluster/control.h"
 #include "pool/output.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
@@ -40,6 +41,8 @@ struct serve {
     struct thaw_worker front;    /* server-wide limits; unrouted requests' metrics */
     struct thaw_server server;
     struct thaw_api api;
+    struct thaw_cluster_config cluster; /* the operator's [cluster] */
+    struct thaw_control control;        /* its control store, when it names one */
     uv_signal_t sigint, sigterm, sigchld;
     uv_timer_t stop_timer;
     int stopping;
@@ -143,16 +146,15 @@ static int load_policy(struct serve *s)
 
 /* The operator's [egress], [kv] and [cluster] tables: a mistake stops
  * serve here, not at some later deploy. */
-static void check_network_policy(const struct thaw_policy *p)
+static void check_network_policy(const struct thaw_policy *p, struct thaw_cluster_config *cc)
 {
     struct thaw_egress_config eg;
     struct thaw_kv_policy kp;
-    struct thaw_cluster_config cc;
     char err[1024];
 
     if (thaw_egress_operator_load(&eg, p, err, sizeof(err)) ||
         thaw_kv_policy_load(&kp, p, err, sizeof(err)) ||
-        thaw_cluster_config_load(&cc, p, err, sizeof(err)))
+        thaw_cluster_config_load(cc, p, err, sizeof(err)))
         policy_failed(err);
     thaw_egress_config_free(&eg);
 }
@@ -167,10 +169,17 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
         return;
     if (s->config_path && !load_policy(s))
         return; /* on_policy_toml comes back here */
-    check_network_policy(&s->fleet.policy);
+    check_network_policy(&s->fleet.policy, &s->cluster);
     if (thaw_serve_limits_validate(&s->fleet, err, sizeof(err)))
         policy_failed(err);
+    /* the fleet starts with what the state directory holds (it serves
+     * even when PostgreSQL is down); the control store then brings it up
+     * to date, and /readyz waits for that */
+    if (s->cluster.control[0])
+        s->fleet.control = &s->control;
     thaw_fleet_start(&s->fleet);
+    if (s->fleet.control)
+        thaw_control_start(&s->control, s->loop, &s->cluster, &s->fleet);
 }
 
 /* Every worker is routable (its template may still build: requests wait
