@@ -335,12 +335,18 @@ static void on_setup_done(void *data, struct thaw_pg_job *job, const char *err)
         pg->on_up(pg->data);
 }
 
+/* NOTICEs ("relation already exists, skipping") are not thaw's log's */
+static void quiet(void *arg, const char *msg)
+{
+}
+
 static void connected(struct thaw_pg *pg)
 {
     struct thaw_pg_job *j;
 
     pg->sock->connected = 1;
     PQsetnonblocking(pg->sock->conn, 1);
+    PQsetNoticeProcessor(pg->sock->conn, quiet, NULL);
     pg->state = THAW_PG_SETUP;
     j = pg->setup(pg->data);
     j->cb = on_setup_done;

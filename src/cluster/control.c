@@ -44,11 +44,14 @@ static struct thaw_pg_job *setup_job(void *data)
     return j;
 }
 
+static void on_heartbeat(uv_timer_t *t);
+
 static void on_up(void *data)
 {
     struct thaw_control *c = data;
 
     thaw__control_sync_all(c); /* NOTIFYs missed while down: read it all */
+    on_heartbeat(&c->heartbeat); /* its row at once, not a second later */
 }
 
 static void on_notify(void *data, const char *channel, const char *payload)
