@@ -26,6 +26,7 @@ struct rec {
     int n, i;
     int *vers;
     char **metas;
+    int later;
 };
 
 static void rec_end(struct rec *r)
@@ -33,6 +34,8 @@ static void rec_end(struct rec *r)
     int i;
 
     json_object_del(r->c->active, r->name);
+    if (!r->later) /* readyz: reconciled once since start (control.c) */
+        json_object_set_new(r->c->settled, r->name, json_true());
     for (i = 0; i < r->n; i++)
         free(r->metas[i]);
     free(r->metas);
@@ -47,6 +50,7 @@ static void rec_later(struct rec *r)
     char name[64];
 
     snprintf(name, sizeof(name), "%s", r->name);
+    r->later = 1;
     rec_end(r);
     thaw__control_mark(c, name);
 }

@@ -116,6 +116,7 @@ void thaw_control_start(struct thaw_control *c, uv_loop_t *loop,
     snprintf(c->pg.conninfo, sizeof(c->pg.conninfo), "%s", cc->control);
     c->dirty = json_object();
     c->active = json_object();
+    c->settled = json_object();
     c->nodes = json_array();
     c->pg.setup = setup_job;
     c->pg.on_up = on_up;
@@ -154,8 +155,11 @@ int thaw_control_caught_up(struct thaw_control *c, char *why, size_t n)
     json_object_foreach(c->want, name, v) {
         struct thaw_hosted *h = thaw_fleet_find(c->fleet, name);
         int want = (int)json_integer_value(v);
-        int ok = want ? h && h->live && !h->op && h->loaded && h->version == want
-                      : !h || !h->live;
+        /* the same number may be another deploy (deleted and deployed
+         * again): only a reconcile tells */
+        int ok = json_object_get(c->settled, name) &&
+                 (want ? h && h->live && !h->op && h->loaded && h->version == want
+                       : !h || !h->live);
         if (!ok) {
             snprintf(why, n, "catching up with the control store: worker %s %s%d", name,
                      want ? "is not serving version " : "is deleted there; still here: version ",

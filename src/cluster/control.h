@@ -40,6 +40,7 @@ struct thaw_control {
     json_t *dirty;            /* names to reconcile */
     json_t *active;           /* names being reconciled */
     json_t *want;             /* name -> version at the first full read (readyz) */
+    json_t *settled;          /* names reconciled since start */
     json_t *nodes;            /* the live nodes at the latest heartbeat */
     int synced;               /* the first full read is done */
     int caught_up;            /* ... and every worker serves what it said */

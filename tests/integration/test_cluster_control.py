@@ -1,0 +1,289 @@
+"""The cluster's control state in PostgreSQL (issue 19 item 2,
+docs/scale-out.md "Control state: PostgreSQL"): real `thaw serve` nodes
+whose operator config names the same control store; a deploy, rollback,
+delete or grant made through any node's admin API is answered once
+PostgreSQL has it and reaches every node; a node that starts late catches
+up before /readyz says ready; with PostgreSQL down, changes are refused
+(503) and serving goes on; after it returns, nodes reconnect and catch up."""
+import json
+import signal
+import time
+
+import pytest
+
+from pglib import postgres, wait_for  # noqa: F401
+from servelib import ThawServe, hello, project
+from thawlib import write_worker
+
+# the issue's bound: a change reaches every node within a second
+PROPAGATE_S = 1.0
+
+
+class Cluster:
+    def __init__(self, tmp_path, pg):
+        self.tmp = tmp_path
+        self.pg = pg
+        self.nodes = {}
+
+    def config(self, i):
+        cfg = self.tmp / f"n{i}.json"
+        cfg.write_text(json.dumps({"cluster": {"node": f"n{i}", "control": self.pg.url,
+                                               "internal": f"127.0.0.1:{19100 + i}"}}))
+        return cfg
+
+    def node(self, i):
+        """Starts node i (its own state directory, kept across restarts)."""
+        logdir = self.tmp / f"log{i}"
+        logdir.mkdir(exist_ok=True)
+        s = ThawServe(self.tmp / f"state{i}", logdir, ["--config", str(self.config(i))])
+        self.nodes[i] = s
+        return s.start()
+
+    def ready(self, i):
+        return wait_for(f"node {i} /readyz",
+                        lambda: self.readyz(self.nodes[i])[0] == 200 or None)
+
+    @staticmethod
+    def readyz(n):
+        return n.api("GET", "/readyz", token="")
+
+    def stop_all(self):
+        for s in self.nodes.values():
+            if s.proc is not None and s.proc.poll() is None:
+                s.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path, postgres):  # noqa: F811
+    c = Cluster(tmp_path, postgres)
+    yield c
+    c.stop_all()
+
+
+def serves(n, name, body):
+    r = n.host_get(f"{name}.localhost", timeout=5)
+    return r.status == 200 and r.text == body
+
+
+def gone(n, name):
+    return n.host_get(f"{name}.localhost", timeout=5).status == 404
+
+
+def within(what, fn, deadline=PROPAGATE_S):
+    """fn() true within deadline seconds of now (polled, no fixed sleep)."""
+    return wait_for(what, fn, timeout=deadline, interval=0.01)
+
+
+def listing(n):
+    status, body = n.api("GET", "/v1/workers")
+    assert status == 200, body
+    return sorted((w["name"], w["version"]) for w in body["workers"])
+
+
+def test_deploy_rollback_delete_through_any_node_reach_all(cluster, tmp_path):
+    n1, n2, n3 = (cluster.node(i) for i in (1, 2, 3))
+    for i in (1, 2, 3):
+        cluster.ready(i)
+    r = n1.cli("deploy", str(project(tmp_path / "v1", "alpha", "alpha v1")))
+    assert "Deployed alpha version 1" in r.stdout, r.stdout
+    # answered: it is in PostgreSQL already
+    assert cluster.pg.sql("SELECT current FROM thaw_workers WHERE name = 'alpha'") == "1"
+    for n in (n2, n3):
+        within("alpha v1 on every node", lambda n=n: serves(n, "alpha", "alpha v1"))
+    # a deploy through another node
+    r = n2.cli("deploy", str(project(tmp_path / "v2", "alpha", "alpha v2")))
+    assert "Deployed alpha version 2" in r.stdout, r.stdout
+    for n in (n1, n3):
+        within("alpha v2 on every node", lambda n=n: serves(n, "alpha", "alpha v2"))
+    assert listing(n1) == listing(n2) == listing(n3) == [("alpha", 2)]
+    # the versions' records are the store's, the same on every node
+    metas = [n.api("GET", "/v1/workers/alpha")[1]["versions"] for n in (n1, n2, n3)]
+    assert metas[0] == metas[1] == metas[2] and [m["version"] for m in metas[0]] == [1, 2]
+    # rollback through the third
+    r = n3.cli("rollback", "alpha")
+    assert r.returncode == 0, r.stderr
+    for n in (n1, n2):
+        within("alpha rolled back everywhere", lambda n=n: serves(n, "alpha", "alpha v1"))
+    assert listing(n1) == listing(n2) == listing(n3) == [("alpha", 1)]
+    assert cluster.pg.sql("SELECT current FROM thaw_workers WHERE name = 'alpha'") == "1"
+    # delete through the first
+    r = n1.cli("delete", "alpha")
+    assert r.returncode == 0, r.stderr
+    for n in (n2, n3):
+        within("alpha deleted everywhere", lambda n=n: gone(n, "alpha"))
+    assert listing(n1) == listing(n2) == listing(n3) == []
+    assert cluster.pg.sql("SELECT count(*) FROM thaw_versions") == "0"
+    for i in (2, 3):
+        assert not (tmp_path / f"state{i}" / "workers" / "alpha").exists()
+
+
+def test_a_failed_build_is_not_published(cluster, tmp_path):
+    n1, n2 = cluster.node(1), cluster.node(2)
+    cluster.ready(1)
+    cluster.ready(2)
+    n1.cli("deploy", str(project(tmp_path / "ok", "beta", "beta ok")))
+    within("beta on node 2", lambda: serves(n2, "beta", "beta ok"))
+    bad = tmp_path / "bad" / "beta"
+    write_worker(bad, "raise RuntimeError('top level fails')\n", name="beta")
+    r = n1.cli("deploy", str(bad), check=False)
+    assert r.returncode != 0 and "top level fails" in r.stderr, r.stderr
+    assert cluster.pg.sql("SELECT string_agg(version::text, ',') FROM thaw_versions "
+                          "WHERE name = 'beta'") == "1"
+    assert serves(n1, "beta", "beta ok") and serves(n2, "beta", "beta ok")
+    assert listing(n1) == listing(n2) == [("beta", 1)]
+    # a worker that never built anywhere is not in the store either
+    write_worker(tmp_path / "bad2" / "gamma", "raise RuntimeError('nope')\n", name="gamma")
+    assert n2.cli("deploy", str(tmp_path / "bad2" / "gamma"), check=False).returncode != 0
+    assert cluster.pg.sql("SELECT count(*) FROM thaw_workers WHERE name = 'gamma'") == "0"
+    assert gone(n1, "gamma")
+
+
+def test_a_late_node_catches_up_before_it_is_ready(cluster, tmp_path):
+    n1 = cluster.node(1)
+    cluster.ready(1)
+    n1.cli("deploy", str(project(tmp_path / "a1", "one", "one v1")))
+    n1.cli("deploy", str(project(tmp_path / "a2", "one", "one v2")))
+    n1.cli("deploy", str(project(tmp_path / "b1", "two", "two v1")))
+    n3 = cluster.node(3)
+    saw_503 = False
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        status, body = cluster.readyz(n3)
+        if status == 200:
+            break
+        assert status == 503, (status, body)
+        saw_503 = True
+        time.sleep(0.01)
+    else:
+        pytest.fail(f"node 3 never became ready:\n{n3.log()[-3000:]}")
+    # ready means caught up: both workers at the store's versions, at once
+    assert serves(n3, "one", "one v2") and serves(n3, "two", "two v1")
+    assert listing(n3) == listing(n1) == [("one", 2), ("two", 1)]
+    assert saw_503
+    assert "caught up with the control store" in n3.log()
+
+
+def test_postgres_down_refuses_changes_and_keeps_serving(cluster, tmp_path):
+    n1, n2 = cluster.node(1), cluster.node(2)
+    cluster.ready(1)
+    cluster.ready(2)
+    n1.cli("deploy", str(project(tmp_path / "v1", "delta", "delta v1")))
+    within("delta on node 2", lambda: serves(n2, "delta", "delta v1"))
+    cluster.pg.stop()
+    v2 = project(tmp_path / "v2", "delta", "delta v2")
+    for n in (n1, n2):
+        r = n.cli("deploy", str(v2), check=False)
+        assert r.returncode != 0, r.stdout
+        assert "control store (PostgreSQL) is unreachable" in r.stderr, r.stderr
+        assert "nothing was changed" in r.stderr, r.stderr
+        status, body = n.api("DELETE", "/v1/workers/delta")
+        assert status == 503 and "control store" in body["error"], body
+        status, body = n.api("POST", "/v1/workers/delta/rollback")
+        assert status in (404, 503), body  # 404: there is no version before 1
+        status, body = n.api("PUT", "/v1/workers/delta/grants",
+                             body=json.dumps({"patterns": ["delta.example.com/*"]}))
+        assert status == 503, body
+    # nothing changed, and serving goes on
+    for n in (n1, n2):
+        assert serves(n, "delta", "delta v1")
+        assert listing(n) == [("delta", 1)]
+        status, body = cluster.readyz(n)
+        assert status == 200, body
+    cluster.pg.start()
+    # nodes reconnect (backoff) and a deploy goes through again
+    r = wait_for("a deploy accepted after PostgreSQL returned",
+                 lambda: n2.cli("deploy", str(v2), check=False).returncode == 0, timeout=30,
+                 interval=0.2)
+    assert r
+    for n in (n1, n2):
+        within("delta v2 after the reconnect", lambda n=n: serves(n, "delta", "delta v2"), 10)
+    assert cluster.pg.sql("SELECT current FROM thaw_workers WHERE name = 'delta'") == "2"
+
+
+def test_acknowledged_deploy_survives_postgres_restart(cluster, tmp_path):
+    n1 = cluster.node(1)
+    cluster.ready(1)
+    n1.cli("deploy", str(project(tmp_path / "v1", "eps", "eps v1")))
+    cluster.pg.stop("immediate")  # a crash: no clean shutdown
+    cluster.pg.start()
+    assert cluster.pg.sql("SELECT current FROM thaw_workers WHERE name = 'eps'") == "1"
+    # node 1 reconnects; a node that never saw the deploy gets it from the store
+    n2 = cluster.node(2)
+    cluster.ready(2)
+    assert serves(n2, "eps", "eps v1")
+    r = wait_for("node 1 takes deploys again",
+                 lambda: n1.cli("deploy", str(project(tmp_path / "v2", "eps", "eps v2")),
+                                check=False).returncode == 0, timeout=30, interval=0.2)
+    assert r
+    within("eps v2 on node 2", lambda: serves(n2, "eps", "eps v2"))
+
+
+def test_a_node_killed_and_restarted_catches_up(cluster, tmp_path):
+    n1, n2 = cluster.node(1), cluster.node(2)
+    cluster.ready(1)
+    cluster.ready(2)
+    n1.cli("deploy", str(project(tmp_path / "z1", "zeta", "zeta v1")))
+    n1.cli("deploy", str(project(tmp_path / "k1", "kappa", "kappa v1")))
+    within("zeta on node 2", lambda: serves(n2, "zeta", "zeta v1"))
+    within("kappa on node 2", lambda: serves(n2, "kappa", "kappa v1"))
+    n2.stop(signal.SIGKILL)
+    # while it is gone: a new version, a delete, a new worker
+    n1.cli("deploy", str(project(tmp_path / "z2", "zeta", "zeta v2")))
+    assert n1.cli("delete", "kappa").returncode == 0
+    n1.cli("deploy", str(project(tmp_path / "m1", "mu", "mu v1")))
+    n2 = cluster.node(2)  # the same state directory
+    cluster.ready(2)
+    assert serves(n2, "zeta", "zeta v2") and serves(n2, "mu", "mu v1")
+    assert gone(n2, "kappa")
+    assert listing(n2) == listing(n1) == [("mu", 1), ("zeta", 2)]
+
+
+def test_deleted_and_deployed_again_while_away_is_replaced(cluster, tmp_path):
+    n1, n2 = cluster.node(1), cluster.node(2)
+    cluster.ready(1)
+    cluster.ready(2)
+    n1.cli("deploy", str(project(tmp_path / "o1", "omega", "omega old")))
+    within("omega on node 2", lambda: serves(n2, "omega", "omega old"))
+    n2.stop()
+    assert n1.cli("delete", "omega").returncode == 0
+    n1.cli("deploy", str(project(tmp_path / "o2", "omega", "omega new")))  # version 1 again
+    n2 = cluster.node(2)
+    cluster.ready(2)
+    assert serves(n2, "omega", "omega new")
+
+
+def test_grants_through_any_node_reach_all(cluster, tmp_path):
+    n1, n2 = cluster.node(1), cluster.node(2)
+    cluster.ready(1)
+    cluster.ready(2)
+    status, body = n1.api("PUT", "/v1/workers/shop/grants",
+                          body=json.dumps({"patterns": ["shop.example.com/*"]}))
+    assert status == 200, body
+    within("the grant on node 2",
+           lambda: n2.api("GET", "/v1/workers/shop/grants")[1]["grants"] ==
+           ["shop.example.com/*"])
+    # the grant lets a deploy through the other node take the route
+    d = tmp_path / "shop"
+    write_worker(d, hello("shop"), name="shop", fmt="json", routes=["shop.example.com/*"])
+    n2.cli("deploy", str(d))
+    within("the route on node 1", lambda: n1.host_get("shop.example.com").text == "shop")
+    status, body = n2.api("DELETE", "/v1/workers/shop/grants")
+    assert status == 200, body
+    within("the revoked grant on node 1",
+           lambda: n1.api("GET", "/v1/workers/shop/grants")[1]["grants"] == [])
+    within("the route dropped on node 1",
+           lambda: n1.host_get("shop.example.com").status == 404)
+
+
+def test_membership_lists_live_nodes(cluster):
+    n1, n2 = cluster.node(1), cluster.node(2)
+    cluster.ready(1)
+    cluster.ready(2)
+    want = [{"name": "n1", "internal": "127.0.0.1:19101"},
+            {"name": "n2", "internal": "127.0.0.1:19102"}]
+    wait_for("both nodes listed", lambda: n1.api("GET", "/v1/nodes")[1]["nodes"] == want,
+             timeout=10)
+    n2.stop(signal.SIGKILL)
+    # its heartbeat stops: after 5 s it is no longer live
+    wait_for("node 2 gone from the list",
+             lambda: n1.api("GET", "/v1/nodes")[1]["nodes"] == want[:1], timeout=15)
