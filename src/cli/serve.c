@@ -146,15 +146,16 @@ static int load_policy(struct serve *s)
 
 /* The operator's [egress], [kv] and [cluster] tables: a mistake stops
  * serve here, not at some later deploy. */
-static void check_network_policy(const struct thaw_policy *p, struct thaw_cluster_config *cc)
+static void check_network_policy(const struct thaw_policy *p)
 {
     struct thaw_egress_config eg;
     struct thaw_kv_policy kp;
+    struct thaw_cluster_config cc;
     char err[1024];
 
     if (thaw_egress_operator_load(&eg, p, err, sizeof(err)) ||
         thaw_kv_policy_load(&kp, p, err, sizeof(err)) ||
-        thaw_cluster_config_load(cc, p, err, sizeof(err)))
+        thaw_cluster_config_load(&cc, p, err, sizeof(err)))
         policy_failed(err);
     thaw_egress_config_free(&eg);
 }
@@ -169,12 +170,14 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
         return;
     if (s->config_path && !load_policy(s))
         return; /* on_policy_toml comes back here */
-    check_network_policy(&s->fleet.policy, &s->cluster);
+    check_network_policy(&s->fleet.policy);
     if (thaw_serve_limits_validate(&s->fleet, err, sizeof(err)))
         policy_failed(err);
     /* the fleet starts with what the state directory holds (it serves
      * even when PostgreSQL is down); the control store then brings it up
-     * to date, and /readyz waits for that */
+     * to date, and /readyz waits for that (the table was checked above) */
+    if (thaw_cluster_config_load(&s->cluster, &s->fleet.policy, err, sizeof(err)))
+        policy_failed(err);
     if (s->cluster.control[0])
         s->fleet.control = &s->control;
     thaw_fleet_start(&s->fleet);

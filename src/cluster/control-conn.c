@@ -245,6 +245,7 @@ static void send_head(struct thaw_pg *pg)
         }
     }
     pg->sent = 1;
+    pg->busy_since = uv_now(pg->loop);
     flush_out(pg);
 }
 
@@ -433,6 +434,7 @@ static void connect_now(struct thaw_pg *pg)
     s->fd = -1;
     pg->sock = s;
     pg->state = THAW_PG_CONNECTING;
+    pg->busy_since = uv_now(pg->loop);
     s->conn = PQconnectStart(pg->conninfo);
     if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
         conn_fail(pg, s->conn ? PQerrorMessage(s->conn) : "out of memory");
@@ -444,11 +446,26 @@ static void connect_now(struct thaw_pg *pg)
         conn_fail(pg, fd < 0 ? PQerrorMessage(s->conn) : "cannot watch the connection's socket");
 }
 
+/* PQconnectPoll has no timeout of its own (connect_timeout is for the
+ * blocking calls), and a statement waits as long as the server is silent. */
+static void on_watchdog(uv_timer_t *t)
+{
+    struct thaw_pg *pg = t->data;
+    int stalled = pg->state == THAW_PG_CONNECTING || (pg->sock && pg->sent);
+
+    if (stalled && uv_now(pg->loop) - pg->busy_since > THAW_PG_STALL_MS)
+        conn_fail(pg, pg->state == THAW_PG_CONNECTING
+                  ? "no connection within 15 s" : "no answer within 15 s");
+}
+
 void thaw_pg_start(struct thaw_pg *pg, uv_loop_t *loop)
 {
     pg->loop = loop;
     uv_timer_init(loop, &pg->retry);
     pg->retry.data = pg;
+    uv_timer_init(loop, &pg->watchdog);
+    pg->watchdog.data = pg;
+    uv_timer_start(&pg->watchdog, on_watchdog, 1000, 1000);
     snprintf(pg->why, sizeof(pg->why), "not connected yet");
     connect_now(pg);
 }

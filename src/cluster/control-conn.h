@@ -20,6 +20,8 @@ struct thaw_pg_sock;
  * has statement i's result. Called once; the job is freed after. */
 typedef void (*thaw_pg_cb)(void *data, struct thaw_pg_job *job, const char *err);
 
+#define THAW_PG_STALL_MS 15000
+
 enum thaw_pg_state { THAW_PG_DOWN, THAW_PG_CONNECTING, THAW_PG_SETUP, THAW_PG_READY };
 
 struct thaw_pg {
@@ -31,6 +33,10 @@ struct thaw_pg {
     int sent;                       /* head has been sent */
     uv_timer_t retry;
     int backoff_ms;
+    /* a connection that neither connects nor answers (a peer gone without
+     * a reset) is given up after THAW_PG_STALL_MS */
+    uv_timer_t watchdog;
+    uint64_t busy_since;            /* uv_now() of the connect or the head's send */
     int closing;
     char why[512];                  /* why it is down (the last error) */
     /* a new job (thaw_pg_job_new) run first on every connection: the

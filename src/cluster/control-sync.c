@@ -72,6 +72,22 @@ static int local_current(struct thaw_fleet *f, const char *name)
     return h ? h->version : thaw_store_current(f->state, name);
 }
 
+/* A worker deployed here before the node joined a cluster: its serving
+ * version's .json has no deploy id. The store never had it, so its
+ * absence there is no delete: it is left alone (and logged). */
+static int unpublished(struct thaw_fleet *f, const char *name)
+{
+    int cur = local_current(f, name);
+    char *meta = cur > 0 ? thaw_store_read_meta(f->state, name, cur) : NULL;
+    char id[64];
+
+    if (!meta)
+        return 0;
+    deploy_id(meta, id, sizeof(id));
+    free(meta);
+    return id[0] == '\0';
+}
+
 static void remove_local(struct thaw_fleet *f, const char *name)
 {
     struct thaw_hosted *h = thaw_fleet_find(f, name);
@@ -220,6 +236,13 @@ static void on_state(void *data, struct thaw_pg_job *job, const char *err)
         rec_later(r);
         return;
     }
+    if (PQntuples(res) == 0 && unpublished(f, r->name)) {
+        thaw_log("worker %s was deployed to %s before this node joined the cluster and is "
+                 "not in the control store: left alone, served by this node only; deploy it "
+                 "again to publish it to every node, or delete it", r->name, f->state);
+        rec_end(r);
+        return;
+    }
     if (PQntuples(res) == 0) {
         remove_local(f, r->name);
         rec_end(r);
@@ -342,13 +365,13 @@ static void on_all(void *data, struct thaw_pg_job *job, const char *err)
     }
     local = thaw_store_workers(f->state);
     for (p = local; p && *p; p++) {
-        if (!json_object_get(want, *p))
+        if (!json_object_get(want, *p) && !unpublished(f, *p))
             json_object_set_new(want, *p, json_integer(0));
         thaw__control_mark(c, *p);
     }
     thaw_store_free_list(local);
     for (h = f->all; h; h = h->next_all) {
-        if (!json_object_get(want, h->name))
+        if (!json_object_get(want, h->name) && !unpublished(f, h->name))
             json_object_set_new(want, h->name, json_integer(0));
         thaw__control_mark(c, h->name);
     }

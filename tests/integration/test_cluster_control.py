@@ -7,6 +7,7 @@ up before /readyz says ready; with PostgreSQL down, changes are refused
 (503) and serving goes on; after it returns, nodes reconnect and catch up."""
 import json
 import signal
+import threading
 import time
 
 import pytest
@@ -287,3 +288,52 @@ def test_membership_lists_live_nodes(cluster):
     # its heartbeat stops: after 5 s it is no longer live
     wait_for("node 2 gone from the list",
              lambda: n1.api("GET", "/v1/nodes")[1]["nodes"] == want[:1], timeout=15)
+
+
+def test_a_deploy_whose_commit_fails_is_refused_and_undone(cluster, tmp_path):
+    n1, n2 = cluster.node(1), cluster.node(2)
+    cluster.ready(1)
+    cluster.ready(2)
+    n1.cli("deploy", str(project(tmp_path / "v1", "eta", "eta v1")))
+    within("eta on node 2", lambda: serves(n2, "eta", "eta v1"))
+    # version 2 builds slowly: PostgreSQL goes away before its commit
+    slow = tmp_path / "v2" / "eta"
+    write_worker(slow, "import time\ntime.sleep(3)\n" + hello("eta v2"), name="eta")
+    result = {}
+
+    def deploy():
+        result["r"] = n1.cli("deploy", str(slow), check=False)
+    t = threading.Thread(target=deploy)
+    t.start()
+    wait_for("version 2 building", lambda: "deploying eta version 2" in n1.log())
+    cluster.pg.stop()
+    t.join(60)
+    r = result["r"]
+    assert r.returncode != 0, r.stdout
+    assert "did not record the deploy of eta version 2" in r.stderr, r.stderr
+    # node 1 serves what the store has again; node 2 never saw version 2
+    wait_for("eta v1 back on node 1", lambda: serves(n1, "eta", "eta v1"))
+    assert serves(n2, "eta", "eta v1")
+    assert listing(n1) == listing(n2) == [("eta", 1)]
+    assert not (tmp_path / "state1" / "workers" / "eta" / "versions" / "2.json").exists()
+
+
+def test_a_worker_from_before_the_cluster_is_left_alone(tmp_path, postgres):  # noqa: F811
+    c = Cluster(tmp_path, postgres)
+    try:
+        solo = ThawServe(tmp_path / "state1", tmp_path, [])  # no [cluster] yet
+        solo.start()
+        solo.cli("deploy", str(project(tmp_path / "s", "solo", "solo here")))
+        solo.stop()
+        n1 = c.node(1)  # the same state directory, now in a cluster
+        c.ready(1)
+        assert serves(n1, "solo", "solo here")
+        assert "before this node joined the cluster" in n1.log()
+        assert postgres.sql("SELECT count(*) FROM thaw_workers") == "0"
+        # deployed again, it is published like any other
+        n1.cli("deploy", str(project(tmp_path / "s2", "solo", "solo published")))
+        n2 = c.node(2)
+        c.ready(2)
+        assert serves(n2, "solo", "solo published")
+    finally:
+        c.stop_all()
