@@ -5,7 +5,9 @@ delete or grant made through any node's admin API is answered once
 PostgreSQL has it and reaches every node; a node that starts late catches
 up before /readyz says ready; with PostgreSQL down, changes are refused
 (503) and serving goes on; after it returns, nodes reconnect and catch up."""
+import hashlib
 import json
+import os
 import signal
 import threading
 import time
@@ -337,3 +339,25 @@ def test_a_worker_from_before_the_cluster_is_left_alone(tmp_path, postgres):  # 
         assert serves(n2, "solo", "solo published")
     finally:
         c.stop_all()
+
+
+def test_a_large_bundle_reaches_every_node_intact(cluster, tmp_path):
+    n1, n2 = cluster.node(1), cluster.node(2)
+    cluster.ready(1)
+    cluster.ready(2)
+    blob = os.urandom(8 << 20)  # binary, every byte value: bytea both ways
+    d = tmp_path / "big"
+    write_worker(d, '''
+        import hashlib, pathlib
+        from workers import Response, WorkerEntrypoint
+        DIGEST = hashlib.sha256((pathlib.Path(__file__).parent / "blob.bin").read_bytes()).hexdigest()
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                return Response(DIGEST)
+        ''', name="big")
+    (d / "src" / "blob.bin").write_bytes(blob)
+    n1.cli("deploy", str(d))
+    want = hashlib.sha256(blob).hexdigest()
+    within("the large bundle on node 2", lambda: serves(n2, "big", want), 10)
+    assert (tmp_path / "state2" / "workers" / "big" / "versions" / "1" / "src" /
+            "blob.bin").read_bytes() == blob
