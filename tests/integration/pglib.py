@@ -1,6 +1,6 @@
 """A real PostgreSQL for the cluster tests: initdb and pg_ctl from Debian's
 postgresql package, run as the `postgres` user (the server refuses root),
-unix socket only, no TCP. Missing PostgreSQL fails the test (run
+on its unix socket and 127.0.0.1. Missing PostgreSQL fails the test (run
 scripts/install-deps): never a skip.
 
 Its data directory and socket are in a directory of its own under /tmp,
@@ -54,6 +54,10 @@ class Postgres:
     def url(self):
         return f"postgresql://thaw@/postgres?host={self.sock}&port={self.port}"
 
+    @property
+    def tcp_url(self):
+        return f"postgresql://thaw@127.0.0.1:{self.port}/postgres"
+
     def _run(self, *cmd, check=True, timeout=60):
         r = subprocess.run(["runuser", "-u", "postgres", "--", *map(str, cmd)],
                            capture_output=True, text=True, timeout=timeout)
@@ -74,7 +78,7 @@ class Postgres:
         return self
 
     def start(self):
-        opts = f"-k {self.sock} -p {self.port} -c listen_addresses='' -c fsync=on"
+        opts = f"-k {self.sock} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=on"
         self._run(self.bin / "pg_ctl", "start", "-w", "-D", self.data, "-l", self.logfile,
                   "-o", opts)
         return self

@@ -27,10 +27,11 @@ class Cluster:
         self.tmp = tmp_path
         self.pg = pg
         self.nodes = {}
+        self.url = pg.url  # the unix socket; tcp_url for TCP
 
     def config(self, i):
         cfg = self.tmp / f"n{i}.json"
-        cfg.write_text(json.dumps({"cluster": {"node": f"n{i}", "control": self.pg.url,
+        cfg.write_text(json.dumps({"cluster": {"node": f"n{i}", "control": self.url,
                                                "internal": f"127.0.0.1:{19100 + i}"}}))
         return cfg
 
@@ -279,6 +280,7 @@ def test_grants_through_any_node_reach_all(cluster, tmp_path):
 
 
 def test_membership_lists_live_nodes(cluster):
+    cluster.url = cluster.pg.tcp_url  # over TCP this time
     n1, n2 = cluster.node(1), cluster.node(2)
     cluster.ready(1)
     cluster.ready(2)
@@ -361,3 +363,16 @@ def test_a_large_bundle_reaches_every_node_intact(cluster, tmp_path):
     within("the large bundle on node 2", lambda: serves(n2, "big", want), 10)
     assert (tmp_path / "state2" / "workers" / "big" / "versions" / "1" / "src" /
             "blob.bin").read_bytes() == blob
+
+
+def test_a_node_that_starts_without_postgres_waits_for_it(cluster, tmp_path):
+    cluster.pg.stop()
+    n1 = cluster.node(1)  # it starts (and would serve what its state has)
+    status, body = cluster.readyz(n1)
+    assert status == 503 and "control store (PostgreSQL) has not been read yet" in body, body
+    r = n1.cli("deploy", str(project(tmp_path / "t", "theta", "theta")), check=False)
+    assert r.returncode != 0 and "unreachable" in r.stderr, r.stderr
+    cluster.pg.start()
+    cluster.ready(1)
+    n1.cli("deploy", str(project(tmp_path / "t", "theta", "theta")))
+    assert serves(n1, "theta", "theta")
