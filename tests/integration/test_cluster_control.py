@@ -376,3 +376,40 @@ def test_a_node_that_starts_without_postgres_waits_for_it(cluster, tmp_path):
     cluster.ready(1)
     n1.cli("deploy", str(project(tmp_path / "t", "theta", "theta")))
     assert serves(n1, "theta", "theta")
+
+
+def test_concurrent_deploys_through_two_nodes_end_the_same_everywhere(cluster, tmp_path):
+    n1, n2, n3 = (cluster.node(i) for i in (1, 2, 3))
+    for i in (1, 2, 3):
+        cluster.ready(i)
+    answers = []
+
+    def deploy(n, tag, k):
+        d = project(tmp_path / f"{tag}{k}", "iota", f"iota {tag}{k}")
+        r = n.cli("deploy", str(d), check=False)
+        answers.append((f"{tag}{k}", r.returncode, r.stderr))
+    for k in range(4):
+        ts = [threading.Thread(target=deploy, args=(n, tag, k))
+              for n, tag in ((n1, "a"), (n2, "b"))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+    # each was committed, or refused as a conflict (nothing half-done)
+    for tag, rc, err in answers:
+        assert rc == 0 or "conflicts with a change another node made" in err or \
+            "being built, deployed or rolled back" in err, (tag, err)
+    assert any(rc == 0 for _, rc, _ in answers)
+    current = int(cluster.pg.sql("SELECT current FROM thaw_workers WHERE name = 'iota'"))
+    meta = json.loads(cluster.pg.sql(
+        f"SELECT meta FROM thaw_versions WHERE name = 'iota' AND version = {current}"))
+    # every node ends at the store's current version, with the same list
+    for n in (n1, n2, n3):
+        wait_for("every node at the store's version",
+                 lambda n=n: listing(n) == [("iota", current)], timeout=10)
+    bodies = {n.host_get("iota.localhost").text for n in (n1, n2, n3)}
+    assert len(bodies) == 1, bodies
+    versions = [[(m["version"], m.get("deploy_id")) for m in
+                 n.api("GET", "/v1/workers/iota")[1]["versions"]] for n in (n1, n2, n3)]
+    assert versions[0] == versions[1] == versions[2], versions
+    assert (current, meta["deploy_id"]) in versions[0]
