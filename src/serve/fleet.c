@@ -325,6 +325,12 @@ static void op_finish(struct thaw_op *op, int status, json_t *answer)
     op_free(op);
 }
 
+static const char *op_kind(const struct thaw_op *op)
+{
+    return op->remote ? "switch (from the control store)" : op->is_deploy ? "deploy"
+                                                                           : "rollback";
+}
+
 /* A deploy refused before any build: the worker is as it was. */
 static void op_refuse(struct thaw_op *op, int status, const char *msg, const char *tb)
 {
@@ -332,7 +338,7 @@ static void op_refuse(struct thaw_op *op, int status, const char *msg, const cha
     struct thaw_hosted *h = op->h;
     json_t *j = json_pack("{s:s}", "error", msg);
 
-    thaw_log("%s of %s version %d refused: %s", op->is_deploy ? "deploy" : "rollback",
+    thaw_log("%s of %s version %d refused: %s", op_kind(op),
              h->name, op->version, msg);
     if (tb) {
         json_object_set_new(j, "traceback", json_string(tb));
@@ -385,7 +391,7 @@ static void op_cancel(struct thaw_op *op)
     struct thaw_hosted *h = op->h;
 
     thaw_log("%s of %s version %d cancelled: the worker was deleted",
-             op->is_deploy ? "deploy" : "rollback", h->name, op->version);
+             op_kind(op), h->name, op->version);
     if (op->req) {
         op->req->pending = NULL;
         thaw_api_error(op->req, 409, "worker %s was deleted while version %d was being "
@@ -405,7 +411,7 @@ static void op_cancel(struct thaw_op *op)
 static void op_internal(struct thaw_op *op, const char *detail)
 {
     thaw_log("worker %s: internal error during the %s of version %d: %s", op->h->name,
-             op->is_deploy ? "deploy" : "rollback", op->version, detail);
+             op_kind(op), op->version, detail);
     op_refuse(op, 500, op->is_deploy ? "internal error: the deploy was refused and the "
               "previous version keeps serving; thaw's log has the details"
               : "internal error: the rollback was refused; thaw's log has the details", NULL);
