@@ -327,9 +327,11 @@ static void on_grant_row(void *data, struct thaw_pg_job *job, const char *err)
     if (err || !res || PQntuples(res) != 1)
         return;
     list = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-    thaw_grants_store(c->fleet, PQgetvalue(res, 0, 0), json_is_array(list) ? list : json_array());
-    if (!json_is_array(list))
+    if (!json_is_array(list)) {
         json_decref(list);
+        list = json_array();
+    }
+    thaw_grants_store(c->fleet, PQgetvalue(res, 0, 0), list); /* takes it */
 }
 
 void thaw__control_grants_changed(struct thaw_control *c, const char *name)
