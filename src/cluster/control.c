@@ -195,8 +195,8 @@ static void on_published(void *data, struct thaw_pg_job *job, const char *err)
     char msg[700];
 
     if (err && strcmp(thaw_pg_sqlstate(job), "23505") == 0) {
-        snprintf(msg, sizeof(msg), "%s conflicts with a change another node made meanwhile; "
-                 "nothing was changed here: retry", p->what);
+        snprintf(msg, sizeof(msg), "%s conflicts with a change another node made meanwhile "
+                 "(the same version number); nothing was changed: retry", p->what);
         p->cb(p->data, 409, msg);
     } else if (err) {
         snprintf(msg, sizeof(msg), "the control store (PostgreSQL) did not record the %s: %s; "
@@ -204,8 +204,9 @@ static void on_published(void *data, struct thaw_pg_job *job, const char *err)
                  "it was", p->what, err);
         p->cb(p->data, 503, msg);
     } else if (r && strcmp(PQcmdTuples(r), "1") != 0) {
-        snprintf(msg, sizeof(msg), "the %s found no such worker or version in the control "
-                 "store: another node deleted it meanwhile", p->what);
+        snprintf(msg, sizeof(msg), "%s conflicts with a change another node made meanwhile "
+                 "(the worker was deleted, or deployed, there); nothing was changed: retry",
+                 p->what);
         p->cb(p->data, 409, msg);
     } else {
         p->cb(p->data, 0, NULL);
@@ -238,20 +239,22 @@ static void notify_add(struct thaw_pg_job *j, const char *kind, const char *name
 
 void thaw_control_publish_deploy(struct thaw_control *c, const char *name, int version,
                                  const void *bundle, size_t len, const char *meta,
-                                 thaw_control_cb cb, void *data)
+                                 int existed, thaw_control_cb cb, void *data)
 {
     char ver[16], what[96];
-    const char *v[4] = {name, ver, bundle, meta};
-    int lens[4] = {-1, -1, (int)len, -1};
+    const char *v[5] = {name, ver, bundle, meta, existed ? "1" : "0"};
+    int lens[5] = {-1, -1, (int)len, -1, -1};
     struct publish *p;
     struct thaw_pg_job *j;
 
     snprintf(ver, sizeof(ver), "%d", version);
     snprintf(what, sizeof(what), "deploy of %s version %d", name, version);
     j = publish_job(cb, data, what, &p);
+    p->check_row = 1;
     thaw_pg_job_add(j, "BEGIN", 0, NULL, NULL, 0);
     thaw_pg_job_add(j, "INSERT INTO thaw_versions (name, version, bundle, meta) "
-                    "VALUES ($1, $2::int, $3::bytea, $4)", 4, v, lens, 0);
+                    "SELECT $1, $2::int, $3::bytea, $4 WHERE (SELECT count(*) FROM thaw_workers "
+                    "WHERE name = $1) = $5::int", 5, v, lens, 0);
     thaw_pg_job_add(j, "INSERT INTO thaw_workers (name, current) VALUES ($1, $2::int) "
                     "ON CONFLICT (name) DO UPDATE SET current = EXCLUDED.current", 2, v, NULL, 0);
     notify_add(j, "w", name);

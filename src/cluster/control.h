@@ -57,10 +57,13 @@ int thaw_control_accepting(struct thaw_control *c, char *why, size_t n);
 int thaw_control_caught_up(struct thaw_control *c, char *why, size_t n);
 
 /* The admin API's changes, answered by cb once committed (or not). The
- * bundle and strings are the caller's until cb. */
+ * bundle and strings are the caller's until cb. A deploy says whether the
+ * worker is in the store as the node saw it (existed): when that changed
+ * meanwhile (another node deleted it, or deployed it first) it is a 409,
+ * not a worker brought back or taken over. */
 void thaw_control_publish_deploy(struct thaw_control *c, const char *name, int version,
                                  const void *bundle, size_t len, const char *meta,
-                                 thaw_control_cb cb, void *data);
+                                 int existed, thaw_control_cb cb, void *data);
 void thaw_control_publish_rollback(struct thaw_control *c, const char *name, int version,
                                    thaw_control_cb cb, void *data);
 void thaw_control_publish_delete(struct thaw_control *c, const char *name,

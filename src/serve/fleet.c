@@ -38,6 +38,7 @@ struct thaw_op {
     void *bundle;              /* the deploy's bundle, kept for the commit */
     size_t bundle_len;
     char *meta;                /* the version's .json, as the store has it */
+    int existed;               /* the worker was in the store when the deploy began */
     double build_ms, top_level_ms;
 };
 
@@ -676,9 +677,22 @@ static void publish(struct thaw_op *op)
     op->committing = 1;
     if (op->is_deploy)
         thaw_control_publish_deploy(c, op->h->name, op->version, op->bundle, op->bundle_len,
-                                    op->meta, on_op_published, op);
+                                    op->meta, op->existed, on_op_published, op);
     else
         thaw_control_publish_rollback(c, op->h->name, op->version, on_op_published, op);
+}
+
+/* h serves a version the store has (its .json has a deploy id); a worker
+ * from before the node joined the cluster does not (control-sync.c). */
+static int published(struct thaw_fleet *f, struct thaw_hosted *h)
+{
+    char *meta = h->version > 0 ? thaw_store_read_meta(f->state, h->name, h->version) : NULL;
+    json_t *j = meta ? json_loads(meta, 0, NULL) : NULL;
+    int yes = json_string_value(json_object_get(j, "deploy_id")) != NULL;
+
+    json_decref(j);
+    free(meta);
+    return yes;
 }
 
 int thaw_fleet_busy(struct thaw_hosted *h)
@@ -738,6 +752,13 @@ void thaw_fleet_delete_api(struct thaw_fleet *f, struct thaw_hosted *h, struct t
         snprintf(name, sizeof(name), "%s", h->name);
         thaw_fleet_delete(f, h); /* cancels a deploy in flight */
         thaw_api_reply_json(r, 200, json_pack("{s:s}", "deleted", name));
+        return;
+    }
+    if (h->op && !h->op->remote) {
+        /* its commit could land after the delete's and bring it back: the
+         * delete waits for it (one node alone cancels it instead) */
+        thaw_api_error(r, 409, "worker %s is being deployed or rolled back through this "
+                       "node; delete it when that finished", h->name);
         return;
     }
     if (!thaw_control_accepting(f->control, why, sizeof(why))) {
@@ -926,6 +947,7 @@ void thaw_fleet_deploy(struct thaw_fleet *f, const char *name, const void *bundl
     op->bytes = bytes;
     if (f->control) { /* the store gets the bundle itself: the request's goes */
         op->publish = 1;
+        op->existed = published(f, h);
         if (!(op->bundle = malloc(len ? len : 1))) {
             op_refuse(op, 500, "out of memory", NULL);
             return;

@@ -413,3 +413,49 @@ def test_concurrent_deploys_through_two_nodes_end_the_same_everywhere(cluster, t
                  n.api("GET", "/v1/workers/iota")[1]["versions"]] for n in (n1, n2, n3)]
     assert versions[0] == versions[1] == versions[2], versions
     assert (current, meta["deploy_id"]) in versions[0]
+
+
+def test_delete_waits_for_a_deploy_in_flight_on_its_node(cluster, tmp_path):
+    n1 = cluster.node(1)
+    cluster.ready(1)
+    n1.cli("deploy", str(project(tmp_path / "v1", "rho", "rho v1")))
+    slow = tmp_path / "v2" / "rho"
+    write_worker(slow, "import time\ntime.sleep(2)\n" + hello("rho v2"), name="rho")
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault(
+        "r", n1.cli("deploy", str(slow), check=False)))
+    t.start()
+    wait_for("version 2 building", lambda: "deploying rho version 2" in n1.log())
+    status, body = n1.api("DELETE", "/v1/workers/rho")
+    assert status == 409 and "delete it when that finished" in body["error"], body
+    t.join(60)
+    assert result["r"].returncode == 0, result["r"].stderr
+    assert serves(n1, "rho", "rho v2")
+    status, body = n1.api("DELETE", "/v1/workers/rho")
+    assert status == 200, body
+    assert cluster.pg.sql("SELECT count(*) FROM thaw_workers WHERE name = 'rho'") == "0"
+
+
+def test_a_deploy_does_not_bring_back_a_worker_deleted_through_another_node(cluster,
+                                                                            tmp_path):
+    n1, n2 = cluster.node(1), cluster.node(2)
+    cluster.ready(1)
+    cluster.ready(2)
+    n1.cli("deploy", str(project(tmp_path / "v1", "sigma", "sigma v1")))
+    within("sigma on node 2", lambda: serves(n2, "sigma", "sigma v1"))
+    slow = tmp_path / "v2" / "sigma"
+    write_worker(slow, "import time\ntime.sleep(2)\n" + hello("sigma v2"), name="sigma")
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault(
+        "r", n2.cli("deploy", str(slow), check=False)))
+    t.start()
+    wait_for("version 2 building on node 2", lambda: "deploying sigma version 2" in n2.log())
+    assert n1.cli("delete", "sigma").returncode == 0  # committed while node 2 builds
+    t.join(60)
+    r = result["r"]
+    assert r.returncode != 0 and "the worker was deleted, or deployed, there" in r.stderr, \
+        r.stderr
+    assert cluster.pg.sql("SELECT count(*) FROM thaw_versions WHERE name = 'sigma'") == "0"
+    for n in (n1, n2):
+        wait_for("sigma gone everywhere", lambda n=n: gone(n, "sigma"), timeout=10)
+        assert listing(n) == []
