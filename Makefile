@@ -5,12 +5,12 @@ CC      ?= cc
 PYTHON  := /usr/bin/python3
 CFLAGS  ?= -O2 -g
 override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
-           -D_GNU_SOURCE -Isrc
+           -D_GNU_SOURCE -Isrc -I/usr/include/postgresql
 DEPS_STAMP := build/.deps-ok
 # where objects and binaries go (`make check-asan` builds into build-asan/)
 BUILD   ?= build
 
-SUP_LIBS   = -luv -lhttp_parser -ljansson -lsqlite3 -lcurl -lhiredis -lwslay -lssl -lcrypto
+SUP_LIBS   = -luv -lhttp_parser -ljansson -lsqlite3 -lcurl -lhiredis -lwslay -lssl -lcrypto -lpq
 PY_CFLAGS  = $(shell pkg-config --cflags python3-embed 2>/dev/null)
 PY_LIBS    = $(shell pkg-config --libs python3-embed 2>/dev/null)
 # `make ZYGOTE_STATIC_PYTHON=1`: the zygote embeds CPython from Debian's

@@ -15,6 +15,7 @@
 #include "bind/kv.h"
 #include "cli/cli.h"
 #include "cluster/config.h"
+#include "cluster/control.h"
 #include "pool/output.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
@@ -40,6 +41,8 @@ struct serve {
     struct thaw_worker front;    /* server-wide limits; unrouted requests' metrics */
     struct thaw_server server;
     struct thaw_api api;
+    struct thaw_cluster_config cluster; /* the operator's [cluster] */
+    struct thaw_control control;        /* its control store, when it names one */
     uv_signal_t sigint, sigterm, sigchld;
     uv_timer_t stop_timer;
     int stopping;
@@ -170,7 +173,16 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
     check_network_policy(&s->fleet.policy);
     if (thaw_serve_limits_validate(&s->fleet, err, sizeof(err)))
         policy_failed(err);
+    /* the fleet starts with what the state directory holds (it serves
+     * even when PostgreSQL is down); the control store then brings it up
+     * to date, and /readyz waits for that (the table was checked above) */
+    if (thaw_cluster_config_load(&s->cluster, &s->fleet.policy, err, sizeof(err)))
+        policy_failed(err);
+    if (s->cluster.control[0])
+        s->fleet.control = &s->control;
     thaw_fleet_start(&s->fleet);
+    if (s->fleet.control)
+        thaw_control_start(&s->control, s->loop, &s->cluster, &s->fleet);
 }
 
 /* Every worker is routable (its template may still build: requests wait

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "bind/kv.h"
 #include "cluster/config.h"
 #include "policy/policy.h"
@@ -41,6 +43,25 @@ static int hostport_ok(const char *s)
     return *end == '\0' && end != colon + 1 && port > 0 && port < 65536;
 }
 
+/* What libpq itself would refuse (an unknown parameter, a bad port),
+ * said at start rather than at every reconnect. */
+static int control_unparsable(const char *url, char *err, size_t errlen,
+                              const struct thaw_policy *p)
+{
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &why);
+
+    if (opts) {
+        PQconninfoFree(opts);
+        return 0;
+    }
+    snprintf(err, errlen, "%s: `cluster.control` is not a URL libpq takes: %s", opfile(p),
+             why ? why : "out of memory");
+    err[strcspn(err, "\n")] = '\0';
+    PQfreemem(why);
+    return -1;
+}
+
 static int set(char *dst, size_t n, const char *s)
 {
     if (strlen(s) >= n)
@@ -72,6 +93,8 @@ int thaw_cluster_config_load(struct thaw_cluster_config *c, const struct thaw_po
                         strncmp(s, "postgres://", 11) == 0) &&
                  set(c->control, sizeof(c->control), s) == 0;
             want = "a PostgreSQL URL, postgresql://[USER[:PASSWORD]@][HOST][:PORT]/DB[?host=SOCKETDIR]";
+            if (ok && control_unparsable(s, err, errlen, p))
+                return -1;
         } else if (strcmp(key, "redis") == 0) {
             struct thaw_kv_redis_url u;
             char why[256];

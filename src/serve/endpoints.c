@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/control.h"
 #include "serve/fleet.h"
 #include "serve/migrations.h"
 #include "serve/routes.h"
@@ -178,6 +179,16 @@ void thaw_endpoints_handle(struct thaw_api_req *r, void *data)
         list_workers(f, r);
         return;
     }
+    if (strcmp(p, "/v1/nodes") == 0 && r->method == HTTP_GET) {
+        if (!f->control) {
+            thaw_api_error(r, 404, "this node is not in a cluster with a control store "
+                           "(the operator config's [cluster] `control`: docs/scale-out.md)");
+            return;
+        }
+        thaw_api_reply_json(r, 200, json_pack("{s:O}", "nodes",
+                                              thaw_control_live_nodes(f->control)));
+        return;
+    }
     if (strcmp(p, "/v1/grants") == 0) {
         thaw_grants_list(f, r);
         return;
@@ -210,8 +221,7 @@ void thaw_endpoints_handle(struct thaw_api_req *r, void *data)
     if (!rest[0] && r->method == HTTP_GET) {
         get_worker(f, h, r);
     } else if (!rest[0] && r->method == HTTP_DELETE) {
-        thaw_fleet_delete(f, h); /* cancels a deploy in flight */
-        thaw_api_reply_json(r, 200, json_pack("{s:s}", "deleted", name));
+        thaw_fleet_delete_api(f, h, r); /* cancels a deploy in flight */
     } else if (strcmp(rest, "/rollback") == 0 && r->method == HTTP_POST) {
         if (rollback_version(r, &version)) {
             thaw_api_error(r, 400, "the body must be empty or {\"version\": N}");
@@ -252,6 +262,8 @@ int thaw_endpoints_probe(const char *path, char *body, size_t n, void *data)
         snprintf(body, n, "starting: the Python zygote is not ready yet\n");
         return 503;
     }
+    if (f->control && !thaw_control_caught_up(f->control, body, n))
+        return 503;
     if ((pending = thaw_fleet_pending(f))) {
         snprintf(body, n, "%d of %d worker templates still building\n", pending, f->n);
         return 503;

@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cluster/control.h"
 #include "serve/bundle.h"
 #include "serve/do-scripts.h"
 #include "serve/fleet.h"
@@ -30,7 +32,23 @@ struct thaw_op {
     long long bytes;
     uint64_t start_ns;
     struct thaw_limits old_limits;
+    /* with a control store (fleet.h): */
+    int publish;               /* an API call: committed there before it is answered */
+    int remote;                /* the store's word: nothing to publish */
+    int committing;            /* built; its transaction not yet answered */
+    void *bundle;              /* the deploy's bundle, kept for the commit */
+    size_t bundle_len;
+    char *meta;                /* the version's .json, as the store has it */
+    int existed;               /* the worker was in the store when the deploy began */
+    double build_ms, top_level_ms;
 };
+
+static void op_free(struct thaw_op *op)
+{
+    free(op->bundle);
+    free(op->meta);
+    free(op);
+}
 
 static unsigned bucket_of(const char *name)
 {
@@ -306,7 +324,13 @@ static void op_finish(struct thaw_op *op, int status, json_t *answer)
     } else {
         json_decref(answer);
     }
-    free(op);
+    op_free(op);
+}
+
+static const char *op_kind(const struct thaw_op *op)
+{
+    return op->remote ? "switch (from the control store)" : op->is_deploy ? "deploy"
+                                                                           : "rollback";
 }
 
 /* A deploy refused before any build: the worker is as it was. */
@@ -316,7 +340,7 @@ static void op_refuse(struct thaw_op *op, int status, const char *msg, const cha
     struct thaw_hosted *h = op->h;
     json_t *j = json_pack("{s:s}", "error", msg);
 
-    thaw_log("%s of %s version %d refused: %s", op->is_deploy ? "deploy" : "rollback",
+    thaw_log("%s of %s version %d refused: %s", op_kind(op),
              h->name, op->version, msg);
     if (tb) {
         json_object_set_new(j, "traceback", json_string(tb));
@@ -324,6 +348,8 @@ static void op_refuse(struct thaw_op *op, int status, const char *msg, const cha
     }
     if (op->is_deploy)
         thaw_store_drop_version(f->state, h->name, op->version);
+    if (op->remote && f->control)
+        thaw_control_apply_failed(f->control, h->name);
     op_finish(op, status == 0 ? 422 : status, j);
     if (!h->live) /* a first deploy that failed: no worker */
         hosted_remove(f, h);
@@ -331,6 +357,8 @@ static void op_refuse(struct thaw_op *op, int status, const char *msg, const cha
 
 static void on_built(struct thaw_worker *w, struct thaw_version *v);
 static void on_lost(struct thaw_worker *w);
+static void op_succeed(struct thaw_op *op);
+static void publish(struct thaw_op *op);
 
 static void start_worker(struct thaw_fleet *f, struct thaw_hosted *h, const char *dir,
                          struct thaw_config *cfg, const struct thaw_limits *lim)
@@ -365,7 +393,7 @@ static void op_cancel(struct thaw_op *op)
     struct thaw_hosted *h = op->h;
 
     thaw_log("%s of %s version %d cancelled: the worker was deleted",
-             op->is_deploy ? "deploy" : "rollback", h->name, op->version);
+             op_kind(op), h->name, op->version);
     if (op->req) {
         op->req->pending = NULL;
         thaw_api_error(op->req, 409, "worker %s was deleted while version %d was being "
@@ -374,9 +402,9 @@ static void op_cancel(struct thaw_op *op)
         op->req = NULL;
     }
     h->op = NULL;
-    if (op->building)
-        free(op);
-    else
+    if (op->building && !op->committing)
+        op_free(op);
+    else /* its config load, or its commit, frees it */
         op->cancelled = 1;
 }
 
@@ -385,7 +413,7 @@ static void op_cancel(struct thaw_op *op)
 static void op_internal(struct thaw_op *op, const char *detail)
 {
     thaw_log("worker %s: internal error during the %s of version %d: %s", op->h->name,
-             op->is_deploy ? "deploy" : "rollback", op->version, detail);
+             op_kind(op), op->version, detail);
     op_refuse(op, 500, op->is_deploy ? "internal error: the deploy was refused and the "
               "previous version keeps serving; thaw's log has the details"
               : "internal error: the rollback was refused; thaw's log has the details", NULL);
@@ -402,7 +430,7 @@ static void op_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
     if (op->cancelled) {
         if (!rc)
             thaw_config_free(cfg);
-        free(op);
+        op_free(op);
         return;
     }
     if (rc == THAW_LOAD_E_INTERNAL) {
@@ -447,22 +475,33 @@ static void op_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
     thaw_worker_rebuild(&h->w, cfg);
 }
 
-static void write_meta(struct thaw_op *op, struct thaw_version *v)
+/* The version's .json; in a cluster with a deploy id, which tells one
+ * deploy of a number from another (control-sync.c). malloc'd. */
+static char *meta_text(struct thaw_op *op)
 {
-    char when[40], *text;
+    char when[40], *text, id[40];
+    unsigned char raw[8];
     time_t now = time(NULL);
     struct tm tm;
+    size_t i;
     json_t *j;
 
     gmtime_r(&now, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     j = json_pack("{s:i,s:s,s:I,s:i,s:f,s:f}", "version", op->version, "deployed_at", when,
                   "bundle_bytes", (json_int_t)op->bytes, "files", op->files, "build_ms",
-                  v->build_ms, "top_level_ms", v->top_level_ms);
+                  op->build_ms, "top_level_ms", op->top_level_ms);
+    if (op->publish) {
+        if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+            memset(raw, 0, sizeof(raw));
+        for (i = 0; i < sizeof(raw); i++)
+            snprintf(id + 2 * i, 3, "%02x", raw[i]);
+        json_object_set_new(j, "deploy_id", json_string(id));
+        json_object_set_new(j, "node", json_string(op->f->control->node));
+    }
     text = json_dumps(j, JSON_COMPACT);
-    thaw_store_write_meta(op->f->state, op->h->name, op->version, text ? text : "{}");
-    free(text);
     json_decref(j);
+    return text ? text : strdup("{}");
 }
 
 /* The scheduler follows the serving version: a deploy, a rollback and
@@ -512,9 +551,7 @@ static void refuse_failed(struct thaw_op *op, struct thaw_version *v)
 static void on_built(struct thaw_worker *w, struct thaw_version *v)
 {
     struct thaw_hosted *h = w->data;
-    struct thaw_fleet *f = h->fleet;
     struct thaw_op *op = h->op;
-    char err[1024];
 
     if (op && v->woken)
         op = NULL; /* the serving version built again (it was cold) */
@@ -539,8 +576,27 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
         refuse_failed(op, v);
         return;
     }
+    op->build_ms = v->build_ms;
+    op->top_level_ms = v->top_level_ms;
     if (op->is_deploy)
-        write_meta(op, v);
+        op->meta = meta_text(op);
+    if (op->publish) {
+        publish(op);
+        return;
+    }
+    op_succeed(op);
+}
+
+/* Built (and committed in a cluster): it serves; the client is told. */
+static void op_succeed(struct thaw_op *op)
+{
+    struct thaw_hosted *h = op->h;
+    struct thaw_fleet *f = op->f;
+    struct thaw_worker *w = &h->w;
+    char err[1024];
+
+    if (op->is_deploy && op->meta)
+        thaw_store_write_meta(f->state, h->name, op->version, op->meta);
     if (thaw_store_set_current(f->state, h->name, op->version)) {
         thaw_log("worker %s: cannot record version %d as current in %s", h->name,
                  op->version, f->state);
@@ -549,15 +605,177 @@ static void on_built(struct thaw_worker *w, struct thaw_version *v)
     if (set_routes(f, h, w->cfg.json, 0, err, sizeof(err)))
         thaw_log("worker %s: %s", h->name, err);
     h->live = 1;
-    follow_crons(h, v);
+    if (w->current)
+        follow_crons(h, w->current);
     thaw_log("worker %s: version %d %s in %.1f ms (template %.1f ms)", h->name, op->version,
-             op->is_deploy ? "deployed" : "rolled back to",
-             (double)(uv_hrtime() - op->start_ns) / 1e6, v->build_ms);
+             op->remote ? "from the control store serves" : op->is_deploy ? "deployed"
+             : "rolled back to", (double)(uv_hrtime() - op->start_ns) / 1e6, op->build_ms);
     op_finish(op, 200, json_pack("{s:s,s:i,s:f,s:f,s:f,s:I,s:i}", "name", h->name, "version",
-                                 op->version, "build_ms", v->build_ms, "top_level_ms",
-                                 v->top_level_ms, "total_ms",
+                                 op->version, "build_ms", op->build_ms, "top_level_ms",
+                                 op->top_level_ms, "total_ms",
                                  (double)(uv_hrtime() - op->start_ns) / 1e6, "bundle_bytes",
                                  (json_int_t)op->bytes, "files", op->files));
+}
+
+/* ---- with a control store (cluster/control.h) ------------------------ */
+
+static struct thaw_op *op_new(struct thaw_fleet *f, struct thaw_hosted *h, int version,
+                              struct thaw_api_req *r);
+
+/* Makes h serve version again without publishing it: the store's word,
+ * or a version put back after its successor was not committed. */
+static int apply_local(struct thaw_fleet *f, struct thaw_hosted *h, int version, int remote)
+{
+    struct thaw_op *op = op_new(f, h, version, NULL);
+    char dir[PATH_MAX];
+
+    if (!op)
+        return -1;
+    op->remote = remote;
+    thaw_store_version_dir(f->state, h->name, version, dir, sizeof(dir));
+    f->load_config(f->zygote, dir, op_loaded, op);
+    return 0;
+}
+
+/* The store did not take it: the client hears why, and this node goes
+ * back to what it served (the store's state; its next NOTIFY or reconnect
+ * puts right whatever differs). */
+static void op_unpublished(struct thaw_op *op, int status, const char *err)
+{
+    struct thaw_hosted *h = op->h;
+    struct thaw_fleet *f = op->f;
+    int was_deploy = op->is_deploy, v = op->version;
+
+    thaw_log("worker %s: %s", h->name, err);
+    op_finish(op, status, json_pack("{s:s}", "error", err));
+    if (was_deploy)
+        thaw_store_drop_version(f->state, h->name, v);
+    if (h->version > 0 && h->live)
+        apply_local(f, h, h->version, 0);
+    else
+        hosted_remove(f, h);
+}
+
+static void on_op_published(void *data, int status, const char *err)
+{
+    struct thaw_op *op = data;
+
+    op->committing = 0;
+    if (op->cancelled) { /* deleted meanwhile: h may be gone */
+        op_free(op);
+        return;
+    }
+    if (status)
+        op_unpublished(op, status, err);
+    else
+        op_succeed(op);
+}
+
+static void publish(struct thaw_op *op)
+{
+    struct thaw_control *c = op->f->control;
+
+    op->committing = 1;
+    if (op->is_deploy)
+        thaw_control_publish_deploy(c, op->h->name, op->version, op->bundle, op->bundle_len,
+                                    op->meta, op->existed, on_op_published, op);
+    else
+        thaw_control_publish_rollback(c, op->h->name, op->version, on_op_published, op);
+}
+
+/* h serves a version the store has (its .json has a deploy id); a worker
+ * from before the node joined the cluster does not (control-sync.c). */
+static int published(struct thaw_fleet *f, struct thaw_hosted *h)
+{
+    char *meta = h->version > 0 ? thaw_store_read_meta(f->state, h->name, h->version) : NULL;
+    json_t *j = meta ? json_loads(meta, 0, NULL) : NULL;
+    int yes = json_string_value(json_object_get(j, "deploy_id")) != NULL;
+
+    json_decref(j);
+    free(meta);
+    return yes;
+}
+
+int thaw_fleet_busy(struct thaw_hosted *h)
+{
+    return h->op || h->loads || h->removed || (h->started && h->w.building);
+}
+
+int thaw_fleet_apply(struct thaw_fleet *f, const char *name, int version)
+{
+    struct thaw_hosted *h = thaw_fleet_find(f, name);
+
+    if (h && thaw_fleet_busy(h))
+        return 1;
+    if (!h && !(h = hosted_new(f, name)))
+        return -1;
+    thaw_log("worker %s: switching to version %d (control store)", name, version);
+    return apply_local(f, h, version, 1);
+}
+
+struct delete_call {
+    struct thaw_fleet *f;
+    char name[64];
+    struct thaw_api_req *req;
+};
+
+static void delete_gone(struct thaw_api_req *r)
+{
+    struct delete_call *d = r->pending;
+
+    d->req = NULL;
+}
+
+static void on_delete_published(void *data, int status, const char *err)
+{
+    struct delete_call *d = data;
+    struct thaw_hosted *h;
+
+    if (!status && (h = thaw_fleet_find(d->f, d->name)))
+        thaw_fleet_delete(d->f, h);
+    if (d->req) {
+        d->req->pending = NULL;
+        if (status)
+            thaw_api_error(d->req, status, "%s", err);
+        else
+            thaw_api_reply_json(d->req, 200, json_pack("{s:s}", "deleted", d->name));
+    }
+    free(d);
+}
+
+void thaw_fleet_delete_api(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_api_req *r)
+{
+    struct delete_call *d;
+    char why[700];
+
+    if (!f->control) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s", h->name);
+        thaw_fleet_delete(f, h); /* cancels a deploy in flight */
+        thaw_api_reply_json(r, 200, json_pack("{s:s}", "deleted", name));
+        return;
+    }
+    if (h->op && !h->op->remote) {
+        /* its commit could land after the delete's and bring it back: the
+         * delete waits for it (one node alone cancels it instead) */
+        thaw_api_error(r, 409, "worker %s is being deployed or rolled back through this "
+                       "node; delete it when that finished", h->name);
+        return;
+    }
+    if (!thaw_control_accepting(f->control, why, sizeof(why))) {
+        thaw_api_error(r, 503, "%s", why);
+        return;
+    }
+    if (!(d = calloc(1, sizeof(*d)))) {
+        thaw_api_error(r, 500, "out of memory");
+        return;
+    }
+    d->f = f;
+    snprintf(d->name, sizeof(d->name), "%s", h->name);
+    d->req = r;
+    r->pending = d;
+    r->on_gone = delete_gone;
+    thaw_control_publish_delete(f->control, d->name, on_delete_published, d);
 }
 
 static void start_loaded(struct thaw_hosted *h, int rc, struct thaw_config *cfg,
@@ -674,8 +892,10 @@ static struct thaw_op *op_new(struct thaw_fleet *f, struct thaw_hosted *h, int v
     op->version = version;
     op->req = r;
     op->start_ns = uv_hrtime();
-    r->pending = op;
-    r->on_gone = op_gone;
+    if (r) {
+        r->pending = op;
+        r->on_gone = op_gone;
+    }
     h->op = op;
     return op;
 }
@@ -696,6 +916,10 @@ void thaw_fleet_deploy(struct thaw_fleet *f, const char *name, const void *bundl
     if (h && (h->op || (h->started && h->w.building))) {
         thaw_api_error(r, 409, "worker %s is being built, deployed or rolled back "
                        "already; retry when that finished", name);
+        return;
+    }
+    if (f->control && !thaw_control_accepting(f->control, err, sizeof(err))) {
+        thaw_api_error(r, 503, "%s", err);
         return;
     }
     if ((v = thaw_store_new_version(f->state, name, dir, sizeof(dir), err, sizeof(err))) < 0) {
@@ -722,6 +946,16 @@ void thaw_fleet_deploy(struct thaw_fleet *f, const char *name, const void *bundl
     op->is_deploy = 1;
     op->files = files;
     op->bytes = bytes;
+    if (f->control) { /* the store gets the bundle itself: the request's goes */
+        op->publish = 1;
+        op->existed = published(f, h);
+        if (!(op->bundle = malloc(len ? len : 1))) {
+            op_refuse(op, 500, "out of memory", NULL);
+            return;
+        }
+        memcpy(op->bundle, bundle, len);
+        op->bundle_len = len;
+    }
     thaw_log("deploying %s version %d: %d files, %lld bytes", name, v, files, bytes);
     f->load_config(f->zygote, dir, op_loaded, op);
 }
@@ -735,6 +969,11 @@ void thaw_fleet_rollback(struct thaw_fleet *f, struct thaw_hosted *h, int versio
     if (h->op || (h->started && h->w.building)) {
         free(list);
         thaw_api_error(r, 409, "worker %s is being deployed or rolled back already", h->name);
+        return;
+    }
+    if (f->control && !thaw_control_accepting(f->control, dir, sizeof(dir))) {
+        free(list);
+        thaw_api_error(r, 503, "%s", dir);
         return;
     }
     if (version <= 0) { /* the one before the serving version */
@@ -755,6 +994,7 @@ void thaw_fleet_rollback(struct thaw_fleet *f, struct thaw_hosted *h, int versio
         thaw_api_error(r, 500, "out of memory");
         return;
     }
+    h->op->publish = f->control != NULL;
     thaw_store_version_dir(f->state, h->name, version, dir, sizeof(dir));
     thaw_log("rolling %s back to version %d", h->name, version);
     f->load_config(f->zygote, dir, op_loaded, h->op);

@@ -17,6 +17,7 @@
 
 #define THAW_FLEET_BUCKETS 4096
 
+struct thaw_control;
 struct thaw_op;
 struct thaw_server;
 
@@ -51,6 +52,10 @@ struct thaw_fleet {
     int cli_set[64];          /* ... and which */
     struct thaw_router router;
     json_t *grants;           /* the admin API's route grants (routes.h) */
+    /* the cluster's control store (cluster/control.h), NULL without one:
+     * then deploys, rollbacks, deletes and grants are answered once
+     * PostgreSQL has them, and every node follows it */
+    struct thaw_control *control;
     struct thaw_hosted *buckets[THAW_FLEET_BUCKETS];
     struct thaw_hosted *all;
     /* deleted: freed once its worker closed (processes gone, handles
@@ -82,6 +87,14 @@ void thaw_fleet_deploy(struct thaw_fleet *f, const char *name, const void *bundl
 void thaw_fleet_rollback(struct thaw_fleet *f, struct thaw_hosted *h, int version,
                          struct thaw_api_req *r);
 void thaw_fleet_delete(struct thaw_fleet *f, struct thaw_hosted *h);
+/* The admin API's delete: with a control store, answered once it has it. */
+void thaw_fleet_delete_api(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_api_req *r);
+/* The control store's word: name serves version (unpacked with its .json
+ * already), built here without an API request. 0 started, 1 busy (a
+ * deploy, rollback or build in flight: later), -1 failed. */
+int thaw_fleet_apply(struct thaw_fleet *f, const char *name, int version);
+/* A deploy, rollback, build or config load of h is in flight. */
+int thaw_fleet_busy(struct thaw_hosted *h);
 void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_api_req *r);
 /* Processes still alive (shutdown); signal sends sig to all of them. */
 int thaw_fleet_alive(struct thaw_fleet *f);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/control.h"
 #include "serve/fleet.h"
 #include "serve/routes.h"
 #include "serve/store.h"
@@ -239,9 +240,103 @@ static int save(struct thaw_fleet *f, const char *name, json_t *list)
     return 0;
 }
 
-void thaw_grants_handle(struct thaw_fleet *f, const char *name, struct thaw_api_req *r)
+/* The serving version's routes follow its grants at once (while a
+ * version builds, w.cfg is the new one and kept_cfg serves). */
+static void follow(struct thaw_fleet *f, const char *name)
+{
+    struct thaw_hosted *h = thaw_fleet_find(f, name);
+
+    if (h && h->live && h->started)
+        thaw_routes_apply(f, h, h->w.building ? h->w.kept_cfg.json : h->w.cfg.json);
+}
+
+void thaw_grants_store(struct thaw_fleet *f, const char *name, json_t *list)
+{
+    if (save(f, name, list))
+        thaw_log("route grants of %s from the control store: cannot write %s/grants.json",
+                 name, f->state);
+    follow(f, name);
+}
+
+void thaw_grants_replace(struct thaw_fleet *f, json_t *all)
 {
     struct thaw_hosted *h;
+    char *text = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+    if (!text || thaw_store_write_grants(f->state, text))
+        thaw_log("route grants from the control store: cannot write %s/grants.json", f->state);
+    free(text);
+    json_decref(f->grants);
+    f->grants = all;
+    for (h = f->all; h; h = h->next_all)
+        follow(f, h->name);
+}
+
+/* A grant call in a cluster: answered once the control store has it. */
+struct grant_call {
+    struct thaw_fleet *f;
+    char name[64];
+    json_t *list;
+    struct thaw_api_req *req;
+    char *text;
+};
+
+static void grant_call_gone(struct thaw_api_req *r)
+{
+    struct grant_call *g = r->pending;
+
+    g->req = NULL;
+}
+
+static void on_grants_published(void *data, int status, const char *err)
+{
+    struct grant_call *g = data;
+
+    if (!status) {
+        thaw_log("route grants of %s set through the control store", g->name);
+        thaw_grants_store(g->f, g->name, g->list);
+        g->list = NULL;
+    }
+    if (g->req) {
+        g->req->pending = NULL;
+        if (status)
+            thaw_api_error(g->req, status, "%s", err);
+        else
+            thaw_api_reply_json(g->req, 200, describe(g->f, g->name));
+    }
+    json_decref(g->list);
+    free(g->text);
+    free(g);
+}
+
+static void publish(struct thaw_fleet *f, const char *name, json_t *list,
+                    struct thaw_api_req *r)
+{
+    struct grant_call *g;
+    char why[700];
+
+    if (!thaw_control_accepting(f->control, why, sizeof(why))) {
+        json_decref(list);
+        thaw_api_error(r, 503, "%s", why);
+        return;
+    }
+    if (!(g = calloc(1, sizeof(*g))) || !(g->text = json_dumps(list, JSON_COMPACT))) {
+        free(g);
+        json_decref(list);
+        thaw_api_error(r, 500, "out of memory");
+        return;
+    }
+    g->f = f;
+    snprintf(g->name, sizeof(g->name), "%s", name);
+    g->list = list;
+    g->req = r;
+    r->pending = g;
+    r->on_gone = grant_call_gone;
+    thaw_control_publish_grants(f->control, name, g->text, on_grants_published, g);
+}
+
+void thaw_grants_handle(struct thaw_fleet *f, const char *name, struct thaw_api_req *r)
+{
     json_t *pats, *list;
     char err[1024];
     int status = 400;
@@ -267,15 +362,16 @@ void thaw_grants_handle(struct thaw_fleet *f, const char *name, struct thaw_api_
         return;
     }
     json_decref(pats);
+    if (f->control) { /* the control store first: every node follows it */
+        publish(f, name, list, r);
+        return;
+    }
     if (save(f, name, list)) {
         thaw_api_error(r, 500, "cannot write %s/grants.json", f->state);
         return;
     }
     thaw_log("route grants of %s %s", name, r->method == HTTP_DELETE ? "revoked" : "set");
-    /* the serving version's routes follow its grants at once (while a
-     * version builds, w.cfg is the new one and kept_cfg serves) */
-    if ((h = thaw_fleet_find(f, name)) && h->live && h->started)
-        thaw_routes_apply(f, h, h->w.building ? h->w.kept_cfg.json : h->w.cfg.json);
+    follow(f, name);
     thaw_api_reply_json(r, 200, describe(f, name));
 }
 

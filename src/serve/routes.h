@@ -56,4 +56,10 @@ json_t *thaw_grants_of(struct thaw_fleet *f, const char *name);
 void thaw_grants_handle(struct thaw_fleet *f, const char *name, struct thaw_api_req *r);
 void thaw_grants_list(struct thaw_fleet *f, struct thaw_api_req *r);
 
+/* The control store's word (cluster/control-sync.c): name's grants, or all
+ * of them, replaced here (STATE/grants.json) and the routes of the
+ * workers concerned applied again. Take ownership of list and all. */
+void thaw_grants_store(struct thaw_fleet *f, const char *name, json_t *list);
+void thaw_grants_replace(struct thaw_fleet *f, json_t *all);
+
 #endif

@@ -340,6 +340,38 @@ int thaw_store_new_version(const char *dir, const char *name, char *path, size_t
     return max + 1;
 }
 
+int thaw_store_make_version(const char *dir, const char *name, int version, char *path,
+                            size_t n, char *err, size_t errlen)
+{
+    char wd[PATH_MAX], vd[PATH_MAX + 16];
+
+    worker_dir(dir, name, wd, sizeof(wd));
+    snprintf(vd, sizeof(vd), "%s/versions", wd);
+    if ((mkdir(wd, 0755) < 0 && errno != EEXIST) || (mkdir(vd, 0755) < 0 && errno != EEXIST)) {
+        snprintf(err, errlen, "cannot create %s: %s", vd, strerror(errno));
+        return -1;
+    }
+    thaw_store_version_dir(dir, name, version, path, n);
+    thaw_rmtree(path);
+    if (mkdir(path, 0755) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    chmod(wd, 0755); /* as thaw_store_new_version */
+    chmod(vd, 0755);
+    chmod(path, 0755);
+    return 0;
+}
+
+void thaw_store_forget_version(const char *dir, const char *name, int version)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/workers/%s/versions/%d.json", dir, name, version);
+    unlink(path);
+    thaw_store_drop_version(dir, name, version);
+}
+
 void thaw_store_drop_version(const char *dir, const char *name, int version)
 {
     char path[PATH_MAX];

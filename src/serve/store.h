@@ -35,6 +35,13 @@ int *thaw_store_versions(const char *dir, const char *name, int *n);
 /* A version number never used by name, and its empty directory made. */
 int thaw_store_new_version(const char *dir, const char *name, char *path, size_t n,
                            char *err, size_t errlen);
+/* The empty directory of version exactly N (the control store numbers
+ * versions for the cluster: cluster/control.h), a leftover without its
+ * .json removed first. 0 or -1 with err. */
+int thaw_store_make_version(const char *dir, const char *name, int version, char *path,
+                            size_t n, char *err, size_t errlen);
+/* Removes version N: its .json (it is no longer deployed), then its files. */
+void thaw_store_forget_version(const char *dir, const char *name, int version);
 /* Removes versions/<N>/ (a build that failed). */
 void thaw_store_drop_version(const char *dir, const char *name, int version);
 int thaw_store_write_meta(const char *dir, const char *name, int version,

@@ -63,6 +63,8 @@ static void mistakes_name_file_and_key(void **state)
         {"{\"cluster\": {\"node\": \"../n1\"}}", "`cluster.node` must be"},
         {"{\"cluster\": {\"node\": 7}}", "`cluster.node` must be"},
         {"{\"cluster\": {\"control\": \"mysql://x/y\"}}", "`cluster.control` must be a PostgreSQL URL"},
+        {"{\"cluster\": {\"control\": \"postgresql://h/db?nosuch=1\"}}",
+         "`cluster.control` is not a URL libpq takes: invalid URI query parameter: \"nosuch\""},
         {"{\"cluster\": {\"redis\": \"http://x\"}}", "`cluster.redis` must be redis://"},
         {"{\"cluster\": {\"internal\": \"127.0.0.1\"}}", "`cluster.internal` must be HOST:PORT"},
         {"{\"cluster\": {\"internal\": \"127.0.0.1:70000\"}}", "`cluster.internal` must be HOST:PORT"},
