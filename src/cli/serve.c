@@ -15,6 +15,8 @@
 #include "bind/kv.h"
 #include "cli/cli.h"
 #include "cluster/config.h"
+#include "cluster/link.h"
+#include "cluster/tail.h"
 #include "pool/output.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
@@ -142,8 +144,9 @@ static int load_policy(struct serve *s)
 }
 
 /* The operator's [egress], [kv] and [cluster] tables: a mistake stops
- * serve here, not at some later deploy. */
-static void check_network_policy(const struct thaw_policy *p)
+ * serve here, not at some later deploy. A [cluster] with a Redis starts
+ * the node's link to it (cron leases, tail across nodes). */
+static void check_network_policy(struct serve *s, const struct thaw_policy *p)
 {
     struct thaw_egress_config eg;
     struct thaw_kv_policy kp;
@@ -152,8 +155,10 @@ static void check_network_policy(const struct thaw_policy *p)
 
     if (thaw_egress_operator_load(&eg, p, err, sizeof(err)) ||
         thaw_kv_policy_load(&kp, p, err, sizeof(err)) ||
-        thaw_cluster_config_load(&cc, p, err, sizeof(err)))
+        thaw_cluster_config_load(&cc, p, err, sizeof(err)) ||
+        thaw_cluster_link_start(s->loop, &cc, kp.prefix, err, sizeof(err)))
         policy_failed(err);
+    thaw_cluster_tail_set_sink(thaw_fleet_tail_remote, &s->fleet);
     thaw_egress_config_free(&eg);
 }
 
@@ -167,7 +172,7 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
         return;
     if (s->config_path && !load_policy(s))
         return; /* on_policy_toml comes back here */
-    check_network_policy(&s->fleet.policy);
+    check_network_policy(s, &s->fleet.policy);
     if (thaw_serve_limits_validate(&s->fleet, err, sizeof(err)))
         policy_failed(err);
     thaw_fleet_start(&s->fleet);
@@ -224,6 +229,7 @@ static void on_signal(uv_signal_t *h, int sig)
     thaw_log("stopping (signal %d)", sig);
     thaw_server_close(&s->server);
     thaw_api_close(&s->api);
+    thaw_cluster_link_stop();
     thaw_fleet_signal(&s->fleet, SIGTERM);
     thaw_zygote_shutdown(s->fleet.zygote);
     thaw_zygote_signal(s->fleet.zygote, SIGTERM);

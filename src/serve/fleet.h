@@ -83,6 +83,9 @@ void thaw_fleet_rollback(struct thaw_fleet *f, struct thaw_hosted *h, int versio
                          struct thaw_api_req *r);
 void thaw_fleet_delete(struct thaw_fleet *f, struct thaw_hosted *h);
 void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_api_req *r);
+/* A line of worker's from another node of the cluster (cluster/tail.h's
+ * sink; data is the fleet): to its tails here. */
+void thaw_fleet_tail_remote(void *data, const char *worker, const char *line, size_t n);
 /* Processes still alive (shutdown); signal sends sig to all of them. */
 int thaw_fleet_alive(struct thaw_fleet *f);
 void thaw_fleet_signal(struct thaw_fleet *f, int sig);
