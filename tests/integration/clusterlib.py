@@ -1,0 +1,173 @@
+"""A thaw cluster on this machine for the black-box tests: scripts/cluster-up
+(Redis, PostgreSQL, three `thaw serve` nodes, HAProxy in front), read back
+from DIR/cluster.env, and scripts/cluster-down at the end."""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from thawlib import THAW, write_worker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def read_env(path):
+    env = {}
+    for line in Path(path).read_text().splitlines():
+        k, _, v = line.partition("=")
+        if len(v) >= 2 and v[0] == v[-1] == "'":
+            v = v[1:-1]
+        env[k] = v
+    return env
+
+
+def hostport(s):
+    h, _, p = s.rpartition(":")
+    return h, int(p)
+
+
+class Cluster:
+    def __init__(self, env=None):
+        # not under pytest's 0700 tmp: PostgreSQL runs as `postgres`
+        self.dir = Path(tempfile.mkdtemp(prefix="thaw-cluster-"))
+        os.chmod(self.dir, 0o755)
+        self.extra_env = dict(env or {})
+        self.env = {}
+
+    def up(self):
+        env = dict(os.environ, THAW=str(THAW), **self.extra_env)
+        env.pop("THAW_API_TOKEN", None)
+        r = subprocess.run([str(ROOT / "scripts/cluster-up"), str(self.dir)], env=env,
+                           capture_output=True, text=True, timeout=180)
+        if r.returncode != 0:
+            pytest.fail(f"cluster-up failed ({r.returncode}):\n{r.stdout}\n{r.stderr}\n"
+                        + "".join(self.log(n)[-2000:] for n in (1, 2, 3)))
+        self.reload()
+        return self
+
+    def reload(self):
+        self.env = read_env(self.dir / "cluster.env")
+
+    def down(self, keep=False):
+        subprocess.run([str(ROOT / "scripts/cluster-down"), str(self.dir)],
+                       capture_output=True, timeout=120)
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def n(self):
+        return int(self.env["NODES"])
+
+    @property
+    def token(self):
+        return self.env["THAW_API_TOKEN"]
+
+    def admin(self, n):
+        return self.env[f"ADMIN{n}"]
+
+    def pid(self, n):
+        return int(self.env[f"NODE{n}_PID"])
+
+    def log(self, n):
+        try:
+            return (self.dir / f"n{n}" / "log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def logs(self):
+        return "".join(self.log(n) for n in range(1, self.n + 1))
+
+    # ---- HTTP
+
+    def request(self, hp, method, path, headers=None, body=None, timeout=30):
+        h, p = hostport(hp)
+        c = http.client.HTTPConnection(h, p, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def get(self, host, path="/", **kw):
+        """GET through HAProxy (FRONT) for the worker at Host host."""
+        return self.request(self.env["FRONT"], "GET", path, {"Host": host}, **kw)
+
+    def get_node(self, n, host, path="/"):
+        """GET straight to node n, past HAProxy."""
+        return self.request(self.env[f"NODE{n}"], "GET", path, {"Host": host})
+
+    def api(self, n, method, path, body=None):
+        status, data = self.request(self.admin(n).replace("http://", ""), method, path,
+                                    {"Authorization": f"Bearer {self.token}"}, body, 60)
+        try:
+            return status, json.loads(data)
+        except ValueError:
+            return status, data.decode(errors="replace")
+
+    def metrics(self, n):
+        return self.api(n, "GET", "/metrics")[1]
+
+    def requests_by_worker(self, n):
+        """{worker: requests answered} from node n's /metrics."""
+        out = {}
+        for w, _, count in re.findall(r'thaw_requests_total\{worker="([^"]+)",status="(\d+)"\}'
+                                      r' (\d+)', self.metrics(n)):
+            out[w] = out.get(w, 0) + int(count)
+        return out
+
+    # ---- deploys and nodes
+
+    def cli(self, n, *args, timeout=120):
+        env = dict(os.environ, THAW_API_TOKEN=self.token)
+        r = subprocess.run([str(THAW), *args, "--to", self.admin(n)], env=env,
+                           capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, f"thaw {' '.join(args)} on node {n}: {r.stdout}{r.stderr}"
+        return r
+
+    def deploy_everywhere(self, project):
+        """Deploys the worker in project to the cluster.
+        NOTE (lead): until the shared control store (branch cluctl,
+        src/cluster/control*) is merged, nodes do not share deployments, so
+        this deploys to every node's admin API. After the merge, deploy to
+        node 1 only and wait for the others to serve it:
+            self.cli(1, "deploy", str(project))"""
+        for n in range(1, self.n + 1):
+            self.cli(n, "deploy", str(project))
+
+    def kill(self, n, sig=signal.SIGKILL):
+        os.kill(self.pid(n), sig)
+
+    def restart(self, n):
+        env = dict(os.environ, THAW=str(THAW))
+        r = subprocess.run([str(ROOT / "scripts/cluster-restart-node"), str(self.dir), str(n)],
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"cluster-restart-node {n}: {r.stdout}{r.stderr}"
+        self.reload()
+
+    def redis(self):
+        import redis  # Debian's python3-redis
+        m = re.match(r"redis://([^:/]+):(\d+)/(\d+)", self.env["REDIS"])
+        return redis.Redis(host=m.group(1), port=int(m.group(2)), db=int(m.group(3)),
+                           socket_timeout=5)
+
+
+def make_cluster(env=None):
+    for tool in ("haproxy", "redis-server", "/usr/lib/postgresql/15/bin/initdb"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} is missing: run scripts/install-deps")
+    return Cluster(env).up()
+
+
+def worker(root, name, source, **cfg):
+    d = Path(root) / name
+    write_worker(d, source, name=name, fmt="json", **cfg)
+    return d
