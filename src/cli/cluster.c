@@ -19,7 +19,7 @@ static void usage(void)
             "--front           where HAProxy listens (default *:80)\n"
             "--check-interval  health check interval in ms (default 1000)\n"
             "--balance-factor  hash-balance-factor: a node takes at most N%% of the\n"
-            "                  average load before its workers spill (default 150)\n"
+            "                  average load before its workers spill (default 200)\n"
             "--stats           serve HAProxy's stats page there\n");
 }
 

@@ -11,7 +11,7 @@ void thaw_haproxy_defaults(struct thaw_haproxy_opts *o)
 {
     snprintf(o->front, sizeof(o->front), "*:80");
     o->check_ms = 1000;
-    o->balance_factor = 150;
+    o->balance_factor = 200;
     o->stats[0] = '\0';
 }
 

@@ -7,8 +7,10 @@ import os
 import re
 import shutil
 import signal
+import sys
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import pytest
 from thawlib import THAW, write_worker
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+from thaw_tools.remote import bundle  # noqa: E402  (what `thaw deploy` uploads)
 
 
 def read_env(path):
@@ -142,6 +146,25 @@ class Cluster:
             self.cli(1, "deploy", str(project))"""
         for n in range(1, self.n + 1):
             self.cli(n, "deploy", str(project))
+
+    def deploy_many_everywhere(self, projects):
+        """Many workers at once, through the admin API (PUT /v1/workers/NAME
+        with the bundle `thaw deploy` makes), one thread per node.
+        NOTE (lead): as deploy_everywhere, to node 1 only after the merge
+        of the shared control store."""
+        def one_node(n, errors):
+            for name, d in projects:
+                status, doc = self.api(n, "PUT", f"/v1/workers/{name}", bundle(str(d))[0])
+                if status != 200:
+                    errors.append((n, name, status, doc))
+        errors = []
+        threads = [threading.Thread(target=one_node, args=(n, errors))
+                   for n in range(1, self.n + 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
 
     def kill(self, n, sig=signal.SIGKILL):
         os.kill(self.pid(n), sig)
