@@ -6,6 +6,7 @@ THAW_CRON_CLOCK_START, _AT and _RATE): a cron minute passes every few
 seconds. `make cluster-soak` runs the same test on the real clock for five
 minutes (THAW_CLUSTER_SOAK=1)."""
 import calendar
+import json
 import os
 import re
 import time
@@ -13,6 +14,8 @@ import time
 import pytest
 
 from clusterlib import make_cluster, worker
+from servelib import serve_factory  # noqa: F401
+from thawlib import free_port
 
 SCHED = '''
 from workers import Response, WorkerEntrypoint
@@ -86,3 +89,19 @@ def test_a_cron_fires_once_per_minute_across_three_nodes(tmp_path):
         print("cluster kept in", cluster.dir)
         raise
     cluster.down()
+
+
+def test_unreachable_redis_fires_nothing_and_says_why(serve_factory, tmp_path, monkeypatch):
+    """Without its lease no node may fire: the event is skipped, and the
+    log names the Redis and the reason (firing anyway would fire it on
+    every node)."""
+    port = free_port()  # nothing listens there
+    cfg = tmp_path / "node.json"
+    cfg.write_text(json.dumps({"cluster": {"node": "n1", "redis": f"redis://127.0.0.1:{port}/0"}}))
+    monkeypatch.setenv("THAW_CRON_CLOCK_START", "2030-01-01T00:59:52Z")
+    srv = serve_factory(args=["--config", str(cfg)])
+    srv.cli("deploy", str(worker(tmp_path, "tick", SCHED, triggers={"crons": ["* * * * *"]})))
+    log = srv.wait_log("not fired", timeout=60)
+    assert (f'cron "* * * * *" of tick at 1893459600000: not fired: the cluster\'s Redis at '
+            f'redis://127.0.0.1:{port}/0 is unreachable') in log, log
+    assert "RAN t=" not in srv.log()
