@@ -23,7 +23,9 @@ static void on_set(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     int fire = 0;
 
-    if (!reply) {
+    if (!reply && !thaw_cluster.on) {
+        /* shutting down: the other nodes fire it */
+    } else if (!reply) {
         thaw_log("cron %s: not fired: the cluster's Redis at %s is unreachable (%s); no "
                  "node can take the lease", c->what, thaw_cluster.url,
                  thaw_cluster.lasterr[0] ? thaw_cluster.lasterr : "connection lost");
@@ -76,7 +78,15 @@ void thaw_cluster_lease_start(void)
     thaw_cron_set_claim(lease_claim, thaw_cluster.node);
 }
 
+/* After the link stopped (shutdown), no event may fire here without its
+ * lease: the other nodes fire them. */
+static void refuse(const char *worker, const char *cron, int64_t scheduled_ms,
+                   void (*done)(void *arg, int fire), void *arg)
+{
+    done(arg, 0);
+}
+
 void thaw_cluster_lease_stop(void)
 {
-    thaw_cron_set_claim(NULL, NULL);
+    thaw_cron_set_claim(refuse, thaw_cluster.node);
 }
