@@ -80,17 +80,27 @@ wait_node() {
     fi
 }
 
-# stop_pid PID: TERM, then after 3 s KILL to its whole process group
+# stop_pid PID...: TERM to each, then after 3 s KILL to what is left and
+# its whole process group (a node's session: zygotes, instances)
 stop_pid() {
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
+    local pid i alive
+    for pid in "$@"; do
+        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+    done
     for i in $(seq 30); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive=0
+        for pid in "$@"; do
+            [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [ "$alive" = 0 ] && break
         sleep 0.1
     done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    kill -KILL "$pid" 2>/dev/null || true
+    for pid in "$@"; do
+        [ -n "$pid" ] || continue
+        kill -KILL -- "-$pid" 2>/dev/null
+        kill -KILL "$pid" 2>/dev/null
+    done
+    return 0
 }
 
 # wait_haproxy_up N: until HAProxy's stats show node N's server UP (30 s)
