@@ -84,21 +84,26 @@ wait_node() {
 # its whole process group (a node's session: zygotes, instances)
 stop_pid() {
     local pid i alive
+    # (no `a && b` here: under set -e a dead pid's failed kill would end
+    # the caller)
     for pid in "$@"; do
-        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+        kill -TERM "$pid" 2>/dev/null || true
     done
     for i in $(seq 30); do
         alive=0
         for pid in "$@"; do
-            [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=1
+            if kill -0 "$pid" 2>/dev/null; then
+                alive=1
+            fi
         done
-        [ "$alive" = 0 ] && break
+        if [ "$alive" = 0 ]; then
+            break
+        fi
         sleep 0.1
     done
     for pid in "$@"; do
-        [ -n "$pid" ] || continue
-        kill -KILL -- "-$pid" 2>/dev/null
-        kill -KILL "$pid" 2>/dev/null
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
     done
     return 0
 }
