@@ -117,7 +117,11 @@ clean:
 	rm -rf build build-asan
 
 # Longer black-box runs, not in `make test` (docs/reliability.md)
-.PHONY: restart-churn churn-leak soak
+.PHONY: restart-churn churn-leak soak cluster-soak
+# a cluster's cron on the real clock for five minutes, one node killed and
+# restarted in the middle (tests/integration/test_cluster_cron.py)
+cluster-soak: all
+	THAW_CLUSTER_SOAK=1 $(PYTHON) -m pytest -q tests/integration/test_cluster_cron.py
 restart-churn: all
 	$(PYTHON) -m pytest -q -s tests/churn/test_restart_churn.py
 churn-leak: all

@@ -9,7 +9,10 @@
  * a namespace's `backend` may only name "sqlite" (the worker's own files)
  * or repeat the operator's backend; anything else refuses the deploy.
  * Redis keys carry the prefix and the worker's name, so two workers naming
- * the same namespace id never share data (kv-redis.c). */
+ * the same namespace id never share data (kv-redis.c).
+ *
+ * In a cluster (docs/scale-out.md) KV must be shared by every node: when
+ * [kv] names no backend, the [cluster] table's `redis` is the default. */
 #include <stdio.h>
 #include <string.h>
 
@@ -39,8 +42,16 @@ int thaw_kv_policy_load(struct thaw_kv_policy *kp, const struct thaw_policy *pol
 {
     json_t *tbl = thaw_policy_table(policy, "kv"), *v;
     const char *key;
+    const char *cluster_redis =
+        json_string_value(json_object_get(thaw_policy_table(policy, "cluster"), "redis"));
+    struct thaw_kv_redis_url u;
+    char why[256];
 
     snprintf(kp->backend, sizeof(kp->backend), "sqlite");
+    /* (cluster/config.c checks the URL and refuses a bad one at start) */
+    if (cluster_redis && strlen(cluster_redis) < sizeof(kp->backend) &&
+        thaw_kv_redis_parse_url(cluster_redis, &u, why, sizeof(why)) == 0)
+        snprintf(kp->backend, sizeof(kp->backend), "%s", cluster_redis);
     snprintf(kp->prefix, sizeof(kp->prefix), "thaw");
     json_object_foreach(tbl, key, v) {
         const char *s = json_string_value(v);

@@ -23,6 +23,7 @@
 
 #include "bind/kv.h"
 #include "util/log.h"
+#include "util/redis-uv.h"
 
 #define REPLY_TIMEOUT_MS 10000
 #define LIST_BATCH "256"
@@ -232,103 +233,18 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-/* ---- event loop glue -------------------------------------------------------------
- * hiredis 0.14's adapters/libuv.h ignores a poll error, and libuv reports a
- * refused connect as one (and stops the handle), so a call would wait for
- * REPLY_TIMEOUT_MS instead of failing at once. This glue hands an error to
- * hiredis as readiness: it then reads the socket's error itself. */
-
-struct rpoll {
-    redisAsyncContext *ac; /* NULL once hiredis cleaned up */
-    uv_poll_t handle;
-    int events;
-};
-
-static void rpoll_cb(uv_poll_t *h, int status, int events)
-{
-    struct rpoll *p = h->data;
-    int ev = status < 0 ? p->events : events;
-
-    if (p->ac && (ev & UV_READABLE))
-        redisAsyncHandleRead(p->ac);
-    if (p->ac && (ev & UV_WRITABLE))
-        redisAsyncHandleWrite(p->ac);
-}
-
-static void rpoll_set(struct rpoll *p, int events)
-{
-    p->events = events;
-    if (events)
-        uv_poll_start(&p->handle, events, rpoll_cb);
-    else
-        uv_poll_stop(&p->handle);
-}
-
-static void rpoll_add_read(void *d) { rpoll_set(d, ((struct rpoll *)d)->events | UV_READABLE); }
-static void rpoll_del_read(void *d) { rpoll_set(d, ((struct rpoll *)d)->events & ~UV_READABLE); }
-static void rpoll_add_write(void *d) { rpoll_set(d, ((struct rpoll *)d)->events | UV_WRITABLE); }
-static void rpoll_del_write(void *d) { rpoll_set(d, ((struct rpoll *)d)->events & ~UV_WRITABLE); }
-
-static void rpoll_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void rpoll_cleanup(void *d)
-{
-    struct rpoll *p = d;
-
-    p->ac = NULL;
-    uv_close((uv_handle_t *)&p->handle, rpoll_closed);
-}
-
-static int rpoll_attach(redisAsyncContext *ac, uv_loop_t *loop)
-{
-    struct rpoll *p = calloc(1, sizeof(*p));
-
-    if (!p || uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
-        free(p);
-        return -1;
-    }
-    p->ac = ac;
-    p->handle.data = p;
-    ac->ev.data = p;
-    ac->ev.addRead = rpoll_add_read;
-    ac->ev.delRead = rpoll_del_read;
-    ac->ev.addWrite = rpoll_add_write;
-    ac->ev.delWrite = rpoll_del_write;
-    ac->ev.cleanup = rpoll_cleanup;
-    return 0;
-}
-
 static int connect_now(struct rstore *s)
 {
     char old[300];
-    redisAsyncContext *ac = redisAsyncConnect(s->u.host, s->u.port);
+    redisAsyncContext *ac = thaw_redis_uv_connect(s->loop, &s->u, on_setup, s, s->lasterr,
+                                                  sizeof(s->lasterr));
 
-    if (!ac) {
-        snprintf(s->lasterr, sizeof(s->lasterr), "out of memory");
+    if (!ac)
         return -1;
-    }
-    if (ac->err) {
-        snprintf(s->lasterr, sizeof(s->lasterr), "%s", ac->errstr);
-        redisAsyncFree(ac);
-        return -1;
-    }
-    ac->data = s;
-    if (rpoll_attach(ac, s->loop) < 0) {
-        snprintf(s->lasterr, sizeof(s->lasterr), "cannot watch its socket");
-        redisAsyncFree(ac);
-        return -1;
-    }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
     s->lasterr[0] = 0;
-    if (s->u.password[0])
-        redisAsyncCommand(ac, on_setup, NULL, "AUTH %s", s->u.password);
-    if (s->u.db)
-        redisAsyncCommand(ac, on_setup, NULL, "SELECT %d", s->u.db);
     snprintf(old, sizeof(old), "thaw:kv:%s", s->ns);
     if (!s->legacy_checked && strcmp(s->keyspace, old) != 0)
         redisAsyncCommand(ac, on_legacy, NULL, "EXISTS %s:index", old);

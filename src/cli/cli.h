@@ -24,6 +24,7 @@ int thaw_cmd_serve(int argc, char **argv);
 int thaw_cmd_help(int argc, char **argv);
 int thaw_cmd_version(int argc, char **argv);
 int thaw_cmd_doctor(int argc, char **argv);
+int thaw_cmd_cluster(int argc, char **argv);
 /* sandbox.c: probes the sandbox, prints what it found and sets how
  * zygotes start. strict (thaw serve): -1 when a layer is missing. Returns
  * 1 sandboxed, 0 not (--no-sandbox, or thaw dev on a machine without the

@@ -16,6 +16,8 @@
 #include "cli/cli.h"
 #include "cluster/config.h"
 #include "cluster/control.h"
+#include "cluster/link.h"
+#include "cluster/tail.h"
 #include "pool/output.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
@@ -56,7 +58,8 @@ static void usage(void)
             "                  [--domain DOMAIN] [--preload PKG,...] [--max-bundle-size N]\n"
             "                  [--config FILE] [LIMITS...]\n"
             "--config   the operator's policy (TOML or JSON): ceilings of worker limits,\n"
-            "           egress, KV backend, route grants (docs/security.md)\n"
+            "           egress, KV backend, route grants (docs/security.md), cluster\n"
+            "           (docs/scale-out.md)\n"
             "--listen   where workers are served (default 127.0.0.1:8787)\n"
             "--admin    the admin API (default 127.0.0.1:8788); token: THAW_API_TOKEN\n"
             "           or DIR/token (made on first start, mode 0600)\n"
@@ -145,18 +148,20 @@ static int load_policy(struct serve *s)
 }
 
 /* The operator's [egress], [kv] and [cluster] tables: a mistake stops
- * serve here, not at some later deploy. */
-static void check_network_policy(const struct thaw_policy *p)
+ * serve here, not at some later deploy. A [cluster] with a Redis starts
+ * the node's link to it (cron leases, tail across nodes). */
+static void check_network_policy(struct serve *s, const struct thaw_policy *p)
 {
     struct thaw_egress_config eg;
     struct thaw_kv_policy kp;
-    struct thaw_cluster_config cc;
     char err[1024];
 
     if (thaw_egress_operator_load(&eg, p, err, sizeof(err)) ||
         thaw_kv_policy_load(&kp, p, err, sizeof(err)) ||
-        thaw_cluster_config_load(&cc, p, err, sizeof(err)))
+        thaw_cluster_config_load(&s->cluster, p, err, sizeof(err)) ||
+        thaw_cluster_link_start(s->loop, &s->cluster, kp.prefix, err, sizeof(err)))
         policy_failed(err);
+    thaw_cluster_tail_set_sink(thaw_fleet_tail_remote, &s->fleet);
     thaw_egress_config_free(&eg);
 }
 
@@ -170,14 +175,12 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
         return;
     if (s->config_path && !load_policy(s))
         return; /* on_policy_toml comes back here */
-    check_network_policy(&s->fleet.policy);
+    check_network_policy(s, &s->fleet.policy);
     if (thaw_serve_limits_validate(&s->fleet, err, sizeof(err)))
         policy_failed(err);
     /* the fleet starts with what the state directory holds (it serves
      * even when PostgreSQL is down); the control store then brings it up
-     * to date, and /readyz waits for that (the table was checked above) */
-    if (thaw_cluster_config_load(&s->cluster, &s->fleet.policy, err, sizeof(err)))
-        policy_failed(err);
+     * to date, and /readyz waits for that (s->cluster: read above) */
     if (s->cluster.control[0])
         s->fleet.control = &s->control;
     thaw_fleet_start(&s->fleet);
@@ -236,6 +239,7 @@ static void on_signal(uv_signal_t *h, int sig)
     thaw_log("stopping (signal %d)", sig);
     thaw_server_close(&s->server);
     thaw_api_close(&s->api);
+    thaw_cluster_link_stop();
     thaw_fleet_signal(&s->fleet, SIGTERM);
     thaw_zygote_shutdown(s->fleet.zygote);
     thaw_zygote_signal(s->fleet.zygote, SIGTERM);

@@ -33,9 +33,37 @@ static int64_t real_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The testing aids' clock (THAW_CRON_CLOCK_AT and _RATE): the scheduler's
+ * time is anchor + (real - anchor) * rate + offset; anchor 0, rate 1
+ * normally. */
+static int64_t clock_anchor_ms;
+static int64_t clock_rate = 1;
+
 static int64_t now_ms(const struct thaw_cron_sched *s)
 {
-    return real_ms() + s->offset_ms;
+    int64_t real = real_ms();
+
+    return clock_anchor_ms + (real - clock_anchor_ms) * clock_rate + s->offset_ms;
+}
+
+/* ---- the cluster's claim (sched.h) ------------------------------------ */
+
+static thaw_cron_claim_fn claim_fn;
+static char claim_node[64];
+
+/* An event waiting for the cluster's answer; s NULL once its scheduler
+ * stopped (the answer then fires nothing). */
+struct thaw_cron_claim {
+    struct thaw_cron_sched *s;
+    char *cron;
+    int64_t scheduled_ms;
+    struct thaw_cron_claim *next, **prevp;
+};
+
+void thaw_cron_set_claim(thaw_cron_claim_fn fn, const char *node)
+{
+    claim_fn = fn;
+    snprintf(claim_node, sizeof(claim_node), "%s", node ? node : "");
 }
 
 static void iso_time(int64_t ms, char *out, size_t n)
@@ -72,6 +100,8 @@ static void finish(struct event *ev, int status, const char *msg)
                      "duration_ms", (double)(long long)(ms * 1000) / 1000,
                      "start", ev->ex.inst_id ? (ev->ex.cold ? "cold" : "warm") : "none",
                      "instance", (int)ev->ex.inst_id, "request", (int)ev->ex.sid);
+    if (line && claim_fn) /* a cluster: which node fired it */
+        json_object_set_new(line, "node", json_string(claim_node));
     text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER |
                                        JSON_REAL_PRECISION(12))
                 : NULL;
@@ -174,6 +204,46 @@ static void dispatch(struct thaw_cron_sched *s, const char *cron, int64_t schedu
     thaw_buf_free(&head);
 }
 
+static void claim_done(void *arg, int fire)
+{
+    struct thaw_cron_claim *c = arg;
+
+    if (c->s) {
+        *c->prevp = c->next;
+        if (c->next)
+            c->next->prevp = c->prevp;
+        if (fire)
+            dispatch(c->s, c->cron, c->scheduled_ms);
+    }
+    free(c->cron);
+    free(c);
+}
+
+/* One machine: fire. A cluster: fire if this node wins the event. */
+static void fire(struct thaw_cron_sched *s, const char *cron, int64_t scheduled_ms)
+{
+    struct thaw_cron_claim *c;
+
+    if (!claim_fn) {
+        dispatch(s, cron, scheduled_ms);
+        return;
+    }
+    if (!(c = calloc(1, sizeof(*c))) || !(c->cron = strdup(cron))) {
+        free(c);
+        thaw_log("cron \"%s\": out of memory; event skipped", cron);
+        return;
+    }
+    c->s = s;
+    c->scheduled_ms = scheduled_ms;
+    c->next = s->claims;
+    if (c->next)
+        c->next->prevp = &c->next;
+    c->prevp = &s->claims;
+    s->claims = c;
+    claim_fn(s->worker->cfg.name ? s->worker->cfg.name : "", cron, scheduled_ms,
+             claim_done, c);
+}
+
 /* ---- the timer ------------------------------------------------------- */
 
 static int64_t next_minute(const struct thaw_cron_sched *s, int64_t after_s)
@@ -204,6 +274,7 @@ static void arm(struct thaw_cron_sched *s)
     wait = s->next_s * 1000 - now;
     if (wait < 0)
         wait = 0;
+    wait = (wait + clock_rate - 1) / clock_rate; /* in real ms */
     uv_timer_start(&s->timer, on_timer,
                    (uint64_t)(wait > MAX_SLEEP_MS ? MAX_SLEEP_MS : wait), 0);
 }
@@ -218,7 +289,7 @@ static void on_timer(uv_timer_t *t)
     if (due >= 0 && now_ms(s) >= due * 1000) {
         for (i = 0; i < s->list.n; i++)
             if (thaw_cron_matches(&s->list.crons[i], due))
-                dispatch(s, s->list.exprs[i], due * 1000);
+                fire(s, s->list.exprs[i], due * 1000);
     }
     arm(s);
 }
@@ -230,9 +301,10 @@ static void on_timer(uv_timer_t *t)
  * within seconds, on any date it picks. */
 int thaw_cron_clock_offset(int64_t *offset_ms, char *err, size_t errlen)
 {
-    const char *v = getenv("THAW_CRON_CLOCK_START");
+    const char *v = getenv("THAW_CRON_CLOCK_START"), *at, *rate;
     struct tm tm;
     const char *end;
+    char *num_end;
     char when[40];
 
     *offset_ms = 0;
@@ -245,8 +317,28 @@ int thaw_cron_clock_offset(int64_t *offset_ms, char *err, size_t errlen)
                  "2030-01-01T00:59:58Z (or unset it)", v);
         return -1;
     }
-    *offset_ms = (int64_t)timegm(&tm) * 1000 - real_ms();
-    iso_time(real_ms() + *offset_ms, when, sizeof(when));
+    if ((at = getenv("THAW_CRON_CLOCK_AT")) && *at) {
+        clock_anchor_ms = strtoll(at, &num_end, 10);
+        if (*num_end || clock_anchor_ms <= 0) {
+            snprintf(err, errlen, "THAW_CRON_CLOCK_AT=\"%s\": want the real time in ms since "
+                     "the epoch at which the clock reads THAW_CRON_CLOCK_START", at);
+            return -1;
+        }
+    } else {
+        clock_anchor_ms = real_ms();
+    }
+    if ((rate = getenv("THAW_CRON_CLOCK_RATE")) && *rate) {
+        clock_rate = strtoll(rate, &num_end, 10);
+        if (*num_end || clock_rate < 1 || clock_rate > 3600) {
+            snprintf(err, errlen, "THAW_CRON_CLOCK_RATE=\"%s\": want an integer from 1 to "
+                     "3600, how many times faster than real time the clock runs", rate);
+            return -1;
+        }
+    }
+    /* now_ms: anchor + (real - anchor) * rate + offset reads START at anchor */
+    *offset_ms = (int64_t)timegm(&tm) * 1000 - clock_anchor_ms;
+    iso_time(clock_anchor_ms + (real_ms() - clock_anchor_ms) * clock_rate + *offset_ms, when,
+             sizeof(when));
     thaw_log("cron: THAW_CRON_CLOCK_START is set: the scheduler's clock reads %s now "
              "(a testing aid: triggers fire at the wrong real time)", when);
     return 0;
@@ -306,8 +398,14 @@ void thaw_cron_sched_config(struct thaw_cron_sched *s, const char *config_json,
 
 void thaw_cron_sched_stop(struct thaw_cron_sched *s)
 {
+    struct thaw_cron_claim *c;
+
     if (!s->timer_init)
         return;
+    /* answers still to come find no scheduler: s may be freed after this */
+    for (c = s->claims; c; c = c->next)
+        c->s = NULL;
+    s->claims = NULL;
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, NULL);
     s->timer_init = 0;

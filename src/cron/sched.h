@@ -24,7 +24,17 @@ struct thaw_cron_sched {
     /* THAW_CRON_CLOCK_START (a testing aid): the scheduler's clock minus
      * the real one, in ms; 0 normally */
     int64_t offset_ms;
+    struct thaw_cron_claim *claims; /* asked of the cluster, not answered yet */
 };
+
+/* A cluster (src/cluster/lease.c): before an event is sent, claim asks
+ * whether this node fires it, and calls done(arg, 1) when it does (once,
+ * maybe at once). node goes into the event's log line. NULL: every event
+ * fires here (one machine). */
+typedef void (*thaw_cron_claim_fn)(const char *worker, const char *cron,
+                                   int64_t scheduled_ms,
+                                   void (*done)(void *arg, int fire), void *arg);
+void thaw_cron_set_claim(thaw_cron_claim_fn fn, const char *node);
 
 /* thaw dev: sets up the scheduler for w (no triggers yet) and turns on
  * the /__scheduled route. Reads THAW_CRON_CLOCK_START; returns -1 with a
@@ -32,7 +42,11 @@ struct thaw_cron_sched {
 int thaw_cron_sched_init(struct thaw_cron_sched *s, uv_loop_t *loop, struct thaw_worker *w,
                          char *err, size_t errlen);
 /* THAW_CRON_CLOCK_START read once (logged when set): the offset of the
- * schedulers' clock, 0 when unset; -1 with err when malformed. */
+ * schedulers' clock, 0 when unset; -1 with err when malformed. Two more
+ * testing aids go with it: THAW_CRON_CLOCK_AT (the real time, in ms since
+ * the epoch, at which the clock read START; default: now), so that
+ * several processes share one clock, and THAW_CRON_CLOCK_RATE (an integer,
+ * default 1), how many times faster than real time the clock runs. */
 int thaw_cron_clock_offset(int64_t *offset_ms, char *err, size_t errlen);
 /* thaw serve: a scheduler for w with that clock offset, without the
  * /__scheduled route (a deployed worker is not a test bench). */

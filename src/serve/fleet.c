@@ -11,6 +11,7 @@
 #include "cluster/control.h"
 #include "serve/bundle.h"
 #include "serve/do-scripts.h"
+#include "cluster/tail.h"
 #include "serve/fleet.h"
 #include "serve/routes.h"
 #include "serve/tenant.h"
@@ -138,6 +139,7 @@ static void hosted_remove(struct thaw_fleet *f, struct thaw_hosted *h)
         struct thaw_api_req *r = h->tails;
         h->tails = r->next_sub;
         f->n_tails--;
+        thaw_cluster_tail_watch(h->name, -1);
         thaw_api_stream_end(r);
     }
     for (pp = &f->buckets[bucket_of(h->name)]; *pp; pp = &(*pp)->next)
@@ -241,12 +243,13 @@ static void on_log(struct thaw_worker *w, const char *line, size_t n)
     struct thaw_hosted *h = w->data;
     char buf[1100];
 
-    if (!h->tails)
+    if (!h->tails && !thaw_cluster_tail_wanted(h->name))
         return;
     if (n > sizeof(buf) - 1)
         n = sizeof(buf) - 1;
     memcpy(buf, line, n);
     buf[n] = '\n';
+    thaw_cluster_tail_publish(h->name, buf, n + 1); /* to the other nodes' tails */
     tail_send(h, buf, n + 1);
 }
 
@@ -283,7 +286,7 @@ static void on_output(struct thaw_worker *w, long long request, const char *msg,
     char when[32], stamp[64], *text;
     json_t *j;
 
-    if (!h->tails)
+    if (!h->tails && !thaw_cluster_tail_wanted(h->name))
         return;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
@@ -298,6 +301,7 @@ static void on_output(struct thaw_worker *w, long long request, const char *msg,
     if (text) {
         size_t len = strlen(text);
         text[len] = '\n'; /* json_dumps gave len + 1 bytes */
+        thaw_cluster_tail_publish(h->name, text, len + 1);
         tail_send(h, text, len + 1);
     }
     free(text);
@@ -1009,8 +1013,17 @@ static void tail_gone(struct thaw_api_req *r)
         if (*pp == r) {
             *pp = r->next_sub;
             h->fleet->n_tails--;
+            thaw_cluster_tail_watch(h->name, -1);
             break;
         }
+}
+
+void thaw_fleet_tail_remote(void *data, const char *worker, const char *line, size_t n)
+{
+    struct thaw_hosted *h = thaw_fleet_find(data, worker);
+
+    if (h && h->live && h->tails)
+        tail_send(h, line, n);
 }
 
 void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_api_req *r)
@@ -1021,6 +1034,7 @@ void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_ap
     r->next_sub = h->tails;
     h->tails = r;
     f->n_tails++;
+    thaw_cluster_tail_watch(h->name, +1); /* the other nodes' lines too */
 }
 
 void thaw_fleet_delete(struct thaw_fleet *f, struct thaw_hosted *h)

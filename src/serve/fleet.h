@@ -96,6 +96,9 @@ int thaw_fleet_apply(struct thaw_fleet *f, const char *name, int version);
 /* A deploy, rollback, build or config load of h is in flight. */
 int thaw_fleet_busy(struct thaw_hosted *h);
 void thaw_fleet_tail(struct thaw_fleet *f, struct thaw_hosted *h, struct thaw_api_req *r);
+/* A line of worker's from another node of the cluster (cluster/tail.h's
+ * sink; data is the fleet): to its tails here. */
+void thaw_fleet_tail_remote(void *data, const char *worker, const char *line, size_t n);
 /* Processes still alive (shutdown); signal sends sig to all of them. */
 int thaw_fleet_alive(struct thaw_fleet *f);
 void thaw_fleet_signal(struct thaw_fleet *f, int sig);
