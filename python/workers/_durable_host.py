@@ -22,6 +22,7 @@ import asyncio
 import inspect
 import json
 
+from . import _asgi_eager as eager
 from . import _durable_alarm
 from . import _durable_wire as wire
 from ._durable_id import DurableObjectId
@@ -111,16 +112,15 @@ def _error(exc):
 def start(inst, st, meta, request):
     """Runs one call for stream st (registered by the caller); request is
     the Request the call carried (fetch) or whose body holds the RPC
-    arguments."""
-    st.task = inst.loop.create_task(_run(inst, st, meta, request))
+    arguments (None for a WebSocket event whose message is in the head).
 
-
-def _object(inst, cls_name, id_hex, name):
-    key = (cls_name, id_hex)
-    live = _objects.get(key)
-    if live is None:
-        live = _objects[key] = _Live()
-    return live
+    Eager (workers/_asgi_eager.py): the call's first step runs now, so
+    calls take the object's lock in arrival order, and one that finishes
+    without waiting (a WebSocket echo, most of all) is answered in this
+    turn of the loop, no task step later."""
+    task, finished = eager.start(_run(inst, st, meta, request), inst.loop)
+    if not finished:
+        st.task = task
 
 
 def _evict(cls_name, id_hex):
@@ -138,38 +138,60 @@ def _evict(cls_name, id_hex):
     return True
 
 
+_rt = None  # thaw_runtime's output and log, once (the SDK imports this module too)
+
+
+def _runtime():
+    global _rt
+    if _rt is None:
+        from thaw_runtime import output
+        from thaw_runtime.log import log_exception
+        _rt = (output.request_id, log_exception)
+    return _rt
+
+
+def _make(inst, live, cls_name, id_hex, meta):
+    """The object, made on its first call (again after its host went)."""
+    info = (config.get("classes") or {}).get(cls_name)
+    cls = inst.worker.module.__dict__.get(cls_name)
+    if info is None or cls is None:
+        raise RpcError(f"no Durable Object class {cls_name!r} in this worker")
+    ns_key = bytes.fromhex(info["key"])
+    oid = DurableObjectId(id_hex, meta.get(":do-name"), ns_key)
+    storage = DurableObjectStorage(info["key"], id_hex, bool(info.get("sqlite")))
+    state = DurableObjectState(oid, storage, inst)
+    state._cls_name = cls_name  # its sockets are the class's and id's
+    live.obj = cls(state, inst.worker.env)
+
+
 async def _run(inst, st, meta, request):
-    from thaw_runtime import output
-    from thaw_runtime.log import log_exception
-    token = output.request_id.set(st.sid)
+    request_id, log_exception = _rt or _runtime()
+    token = request_id.set(st.sid)
     op = meta.get(":do-op")
     try:
         cls_name, id_hex = meta.get(":do-class", ""), meta.get(":do-id", "")
         if op == "evict":  # idle (src/do/live.h): its memory goes, its storage stays
             _reply(inst, st, 200 if _evict(cls_name, id_hex) else 409, {"result": None})
             return
-        info = (config.get("classes") or {}).get(cls_name)
-        cls = inst.worker.module.__dict__.get(cls_name)
-        if info is None or cls is None:
-            raise RpcError(f"no Durable Object class {cls_name!r} in this worker")
-        live = _object(inst, cls_name, id_hex, meta.get(":do-name"))
+        live = _objects.get((cls_name, id_hex))
+        if live is None:
+            if (config.get("classes") or {}).get(cls_name) is None or \
+                    inst.worker.module.__dict__.get(cls_name) is None:
+                raise RpcError(f"no Durable Object class {cls_name!r} in this worker")
+            live = _objects[(cls_name, id_hex)] = _Live()
         async with live.lock:
             if live.obj is None:
-                ns_key = bytes.fromhex(info["key"])
-                oid = DurableObjectId(id_hex, meta.get(":do-name"), ns_key)
-                storage = DurableObjectStorage(info["key"], id_hex, bool(info.get("sqlite")))
-                state = DurableObjectState(oid, storage, inst)
-                state._cls_name = cls_name  # its sockets are the class's and id's
-                live.obj = cls(state, inst.worker.env)
+                _make(inst, live, cls_name, id_hex, meta)
             state = getattr(live.obj, "ctx", None)
-            if isinstance(state, DurableObjectState):
-                await state._pass_gates()
+            if type(state) is DurableObjectState or isinstance(state, DurableObjectState):
+                if state._gates:
+                    await state._pass_gates()
+            if op == "ws":
+                await _durable_ws.deliver(inst, st, live.obj, state, meta, request)
+                return
             if op == "alarm":  # src/do/alarms.h
                 await _durable_alarm.run(live.obj, state, meta)
                 _reply(inst, st, 200, {"result": None})
-                return
-            if op == "ws":
-                await _durable_ws.deliver(inst, st, live.obj, state, meta, request)
                 return
             if op == "fetch":
                 result = live.obj.fetch(request)
@@ -205,4 +227,4 @@ async def _run(inst, st, meta, request):
         log_exception(inst.worker.name, exc)
         _reply(inst, st, 500, _error(exc))
     finally:
-        output.request_id.reset(token)
+        request_id.reset(token)
