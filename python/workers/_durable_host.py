@@ -8,8 +8,8 @@ src/do/call.c. So at most one live object per id exists in a thaw.
 An object is made on its first call, `Class(ctx, env)`, and lives as long
 as its instance (an instance that exits, idle or replaced, takes the
 objects' memory with it; their storage stays). Calls to one object run one
-at a time, in arrival order: an asyncio lock per object, held while the
-call runs. That is the input gate's first approximation: Cloudflare lets
+at a time, in arrival order: a gate per object (_Gate, a lock), held
+while the call runs. That is the input gate's first approximation: Cloudflare lets
 another call in while an object awaits something other than its storage,
 thaw does not, so an object that calls itself (directly or round a cycle)
 waits for the call's time limit.
@@ -19,6 +19,7 @@ as the body (workers/_durable_wire.py) and its answer is the result, or
 the exception's class name and message, as JSON with status 200 or 500.
 """
 import asyncio
+import collections
 import inspect
 import json
 
@@ -80,12 +81,45 @@ class DurableObjectState(_durable_ws.StateMixin):
             gate.result()  # a callback that raised fails this call too
 
 
+class _Gate:
+    """One call at a time per object, in arrival order: asyncio.Lock's
+    job, without the coroutines to enter and leave it when it is free
+    (nearly always: a WebSocket message takes it and gives it back in one
+    step). release() hands it to the first waiter still waiting."""
+
+    __slots__ = ("busy", "waiters")
+
+    def __init__(self):
+        self.busy = False
+        self.waiters = collections.deque()
+
+    async def wait(self):
+        """Waits until the gate is this caller's (it was busy)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed over just as its caller was cancelled
+            raise
+
+    def release(self):
+        waiters = self.waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # busy still: it is the waiter's now
+                return
+        self.busy = False
+
+
 class _Live:
-    __slots__ = ("obj", "lock")
+    __slots__ = ("obj", "gate")
 
     def __init__(self):
         self.obj = None
-        self.lock = asyncio.Lock()
+        self.gate = _Gate()
 
 
 class RpcError(Exception):
@@ -127,7 +161,7 @@ def _evict(cls_name, id_hex):
     """Drops the object unless a call holds or awaits it. Whether it went."""
     live = _objects.get((cls_name, id_hex))
     if live is not None:
-        if live.lock.locked() or any(not w.done() for w in (live.lock._waiters or ())):
+        if live.gate.busy:
             return False
         # a socket taken with server.accept() lives in this object only
         # (acceptWebSocket's hibernate: the supervisor keeps those)
@@ -179,7 +213,12 @@ async def _run(inst, st, meta, request):
                     inst.worker.module.__dict__.get(cls_name) is None:
                 raise RpcError(f"no Durable Object class {cls_name!r} in this worker")
             live = _objects[(cls_name, id_hex)] = _Live()
-        async with live.lock:
+        gate = live.gate
+        if gate.busy:
+            await gate.wait()
+        else:
+            gate.busy = True
+        try:
             if live.obj is None:
                 _make(inst, live, cls_name, id_hex, meta)
             state = getattr(live.obj, "ctx", None)
@@ -218,6 +257,8 @@ async def _run(inst, st, meta, request):
             if inspect.isawaitable(result):
                 result = await result
             _reply(inst, st, 200, {"result": json.loads(wire.encode(result))})
+        finally:
+            gate.release()
     except asyncio.CancelledError:
         raise
     except RpcError as exc:

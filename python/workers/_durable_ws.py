@@ -54,10 +54,14 @@ def _pipe_call():
 
 def _sender(idb):
     def send(ftype, payload):
+        # payload: bytes (WebSocket.send and _close_with make them)
         if len(payload) > _MAX_SEND:
             raise ValueError(f"a Durable Object's WebSocket message of {len(payload)} bytes "
                              f"is over thaw's limit of {_MAX_SEND} bytes")
-        _pipe_call().send_ws(ftype, idb + bytes(payload))
+        pipe = _pipe
+        if pipe is None or pipe._done:
+            pipe = _pipe_call()
+        pipe.send_ws(ftype, idb + payload)
     return send
 
 
