@@ -317,8 +317,12 @@ static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
             return rc;
         n = 0; /* no body */
     }
-    snprintf(len, sizeof(len), "%zu", n);
-    if ((n && (rc = put_pair(b, "content-length", len))) || (rc = thaw_ipc_end(b, mark)))
+    if (n) {
+        snprintf(len, sizeof(len), "%zu", n);
+        if ((rc = put_pair(b, "content-length", len)))
+            return rc;
+    }
+    if ((rc = thaw_ipc_end(b, mark)))
         return rc;
     for (off = 0; off < n; off += THAW_IPC_CHUNK) {
         size_t k = n - off > THAW_IPC_CHUNK ? THAW_IPC_CHUNK : n - off;
