@@ -91,11 +91,13 @@ class _Gate:
 
     def __init__(self):
         self.busy = False
-        self.waiters = collections.deque()
+        self.waiters = None  # a deque once one waits: most objects never need one
 
     async def wait(self):
         """Waits until the gate is this caller's (it was busy)."""
         fut = asyncio.get_running_loop().create_future()
+        if self.waiters is None:
+            self.waiters = collections.deque()
         self.waiters.append(fut)
         try:
             await fut
