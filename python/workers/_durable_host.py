@@ -8,8 +8,8 @@ src/do/call.c. So at most one live object per id exists in a thaw.
 An object is made on its first call, `Class(ctx, env)`, and lives as long
 as its instance (an instance that exits, idle or replaced, takes the
 objects' memory with it; their storage stays). Calls to one object run one
-at a time, in arrival order: an asyncio lock per object, held while the
-call runs. That is the input gate's first approximation: Cloudflare lets
+at a time, in arrival order: a gate per object (_Gate, a lock), held
+while the call runs. That is the input gate's first approximation: Cloudflare lets
 another call in while an object awaits something other than its storage,
 thaw does not, so an object that calls itself (directly or round a cycle)
 waits for the call's time limit.
@@ -23,9 +23,11 @@ failed is the answer instead, and the object is made again at its next
 event.
 """
 import asyncio
+import collections
 import inspect
 import json
 
+from . import _asgi_eager as eager
 from . import _durable_alarm
 from . import _durable_wire as wire
 from ._durable_id import DurableObjectId
@@ -83,12 +85,47 @@ class DurableObjectState(_durable_ws.StateMixin):
             gate.result()  # a callback that raised fails this call too
 
 
+class _Gate:
+    """One call at a time per object, in arrival order: asyncio.Lock's
+    job, without the coroutines to enter and leave it when it is free
+    (nearly always: a WebSocket message takes it and gives it back in one
+    step). release() hands it to the first waiter still waiting."""
+
+    __slots__ = ("busy", "waiters")
+
+    def __init__(self):
+        self.busy = False
+        self.waiters = None  # a deque once one waits: most objects never need one
+
+    async def wait(self):
+        """Waits until the gate is this caller's (it was busy)."""
+        fut = asyncio.get_running_loop().create_future()
+        if self.waiters is None:
+            self.waiters = collections.deque()
+        self.waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed over just as its caller was cancelled
+            raise
+
+    def release(self):
+        waiters = self.waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # busy still: it is the waiter's now
+                return
+        self.busy = False
+
+
 class _Live:
-    __slots__ = ("obj", "lock")
+    __slots__ = ("obj", "gate")
 
     def __init__(self):
         self.obj = None
-        self.lock = asyncio.Lock()
+        self.gate = _Gate()
 
 
 class RpcError(Exception):
@@ -115,23 +152,22 @@ def _error(exc):
 def start(inst, st, meta, request):
     """Runs one call for stream st (registered by the caller); request is
     the Request the call carried (fetch) or whose body holds the RPC
-    arguments."""
-    st.task = inst.loop.create_task(_run(inst, st, meta, request))
+    arguments (None for a WebSocket event whose message is in the head).
 
-
-def _object(inst, cls_name, id_hex, name):
-    key = (cls_name, id_hex)
-    live = _objects.get(key)
-    if live is None:
-        live = _objects[key] = _Live()
-    return live
+    Eager (workers/_asgi_eager.py): the call's first step runs now, so
+    calls take the object's lock in arrival order, and one that finishes
+    without waiting (a WebSocket echo, most of all) is answered in this
+    turn of the loop, no task step later."""
+    task, finished = eager.start(_run(inst, st, meta, request), inst.loop)
+    if not finished:
+        st.task = task
 
 
 def _evict(cls_name, id_hex):
     """Drops the object unless a call holds or awaits it. Whether it went."""
     live = _objects.get((cls_name, id_hex))
     if live is not None:
-        if live.lock.locked() or any(not w.done() for w in (live.lock._waiters or ())):
+        if live.gate.busy:
             return False
         # a socket taken with server.accept() lives in this object only
         # (acceptWebSocket's hibernate: the supervisor keeps those)
@@ -142,36 +178,16 @@ def _evict(cls_name, id_hex):
     return True
 
 
-async def _run(inst, st, meta, request):
-    from thaw_runtime import output
-    from thaw_runtime.log import log_exception
-    token = output.request_id.set(st.sid)
-    op = meta.get(":do-op")
-    try:
-        cls_name, id_hex = meta.get(":do-class", ""), meta.get(":do-id", "")
-        if op == "evict":  # idle (src/do/live.h): its memory goes, its storage stays
-            _reply(inst, st, 200 if _evict(cls_name, id_hex) else 409, {"result": None})
-            return
-        info = (config.get("classes") or {}).get(cls_name)
-        cls = inst.worker.module.__dict__.get(cls_name)
-        if info is None or cls is None:
-            raise RpcError(f"no Durable Object class {cls_name!r} in this worker")
-        live = _object(inst, cls_name, id_hex, meta.get(":do-name"))
-        async with live.lock:
-            try:
-                await _event(inst, st, live, meta, request, info, cls)
-            finally:
-                await _settle(live)
-    except asyncio.CancelledError:
-        raise
-    except RpcError as exc:
-        _reply(inst, st, 500, {"error": {"name": "TypeError", "message": str(exc)}})
-    except BaseException as exc:
-        # the caller raises it; the log keeps the traceback
-        log_exception(inst.worker.name, exc)
-        _reply(inst, st, 500, _error(exc))
-    finally:
-        output.request_id.reset(token)
+_rt = None  # thaw_runtime's output and log, once (the SDK imports this module too)
+
+
+def _runtime():
+    global _rt
+    if _rt is None:
+        from thaw_runtime import output
+        from thaw_runtime.log import log_exception
+        _rt = (output.request_id, log_exception)
+    return _rt
 
 
 async def _settle(live):
@@ -187,52 +203,94 @@ async def _settle(live):
                 live.obj = None
 
 
-async def _event(inst, st, live, meta, request, info, cls):
-    """One event of the object, under its lock; answers st."""
+def _make(inst, live, cls_name, id_hex, meta):
+    """The object, made on its first call (again after its host went)."""
+    info = (config.get("classes") or {}).get(cls_name)
+    cls = inst.worker.module.__dict__.get(cls_name)
+    if info is None or cls is None:
+        raise RpcError(f"no Durable Object class {cls_name!r} in this worker")
+    ns_key = bytes.fromhex(info["key"])
+    oid = DurableObjectId(id_hex, meta.get(":do-name"), ns_key)
+    storage = DurableObjectStorage(info["key"], id_hex, bool(info.get("sqlite")))
+    state = DurableObjectState(oid, storage, inst)
+    state._cls_name = cls_name  # its sockets are the class's and id's
+    live.obj = cls(state, inst.worker.env)
+
+
+async def _run(inst, st, meta, request):
+    request_id, log_exception = _rt or _runtime()
+    token = request_id.set(st.sid)
     op = meta.get(":do-op")
-    cls_name, id_hex = meta.get(":do-class", ""), meta.get(":do-id", "")
-    if live.obj is None:
-        ns_key = bytes.fromhex(info["key"])
-        oid = DurableObjectId(id_hex, meta.get(":do-name"), ns_key)
-        storage = DurableObjectStorage(info["key"], id_hex, bool(info.get("sqlite")))
-        state = DurableObjectState(oid, storage, inst)
-        state._cls_name = cls_name  # its sockets are the class's and id's
-        live.obj = cls(state, inst.worker.env)
-    state = getattr(live.obj, "ctx", None)
-    if isinstance(state, DurableObjectState):
-        await state._pass_gates()
-    if op == "alarm":  # src/do/alarms.h
-        await _durable_alarm.run(live.obj, state, meta)  # its output gate inside
-        _reply(inst, st, 200, {"result": None})
-        return
-    if op == "ws":
-        await _durable_ws.deliver(inst, st, live.obj, state, meta, request)
-        return
-    if op == "fetch":
-        result = live.obj.fetch(request)
-        if inspect.isawaitable(result):
-            result = await result
-        headers = getattr(result, "headers", None)
-        if headers is not None and MARK in headers:
-            try:
-                headers.delete(MARK)  # copied from another object's answer
-            except TypeError:
-                pass  # immutable headers: the caller sees an error then
-        await output_gate(state)
-        if getattr(result, "_web_socket", None) is not None:
-            await _durable_ws.respond_101(inst, st, state, result)
+    try:
+        cls_name, id_hex = meta.get(":do-class", ""), meta.get(":do-id", "")
+        if op == "evict":  # idle (src/do/live.h): its memory goes, its storage stays
+            _reply(inst, st, 200 if _evict(cls_name, id_hex) else 409, {"result": None})
             return
-        inst._respond(st, result)
-        return
-    method = meta.get(":do-method", "")
-    fn = None if method.startswith("_") else getattr(live.obj, method, None)
-    if not callable(fn) or method in ("fetch", "alarm") or \
-            method.startswith("webSocket"):
-        raise RpcError(f'The RPC receiver does not implement the method "{method}".')
-    args = wire.decode(await request.bytes() or b"[]")
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    answer = json.loads(wire.encode(result))
-    await output_gate(state)
-    _reply(inst, st, 200, {"result": answer})
+        live = _objects.get((cls_name, id_hex))
+        if live is None:
+            if (config.get("classes") or {}).get(cls_name) is None or \
+                    inst.worker.module.__dict__.get(cls_name) is None:
+                raise RpcError(f"no Durable Object class {cls_name!r} in this worker")
+            live = _objects[(cls_name, id_hex)] = _Live()
+        gate = live.gate
+        if gate.busy:
+            await gate.wait()
+        else:
+            gate.busy = True
+        try:
+            if live.obj is None:
+                _make(inst, live, cls_name, id_hex, meta)
+            state = getattr(live.obj, "ctx", None)
+            if type(state) is DurableObjectState or isinstance(state, DurableObjectState):
+                if state._gates:
+                    await state._pass_gates()
+            if op == "ws":
+                await _durable_ws.deliver(inst, st, live.obj, state, meta, request)
+                return
+            if op == "alarm":  # src/do/alarms.h
+                await _durable_alarm.run(live.obj, state, meta)  # its output gate inside
+                _reply(inst, st, 200, {"result": None})
+                return
+            if op == "fetch":
+                result = live.obj.fetch(request)
+                if inspect.isawaitable(result):
+                    result = await result
+                headers = getattr(result, "headers", None)
+                if headers is not None and MARK in headers:
+                    try:
+                        headers.delete(MARK)  # copied from another object's answer
+                    except TypeError:
+                        pass  # immutable headers: the caller sees an error then
+                await output_gate(state)
+                if getattr(result, "_web_socket", None) is not None:
+                    await _durable_ws.respond_101(inst, st, state, result)
+                    return
+                inst._respond(st, result)
+                return
+            method = meta.get(":do-method", "")
+            fn = None if method.startswith("_") else getattr(live.obj, method, None)
+            if not callable(fn) or method in ("fetch", "alarm") or \
+                    method.startswith("webSocket"):
+                raise RpcError(f'The RPC receiver does not implement the method "{method}".')
+            args = wire.decode(await request.bytes() or b"[]")
+            result = fn(*args)
+            if inspect.isawaitable(result):
+                result = await result
+            answer = json.loads(wire.encode(result))
+            await output_gate(state)
+            _reply(inst, st, 200, {"result": answer})
+        finally:
+            try:
+                await _settle(live)
+            finally:
+                gate.release()
+    except asyncio.CancelledError:
+        raise
+    except RpcError as exc:
+        _reply(inst, st, 500, {"error": {"name": "TypeError", "message": str(exc)}})
+    except BaseException as exc:
+        # the caller raises it; the log keeps the traceback
+        log_exception(inst.worker.name, exc)
+        _reply(inst, st, 500, _error(exc))
+    finally:
+        request_id.reset(token)

@@ -202,6 +202,7 @@ void thaw__do_live_touch(struct thaw_worker *w, const char *cls, const char *id)
 {
     struct thaw_do_live *l = w->do_live;
     char key[384];
+    json_t *v;
 
     if (!l) {
         if (!(l = calloc(1, sizeof(*l))) || !(l->objects = json_object())) {
@@ -215,7 +216,9 @@ void thaw__do_live_touch(struct thaw_worker *w, const char *cls, const char *id)
         w->do_live = l;
     }
     snprintf(key, sizeof(key), "%s\n%s", cls, id);
-    json_object_set_new(l->objects, key, json_integer((json_int_t)uv_now(w->loop)));
+    /* set in place when it is there: every WebSocket message touches it */
+    if (!(v = json_object_get(l->objects, key)) || json_integer_set(v, (json_int_t)uv_now(w->loop)))
+        json_object_set_new(l->objects, key, json_integer((json_int_t)uv_now(w->loop)));
     if (!uv_is_active((uv_handle_t *)&l->timer))
         arm(l);
 }

@@ -295,7 +295,9 @@ static int put_pair(struct thaw_buf *b, const char *k, const char *v)
 #define INLINE_MAX (64 * 1024)
 
 /* REQ_HEAD whose pseudo-headers name the object and the socket, the
- * message in it or as the body, REQ_END (call.c builds its calls alike). */
+ * message in it or as the body, REQ_END (call.c builds its calls alike).
+ * A message in the head is the whole event: a head without a body needs
+ * no REQ_END in the host (instance.py), so none goes. */
 static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
                  const char *kind, const void *p, size_t n)
 {
@@ -315,10 +317,10 @@ static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
     if (n <= INLINE_MAX) {
         if ((rc = thaw_ipc_put_str(b, ":do-ws-data")) || (rc = thaw_ipc_put_field(b, p, n)))
             return rc;
-        n = 0; /* no body */
+        return thaw_ipc_end(b, mark);
     }
     snprintf(len, sizeof(len), "%zu", n);
-    if ((n && (rc = put_pair(b, "content-length", len))) || (rc = thaw_ipc_end(b, mark)))
+    if ((rc = put_pair(b, "content-length", len)) || (rc = thaw_ipc_end(b, mark)))
         return rc;
     for (off = 0; off < n; off += THAW_IPC_CHUNK) {
         size_t k = n - off > THAW_IPC_CHUNK ? THAW_IPC_CHUNK : n - off;
