@@ -176,7 +176,7 @@ static void start_owners(struct serve *s)
     thaw_owners_start(&s->owners, s->loop, &s->cluster, &s->control);
     if (!s->cluster.internal[0])
         return;
-    rc = thaw_internal_listen(&s->internal, s->loop, s->cluster.internal, s->fleet.state,
+    rc = thaw_internal_listen(&s->internal, s->loop, s->cluster.internal, &s->fleet,
                               &s->owners, &s->front.limits, err, sizeof(err));
     if (rc == -2)
         thaw_log("cluster: %s; until then this node neither forwards D1 calls nor takes "

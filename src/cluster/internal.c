@@ -9,6 +9,7 @@
 #include "cluster/internal.h"
 #include "cluster/owner.h"
 #include "serve/api.h"
+#include "serve/fleet.h"
 #include "util/log.h"
 
 #define MAX_CONNS 1024
@@ -91,6 +92,7 @@ static void on_routed(void *data, const struct thaw_owner_answer *a)
     const char *id = json_string_value(json_object_get(k->req, "id"));
     const char *worker = json_string_value(json_object_get(k->req, "worker"));
     char path[4096], msg[1200];
+    struct thaw_hosted *h;
 
     if (!k->conn) {
         icall_free(k);
@@ -111,7 +113,17 @@ static void on_routed(void *data, const struct thaw_owner_answer *a)
         icall_free(k);
         return;
     }
-    thaw_d1_file(k->in->state_dir, id, strlen(id), path, sizeof(path));
+    /* the worker's own data directory, as its binding names the file */
+    h = thaw_fleet_find(k->in->fleet, worker);
+    if (!h || !h->w.state_dir) {
+        snprintf(msg, sizeof(msg), "D1_ERROR: 503 Service Unavailable: worker %s is not "
+                 "deployed on its D1 database's owner node %s yet: retry", worker,
+                 k->in->owners->node);
+        reply_error(&k->conn->h1, 503, "Error", msg);
+        icall_free(k);
+        return;
+    }
+    thaw_d1_file(h->w.state_dir, id, strlen(id), path, sizeof(path));
     if (thaw_d1_run(k->in->loop, worker, path, on_work, on_done, k, msg, sizeof(msg)) < 0) {
         char full[1400];
         snprintf(full, sizeof(full), "D1_ERROR: the owner node cannot open the database: %s",
@@ -156,7 +168,7 @@ static void handle_d1(struct iconn *ic)
     ic->call = k;
     /* fencing: served only under this node's own lease, whatever the
      * forwarder believed */
-    thaw_owner_route(in->owners, "d1", "", id, on_routed, k);
+    thaw_owner_route(in->owners, "d1", worker, id, on_routed, k);
 }
 
 /* ---- the port --------------------------------------------------------- */
@@ -253,7 +265,7 @@ static const struct thaw_h1_ops internal_ops = {
 };
 
 int thaw_internal_listen(struct thaw_internal *in, uv_loop_t *loop, const char *addr,
-                         const char *state_dir, struct thaw_owners *o,
+                         struct thaw_fleet *fleet, struct thaw_owners *o,
                          const struct thaw_limits *limits, char *err, size_t errlen)
 {
     int rc;
@@ -267,7 +279,7 @@ int thaw_internal_listen(struct thaw_internal *in, uv_loop_t *loop, const char *
     }
     in->loop = loop;
     in->owners = o;
-    snprintf(in->state_dir, sizeof(in->state_dir), "%s", state_dir);
+    in->fleet = fleet;
     in->srv = (struct thaw_h1_server){
         .limits = limits, .max_body = THAW_BIND_MAX_BODY, .max_conns = MAX_CONNS,
         .ops = &internal_ops, .conn_size = sizeof(struct iconn), .data = in,

@@ -16,6 +16,7 @@
 
 #include "server/h1-conn.h"
 
+struct thaw_fleet;
 struct thaw_owners;
 
 #define THAW_INTERNAL_D1_PATH "/v1/d1"
@@ -23,7 +24,7 @@ struct thaw_owners;
 struct thaw_internal {
     struct thaw_h1_server srv;
     uv_loop_t *loop;
-    char state_dir[4096];
+    struct thaw_fleet *fleet;     /* the workers (their data directories) */
     struct thaw_owners *owners;
     char secret[512];             /* THAW_CLUSTER_SECRET, at start */
 };
@@ -34,7 +35,7 @@ const char *thaw_cluster_secret(void);
 /* Listens on addr ("HOST:PORT"). 0, or -1 with err (a bad address, the
  * port taken), or -2 with err when THAW_CLUSTER_SECRET is not set. */
 int thaw_internal_listen(struct thaw_internal *in, uv_loop_t *loop, const char *addr,
-                         const char *state_dir, struct thaw_owners *o,
+                         struct thaw_fleet *fleet, struct thaw_owners *o,
                          const struct thaw_limits *limits, char *err, size_t errlen);
 
 #endif

@@ -31,6 +31,7 @@ struct fwd {
     thaw_owner_here_fn here;
     void *impl;
     char *id;
+    char *worker;
     int routing;        /* waiting for thaw_owner_route's answer */
     int cancelled;      /* the instance cancelled while routing */
     int tries;
@@ -51,6 +52,7 @@ static void fwd_free(struct fwd *f)
     free(f->payload);
     thaw_buf_free(&f->in);
     free(f->id);
+    free(f->worker);
     free(f);
 }
 
@@ -85,7 +87,7 @@ static void on_forwarded(struct thaw_curlm_xfer *x, CURLcode rc)
     if (rc != CURLE_OK) {
         /* the owner is down or unreachable: ask the store next time (its
          * heartbeat tells when it is gone) */
-        thaw_owner_forget(f->o, "d1", "", f->id);
+        thaw_owner_forget(f->o, "d1", f->worker, f->id);
         thaw_bind_fail(f->call, "Error", UNAVAILABLE "D1 database \"%s\" lives on node %s, "
                        "which did not answer at %s (%s); its data is on that node's disk, "
                        "and it is served again once %s is back", f->id, f->node,
@@ -95,16 +97,16 @@ static void on_forwarded(struct thaw_curlm_xfer *x, CURLcode rc)
         thaw_bind_ok_body(f->call, NULL, f->in.data, f->in.len);
     } else if (status == 409 && ++f->tries < 2) {
         /* the row moved since this node read it: once more, from the store */
-        thaw_owner_forget(f->o, "d1", "", f->id);
+        thaw_owner_forget(f->o, "d1", f->worker, f->id);
         thaw_buf_free(&f->in);
         thaw_buf_init(&f->in, THAW_D1_MAX_RESULT + 65536);
         f->call->on_cancel = on_cancel;
         f->routing = 1;
-        thaw_owner_route(f->o, "d1", "", f->id, on_routed, f);
+        thaw_owner_route(f->o, "d1", f->worker, f->id, on_routed, f);
         return;
     } else {
         if (status == 409 || status >= 500)
-            thaw_owner_forget(f->o, "d1", "", f->id);
+            thaw_owner_forget(f->o, "d1", f->worker, f->id);
         fail_with_answer(f, status);
     }
     fwd_free(f);
@@ -148,7 +150,7 @@ static int forward(struct fwd *f, char *err, size_t n)
         return -1;
     }
     if (!f->payload) {
-        body = json_pack("{s:s,s:s,s:s,s:O}", "worker", f->call->worker ? f->call->worker : "",
+        body = json_pack("{s:s,s:s,s:s,s:O}", "worker", f->worker,
                          "id", f->id, "op", f->call->op, "args", f->call->args);
         f->payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
         json_decref(body);
@@ -233,7 +235,10 @@ void thaw_owner_d1_call(struct thaw_owners *o, const char *id, struct thaw_bind_
 {
     struct fwd *f = calloc(1, sizeof(*f));
 
-    if (!f || !(f->id = strdup(id))) {
+    if (!f || !(f->id = strdup(id)) ||
+        !(f->worker = strdup(call->worker ? call->worker : ""))) {
+        if (f)
+            free(f->id);
         free(f);
         thaw_bind_fail(call, "Error", "D1_ERROR: out of memory");
         return;
@@ -246,5 +251,5 @@ void thaw_owner_d1_call(struct thaw_owners *o, const char *id, struct thaw_bind_
     call->data = f;
     call->on_cancel = on_cancel;
     f->routing = 1;
-    thaw_owner_route(o, "d1", "", id, on_routed, f);
+    thaw_owner_route(o, "d1", f->worker, id, on_routed, f);
 }

@@ -119,7 +119,7 @@ static struct owner_entry *entry_find(struct thaw_owners *o, const char *kind,
 static void what(const struct owner_entry *e, char *out, size_t n)
 {
     if (!strcmp(e->kind, "d1"))
-        snprintf(out, n, "D1 database \"%s\"", e->id);
+        snprintf(out, n, "D1 database \"%s\" of worker %s", e->id, e->worker);
     else
         snprintf(out, n, "Durable Object %s of worker %s", e->id, e->worker);
 }

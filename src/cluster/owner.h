@@ -69,9 +69,9 @@ extern struct thaw_owners *thaw_owners_cluster;
 void thaw_owners_start(struct thaw_owners *o, uv_loop_t *loop,
                        const struct thaw_cluster_config *cc, struct thaw_control *c);
 
-/* Where object (kind, worker, id) is served. kind is "d1" (worker ""):
- * a D1 file is the state directory's, shared by every worker naming its
- * id) or "do". */
+/* Where object (kind, worker, id) is served: kind "d1" (id: the
+ * database_id, else database_name; each worker has its own file) or
+ * "do". */
 void thaw_owner_route(struct thaw_owners *o, const char *kind, const char *worker,
                       const char *id, thaw_owner_cb cb, void *data);
 /* The owner did not answer, or said it is not the owner: ask the store
