@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bind/bind.h"
 #include "bind/d1.h"
@@ -274,10 +275,20 @@ int thaw_d1_work(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *op, json_t *a
 {
     const char *sql = json_string_value(json_object_get(a, "sql"));
 
+    struct timespec ts;
+
     /* it may have waited for its turn longer than its caller */
     if (__atomic_load_n(&ctl->cancelled, __ATOMIC_RELAXED)) {
         snprintf(err, errlen, "D1_ERROR: the request that ran this query went away: "
                  "SQLITE_INTERRUPT");
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (ctl->lease_until_ms > 0 && ts.tv_sec * 1e3 + ts.tv_nsec / 1e6 > ctl->lease_until_ms) {
+        /* another node may own it by now: no split-brain */
+        snprintf(err, errlen, "D1_ERROR: 503 Service Unavailable: this node's lease on the "
+                 "database (%d ms) ran out while the query waited for its turn: retry",
+                 THAW_OWNER_LEASE_MS);
         return -1;
     }
     if (!strcmp(op, "query"))
@@ -368,7 +379,7 @@ int thaw_d1_check(const char *op, json_t *args, const char **errclass, char *why
 }
 
 /* Runs a checked call on this node's file. */
-static void call_here(void *impl, struct thaw_bind_call *call)
+static void call_here(void *impl, struct thaw_bind_call *call, double lease_until_ms)
 {
     struct d1_binding *b = impl;
     struct job *j = calloc(1, sizeof(*j));
@@ -378,6 +389,7 @@ static void call_here(void *impl, struct thaw_bind_call *call)
         return;
     }
     j->call = call;
+    j->ctl.lease_until_ms = lease_until_ms;
     thaw_buf_init(&j->out, THAW_D1_MAX_RESULT);
     call->data = j;
     call->on_cancel = on_cancel;
@@ -398,7 +410,7 @@ static void d1_call(void *impl, struct thaw_bind_call *call)
     if (thaw_owners_cluster)
         thaw_owner_d1_call(thaw_owners_cluster, b->id, call, call_here, b);
     else
-        call_here(b, call);
+        call_here(b, call, 0);
 }
 
 const struct thaw_bind_kind thaw_bind_d1 = {

@@ -124,6 +124,7 @@ static void on_routed(void *data, const struct thaw_owner_answer *a)
         return;
     }
     thaw_d1_file(h->w.state_dir, id, strlen(id), path, sizeof(path));
+    k->ctl.lease_until_ms = (double)a->lease_until;
     if (thaw_d1_run(k->in->loop, worker, path, on_work, on_done, k, msg, sizeof(msg)) < 0) {
         char full[1400];
         snprintf(full, sizeof(full), "D1_ERROR: the owner node cannot open the database: %s",

@@ -208,7 +208,7 @@ static void on_routed(void *data, const struct thaw_owner_answer *a)
     case THAW_OWNER_HERE:
         call->on_cancel = NULL;
         call->data = NULL;
-        f->here(f->impl, call);
+        f->here(f->impl, call, (double)a->lease_until);
         fwd_free(f);
         return;
     case THAW_OWNER_NONE:

@@ -8,8 +8,10 @@
 struct thaw_owners;
 struct thaw_bind_call;
 
-/* Runs the (checked) call on this node's file. */
-typedef void (*thaw_owner_here_fn)(void *impl, struct thaw_bind_call *call);
+/* Runs the (checked) call on this node's file, not starting it after
+ * lease_until_ms (thaw_d1_ctl's). */
+typedef void (*thaw_owner_here_fn)(void *impl, struct thaw_bind_call *call,
+                                   double lease_until_ms);
 
 /* id: the database's key (database_id, else database_name). Ends the
  * call, or hands it to here(impl, call). */

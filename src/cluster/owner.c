@@ -141,6 +141,7 @@ static int cached(struct thaw_owners *o, struct owner_entry *e, struct thaw_owne
     what(e, obj, sizeof(obj));
     if (!strcmp(e->node, o->node)) {
         a->where = THAW_OWNER_HERE;
+        a->lease_until = e->at + THAW_OWNER_LEASE_MS;
     } else if (!e->alive) {
         a->where = THAW_OWNER_NONE;
         snprintf(why, n, "%s is unavailable: it lives on node %s, which is down (no "

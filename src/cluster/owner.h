@@ -24,6 +24,7 @@
 #define THAW_CLUSTER_OWNER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "cluster/config.h"
@@ -45,6 +46,7 @@ struct thaw_owner_answer {
     const char *node;      /* the owner's name ("" when unknown) */
     const char *internal;  /* its internal HOST:PORT (THERE) */
     long long epoch;
+    uint64_t lease_until;  /* HERE: uv_now() ms when this node's lease ends */
     const char *why;       /* NONE: the reason, naming the owner */
 };
 
