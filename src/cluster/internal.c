@@ -6,7 +6,10 @@
 #include "bind/bind.h"
 #include "bind/d1-exec.h"
 #include "bind/d1.h"
+#include "do/call.h"
+#include "pool/pool.h"
 #include "cluster/internal.h"
+#include "cluster/owner-do.h"
 #include "cluster/owner.h"
 #include "serve/api.h"
 #include "serve/fleet.h"
@@ -33,11 +36,26 @@ struct icall {
     char err[4096];
 };
 
+/* A forwarded Durable Object call: an exchange with the object's host,
+ * whose answer is streamed to the forwarding node. */
+struct dcall {
+    struct thaw_exchange ex;  /* first: the ops get &d->ex */
+    struct iconn *conn;       /* NULL once it left */
+    struct thaw_internal *in;
+    json_t *req;              /* {worker, class, op, args} */
+    char *body;
+    size_t body_len;
+    int started;              /* handed to the pool (else: being routed) */
+    int begun;
+};
+
 struct iconn {
     struct thaw_h1_conn h1;  /* first */
     int authed;
+    int path;                /* 1: /v1/d1, 2: /v1/do */
     struct thaw_buf body;
     struct icall *call;      /* in flight */
+    struct dcall *dcall;
 };
 
 static void reply_error(struct thaw_h1_conn *c, int status, const char *cls, const char *msg)
@@ -172,6 +190,197 @@ static void handle_d1(struct iconn *ic)
     thaw_owner_route(in->owners, "d1", worker, id, on_routed, k);
 }
 
+/* ---- running a Durable Object call ------------------------------------- */
+
+static void dcall_free(struct dcall *d)
+{
+    thaw_exchange_release(&d->ex); /* the host's call is cancelled if it runs */
+    if (d->conn)
+        d->conn->dcall = NULL;
+    json_decref(d->req);
+    free(d->body);
+    free(d);
+}
+
+/* The connection, let go of before it is answered: an answer that closes
+ * it (detach) must not free d a second time. */
+static struct iconn *take(struct dcall *d)
+{
+    struct iconn *ic = d->conn;
+
+    if (ic)
+        ic->dcall = NULL;
+    d->conn = NULL;
+    return ic;
+}
+
+static void d_head(struct thaw_exchange *ex, int status, const char *reason,
+                   const char **names, const char **values, int n)
+{
+    struct dcall *d = (struct dcall *)ex;
+    json_t *headers = json_array(), *head;
+    char *text;
+    int i;
+
+    if (!d->conn)
+        return;
+    for (i = 0; i < n; i++)
+        json_array_append_new(headers, json_pack("[s,s]", names[i], values[i]));
+    head = json_pack("{s:i,s:s,s:o}", "status", status, "statusText", reason ? reason : "",
+                     "headers", headers);
+    text = head ? json_dumps(head, JSON_COMPACT) : NULL; /* one line: escapes \r \n */
+    json_decref(head);
+    d->begun = 1;
+    thaw_h1_status(&d->conn->h1, 200, NULL);
+    thaw_h1_printf(&d->conn->h1, "x-thaw-do-head: %s\r\n", text ? text : "{}");
+    thaw_h1_head_end(&d->conn->h1, THAW_H1_OPEN);
+    free(text);
+}
+
+static void d_body(struct thaw_exchange *ex, const char *p, size_t n)
+{
+    struct dcall *d = (struct dcall *)ex;
+
+    if (d->conn && d->begun)
+        thaw_h1_body(&d->conn->h1, p, n);
+}
+
+static void d_end(struct thaw_exchange *ex)
+{
+    struct dcall *d = (struct dcall *)ex;
+    struct iconn *ic = take(d);
+
+    if (ic)
+        thaw_h1_done(&ic->h1);
+    dcall_free(d);
+}
+
+static void d_fail(struct thaw_exchange *ex, int status, const char *msg)
+{
+    struct dcall *d = (struct dcall *)ex;
+    struct iconn *ic = take(d);
+    char text[600];
+    size_t n;
+
+    snprintf(text, sizeof(text), "%s", msg && *msg ? msg : "the object's instance failed");
+    n = strlen(text);
+    while (n && text[n - 1] == '\n')
+        text[--n] = 0;
+    if (ic && d->begun) {
+        thaw_h1_close(&ic->h1); /* cut: the forwarding node ends the call with an error */
+    } else if (ic) {
+        char full[700];
+        snprintf(full, sizeof(full), "Durable Object call%s: %s",
+                 status == 504 ? "" : " failed", text);
+        reply_error(&ic->h1, status == 504 ? 504 : 502,
+                    status == 504 ? "TimeoutError" : "Error", full);
+    }
+    dcall_free(d);
+}
+
+static const struct thaw_exchange_ops do_ops = {
+    .on_resp_head = d_head,
+    .on_resp_body = d_body,
+    .on_resp_end = d_end,
+    .on_fail = d_fail,
+};
+
+static void on_do_routed(void *data, const struct thaw_owner_answer *a)
+{
+    struct dcall *d = data;
+    const char *worker = json_string_value(json_object_get(d->req, "worker"));
+    const char *cls = json_string_value(json_object_get(d->req, "class"));
+    json_t *args = json_object_get(d->req, "args");
+    char msg[1200], key[256];
+    struct thaw_hosted *h;
+    struct iconn *ic = d->conn;
+
+    thaw_owner_do_key(cls, json_string_value(json_object_get(args, "id")), key, sizeof(key));
+    if (!ic) {
+        dcall_free(d);
+        return;
+    }
+    h = thaw_fleet_find(d->in->fleet, worker);
+    if (a->where != THAW_OWNER_HERE || !h || !h->live || !h->started)
+        take(d); /* answered below */
+    if (a->where == THAW_OWNER_THERE) {
+        snprintf(msg, sizeof(msg), "Durable Object call failed: node %s is not the owner of "
+                 "Durable Object %s of worker %s: the control store says %s (epoch %lld)",
+                 d->in->owners->node, key, worker,
+                 a->node, a->epoch);
+        reply_error(&ic->h1, 409, "Error", msg);
+    } else if (a->where == THAW_OWNER_NONE) {
+        snprintf(msg, sizeof(msg), "Durable Object call failed: 503 Service Unavailable: %s",
+                 a->why);
+        reply_error(&ic->h1, 503, "Error", msg);
+    } else if (!h || !h->live || !h->started) {
+        snprintf(msg, sizeof(msg), "Durable Object call failed: 503 Service Unavailable: "
+                 "worker %s is not deployed on node %s, the owner of its Durable Object %s, "
+                 "yet: retry", worker, d->in->owners->node,
+                 key);
+        reply_error(&ic->h1, 503, "Error", msg);
+    } else {
+        /* the exchange's ops answer (maybe before this returns) */
+        d->started = 1;
+        if (thaw_do_start(&h->w, &d->ex, cls, json_string_value(json_object_get(d->req, "op")),
+                          args, d->body, d->body_len) == 0)
+            return;
+        d->started = 0;
+        take(d);
+        reply_error(&ic->h1, 422, "TypeError", "Durable Object call: the call's headers do "
+                    "not fit in a frame");
+    }
+    dcall_free(d);
+}
+
+static void handle_do(struct iconn *ic)
+{
+    struct thaw_internal *in = ic->h1.srv->data;
+    const char *p = ic->body.data ? ic->body.data : "";
+    const char *nl = memchr(p, '\n', ic->body.len);
+    json_t *req = nl ? json_loadb(p, (size_t)(nl - p), 0, NULL) : NULL;
+    const char *worker = json_string_value(json_object_get(req, "worker"));
+    const char *cls = json_string_value(json_object_get(req, "class"));
+    const char *op = json_string_value(json_object_get(req, "op"));
+    json_t *args = json_object_get(req, "args");
+    const char *id = json_string_value(json_object_get(args, "id"));
+    const char *method = json_string_value(json_object_get(args, "method"));
+    struct dcall *d;
+    char key[256];
+
+    if (!worker || !cls || !*cls || !op || (strcmp(op, "fetch") && strcmp(op, "rpc")) ||
+        !thaw__do_hex64(id) || !method || !*method ||
+        (!strcmp(op, "fetch") && !json_is_string(json_object_get(args, "url")))) {
+        reply_error(&ic->h1, 400, "TypeError", "Durable Object call: a forwarded call is a "
+                    "line of JSON {worker, class, op: fetch|rpc, args: {id: 64 hex, method, "
+                    "url}}, then its body");
+        json_decref(req);
+        return;
+    }
+    if (!(d = calloc(1, sizeof(*d)))) {
+        reply_error(&ic->h1, 500, "Error", "out of memory");
+        json_decref(req);
+        return;
+    }
+    thaw_exchange_init(&d->ex, &do_ops, d);
+    d->conn = ic;
+    d->in = in;
+    d->req = req;
+    d->body_len = ic->body.len - (size_t)(nl + 1 - p);
+    if (d->body_len && !(d->body = malloc(d->body_len))) {
+        d->conn = NULL;
+        dcall_free(d);
+        reply_error(&ic->h1, 500, "Error", "out of memory");
+        return;
+    }
+    if (d->body_len)
+        memcpy(d->body, nl + 1, d->body_len);
+    ic->dcall = d;
+    thaw_owner_do_key(cls, id, key, sizeof(key));
+    /* fencing: run only under this node's own lease */
+    thaw_owner_route(in->owners, "do", worker, key, on_do_routed, d);
+}
+
 /* ---- the port --------------------------------------------------------- */
 
 static void on_begin(struct thaw_h1_conn *c)
@@ -212,9 +421,12 @@ static int on_head(struct thaw_h1_conn *c)
                       "the cluster's nodes (Authorization: Bearer $THAW_CLUSTER_SECRET)");
         return 0;
     }
-    if (c->parser.method != HTTP_POST || n != sizeof(THAW_INTERNAL_D1_PATH) - 1 ||
-        memcmp(c->head.url.data, THAW_INTERNAL_D1_PATH, n) != 0)
-        thaw_h1_error(c, 404, "the internal port has POST " THAW_INTERNAL_D1_PATH " only");
+#define IS(path) (n == sizeof(path) - 1 && memcmp(c->head.url.data, path, n) == 0)
+    ic->path = IS(THAW_INTERNAL_D1_PATH) ? 1 : IS(THAW_INTERNAL_DO_PATH) ? 2 : 0;
+#undef IS
+    if (c->parser.method != HTTP_POST || !ic->path)
+        thaw_h1_error(c, 404, "the internal port has POST " THAW_INTERNAL_D1_PATH " and "
+                      THAW_INTERNAL_DO_PATH " only");
     return 0;
 }
 
@@ -227,7 +439,10 @@ static int on_body_end(struct thaw_h1_conn *c)
 {
     struct iconn *ic = (struct iconn *)c;
 
-    handle_d1(ic);
+    if (ic->path == 2)
+        handle_do(ic);
+    else
+        handle_d1(ic);
     thaw_buf_free(&ic->body);
     return 0;
 }
@@ -240,6 +455,15 @@ static void detach(struct thaw_h1_conn *c)
         __atomic_store_n(&ic->call->ctl.cancelled, 1, __ATOMIC_RELAXED);
         ic->call->conn = NULL;
         ic->call = NULL;
+    }
+    if (ic->dcall) {
+        struct dcall *d = ic->dcall;
+        ic->dcall = NULL;
+        d->conn = NULL;
+        /* routing: freed when the route answers; else the host's call is
+         * cancelled now */
+        if (d->started)
+            dcall_free(d);
     }
 }
 

@@ -8,7 +8,14 @@
  *       a D1 call forwarded by a node that does not own the database
  *       (owner-d1.c). Run here only while the store says this node owns
  *       it (owner.h's lease); else 409 (another node owns it) or 503.
- *       200: the D1 answer's JSON; else {"class", "error"}. */
+ *       200: the D1 answer's JSON; else {"class", "error"}.
+ *
+ *   POST /v1/do  a line of JSON {worker, class, op, args}, then the body
+ *       a Durable Object call (fetch, RPC) forwarded by a node that does
+ *       not own the object (owner-do.c), fenced the same way. 200 with
+ *       the object's response head as JSON in x-thaw-do-head and its body
+ *       streamed (cut short when the object's call fails midway); else
+ *       {"class", "error"}. */
 #ifndef THAW_CLUSTER_INTERNAL_H
 #define THAW_CLUSTER_INTERNAL_H
 
@@ -20,6 +27,7 @@ struct thaw_fleet;
 struct thaw_owners;
 
 #define THAW_INTERNAL_D1_PATH "/v1/d1"
+#define THAW_INTERNAL_DO_PATH "/v1/do"
 
 struct thaw_internal {
     struct thaw_h1_server srv;

@@ -15,15 +15,13 @@
 #include "bind/d1-exec.h"
 #include "cluster/internal.h"
 #include "cluster/owner-d1.h"
+#include "cluster/owner-forward.h"
 #include "cluster/owner.h"
 #include "util/buf.h"
 
 /* D1's own limit, and time to connect and answer around it */
 #define FORWARD_TIMEOUT_MS ((long)THAW_D1_TIMEOUT_MS + 10000)
-#define CONNECT_TIMEOUT_MS 3000L
 #define UNAVAILABLE "D1_ERROR: 503 Service Unavailable: "
-
-static struct thaw_curlm *multi;
 
 struct fwd {
     struct thaw_owners *o;
@@ -135,55 +133,29 @@ static void on_cancel(struct thaw_bind_call *call)
 
 static int forward(struct fwd *f, char *err, size_t n)
 {
-    const char *secret = thaw_cluster_secret();
+    struct thaw_curlm *m = thaw_owner_multi(f->o->loop);
     json_t *body;
-    char url[200], auth[600];
     CURL *e;
 
-    if (!*secret) {
-        snprintf(err, n, "THAW_CLUSTER_SECRET is not set on this node: it cannot forward "
-                 "to the owner node %s", f->node);
+    if (!f->headers && !(f->headers = thaw_owner_headers(f->node, err, n)))
         return -1;
-    }
-    if (!multi && !(multi = thaw_curlm_new(f->o->loop))) {
-        snprintf(err, n, "out of memory");
-        return -1;
-    }
     if (!f->payload) {
-        body = json_pack("{s:s,s:s,s:s,s:O}", "worker", f->worker,
-                         "id", f->id, "op", f->call->op, "args", f->call->args);
+        body = json_pack("{s:s,s:s,s:s,s:O}", "worker", f->worker, "id", f->id, "op",
+                         f->call->op, "args", f->call->args);
         f->payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
         json_decref(body);
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", secret);
-        f->headers = curl_slist_append(NULL, auth);
-        f->headers = curl_slist_append(f->headers, "Content-Type: application/json");
-        f->headers = curl_slist_append(f->headers, "Expect:");
-        if (!f->payload || !f->headers) {
-            snprintf(err, n, "out of memory");
-            return -1;
-        }
     }
-    if (!(e = curl_easy_init())) {
+    if (!m || !f->payload ||
+        !(e = thaw_owner_easy(f->internal, THAW_INTERNAL_D1_PATH, f->headers, f->payload,
+                              strlen(f->payload), f->errbuf, FORWARD_TIMEOUT_MS))) {
         snprintf(err, n, "out of memory");
         return -1;
     }
-    snprintf(url, sizeof(url), "http://%s" THAW_INTERNAL_D1_PATH, f->internal);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->headers);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, f->payload);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(f->payload));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, FORWARD_TIMEOUT_MS);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    f->errbuf[0] = '\0';
     f->x.easy = e;
     f->x.done = on_forwarded;
-    if (thaw_curlm_add(multi, &f->x) < 0) {
+    if (thaw_curlm_add(m, &f->x) < 0) {
         curl_easy_cleanup(e);
         f->x.easy = NULL;
         snprintf(err, n, "cannot start the forward");

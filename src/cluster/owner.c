@@ -121,7 +121,7 @@ static void what(const struct owner_entry *e, char *out, size_t n)
     if (!strcmp(e->kind, "d1"))
         snprintf(out, n, "D1 database \"%s\" of worker %s", e->id, e->worker);
     else
-        snprintf(out, n, "Durable Object %s of worker %s", e->id, e->worker);
+        snprintf(out, n, "Durable Object %s of worker %s", e->id, e->worker); /* CLASS/ID */
 }
 
 /* The cached answer, or 0 when the store must be asked (first, or the

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/owner-do.h"
+#include "cluster/owner.h"
 #include "do/call.h"
 #include "do/live.h"
 #include "ipc/codec.h"
@@ -176,13 +178,57 @@ static int build(struct thaw_buf *b, uint32_t sid, struct thaw_do_ns *ns, const 
     return thaw_ipc_end(b, mark);
 }
 
+int thaw_do_start(struct thaw_worker *w, struct thaw_exchange *ex, const char *class_name,
+                  const char *op, json_t *args, const char *body, size_t body_len)
+{
+    struct thaw_do_ns ns = {.class_name = (char *)class_name, .worker = w};
+    struct thaw_buf b;
+
+    ex->pinned = 1;
+    thaw_buf_init(&b, body_len + 2 * THAW_IPC_MAX_PAYLOAD);
+    if (build(&b, ex->sid, &ns, op, args, body, body_len)) {
+        thaw_buf_free(&b);
+        return -1;
+    }
+    ex->req_done = 1;
+    /* live.h: its idle clock */
+    thaw__do_live_touch(w, class_name, json_string_value(json_object_get(args, "id")));
+    /* may end the exchange at once (no version, a failed one) */
+    thaw_pool_dispatch(w, ex, b.data, b.len);
+    thaw_buf_free(&b);
+    return 0;
+}
+
+/* The call, run on this node. */
+static void call_here(void *impl, struct thaw_bind_call *call)
+{
+    struct thaw_do_ns *ns = impl;
+    struct do_call *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        thaw_bind_fail(call, "Error", "out of memory");
+        return;
+    }
+    thaw_exchange_init(&c->ex, &call_ops, c);
+    c->call = call;
+    call->data = c;
+    call->on_cancel = on_cancel;
+    if (thaw_do_start(ns->worker, &c->ex, ns->class_name, call->op, call->args, call->body,
+                      call->body_len)) {
+        call->data = NULL;
+        call->on_cancel = NULL;
+        c->call = NULL;
+        finish(c);
+        thaw_bind_fail(call, "TypeError", "%s.%s: the call's headers do not fit in a frame",
+                       call->binding, call->op);
+    }
+}
+
 void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call)
 {
     json_t *args = call->args;
     const char *id = json_string_value(json_object_get(args, "id"));
     const char *method = json_string_value(json_object_get(args, "method"));
-    struct do_call *c;
-    struct thaw_buf b;
 
     /* the SDK sends these; a worker that speaks the protocol itself is
      * refused here, not in the host */
@@ -196,26 +242,9 @@ void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call)
         thaw_bind_fail(call, "Error", "Durable Objects are not run here");
         return;
     }
-    if (!(c = calloc(1, sizeof(*c)))) {
-        thaw_bind_fail(call, "Error", "out of memory");
-        return;
-    }
-    thaw_exchange_init(&c->ex, &call_ops, c);
-    c->ex.pinned = 1;
-    c->call = call;
-    thaw_buf_init(&b, call->body_len + 2 * THAW_IPC_MAX_PAYLOAD);
-    if (build(&b, c->ex.sid, ns, call->op, args, call->body, call->body_len)) {
-        thaw_buf_free(&b);
-        finish(c);
-        thaw_bind_fail(call, "TypeError", "%s.%s: the call's headers do not fit in a frame",
-                       call->binding, call->op);
-        return;
-    }
-    call->data = c;
-    call->on_cancel = on_cancel;
-    c->ex.req_done = 1;
-    thaw__do_live_touch(ns->worker, ns->class_name, id); /* live.h: its idle clock */
-    /* may end the call at once (no version, a failed one) */
-    thaw_pool_dispatch(ns->worker, &c->ex, b.data, b.len);
-    thaw_buf_free(&b);
+    /* in a cluster the object lives on its owner node (owner-do.h) */
+    if (thaw_owners_cluster)
+        thaw_owner_do_call(thaw_owners_cluster, ns->class_name, call, call_here, ns);
+    else
+        call_here(ns, call);
 }

@@ -25,4 +25,13 @@ int thaw__do_hex64(const char *s);
  * request's body, or the RPC arguments (JSON). Ends the call. */
 void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call);
 
+/* Starts a call (op "fetch" or "rpc", args as above, checked) to an
+ * object of class_name in worker w on this node: ex (initialized with
+ * the caller's ops) gets the response, or fails. A call forwarded from
+ * another node of a cluster (cluster/internal.c) starts here too. 0, or
+ * -1 when the call's head does not fit in a frame (ex untouched). */
+struct thaw_exchange;
+int thaw_do_start(struct thaw_worker *w, struct thaw_exchange *ex, const char *class_name,
+                  const char *op, json_t *args, const char *body, size_t body_len);
+
 #endif
