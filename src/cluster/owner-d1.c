@@ -54,22 +54,6 @@ static void fwd_free(struct fwd *f)
     free(f);
 }
 
-/* Ends the call with the owner's error answer {"class", "error"}. */
-static void fail_with_answer(struct fwd *f, long status)
-{
-    json_t *j = json_loadb(f->in.data ? f->in.data : "", f->in.len, 0, NULL);
-    const char *cls = json_string_value(json_object_get(j, "class"));
-    const char *msg = json_string_value(json_object_get(j, "error"));
-
-    if (msg)
-        thaw_bind_fail(f->call, cls ? cls : "Error", "%s", msg);
-    else
-        thaw_bind_fail(f->call, "Error", UNAVAILABLE "D1 database \"%s\": its owner node %s "
-                       "(%s) answered %ld without an error thaw knows", f->id, f->node,
-                       f->internal, status);
-    json_decref(j);
-}
-
 static void on_routed(void *data, const struct thaw_owner_answer *a);
 static void on_cancel(struct thaw_bind_call *call);
 
@@ -105,7 +89,10 @@ static void on_forwarded(struct thaw_curlm_xfer *x, CURLcode rc)
     } else {
         if (status == 409 || status >= 500)
             thaw_owner_forget(f->o, "d1", f->worker, f->id);
-        fail_with_answer(f, status);
+        char what[300];
+        snprintf(what, sizeof(what), "D1_ERROR: D1 database \"%s\"", f->id);
+        thaw_owner_fail_answer(f->call, f->in.data, f->in.len, what, f->node, f->internal,
+                               status);
     }
     fwd_free(f);
 }

@@ -66,21 +66,6 @@ static void dfwd_free(struct dfwd *f)
 static void on_routed(void *data, const struct thaw_owner_answer *a);
 static void on_cancel(struct thaw_bind_call *call);
 
-static void fail_with_answer(struct dfwd *f, long status)
-{
-    json_t *j = json_loadb(f->err.data ? f->err.data : "", f->err.len, 0, NULL);
-    const char *cls = json_string_value(json_object_get(j, "class"));
-    const char *msg = json_string_value(json_object_get(j, "error"));
-
-    if (msg)
-        thaw_bind_fail(f->call, cls ? cls : "Error", "%s", msg);
-    else
-        thaw_bind_fail(f->call, "Error", "Durable Object call failed: " UNAVAILABLE "its owner "
-                       "node %s (%s) answered %ld without an error thaw knows", f->node,
-                       f->internal, status);
-    json_decref(j);
-}
-
 static void on_done(struct thaw_curlm_xfer *x, CURLcode rc)
 {
     struct dfwd *f = (struct dfwd *)((char *)x - offsetof(struct dfwd, x));
@@ -117,7 +102,8 @@ static void on_done(struct thaw_curlm_xfer *x, CURLcode rc)
     } else {
         if (status == 409 || status >= 500)
             thaw_owner_forget(f->o, "do", f->worker, f->key);
-        fail_with_answer(f, status);
+        thaw_owner_fail_answer(f->call, f->err.data, f->err.len, "Durable Object call failed",
+                               f->node, f->internal, status);
     }
     dfwd_free(f);
 }

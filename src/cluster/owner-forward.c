@@ -1,6 +1,9 @@
 /* Forwards to an owner node (owner-forward.h). */
 #include <stdio.h>
 
+#include <jansson.h>
+
+#include "bind/bind.h"
 #include "bind/curlmulti.h"
 #include "cluster/internal.h"
 #include "cluster/owner-forward.h"
@@ -59,4 +62,21 @@ CURL *thaw_owner_easy(const char *internal, const char *path, struct curl_slist 
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     errbuf[0] = '\0';
     return e;
+}
+
+void thaw_owner_fail_answer(struct thaw_bind_call *call, const char *body, size_t n,
+                            const char *what, const char *node, const char *internal,
+                            long status)
+{
+    json_t *j = json_loadb(body ? body : "", n, 0, NULL);
+    const char *cls = json_string_value(json_object_get(j, "class"));
+    const char *msg = json_string_value(json_object_get(j, "error"));
+
+    if (msg)
+        thaw_bind_fail(call, cls ? cls : "Error", "%s", msg);
+    else
+        thaw_bind_fail(call, "Error", "%s: 503 Service Unavailable: its owner node %s (%s) "
+                       "answered %ld without an error thaw knows", what, node, internal,
+                       status);
+    json_decref(j);
 }

@@ -24,4 +24,12 @@ struct curl_slist *thaw_owner_headers(const char *node, char *err, size_t n);
 CURL *thaw_owner_easy(const char *internal, const char *path, struct curl_slist *headers,
                       const char *payload, size_t len, char *errbuf, long timeout_ms);
 
+/* Ends call with the owner's error answer {"class", "error"} (body, n
+ * bytes); one thaw cannot read is said as "WHAT: its owner node NODE
+ * (INTERNAL) answered STATUS". */
+struct thaw_bind_call;
+void thaw_owner_fail_answer(struct thaw_bind_call *call, const char *body, size_t n,
+                            const char *what, const char *node, const char *internal,
+                            long status);
+
 #endif

@@ -8,10 +8,8 @@ it until it returns."""
 import json
 import signal
 
-import pytest
-
 from pglib import postgres, wait_for  # noqa: F401
-from test_cluster_owner import SECRET, Cluster
+from test_cluster_owner import cluster  # noqa: F401 (the fixture)
 from thawlib import write_worker
 
 WORKER = """
@@ -66,14 +64,6 @@ CONFIG = dict(durable_objects={"bindings": [{"name": "COUNTER", "class_name": "C
               migrations=[{"tag": "v1", "new_sqlite_classes": ["Counter"]}])
 
 
-@pytest.fixture
-def cluster(tmp_path, postgres, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("THAW_CLUSTER_SECRET", SECRET)
-    c = Cluster(tmp_path, postgres)
-    yield c
-    c.stop_all()
-
-
 def deploy(c, tmp_path):
     d = tmp_path / "counter"
     write_worker(d, WORKER, name="counter", fmt="json", **CONFIG)
@@ -89,7 +79,7 @@ def get(node, path):
     return r.status, r.text
 
 
-def owner_of(c, name_hint=None):
+def owner_of(c):
     rows = c.pg.sql("SELECT id || ' ' || node || ' ' || epoch FROM thaw_owners WHERE "
                     "worker = 'counter' AND kind = 'do' ORDER BY id").splitlines()
     return [r.split() for r in rows]
@@ -100,15 +90,15 @@ def object_files(c, i):
     return sorted(p.name for p in d.rglob("*.sqlite")) if d.exists() else []
 
 
-def test_calls_through_every_node_reach_one_object_on_its_owner(cluster, tmp_path):
+def test_calls_through_every_node_reach_one_object_on_its_owner(cluster, tmp_path):  # noqa: F811
     cluster.up(3)
     deploy(cluster, tmp_path)
     n = cluster.nodes
-    before = {tuple(r[:1]) for r in owner_of(cluster)}
+    before = {r[0] for r in owner_of(cluster)}
     # one object: its storage and its memory see every call, whichever node
     got = [json.loads(get(n[i], "/?name=shared")[1]) for i in (1, 2, 3, 1, 2, 3)]
     assert got == [[k, k] for k in range(1, 7)], got
-    rows = [r for r in owner_of(cluster) if tuple(r[:1]) not in before]
+    rows = [r for r in owner_of(cluster) if r[0] not in before]
     assert len(rows) == 1 and rows[0][0].startswith("Counter/") and rows[0][2] == "1", rows
     owner = rows[0][1]
     k = int(owner[1:])
@@ -135,7 +125,7 @@ def test_calls_through_every_node_reach_one_object_on_its_owner(cluster, tmp_pat
     assert r.status == 500 and f"only on its owner node {owner}" in r.text, r.text
 
 
-def test_owner_killed_gives_503_naming_it_until_it_returns(cluster, tmp_path):
+def test_owner_killed_gives_503_naming_it_until_it_returns(cluster, tmp_path):  # noqa: F811
     cluster.up(2)
     deploy(cluster, tmp_path)
     n = cluster.nodes
