@@ -196,8 +196,11 @@ static void conn_fail(struct thaw_pg *pg, const char *why)
     pg->state = THAW_PG_DOWN;
     pg->head = pg->tail = NULL;
     pg->sent = 0;
-    if (was_ready || !pg->backoff_ms || pg->backoff_ms >= BACKOFF_MAX_MS)
+    /* the first failure, then a line a minute while it lasts */
+    if (was_ready || !pg->logged_ms || uv_now(pg->loop) - pg->logged_ms >= 60000) {
         thaw_log("control store (PostgreSQL): %s; retrying", pg->why);
+        pg->logged_ms = uv_now(pg->loop);
+    }
     while ((j = list)) {
         list = j->next;
         job_done(j, pg->why);

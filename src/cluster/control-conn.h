@@ -39,6 +39,7 @@ struct thaw_pg {
     uint64_t busy_since;            /* uv_now() of the connect or the head's send */
     int closing;
     char why[512];                  /* why it is down (the last error) */
+    uint64_t logged_ms;             /* when the log last said so */
     /* a new job (thaw_pg_job_new) run first on every connection: the
      * schema and LISTEN; its failure breaks the connection */
     struct thaw_pg_job *(*setup)(void *data);
