@@ -295,3 +295,24 @@ def test_a_node_whose_ownership_moved_stops_serving_it(cluster, tmp_path):
     assert db.execute("SELECT v FROM m").fetchall() == [("old owner",)]
     db.close()
     assert cluster.owner() == f"n{new} 2"
+
+
+def test_a_node_without_the_secret_says_so(cluster, tmp_path, monkeypatch):
+    cluster.node(1)
+    monkeypatch.delenv("THAW_CLUSTER_SECRET")
+    cluster.node(2)
+    cluster.ready(1)
+    cluster.ready(2)
+    deploy(cluster, tmp_path)
+    assert "set THAW_CLUSTER_SECRET" in cluster.nodes[2].log()
+    # nothing listens on its internal port
+    with pytest.raises(OSError):
+        internal_post(cluster.internal[2], {}, SECRET)
+    # the database is node 1's (as the first use through node 1 might have made it)
+    wait_for("the owners table", lambda: cluster.pg.sql(
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'thaw_owners'") == "1")
+    cluster.pg.sql(f"INSERT INTO thaw_owners VALUES ('ledger', 'd1', '{DB_ID}', 'n1', 1)")
+    rows(cluster.nodes[1], ("CREATE TABLE s (v)",))
+    status, text = sql(cluster.nodes[2], ("SELECT v FROM s",))
+    assert status == 500 and "THAW_CLUSTER_SECRET is not set on this node" in text, text
+    assert "owner node n1" in text, text
