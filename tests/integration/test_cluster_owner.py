@@ -115,9 +115,10 @@ def rows(node, *steps):
     return json.loads(text)
 
 
-def deploy(c, tmp_path, n_dbs=1):
+def deploy(c, tmp_path, n_dbs=1, files=None):
     d = tmp_path / "ledger"
-    write_worker(d, RUNNER, name="ledger", fmt="json", d1_databases=databases(n_dbs))
+    write_worker(d, RUNNER, name="ledger", fmt="json", d1_databases=databases(n_dbs),
+                 files=files)
     c.nodes[1].cli("deploy", str(d))
     for s in c.nodes.values():
         wait_for("ledger on every node",
@@ -316,3 +317,22 @@ def test_a_node_without_the_secret_says_so(cluster, tmp_path, monkeypatch):
     status, text = sql(cluster.nodes[2], ("SELECT v FROM s",))
     assert status == 500 and "THAW_CLUSTER_SECRET is not set on this node" in text, text
     assert "owner node n1" in text, text
+
+
+def test_migrations_apply_on_the_owner_only(cluster, tmp_path):
+    cluster.up(2)
+    deploy(cluster, tmp_path, files={"migrations/0001_init.sql":
+                                     "CREATE TABLE t (v TEXT);\nINSERT INTO t VALUES ('m');\n"})
+    rows(cluster.nodes[1], ("SELECT 1 AS one",))  # the first use picks the owner
+    owner = cluster.owner().split()[0]
+    k = int(owner[1:])
+    other = cluster.nodes[2 if k == 1 else 1]
+    path = "/v1/workers/ledger/d1/DB/migrations"
+    # not on a file nobody reads: the other node refuses, naming the owner
+    status, body = other.api("POST", path + "/apply")
+    assert status == 409 and f"lives on node {owner}" in body["error"], body
+    status, body = other.api("GET", path)
+    assert status == 409, body
+    status, body = cluster.nodes[k].api("POST", path + "/apply")
+    assert status == 200 and body["applied"] == ["0001_init.sql"], body
+    assert rows(other, ("SELECT v FROM t",)) == [{"v": "m"}]
