@@ -234,7 +234,13 @@ static void on_asked(void *data, struct thaw_pg_job *job, const char *err)
         return;
     }
     e->known = 1;
-    cached(o, e, &a, why, sizeof(why));
+    if (!cached(o, e, &a, why, sizeof(why))) {
+        /* the answer came after the lease it would give had run out */
+        e->known = 0;
+        fail_all(e, "%s is unavailable: the control store (PostgreSQL) took longer than "
+                 "the owner's lease (%s) to answer; retry", "1000 ms");
+        return;
+    }
     answer_all(e, &a);
 }
 
