@@ -28,6 +28,10 @@ struct thaw_d1_ctl {
     /* the caller holds a transaction open across queries (a Durable
      * Object's transactionSync, src/do/storage.c): not rolled back */
     int keep_open;
+    /* in a cluster, the owner node's lease on the database (uv_now() ms,
+     * CLOCK_MONOTONIC; 0: none): work that has not started by then does
+     * not start (cluster/owner.h) */
+    double lease_until_ms;
 };
 
 /* The longest a statement (or a whole batch / exec) may run, as D1's own

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bind/bind.h"
 #include "bind/d1.h"
@@ -21,6 +22,8 @@
 #include "bind/d1-lane.h"
 #include "bind/kinds.h"
 #include "bind/sqlq.h"
+#include "cluster/owner-d1.h"
+#include "cluster/owner.h"
 #include "util/idname.h"
 #include "util/log.h"
 
@@ -148,6 +151,7 @@ int thaw_d1_run(uv_loop_t *loop, const char *worker, const char *path,
 struct d1_binding {
     struct d1_db *db;
     struct thaw_d1_lane *lane; /* the worker's turn on the pool */
+    char *id;                  /* database_id (else database_name): its owner's key */
 };
 
 static const char *opt_string(json_t *item, const char *key, int *bad)
@@ -204,7 +208,8 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
     thaw_d1_file(env->state_dir, id, json_string_length(json_object_get(item, which)),
                  path, sizeof(path));
     b = calloc(1, sizeof(*b));
-    if (!b) {
+    if (!b || !(b->id = strdup(id))) {
+        free(b);
         snprintf(err, errlen, "out of memory");
         return THAW_BIND_INTERNAL;
     }
@@ -216,12 +221,14 @@ static int open_one(const struct thaw_bind_env *env, struct thaw_bindings *set,
         thaw_d1_lane_put(b->lane);
         snprintf(err, errlen, "%s: d1_databases[%zu] (binding \"%s\"): %s", file, i,
                  binding, why);
+        free(b->id);
         free(b);
         return THAW_BIND_INTERNAL; /* the entry was fine: the file would not open */
     }
     if (thaw_bindings_add(set, binding, &thaw_bind_d1, b, err, errlen) < 0) {
         db_put(b->db);
         thaw_d1_lane_put(b->lane);
+        free(b->id);
         free(b);
         return -1;
     }
@@ -247,6 +254,7 @@ static void d1_close(void *impl)
 
     db_put(b->db);
     thaw_d1_lane_put(b->lane);
+    free(b->id);
     free(b);
 }
 
@@ -256,40 +264,48 @@ enum op { OP_QUERY, OP_BATCH, OP_EXEC };
 
 struct job {
     struct thaw_bind_call *call;
-    enum op op;
     struct thaw_d1_ctl ctl;
     struct thaw_buf out;
     int rc;
     char err[4096];
 };
 
+int thaw_d1_work(sqlite3 *db, struct thaw_d1_ctl *ctl, const char *op, json_t *a,
+                 struct thaw_buf *out, char *err, size_t errlen)
+{
+    const char *sql = json_string_value(json_object_get(a, "sql"));
+
+    struct timespec ts;
+
+    /* it may have waited for its turn longer than its caller */
+    if (__atomic_load_n(&ctl->cancelled, __ATOMIC_RELAXED)) {
+        snprintf(err, errlen, "D1_ERROR: the request that ran this query went away: "
+                 "SQLITE_INTERRUPT");
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (ctl->lease_until_ms > 0 && ts.tv_sec * 1e3 + ts.tv_nsec / 1e6 > ctl->lease_until_ms) {
+        /* another node may own it by now: no split-brain */
+        snprintf(err, errlen, "D1_ERROR: 503 Service Unavailable: this node's lease on the "
+                 "database (%d ms) ran out while the query waited for its turn: retry",
+                 THAW_OWNER_LEASE_MS);
+        return -1;
+    }
+    if (!strcmp(op, "query"))
+        return thaw_d1_query(db, ctl, sql, json_object_get(a, "params"),
+                             json_is_true(json_object_get(a, "first")) ? 1 : 0, out, err,
+                             errlen);
+    if (!strcmp(op, "batch"))
+        return thaw_d1_batch(db, ctl, json_object_get(a, "statements"), out, err, errlen);
+    return thaw_d1_exec(db, ctl, sql, out, err, errlen);
+}
+
 static void on_work(sqlite3 *db, void *arg)
 {
     struct job *j = arg;
-    json_t *a = j->call->args;
-    const char *sql = json_string_value(json_object_get(a, "sql"));
 
-    /* it may have waited for its turn longer than its caller */
-    if (__atomic_load_n(&j->ctl.cancelled, __ATOMIC_RELAXED)) {
-        j->rc = -1;
-        snprintf(j->err, sizeof(j->err), "D1_ERROR: the request that ran this query "
-                 "went away: SQLITE_INTERRUPT");
-        return;
-    }
-    switch (j->op) {
-    case OP_QUERY:
-        j->rc = thaw_d1_query(db, &j->ctl, sql, json_object_get(a, "params"),
-                              json_is_true(json_object_get(a, "first")) ? 1 : 0,
-                              &j->out, j->err, sizeof(j->err));
-        break;
-    case OP_BATCH:
-        j->rc = thaw_d1_batch(db, &j->ctl, json_object_get(a, "statements"), &j->out,
-                              j->err, sizeof(j->err));
-        break;
-    case OP_EXEC:
-        j->rc = thaw_d1_exec(db, &j->ctl, sql, &j->out, j->err, sizeof(j->err));
-        break;
-    }
+    j->rc = thaw_d1_work(db, &j->ctl, j->call->op, j->call->args, &j->out, j->err,
+                         sizeof(j->err));
 }
 
 static void on_done(void *arg)
@@ -338,38 +354,63 @@ static const char *bad_args(enum op op, json_t *a)
     return NULL;
 }
 
-static void d1_call(void *impl, struct thaw_bind_call *call)
+int thaw_d1_check(const char *op, json_t *args, const char **errclass, char *why,
+                  size_t n)
+{
+    const char *bad;
+    enum op o;
+
+    *errclass = "TypeError";
+    if (strcmp(op, "query") == 0)
+        o = OP_QUERY;
+    else if (strcmp(op, "batch") == 0)
+        o = OP_BATCH;
+    else if (strcmp(op, "exec") == 0)
+        o = OP_EXEC;
+    else {
+        snprintf(why, n, "D1 has no operation \"%s\"", op);
+        return -1;
+    }
+    if ((bad = bad_args(o, args))) {
+        snprintf(why, n, "D1_TYPE_ERROR: %s", bad);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs a checked call on this node's file. */
+static void call_here(void *impl, struct thaw_bind_call *call, double lease_until_ms)
 {
     struct d1_binding *b = impl;
-    struct job *j;
-    const char *why;
-    enum op op;
+    struct job *j = calloc(1, sizeof(*j));
 
-    if (strcmp(call->op, "query") == 0)
-        op = OP_QUERY;
-    else if (strcmp(call->op, "batch") == 0)
-        op = OP_BATCH;
-    else if (strcmp(call->op, "exec") == 0)
-        op = OP_EXEC;
-    else {
-        thaw_bind_fail(call, "TypeError", "D1 has no operation \"%s\"", call->op);
-        return;
-    }
-    if ((why = bad_args(op, call->args))) {
-        thaw_bind_fail(call, "TypeError", "D1_TYPE_ERROR: %s", why);
-        return;
-    }
-    j = calloc(1, sizeof(*j));
     if (!j) {
         thaw_bind_fail(call, "Error", "D1_ERROR: out of memory");
         return;
     }
     j->call = call;
-    j->op = op;
+    j->ctl.lease_until_ms = lease_until_ms;
     thaw_buf_init(&j->out, THAW_D1_MAX_RESULT);
     call->data = j;
     call->on_cancel = on_cancel;
     thaw_d1_lane_submit(b->lane, b->db->q, on_work, on_done, j);
+}
+
+static void d1_call(void *impl, struct thaw_bind_call *call)
+{
+    struct d1_binding *b = impl;
+    const char *errclass;
+    char why[512];
+
+    if (thaw_d1_check(call->op, call->args, &errclass, why, sizeof(why))) {
+        thaw_bind_fail(call, errclass, "%s", why);
+        return;
+    }
+    /* in a cluster the database lives on its owner node (owner-d1.h) */
+    if (thaw_owners_cluster)
+        thaw_owner_d1_call(thaw_owners_cluster, b->id, call, call_here, b);
+    else
+        call_here(b, call, 0);
 }
 
 const struct thaw_bind_kind thaw_bind_d1 = {

@@ -18,6 +18,8 @@
 #include "cluster/control.h"
 #include "cluster/link.h"
 #include "cluster/tail.h"
+#include "cluster/internal.h"
+#include "cluster/owner.h"
 #include "pool/output.h"
 #include "serve/bundle.h"
 #include "serve/fleet.h"
@@ -45,6 +47,8 @@ struct serve {
     struct thaw_api api;
     struct thaw_cluster_config cluster; /* the operator's [cluster] */
     struct thaw_control control;        /* its control store, when it names one */
+    struct thaw_owners owners;          /* who serves each D1 database */
+    struct thaw_internal internal;      /* the port other nodes forward to */
     uv_signal_t sigint, sigterm, sigchld;
     uv_timer_t stop_timer;
     int stopping;
@@ -165,6 +169,27 @@ static void check_network_policy(struct serve *s, const struct thaw_policy *p)
     thaw_egress_config_free(&eg);
 }
 
+/* Databases that live in one place get an owner node, and the internal
+ * port takes the calls other nodes forward (docs/scale-out.md). Without
+ * the secret this node cannot forward nor be forwarded to: said loudly,
+ * and its calls that need a forward fail naming the secret. */
+static void start_owners(struct serve *s)
+{
+    char err[1024];
+    int rc;
+
+    thaw_owners_start(&s->owners, s->loop, &s->cluster, &s->control);
+    if (!s->cluster.internal[0])
+        return;
+    rc = thaw_internal_listen(&s->internal, s->loop, s->cluster.internal, &s->fleet,
+                              &s->owners, &s->front.limits, err, sizeof(err));
+    if (rc == -2)
+        thaw_log("cluster: %s; until then this node neither forwards D1 calls nor takes "
+                 "forwarded ones", err);
+    else if (rc < 0)
+        policy_failed(err);
+}
+
 static void on_zygote_ready(void *data, struct thaw_zygote *z)
 {
     struct serve *s = data;
@@ -184,8 +209,10 @@ static void on_zygote_ready(void *data, struct thaw_zygote *z)
     if (s->cluster.control[0])
         s->fleet.control = &s->control;
     thaw_fleet_start(&s->fleet);
-    if (s->fleet.control)
+    if (s->fleet.control) {
         thaw_control_start(&s->control, s->loop, &s->cluster, &s->fleet);
+        start_owners(s);
+    }
 }
 
 /* Every worker is routable (its template may still build: requests wait

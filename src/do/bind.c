@@ -183,7 +183,7 @@ static void ns_call(void *impl, struct thaw_bind_call *call)
         return;
     }
     if (!ns->script) {
-        thaw__do_call(ns->worker, ns->class_name, call, NULL);
+        thaw__do_call(ns, call);
         return;
     }
     if (thaw__do_resolve(ns->from, ns->script, ns->class_name, &t, err, sizeof(err))) {
@@ -194,7 +194,7 @@ static void ns_call(void *impl, struct thaw_bind_call *call)
     if (info)
         thaw_bind_ok(call, json_pack("{s:s, s:b}", "key", t.key, "sqlite", t.sqlite));
     else
-        thaw__do_call(t.w, ns->class_name, call, ns->worker);
+        thaw__do_call(ns, call); /* looked up again when it runs (call.c) */
 }
 
 static void store_call(void *impl, struct thaw_bind_call *call)

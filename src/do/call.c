@@ -10,7 +10,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/owner-do.h"
+#include "cluster/owner.h"
 #include "do/call.h"
+#include "do/scripts.h"
 #include "do/live.h"
 #include "do/ws.h"
 #include "ipc/codec.h"
@@ -182,22 +185,45 @@ static int build(struct thaw_buf *b, uint32_t sid, const char *cls, const char *
     return thaw_ipc_end(b, mark);
 }
 
-void thaw__do_call(struct thaw_worker *w, const char *cls, struct thaw_bind_call *call,
-                   struct thaw_worker *caller)
+int thaw_do_start(struct thaw_worker *w, struct thaw_exchange *ex, const char *class_name,
+                  const char *op, json_t *args, const char *body, size_t body_len)
 {
-    json_t *args = call->args;
-    const char *id = json_string_value(json_object_get(args, "id"));
-    const char *method = json_string_value(json_object_get(args, "method"));
-    struct do_call *c;
     struct thaw_buf b;
 
-    /* the SDK sends these; a worker that speaks the protocol itself is
-     * refused here, not in the host */
-    if (!thaw__do_hex64(id) || !method || !*method ||
-        (strcmp(call->op, "fetch") == 0 && !json_is_string(json_object_get(args, "url")))) {
-        thaw_bind_fail(call, "TypeError", "%s.%s: a Durable Object call needs an id of 64 "
-                       "hex digits and a method", call->binding, call->op);
-        return;
+    ex->pinned = 1;
+    thaw_buf_init(&b, body_len + 2 * THAW_IPC_MAX_PAYLOAD);
+    if (build(&b, ex->sid, class_name, op, args, body, body_len)) {
+        thaw_buf_free(&b);
+        return -1;
+    }
+    ex->req_done = 1;
+    /* live.h: its idle clock */
+    thaw__do_live_touch(w, class_name, json_string_value(json_object_get(args, "id")));
+    /* may end the exchange at once (no version, a failed one) */
+    thaw_pool_dispatch(w, ex, b.data, b.len);
+    thaw_buf_free(&b);
+    return 0;
+}
+
+/* The call, run on this node. Another worker's class (script_name) is
+ * looked up again here: in a cluster the owner's answer may come after
+ * that worker was deployed again or deleted. */
+static void call_here(void *impl, struct thaw_bind_call *call)
+{
+    struct thaw_do_ns *ns = impl;
+    struct thaw_worker *w = ns->worker, *caller = NULL;
+    struct thaw_do_target t;
+    struct do_call *c;
+    char err[1024];
+
+    if (ns->script) {
+        if (thaw__do_resolve(ns->from, ns->script, ns->class_name, &t, err, sizeof(err))) {
+            thaw_bind_fail(call, "Error", "%s (class %s of worker %s): %s", ns->binding,
+                           ns->class_name, ns->script, err);
+            return;
+        }
+        w = t.w;
+        caller = ns->worker;
     }
     if (!w) {
         thaw_bind_fail(call, "Error", "Durable Objects are not run here");
@@ -208,22 +234,40 @@ void thaw__do_call(struct thaw_worker *w, const char *cls, struct thaw_bind_call
         return;
     }
     thaw_exchange_init(&c->ex, &call_ops, c);
-    c->ex.pinned = 1;
     c->call = call;
     c->caller = caller != w ? caller : NULL;
-    thaw_buf_init(&b, call->body_len + 2 * THAW_IPC_MAX_PAYLOAD);
-    if (build(&b, c->ex.sid, cls, call->op, args, call->body, call->body_len)) {
-        thaw_buf_free(&b);
+    call->data = c;
+    call->on_cancel = on_cancel;
+    if (thaw_do_start(w, &c->ex, ns->class_name, call->op, call->args, call->body,
+                      call->body_len)) {
+        call->data = NULL;
+        call->on_cancel = NULL;
+        c->call = NULL;
         finish(c);
         thaw_bind_fail(call, "TypeError", "%s.%s: the call's headers do not fit in a frame",
                        call->binding, call->op);
+    }
+}
+
+void thaw__do_call(struct thaw_do_ns *ns, struct thaw_bind_call *call)
+{
+    json_t *args = call->args;
+    const char *id = json_string_value(json_object_get(args, "id"));
+    const char *method = json_string_value(json_object_get(args, "method"));
+
+    /* the SDK sends these; a worker that speaks the protocol itself is
+     * refused here, not in the host */
+    if (!thaw__do_hex64(id) || !method || !*method ||
+        (strcmp(call->op, "fetch") == 0 && !json_is_string(json_object_get(args, "url")))) {
+        thaw_bind_fail(call, "TypeError", "%s.%s: a Durable Object call needs an id of 64 "
+                       "hex digits and a method", call->binding, call->op);
         return;
     }
-    call->data = c;
-    call->on_cancel = on_cancel;
-    c->ex.req_done = 1;
-    thaw__do_live_touch(w, cls, id); /* live.h: its idle clock */
-    /* may end the call at once (no version, a failed one) */
-    thaw_pool_dispatch(w, &c->ex, b.data, b.len);
-    thaw_buf_free(&b);
+    /* in a cluster the object lives on its owner node (owner-do.h), keyed
+     * by the worker whose class it is */
+    if (thaw_owners_cluster)
+        thaw_owner_do_call(thaw_owners_cluster, ns->script ? ns->script : call->worker,
+                           ns->class_name, call, call_here, ns);
+    else
+        call_here(ns, call);
 }

@@ -20,6 +20,7 @@
 
 #include "bind/d1.h"
 #include "bind/d1-migrate.h"
+#include "cluster/owner.h"
 #include "serve/fleet.h"
 #include "serve/migrations.h"
 #include "util/beneath.h"
@@ -31,8 +32,11 @@
 struct mig_job {
     struct thaw_api_req *r;   /* NULL once the client left */
     char worker[64], db[256], key[128], mdir[1024];
+    char id[512];             /* database_id, else database_name: its owner's key */
     struct thaw_d1_migrate m;
     char table[256];
+    char path[4096];          /* its file on this node */
+    uv_loop_t *loop;
 };
 
 static void job_free(struct mig_job *j)
@@ -226,6 +230,7 @@ static int find_db(struct thaw_hosted *h, struct mig_job *j, const char *db, cha
             continue;
         }
         v = json_object_get(e, id && *id ? "database_id" : "database_name");
+        snprintf(j->id, sizeof(j->id), "%s", json_string_value(v));
         thaw_d1_file(h->w.state_dir, json_string_value(v), json_string_length(v), path,
                      pathlen);
         snprintf(j->db, sizeof(j->db), "%s", b ? b : db);
@@ -270,6 +275,46 @@ static void on_gone(struct thaw_api_req *r)
 
     j->r = NULL; /* answered by nobody; the SQL stops at its next step */
     __atomic_store_n(&j->m.ctl.cancelled, 1, __ATOMIC_RELAXED);
+}
+
+static void on_work(sqlite3 *db, void *arg);
+static void on_done(void *arg);
+
+/* Runs the job on this node's file (answered in on_done). */
+static void run(struct mig_job *j)
+{
+    char err[2048];
+
+    if (thaw_d1_run(j->loop, j->worker, j->path, on_work, on_done, j, err, sizeof(err)) < 0) {
+        j->r->pending = NULL;
+        j->r->on_gone = NULL;
+        thaw_api_error(j->r, 500, "D1 database %s of %s: %s", j->db, j->worker, err);
+        job_free(j);
+    }
+}
+
+static void on_routed(void *data, const struct thaw_owner_answer *a)
+{
+    struct mig_job *j = data;
+    struct thaw_api_req *r = j->r;
+
+    if (!r) {
+        job_free(j);
+        return;
+    }
+    if (a->where == THAW_OWNER_HERE) {
+        run(j);
+        return;
+    }
+    r->pending = NULL;
+    r->on_gone = NULL;
+    if (a->where == THAW_OWNER_THERE)
+        thaw_api_error(r, 409, "D1 database %s of %s lives on node %s, not on this one (%s): "
+                       "send its migrations to that node's admin API", j->db, j->worker,
+                       a->node, thaw_owners_cluster->node);
+    else
+        thaw_api_error(r, 503, "D1 database %s of %s: %s", j->db, j->worker, a->why);
+    job_free(j);
 }
 
 static void on_work(sqlite3 *db, void *arg)
@@ -347,11 +392,13 @@ void thaw_migrations_handle(struct thaw_fleet *f, struct thaw_hosted *h, const c
         return;
     }
     j->r = r;
-    if (thaw_d1_run(f->loop, h->name, path, on_work, on_done, j, err, sizeof(err)) < 0) {
-        thaw_api_error(r, 500, "D1 database %s of %s: %s", j->db, h->name, err);
-        job_free(j);
-        return;
-    }
+    snprintf(j->path, sizeof(j->path), "%s", path);
+    j->loop = f->loop;
     r->pending = j;
     r->on_gone = on_gone;
+    /* in a cluster the file that counts is the owner node's (docs/scale-out.md) */
+    if (thaw_owners_cluster)
+        thaw_owner_route(thaw_owners_cluster, "d1", j->worker, j->id, on_routed, j);
+    else
+        run(j);
 }
