@@ -170,9 +170,9 @@ static void check_network_policy(struct serve *s, const struct thaw_policy *p)
 }
 
 /* Databases that live in one place get an owner node, and the internal
- * port takes the calls other nodes forward (docs/scale-out.md). Without
- * the secret this node cannot forward nor be forwarded to: said loudly,
- * and its calls that need a forward fail naming the secret. */
+ * port takes the calls other nodes forward (docs/scale-out.md). A node
+ * with an internal address is listed as a possible owner, so without the
+ * secret it would be picked and never reached: it does not start. */
 static void start_owners(struct serve *s)
 {
     char err[1024];
@@ -183,10 +183,7 @@ static void start_owners(struct serve *s)
         return;
     rc = thaw_internal_listen(&s->internal, s->loop, s->cluster.internal, &s->fleet,
                               &s->owners, &s->front.limits, err, sizeof(err));
-    if (rc == -2)
-        thaw_log("cluster: %s; until then this node neither forwards D1 calls nor takes "
-                 "forwarded ones", err);
-    else if (rc < 0)
+    if (rc < 0)
         policy_failed(err);
 }
 

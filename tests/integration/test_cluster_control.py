@@ -16,10 +16,17 @@ import pytest
 
 from pglib import postgres, wait_for  # noqa: F401
 from servelib import ThawServe, hello, project
-from thawlib import write_worker
+from thawlib import free_port, write_worker
 
 # the issue's bound: a change reaches every node within a second
 PROPAGATE_S = 1.0
+
+
+@pytest.fixture(autouse=True)
+def cluster_secret(monkeypatch):
+    """A node with an internal address needs the cluster's secret to start
+    (its internal port takes forwarded D1 and Durable Object calls)."""
+    monkeypatch.setenv("THAW_CLUSTER_SECRET", "control-tests-secret")
 
 
 class Cluster:
@@ -28,11 +35,13 @@ class Cluster:
         self.pg = pg
         self.nodes = {}
         self.url = pg.url  # the unix socket; tcp_url for TCP
+        self.internal = {}  # node -> its internal address, kept across restarts
 
     def config(self, i):
         cfg = self.tmp / f"n{i}.json"
+        addr = self.internal.setdefault(i, f"127.0.0.1:{free_port()}")
         cfg.write_text(json.dumps({"cluster": {"node": f"n{i}", "control": self.url,
-                                               "internal": f"127.0.0.1:{19100 + i}"}}))
+                                               "internal": addr}}))
         return cfg
 
     def node(self, i):
@@ -284,8 +293,8 @@ def test_membership_lists_live_nodes(cluster):
     n1, n2 = cluster.node(1), cluster.node(2)
     cluster.ready(1)
     cluster.ready(2)
-    want = [{"name": "n1", "internal": "127.0.0.1:19101"},
-            {"name": "n2", "internal": "127.0.0.1:19102"}]
+    want = [{"name": "n1", "internal": cluster.internal[1]},
+            {"name": "n2", "internal": cluster.internal[2]}]
     wait_for("both nodes listed", lambda: n1.api("GET", "/v1/nodes")[1]["nodes"] == want,
              timeout=10)
     n2.stop(signal.SIGKILL)
