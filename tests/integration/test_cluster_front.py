@@ -178,11 +178,12 @@ end
     assert on_main / total >= 0.6, (on_main, total)
 
 
-def test_kill_9_of_a_node_under_load(cluster, kvw, many):
+def test_kill_9_of_a_node_under_load(cluster, kvw, many, tmp_path):
     """GETs through HAProxy while one node is killed: none fails (HAProxy
     retries on another node), every acknowledged KV write is there after,
     the node's workers are served by the others, and after
-    scripts/cluster-restart-node the node serves its workers again."""
+    scripts/cluster-restart-node the node serves its workers again, and
+    the worker deployed while it was down (it caught up)."""
     # the victim: the node that serves most of the 50 workers
     held = [0, 0, 0]
     for w in many:
@@ -230,10 +231,15 @@ def test_kill_9_of_a_node_under_load(cluster, kvw, many):
     lost = [(k, v) for k, v in acked
             if cluster.get("kvw.localhost", f"/get/{k}") != (200, v.encode())]
     assert not lost and len(acked) > 100, (len(lost), len(acked), lost[:5])
+    # a deploy through a live node while the victim is down
+    live = victim % 3 + 1
+    cluster.cli(live, "deploy", str(worker(tmp_path, "late", HELLO.replace("hello", "late"))))
+    wait_for(lambda: cluster.get("late.localhost") == (200, b"late"), "late served")
 
     cluster.restart(victim)
     status, doc = cluster.api(victim, "GET", "/v1/workers")
-    assert status == 200 and {w["name"] for w in doc["workers"]} >= set(many) | {"kvw"}
+    assert status == 200 and {w["name"] for w in doc["workers"]} >= set(many) | {"kvw", "late"}
+    assert cluster.get_node(victim, "late.localhost") == (200, b"late")
     # HAProxy sends it its workers again (consistent hashing: the same ones)
     for w in many:
         assert cluster.get(f"{w}.localhost") == (200, b"hello")
