@@ -280,9 +280,11 @@ static struct thaw_instance *pick(struct thaw_version *v)
     /* one more request fits next to one in flight */
     int packs = v->cost_us >= 0 && 2 * v->cost_us <= PACK_BUDGET_US;
 
+    /* queued this turn need not mean routed this turn (a body frame for
+     * a request it holds): blocked() still applies, free while it sends */
     for (i = v->instances; packs && i; i = i->next)
         if (i->inflight && takes_work(i, lim) && thaw_chan_flush_pending(i->chan) && fits(i) &&
-            thaw_chan_queued(i->chan) < PACK_BYTES) {
+            thaw_chan_queued(i->chan) < PACK_BYTES && !blocked(i, now)) {
             v->worker->metrics.packed++;
             return i;
         }
