@@ -131,6 +131,11 @@ size_t thaw_chan_queued(const struct thaw_chan *c)
     return c->out.len - c->out_head;
 }
 
+int thaw_chan_flush_pending(const struct thaw_chan *c)
+{
+    return c->flush_armed && !c->want_write;
+}
+
 static void free_chan(uv_handle_t *h)
 {
     struct thaw_chan *c = h->data;

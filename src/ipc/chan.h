@@ -38,6 +38,10 @@ int thaw_chan_send_fields(struct thaw_chan *c, uint8_t type, uint32_t stream,
                           int fd_to_pass, int nfields, const char **fields);
 /* Bytes queued and not yet written: the caller's backpressure signal. */
 size_t thaw_chan_queued(const struct thaw_chan *c);
+/* 1 when what is queued leaves at the end of this loop iteration (frames
+ * queued during it, the socket not full): the peer has not been woken for
+ * them yet. */
+int thaw_chan_flush_pending(const struct thaw_chan *c);
 void thaw_chan_read_stop(struct thaw_chan *c);
 void thaw_chan_read_start(struct thaw_chan *c);
 /* Called once the queue, after passing THAW_CHAN_HIGH, is back under

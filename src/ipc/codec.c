@@ -78,6 +78,26 @@ int thaw_ipc_put_field(struct thaw_buf *b, const void *p, size_t n)
     return thaw_buf_append(b, p, n);
 }
 
+int thaw_ipc_put_field3(struct thaw_buf *b, const void *a, size_t an, const void *b2,
+                        size_t bn, const void *c, size_t cn)
+{
+    uint8_t l[4];
+    size_t n = an + bn + cn;
+    int rc;
+
+    if (n > THAW_IPC_MAX_PAYLOAD)
+        return THAW_IPC_E_TOOBIG;
+    put_u32(l, (uint32_t)n);
+    if ((rc = thaw_buf_reserve(b, 4 + n)))
+        return rc;
+    memcpy(b->data + b->len, l, 4);
+    memcpy(b->data + b->len + 4, a, an);
+    memcpy(b->data + b->len + 4 + an, b2, bn);
+    memcpy(b->data + b->len + 4 + an + bn, c, cn);
+    b->len += 4 + n;
+    return 0;
+}
+
 int thaw_ipc_put_str(struct thaw_buf *b, const char *s)
 {
     return thaw_ipc_put_field(b, s, s ? strlen(s) : 0);

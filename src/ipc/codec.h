@@ -32,6 +32,10 @@ int thaw_ipc_begin(struct thaw_buf *b, uint8_t type, uint8_t flags,
                    uint32_t stream, size_t *mark);
 int thaw_ipc_put_field(struct thaw_buf *b, const void *p, size_t n);
 int thaw_ipc_put_str(struct thaw_buf *b, const char *s);
+/* One field, the concatenation of a (an bytes), b2 and c: a URL from its
+ * scheme, host and target, with no buffer of its own. */
+int thaw_ipc_put_field3(struct thaw_buf *b, const void *a, size_t an, const void *b2,
+                        size_t bn, const void *c, size_t cn);
 int thaw_ipc_put_raw(struct thaw_buf *b, const void *p, size_t n);
 int thaw_ipc_end(struct thaw_buf *b, size_t mark);
 

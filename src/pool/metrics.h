@@ -23,6 +23,7 @@ struct thaw_metrics {
     uint64_t queued;             /* requests that waited in a version's queue */
     uint64_t blocked_skips;      /* a busy instance passed over as blocked */
     uint64_t syscall_reads;      /* /proc/PID/syscall reads for that check */
+    uint64_t packed;             /* sent to a busy instance they fit (pick()) */
 };
 
 #endif

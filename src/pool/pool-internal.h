@@ -45,6 +45,11 @@ struct thaw_instance {
     char kill_msg[256];     /* ... and why, for its requests and the log */
     int holds;
     uint64_t last_used;
+    /* the tick's last CPU reading (ms) and `served` then, the start of
+     * the next sample of its CPU per request (tick.c, sample_cost) */
+    long long cost_cpu_ms;
+    int cost_served;
+    int cost_based;         /* 1 once a reading was taken */
     /* its requests, oldest first: answers mostly come in that order, so
      * finding a frame's exchange looks at the first one or two */
     struct thaw_exchange *ex_head, *ex_tail;

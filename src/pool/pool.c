@@ -192,17 +192,47 @@ static int blocked(struct thaw_instance *i, uint64_t now)
     return 1;
 }
 
+/* Packing. Waking an instance costs CPU on both sides (the supervisor's
+ * send and wakeup, the instance's context switch, epoll_wait, read and
+ * write: about 10 µs here), more than a cheap request itself. So a
+ * request goes to an instance already busy with others while the work it
+ * holds stays under PACK_BUDGET_US: its requests in flight times the
+ * version's CPU per request (v->cost_us, sampled by the tick; unknown:
+ * no packing). A hello-sized request (5-20 µs) fills one instance before
+ * another is woken, and a loop turn's requests leave in one write; a
+ * FastAPI-sized one (35-60 µs) spreads over the cores after a few, as
+ * uvicorn's processes do (docs/performance.md). */
+#define PACK_BUDGET_US 200
+/* and at most this much unread or queued for it */
+#define PACK_BYTES (64 * 1024)
+
+static int fits(const struct thaw_instance *i)
+{
+    int cost = i->ver->cost_us;
+
+    return cost >= 0 && (long long)(i->inflight + 1) * cost <= PACK_BUDGET_US;
+}
+
 /* An instance has a backlog when it has not yet read everything thaw sent
  * it: its event loop is busy running handlers (a CPU-bound app under
  * load), so a request sent there waits behind them. One ioctl on the
- * channel (SIOCOUTQ: bytes the peer has not consumed), no /proc read. */
-static int backlogged(const struct thaw_instance *i)
+ * channel (SIOCOUTQ: bytes the peer has not consumed), no /proc read.
+ * An instance the request fits (above) may hold a small backlog: it reads
+ * it with the next request in one read when it is next scheduled; unless
+ * it sent nothing for FRESH_MS (a handler that holds its loop, or a
+ * machine too busy to run it: another instance may). */
+static int backlogged(const struct thaw_instance *i, int fit, uint64_t now)
 {
     int unread = 0;
+    size_t queued = thaw_chan_queued(i->chan);
 
-    if (thaw_chan_queued(i->chan))
+    if (fit && now - i->progress_ms >= FRESH_MS)
+        fit = 0;
+    if (queued && !fit)
         return 1;
-    return ioctl(thaw_chan_fd(i->chan), SIOCOUTQ, &unread) == 0 && unread > 0;
+    if (ioctl(thaw_chan_fd(i->chan), SIOCOUTQ, &unread) != 0)
+        return 0;
+    return fit ? queued + (size_t)unread >= PACK_BYTES : unread > 0;
 }
 
 static int online_cpus(void)
@@ -216,7 +246,19 @@ static int online_cpus(void)
     return n;
 }
 
+/* Whether i may take a request now. n_cancels: it may be stuck (tick.c
+ * decides); kill_status: its SIGKILL is on its way, and what it holds
+ * then fails with the kill's answer. */
+static int takes_work(const struct thaw_instance *i, const struct thaw_limits *lim)
+{
+    return i->state == INST_LIVE && i->chan && !used_up(i) && i->inflight < lim->concurrency &&
+           !i->n_cancels && !i->kill_status;
+}
+
 /* In order:
+ * - an instance this loop turn already sent requests to (not written yet:
+ *   it is not woken twice), if the request fits it (packing, above);
+ * - a busy instance the request fits, that keeps up (packing);
  * - the most recently used idle warm instance;
  * - the most recently used busy one with room that is neither blocked nor
  *   backlogged (traffic packs onto few instances, so the others go idle
@@ -233,15 +275,23 @@ static struct thaw_instance *pick(struct thaw_version *v)
     const struct thaw_limits *lim = &v->worker->limits;
     uint64_t now = uv_now(v->worker->loop);
     struct thaw_instance *i, *idle = NULL, *spare = NULL, *busy = NULL, *least = NULL;
+    struct thaw_instance *packed = NULL;
     int n_backlogged = 0, any_busy = 0;
+    /* one more request fits next to one in flight */
+    int packs = v->cost_us >= 0 && 2 * v->cost_us <= PACK_BUDGET_US;
 
+    /* queued this turn need not mean routed this turn (a body frame for
+     * a request it holds): blocked() still applies, free while it sends */
+    for (i = v->instances; packs && i; i = i->next)
+        if (i->inflight && takes_work(i, lim) && thaw_chan_flush_pending(i->chan) && fits(i) &&
+            thaw_chan_queued(i->chan) < PACK_BYTES && !blocked(i, now)) {
+            v->worker->metrics.packed++;
+            return i;
+        }
     /* first the instances with nothing in flight: no system call needed */
     for (i = v->instances; i; i = i->next) {
-        if (i->state != INST_LIVE || !i->chan || used_up(i) ||
-            i->inflight >= lim->concurrency || i->n_cancels || i->kill_status)
-            continue; /* n_cancels: it may be stuck (tick.c decides);
-                       * kill_status: its SIGKILL is on its way, and what
-                       * it holds then fails with the kill's answer */
+        if (!takes_work(i, lim))
+            continue;
         if (i->inflight == 0 && i->served == 0) {
             if (!spare)
                 spare = i;
@@ -252,25 +302,37 @@ static struct thaw_instance *pick(struct thaw_version *v)
             any_busy = 1;
         }
     }
-    if (idle)
+    if (idle && !packs)
         return idle;
     /* then the busy ones: blocked (/proc, cached) and backlogged (ioctl) */
     for (i = v->instances; any_busy && i; i = i->next) {
-        if (i->state != INST_LIVE || !i->chan || used_up(i) || i->inflight == 0 ||
-            i->inflight >= lim->concurrency || i->n_cancels || i->kill_status)
+        int fit;
+
+        if (i->inflight == 0 || !takes_work(i, lim))
             continue;
         if (blocked(i, now)) {
             v->worker->metrics.blocked_skips++;
             continue;
-        } else if (backlogged(i)) {
+        }
+        fit = packs && fits(i);
+        if (backlogged(i, fit, now)) {
             n_backlogged++;
             if (!least || i->inflight < least->inflight ||
                 (i->inflight == least->inflight && i->last_used > least->last_used))
                 least = i;
+        } else if (fit) {
+            if (!packed || i->last_used > packed->last_used)
+                packed = i;
         } else if (!busy || i->last_used > busy->last_used) {
             busy = i;
         }
     }
+    if (packed) {
+        v->worker->metrics.packed++;
+        return packed;
+    }
+    if (idle)
+        return idle;
     if (busy)
         return busy;
     if (spare && n_backlogged < online_cpus())

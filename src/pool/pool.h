@@ -184,6 +184,10 @@ struct thaw_version {
     int prefault_tried;          /* an instance was profiled (pool/prefault.h) */
     int warm_sent;               /* an instance's WARM hint went to the template */
     uint32_t do_host;            /* the instance that hosts its Durable Objects, 0: none */
+    /* its instances' CPU per request (µs), sampled by the tick (tick.c,
+     * sample_cost); -1: not known yet. pick() (pool.c) packs requests onto
+     * a busy instance while their CPU fits PACK_BUDGET_US */
+    int cost_us;
     unsigned uid_slot;           /* its host uid as root (sandbox/uids.h), or 0 */
     long memcg;                  /* its memory cgroup (sandbox/cgroup.h), 0: none */
     long long memcg_mb;          /* ... and its limit */

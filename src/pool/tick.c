@@ -210,6 +210,32 @@ static int check_cancels(struct thaw_instance *inst, uint64_t now)
     return inst->inflight == 0; /* not idle: no idle timeout, no retire */
 }
 
+/* CPU per request of a version's instances (v->cost_us, which pool.c's
+ * pick() reads): from this instance's CPU reading (cpu, ms, from the
+ * check below) and the requests it took since the last sample. /proc's
+ * CPU times move in 10 ms steps: a sample waits for COST_SAMPLE_MS of
+ * CPU, so it is right to within a fifth; two samples are averaged. */
+#define COST_SAMPLE_MS 50
+
+static void sample_cost(struct thaw_instance *inst, long long cpu)
+{
+    struct thaw_version *v = inst->ver;
+    long long n, us;
+
+    if (inst->cost_based && cpu >= inst->cost_cpu_ms) {
+        if (cpu - inst->cost_cpu_ms < COST_SAMPLE_MS)
+            return;
+        n = inst->served - inst->cost_served;
+        us = n > 0 ? (cpu - inst->cost_cpu_ms) * 1000 / n : 1000000;
+        if (us > 1000000)
+            us = 1000000;
+        v->cost_us = v->cost_us < 0 ? (int)us : (int)((v->cost_us + us) / 2);
+    }
+    inst->cost_based = 1;
+    inst->cost_cpu_ms = cpu;
+    inst->cost_served = inst->served;
+}
+
 static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_round)
 {
     const struct thaw_limits *lim = &inst->ver->worker->limits;
@@ -294,6 +320,8 @@ static void check_instance(struct thaw_instance *inst, uint64_t now, int mem_rou
             return;
         }
     }
+    if (cpu >= 0)
+        sample_cost(inst, cpu);
 }
 
 /* ---- the deadline ---------------------------------------------------- */

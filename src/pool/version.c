@@ -462,6 +462,7 @@ struct thaw_version *thaw__version_alloc(struct thaw_worker *w)
     thaw_proc_init(&v->tmpl, v);
     v->refs = 1; /* the worker's, until version_release */
     v->state = VER_BUILDING;
+    v->cost_us = -1;
     v->build_start = uv_hrtime();
     v->next = w->versions;
     w->versions = v;

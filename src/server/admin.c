@@ -99,8 +99,10 @@ char *thaw_admin_metrics_many(struct thaw_worker **ws, int n, size_t *len)
                 names[k], (unsigned long long)m->template_builds);
     }
     thaw_buf_printf(&b, "# HELP thaw_routing_total Routing: requests that waited in the queue "
-                "for an instance, busy instances passed over as blocked, and the "
-                "/proc/PID/syscall reads that decided it.\n# TYPE thaw_routing_total counter\n");
+                "for an instance, busy instances passed over as blocked, the "
+                "/proc/PID/syscall reads that decided it, and requests packed onto an "
+                "instance busy with others (cheap requests: no other instance woken)."
+                "\n# TYPE thaw_routing_total counter\n");
     for (k = 0; k < n; k++) {
         const struct thaw_metrics *m = &ws[k]->metrics;
         thaw_buf_printf(&b, "thaw_routing_total{worker=\"%s\",kind=\"queued\"} %llu\n", names[k],
@@ -109,6 +111,8 @@ char *thaw_admin_metrics_many(struct thaw_worker **ws, int n, size_t *len)
                 names[k], (unsigned long long)m->blocked_skips);
         thaw_buf_printf(&b, "thaw_routing_total{worker=\"%s\",kind=\"syscall_read\"} %llu\n",
                 names[k], (unsigned long long)m->syscall_reads);
+        thaw_buf_printf(&b, "thaw_routing_total{worker=\"%s\",kind=\"packed\"} %llu\n",
+                names[k], (unsigned long long)m->packed);
     }
     thaw_buf_printf(&b, "# HELP thaw_template_evictions_total Templates evicted after "
                 "template_idle_timeout_ms without traffic.\n"

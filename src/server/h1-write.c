@@ -178,7 +178,23 @@ void thaw__h1_flush_all(struct thaw_h1_server *s)
 
 static void status_line(struct thaw_h1_conn *c, int status, const char *reason)
 {
-    thaw_h1_printf(c, "HTTP/1.1 %d %s\r\n", status, reason ? reason : thaw_h1_reason(status));
+    char line[16] = "HTTP/1.1 ", *p = line + 9;
+
+    if (status == 200 && !reason) {
+        thaw_h1_lit(c, "HTTP/1.1 200 OK\r\n");
+    } else {
+        if (status < 100 || status > 999)
+            status = 500; /* the callers' are checked: never three digits short */
+        if (!reason)
+            reason = thaw_h1_reason(status);
+        *p++ = (char)('0' + status / 100);
+        *p++ = (char)('0' + status / 10 % 10);
+        *p++ = (char)('0' + status % 10);
+        *p++ = ' ';
+        thaw_h1_write(c, line, (size_t)(p - line));
+        thaw_h1_write(c, reason, strlen(reason));
+        thaw_h1_lit(c, "\r\n");
+    }
     c->resp_started = 1;
     c->chunked = 0;
 }

@@ -15,6 +15,8 @@
 #define READ_SIZE 65536
 /* a connection keeps a body buffer this big for its next request */
 #define BODY_KEEP (256 * 1024)
+/* the request head buffer kept between requests, at most this big */
+#define HEAD_KEEP (16 * 1024)
 
 /* ---- the connection ----------------------------------------------------- */
 
@@ -106,8 +108,11 @@ static int on_header(struct thaw_h1_conn *h, const char *name, size_t nlen,
 {
     struct conn *c = conn_of(h);
 
-    if (nlen == 4 && memcmp(name, "host", 4) == 0 && h->head.hosts == 1)
-        snprintf(c->host, sizeof(c->host), "%.*s", (int)vlen, value);
+    if (nlen == 4 && memcmp(name, "host", 4) == 0 && h->head.hosts == 1) {
+        size_t n = vlen < sizeof(c->host) - 1 ? vlen : sizeof(c->host) - 1;
+        memcpy(c->host, value, n);
+        c->host[n] = '\0';
+    }
     thaw_ws_offer_header(&c->offer, name, nlen, value, vlen);
     if (thaw_ipc_put_field(&c->hdrs, name, nlen) || thaw_ipc_put_field(&c->hdrs, value, vlen))
         return -1;
@@ -118,26 +123,22 @@ static int build_head(struct conn *c, struct thaw_buf *b)
 {
     size_t mark;
     const char *m = http_method_str((enum http_method)c->h1.parser.method);
-    char *url;
+    const char *url = c->h1.head.url.data;
+    size_t url_len = c->h1.head.url.len;
     int rc;
 
-    /* absolute-form targets (a proxy request) are kept as they are */
-    if (c->target != c->h1.head.url.data) {
-        url = strndup(c->h1.head.url.data, c->h1.head.url.len);
-    } else {
-        const char *host = c->host[0] ? c->host : c->srv->authority;
-        size_t n = strlen(host) + c->h1.head.url.len + 16;
-        url = malloc(n);
-        if (url)
-            snprintf(url, n, "http://%s%.*s", host, (int)c->h1.head.url.len, c->h1.head.url.data);
-    }
-    if (!url)
-        return -1;
     rc = thaw_ipc_begin(b, THAW_IPC_REQ_HEAD, 0, c->ex.sid, &mark);
     if (!rc)
         rc = thaw_ipc_put_str(b, m);
-    if (!rc)
-        rc = thaw_ipc_put_str(b, url);
+    /* absolute-form targets (a proxy request) are kept as they are; an
+     * origin-form one gets the scheme and the host in front, written
+     * straight into the frame */
+    if (!rc && c->target != url) {
+        rc = thaw_ipc_put_field(b, url, url_len);
+    } else if (!rc) {
+        const char *host = c->host[0] ? c->host : c->srv->authority;
+        rc = thaw_ipc_put_field3(b, "http://", 7, host, strlen(host), url, url_len);
+    }
     /* pseudo-headers (':' cannot start a header name): thaw's own facts */
     if (!rc && c->h1.link.peer_ip[0] && !(rc = thaw_ipc_put_str(b, ":client-ip")) &&
         !(rc = thaw_ipc_put_str(b, c->h1.link.peer_ip)) &&
@@ -151,25 +152,37 @@ static int build_head(struct conn *c, struct thaw_buf *b)
         rc = thaw_ipc_put_raw(b, c->hdrs.data, c->hdrs.len);
     if (!rc)
         rc = thaw_ipc_end(b, mark);
-    free(url);
     return rc;
 }
 
 /* The exchange goes to the pool: it may take an instance slot now. */
 static int dispatch(struct conn *c)
 {
-    struct thaw_buf head;
+    /* the head is built in one buffer kept for the next request (the pool
+     * copies it onto a channel or into the exchange); a dispatch within
+     * a dispatch, should a callback ever make one, builds its own */
+    static struct thaw_buf kept;
+    static int in_use;
+    struct thaw_buf own, *head = in_use ? &own : &kept;
 
     c->dispatched = 1;
-    thaw_buf_init(&head, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
-    if (build_head(c, &head)) {
-        thaw_buf_free(&head);
+    if (head == &own || !kept.max)
+        thaw_buf_init(head, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
+    head->len = 0;
+    if (build_head(c, head)) {
+        if (head == &own || head->cap > HEAD_KEEP)
+            thaw_buf_free(head);
         c->ex_active = 0;
         thaw_exchange_release(&c->ex);
         return 431; /* a head too big for a frame */
     }
-    thaw_pool_dispatch(c->worker, &c->ex, head.data, head.len);
-    thaw_buf_free(&head);
+    if (head == &kept)
+        in_use = 1;
+    thaw_pool_dispatch(c->worker, &c->ex, head->data, head->len);
+    if (head == &kept)
+        in_use = 0;
+    if (head == &own || head->cap > HEAD_KEEP)
+        thaw_buf_free(head);
     return 0;
 }
 
@@ -232,8 +245,14 @@ static int on_head(struct thaw_h1_conn *h)
     c->ex_active = 1;
     c->req_start_ns = uv_hrtime();
     c->resp_status = 0;
-    snprintf(c->req_method, sizeof(c->req_method), "%s",
-             http_method_str((enum http_method)h->parser.method));
+    {
+        const char *m = http_method_str((enum http_method)h->parser.method);
+        size_t n = strlen(m);
+        if (n > sizeof(c->req_method) - 1)
+            n = sizeof(c->req_method) - 1;
+        memcpy(c->req_method, m, n);
+        c->req_method[n] = '\0';
+    }
     split_target(c);
     c->worker = c->srv->route ? c->srv->route(c->srv, c->host, c->target, c->target_len)
                               : c->srv->worker;

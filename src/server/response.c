@@ -48,10 +48,16 @@ static void on_resp_head(struct thaw_exchange *ex, int status, const char *reaso
             length = values[i];
         if (hop_by_hop(names[i]) || !header_safe(names[i]) || !header_safe(values[i]))
             continue;
-        thaw_h1_printf(h, "%s: %s\r\n", names[i], values[i]);
+        thaw_h1_write(h, names[i], strlen(names[i]));
+        thaw_h1_lit(h, ": ");
+        thaw_h1_write(h, values[i], strlen(values[i]));
+        thaw_h1_lit(h, "\r\n");
     }
-    if (length)
-        thaw_h1_printf(h, "content-length: %s\r\n", length);
+    if (length) {
+        thaw_h1_lit(h, "content-length: ");
+        thaw_h1_write(h, length, strlen(length));
+        thaw_h1_lit(h, "\r\n");
+    }
     thaw_h1_head_end(h, length || bodyless ? THAW_H1_SIZED : THAW_H1_OPEN);
     c->resp_status = status;
 }
