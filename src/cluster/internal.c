@@ -9,6 +9,7 @@
 #include "do/call.h"
 #include "pool/pool.h"
 #include "cluster/internal.h"
+#include "cluster/internal-ws.h"
 #include "cluster/owner-do.h"
 #include "cluster/owner.h"
 #include "serve/api.h"
@@ -45,6 +46,7 @@ struct dcall {
     json_t *req;              /* {worker, class, op, args} */
     char *body;
     size_t body_len;
+    struct thaw_worker *w;    /* the object's worker, once started */
     int started;              /* handed to the pool (else: being routed) */
     int begun;
 };
@@ -56,6 +58,7 @@ struct iconn {
     struct thaw_buf body;
     struct icall *call;      /* in flight */
     struct dcall *dcall;
+    struct thaw_iws *iws;    /* upgraded: a forwarded object's WebSocket */
 };
 
 static void reply_error(struct thaw_h1_conn *c, int status, const char *cls, const char *msg)
@@ -222,14 +225,29 @@ static void d_head(struct thaw_exchange *ex, int status, const char *reason,
     char *text;
     int i;
 
+    const char *sid = NULL;
+
     if (!d->conn)
         return;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         json_array_append_new(headers, json_pack("[s,s]", names[i], values[i]));
+        if (!strcasecmp(names[i], "x-thaw-ws"))
+            sid = values[i];
+    }
     head = json_pack("{s:i,s:s,s:o}", "status", status, "statusText", reason ? reason : "",
                      "headers", headers);
     text = head ? json_dumps(head, JSON_COMPACT) : NULL; /* one line: escapes \r \n */
     json_decref(head);
+    if (status == 101 && sid && text && d->w) {
+        /* the object's WebSocket: this connection is its client's from
+         * now on (internal-ws.h); the call itself is over */
+        struct iconn *ic = take(d);
+        if (!(ic->iws = thaw_iws_start(&ic->h1, d->w, sid, text)))
+            reply_error(&ic->h1, 500, "Error", "Durable Object call failed: the object's "
+                        "WebSocket is gone or out of memory");
+        free(text);
+        return;
+    }
     d->begun = 1;
     thaw_h1_status(&d->conn->h1, 200, NULL);
     thaw_h1_printf(&d->conn->h1, "x-thaw-do-head: %s\r\n", text ? text : "{}");
@@ -322,6 +340,7 @@ static void on_do_routed(void *data, const struct thaw_owner_answer *a)
     } else {
         /* the exchange's ops answer (maybe before this returns) */
         d->started = 1;
+        d->w = &h->w;
         if (thaw_do_start(&h->w, &d->ex, cls, json_string_value(json_object_get(d->req, "op")),
                           args, d->body, d->body_len) == 0)
             return;
@@ -470,11 +489,29 @@ static void detach(struct thaw_h1_conn *c)
 static void on_abort(struct thaw_h1_conn *c, int status)
 {
     detach(c);
+    thaw_iws_detach(((struct iconn *)c)->iws);
+}
+
+static void on_close(struct thaw_h1_conn *c)
+{
+    detach(c);
+    thaw_iws_detach(((struct iconn *)c)->iws);
+}
+
+/* An upgraded connection's bytes: a forwarded WebSocket's frames. */
+static void on_raw(struct thaw_h1_conn *c, const char *p, size_t n)
+{
+    struct iconn *ic = (struct iconn *)c;
+
+    if (ic->iws)
+        thaw_iws_raw(ic->iws, p, n);
 }
 
 static void on_free(struct thaw_h1_conn *c)
 {
     detach(c);
+    thaw_iws_free(((struct iconn *)c)->iws);
+    ((struct iconn *)c)->iws = NULL;
     thaw_buf_free(&((struct iconn *)c)->body);
 }
 
@@ -485,8 +522,9 @@ static const struct thaw_h1_ops internal_ops = {
     .on_body = on_body,
     .on_body_end = on_body_end,
     .on_abort = on_abort,
-    .on_close = detach,
+    .on_close = on_close,
     .on_free = on_free,
+    .on_raw = on_raw,
 };
 
 int thaw_internal_listen(struct thaw_internal *in, uv_loop_t *loop, const char *addr,

@@ -18,6 +18,7 @@
 #include "cluster/owner-do.h"
 #include "cluster/owner-forward.h"
 #include "cluster/owner.h"
+#include "cluster/relay.h"
 #include "util/buf.h"
 
 #define UNAVAILABLE "503 Service Unavailable: "
@@ -177,16 +178,13 @@ static void on_cancel(struct thaw_bind_call *call)
     dfwd_free(f);
 }
 
-static int forward(struct dfwd *f, char *err, size_t n)
+/* The forward's body: a line of JSON, then the call's body. */
+static int build_payload(struct dfwd *f, char *err, size_t n)
 {
-    struct thaw_curlm *m = thaw_owner_multi(f->o->loop);
     json_t *line;
     char *text;
     size_t tlen;
-    CURL *e;
 
-    if (!f->headers && !(f->headers = thaw_owner_headers(f->node, err, n)))
-        return -1;
     if (!f->payload) {
         /* the class is the key's part before '/' */
         line = json_pack("{s:s,s:s%,s:s,s:O}", "worker", f->worker, "class", f->key,
@@ -210,6 +208,18 @@ static int forward(struct dfwd *f, char *err, size_t n)
             memcpy(f->payload + tlen + 1, f->call->body, f->call->body_len);
         free(text);
     }
+    return 0;
+}
+
+static int forward(struct dfwd *f, char *err, size_t n)
+{
+    struct thaw_curlm *m = thaw_owner_multi(f->o->loop);
+    CURL *e;
+
+    if (!f->headers && !(f->headers = thaw_owner_headers(f->node, err, n)))
+        return -1;
+    if (build_payload(f, err, n))
+        return -1;
     /* no time limit of its own: the owner applies the worker's */
     if (!m || !(e = thaw_owner_easy(f->internal, THAW_INTERNAL_DO_PATH, f->headers,
                                     f->payload, f->payload_len, f->errbuf, 0))) {
@@ -232,8 +242,8 @@ static int forward(struct dfwd *f, char *err, size_t n)
     return 0;
 }
 
-/* A WebSocket is the client connection's, on this node: it cannot reach
- * an object on another. */
+/* A WebSocket upgrade: relayed to the owner on a connection of its own
+ * (relay.h), not through the transfers' cache. */
 static int wants_websocket(json_t *args)
 {
     json_t *h;
@@ -275,10 +285,14 @@ static void on_routed(void *data, const struct thaw_owner_answer *a)
         snprintf(f->node, sizeof(f->node), "%s", a->node);
         snprintf(f->internal, sizeof(f->internal), "%s", a->internal);
         if (!strcmp(call->op, "fetch") && wants_websocket(call->args)) {
-            thaw_bind_fail(call, "Error", "Durable Object call failed: a WebSocket reaches "
-                           "Durable Object %s only on its owner node %s, and this request "
-                           "came to another: send the object's WebSocket clients to %s "
-                           "(docs/scale-out.md)", f->key, f->node, f->node);
+            call->on_cancel = NULL;
+            call->data = NULL;
+            if (build_payload(f, err, sizeof(err)) ||
+                thaw_relay_start(f->o->loop, call, f->node, f->internal, f->key, f->worker,
+                                 f->payload, f->payload_len, err, sizeof(err)))
+                thaw_bind_fail(call, "Error", "Durable Object call failed: " UNAVAILABLE
+                               "Durable Object %s lives on node %s: %s", f->key, f->node,
+                               err);
             dfwd_free(f);
             return;
         }

@@ -11,6 +11,7 @@
 #include "ws/ws.h"
 
 struct thaw_do_ws;
+struct thaw_relay;
 
 struct conn {
     struct thaw_h1_conn h1;  /* first: the core allocates the whole */
@@ -52,6 +53,8 @@ struct conn {
                                   * connection's clock is the answer's */
     struct thaw_do_ws *dows;     /* a Durable Object's socket (do/ws.h): its
                                   * messages go there, not to c->ex */
+    struct thaw_relay *relay;    /* one whose owner is another node
+                                  * (cluster/relay.h): bytes go there */
 };
 
 /* response.c */

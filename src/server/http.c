@@ -9,6 +9,7 @@
 
 #include "cron/sched.h"
 #include "ipc/codec.h"
+#include "cluster/relay.h"
 #include "server/conn.h"
 #include "server/static.h"
 
@@ -318,6 +319,8 @@ static int body_full(struct thaw_h1_conn *h)
 {
     struct conn *c = conn_of(h);
 
+    if (c->relay)
+        return thaw_relay_full(c->relay);
     return c->ex_active && thaw_exchange_congested(&c->ex);
 }
 
@@ -325,6 +328,8 @@ static void on_full(struct thaw_h1_conn *h)
 {
     struct conn *c = conn_of(h);
 
+    if (c->relay)
+        thaw_relay_hold(c->relay, 1);
     if (c->ex_active)
         thaw_exchange_hold(&c->ex, 1);
 }
@@ -333,6 +338,8 @@ static void on_drain(struct thaw_h1_conn *h)
 {
     struct conn *c = conn_of(h);
 
+    if (c->relay)
+        thaw_relay_hold(c->relay, 0);
     if (c->ex_active && c->ex.holding)
         thaw_exchange_hold(&c->ex, 0);
     thaw_static_drained(c); /* a static file sends its next part */

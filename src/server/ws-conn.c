@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/relay.h"
 #include "do/ws.h"
 #include "ipc/codec.h"
 #include "server/conn.h"
@@ -75,6 +76,11 @@ static void ws_closed(void *owner, int code, const char *reason, size_t n, int c
  * instance), and the connection once its last frames are written. */
 static void end_exchange(struct conn *c)
 {
+    if (c->relay) {
+        struct thaw_relay *r = c->relay;
+        c->relay = NULL;
+        thaw_relay_detach(r);
+    }
     if (c->dows) {
         thaw_do_ws_detach(c->dows);
         c->dows = NULL;
@@ -156,6 +162,35 @@ static void refuse_101(struct conn *c, int status, const char *msg)
 
 static void to_client(void *conn, int type, const char *p, size_t n);
 
+/* ---- a socket relayed to the object's owner node (cluster/relay.h) ------ */
+
+static void relay_write(void *conn, const char *p, size_t n)
+{
+    struct conn *c = conn;
+
+    touch(c);
+    thaw_h1_write(&c->h1, p, n);
+}
+
+static void relay_gone(void *conn)
+{
+    struct conn *c = conn;
+
+    c->relay = NULL;
+    thaw_h1_done(&c->h1); /* after the owner's last frames */
+}
+
+static void relay_resume(void *conn)
+{
+    thaw_h1_update_reading(&((struct conn *)conn)->h1);
+}
+
+static const struct thaw_relay_client relay_ops = {
+    .write = relay_write,
+    .gone = relay_gone,
+    .resume = relay_resume,
+};
+
 /* The object's socket, from the worker's fetch (stub.fetch returned the
  * object's 101): it takes the connection's messages from now on, and the
  * worker's request is over (its slot free). 0, or -1 when refused. */
@@ -168,7 +203,8 @@ static int take_object_socket(struct conn *c, const char **names, const char **v
             break;
     if (i == n)
         return 0;
-    if (!(c->dows = thaw_do_ws_claim(c->worker, values[i], c, to_client))) {
+    if (!(c->dows = thaw_do_ws_claim(c->worker, values[i], c, to_client)) &&
+        !(c->relay = thaw_relay_claim(values[i], c, &relay_ops))) {
         thaw_ws_free(c->ws);
         c->ws = NULL;
         refuse_101(c, 500, "500 Internal Server Error: the worker returned a Durable "
@@ -213,8 +249,11 @@ void thaw__conn_ws_accept(struct conn *c, const char **names, const char **value
     c->ws_closing = 0;
     thaw_h1_upgrade(h);
     touch(c);
-    if (c->dows) { /* the worker's part is done: the object's socket holds no slot */
-        thaw_do_ws_flush(c->dows);
+    if (c->dows || c->relay) { /* the worker's part is done: the object's socket holds no slot */
+        if (c->dows)
+            thaw_do_ws_flush(c->dows);
+        else
+            thaw_relay_flush(c->relay);
         thaw__conn_log_request(c, 101);
         c->ex_active = 0;
         thaw_exchange_release(&c->ex);
@@ -235,6 +274,11 @@ static void to_client(void *conn, int type, const char *p, size_t n)
 
 void thaw__conn_ws_raw(struct conn *c, const char *p, size_t n)
 {
+    if (c->relay) { /* the owner's session reads the frames */
+        touch(c);
+        thaw_relay_feed(c->relay, p, n);
+        return;
+    }
     if (!c->ws)
         return;
     touch(c);
