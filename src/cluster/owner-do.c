@@ -288,7 +288,7 @@ static void on_routed(void *data, const struct thaw_owner_answer *a)
             call->on_cancel = NULL;
             call->data = NULL;
             if (build_payload(f, err, sizeof(err)) ||
-                thaw_relay_start(f->o->loop, call, f->node, f->internal, f->key, f->worker,
+                thaw_relay_start(f->o, call, f->node, f->internal, f->key, f->worker,
                                  f->payload, f->payload_len, err, sizeof(err)))
                 thaw_bind_fail(call, "Error", "Durable Object call failed: " UNAVAILABLE
                                "Durable Object %s lives on node %s: %s", f->key, f->node,

@@ -20,6 +20,7 @@
 #include "bind/bind.h"
 #include "cluster/internal.h"
 #include "cluster/owner-forward.h"
+#include "cluster/owner.h"
 #include "cluster/relay.h"
 #include "server/h1-conn.h"
 #include "util/buf.h"
@@ -37,7 +38,8 @@ struct thaw_relay {
     uv_tcp_t tcp;
     uv_timer_t clock;           /* the connect's, then the claim's */
     uv_connect_t creq;
-    int state, handles, connected, reading, held, eof;
+    int state, handles, reading, held;
+    struct thaw_owners *o;
     struct thaw_bind_call *call;  /* HEAD only */
     struct thaw_buf in;         /* the answer so far; then early frames */
     char *payload;
@@ -110,6 +112,7 @@ static void fail_call(struct thaw_relay *r, const char *why)
     if (call) {
         call->on_cancel = NULL;
         call->data = NULL;
+        thaw_owner_forget(r->o, "do", r->worker, r->key); /* the next call asks the store */
         thaw_bind_fail(call, "Error", "Durable Object call failed: 503 Service Unavailable: "
                        "Durable Object %s of worker %s lives on node %s, which did not "
                        "answer at %s (%s); its storage is on that node's disk, and it is "
@@ -205,6 +208,8 @@ static void answered(struct thaw_relay *r)
             thaw_bind_data(call, body, blen);
         thaw_bind_end(call, NULL);
     } else {
+        if (status_of(p) == 409 || status_of(p) >= 500) /* moved, or the owner's trouble */
+            thaw_owner_forget(r->o, "do", r->worker, r->key);
         thaw_owner_fail_answer(call, body, blen, "Durable Object call failed", r->node,
                                r->internal, status_of(p));
     }
@@ -369,7 +374,7 @@ static int parse_addr(const char *internal, struct sockaddr_storage *ss)
            uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) ? -1 : 0;
 }
 
-int thaw_relay_start(uv_loop_t *loop, struct thaw_bind_call *call, const char *node,
+int thaw_relay_start(struct thaw_owners *o, struct thaw_bind_call *call, const char *node,
                      const char *internal, const char *key, const char *worker,
                      const char *payload, size_t len, char *err, size_t n)
 {
@@ -392,6 +397,7 @@ int thaw_relay_start(uv_loop_t *loop, struct thaw_bind_call *call, const char *n
     }
     memcpy(r->payload, payload, len);
     r->payload_len = len;
+    r->o = o;
     thaw_buf_init(&r->in, MAX_HEAD + MAX_ANSWER);
     snprintf(r->id, sizeof(r->id), "%016llx",
              (unsigned long long)uv_hrtime() * 2654435761ULL ^ ++serial ^
@@ -400,8 +406,8 @@ int thaw_relay_start(uv_loop_t *loop, struct thaw_bind_call *call, const char *n
     snprintf(r->internal, sizeof(r->internal), "%s", internal);
     snprintf(r->key, sizeof(r->key), "%s", key);
     snprintf(r->worker, sizeof(r->worker), "%s", worker);
-    uv_tcp_init(loop, &r->tcp);
-    uv_timer_init(loop, &r->clock);
+    uv_tcp_init(o->loop, &r->tcp);
+    uv_timer_init(o->loop, &r->clock);
     r->tcp.data = r->clock.data = r->creq.data = r;
     r->handles = 2;
     r->call = call;

@@ -14,14 +14,16 @@
 #include <uv.h>
 
 struct thaw_bind_call;
+struct thaw_owners;
 struct thaw_relay;
 
 /* Sends call (a fetch with Upgrade: websocket) to the owner NODE at
  * INTERNAL (an "IP:PORT"): payload (len bytes, copied) is the forward's
  * body (internal.h, POST /v1/do). The call is answered: the object's
  * response, or an error naming the owner (503 when it cannot be
- * reached). 0, or -1 with err. */
-int thaw_relay_start(uv_loop_t *loop, struct thaw_bind_call *call, const char *node,
+ * reached; o's cached route of the object is forgotten then, as after
+ * a 409). 0, or -1 with err. */
+int thaw_relay_start(struct thaw_owners *o, struct thaw_bind_call *call, const char *node,
                      const char *internal, const char *key, const char *worker,
                      const char *payload, size_t len, char *err, size_t n);
 

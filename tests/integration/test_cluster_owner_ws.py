@@ -29,6 +29,8 @@ WORKER = '''
             if request.headers.get("Upgrade") != "websocket":
                 return Response("a room", status=202)
             user = parse_qs(urlparse(request.url).query).get("user", ["anon"])[0]
+            if user == "boom":
+                raise ValueError("no boom in this room")
             client, server = WebSocketPair.new().object_values()
             self.ctx.acceptWebSocket(server, [user])
             server.serializeAttachment({"user": user})
@@ -154,6 +156,12 @@ def test_a_socket_to_the_owner_itself_meets_a_relayed_one(cluster, tmp_path):  #
             await cy.send("hi")
             return await ann.recv(), await cy.recv()
     assert run(go()) == ("cy: hi", "cy: hi")
+    # the object's exception answers the upgrade through the other node
+    c = http.client.HTTPConnection("127.0.0.1", other.port, timeout=30)
+    c.request("GET", "/?room=r2&user=boom", headers=UPGRADE)
+    r = c.getresponse()
+    text = r.read().decode()
+    assert r.status == 503 and "no boom in this room" in text, text
 
 
 def test_the_owner_killed_cuts_the_socket_and_new_ones_get_503(cluster, tmp_path):  # noqa: F811
