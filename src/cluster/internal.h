@@ -15,7 +15,10 @@
  *       not own the object (owner-do.c), fenced the same way. 200 with
  *       the object's response head as JSON in x-thaw-do-head and its body
  *       streamed (cut short when the object's call fails midway); else
- *       {"class", "error"}. */
+ *       {"class", "error"}. A fetch whose object answers 101 (a
+ *       WebSocket, sent by relay.c) is answered 101 with x-thaw-do-head,
+ *       and the connection is the socket's from then on
+ *       (internal-ws.h). */
 #ifndef THAW_CLUSTER_INTERNAL_H
 #define THAW_CLUSTER_INTERNAL_H
 
