@@ -48,6 +48,7 @@ struct thaw_relay {
     const struct thaw_relay_client *ops;
     char id[17];
     char node[128], internal[128], key[256], worker[128];
+    char caller[128];           /* the worker whose call it is: only its 101 claims it */
     struct thaw_relay *next;    /* WAIT: the unclaimed */
 };
 
@@ -58,7 +59,6 @@ struct wreq {
 };
 
 static struct thaw_relay *waiting;
-static unsigned long long serial;
 
 static void on_closed(uv_handle_t *h)
 {
@@ -399,9 +399,20 @@ int thaw_relay_start(struct thaw_owners *o, struct thaw_bind_call *call, const c
     r->payload_len = len;
     r->o = o;
     thaw_buf_init(&r->in, MAX_HEAD + MAX_ANSWER);
-    snprintf(r->id, sizeof(r->id), "%016llx",
-             (unsigned long long)uv_hrtime() * 2654435761ULL ^ ++serial ^
-             (unsigned long long)(uintptr_t)r);
+    {
+        /* not to be guessed, as an object's own socket ids are not */
+        unsigned char rnd[8];
+        int i;
+        if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL)) {
+            free(r->payload);
+            free(r);
+            snprintf(err, n, "no random bytes for the socket's id");
+            return -1;
+        }
+        for (i = 0; i < 8; i++)
+            snprintf(r->id + 2 * i, 3, "%02x", rnd[i]);
+    }
+    snprintf(r->caller, sizeof(r->caller), "%s", call->worker ? call->worker : "");
     snprintf(r->node, sizeof(r->node), "%s", node);
     snprintf(r->internal, sizeof(r->internal), "%s", internal);
     snprintf(r->key, sizeof(r->key), "%s", key);
@@ -429,13 +440,13 @@ int thaw_relay_start(struct thaw_owners *o, struct thaw_bind_call *call, const c
 
 /* ---- the public connection's side ------------------------------------------ */
 
-struct thaw_relay *thaw_relay_claim(const char *id, void *conn,
+struct thaw_relay *thaw_relay_claim(const char *id, const char *worker, void *conn,
                                     const struct thaw_relay_client *ops)
 {
     struct thaw_relay *r;
 
     for (r = waiting; r; r = r->next)
-        if (!strcmp(r->id, id))
+        if (!strcmp(r->id, id) && !strcmp(r->caller, worker))
             break;
     if (!r)
         return NULL;

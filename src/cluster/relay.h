@@ -38,9 +38,10 @@ struct thaw_relay_client {
     void (*resume)(void *conn);
 };
 
-/* The worker's 101 carried relay id `id` (x-thaw-do-ws): conn takes it.
- * NULL when no such relay waits. */
-struct thaw_relay *thaw_relay_claim(const char *id, void *conn,
+/* Worker WORKER's 101 carried relay id `id` (x-thaw-do-ws): conn takes
+ * it. NULL when no such relay waits for that worker (the one whose call
+ * made it). */
+struct thaw_relay *thaw_relay_claim(const char *id, const char *worker, void *conn,
                                     const struct thaw_relay_client *ops);
 /* Once the 101 is written: what the object sent before it goes now, and
  * the owner's bytes flow from then on. */

@@ -204,7 +204,7 @@ static int take_object_socket(struct conn *c, const char **names, const char **v
     if (i == n)
         return 0;
     if (!(c->dows = thaw_do_ws_claim(c->worker, values[i], c, to_client)) &&
-        !(c->relay = thaw_relay_claim(values[i], c, &relay_ops))) {
+        !(c->relay = thaw_relay_claim(values[i], c->worker->cfg.name, c, &relay_ops))) {
         thaw_ws_free(c->ws);
         c->ws = NULL;
         refuse_101(c, 500, "500 Internal Server Error: the worker returned a Durable "
