@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "cluster/internal-ws.h"
+#include "cluster/relay.h"
 #include "do/ws-internal.h"
 #include "do/ws.h"
 #include "ipc/codec.h"
@@ -19,6 +20,8 @@ struct thaw_iws {
     struct thaw_worker *w;
     struct thaw_ws *ws;
     struct thaw_do_ws *dows;   /* NULL once let go of */
+    struct thaw_relay *relay;  /* or: the object passed on a socket of
+                                * an object on a third node */
     int closing;
 };
 
@@ -91,6 +94,35 @@ static void to_client(void *owner, int type, const char *p, size_t n)
     }
 }
 
+/* ---- a socket this node relays on (relay.h) ----------------------------- */
+
+static void relay_write(void *owner, const char *p, size_t n)
+{
+    struct thaw_iws *s = owner;
+
+    touch(s);
+    thaw_h1_write(s->c, p, n);
+}
+
+static void relay_gone(void *owner)
+{
+    struct thaw_iws *s = owner;
+
+    s->relay = NULL;
+    thaw_h1_done(s->c);
+}
+
+static void relay_resume(void *owner)
+{
+    thaw_h1_update_reading(((struct thaw_iws *)owner)->c);
+}
+
+static const struct thaw_relay_client relay_ops = {
+    .write = relay_write,
+    .gone = relay_gone,
+    .resume = relay_resume,
+};
+
 struct thaw_iws *thaw_iws_start(struct thaw_h1_conn *c, struct thaw_worker *w,
                                 const char *sid, const char *head_json)
 {
@@ -107,7 +139,8 @@ struct thaw_iws *thaw_iws_start(struct thaw_h1_conn *c, struct thaw_worker *w,
     /* the socket was made for the object's own worker: this connection
      * stands for that worker's client */
     thaw__do_ws_allow(sid, w);
-    if (!(s->dows = thaw_do_ws_claim(w, sid, s, to_client))) {
+    if (!(s->dows = thaw_do_ws_claim(w, sid, s, to_client)) &&
+        !(s->relay = thaw_relay_claim(sid, w->cfg.name, s, &relay_ops))) {
         thaw_ws_free(s->ws);
         free(s);
         return NULL;
@@ -116,18 +149,40 @@ struct thaw_iws *thaw_iws_start(struct thaw_h1_conn *c, struct thaw_worker *w,
     thaw_h1_printf(c, "x-thaw-do-head: %s\r\n\r\n", head_json);
     thaw_h1_upgrade(c);
     touch(s);
-    thaw_do_ws_flush(s->dows);
+    if (s->dows)
+        thaw_do_ws_flush(s->dows);
+    else
+        thaw_relay_flush(s->relay);
     return s;
 }
 
 void thaw_iws_raw(struct thaw_iws *s, const char *p, size_t n)
 {
     touch(s);
-    thaw_ws_feed(s->ws, p, n);
+    if (s->relay)
+        thaw_relay_feed(s->relay, p, n);
+    else
+        thaw_ws_feed(s->ws, p, n);
+}
+
+int thaw_iws_full(const struct thaw_iws *s)
+{
+    return s && s->relay && thaw_relay_full(s->relay);
+}
+
+void thaw_iws_hold(struct thaw_iws *s, int hold)
+{
+    if (s && s->relay)
+        thaw_relay_hold(s->relay, hold);
 }
 
 void thaw_iws_detach(struct thaw_iws *s)
 {
+    if (s && s->relay) {
+        struct thaw_relay *r = s->relay;
+        s->relay = NULL;
+        thaw_relay_detach(r);
+    }
     if (s && s->dows) {
         struct thaw_do_ws *d = s->dows;
         s->dows = NULL;

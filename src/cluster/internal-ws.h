@@ -14,7 +14,9 @@
 struct thaw_worker;
 struct thaw_iws;
 
-/* The object answered 101 with its socket sid (the x-thaw-ws header):
+/* The object answered 101 with its socket sid (the x-thaw-ws header; or
+ * a relay's id, relay.h, when the object passed on the 101 of an object
+ * owned by a third node: then this connection is relayed on):
  * the 101 goes on c with the object's head as JSON (head_json, in
  * x-thaw-do-head), the connection is upgraded and the socket's frames
  * are this connection's from now on. NULL (nothing written) when no
@@ -23,6 +25,11 @@ struct thaw_iws *thaw_iws_start(struct thaw_h1_conn *c, struct thaw_worker *w,
                                 const char *sid, const char *head_json);
 /* Bytes from the forwarding node (the client's frames). */
 void thaw_iws_raw(struct thaw_iws *s, const char *p, size_t n);
+/* Backpressure of a relayed-on socket: 1 while the third node's side
+ * takes no more (read no more of this connection); the forwarding node
+ * reads slowly (hold 1) or again (0). */
+int thaw_iws_full(const struct thaw_iws *s);
+void thaw_iws_hold(struct thaw_iws *s, int hold);
 /* The connection is closing: the object's socket is told (its close
  * event) and let go of. Again: nothing. */
 void thaw_iws_detach(struct thaw_iws *s);

@@ -498,6 +498,21 @@ static void on_close(struct thaw_h1_conn *c)
     thaw_iws_detach(((struct iconn *)c)->iws);
 }
 
+static int body_full(struct thaw_h1_conn *c)
+{
+    return thaw_iws_full(((struct iconn *)c)->iws);
+}
+
+static void on_full(struct thaw_h1_conn *c)
+{
+    thaw_iws_hold(((struct iconn *)c)->iws, 1);
+}
+
+static void on_drain(struct thaw_h1_conn *c)
+{
+    thaw_iws_hold(((struct iconn *)c)->iws, 0);
+}
+
 /* An upgraded connection's bytes: a forwarded WebSocket's frames. */
 static void on_raw(struct thaw_h1_conn *c, const char *p, size_t n)
 {
@@ -522,6 +537,9 @@ static const struct thaw_h1_ops internal_ops = {
     .on_body = on_body,
     .on_body_end = on_body_end,
     .on_abort = on_abort,
+    .body_full = body_full,
+    .on_full = on_full,
+    .on_drain = on_drain,
     .on_close = on_close,
     .on_free = on_free,
     .on_raw = on_raw,

@@ -59,17 +59,27 @@ WORKER = '''
                   flush=True)
 
 
+    class Lobby(DurableObject):
+        """Passes the upgrade on to a room (maybe on a third node)."""
+        async def fetch(self, request):
+            to = parse_qs(urlparse(request.url).query).get("to", ["hall"])[0]
+            return await self.env.ROOMS.getByName(to).fetch(request)
+
+
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
-            room = parse_qs(urlparse(request.url).query).get("room", ["lobby"])[0]
+            url = urlparse(request.url)
+            room = parse_qs(url.query).get("room", ["lobby"])[0]
+            ns = self.env.LOBBY if url.path == "/lobby" else self.env.ROOMS
             try:
-                return await self.env.ROOMS.getByName(room).fetch(request)
+                return await ns.getByName(room).fetch(request)
             except Exception as e:
                 return Response(f"{type(e).__name__}: {e}", status=503)
 '''
 
-CONFIG = dict(durable_objects={"bindings": [{"name": "ROOMS", "class_name": "ChatRoom"}]},
-              migrations=[{"tag": "v1", "new_sqlite_classes": ["ChatRoom"]}],
+CONFIG = dict(durable_objects={"bindings": [{"name": "ROOMS", "class_name": "ChatRoom"},
+                                            {"name": "LOBBY", "class_name": "Lobby"}]},
+              migrations=[{"tag": "v1", "new_sqlite_classes": ["ChatRoom", "Lobby"]}],
               thaw={"ws_max_message": 1 << 20})
 
 UPGRADE = {"Host": "chat.localhost", "Upgrade": "websocket", "Connection": "Upgrade",
@@ -97,10 +107,10 @@ def owner_of_room(c, node, room):
     return int(rows[0][1][1:])
 
 
-def connect(node, room, user, **kw):
+def connect(node, room, user, path="/", to="", **kw):
     # the URL's host routes to the worker; the socket goes to the node
-    return websockets.connect(f"ws://chat.localhost:{node.port}/?room={room}&user={user}",
-                              host="127.0.0.1", port=node.port, **kw)
+    return websockets.connect(f"ws://chat.localhost:{node.port}{path}?room={room}&user={user}"
+                              f"&to={to}", host="127.0.0.1", port=node.port, **kw)
 
 
 def run(coro, timeout=60):
@@ -234,3 +244,44 @@ def test_a_slow_reader_does_not_make_the_relay_buffer_the_flood(cluster, tmp_pat
     assert got == count
     # the relay holds about one hold's worth (4 MiB) each way, not 32 MiB
     assert peak - base < 12 * 1024, (base, peak)
+
+
+def test_an_object_passing_on_a_third_nodes_socket_is_relayed_twice(cluster, tmp_path):  # noqa: F811
+    """The Lobby pattern: the client's node (A) forwards to the lobby's
+    owner (B), whose object returns the 101 of a room owned by C: B
+    relays on to C, and the socket is C's room's."""
+    cluster.up(3)
+    deploy(cluster, tmp_path)
+    n = cluster.nodes
+
+    def owners():
+        return dict(r.split() for r in cluster.pg.sql(
+            "SELECT id || ' ' || node FROM thaw_owners WHERE worker = 'chat' AND kind = 'do'")
+            .splitlines())
+    for i in range(30):
+        before = owners()
+        r = n[1].host_get("chat.localhost", f"/lobby?room=l{i}&to=t{i}")
+        assert r.status == 202, r.text
+        new = {k: v for k, v in owners().items() if k not in before}
+        lobby = [int(v[1:]) for k, v in new.items() if k.startswith("Lobby/")]
+        room = [int(v[1:]) for k, v in new.items() if k.startswith("ChatRoom/")]
+        assert len(lobby) == 1 and len(room) == 1, new
+        if lobby[0] != room[0]:
+            break
+    else:
+        raise AssertionError("no lobby and room on two different nodes in 30 tries")
+    b, c = lobby[0], room[0]
+    a = ({1, 2, 3} - {b, c}).pop()
+
+    async def go():
+        async with connect(n[a], f"l{i}", "ann", path="/lobby", to=f"t{i}") as ann, \
+                connect(n[c], f"t{i}", "bob") as bob:
+            await ann.send("hello")
+            heard = (await ann.recv(), await bob.recv())
+            await ann.close(4002, "ann leaves")
+            return heard, ann.close_code
+    heard, code = run(go())
+    assert heard == ("ann: hello", "ann: hello")
+    assert code == 4002
+    log = n[c].wait_log("ws-close ann", timeout=10)
+    assert "ws-close ann 4002 ann leaves True" in log, log[-3000:]
