@@ -16,7 +16,10 @@
 #include "serve/fleet.h"
 #include "util/log.h"
 
-#define MAX_CONNS 1024
+/* each WebSocket another node relays to an object here holds one for its
+ * life (internal-ws.h); over it a new one is refused (the relaying node
+ * answers 503) */
+#define MAX_CONNS 16384
 
 const char *thaw_cluster_secret(void)
 {
