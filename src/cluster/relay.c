@@ -129,9 +129,12 @@ static const char *find_head_end(const struct thaw_buf *b)
     return b->len ? memmem(b->data, b->len, "\r\n\r\n", 4) : NULL;
 }
 
-static int status_of(const char *p)
+/* The status of a head that ends (\r\n\r\n) within b. */
+static int status_of(const struct thaw_buf *b)
 {
-    return strncmp(p, "HTTP/1.", 7) == 0 && p[8] == ' ' ? atoi(p + 9) : 0;
+    const char *p = b->data;
+
+    return b->len >= 12 && strncmp(p, "HTTP/1.", 7) == 0 && p[8] == ' ' ? atoi(p + 9) : 0;
 }
 
 /* The owner's x-thaw-do-head, within the head [p, end). */
@@ -191,6 +194,7 @@ static void answered(struct thaw_relay *r)
     json_t *head;
     const char *body;
     size_t blen;
+    int status = status_of(&r->in);
 
     if (!end) {
         fail_call(r, "its answer ended before its head did");
@@ -198,7 +202,8 @@ static void answered(struct thaw_relay *r)
     }
     body = end + 4;
     blen = r->in.len - (size_t)(body - p);
-    head = status_of(p) == 200 ? do_head(p, end + 2) : NULL;
+
+    head = status == 200 ? do_head(p, end + 2) : NULL;
     r->call = NULL;
     call->on_cancel = NULL;
     call->data = NULL;
@@ -208,10 +213,10 @@ static void answered(struct thaw_relay *r)
             thaw_bind_data(call, body, blen);
         thaw_bind_end(call, NULL);
     } else {
-        if (status_of(p) == 409 || status_of(p) >= 500) /* moved, or the owner's trouble */
+        if (status == 409 || status >= 500) /* moved, or the owner's trouble */
             thaw_owner_forget(r->o, "do", r->worker, r->key);
         thaw_owner_fail_answer(call, body, blen, "Durable Object call failed", r->node,
-                               r->internal, status_of(p));
+                               r->internal, status);
     }
     finish(r);
 }
@@ -221,7 +226,7 @@ static void head_in(struct thaw_relay *r)
     const char *end = find_head_end(&r->in);
     json_t *head;
 
-    if (!end || status_of(r->in.data) != 101)
+    if (!end || status_of(&r->in) != 101)
         return; /* more, or an answer read to its end */
     if (!(head = do_head(r->in.data, end + 2)) || !json_is_object(head)) {
         json_decref(head);

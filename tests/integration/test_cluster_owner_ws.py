@@ -39,8 +39,9 @@ WORKER = '''
         async def webSocketMessage(self, ws, message):
             user = ws.deserializeAttachment()["user"]
             if message == "whoami":
-                ws.send(f"{user} {self.ctx.getTags(ws)} "
-                        f"{sorted(p.deserializeAttachment()['user'] for p in self.ctx.getWebSockets())}")
+                users = sorted(p.deserializeAttachment()["user"]
+                               for p in self.ctx.getWebSockets())
+                ws.send(f"{user} {self.ctx.getTags(ws)} {users}")
             elif message == "bye":
                 ws.close(4000, "asked")
             elif isinstance(message, str) and message.startswith("flood:"):
@@ -246,7 +247,8 @@ def test_a_slow_reader_does_not_make_the_relay_buffer_the_flood(cluster, tmp_pat
     assert peak - base < 12 * 1024, (base, peak)
 
 
-def test_an_object_passing_on_a_third_nodes_socket_is_relayed_twice(cluster, tmp_path):  # noqa: F811
+def test_an_object_passing_on_a_third_nodes_socket_is_relayed_twice(cluster,  # noqa: F811
+                                                                     tmp_path):
     """The Lobby pattern: the client's node (A) forwards to the lobby's
     owner (B), whose object returns the 101 of a room owned by C: B
     relays on to C, and the socket is C's room's."""
