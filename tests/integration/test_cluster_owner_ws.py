@@ -211,6 +211,26 @@ def test_the_owner_killed_cuts_the_socket_and_new_ones_get_503(cluster, tmp_path
     assert "503 Service Unavailable" in text and f"node n{k}" in text, text
 
 
+
+def test_the_relaying_node_killed_closes_the_objects_socket(cluster, tmp_path):  # noqa: F811
+    cluster.up(2)
+    deploy(cluster, tmp_path)
+    n = cluster.nodes
+    k = owner_of_room(cluster, n[1], "r5")
+    other = n[2 if k == 1 else 1]
+
+    async def go():
+        ws = await connect(other, "r5", "ann")
+        await ws.send("hello")
+        assert await ws.recv() == "ann: hello"
+        other.stop(signal.SIGKILL)
+        ws.transport.abort()
+    run(go())
+    # the owner's internal connection ended with the node: the object's
+    # socket closed, not clean
+    log = n[k].wait_log("ws-close ann", timeout=10)
+    assert "ws-close ann 1006" in log and "False" in log.split("ws-close ann")[1], log[-3000:]
+
 def rss_kib(node):
     with open(f"/proc/{node.proc.pid}/status") as f:
         for line in f:
