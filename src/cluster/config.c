@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <libpq-fe.h>
 
@@ -30,17 +31,29 @@ static int name_ok(const char *s)
     return 1;
 }
 
-/* HOST:PORT with a port of 1..65535 (HOST may be [v6]). */
+/* IP:PORT with a port of 1..65535 (the IP may be [v6]): the internal
+ * port listens there, and the other nodes connect to it as written, so
+ * it is an address, not a name to resolve. */
 static int hostport_ok(const char *s)
 {
     const char *colon = strrchr(s, ':');
-    char *end;
+    char host[INET6_ADDRSTRLEN + 2], *end;
+    unsigned char a[16];
+    size_t n;
     long port;
 
-    if (!colon || colon == s)
+    if (!colon || colon == s || (n = (size_t)(colon - s)) >= sizeof(host))
         return 0;
+    memcpy(host, s, n);
+    host[n] = '\0';
     port = strtol(colon + 1, &end, 10);
-    return *end == '\0' && end != colon + 1 && port > 0 && port < 65536;
+    if (*end != '\0' || end == colon + 1 || port <= 0 || port >= 65536)
+        return 0;
+    if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+        host[n - 1] = '\0';
+        return inet_pton(AF_INET6, host + 1, a) == 1;
+    }
+    return inet_pton(AF_INET, host, a) == 1;
 }
 
 /* What libpq itself would refuse (an unknown parameter, a bad port),
@@ -103,7 +116,8 @@ int thaw_cluster_config_load(struct thaw_cluster_config *c, const struct thaw_po
             want = "redis://[:PASSWORD@]HOST[:PORT][/DB]";
         } else if (strcmp(key, "internal") == 0) {
             ok = ok && hostport_ok(s) && set(c->internal, sizeof(c->internal), s) == 0;
-            want = "HOST:PORT, where the other nodes reach this one";
+            want = "IP:PORT (an address, not a host name: this node listens there and the "
+                   "others connect to it as written), where the other nodes reach this one";
         } else {
             snprintf(err, errlen, "%s: unknown key `cluster.%s`; the keys of [cluster] are "
                      "node, control, redis and internal (see docs/scale-out.md)",

@@ -4,7 +4,7 @@
  *     node = "n1"                           # this node's name in the cluster
  *     control = "postgresql:///thaw?host=/run/postgresql"   # deployments
  *     redis = "redis://127.0.0.1:6379/0"    # cron leases, tail, default KV
- *     internal = "127.0.0.1:9101"           # where other nodes reach this one
+ *     internal = "127.0.0.1:9101"           # where other nodes reach this one (IP:PORT)
  *
  * Every node of one cluster names the same control store and Redis; each
  * has its own node name and internal address. The shared secret of the
@@ -24,7 +24,7 @@ struct thaw_cluster_config {
     char node[THAW_CLUSTER_MAX_NODE + 1];
     char control[1024];  /* "" or a postgresql:// (postgres://) URL */
     char redis[512];     /* "" or a redis:// URL */
-    char internal[128];  /* "" or HOST:PORT */
+    char internal[128];  /* "" or IP:PORT ([v6]:PORT) */
 };
 
 /* Reads and checks the [cluster] table (absent: on = 0). A missing `node`

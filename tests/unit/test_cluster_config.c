@@ -45,6 +45,8 @@ static void every_key(void **state)
     assert_string_equal(c.control, "postgresql:///thaw?host=/tmp/pg");
     assert_string_equal(c.redis, "redis://127.0.0.1:7000/2");
     assert_string_equal(c.internal, "127.0.0.1:9101");
+    assert_int_equal(load("{\"cluster\": {\"internal\": \"[::1]:9101\"}}", &c, err), 0);
+    assert_string_equal(c.internal, "[::1]:9101");
 }
 
 static void node_defaults_to_the_host_name(void **state)
@@ -66,8 +68,9 @@ static void mistakes_name_file_and_key(void **state)
         {"{\"cluster\": {\"control\": \"postgresql://h/db?nosuch=1\"}}",
          "`cluster.control` is not a URL libpq takes: invalid URI query parameter: \"nosuch\""},
         {"{\"cluster\": {\"redis\": \"http://x\"}}", "`cluster.redis` must be redis://"},
-        {"{\"cluster\": {\"internal\": \"127.0.0.1\"}}", "`cluster.internal` must be HOST:PORT"},
-        {"{\"cluster\": {\"internal\": \"127.0.0.1:70000\"}}", "`cluster.internal` must be HOST:PORT"},
+        {"{\"cluster\": {\"internal\": \"127.0.0.1\"}}", "`cluster.internal` must be IP:PORT"},
+        {"{\"cluster\": {\"internal\": \"127.0.0.1:70000\"}}", "`cluster.internal` must be IP:PORT"},
+        {"{\"cluster\": {\"internal\": \"thaw-0.thaw.svc:9101\"}}", "`cluster.internal` must be IP:PORT"},
         {"{\"cluster\": {\"nodes\": \"n1\"}}", "unknown key `cluster.nodes`"},
     };
     struct thaw_cluster_config c;
