@@ -77,12 +77,15 @@ def test_a_cron_fires_once_per_minute_across_three_nodes(tmp_path):
         for m in minutes:
             holder = r.get(f"thaw:cron:tick:{m}:* * * * *")
             holders[m] = holder.decode() if holder else None
+            if holders[m] is None:
+                continue  # reported below, with the whole table
             # one run, on the node that holds the minute's lease
             if holders[m] == "n2" and m not in got:
                 continue  # node 2 won the lease and was killed before it ran
             assert got.get(m, []) == [int(holders[m][1:])], (m, got.get(m), holders[m])
-        # every node took part, node 2 before its kill and after its return
-        assert {h for h in holders.values()} >= {"n1", "n3"}, holders
+        # every minute had its lease taken, those while node 2 was dead too
+        # (which node wins a minute is a race: no node is required to)
+        assert None not in holders.values(), holders
         assert '"event":"scheduled"' in cluster.logs() and '"node":"n' in cluster.logs()
     except BaseException:
         cluster.down(keep=True)
