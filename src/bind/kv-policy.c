@@ -18,6 +18,7 @@
 
 #include "bind/kv.h"
 #include "policy/policy.h"
+#include "util/idname.h"
 
 static const char *opfile(const struct thaw_policy *policy)
 {
@@ -26,15 +27,7 @@ static const char *opfile(const struct thaw_policy *policy)
 
 static int prefix_ok(const char *s)
 {
-    size_t i, n = strlen(s);
-
-    if (n == 0 || n > THAW_KV_MAX_PREFIX)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
-            return 0;
-    return 1;
+    return thaw_plain_name(s, THAW_KV_MAX_PREFIX);
 }
 
 int thaw_kv_policy_load(struct thaw_kv_policy *kp, const struct thaw_policy *policy,

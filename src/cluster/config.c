@@ -12,6 +12,7 @@
 #include "bind/kv.h"
 #include "cluster/config.h"
 #include "policy/policy.h"
+#include "util/idname.h"
 
 static const char *opfile(const struct thaw_policy *p)
 {
@@ -20,15 +21,7 @@ static const char *opfile(const struct thaw_policy *p)
 
 static int name_ok(const char *s)
 {
-    size_t i, n = strlen(s);
-
-    if (n == 0 || n > THAW_CLUSTER_MAX_NODE)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
-            return 0;
-    return 1;
+    return thaw_plain_name(s, THAW_CLUSTER_MAX_NODE);
 }
 
 /* IP:PORT with a port of 1..65535 (the IP may be [v6]): the internal

@@ -54,3 +54,15 @@ int thaw_id_filename(const char *id, size_t len, char *out)
     out[k] = '\0';
     return (int)k;
 }
+
+int thaw_plain_name(const char *s, size_t max)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > max)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!keeps((unsigned char)s[i], 1)) /* '.' anywhere, as at 1 */
+            return 0;
+    return 1;
+}

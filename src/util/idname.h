@@ -21,4 +21,9 @@ enum { THAW_IDNAME_MAX_ESCAPED = 160, THAW_IDNAME_KEEP = 100, THAW_IDNAME_SIZE =
  * room for THAW_IDNAME_SIZE bytes. Returns its length; -1 when len is 0. */
 int thaw_id_filename(const char *id, size_t len, char *out);
 
+/* Whether s is 1 to max letters, digits, '-', '_' or '.': a name the
+ * operator gives (a node's, a Redis key prefix) that goes into keys and
+ * log lines as it is. */
+int thaw_plain_name(const char *s, size_t max);
+
 #endif
