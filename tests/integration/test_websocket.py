@@ -62,6 +62,12 @@ WORKER = '''
                 server.addEventListener("message", create_proxy(lambda e: server.send(e.data)))
             elif path == "exit":
                 server.addEventListener("message", create_proxy(lambda e: os._exit(3)))
+            elif path == "forge":
+                # the header by which the supervisor hands a Durable Object's
+                # (or a cluster relay's) socket to the connection: a worker
+                # naming one it was not given takes nothing
+                return Response(None, status=101, web_socket=client,
+                                headers={"x-thaw-do-ws": "ab" * 16})
             return Response(None, status=101, web_socket=client)
 '''
 
@@ -216,6 +222,17 @@ def test_socket_outlives_the_request_timeout(ws_thaw):
     statuses = [json.loads(line)["status"] for line in ws_thaw.log().splitlines()
                 if line.startswith("{") and '"status":' in line]
     assert statuses and 504 not in statuses, statuses
+
+
+def test_a_forged_object_socket_header_takes_nothing(ws_thaw):
+    async def go():
+        with pytest.raises(websockets.InvalidStatusCode) as e:
+            await websockets.connect(url(ws_thaw, "forge"))
+        assert e.value.status_code == 500
+        async with websockets.connect(url(ws_thaw, "echo")) as ws:  # it serves on
+            await ws.send("after")
+            return await ws.recv()
+    assert run(go()) == "after"
 
 
 def test_instance_exit_closes_the_socket_with_1011(ws_thaw):
