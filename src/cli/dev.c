@@ -141,6 +141,11 @@ static void on_loaded(void *data, int rc, struct thaw_config *cfg, const char *e
         thaw_worker_init(&d->worker, d->loop, d->zygote, d->preload, d->dir, d->state, cfg,
                          &d->lim, NULL /* the developer is the operator */, on_built, d);
         d->worker.on_lost = on_lost;
+        if ((rc = thaw_server_accept(&d->server))) {
+            fprintf(stderr, "thaw: cannot accept on %s:%d: %s\n", d->ip, d->port,
+                    uv_strerror(rc));
+            exit(1);
+        }
         return;
     }
     d->worker.limits = d->lim; /* a config edit may change them */
@@ -360,7 +365,9 @@ int thaw_cmd_dev(int argc, char **argv)
             return 2;
         }
     }
-    if ((rc = thaw_server_listen(&d.server, d.loop, d.ip, d.port, &d.worker))) {
+    /* accepting starts with the first build (on_loaded): a client early
+     * waits for it instead of finding no version to answer */
+    if ((rc = thaw_server_bind(&d.server, d.loop, d.ip, d.port, &d.worker))) {
         fprintf(stderr, "thaw: cannot listen on %s:%d: %s\n", d.ip, d.port,
                 uv_strerror(rc));
         return 1;

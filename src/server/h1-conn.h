@@ -70,6 +70,8 @@ struct thaw_h1_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     int listening;
+    int accepting;               /* 0: bound, clients wait in the backlog */
+    int backlog;
     /* max_header, max_body and the clocks, read at every use: a config
      * edit (thaw dev) applies to the next request */
     const struct thaw_limits *limits;
@@ -137,6 +139,13 @@ struct thaw_h1_conn {
  * libuv error. */
 int thaw_h1_server_listen(struct thaw_h1_server *s, uv_loop_t *loop, const char *ip,
                           int port, int backlog, char *authority, size_t alen);
+/* Binds ip:port as thaw_h1_server_listen does, but accepts nothing until
+ * thaw_h1_server_accept: a client connects and waits, its request in the
+ * kernel's buffer, while what answers it gets ready. */
+int thaw_h1_server_bind(struct thaw_h1_server *s, uv_loop_t *loop, const char *ip, int port,
+                        int backlog, char *authority, size_t alen);
+/* Starts accepting (once; 0 when it already does) or a libuv error. */
+int thaw_h1_server_accept(struct thaw_h1_server *s);
 /* The same for "IP:PORT" or "[IPv6]:PORT"; UV_EINVAL when it is not one. */
 int thaw_h1_server_listen_addr(struct thaw_h1_server *s, uv_loop_t *loop, const char *addr);
 /* Stops accepting and drops every connection. */

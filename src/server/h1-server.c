@@ -63,21 +63,43 @@ static void on_prepare(uv_prepare_t *h)
     thaw__h1_flush_all(h->data);
 }
 
-int thaw_h1_server_listen(struct thaw_h1_server *s, uv_loop_t *loop, const char *ip,
-                          int port, int backlog, char *authority, size_t alen)
+int thaw_h1_server_bind(struct thaw_h1_server *s, uv_loop_t *loop, const char *ip, int port,
+                        int backlog, char *authority, size_t alen)
 {
     int rc;
 
     s->loop = loop;
-    if ((rc = thaw_h1_listen(&s->listener, loop, ip, port, backlog, on_connection, authority,
-                             alen)))
+    if ((rc = thaw_h1_listen(&s->listener, loop, ip, port, backlog, NULL, authority, alen)))
         return rc;
     s->listener.data = s;
     s->listening = 1;
+    s->backlog = backlog;
     uv_prepare_init(loop, &s->flusher);
     s->flusher.data = s;
     uv_prepare_start(&s->flusher, on_prepare);
     return 0;
+}
+
+int thaw_h1_server_accept(struct thaw_h1_server *s)
+{
+    int rc;
+
+    if (!s->listening || s->accepting)
+        return 0;
+    if ((rc = uv_listen((uv_stream_t *)&s->listener, s->backlog, on_connection)))
+        return rc;
+    s->accepting = 1;
+    return 0;
+}
+
+int thaw_h1_server_listen(struct thaw_h1_server *s, uv_loop_t *loop, const char *ip,
+                          int port, int backlog, char *authority, size_t alen)
+{
+    int rc = thaw_h1_server_bind(s, loop, ip, port, backlog, authority, alen);
+
+    if (!rc && (rc = thaw_h1_server_accept(s)))
+        thaw_h1_server_close(s);
+    return rc;
 }
 
 int thaw_h1_server_listen_addr(struct thaw_h1_server *s, uv_loop_t *loop, const char *addr)
@@ -97,6 +119,7 @@ void thaw_h1_server_close(struct thaw_h1_server *s)
         uv_prepare_stop(&s->flusher);
         uv_close((uv_handle_t *)&s->flusher, NULL);
         s->listening = 0;
+        s->accepting = 0;
     }
     while (s->conns)
         thaw_h1_close((struct thaw_h1_conn *)s->conns);

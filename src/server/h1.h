@@ -147,7 +147,9 @@ void thaw_h1_link_close(struct thaw_h1_link *l);
 
 /* Binds and listens on ip:port ("::1" style IPv6 without brackets).
  * authority (may be NULL) gets "ip:port" or "[ip]:port". 0 or a libuv
- * error; on error the listener is closed. */
+ * error; on error the listener is closed. cb NULL: the kernel listens
+ * (clients connect and wait in its backlog) but nothing is accepted
+ * until uv_listen(l, backlog, cb). */
 int thaw_h1_listen(uv_tcp_t *l, uv_loop_t *loop, const char *ip, int port, int backlog,
                    uv_connection_cb cb, char *authority, size_t alen);
 /* "IP:PORT" or "[IPv6]:PORT" into host (no brackets) and port; 0, or

@@ -367,15 +367,30 @@ static const struct thaw_h1_ops public_ops = {
     .on_raw = on_raw,
 };
 
-int thaw_server_listen(struct thaw_server *s, uv_loop_t *loop, const char *ip,
-                       int port, struct thaw_worker *w)
+int thaw_server_bind(struct thaw_server *s, uv_loop_t *loop, const char *ip, int port,
+                     struct thaw_worker *w)
 {
     s->worker = w;
     s->h1 = (struct thaw_h1_server){
         .limits = &w->limits, .ops = &public_ops, .conn_size = sizeof(struct conn), .data = s,
     };
-    return thaw_h1_server_listen(&s->h1, loop, ip, port, 1024, s->authority,
-                                 sizeof(s->authority));
+    return thaw_h1_server_bind(&s->h1, loop, ip, port, 1024, s->authority,
+                               sizeof(s->authority));
+}
+
+int thaw_server_accept(struct thaw_server *s)
+{
+    return thaw_h1_server_accept(&s->h1);
+}
+
+int thaw_server_listen(struct thaw_server *s, uv_loop_t *loop, const char *ip,
+                       int port, struct thaw_worker *w)
+{
+    int rc = thaw_server_bind(s, loop, ip, port, w);
+
+    if (!rc && (rc = thaw_server_accept(s)))
+        thaw_server_close(s);
+    return rc;
 }
 
 void thaw_server_close(struct thaw_server *s)

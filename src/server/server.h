@@ -26,6 +26,12 @@ struct thaw_server {
 /* Binds and listens. Returns 0 or a libuv error (port taken...). */
 int thaw_server_listen(struct thaw_server *s, uv_loop_t *loop, const char *ip,
                        int port, struct thaw_worker *w);
+/* The same, but accepting starts with thaw_server_accept (thaw dev: the
+ * port is taken at once, and a client that connects before the worker's
+ * first build has begun waits for it rather than getting an error). */
+int thaw_server_bind(struct thaw_server *s, uv_loop_t *loop, const char *ip, int port,
+                     struct thaw_worker *w);
+int thaw_server_accept(struct thaw_server *s);
 /* Stops accepting and drops every connection (shutdown). */
 void thaw_server_close(struct thaw_server *s);
 
