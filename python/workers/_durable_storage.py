@@ -18,6 +18,7 @@ instance's loop until the supervisor answers (a local SQLite call).
 """
 from . import _bind
 from . import _durable_wire as wire
+from ._durable_gate import OutputGate, WriteFailed
 
 _STORE = ":do"  # the storage binding (src/do/bind.c): no env name can be it
 _KV = "_cf_KV"
@@ -73,17 +74,9 @@ def _options(options, allowed, what):
     return options
 
 
-class WriteFailed(_bind.JsException):
-    """A storage write of the object failed: its answer is not sent."""
-
-    def __init__(self, exc):
-        super().__init__("Error", "a storage write of this Durable Object failed, so its "
-                         f"answer is not sent (the output gate): {exc}")
-
-
 class DurableObjectStorage:
     __slots__ = ("_ns", "_id", "_sqlite", "_ready", "_sql", "_firing", "_txn", "_in_sync",
-                 "_unconfirmed", "broken")
+                 "_unconfirmed", "broken", "_gate")
 
     def __init__(self, ns_key, id_hex, sqlite):
         self._ns = ns_key
@@ -96,6 +89,7 @@ class DurableObjectStorage:
         self._in_sync = False  # inside transactionSync(): sql.exec joins it
         self._unconfirmed = []  # writes sent, their answers not yet seen by settle()
         self.broken = None  # the first write that failed (WriteFailed)
+        self._gate = OutputGate()  # the object's messages wait for its writes
 
     # -- transport ------------------------------------------------------
     def _args(self, **kw):
@@ -128,9 +122,25 @@ class DurableObjectStorage:
         """A write already sent: the object's answer waits for it (settle());
         the caller may await what this returns, or not."""
         import asyncio  # not at the top: `import workers` stays light
-        task = asyncio.ensure_future(answer)
+        gate = self._gate
+        gate.write()
+        task = asyncio.ensure_future(self._committed(answer, gate.sent()))
         self._unconfirmed.append(task)
         return task
+
+    async def _committed(self, answer, call):
+        try:
+            result = await answer
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+        self._gate.done(call)
+        return result
+
+    def _failed(self, exc):
+        if self.broken is None:
+            self.broken = WriteFailed(exc)
+        self._gate.fail(exc)
 
     async def settle(self):
         """The output gate: waits for every write sent so far and returns
@@ -143,8 +153,8 @@ class DurableObjectStorage:
             for w in writes:
                 exc = (asyncio.CancelledError("the write was cancelled") if w.cancelled()
                        else w.exception())
-                if exc is not None and self.broken is None:
-                    self.broken = WriteFailed(exc)
+                if exc is not None:
+                    self._failed(exc)
         return self.broken
 
     # -- key-value ------------------------------------------------------
