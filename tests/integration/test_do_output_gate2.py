@@ -20,6 +20,7 @@ N = 200  # writes not awaited before the message: each a commit of its own
 SIZE = 1000
 
 WORKER = """
+    import asyncio
     import json
     from urllib.parse import urlparse, parse_qs
     from workers import DurableObject, Response, WebSocketPair, WorkerEntrypoint, fetch
@@ -76,6 +77,33 @@ WORKER = """
 
         def ping(self):
             return "pong"
+
+        async def one_turn(self, bad):
+            st = self.ctx.storage
+            st.put("a", 1)
+            st.put({"b": 2, "c": 3})
+            st.delete("c")
+            if bad:  # a key SQLite refuses (over its 2,000,000 bytes): the batch fails
+                st.put("x" * 2100000, 4)
+            return "sent"
+
+        async def two_turns(self):
+            st = self.ctx.storage
+            st.put("a", 1)
+            await asyncio.sleep(0)  # the turn ends: "a" is a transaction of its own
+            st.put("x" * 2100000, 4)
+            return "sent"
+
+        def too_big(self):
+            self.ctx.storage.put("small", 1)
+            self.ctx.storage.put("big", "x" * (1024 * 1024))  # raises: the batch never goes
+            return "claims success"
+
+        async def big_turn(self):
+            # over one frame's worth of arguments: the batch goes as a body
+            self._write_many("b")
+            self._write_many("B")
+            return "sent"
 
         async def save(self):
             await self.ctx.storage.put("k", 1)
@@ -266,3 +294,38 @@ def test_an_outgoing_call_behind_a_failed_write_is_never_made(start, workdir, up
     assert "the output gate" in out["message"], out
     assert upstream.hits == []
     assert call(srv, "ping", "refused")["result"] == "pong"  # made again, answers
+
+
+# ---------------------------------------------------------------- coalescing
+
+def test_the_writes_of_one_turn_are_one_transaction(start):
+    srv = start()
+    assert call(srv, "one_turn", "good", False)["result"] == "sent"
+    assert call(srv, "read", "good")["result"] == {"a": 1, "b": 2}
+    # one write of the turn fails: none of them is kept, not even those
+    # before it (each on its own would have been committed)
+    out = call(srv, "one_turn", "atomic", True, status=500)
+    assert "the output gate" in out["message"], out
+    assert call(srv, "read", "atomic")["result"] == {}
+
+
+def test_a_turn_ends_at_an_await_that_yields(start):
+    srv = start()
+    out = call(srv, "two_turns", "turns", status=500)
+    assert "the output gate" in out["message"], out
+    assert call(srv, "read", "turns")["result"] == {"a": 1}
+
+
+def test_a_turn_whose_writes_are_over_a_frame_is_still_one_batch(start):
+    srv = start()
+    assert call(srv, "big_turn", "big")["result"] == "sent"
+    assert call(srv, "read", "big")["result"] == {**written("b"), **written("B")}
+
+
+def test_a_value_over_the_limit_raises_at_its_call(start):
+    srv = start()
+    out = call(srv, "too_big", "huge", status=500)
+    assert "RangeError: a storage value is at most 1048576 bytes" in out["message"], out
+    # the event raised: its answer is the error; what it wrote before went
+    # (the object's code, not the storage, failed), as Cloudflare's would
+    assert call(srv, "read", "huge")["result"] == {"small": 1}
