@@ -60,7 +60,11 @@ class OutputGate:
         held = self._held
         while held and held[0][0] <= self.confirmed:
             _, release, _ = held.popleft()
-            release()
+            try:
+                release()
+            except Exception:  # one message that cannot go (its socket gone) stops no other
+                import traceback
+                traceback.print_exc()
         if not held and self.confirmed == self.issued:
             self.shut = False
 
