@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import websockets
 
+from test_do_output_gate import _break_storage, call  # its worker has `save` too
 from thawlib import write_worker
 
 N = 200  # writes not awaited before the message: each a commit of its own
@@ -136,12 +137,6 @@ CONFIG = dict(durable_objects={"bindings": [{"name": "GATE", "class_name": "Gate
               thaw={"egress": {"allow": ["127.0.0.0/8"]}})
 
 
-def call(srv, method, name, *args, status=200):
-    r = srv.get(f"/{method}?name={name}&args={json.dumps(list(args))}")
-    assert r.status == status, f"{r.status}: {r.text}\n{srv.log()[-3000:]}"
-    return r.json()
-
-
 def written(tag):
     return {f"{tag}{i:03}": tag * SIZE for i in range(N)}
 
@@ -247,16 +242,6 @@ def test_an_outgoing_call_leaves_only_once_the_writes_before_it_are_committed(
     upstream.target = None
     again = start()
     assert call(again, "read", name)["result"] == written(tag)
-
-
-def _break_storage(srv, workdir, name):
-    """Makes the object's file impossible to open: a directory where the
-    supervisor would create it (another object first, so the class's
-    directory exists)."""
-    call(srv, "save", "warm")
-    ns_dirs = list((workdir / ".thaw" / "state" / "do").glob("*/"))
-    assert len(ns_dirs) == 1, ns_dirs
-    (ns_dirs[0] / (srv.get(f"/id?name={name}").text + ".sqlite")).mkdir()
 
 
 def test_a_websocket_message_behind_a_failed_write_never_leaves(start, workdir):
