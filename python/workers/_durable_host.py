@@ -196,7 +196,7 @@ async def _settle(live):
     whose write failed is dropped (its memory may hold what its storage
     does not), to be made again from its storage."""
     storage = getattr(getattr(live.obj, "ctx", None), "storage", None)
-    if isinstance(storage, DurableObjectStorage):
+    if isinstance(storage, DurableObjectStorage) and not storage.idle():
         try:
             await storage.settle()
         finally:

@@ -244,6 +244,10 @@ class DurableObjectStorage:
             self.broken = WriteFailed(exc)
         self._gate.fail(exc)
 
+    def idle(self):
+        """No write waits to be sent or answered, and none failed."""
+        return self._buf is None and not self._unconfirmed and self.broken is None
+
     async def settle(self):
         """The output gate: waits for every write sent so far and returns
         the first failure (a WriteFailed, also kept in `broken`) or None."""
@@ -552,6 +556,8 @@ async def output_gate(state):
     started is committed, or what failed is raised instead of the answer."""
     storage = getattr(state, "storage", None)
     if isinstance(storage, DurableObjectStorage):
+        if storage.idle():
+            return  # nothing written (a WebSocket echo): no coroutine to run
         failed = await storage.settle()
         if failed is not None:
             raise failed
