@@ -11,6 +11,7 @@ from . import _bind
 from . import _durable_host
 from . import _durable_wire as wire
 from ._body import read_all
+from ._durable_gate import current as _gate_of, writes_before
 from ._durable_id import DurableObjectId, DurableObjectNamespace
 from ._entrypoint import DurableObject
 from ._headers import Headers
@@ -62,6 +63,8 @@ class DurableObjectStub:
         from ._request import Request
         from ._response import Response
         opts = _options(init, kwargs)
+        if _gate_of.get() is not None:  # a call from an object waits for its writes
+            await writes_before()
         if isinstance(resource, Request):
             req = resource
             if any(k in opts for k in ("method", "headers", "body")):
@@ -110,6 +113,8 @@ class DurableObjectStub:
 
     async def _rpc(self, method, args):
         data = wire.encode(list(args))
+        if _gate_of.get() is not None:
+            await writes_before()
         _, body = await _bind.call(self._ns._binding, "rpc", self._args(method=method), data)
         payload = _json(body or b"{}")
         if "error" in payload:

@@ -32,6 +32,7 @@ from . import _durable_alarm
 from . import _durable_wire as wire
 from ._durable_id import DurableObjectId
 from ._durable_storage import DurableObjectStorage, output_gate
+from ._durable_gate import current as _gate_of
 from . import _durable_ws
 
 # (class name, id hex) -> _Live
@@ -195,7 +196,7 @@ async def _settle(live):
     whose write failed is dropped (its memory may hold what its storage
     does not), to be made again from its storage."""
     storage = getattr(getattr(live.obj, "ctx", None), "storage", None)
-    if isinstance(storage, DurableObjectStorage):
+    if isinstance(storage, DurableObjectStorage) and not storage.idle():
         try:
             await storage.settle()
         finally:
@@ -242,6 +243,9 @@ async def _run(inst, st, meta, request):
                 _make(inst, live, cls_name, id_hex, meta)
             state = getattr(live.obj, "ctx", None)
             if type(state) is DurableObjectState or isinstance(state, DurableObjectState):
+                # its outbound fetch and stub calls wait for its writes
+                # (workers/_durable_gate.py); this task's context only
+                _gate_of.set(state.storage._gate)
                 if state._gates:
                     await state._pass_gates()
             if op == "ws":

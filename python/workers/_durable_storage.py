@@ -4,13 +4,19 @@ object's own SQLite file, which the supervisor holds (src/do/storage.c):
 the key-value pairs live in a table `_cf_KV`, as on Cloudflare. Every
 write is committed before its call returns.
 
-A write (put, delete, deleteAll, setAlarm, deleteAlarm) is sent when it
-is called, awaited or not, so the calls after it find it done (the
-supervisor runs one object's calls in order). The object's answer to its
-event waits until each write it started is committed, and becomes an
-error if one failed (the output gate: `settle()`, called by
-workers/_durable_host.py); a failed write also breaks the object, which
-is made again from its storage at its next event, as on Cloudflare.
+A write (put, delete, setAlarm, deleteAlarm), awaited or not, is on its
+way when its call returns: the puts and deletes of one turn of the loop
+(those made with no `await` that yields between them) wait in memory
+until the turn ends and then go as one batch, one SQLite transaction
+(Cloudflare's write coalescing); any other storage call (a read,
+sql.exec, an alarm call, deleteAll) sends the batch first, so the calls
+after a write find it done (the supervisor runs one object's calls in
+order). The object's answer to its event waits until each write it
+started is committed, and becomes an error if one failed (the output
+gate: `settle()`, called by workers/_durable_host.py); so do the
+object's other outgoing messages (workers/_durable_gate.py). A failed
+write also breaks the object, which is made again from its storage at
+its next event, as on Cloudflare.
 
 Values are what RPC carries (workers/_durable_wire.py), stored as their
 JSON text. `sql.exec()` is synchronous, as Cloudflare's: it blocks the
@@ -18,6 +24,7 @@ instance's loop until the supervisor answers (a local SQLite call).
 """
 from . import _bind
 from . import _durable_wire as wire
+from ._durable_gate import OutputGate, WriteFailed
 
 _STORE = ":do"  # the storage binding (src/do/bind.c): no env name can be it
 _KV = "_cf_KV"
@@ -26,7 +33,20 @@ _CREATE = (f"CREATE TABLE IF NOT EXISTS {_KV} (key TEXT PRIMARY KEY, value TEXT 
 # the object's alarm (src/do/alarms.h writes it; the same text)
 _ALARM_TABLE = ("CREATE TABLE IF NOT EXISTS _cf_ALARM (k INTEGER PRIMARY KEY CHECK (k = 0), "
                 "at INTEGER NOT NULL)")
+_PUT = (f"INSERT INTO {_KV} (key, value) VALUES (?, ?) "
+        f"ON CONFLICT(key) DO UPDATE SET value = excluded.value")
 MAX_KEYS = 128  # keys per get/put/delete call, as Cloudflare
+# bytes of one value's JSON text: what one get() can answer (its reply is
+# one frame, src/bind/bind.c); Cloudflare's SQLite objects take 2 MB
+MAX_VALUE = 1024 * 1024
+# A batch whose values take more characters than this may not fit the
+# call's head (one frame, 1 MiB, once JSON escapes them): it goes as the
+# call's body instead (at most 32 MiB: bind.h)
+_IN_HEAD = 150000
+# The writes of one turn are one transaction up to this many characters of
+# keys and values (the body's 32 MiB, escaping included); past it the
+# batch so far goes first, as a transaction of its own
+_COALESCE_MAX = 6 * 1024 * 1024
 
 
 def _key(k):
@@ -40,6 +60,14 @@ def _keys(keys):
     if len(keys) > MAX_KEYS:
         raise ValueError(f"at most {MAX_KEYS} keys per call, not {len(keys)}")
     return keys
+
+
+def _how_many(results):
+    return sum(r["meta"]["changes"] for r in results)
+
+
+def _existed(results):
+    return _how_many(results) > 0
 
 
 def alarm_time(scheduled):
@@ -73,17 +101,9 @@ def _options(options, allowed, what):
     return options
 
 
-class WriteFailed(_bind.JsException):
-    """A storage write of the object failed: its answer is not sent."""
-
-    def __init__(self, exc):
-        super().__init__("Error", "a storage write of this Durable Object failed, so its "
-                         f"answer is not sent (the output gate): {exc}")
-
-
 class DurableObjectStorage:
     __slots__ = ("_ns", "_id", "_sqlite", "_ready", "_sql", "_firing", "_txn", "_in_sync",
-                 "_unconfirmed", "broken")
+                 "_unconfirmed", "broken", "_gate", "_buf", "_buf_writes", "_buf_size")
 
     def __init__(self, ns_key, id_hex, sqlite):
         self._ns = ns_key
@@ -96,18 +116,28 @@ class DurableObjectStorage:
         self._in_sync = False  # inside transactionSync(): sql.exec joins it
         self._unconfirmed = []  # writes sent, their answers not yet seen by settle()
         self.broken = None  # the first write that failed (WriteFailed)
+        self._gate = OutputGate()  # the object's messages wait for its writes
+        self._buf = None  # this turn's writes: their statements, until _flush()
+        self._buf_writes = None  # (future, first statement, end, result of its slice)
+        self._buf_size = 0  # characters of their keys and values
 
     # -- transport ------------------------------------------------------
     def _args(self, **kw):
         return {"ns": self._ns, "id": self._id, **kw}
 
-    def _send(self, statements):
-        """Sends a batch now; what _answer() takes."""
+    def _send(self, statements, size=0):
+        """Sends a batch now (size: the characters of its values); what
+        _answer() takes."""
         fresh = not self._ready
         if fresh:  # the first call makes the tables; the later ones follow it
             statements = [{"sql": _CREATE, "params": []},
                           {"sql": _ALARM_TABLE, "params": []}] + statements
-        pending = _bind.start(_STORE, "batch", self._args(statements=statements))
+        if size > _IN_HEAD:  # src/do/storage.c reads it from the body then
+            import json
+            body = json.dumps(statements, ensure_ascii=False, separators=(",", ":"))
+            pending = _bind.start(_STORE, "batch", self._args(), body.encode())
+        else:
+            pending = _bind.start(_STORE, "batch", self._args(statements=statements))
         self._ready = True
         return pending, fresh
 
@@ -122,20 +152,107 @@ class DurableObjectStorage:
         return res[2:] if fresh else res
 
     async def _batch(self, statements):
-        return await self._answer(self._send(statements))
+        self._flush()
+        size = sum(len(p) for st in statements for p in st["params"] if isinstance(p, str))
+        return await self._answer(self._send(statements, size))
+
+    # -- this turn's writes, one transaction ---------------------------
+    def _queue(self, statements, size, result=None):
+        """A put or delete: waits in this turn's batch. Returns a future of
+        its outcome (result(its statements' answers), or None)."""
+        if size > _COALESCE_MAX:
+            raise _bind.JsException("RangeError", f"one storage call of {size} characters of "
+                                    f"keys and values is over thaw's limit of {_COALESCE_MAX}: "
+                                    f"split it")
+        import asyncio  # not at the top: `import workers` stays light
+        loop = asyncio.get_running_loop()
+        if self._buf is not None and self._buf_size + size > _COALESCE_MAX:
+            self._flush()
+        if self._buf is None:
+            self._buf, self._buf_writes, self._buf_size = [], [], 0
+            loop.call_soon(self._flush)  # the turn's end
+        fut = loop.create_future()
+        first = len(self._buf)
+        self._buf += statements
+        self._buf_writes.append((fut, first, len(self._buf), result))
+        self._buf_size += size
+        self._gate.write()
+        return fut
+
+    def _flush(self):
+        """Sends this turn's writes, if any, as one batch (one transaction)."""
+        statements = self._buf
+        if statements is None:
+            return
+        writes, size = self._buf_writes, self._buf_size
+        self._buf = self._buf_writes = None
+        try:
+            sent = self._send(statements, size)
+        except BaseException as exc:  # nothing went (thaw is stopping)
+            self._lost(writes, exc)
+            return
+        import asyncio
+        self._unconfirmed.append(asyncio.ensure_future(
+            self._commit(sent, writes, self._gate.sent())))
+
+    async def _commit(self, sent, writes, call):
+        try:
+            res = await self._answer(sent)
+        except BaseException as exc:
+            self._lost(writes, exc)
+            return
+        self._gate.done(call)
+        for fut, first, end, result in writes:
+            if not fut.done():
+                fut.set_result(None if result is None else result(res[first:end]))
+
+    def _lost(self, writes, exc):
+        """A batch failed: its writes raise, if awaited (the object's answer
+        says so anyway: the failure's traceback is not logged twice)."""
+        import asyncio
+        self._failed(exc)
+        for fut, _, _, _ in writes:
+            if fut.done():
+                continue
+            if isinstance(exc, asyncio.CancelledError):
+                fut.cancel()
+            else:
+                fut.set_exception(exc)
+                fut.exception()  # retrieved
 
     def _write(self, answer):
-        """A write already sent: the object's answer waits for it (settle());
+        """An alarm write, sent: the object's answer waits for it (settle());
         the caller may await what this returns, or not."""
-        import asyncio  # not at the top: `import workers` stays light
-        task = asyncio.ensure_future(answer)
+        import asyncio
+        gate = self._gate
+        gate.write()
+        task = asyncio.ensure_future(self._committed(answer, gate.sent()))
         self._unconfirmed.append(task)
         return task
+
+    async def _committed(self, answer, call):
+        try:
+            result = await answer
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+        self._gate.done(call)
+        return result
+
+    def _failed(self, exc):
+        if self.broken is None:
+            self.broken = WriteFailed(exc)
+        self._gate.fail(exc)
+
+    def idle(self):
+        """No write waits to be sent or answered, and none failed."""
+        return self._buf is None and not self._unconfirmed and self.broken is None
 
     async def settle(self):
         """The output gate: waits for every write sent so far and returns
         the first failure (a WriteFailed, also kept in `broken`) or None."""
         import asyncio
+        self._flush()
         while self._unconfirmed:
             writes, self._unconfirmed = self._unconfirmed, []
             # asyncio.wait cancels none of them if this event is cancelled
@@ -143,8 +260,8 @@ class DurableObjectStorage:
             for w in writes:
                 exc = (asyncio.CancelledError("the write was cancelled") if w.cancelled()
                        else w.exception())
-                if exc is not None and self.broken is None:
-                    self.broken = WriteFailed(exc)
+                if exc is not None:
+                    self._failed(exc)
         return self.broken
 
     # -- key-value ------------------------------------------------------
@@ -174,13 +291,17 @@ class DurableObjectStorage:
         else:
             _options(options, ("allowUnconfirmed", "noCache"), "put")
             pairs = [(_key(key), value)]
-        sent = self._send([{"sql": f"INSERT INTO {_KV} (key, value) VALUES (?, ?) "
-                                   f"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                            "params": [k, wire.encode(v).decode()]} for k, v in pairs])
-        return self._write(self._nothing(sent))
-
-    async def _nothing(self, sent):
-        await self._answer(sent)
+        statements, size = [], 0
+        for k, v in pairs:
+            text = wire.encode(v)
+            if len(text) > MAX_VALUE:
+                raise _bind.JsException("RangeError", f"a storage value is at most {MAX_VALUE} "
+                                        f"bytes of JSON in thaw (what one get() can return); "
+                                        f"the one for key {k[:64]!r} takes {len(text)}")
+            text = text.decode()
+            size += len(k) + len(text)
+            statements.append({"sql": _PUT, "params": [k, text]})
+        return self._queue(statements, size)
 
     def delete(self, keys, options=None):
         """delete(key) -> whether it existed; delete([keys]) -> how many did.
@@ -188,17 +309,14 @@ class DurableObjectStorage:
         _options(options, ("allowUnconfirmed", "noCache"), "delete")
         single = not isinstance(keys, (list, tuple))
         ks = [_key(keys)] if single else _keys(keys)
-        sent = self._send([{"sql": f"DELETE FROM {_KV} WHERE key = ?", "params": [k]}
-                           for k in ks])
-        return self._write(self._deleted(sent, single))
-
-    async def _deleted(self, sent, single):
-        n = sum(r["meta"]["changes"] for r in await self._answer(sent))
-        return n > 0 if single else n
+        return self._queue([{"sql": f"DELETE FROM {_KV} WHERE key = ?", "params": [k]}
+                            for k in ks], sum(map(len, ks)),
+                           _existed if single else _how_many)
 
     def _now(self, statements):
         """A batch run before this returns (blocking the loop, as sql.exec
         does): for the writes whose second step depends on the first."""
+        self._flush()
         fresh = not self._ready
         if fresh:
             statements = [{"sql": _CREATE, "params": []},
@@ -245,6 +363,7 @@ class DurableObjectStorage:
             raise TypeError("transactionSync() takes a function: def work(): ...")
         if self._in_sync:
             raise _bind.JsException("Error", "transactionSync(): already inside one")
+        self._flush()
         _bind.call_sync(_STORE, "txn", self._args(action="begin"))
         self._in_sync = True
         try:
@@ -281,11 +400,13 @@ class DurableObjectStorage:
         _options(options, ("allowConcurrency", "allowUnconfirmed"), "setAlarm")
         at = alarm_time(scheduled)
         self._firing = None
+        self._flush()
         return self._write(self._alarm(_bind.start(_STORE, "alarm", self._args(at=at))))
 
     def deleteAlarm(self, options=None):
         _options(options, ("allowConcurrency", "allowUnconfirmed"), "deleteAlarm")
         self._firing = None
+        self._flush()
         return self._write(self._alarm(_bind.start(_STORE, "alarm", self._args(at=None))))
 
     async def _alarm(self, pending):
@@ -293,6 +414,7 @@ class DurableObjectStorage:
 
     async def _alarm_done(self, at):
         """The alarm at `at` ran (or gave up): gone, unless it was set again."""
+        self._flush()
         await _bind.call(_STORE, "alarm", self._args(at=None, if_at=at))
 
     get_alarm, set_alarm, delete_alarm = getAlarm, setAlarm, deleteAlarm
@@ -344,6 +466,7 @@ class SqlStorage:
         if not isinstance(query, str):
             raise TypeError("sql.exec() takes the SQL as a string")
         params = [_param(b) for b in bindings]
+        self._st._flush()  # this turn's writes go first
         args = self._st._args(sql=query, params=params)
         if self._st._in_sync:
             args["txn"] = True  # part of the open transactionSync (storage.c)
@@ -352,6 +475,7 @@ class SqlStorage:
 
     @property
     def databaseSize(self):
+        self._st._flush()
         res, _ = _bind.call_sync(_STORE, "sql", self._st._args(
             sql="SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
             params=[]))
@@ -432,6 +556,8 @@ async def output_gate(state):
     started is committed, or what failed is raised instead of the answer."""
     storage = getattr(state, "storage", None)
     if isinstance(storage, DurableObjectStorage):
+        if storage.idle():
+            return  # nothing written (a WebSocket echo): no coroutine to run
         failed = await storage.settle()
         if failed is not None:
             raise failed

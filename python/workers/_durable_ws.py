@@ -20,7 +20,8 @@ from types import CoroutineType
 from . import _bind
 from . import _durable_wire as wire
 from ._durable_storage import output_gate
-from ._websocket import CLOSED, OPEN, WebSocket, _parse_fields
+from ._websocket import (CLOSED, CLOSING, OPEN, WebSocket, _WS_CLOSE, _field,
+                         _parse_fields)
 
 BINDING = ":do-ws"
 ID_BYTES = 16
@@ -53,17 +54,40 @@ def _pipe_call():
     return _pipe
 
 
-def _sender(idb):
+def _sender(ws, idb, gate):
     def send(ftype, payload):
         # payload: bytes (WebSocket.send and _close_with make them)
         if len(payload) > _MAX_SEND:
             raise ValueError(f"a Durable Object's WebSocket message of {len(payload)} bytes "
                              f"is over thaw's limit of {_MAX_SEND} bytes")
+        if gate.shut:  # a storage write is on its way: the message waits for it
+            gate.hold(lambda: _emit(idb, ftype, payload), lambda exc: _lost(ws, idb))
+            return
         pipe = _pipe
         if pipe is None or pipe._done:
             pipe = _pipe_call()
         pipe.send_ws(ftype, idb + payload)
     return send
+
+
+def _emit(idb, ftype, payload):
+    pipe = _pipe
+    if pipe is None or pipe._done:
+        pipe = _pipe_call()
+    pipe.send_ws(ftype, idb + payload)
+
+
+def _lost(ws, idb):
+    """A message the output gate held is dropped (a write before it
+    failed): its socket closes with 1011, once, the client never getting
+    a stream with a hole in it."""
+    if ws._do.get("lost"):
+        return
+    ws._do["lost"] = True
+    if ws._state == OPEN:
+        ws._state = CLOSING
+    _emit(idb, _WS_CLOSE, _field(b"1011") + _field(b"a storage write of the Durable Object "
+                                                     b"failed"))
 
 
 class Sockets:
@@ -102,7 +126,8 @@ class Sockets:
             ws._accepted = True
             ws._do = {"id": rec["ws"], "tags": list(rec.get("tags") or []),
                       "att": rec.get("att"), "hib": True}
-            ws._attach(_sender(rec["ws"].encode()), _logger(self.state))
+            ws._attach(_sender(ws, rec["ws"].encode(), self.state.storage._gate),
+                       _logger(self.state))
             self.by_id[rec["ws"]] = ws
 
 
@@ -166,7 +191,7 @@ def _register(state, server, tags, hib):
     server._do = {"id": sid, "tags": list(tags), "att": None, "hib": hib}
     if hib:
         server._accepted = True  # events go to the object's handlers
-    server._attach(_sender(sid.encode()), _logger(state))
+    server._attach(_sender(server, sid.encode(), state.storage._gate), _logger(state))
     socks.by_id[sid] = server
     return sid
 

@@ -19,6 +19,7 @@ after the head):
 import builtins
 
 from . import _bind
+from . import _durable_gate as _gate
 from ._body import read_all
 from ._headers import Headers
 from ._request import Request
@@ -117,6 +118,8 @@ async def fetch(resource, init=None, /, **kwargs):
             "(or a scheduled event) is handled, not at the top level of the worker, which "
             "runs once at deploy time and is snapshotted. Move the call into the handler.")
     opts = _options(init, kwargs)
+    if _gate.current.get() is not None:  # in a Durable Object: after its writes
+        await _gate.writes_before()
     if isinstance(resource, Request):
         req = resource
         if any(k in opts for k in ("method", "headers", "body", "redirect")):

@@ -273,6 +273,15 @@ void thaw__do_storage_call(struct thaw_do_store *s, struct thaw_bind_call *call)
                        call->op);
         return;
     }
+    /* a large batch (one turn's writes, workers/_durable_storage.py) comes
+     * as the body: the head is one frame */
+    if (batch && !alarm && json_is_object(a) && !json_object_get(a, "statements") &&
+        call->body) {
+        json_error_t jerr;
+        json_t *st = json_loadb(call->body, call->body_len, 0, &jerr);
+        if (st)
+            json_object_set_new(a, "statements", st);
+    }
     /* both name the file: hex only, so never a path */
     if (!thaw__do_hex64(ns) || !thaw__do_hex64(id) ||
         (alarm || (txn != TXN_NONE && txn != TXN_INSIDE) ? 0
