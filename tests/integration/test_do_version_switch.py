@@ -71,7 +71,17 @@ class Counter(DurableObject):
         ws.send(json.dumps(await self.bump(float(message))))
 
     async def alarm(self):
-        await self.bump(0.2)
+        done = await self.ctx.storage.get("alarms") or []
+        done.append(await self.bump(0.2))
+        await self.ctx.storage.put("alarms", done)
+        if len(done) < 8:
+            await self.ctx.storage.setAlarm(time.time() * 1000 + 50)
+
+    async def start_alarms(self):
+        await self.ctx.storage.setAlarm(time.time() * 1000 + 50)
+
+    async def alarms(self):
+        return await self.ctx.storage.get("alarms") or []
 
 
 class Default(WorkerEntrypoint):
@@ -81,6 +91,10 @@ class Default(WorkerEntrypoint):
         stub = self.env.COUNTER.getByName(q.get("id", ["c"])[0])
         if url.path == "/count":
             return Response(str(await stub.count()))
+        if url.path == "/alarms":
+            if "start" in q:
+                await stub.start_alarms()
+            return Response(json.dumps(await stub.alarms()))
         if url.path == "/version":
             return Response(VERSION)
         if url.path == "/stuck":
@@ -236,6 +250,29 @@ def test_hibernated_websocket_messages_and_calls_across_a_deploy(srv, tmp_path):
     assert not failed, failed
     count = int(srv.host_get(host, "/count").text)
     clients.answers += got
+    _check(clients, count, ["one", "two"])
+
+
+def test_alarms_and_calls_across_a_deploy(srv, tmp_path):
+    """An alarm is an event of the object like a call: one that comes
+    while the old instance runs waits for it."""
+    name = "switch-alarm"
+    d = tmp_path / name
+    _deploy(srv, d, "one", name)
+    host = f"{name}.localhost"
+    srv.host_get(host, "/alarms?start=1")
+    with Clients(lambda p: srv.host_get(host, p, timeout=60), threads=2) as clients:
+        clients.wait_for_answers(2)
+        _deploy(srv, d, "two", name)
+        n = len(clients.answers)
+        clients.wait_for_answers(n + 4)
+
+    def alarms_run():
+        return json.loads(srv.host_get(host, "/alarms").text)
+    wait_for(lambda: len(alarms_run()) >= 8, "8 alarms", timeout=60)
+    alarms = alarms_run()
+    count = int(srv.host_get(host, "/count").text)
+    clients.answers += alarms
     _check(clients, count, ["one", "two"])
 
 
