@@ -320,6 +320,18 @@ class DurableObjectStorage:
         res = await self._batch([{"sql": sql, "params": params}])
         return {k: wire.decode(v) for k, v in res[0]["rows"]}
 
+    @property
+    def kv(self):
+        """The synchronous key-value API (workers/_durable_kv.py), of
+        SQLite-backed classes as on Cloudflare."""
+        from ._durable_kv import SyncKvStorage
+        if not self._sqlite:
+            raise _bind.JsException(
+                "Error", "ctx.storage.kv (the synchronous key-value API) is not enabled for "
+                "this Durable Object class: it was created with `new_classes`; create it with "
+                "`new_sqlite_classes` in a migration, or use the async ctx.storage.get/put")
+        return SyncKvStorage(self)
+
     # -- SQL --------------------------------------------------------------
     @property
     def sql(self):
