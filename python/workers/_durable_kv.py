@@ -13,9 +13,7 @@ either way.
 """
 from . import _bind
 from . import _durable_wire as wire
-from ._durable_storage import _CREATE, _KV, _STORE, _key, _options
-
-_LIST_OPTIONS = ("prefix", "start", "startAfter", "end", "limit", "reverse")
+from ._durable_storage import _CREATE, _KV, _STORE, LIST_OPTIONS, _key, _options, list_query
 
 
 class SyncKvStorage:
@@ -65,23 +63,8 @@ class SyncKvStorage:
         start (inclusive), startAfter, end (exclusive), limit, reverse;
         given as keywords (`list(prefix="user:")`, Pyodide's way of
         passing a JavaScript options object) or as one dict."""
-        o = dict(_options(options, _LIST_OPTIONS, "list"))
-        o.update(_options(kw, _LIST_OPTIONS, "list"))
-        where, params = [], []
-        for name, op in (("start", ">="), ("startAfter", ">"), ("end", "<")):
-            if o.get(name) is not None:
-                where.append(f"key {op} ?")
-                params.append(_key(o[name]))
-        prefix = o.get("prefix")
-        if prefix:
-            where.append("substr(key, 1, ?) = ?")
-            params += [len(_key(prefix)), prefix]
-        limit = o.get("limit")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit <= 0):
-            raise TypeError("list(): limit must be a positive integer")
-        sql = (f"SELECT key, value FROM {_KV}" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY key" + (" DESC" if o.get("reverse") else "")
-               + (f" LIMIT {int(limit)}" if limit else ""))
-        rows = self._run(sql, params)["rows"]
+        o = dict(_options(options, LIST_OPTIONS, "list"))
+        o.update(_options(kw, LIST_OPTIONS, "list"))
+        q = list_query(o)
+        rows = self._run(q["sql"], q["params"])["rows"]
         return iter([(k, wire.decode(v)) for k, v in rows])

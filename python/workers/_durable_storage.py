@@ -73,6 +73,31 @@ def _options(options, allowed, what):
     return options
 
 
+LIST_OPTIONS = ("prefix", "start", "startAfter", "end", "limit", "reverse")
+
+
+def list_query(o):
+    """The statement of list() with options o (checked names): the pairs
+    in key order, `start` inclusive, `end` exclusive."""
+    where, params = [], []
+    for name, op in (("start", ">="), ("startAfter", ">"), ("end", "<")):
+        if o.get(name) is not None:
+            where.append(f"key {op} ?")
+            params.append(_key(o[name]))
+    prefix = o.get("prefix")
+    if prefix:
+        where.append("substr(key, 1, ?) = ?")
+        params += [len(_key(prefix)), prefix]
+    limit = o.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit <= 0):
+        raise TypeError("list(): limit must be a positive integer")
+    sql = (f"SELECT key, value FROM {_KV}" + (" WHERE " + " AND ".join(where) if where else "")
+           + " ORDER BY key" + (" DESC" if o.get("reverse") else "")
+           + (f" LIMIT {int(limit)}" if limit else ""))
+    return {"sql": sql, "params": params}
+
+
 class WriteFailed(_bind.JsException):
     """A storage write of the object failed: its answer is not sent."""
 
@@ -300,24 +325,8 @@ class DurableObjectStorage:
     async def list(self, options=None):
         """The pairs in key order as a dict: prefix, start (inclusive),
         startAfter, end (exclusive), limit, reverse."""
-        o = _options(options, ("prefix", "start", "startAfter", "end", "limit", "reverse",
-                               "allowConcurrency", "noCache"), "list")
-        where, params = [], []
-        for name, op in (("start", ">="), ("startAfter", ">"), ("end", "<")):
-            if o.get(name) is not None:
-                where.append(f"key {op} ?")
-                params.append(_key(o[name]))
-        prefix = o.get("prefix")
-        if prefix:
-            where.append("substr(key, 1, ?) = ?")
-            params += [len(_key(prefix)), prefix]
-        limit = o.get("limit")
-        if limit is not None and (not isinstance(limit, int) or limit <= 0):
-            raise TypeError("list(): limit must be a positive integer")
-        sql = (f"SELECT key, value FROM {_KV}" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY key" + (" DESC" if o.get("reverse") else "")
-               + (f" LIMIT {int(limit)}" if limit else ""))
-        res = await self._batch([{"sql": sql, "params": params}])
+        o = _options(options, LIST_OPTIONS + ("allowConcurrency", "noCache"), "list")
+        res = await self._batch([list_query(o)])
         return {k: wire.decode(v) for k, v in res[0]["rows"]}
 
     @property
