@@ -34,6 +34,7 @@ import json
 import os
 import time
 from urllib.parse import urlparse, parse_qs
+from pyodide.ffi import create_proxy
 from workers import DurableObject, Response, WebSocketPair, WorkerEntrypoint
 
 VERSION = "{version}"
@@ -64,7 +65,12 @@ class Counter(DurableObject):
 
     async def fetch(self, request):
         client, server = WebSocketPair.new().object_values()
-        self.ctx.acceptWebSocket(server)
+        if "plain" in request.url:  # the standard API: the socket lives in memory
+            server.accept()
+            server.addEventListener("message", create_proxy(
+                lambda event: server.send(f"{VERSION}:{event.data}")))
+        else:
+            self.ctx.acceptWebSocket(server)
         return Response(None, status=101, web_socket=client)
 
     async def webSocketMessage(self, ws, message):
@@ -324,6 +330,35 @@ def test_an_old_call_that_never_lets_go_ends_with_its_host(tmp_path, thaw_factor
     assert stuck_status != 200
     assert "did not let go" in dev.log(), dev.log()[-3000:]
     assert int(dev.get("/count").text) == 2
+
+
+def test_a_standard_api_socket_closes_when_its_object_moves(tmp_path, thaw_factory):
+    """A socket the object took with server.accept() lives in the old
+    object's memory: when the object moves (a call comes for it while
+    the old host still runs a call), the socket closes with 1012."""
+    d = tmp_path / "worker"
+    _write(d, "one")
+    dev = thaw_factory(d)
+
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{dev.port}/ws?plain=1") as ws:
+            await ws.send("hi")
+            first = await ws.recv()
+            # another object's slow call keeps the old host running
+            slow = asyncio.get_running_loop().run_in_executor(
+                None, lambda: dev.get("/bump?id=other&delay=3", timeout=60))
+            await asyncio.sleep(0.5)
+            write_main(d, _source("two"))
+            await asyncio.to_thread(dev.poll_until, lambda r: r.body == b"two", "/version",
+                                    60)
+            moved = await asyncio.to_thread(dev.get, "/bump?delay=0", timeout=60)
+            await asyncio.wait_for(ws.wait_closed(), 30)
+            return first, ws.close_code, json.loads(moved.text), (await slow).status
+
+    first, code, moved, slow = asyncio.run(go())
+    assert first == "one:hi"
+    assert code == 1012
+    assert moved[1] == "two" and slow == 200
 
 
 def test_deploys_and_a_delete_while_calls_wait_leave_nothing(tmp_path):
