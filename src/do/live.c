@@ -390,8 +390,11 @@ void thaw__do_live_send(struct thaw_worker *w, const char *cls, const char *id,
     o->sent = (uint64_t)o->last;
     if (!uv_is_active((uv_handle_t *)&l->timer))
         arm(l);
-    /* may end the event at once (no version, a failed one); a cold worker
-     * has its version from here on */
+    if (o->ver) { /* may end the event at once (no version, a failed one) */
+        thaw_pool_dispatch(w, ex, head, len);
+        return;
+    }
+    /* a cold worker: the dispatch builds its version, the object's */
     l->refs++;
     thaw_pool_dispatch(w, ex, head, len);
     if (l->w && w->current && (o = find(l, key)) && !o->ver)
