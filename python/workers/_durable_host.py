@@ -179,6 +179,34 @@ def _evict(cls_name, id_hex):
     return True
 
 
+async def _hand_off(cls_name, id_hex):
+    """A new version of the worker took over (src/do/live.c): once the
+    events before this one have run (it takes the object's lock in its
+    turn), the object leaves this host, which the supervisor runs none of
+    its events in again; they go to the new version's host. Its sockets
+    of the standard API (server.accept()) live in its memory only: they
+    close with 1012 (service restart), as Cloudflare disconnects an
+    object's sockets at a deploy."""
+    live = _objects.get((cls_name, id_hex))
+    if live is None:
+        return
+    gate = live.gate
+    if gate.busy:
+        await gate.wait()
+    else:
+        gate.busy = True
+    try:
+        state = getattr(live.obj, "ctx", None)
+        if state is not None and _durable_ws.holds_open_sockets(state):
+            for ws in list(_durable_ws.sockets_of(state).by_id.values()):
+                if not ws._do.get("hib") and ws._state != _durable_ws.CLOSED:
+                    ws._close_with(1012, b"a new version of the worker took over")
+        if _objects.get((cls_name, id_hex)) is live:
+            del _objects[(cls_name, id_hex)]
+    finally:
+        gate.release()
+
+
 _rt = None  # thaw_runtime's output and log, once (the SDK imports this module too)
 
 
@@ -226,6 +254,10 @@ async def _run(inst, st, meta, request):
         cls_name, id_hex = meta.get(":do-class", ""), meta.get(":do-id", "")
         if op == "evict":  # idle (src/do/live.h): its memory goes, its storage stays
             _reply(inst, st, 200 if _evict(cls_name, id_hex) else 409, {"result": None})
+            return
+        if op == "handoff":
+            await _hand_off(cls_name, id_hex)
+            _reply(inst, st, 200, {"result": None})
             return
         live = _objects.get((cls_name, id_hex))
         if live is None:

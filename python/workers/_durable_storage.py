@@ -101,6 +101,31 @@ def _options(options, allowed, what):
     return options
 
 
+LIST_OPTIONS = ("prefix", "start", "startAfter", "end", "limit", "reverse")
+
+
+def list_query(o):
+    """The statement of list() with options o (checked names): the pairs
+    in key order, `start` inclusive, `end` exclusive."""
+    where, params = [], []
+    for name, op in (("start", ">="), ("startAfter", ">"), ("end", "<")):
+        if o.get(name) is not None:
+            where.append(f"key {op} ?")
+            params.append(_key(o[name]))
+    prefix = o.get("prefix")
+    if prefix:
+        where.append("substr(key, 1, ?) = ?")
+        params += [len(_key(prefix)), prefix]
+    limit = o.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit <= 0):
+        raise TypeError("list(): limit must be a positive integer")
+    sql = (f"SELECT key, value FROM {_KV}" + (" WHERE " + " AND ".join(where) if where else "")
+           + " ORDER BY key" + (" DESC" if o.get("reverse") else "")
+           + (f" LIMIT {int(limit)}" if limit else ""))
+    return {"sql": sql, "params": params}
+
+
 class DurableObjectStorage:
     __slots__ = ("_ns", "_id", "_sqlite", "_ready", "_sql", "_firing", "_txn", "_in_sync",
                  "_unconfirmed", "broken", "_gate", "_buf", "_buf_writes", "_buf_size")
@@ -422,25 +447,21 @@ class DurableObjectStorage:
     async def list(self, options=None):
         """The pairs in key order as a dict: prefix, start (inclusive),
         startAfter, end (exclusive), limit, reverse."""
-        o = _options(options, ("prefix", "start", "startAfter", "end", "limit", "reverse",
-                               "allowConcurrency", "noCache"), "list")
-        where, params = [], []
-        for name, op in (("start", ">="), ("startAfter", ">"), ("end", "<")):
-            if o.get(name) is not None:
-                where.append(f"key {op} ?")
-                params.append(_key(o[name]))
-        prefix = o.get("prefix")
-        if prefix:
-            where.append("substr(key, 1, ?) = ?")
-            params += [len(_key(prefix)), prefix]
-        limit = o.get("limit")
-        if limit is not None and (not isinstance(limit, int) or limit <= 0):
-            raise TypeError("list(): limit must be a positive integer")
-        sql = (f"SELECT key, value FROM {_KV}" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY key" + (" DESC" if o.get("reverse") else "")
-               + (f" LIMIT {int(limit)}" if limit else ""))
-        res = await self._batch([{"sql": sql, "params": params}])
+        o = _options(options, LIST_OPTIONS + ("allowConcurrency", "noCache"), "list")
+        res = await self._batch([list_query(o)])
         return {k: wire.decode(v) for k, v in res[0]["rows"]}
+
+    @property
+    def kv(self):
+        """The synchronous key-value API (workers/_durable_kv.py), of
+        SQLite-backed classes as on Cloudflare."""
+        from ._durable_kv import SyncKvStorage
+        if not self._sqlite:
+            raise _bind.JsException(
+                "Error", "ctx.storage.kv (the synchronous key-value API) is not enabled for "
+                "this Durable Object class: it was created with `new_classes`; create it with "
+                "`new_sqlite_classes` in a migration, or use the async ctx.storage.get/put")
+        return SyncKvStorage(self)
 
     # -- SQL --------------------------------------------------------------
     @property

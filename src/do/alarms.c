@@ -238,9 +238,9 @@ static int fire(struct thaw_do_alarms *a, struct entry *e, const char *cls)
     e->running = 1;
     a->refs++;
     ev->ex.req_done = 1;
-    thaw__do_live_touch(a->w, cls, e->id);
-    /* may end the event at once (a version that failed to build) */
-    thaw_pool_dispatch(a->w, &ev->ex, b.data, b.len);
+    /* live.h: to its host; may end the event at once (a version that
+     * failed to build) */
+    thaw__do_live_send(a->w, cls, e->id, &ev->ex, b.data, b.len);
     thaw_buf_free(&b);
     return 0;
 }

@@ -197,10 +197,10 @@ int thaw_do_start(struct thaw_worker *w, struct thaw_exchange *ex, const char *c
         return -1;
     }
     ex->req_done = 1;
-    /* live.h: its idle clock */
-    thaw__do_live_touch(w, class_name, json_string_value(json_object_get(args, "id")));
-    /* may end the exchange at once (no version, a failed one) */
-    thaw_pool_dispatch(w, ex, b.data, b.len);
+    /* live.h: to its host, its idle clock; may end the exchange at once
+     * (no version, a failed one) */
+    thaw__do_live_send(w, class_name, json_string_value(json_object_get(args, "id")), ex,
+                       b.data, b.len);
     thaw_buf_free(&b);
     return 0;
 }

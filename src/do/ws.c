@@ -349,9 +349,9 @@ static void send_event(struct thaw_do_ws *s, struct ws_event *e)
         close_client(s, 1011, "the message does not fit");
         return;
     }
-    thaw__do_live_touch(s->worker, s->cls, s->oid); /* live.h: its idle clock */
-    /* may end the event at once (no version, a failed one) */
-    thaw_pool_dispatch(s->worker, &e->ex, (const char *)b.data, b.len);
+    /* live.h: to its host, its idle clock; may end the event at once (no
+     * version, a failed one) */
+    thaw__do_live_send(s->worker, s->cls, s->oid, &e->ex, (const char *)b.data, b.len);
     thaw_buf_free(&b);
 }
 

@@ -67,7 +67,18 @@ struct thaw_exchange {
      * it ran past cpu_ms or request_timeout_ms itself; THAW_EX_BYSTANDER
      * its instance was killed for another exchange's limit (tick.c) */
     int over_limit;
-    struct thaw_exchange *next, *prev; /* on the instance or queue */
+    /* parked (thaw_pool_park): held by its owner's list, not by a
+     * version (src/do/live.c: an object's event waiting while the object
+     * moves to a new version's host) */
+    struct thaw_park *park;
+    struct thaw_exchange *next, *prev; /* on the instance, queue or park */
+};
+
+/* Exchanges held aside in arrival order, their frames in ex->pending,
+ * by an owner that dispatches them later (thaw_pool_unpark). A release
+ * of one (its client left) takes it off. */
+struct thaw_park {
+    struct thaw_exchange *head, *tail;
 };
 
 #define THAW_EX_OVER_LIMIT 1
@@ -246,9 +257,31 @@ void thaw_exchange_hold(struct thaw_exchange *ex, int hold);
 
 uint32_t thaw_next_sid(void);
 
-/* Whether the current version's Durable Object host instance is live
- * (src/do/live.c: an object whose host is gone is not live either). */
-int thaw_pool_host_live(struct thaw_worker *w);
+/* Parks ex (not dispatched yet) with its frames (head, len) at the end
+ * of p. 0, or -1 when they cannot be held (ex untouched). */
+int thaw_pool_park(struct thaw_park *p, struct thaw_exchange *ex, const void *head,
+                   size_t len);
+/* The first exchange of p, taken off it (dispatch it with head NULL), or
+ * NULL when p is empty. */
+struct thaw_exchange *thaw_pool_unpark(struct thaw_park *p);
+
+/* The Durable Object host of v, any state (an old version's host still
+ * finishing calls): whether it is live, so objects may be in its memory
+ * (src/do/live.c). One with kill_status counts until it is dead: what it
+ * already sent may still be read. */
+int thaw_pool_host_live(struct thaw_version *v);
+/* Sends ex (a pinned event) to that host: 0, or -1 when v has none live
+ * (ex untouched). after_ms (uv_now ms), when not 0: ex waits for events
+ * sent there by then, so its time limit runs from then, plus the grace a
+ * cancelled call has to end (THAW_CANCEL_GRACE_MS): past that, what it
+ * waits for will not end by itself. It has at most its limit from now,
+ * and at least the smaller of that and ten graces (a host that answers
+ * at once is not hurried). */
+int thaw_pool_host_send(struct thaw_version *v, struct thaw_exchange *ex, const void *head,
+                        size_t len, uint64_t after_ms);
+/* Kills that host (its calls fail with msg); it is dead when its process
+ * is. 1 when this sent the kill, 0 when none was live or it was dying. */
+int thaw_pool_host_kill(struct thaw_version *v, const char *msg);
 
 struct thaw_worker_stats {
     int instances;        /* live, all versions */

@@ -7,7 +7,7 @@
  * Cases: version replacement during a request, delete during a build,
  * instance death with requests queued, a deleted worker closing
  * completely, a request that comes while an instance's kill is on its
- * way. */
+ * way, exchanges parked and dispatched later. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -463,6 +463,48 @@ static void no_request_goes_to_an_instance_being_killed(void **state)
     assert_int_equal(n_fakes, 3); /* a new instance served it */
 }
 
+/* src/do/live.c parks an object's events while the object moves: they
+ * keep their order, one whose client leaves comes off, and each one
+ * dispatched later carries the frames it was parked with. */
+static void parked_exchanges_keep_their_order_and_frames(void **state)
+{
+    struct client a, b, c;
+    struct client *all[] = {&a, &b, &c};
+    struct thaw_park park = {0};
+    struct thaw_buf head;
+    size_t mark;
+    int i;
+
+    finish_build(1);
+    RUN_UNTIL(built_calls == 1);
+    for (i = 0; i < 3; i++) {
+        memset(all[i], 0, sizeof(*all[i]));
+        thaw_exchange_init(&all[i]->ex, &c_ops, all[i]);
+        thaw_buf_init(&head, 65536);
+        assert_int_equal(thaw_ipc_begin(&head, THAW_IPC_REQ_HEAD, 0, all[i]->ex.sid, &mark), 0);
+        thaw_ipc_put_str(&head, "GET");
+        thaw_ipc_put_str(&head, "/");
+        thaw_ipc_end(&head, mark);
+        thaw_ipc_begin(&head, THAW_IPC_REQ_END, 0, all[i]->ex.sid, &mark);
+        thaw_ipc_end(&head, mark);
+        all[i]->ex.req_done = 1;
+        assert_int_equal(thaw_pool_park(&park, &all[i]->ex, head.data, head.len), 0);
+        thaw_buf_free(&head);
+    }
+    thaw_exchange_release(&b.ex); /* its client left */
+    assert_ptr_equal(thaw_pool_unpark(&park), &a.ex);
+    assert_ptr_equal(thaw_pool_unpark(&park), &c.ex);
+    assert_null(thaw_pool_unpark(&park));
+    assert_null(park.head);
+    assert_null(park.tail);
+    thaw_pool_dispatch(&W, &a.ex, NULL, 0);
+    thaw_pool_dispatch(&W, &c.ex, NULL, 0);
+    RUN_UNTIL(a.done && c.done);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(c.status, 200);
+    assert_int_equal(b.done, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +513,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(instance_death_with_requests_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(deleted_worker_closes_completely, setup, teardown),
         cmocka_unit_test_setup_teardown(no_request_goes_to_an_instance_being_killed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(parked_exchanges_keep_their_order_and_frames, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
