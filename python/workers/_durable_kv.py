@@ -7,13 +7,14 @@ committed, or has raised, when it returns. Inside `transactionSync()`
 they join its transaction, as its `sql.exec()` calls do.
 
 Keys and values are checked as the async API checks them (a key that is
-not a string, a value RPC cannot carry: TypeError; a value over the
-supervisor's limit: its Error), so the same mistake gets the same error
+not a string, a value RPC cannot carry: TypeError; a value over 1 MiB of
+JSON: RangeError), so the same mistake gets the same error
 either way.
 """
 from . import _bind
 from . import _durable_wire as wire
-from ._durable_storage import _CREATE, _KV, _STORE, LIST_OPTIONS, _key, _options, list_query
+from ._durable_storage import (_CREATE, _KV, _STORE, LIST_OPTIONS, _key, _options, list_query,
+                               value_text)
 
 
 class SyncKvStorage:
@@ -49,7 +50,7 @@ class SyncKvStorage:
     def put(self, key, value):
         """Stores value (what RPC carries) under key; returns None."""
         k = _key(key)
-        text = wire.encode(value).decode()
+        text = value_text(k, value)
         self._run(f"INSERT INTO {_KV} (key, value) VALUES (?, ?) "
                   f"ON CONFLICT(key) DO UPDATE SET value = excluded.value", [k, text])
 

@@ -101,6 +101,17 @@ def _options(options, allowed, what):
     return options
 
 
+def value_text(key, value):
+    """value as the JSON text stored under key (both key-value APIs): a
+    value RPC cannot carry is a TypeError, one over MAX_VALUE a RangeError."""
+    text = wire.encode(value)
+    if len(text) > MAX_VALUE:
+        raise _bind.JsException("RangeError", f"a storage value is at most {MAX_VALUE} "
+                                f"bytes of JSON in thaw (what one get() can return); "
+                                f"the one for key {key[:64]!r} takes {len(text)}")
+    return text.decode()
+
+
 LIST_OPTIONS = ("prefix", "start", "startAfter", "end", "limit", "reverse")
 
 
@@ -318,12 +329,7 @@ class DurableObjectStorage:
             pairs = [(_key(key), value)]
         statements, size = [], 0
         for k, v in pairs:
-            text = wire.encode(v)
-            if len(text) > MAX_VALUE:
-                raise _bind.JsException("RangeError", f"a storage value is at most {MAX_VALUE} "
-                                        f"bytes of JSON in thaw (what one get() can return); "
-                                        f"the one for key {k[:64]!r} takes {len(text)}")
-            text = text.decode()
+            text = value_text(k, v)
             size += len(k) + len(text)
             statements.append({"sql": _PUT, "params": [k, text]})
         return self._queue(statements, size)
