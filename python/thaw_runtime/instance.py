@@ -157,6 +157,9 @@ class Instance:
         # uvloop: the loop's own work per request (its callbacks, epoll,
         # the handles) in C rather than bytecode (docs/performance.md)
         self.loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+        # each request's task registers in asyncio's WeakSet of tasks: its
+        # add and removal in C rather than two Python calls per task
+        fast.lighten_task_set(asyncio.tasks._all_tasks)
         asyncio.set_event_loop(self.loop)
         self.ctx = ExecutionContext(self.loop, self.bg_tasks, self._send_busy)
         _jsmodules._thaw_set_ctx(self.ctx)  # cloudflare:workers' waitUntil
