@@ -48,14 +48,19 @@ class _PyCallBase:
     def send(self, message):
         return self._send(message)
 
+    def sized_response(self):
+        return None  # response() makes every one
+
 
 try:
     # the exchange's state as slots, and `send` in C for the messages most
     # responses are made of (src/zygote/asgi-call.c); the rest goes to
     # _HttpCall._send
-    from _thaw_fast import AsgiCall as _CallBase
+    from _thaw_fast import AsgiCall as _CallBase, asgi_call_types
 except ImportError:
     _CallBase = _PyCallBase
+else:
+    asgi_call_types(Headers, Response)  # what its sized_response() makes
 
 __all__ = ["fetch", "ClientDisconnected"]
 
@@ -220,8 +225,12 @@ class _HttpCall(_CallBase):
                 self._pipe().finish()  # returning ends the body even without more_body=False
         finally:
             self.app_done = True
-            self.finish()
-            _wake(self.head_waiter)
+            # most apps finished the exchange with their last send, and
+            # fetch() is not waiting: no call at all then
+            if not self.finished:
+                self.finish()
+            if self.head_waiter is not None:
+                _wake(self.head_waiter)
 
     def body_closed(self, completed):
         """The runtime stopped reading the body: at its end, or because the
@@ -302,7 +311,9 @@ async def fetch(app, request, env=None, ctx=None):
             except asyncio.CancelledError:
                 task.cancel()  # the client left before the response started
                 raise
-    return call.response(scope["method"])
+    # the usual end (a head, the whole body) in C; anything else in response()
+    resp = call.sized_response()
+    return resp if resp is not None else call.response(scope["method"])
 
 
 def __getattr__(name):

@@ -29,6 +29,35 @@ typedef struct {
 
 static PyObject *s_type, *s_status, *s_headers, *s_body, *s_more_body, *s_start, *s_body_kind;
 static PyObject *s_send_slow, *s_finish, *empty_tuple;
+/* for sized_response: workers.Headers and workers.Response (asgi_call_types) */
+static PyObject *headers_type, *response_type;
+static PyObject *a_pairs, *a_status, *a_reason, *a_headers, *a_payload, *a_used;
+
+/* cls.__new__(cls), as the runtime's own constructors make them */
+static PyObject *new_object(PyObject *cls)
+{
+    PyTypeObject *t = (PyTypeObject *)cls;
+
+    return t->tp_new(t, empty_tuple, NULL);
+}
+
+/* asgi_call_types(Headers, Response) */
+PyObject *thaw__asgi_call_types(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "asgi_call_types(Headers, Response)");
+        return NULL;
+    }
+    Py_XSETREF(headers_type, Py_NewRef(args[0]));
+    Py_XSETREF(response_type, Py_NewRef(args[1]));
+    Py_RETURN_NONE;
+}
+
+/* same(x) -> x: a property's getter that returns its object, with no frame */
+PyObject *thaw__same(PyObject *self, PyObject *x)
+{
+    return Py_NewRef(x);
+}
 
 /* ---- DONE: an awaitable that has finished, with None ----------------- */
 
@@ -267,7 +296,44 @@ slow:
     return slow(self, message);
 }
 
+/* sized_response() -> the workers.Response of an exchange that ended the
+ * usual way (a head, the whole body as bytes, no pipe, a status from 200
+ * to 599 with a body), as _HttpCall.response() and
+ * Response._thaw_sized make it; None for anything else (response() then) */
+static PyObject *call_sized_response(PyObject *self, PyObject *unused)
+{
+    AsgiCall *c = (AsgiCall *)self;
+    PyObject *status, *pairs, *headers = NULL, *resp = NULL;
+    long st;
+
+    if (!response_type || !PyTuple_CheckExact(c->head) || PyTuple_GET_SIZE(c->head) != 3 ||
+        c->pipe != Py_None || !PyBytes_CheckExact(c->whole))
+        Py_RETURN_NONE;
+    status = PyTuple_GET_ITEM(c->head, 0);
+    pairs = PyTuple_GET_ITEM(c->head, 1);
+    if (!PyLong_CheckExact(status) || !PyList_CheckExact(pairs))
+        Py_RETURN_NONE;
+    st = PyLong_AsLong(status);
+    if (st == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (st < 200 || st > 599 || st == 204 || st == 205 || st == 304)
+        Py_RETURN_NONE;
+    if (!(headers = new_object(headers_type)) || PyObject_SetAttr(headers, a_pairs, pairs) < 0 ||
+        !(resp = new_object(response_type)) || PyObject_SetAttr(resp, a_status, status) < 0 ||
+        PyObject_SetAttr(resp, a_reason, Py_None) < 0 ||
+        PyObject_SetAttr(resp, a_headers, headers) < 0 ||
+        PyObject_SetAttr(resp, a_payload, c->whole) < 0 ||
+        PyObject_SetAttr(resp, a_used, Py_False) < 0)
+        Py_CLEAR(resp);
+    Py_XDECREF(headers);
+    return resp;
+}
+
 static PyMethodDef call_methods[] = {
+    {"sized_response", call_sized_response, METH_NOARGS,
+     "The workers.Response of an exchange that ended with the whole body, or None."},
     {"send", call_send, METH_O,
      "The ASGI send: DONE for a message taken at once, else the coroutine of "
      "self._send(message)."},
@@ -315,6 +381,9 @@ int thaw__asgi_call_init(PyObject *module)
             !(s_start = intern("http.response.start")) ||
             !(s_body_kind = intern("http.response.body")) ||
             !(s_send_slow = intern("_send")) || !(s_finish = intern("finish")) ||
+            !(a_pairs = intern("_pairs")) || !(a_status = intern("status")) ||
+            !(a_reason = intern("_reason")) || !(a_headers = intern("headers")) ||
+            !(a_payload = intern("_payload")) || !(a_used = intern("_used")) ||
             !(empty_tuple = PyTuple_New(0)))
             return -1;
         /* asyncio.ensure_future / create_task take what iscoroutine() accepts */

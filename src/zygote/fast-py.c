@@ -39,6 +39,9 @@ static PyMethodDef codec_methods[] = {
     {"asgi_scope_init", (PyCFunction)(void (*)(void))thaw__asgi_scope_init, METH_FASTCALL,
      "asgi_scope_init(targets, target, header_pairs, Headers, targets_max, url_max): "
      "the Python parts asgi_scope uses."},
+    {"asgi_call_types", (PyCFunction)(void (*)(void))thaw__asgi_call_types, METH_FASTCALL,
+     "asgi_call_types(Headers, Response): what AsgiCall.sized_response makes."},
+    {"same", thaw__same, METH_O, "same(x) -> x (Request.js_object's getter)."},
     {"lighten_task_set", thaw__lighten_task_set, METH_O,
      "lighten_task_set(asyncio.tasks._all_tasks) -> bool: its add and its weak "
      "references' callback in C (src/zygote/taskset.c); False: left as it was."},

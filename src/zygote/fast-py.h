@@ -48,6 +48,8 @@ PyObject *thaw__asgi_headers(PyObject *self, PyObject *pairs);
 
 /* asgi-call.c: the AsgiCall type and DONE, added to the module */
 int thaw__asgi_call_init(PyObject *module);
+PyObject *thaw__asgi_call_types(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *thaw__same(PyObject *self, PyObject *x);
 
 /* asgi-scope.c: asgi_scope(request, env, state), asgi_scope_init(...) */
 PyObject *thaw__asgi_scope(PyObject *self, PyObject *const *args, Py_ssize_t nargs);

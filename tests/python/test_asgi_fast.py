@@ -225,3 +225,49 @@ def test_scope_headers_of_a_headers_subclass():
     req = _decoded("http://h.test/")
     req.headers = MyHeaders([("X-B", "2")])
     assert _thaw_fast.asgi_scope(req, None, None)["headers"] == [(b"x-b", b"2")]
+
+
+# ---- the response of an exchange that ended ---------------------------
+
+def _parts(resp):
+    return (type(resp), resp.status, resp._reason, resp.headers._pairs, resp._payload,
+            resp._used, type(resp.headers))
+
+
+@pytest.mark.parametrize("status", [200, 201, 299, 404, 500, 599])
+def test_sized_response_is_response(status):
+    async def main():
+        call = asgi._HttpCall()
+        await call.send(dict(START, status=status))
+        await call.send(BODY)
+        return call.sized_response(), call.response("GET")
+    got, want = asyncio.run(main())
+    assert got is not None
+    assert _parts(got) == _parts(want)
+    assert got.headers._pairs is not None and got.status == status
+
+
+@pytest.mark.parametrize("case", ["204", "304", "199", "600", "str status", "bool status",
+                                  "no body yet", "streamed", "no head",
+                                  "invalid headers"])
+def test_sized_response_leaves_the_rest_to_response(case):
+    async def main():
+        call = asgi._HttpCall()
+        status = {"204": 204, "304": 304, "199": 199, "600": 600, "str status": "200",
+                  "bool status": True}.get(case, 200)
+        if case != "no head":
+            headers = [(b"bad name", b"x")] if case == "invalid headers" else START["headers"]
+            await call.send(dict(START, status=status, headers=headers))
+        if case == "streamed":
+            await call.send(dict(BODY, more_body=True))
+            await call.send(BODY)
+        elif case not in ("no body yet", "no head"):
+            await call.send(BODY)
+        return call.sized_response()
+    assert asyncio.run(main()) is None
+
+
+def test_js_object_is_the_request():
+    req = _decoded("http://h.test/")
+    assert req.js_object is req
+    assert Request.js_object.fget is _thaw_fast.same
