@@ -134,3 +134,13 @@ class Request(BodyMixin):
 
     def __repr__(self):
         return f"Request(method={self.method!r}, url={self.url!r})"
+
+
+try:
+    # Request._thaw_decoded in C (src/zygote/sdk-new.c): the instance's
+    # constructor, once per request
+    from _thaw_fast import request_types as _request_types
+except ImportError:
+    pass
+else:
+    _request_types(Request, Headers, _INCOMING)

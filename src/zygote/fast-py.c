@@ -42,6 +42,11 @@ static PyMethodDef codec_methods[] = {
     {"asgi_call_types", (PyCFunction)(void (*)(void))thaw__asgi_call_types, METH_FASTCALL,
      "asgi_call_types(Headers, Response): what AsgiCall.sized_response makes."},
     {"same", thaw__same, METH_O, "same(x) -> x (Request.js_object's getter)."},
+    {"request_types", (PyCFunction)(void (*)(void))thaw__request_types, METH_FASTCALL,
+     "request_types(Request, Headers, incoming): what new_request makes."},
+    {"new_request", (PyCFunction)(void (*)(void))thaw__new_request, METH_FASTCALL,
+     "new_request(method, url, pairs, body, client, http_version) -> Request, as "
+     "Request._thaw_decoded makes it."},
     {"lighten_task_set", thaw__lighten_task_set, METH_O,
      "lighten_task_set(asyncio.tasks._all_tasks) -> bool: its add and its weak "
      "references' callback in C (src/zygote/taskset.c); False: left as it was."},

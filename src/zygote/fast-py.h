@@ -12,6 +12,7 @@
  *   - asgi.fetch's header conversions (asgi-headers.c).
  *   - asgi.fetch's exchange state and `send` (asgi-call.c), its scope
  *     (asgi-scope.c).
+ *   - the workers.Request of a decoded request head (sdk-new.c).
  *   - asyncio's task registry, add and remove in C (taskset.c).
  *
  * Built into thaw-zygote (registered in main.c), and also as a shared
@@ -55,6 +56,10 @@ PyObject *thaw__same(PyObject *self, PyObject *x);
 PyObject *thaw__asgi_scope(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *thaw__asgi_scope_init(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 int thaw__asgi_scope_init_names(void);
+
+/* sdk-new.c: request_types(Request, Headers, incoming), new_request(...) */
+PyObject *thaw__request_types(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *thaw__new_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 /* taskset.c: lighten_task_set(weakset) -> bool */
 PyObject *thaw__lighten_task_set(PyObject *self, PyObject *ws);
