@@ -144,6 +144,9 @@ class Instance:
         from workers import Request, Response
         self.Request = Request
         self.Response = Response
+        # Request._thaw_decoded in C (src/zygote/sdk-new.c; workers/_request.py
+        # registers its classes with it on import)
+        self.new_request = fast.new_request
         # compatibility: before python_request_headers_preserve_commas,
         # Cloudflare split request header values at commas
         self.split_commas = "python_request_headers_preserve_commas" not in worker.flags
@@ -157,6 +160,9 @@ class Instance:
         # uvloop: the loop's own work per request (its callbacks, epoll,
         # the handles) in C rather than bytecode (docs/performance.md)
         self.loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+        # each request's task registers in asyncio's WeakSet of tasks: its
+        # add and removal in C rather than two Python calls per task
+        fast.lighten_task_set(asyncio.tasks._all_tasks)
         asyncio.set_event_loop(self.loop)
         self.ctx = ExecutionContext(self.loop, self.bg_tasks, self._send_busy)
         _jsmodules._thaw_set_ctx(self.ctx)  # cloudflare:workers' waitUntil
@@ -504,7 +510,7 @@ class Instance:
         body = RequestBody(self.loop) if has_body else None
         st = Stream(sid, body, method == "HEAD")
         self.streams[sid] = st
-        request = self.Request._thaw_decoded(method, url, pairs, body, client, version)
+        request = self.new_request(method, url, pairs, body, client, version)
         # output of the handler, and of every task it starts, is tagged
         # with the request (a task copies the context it is created in)
         token = output.request_id.set(sid)

@@ -123,7 +123,7 @@ def _target(url):
     return scheme, server, path, raw_path, query.encode("utf-8", "surrogateescape")
 
 
-def http_scope(request, env, state=None):
+def py_http_scope(request, env, state=None):
     """The ASGI `http` connection scope of `request`.
 
     client is the TCP peer of the connection as thaw saw it ((ip, port)),
@@ -159,3 +159,21 @@ def http_scope(request, env, state=None):
         # Each request gets a shallow copy of the lifespan state (ASGI spec).
         scope["state"] = dict(state)
     return scope
+
+
+try:
+    # the same in C (src/zygote/asgi-scope.c), built into thaw-zygote: one
+    # call per request instead of this function's bytecode
+    from _thaw_fast import asgi_scope as _c_scope, asgi_scope_init as _c_scope_init
+except ImportError:
+    http_scope = scope_of = py_http_scope
+else:
+    _c_scope_init(_targets, _target, header_pairs, Headers, _TARGETS_MAX, _TARGET_URL_MAX)
+
+    def http_scope(request, env, state=None):
+        """The ASGI `http` connection scope of `request` (py_http_scope says
+        more; asgi.fetch calls _c_scope itself)."""
+        return _c_scope(request, env, state)
+
+    # asgi.fetch's, always called with all three
+    scope_of = _c_scope

@@ -10,6 +10,12 @@ from ._body import BodyMixin, coerce
 from ._cf import incoming_cf
 from ._headers import _TCHARS, Headers
 
+try:
+    from _thaw_fast import same as _same  # C, in thaw-zygote: src/zygote/asgi-call.c
+except ImportError:
+    def _same(obj):
+        return obj
+
 _INCOMING = object()  # request.cf of a request thaw received: made when asked for
 
 # Fetch normalises these method names to upper case; others stay as given.
@@ -118,13 +124,23 @@ class Request(BodyMixin):
     def cf(self, value):
         self._cf = value
 
-    @property
-    def js_object(self):
-        # The ASGI adapter asks for this; our Request is its own "JS" object.
-        return self
+    # The ASGI adapter asks for this (`asgi.fetch(app, request.js_object)`,
+    # once per request); our Request is its own "JS" object. The getter is
+    # C's identity function where thaw-zygote has it: no Python frame.
+    js_object = property(_same, doc="This Request (it is its own JS object).")
 
     async def json(self, **kwargs):
         return json.loads(await self.text(), **kwargs)
 
     def __repr__(self):
         return f"Request(method={self.method!r}, url={self.url!r})"
+
+
+try:
+    # Request._thaw_decoded in C (src/zygote/sdk-new.c): the instance's
+    # constructor, once per request
+    from _thaw_fast import request_types as _request_types
+except ImportError:
+    pass
+else:
+    _request_types(Request, Headers, _INCOMING)

@@ -17,7 +17,7 @@ from thaw_runtime.log import log_exception, log_lines
 from . import _asgi_eager as eager
 from . import _asgi_lifespan as lifespan
 from ._asgi_pipe import BodyPipe, ClientDisconnected
-from ._asgi_scope import http_scope
+from ._asgi_scope import scope_of
 from ._headers import Headers
 from ._request import Request
 from ._response import Response
@@ -28,6 +28,39 @@ try:
 except ImportError:
     def asgi_headers(pairs):
         return None  # Headers._thaw_from_bytes does it all
+
+
+class _PyCallBase:
+    """_thaw_fast.AsgiCall in Python (without thaw-zygote's C module): the
+    exchange's state, and a send that hands every message to _send."""
+    body_iter = None
+    request_done = False
+    head = None
+    pipe = None
+    whole = None
+    finished = False
+    finish_waiters = None
+    head_waiter = None
+    error = None
+    app_done = False
+    task = None
+
+    def send(self, message):
+        return self._send(message)
+
+    def sized_response(self):
+        return None  # response() makes every one
+
+
+try:
+    # the exchange's state as slots, and `send` in C for the messages most
+    # responses are made of (src/zygote/asgi-call.c); the rest goes to
+    # _HttpCall._send
+    from _thaw_fast import AsgiCall as _CallBase, asgi_call_types
+except ImportError:
+    _CallBase = _PyCallBase
+else:
+    asgi_call_types(Headers, Response)  # what its sized_response() makes
 
 __all__ = ["fetch", "ClientDisconnected"]
 
@@ -49,7 +82,7 @@ def _wake(fut):
         fut.set_result(None)
 
 
-class _HttpCall:
+class _HttpCall(_CallBase):
     """One request through the app: feeds `receive`, collects `send`.
 
     The app starts as an eager task (_asgi_eager): its first step runs
@@ -58,27 +91,22 @@ class _HttpCall:
     response goes back at once, with no loop turn and nothing to wait on.
     An app still running after its first step keeps going in its task;
     fetch() then waits for http.response.start (or the app's end) and, if
-    the body is not complete by then, returns a response that streams it."""
+    the body is not complete by then, returns a response that streams it.
 
-    # class-level defaults: one is made per request, and most keep most
-    body_iter = None
-    request_done = False
-    head = None            # http.response.start's (status, str pairs or None, raw)
-    # the body: most apps send it whole in one message before fetch()
-    # returns; it is kept as it is (whole). Otherwise, or after, it goes
-    # through a pipe (made by _pipe()), which fetch()'s response streams.
-    pipe = None
-    whole = None
-    finished = False       # response complete or client gone
-    finish_waiters = None  # receive() calls waiting for `finished`
-    head_waiter = None     # fetch() waiting for the head or the app's end
-    error = None           # what the app raised before the head
-    app_done = False
-    task = None
-
-    def __init__(self, request):
-        if request._payload is not None:  # as request.body: None, or the runtime's body
-            self.body_iter = request.body.__aiter__()
+    The state (_CallBase, made by fetch() per request):
+      body_iter       the request body's iterator, or None (no body)
+      request_done    receive() gave the last of the body
+      head            http.response.start's (status, str pairs or None, raw)
+      whole, pipe     the body: most apps send it whole in one message
+                      before fetch() returns; it is kept as it is (whole).
+                      Otherwise, or after, it goes through a pipe (made by
+                      _pipe()), which fetch()'s response streams.
+      finished        response complete or client gone
+      finish_waiters  receive() calls waiting for `finished`
+      head_waiter     fetch() waiting for the head or the app's end
+      error           what the app raised before the head
+      app_done, task  the app's task, and whether it ended
+    """
 
     def finish(self):
         """The exchange is over: pending and later receive() calls get
@@ -127,7 +155,9 @@ class _HttpCall:
                 self.whole = None
         return pipe
 
-    async def send(self, message):
+    # send (the app's): _CallBase's, which takes the common messages at
+    # once in C and hands the others to this coroutine
+    async def _send(self, message):
         kind = message["type"]
         if kind == "http.response.body":
             if self.head is None:
@@ -195,8 +225,12 @@ class _HttpCall:
                 self._pipe().finish()  # returning ends the body even without more_body=False
         finally:
             self.app_done = True
-            self.finish()
-            _wake(self.head_waiter)
+            # most apps finished the exchange with their last send, and
+            # fetch() is not waiting: no call at all then
+            if not self.finished:
+                self.finish()
+            if self.head_waiter is not None:
+                _wake(self.head_waiter)
 
     def body_closed(self, completed):
         """The runtime stopped reading the body: at its end, or because the
@@ -254,8 +288,10 @@ async def fetch(app, request, env=None, ctx=None):
             state = await lifespan.startup(app, env)
         except lifespan.StartupFailed:
             return _error_response()  # logged once, when it failed
-    call = _HttpCall(request)
-    scope = http_scope(request, env, state)
+    call = _HttpCall()
+    if request._payload is not None:  # as request.body: None, or the runtime's body
+        call.body_iter = request.body.__aiter__()
+    scope = scope_of(request, env, state)
     # asyncio.get_running_loop() costs a getpid() system call on Python
     # 3.11: in the instance's thread, its loop is known
     loop = hooks.loop
@@ -275,7 +311,9 @@ async def fetch(app, request, env=None, ctx=None):
             except asyncio.CancelledError:
                 task.cancel()  # the client left before the response started
                 raise
-    return call.response(scope["method"])
+    # the usual end (a head, the whole body) in C; anything else in response()
+    resp = call.sized_response()
+    return resp if resp is not None else call.response(scope["method"])
 
 
 def __getattr__(name):

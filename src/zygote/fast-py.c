@@ -33,6 +33,23 @@ static PyMethodDef codec_methods[] = {
     {"asgi_headers", thaw__asgi_headers, METH_O,
      "asgi_headers(pairs) -> [(lower-case name, stripped value)] of an ASGI app's "
      "(bytes, bytes) headers, or None when one is not valid (Headers says why)."},
+    {"asgi_scope", (PyCFunction)(void (*)(void))thaw__asgi_scope, METH_FASTCALL,
+     "asgi_scope(request, env, state) -> the ASGI http scope of a workers.Request "
+     "(python/workers/_asgi_scope.py's http_scope, in C)."},
+    {"asgi_scope_init", (PyCFunction)(void (*)(void))thaw__asgi_scope_init, METH_FASTCALL,
+     "asgi_scope_init(targets, target, header_pairs, Headers, targets_max, url_max): "
+     "the Python parts asgi_scope uses."},
+    {"asgi_call_types", (PyCFunction)(void (*)(void))thaw__asgi_call_types, METH_FASTCALL,
+     "asgi_call_types(Headers, Response): what AsgiCall.sized_response makes."},
+    {"same", thaw__same, METH_O, "same(x) -> x (Request.js_object's getter)."},
+    {"request_types", (PyCFunction)(void (*)(void))thaw__request_types, METH_FASTCALL,
+     "request_types(Request, Headers, incoming): what new_request makes."},
+    {"new_request", (PyCFunction)(void (*)(void))thaw__new_request, METH_FASTCALL,
+     "new_request(method, url, pairs, body, client, http_version) -> Request, as "
+     "Request._thaw_decoded makes it."},
+    {"lighten_task_set", thaw__lighten_task_set, METH_O,
+     "lighten_task_set(asyncio.tasks._all_tasks) -> bool: its add and its weak "
+     "references' callback in C (src/zygote/taskset.c); False: left as it was."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -47,7 +64,8 @@ PyMODINIT_FUNC PyInit__thaw_fast(void)
 
     if (!m)
         return NULL;
-    if (thaw__codec_head_init() < 0 || thaw__eager_init(m) < 0)
+    if (thaw__codec_head_init() < 0 || thaw__eager_init(m) < 0 ||
+        thaw__asgi_call_init(m) < 0 || thaw__asgi_scope_init_names() < 0)
         goto fail;
     if (!thaw__codec_error &&
         !(thaw__codec_error = PyErr_NewException("_thaw_fast.ProtocolError", NULL, NULL)))

@@ -10,6 +10,10 @@
  *     its own task, for a request's handler and asgi.fetch's app
  *     (python/workers/_asgi_eager.py is the same in Python).
  *   - asgi.fetch's header conversions (asgi-headers.c).
+ *   - asgi.fetch's exchange state and `send` (asgi-call.c), its scope
+ *     (asgi-scope.c).
+ *   - the workers.Request of a decoded request head (sdk-new.c).
+ *   - asyncio's task registry, add and remove in C (taskset.c).
  *
  * Built into thaw-zygote (registered in main.c), and also as a shared
  * module (build/py/_thaw_fast.so) for tests and bench/instance-cpu. */
@@ -42,5 +46,22 @@ int thaw__eager_init(PyObject *module);
 /* asgi-headers.c: latin1_pairs(pairs), asgi_headers(pairs) */
 PyObject *thaw__asgi_latin1_pairs(PyObject *self, PyObject *pairs);
 PyObject *thaw__asgi_headers(PyObject *self, PyObject *pairs);
+
+/* asgi-call.c: the AsgiCall type and DONE, added to the module */
+int thaw__asgi_call_init(PyObject *module);
+PyObject *thaw__asgi_call_types(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *thaw__same(PyObject *self, PyObject *x);
+
+/* asgi-scope.c: asgi_scope(request, env, state), asgi_scope_init(...) */
+PyObject *thaw__asgi_scope(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *thaw__asgi_scope_init(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+int thaw__asgi_scope_init_names(void);
+
+/* sdk-new.c: request_types(Request, Headers, incoming), new_request(...) */
+PyObject *thaw__request_types(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *thaw__new_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+/* taskset.c: lighten_task_set(weakset) -> bool */
+PyObject *thaw__lighten_task_set(PyObject *self, PyObject *ws);
 
 #endif
