@@ -37,6 +37,7 @@ _NO_BODY_STATUS = frozenset((204, 304))
 _ERROR_HEADERS = (("content-type", "text/plain;charset=UTF-8"),)
 _CoroutineType = types.CoroutineType
 _REQ_HEAD, _REQ_END, _BIND_CALL, _F_FD = ipc.REQ_HEAD, ipc.REQ_END, ipc.BIND_CALL, ipc.F_FD
+_ws_event = fast.ws_event
 
 
 class Worker:
@@ -486,7 +487,11 @@ class Instance:
         # values split at commas when self.split_commas, the ':' fields out
         method, url, pairs, client, version, meta, has_body = head
         if meta is not None and meta.get(":event") == "durable-object":
-            # a call to one of the worker's objects (workers/_durable_host.py)
+            # a WebSocket message for an object in memory and free: C
+            # (src/zygote/dows.c); else, or another call to one of the
+            # worker's objects, workers/_durable_host.py
+            if ":do-ws-data" in meta and _ws_event(sid, meta):
+                return
             body = RequestBody(self.loop) if has_body else None
             st = Stream(sid, body, False)
             self.streams[sid] = st

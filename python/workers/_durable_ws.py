@@ -15,6 +15,7 @@ host's memory only: after its host went, its next message closes it with
 1011.
 """
 import os
+import types
 from types import CoroutineType
 
 from . import _bind
@@ -54,6 +55,13 @@ def _pipe_call():
 
 
 def _sender(idb):
+    """ws.send's way out for socket id idb: _thaw_fast.WsSend in an
+    instance (src/zygote/dows.c, the frame built and queued in C), else
+    this closure."""
+    fast = _fast_module()
+    if fast is not None:
+        return fast.WsSend(idb)
+
     def send(ftype, payload):
         # payload: bytes (WebSocket.send and _close_with make them)
         if len(payload) > _MAX_SEND:
@@ -268,17 +276,116 @@ async def respond_101(inst, st, state, resp):
 
 
 _fast = None  # _thaw_fast, once (the SDK imports this module outside an instance too)
+_fast_set = None  # the instance ws_setup was given
+
+
+def _fast_module():
+    global _fast
+    if _fast is None:
+        try:
+            import _thaw_fast
+        except ImportError:  # the SDK outside thaw
+            _fast = False
+        else:
+            _fast = _thaw_fast if hasattr(_thaw_fast, "WsSend") else False
+    return _fast or None
 
 
 def _answer(inst, st, status):
-    global _fast
-    if _fast is None:
-        import _thaw_fast
-        _fast = _thaw_fast
     if inst.streams.get(st.sid) is not st:
         return
-    inst._queue(_fast.response(st.sid, status, None, (), None, False, False))
+    inst._queue(_fast_module().response(st.sid, status, None, (), None, False, False))
     del inst.streams[st.sid]
+
+
+# -- the C path (src/zygote/dows.c) ------------------------------------------
+def setup_fast(inst):
+    """ws_event's instance, at its first Durable Object call: from then on
+    a message event whose object is in memory and free takes the C path
+    (instance.py asks it first), which does what deliver() does."""
+    global _fast_set
+    fast = _fast_module()
+    if _fast_set is inst or fast is None:
+        return
+    from thaw_runtime import output
+    from . import _durable_host
+    from ._durable_storage import DurableObjectStorage
+    import sys
+    fast.ws_setup(inst, _durable_host._objects, _durable_host.DurableObjectState,
+                  DurableObjectStorage, output.request_id, fast_slow, sys.modules[__name__])
+    _fast_set = inst
+
+
+def fast_slow(relay, live, sid, state, ws, outcome, value, pending, ctx):
+    """The C path's event when it does not end in its first step: the
+    handler waits for something (outcome 0: value is its coroutine,
+    pending what it awaits), or returned with storage writes in flight or
+    an awaitable (1), or raised (2: value). The rest runs in the object's
+    own task (relay.task), in the event's context, as deliver() and
+    _durable_host._run would have run it."""
+    from thaw_runtime.instance import Stream
+    inst = state._inst
+    st = Stream(sid, None, False)
+    inst.streams[sid] = st
+    st.task = relay.task  # a CANCEL (the event's time limit) cancels it
+    relay.run(fast_rest(inst, st, live, state, ws, outcome, value, pending), ctx)
+
+
+async def fast_rest(inst, st, live, state, ws, outcome, value, pending):
+    from . import _durable_host
+    try:
+        try:
+            try:
+                if outcome == 0:
+                    await _resume(value, pending)
+                elif outcome == 2:
+                    raise value
+                elif value is not None:
+                    await _awaited(value)
+                await output_gate(state)
+            except Exception as exc:
+                _raised(inst, ws, exc)
+            _answer(inst, st, 200)
+        finally:
+            try:
+                await _durable_host._settle(live)
+            finally:
+                live.gate.release()
+    except BaseException as exc:
+        import asyncio
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        from thaw_runtime.log import log_exception
+        log_exception(inst.worker.name, exc)
+        _durable_host._reply(inst, st, 500, _durable_host._error(exc))
+
+
+@types.coroutine
+def _resume(coro, pending):
+    """Goes on with coro, whose first step (the C path's) yielded pending."""
+    while True:
+        try:
+            arg = yield pending
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            step, arg = coro.throw, exc
+        else:
+            step = coro.send
+        try:
+            pending = step(arg)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _raised(inst, ws, exc):
+    """the object raised: this socket closes with 1011, its others stay"""
+    from thaw_runtime.log import log_exception
+    log_exception(inst.worker.name, exc)
+    if ws._state == OPEN:
+        ws._close_with(1011, f"the Durable Object raised {type(exc).__name__}"
+                       .encode()[:123])
 
 
 async def deliver(inst, st, obj, state, meta, request):
@@ -324,12 +431,7 @@ async def deliver(inst, st, obj, state, meta, request):
             await _closed(obj, ws, socks, sid, payload)
         await output_gate(state)  # the event is done once its writes are
     except Exception as exc:
-        # the object raised: this socket closes with 1011, its others stay
-        from thaw_runtime.log import log_exception
-        log_exception(inst.worker.name, exc)
-        if ws._state == OPEN:
-            ws._close_with(1011, f"the Durable Object raised {type(exc).__name__}"
-                           .encode()[:123])
+        _raised(inst, ws, exc)
     _answer(inst, st, 200)
 
 

@@ -33,6 +33,12 @@ static PyMethodDef codec_methods[] = {
     {"asgi_headers", thaw__asgi_headers, METH_O,
      "asgi_headers(pairs) -> [(lower-case name, stripped value)] of an ASGI app's "
      "(bytes, bytes) headers, or None when one is not valid (Headers says why)."},
+    {"ws_event", (PyCFunction)(void (*)(void))thaw__dows_event, METH_FASTCALL,
+     "ws_event(sid, meta) -> True when a Durable Object's WebSocket message event was "
+     "taken (src/zygote/dows.c), False when the Python path is to take it."},
+    {"ws_setup", (PyCFunction)(void (*)(void))thaw__dows_setup, METH_FASTCALL,
+     "ws_setup(inst, objects, state_type, storage_type, request_id, fast_slow, ws_module): "
+     "ws_event's instance, once."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -47,7 +53,8 @@ PyMODINIT_FUNC PyInit__thaw_fast(void)
 
     if (!m)
         return NULL;
-    if (thaw__codec_head_init() < 0 || thaw__eager_init(m) < 0)
+    if (thaw__codec_head_init() < 0 || thaw__eager_init(m) < 0 ||
+        thaw__dows_init(m) < 0)
         goto fail;
     if (!thaw__codec_error &&
         !(thaw__codec_error = PyErr_NewException("_thaw_fast.ProtocolError", NULL, NULL)))

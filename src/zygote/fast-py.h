@@ -10,6 +10,8 @@
  *     its own task, for a request's handler and asgi.fetch's app
  *     (python/workers/_asgi_eager.py is the same in Python).
  *   - asgi.fetch's header conversions (asgi-headers.c).
+ *   - a Durable Object's WebSocket message event, and ws.send's frame
+ *     (dows.c; python/workers/_durable_ws.py is the reference).
  *
  * Built into thaw-zygote (registered in main.c), and also as a shared
  * module (build/py/_thaw_fast.so) for tests and bench/instance-cpu. */
@@ -42,5 +44,10 @@ int thaw__eager_init(PyObject *module);
 /* asgi-headers.c: latin1_pairs(pairs), asgi_headers(pairs) */
 PyObject *thaw__asgi_latin1_pairs(PyObject *self, PyObject *pairs);
 PyObject *thaw__asgi_headers(PyObject *self, PyObject *pairs);
+
+/* dows.c: ws_event(sid, meta), ws_setup(...), WsSend, Relay */
+PyObject *thaw__dows_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *thaw__dows_setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+int thaw__dows_init(PyObject *module);
 
 #endif
