@@ -396,7 +396,7 @@ async def deliver(inst, st, obj, state, meta, request):
     handler called, the answer queued."""
     sid = meta.get(":do-ws", "")
     kind = meta.get(":do-ws-event", "")
-    data = meta.get(":do-ws-data")  # a small message rides in the head (src/do/ws.c)
+    data = meta.get(":do-ws-data")  # a DO_WS frame's message (src/zygote/dows.c's meta)
     payload = data.encode("latin-1") if data is not None else await request.bytes()
     socks = sockets_of(state)
     ws = socks.by_id.get(sid)

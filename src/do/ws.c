@@ -288,16 +288,15 @@ static int put_pair(struct thaw_buf *b, const char *k, const char *v)
     return thaw_ipc_put_str(b, k) || thaw_ipc_put_str(b, v);
 }
 
-/* A message up to this size rides in the head (`:do-ws-data`, any bytes:
- * fields carry their length); a longer one is the body. One frame less
- * each way, and no body to wait for in the host: most messages are
- * small, and the echo's round trip is what issue 18 measures. */
+/* A message up to this size is one DO_WS frame, the whole event (the
+ * host's C path takes it apart: src/zygote/dows.c); a longer one is a
+ * request whose body is the message. Most messages are small, and the
+ * echo's round trip is what issue 18 measures. */
 #define INLINE_MAX (64 * 1024)
 
-/* REQ_HEAD whose pseudo-headers name the object and the socket, the
- * message in it or as the body, REQ_END (call.c builds its calls alike).
- * A message in the head is the whole event: a head without a body needs
- * no REQ_END in the host (instance.py), so none goes. */
+/* DO_WS (ipc-proto.h), or REQ_HEAD whose pseudo-headers name the object
+ * and the socket, the message as the body, REQ_END (call.c builds its
+ * calls alike). */
 static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
                  const char *kind, const void *p, size_t n)
 {
@@ -305,6 +304,15 @@ static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
     char len[32];
     int rc;
 
+    if (n <= INLINE_MAX) {
+        if ((rc = thaw_ipc_begin(b, THAW_IPC_DO_WS, 0, sid, &mark)) ||
+            (rc = thaw_ipc_put_str(b, kind)) || (rc = thaw_ipc_put_str(b, s->id)) ||
+            (rc = thaw_ipc_put_str(b, s->hib ? "1" : "0")) ||
+            (rc = thaw_ipc_put_str(b, s->cls)) || (rc = thaw_ipc_put_str(b, s->oid)) ||
+            (rc = thaw_ipc_put_field(b, p, n)) || (s->name && (rc = thaw_ipc_put_str(b, s->name))))
+            return rc;
+        return thaw_ipc_end(b, mark);
+    }
     if ((rc = thaw_ipc_begin(b, THAW_IPC_REQ_HEAD, 0, sid, &mark)) ||
         (rc = thaw_ipc_put_str(b, "POST")) ||
         (rc = thaw_ipc_put_str(b, "http://durable-object/websocket")) ||
@@ -314,11 +322,6 @@ static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
         (rc = put_pair(b, ":do-ws-hib", s->hib ? "1" : "0")) ||
         (s->name && (rc = put_pair(b, ":do-name", s->name))))
         return rc;
-    if (n <= INLINE_MAX) {
-        if ((rc = thaw_ipc_put_str(b, ":do-ws-data")) || (rc = thaw_ipc_put_field(b, p, n)))
-            return rc;
-        return thaw_ipc_end(b, mark);
-    }
     snprintf(len, sizeof(len), "%zu", n);
     if ((rc = put_pair(b, "content-length", len)) || (rc = thaw_ipc_end(b, mark)))
         return rc;

@@ -2,11 +2,11 @@
  * the echo's round trip), python/workers/_durable_ws.py being the
  * reference: the same steps, in C, for the common case only.
  *
- * ws_event(sid, meta) takes a message event (src/do/ws.c's head, the
- * message in it) when its object is in memory and free (its gate not
+ * ws_event(sid, payload) takes a message event (a DO_WS frame, from
+ * src/do/ws.c) when its object is in memory and free (its gate not
  * busy, no blockConcurrencyWhile pending), the socket is a hibernatable
  * one the object knows, and the object has a webSocketMessage; else it
- * returns False before doing anything and the Python path
+ * returns the event's meta before doing anything, and the Python path
  * (_durable_host.start) takes the event. It then does what that path
  * does: the gate taken, request_id set in the event's own context,
  * webSocketMessage(ws, message) started eagerly, and when it finishes in
@@ -42,12 +42,11 @@ static PyObject *loop;
 static PyObject *task_type, *enter_task, *leave_task, *current_tasks;
 
 /* interned names */
-static PyObject *s_do_class, *s_do_id, *s_do_ws, *s_do_ws_event, *s_do_ws_data, *s_text,
-    *s_binary, *s_gate, *s_busy, *s_waiters, *s_obj, *s_ctx, *s_gates, *s_ws, *s_by_id, *s_do,
+static PyObject *s_gate, *s_busy, *s_waiters, *s_obj, *s_ctx, *s_gates, *s_ws, *s_by_id, *s_do,
     *s_hib, *s_handler, *s_relay, *s_storage, *s_unconfirmed, *s_broken, *s_release,
     *s_out, *s_out_size, *s_flush_pending, *s_queue, *s_create_future, *s_blocking,
     *s_set_result, *s_uncancel, *s_done, *s_id, *s_pipe, *s_pipe_call, *s_client, *s_send,
-    *s_cancelled, *s_loop_kw;
+    *s_loop_kw;
 
 /* ---- queueing frames on the instance's channel -------------------------- */
 
@@ -627,48 +626,100 @@ static int gate_release(PyObject *gate)
     return rc;
 }
 
-static PyObject *meta_str(PyObject *meta, PyObject *key)
-{
-    PyObject *v = PyDict_GetItemWithError(meta, key);
+/* DO_WS's fields (ipc-proto.h): kind, socket id, hib, class, object id,
+ * message, [name] */
+enum { F_KIND, F_WS, F_HIB, F_CLASS, F_ID, F_DATA, F_NAME, N_FIELDS };
 
-    return v && PyUnicode_Check(v) ? v : NULL;
+struct event {
+    const char *p[N_FIELDS];
+    Py_ssize_t n[N_FIELDS];
+    int count;
+};
+
+static int parse(const char *p, Py_ssize_t len, struct event *e)
+{
+    Py_ssize_t off = 0;
+
+    for (e->count = 0; off < len; e->count++) {
+        uint32_t n;
+        if (e->count == N_FIELDS || len - off < 4)
+            return -1;
+        n = (uint32_t)(uint8_t)p[off] | (uint32_t)(uint8_t)p[off + 1] << 8 |
+            (uint32_t)(uint8_t)p[off + 2] << 16 | (uint32_t)(uint8_t)p[off + 3] << 24;
+        off += 4;
+        if ((Py_ssize_t)n > len - off)
+            return -1;
+        e->p[e->count] = p + off;
+        e->n[e->count] = (Py_ssize_t)n;
+        off += n;
+    }
+    return e->count >= F_NAME ? 0 : -1;
 }
 
-/* ws_event(sid, meta) -> True (the event is taken) or False (the Python
- * path takes it: nothing was done) */
-PyObject *thaw__dows_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static int is(const struct event *e, int f, const char *lit)
 {
-    PyObject *sid, *meta, *cls, *oid, *wsid, *kind, *data, *key = NULL;
+    return e->n[f] == (Py_ssize_t)strlen(lit) && memcmp(e->p[f], lit, (size_t)e->n[f]) == 0;
+}
+
+static PyObject *latin1(const struct event *e, int f)
+{
+    return PyUnicode_DecodeLatin1(e->p[f], e->n[f], NULL);
+}
+
+static int put(PyObject *meta, const char *key, PyObject *v)
+{
+    int rc = v ? PyDict_SetItemString(meta, key, v) : -1;
+
+    Py_XDECREF(v);
+    return rc;
+}
+
+/* The event as the Python path takes it: the meta of src/do/ws.c's
+ * REQ_HEAD (its values latin-1 text, as codec-head.c makes them). */
+static PyObject *event_meta(const struct event *e)
+{
+    PyObject *meta = PyDict_New();
+
+    if (!meta)
+        return NULL;
+    if (put(meta, ":event", PyUnicode_FromString("durable-object")) ||
+        put(meta, ":do-class", latin1(e, F_CLASS)) || put(meta, ":do-id", latin1(e, F_ID)) ||
+        put(meta, ":do-op", PyUnicode_FromString("ws")) || put(meta, ":do-ws", latin1(e, F_WS)) ||
+        put(meta, ":do-ws-event", latin1(e, F_KIND)) || put(meta, ":do-ws-hib", latin1(e, F_HIB)) ||
+        put(meta, ":do-ws-data", latin1(e, F_DATA)) ||
+        (e->count > F_NAME && put(meta, ":do-name", latin1(e, F_NAME)))) {
+        Py_DECREF(meta);
+        return NULL;
+    }
+    return meta;
+}
+
+/* The C path's event: 1 taken, 0 for the Python path (nothing done), -1
+ * an error. */
+static int take(PyObject *sid, const struct event *e)
+{
+    PyObject *cls = NULL, *oid = NULL, *wsid = NULL, *key = NULL;
     PyObject *live, *gate = NULL, *busy = NULL, *obj = NULL, *state = NULL, *gates = NULL;
     PyObject *socks = NULL, *by_id = NULL, *ws, *dod = NULL, *handler = NULL;
     PyObject *relay = NULL, *msg = NULL, *ctx = NULL, *coro = NULL, *result = NULL;
-    PyObject *outer = NULL, *out = NULL, *hib;
+    PyObject *outer = NULL, *hib;
     PyObject *etype = NULL, *evalue = NULL, *etb = NULL;
     int text, entered = 0, in_task = 0, outcome; /* 0 suspended, 1 returned, 2 raised */
+    int out = -1;
     unsigned long usid;
     PySendResult st;
 
-    if (nargs != 2 || !PyDict_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "ws_event(sid, meta)");
-        return NULL;
-    }
-    if (!inst)
-        Py_RETURN_FALSE;
-    sid = args[0];
-    meta = args[1];
     usid = PyLong_AsUnsignedLong(sid);
     if (usid == (unsigned long)-1 && PyErr_Occurred())
-        return NULL;
-    if (!(cls = meta_str(meta, s_do_class)) || !(oid = meta_str(meta, s_do_id)) ||
-        !(wsid = meta_str(meta, s_do_ws)) || !(kind = meta_str(meta, s_do_ws_event)) ||
-        !(data = meta_str(meta, s_do_ws_data)) || PyUnicode_KIND(data) != PyUnicode_1BYTE_KIND)
-        goto python;
-    if (PyUnicode_Compare(kind, s_text) == 0)
+        return -1;
+    if (is(e, F_KIND, "text"))
         text = 1;
-    else if (PyUnicode_Compare(kind, s_binary) == 0)
+    else if (is(e, F_KIND, "binary"))
         text = 0;
     else
-        goto python;
+        return 0;
+    if (!(cls = latin1(e, F_CLASS)) || !(oid = latin1(e, F_ID)) || !(wsid = latin1(e, F_WS)))
+        goto fail;
     if (!(key = PyTuple_Pack(2, cls, oid)))
         goto fail;
     if (!(live = PyDict_GetItemWithError(objects, key)))
@@ -698,11 +749,9 @@ PyObject *thaw__dows_event(PyObject *self, PyObject *const *args, Py_ssize_t nar
         if (!relay || PyObject_SetAttr(live, s_relay, relay) < 0)
             goto fail;
     }
-    /* the message, as deliver() makes it: the head's latin-1 text is its bytes */
-    msg = text ? PyUnicode_DecodeUTF8((const char *)PyUnicode_1BYTE_DATA(data),
-                                      PyUnicode_GET_LENGTH(data), NULL)
-               : PyBytes_FromStringAndSize((const char *)PyUnicode_1BYTE_DATA(data),
-                                           PyUnicode_GET_LENGTH(data));
+    /* the message, as deliver() makes it */
+    msg = text ? PyUnicode_DecodeUTF8(e->p[F_DATA], e->n[F_DATA], NULL)
+               : PyBytes_FromStringAndSize(e->p[F_DATA], e->n[F_DATA]);
     if (!msg)
         goto python; /* not UTF-8: the Python path says so as it did */
     /* from here on the event is taken */
@@ -770,7 +819,7 @@ PyObject *thaw__dows_event(PyObject *self, PyObject *const *args, Py_ssize_t nar
         /* the echo: answered, the gate free, in this call */
         if (answer_200((uint32_t)usid) < 0 || gate_release(gate) < 0)
             goto fail;
-        out = Py_NewRef(Py_True);
+        out = 1;
         goto done;
     }
     {
@@ -791,7 +840,7 @@ PyObject *thaw__dows_event(PyObject *self, PyObject *const *args, Py_ssize_t nar
             goto fail;
         Py_DECREF(r);
     }
-    out = Py_NewRef(Py_True);
+    out = 1;
     goto done;
 
 fail_outer:
@@ -821,12 +870,15 @@ fail_gate:
 python:
     if (PyErr_Occurred())
         goto fail;
-    out = Py_NewRef(Py_False);
+    out = 0;
     goto done;
 fail:
 done:
     if (entered)
         PyContext_Exit(ctx);
+    Py_XDECREF(cls);
+    Py_XDECREF(oid);
+    Py_XDECREF(wsid);
     Py_XDECREF(etype);
     Py_XDECREF(evalue);
     Py_XDECREF(etb);
@@ -847,6 +899,35 @@ done:
     Py_XDECREF(result);
     Py_XDECREF(outer);
     return out;
+}
+
+/* ws_event(sid, payload) -> None when the event (a DO_WS frame's payload)
+ * was taken, else its meta for the Python path (_durable_host.start) */
+PyObject *thaw__dows_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    struct event e;
+    char *p;
+    Py_ssize_t n;
+    int rc;
+
+    if (nargs != 2 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "ws_event(sid, payload)");
+        return NULL;
+    }
+    if (PyBytes_AsStringAndSize(args[1], &p, &n) < 0)
+        return NULL;
+    if (parse(p, n, &e) < 0) {
+        PyErr_SetString(thaw__codec_error, "malformed Durable Object WebSocket event");
+        return NULL;
+    }
+    if (inst) {
+        /* the payload stays alive (args) while its fields are read */
+        if ((rc = take(args[0], &e)) < 0)
+            return NULL;
+        if (rc)
+            Py_RETURN_NONE;
+    }
+    return event_meta(&e);
 }
 
 /* ws_setup(inst, objects, state_type, storage_type, request_id, fast_slow,
@@ -913,13 +994,6 @@ int thaw__dows_init(PyObject *module)
             return -1;
         Py_DECREF(r);
     }
-    INTERN(s_do_class, ":do-class");
-    INTERN(s_do_id, ":do-id");
-    INTERN(s_do_ws, ":do-ws");
-    INTERN(s_do_ws_event, ":do-ws-event");
-    INTERN(s_do_ws_data, ":do-ws-data");
-    INTERN(s_text, "text");
-    INTERN(s_binary, "binary");
     INTERN(s_gate, "gate");
     INTERN(s_busy, "busy");
     INTERN(s_waiters, "waiters");
@@ -950,7 +1024,6 @@ int thaw__dows_init(PyObject *module)
     INTERN(s_pipe_call, "_pipe_call");
     INTERN(s_client, "_client");
     INTERN(s_send, "send");
-    INTERN(s_cancelled, "cancelled");
     INTERN(s_loop_kw, "loop");
     return 0;
 }
