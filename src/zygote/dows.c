@@ -26,6 +26,7 @@
 #define PY_SSIZE_T_CLEAN
 #include "zygote/fast-py.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "ipc/ipc-proto.h"
@@ -39,7 +40,7 @@ static PyObject *request_id;  /* thaw_runtime.output.request_id */
 static PyObject *slow;        /* _durable_ws.fast_slow */
 static PyObject *ws_module;   /* workers._durable_ws: its _pipe, _pipe_call */
 static PyObject *loop;
-static PyObject *task_type, *enter_task, *leave_task, *current_tasks;
+static PyObject *task_type, *current_tasks;
 
 /* interned names */
 static PyObject *s_gate, *s_busy, *s_waiters, *s_obj, *s_ctx, *s_gates, *s_ws, *s_by_id, *s_do,
@@ -117,8 +118,12 @@ static int answer_200(uint32_t sid)
 
 typedef struct {
     PyObject_HEAD
+    vectorcallfunc vectorcall;
     char id[ID_BYTES];
 } WsSend;
+
+static PyObject *wssend_vcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames);
 
 static PyObject *wssend_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
@@ -135,6 +140,7 @@ static PyObject *wssend_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     if (!(s = (WsSend *)type->tp_alloc(type, 0)))
         return NULL;
     memcpy(s->id, id, ID_BYTES);
+    s->vectorcall = wssend_vcall;
     return (PyObject *)s;
 }
 
@@ -162,16 +168,27 @@ static PyObject *get_pipe(void)
 
 /* send(ftype, payload): as _durable_ws._sender's closure, then
  * PendingCall.send_ws */
-static PyObject *wssend_call(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *wssend_vcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames)
 {
     WsSend *s = (WsSend *)self;
-    int ftype;
+    long ftype;
     Py_buffer p;
     PyObject *pipe = NULL, *pid = NULL, *done = NULL, *frame = NULL, *out = NULL;
     unsigned long cid;
     char *d;
 
-    if (!PyArg_ParseTuple(args, "iy*:send", &ftype, &p))
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames) {
+        PyErr_SetString(PyExc_TypeError, "send(ftype, payload)");
+        return NULL;
+    }
+    if ((ftype = PyLong_AsLong(args[0])) == -1 && PyErr_Occurred())
+        return NULL;
+    if (ftype < THAW_IPC_WS_TEXT || ftype > THAW_IPC_WS_CLOSE) {
+        PyErr_SetString(PyExc_ValueError, "send(ftype, payload): a WS_* frame type");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &p, PyBUF_SIMPLE) < 0)
         return NULL;
     if (p.len > MAX_SEND) {
         PyErr_Format(PyExc_ValueError, "a Durable Object's WebSocket message of %zd bytes is "
@@ -218,11 +235,12 @@ static PyTypeObject WsSend_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "_thaw_fast.WsSend",
     .tp_basicsize = sizeof(WsSend),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(WsSend, vectorcall),
     .tp_doc = "WsSend(id)(ftype, payload): a Durable Object's WebSocket frame, on the "
               "host's pipe.",
     .tp_new = wssend_new,
-    .tp_call = wssend_call,
+    .tp_call = PyVectorcall_Call,
 };
 
 /* ---- Relay: the coroutine of an object's own task ------------------------- */
@@ -577,12 +595,80 @@ static PyObject *attr(PyObject *o, PyObject *name)
     return v;
 }
 
-static int call2(PyObject *fn, PyObject *a, PyObject *b)
+/* asyncio's _enter_task / _leave_task, on the dict they keep
+ * (asyncio.tasks._current_tasks: loop -> task), without their calls */
+static int enter(PyObject *task)
 {
-    PyObject *argv[2] = {a, b}, *r = PyObject_Vectorcall(fn, argv, 2, NULL);
+    return PyDict_SetItem(current_tasks, loop, task);
+}
 
-    Py_XDECREF(r);
-    return r ? 0 : -1;
+static int leave(void)
+{
+    return PyDict_DelItem(current_tasks, loop);
+}
+
+/* ---- strings of the frame, made once ---------------------------------- */
+
+/* The same few objects, sockets and classes come again and again: their
+ * latin-1 strings (and an object's (class, id) key) are kept in small
+ * direct-mapped tables, so a message's lookups hash nothing new. */
+#define SLOTS 256
+
+static PyObject *strs[SLOTS];
+static PyObject *keys[SLOTS]; /* (class, id) tuples */
+
+static unsigned slot_of(const char *p, Py_ssize_t n)
+{
+    uint64_t a = 0, b = 0;
+
+    if (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+    } else {
+        memcpy(&a, p, (size_t)n);
+    }
+    return (unsigned)(((a ^ (b * 0x9e3779b97f4a7c15ull) ^ (uint64_t)n) * 0xff51afd7ed558ccdull) >>
+                      56) % SLOTS;
+}
+
+static int same(PyObject *str, const char *p, Py_ssize_t n)
+{
+    return PyUnicode_GET_LENGTH(str) == n && PyUnicode_KIND(str) == PyUnicode_1BYTE_KIND &&
+           memcmp(PyUnicode_1BYTE_DATA(str), p, (size_t)n) == 0;
+}
+
+/* the latin-1 string of p (a new reference) */
+static PyObject *str_of(const char *p, Py_ssize_t n)
+{
+    PyObject **s = &strs[slot_of(p, n)], *v;
+
+    if (*s && same(*s, p, n))
+        return Py_NewRef(*s);
+    if (!(v = PyUnicode_DecodeLatin1(p, n, NULL)))
+        return NULL;
+    if (PyObject_Hash(v) == -1) { /* cached in the string from now on */
+        Py_DECREF(v);
+        return NULL;
+    }
+    Py_XSETREF(*s, Py_NewRef(v));
+    return v;
+}
+
+/* the object's key in _durable_host._objects (a new reference) */
+static PyObject *key_of(const char *c, Py_ssize_t cn, const char *o, Py_ssize_t on)
+{
+    PyObject **k = &keys[slot_of(o, on)], *cls, *oid, *v;
+
+    if (*k && same(PyTuple_GET_ITEM(*k, 1), o, on) && same(PyTuple_GET_ITEM(*k, 0), c, cn))
+        return Py_NewRef(*k);
+    cls = str_of(c, cn);
+    oid = cls ? str_of(o, on) : NULL;
+    v = oid ? PyTuple_Pack(2, cls, oid) : NULL;
+    Py_XDECREF(cls);
+    Py_XDECREF(oid);
+    if (v)
+        Py_XSETREF(*k, Py_NewRef(v));
+    return v;
 }
 
 /* Storage with no write in flight and none failed: the output gate and
@@ -698,7 +784,7 @@ static PyObject *event_meta(const struct event *e)
  * an error. */
 static int take(PyObject *sid, const struct event *e)
 {
-    PyObject *cls = NULL, *oid = NULL, *wsid = NULL, *key = NULL;
+    PyObject *wsid = NULL, *key = NULL;
     PyObject *live, *gate = NULL, *busy = NULL, *obj = NULL, *state = NULL, *gates = NULL;
     PyObject *socks = NULL, *by_id = NULL, *ws, *dod = NULL, *handler = NULL;
     PyObject *relay = NULL, *msg = NULL, *ctx = NULL, *coro = NULL, *result = NULL;
@@ -718,9 +804,8 @@ static int take(PyObject *sid, const struct event *e)
         text = 0;
     else
         return 0;
-    if (!(cls = latin1(e, F_CLASS)) || !(oid = latin1(e, F_ID)) || !(wsid = latin1(e, F_WS)))
-        goto fail;
-    if (!(key = PyTuple_Pack(2, cls, oid)))
+    if (!(key = key_of(e->p[F_CLASS], e->n[F_CLASS], e->p[F_ID], e->n[F_ID])) ||
+        !(wsid = str_of(e->p[F_WS], e->n[F_WS])))
         goto fail;
     if (!(live = PyDict_GetItemWithError(objects, key)))
         goto python;
@@ -772,9 +857,9 @@ static int take(PyObject *sid, const struct event *e)
     if (!outer && PyErr_Occurred())
         goto fail_gate;
     outer = Py_NewRef(outer ? outer : Py_None);
-    if (outer != Py_None && call2(leave_task, loop, outer) < 0)
+    if (outer != Py_None && leave() < 0)
         goto fail_gate;
-    if (call2(enter_task, loop, ((Relay *)relay)->task) < 0)
+    if (enter(((Relay *)relay)->task) < 0)
         goto fail_outer;
     in_task = 1;
     {
@@ -802,9 +887,9 @@ static int take(PyObject *sid, const struct event *e)
             PyException_SetTraceback(evalue, etb);
     }
     in_task = 0;
-    if (call2(leave_task, loop, ((Relay *)relay)->task) < 0)
+    if (leave() < 0)
         goto fail_outer;
-    if (outer != Py_None && call2(enter_task, loop, outer) < 0)
+    if (outer != Py_None && enter(outer) < 0)
         goto fail;
     PyContext_Exit(ctx);
     entered = 0;
@@ -847,14 +932,14 @@ fail_outer:
     if (in_task) {
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
-        if (call2(leave_task, loop, ((Relay *)relay)->task) < 0)
+        if (leave() < 0)
             PyErr_Clear();
         PyErr_Restore(t, v, tb);
     }
     if (outer && outer != Py_None) {
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
-        if (call2(enter_task, loop, outer) < 0)
+        if (enter(outer) < 0)
             PyErr_Clear();
         PyErr_Restore(t, v, tb);
     }
@@ -876,8 +961,6 @@ fail:
 done:
     if (entered)
         PyContext_Exit(ctx);
-    Py_XDECREF(cls);
-    Py_XDECREF(oid);
     Py_XDECREF(wsid);
     Py_XDECREF(etype);
     Py_XDECREF(evalue);
@@ -973,11 +1056,9 @@ int thaw__dows_init(PyObject *module)
     if (!(aio = PyImport_ImportModule("asyncio.tasks")))
         return -1;
     task_type = PyObject_GetAttrString(aio, "Task");
-    enter_task = PyObject_GetAttrString(aio, "_enter_task");
-    leave_task = PyObject_GetAttrString(aio, "_leave_task");
     current_tasks = PyObject_GetAttrString(aio, "_current_tasks");
     Py_DECREF(aio);
-    if (!task_type || !enter_task || !leave_task || !current_tasks)
+    if (!task_type || !current_tasks)
         return -1;
     if (!PyDict_Check(current_tasks)) {
         PyErr_SetString(PyExc_ImportError, "asyncio.tasks._current_tasks is not a dict");
