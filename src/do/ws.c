@@ -171,17 +171,16 @@ struct ws_event {
     struct thaw_exchange ex; /* first: the ops get &e->ex */
     char id[ID_LEN + 1];
     int status;
-    /* the message, kept for one more try in another host (ev_fail) */
-    const char *kind;
-    char *data;
-    size_t len;
     int retried;
+    /* the event's frames (build()), kept for one more try in another host
+     * (ev_fail): one allocation per message, the message copied once */
+    size_t len;
+    char frames[];
 };
 
 static void ev_free(struct ws_event *e)
 {
     thaw_exchange_release(&e->ex);
-    free(e->data);
     free(e);
 }
 
@@ -251,15 +250,13 @@ static void ev_fail(struct thaw_exchange *ex, int status, const char *msg)
     if (s && ex->over_limit == THAW_EX_OVER_LIMIT) {
         close_object(s, status, msg);
     } else if (s && ex->over_limit == THAW_EX_BYSTANDER && !e->retried &&
-               (again = calloc(1, sizeof(*again)))) {
+               (again = malloc(sizeof(*again) + e->len))) {
         /* its host was killed for another object's limit: this message
          * waited behind that object's loop, so it goes to the next host
          * (once), where its object is made again */
-        again->kind = e->kind;
-        again->data = e->data;
+        memcpy(again->frames, e->frames, e->len);
         again->len = e->len;
         again->retried = 1;
-        e->data = NULL;
         memcpy(again->id, e->id, sizeof(again->id));
         send_event(s, again);
     } else if (s) {
@@ -336,42 +333,55 @@ static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
     return thaw_ipc_end(b, mark);
 }
 
-/* e (its message set) to the object's host; e is the exchange's from
- * here on, or freed. */
+/* e (its frames built) to the object's host, on a stream of its own; e
+ * is the exchange's from here on, or freed. */
 static void send_event(struct thaw_do_ws *s, struct ws_event *e)
 {
-    struct thaw_buf b;
+    size_t off;
 
     thaw_exchange_init(&e->ex, &ev_ops, e);
     e->ex.pinned = 1; /* to the object's host */
     e->ex.req_done = 1;
-    thaw_buf_init(&b, e->len + 2 * THAW_IPC_MAX_PAYLOAD);
-    if (build(&b, e->ex.sid, s, e->kind, e->data, e->len)) {
-        thaw_buf_free(&b);
-        ev_free(e);
-        close_client(s, 1011, "the message does not fit");
-        return;
+    /* each frame's stream id (ipc-proto.h: the header's last 4 bytes) */
+    for (off = 0; off + THAW_IPC_HEADER_SIZE <= e->len;) {
+        uint8_t *h = (uint8_t *)e->frames + off;
+        uint32_t sid = e->ex.sid;
+        h[8] = (uint8_t)sid, h[9] = (uint8_t)(sid >> 8), h[10] = (uint8_t)(sid >> 16);
+        h[11] = (uint8_t)(sid >> 24);
+        off += THAW_IPC_HEADER_SIZE +
+               ((size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24);
     }
     thaw__do_live_touch(s->worker, s->cls, s->oid); /* live.h: its idle clock */
     /* may end the event at once (no version, a failed one) */
-    thaw_pool_dispatch(s->worker, &e->ex, (const char *)b.data, b.len);
-    thaw_buf_free(&b);
+    thaw_pool_dispatch(s->worker, &e->ex, e->frames, e->len);
 }
 
 static void deliver(struct thaw_do_ws *s, const char *kind, const void *p, size_t n)
 {
-    struct ws_event *e = calloc(1, sizeof(*e));
+    /* the frames are built here, then copied once into the event: no
+     * allocation but the event's own after the first messages */
+    static struct thaw_buf scratch;
+    struct ws_event *e;
 
-    if (!e || !(e->data = malloc(n ? n : 1))) {
-        free(e);
-        close_client(s, 1011, "out of memory");
+    scratch.len = 0;
+    scratch.max = n + 2 * THAW_IPC_MAX_PAYLOAD; /* its data stays from one to the next */
+    if (build(&scratch, 0, s, kind, p, n)) {
+        close_client(s, 1011, "the message does not fit");
+        thaw_buf_free(&scratch);
         return;
     }
-    memcpy(e->id, s->id, sizeof(e->id));
-    e->kind = kind; /* a literal */
-    memcpy(e->data, p, n);
-    e->len = n;
-    send_event(s, e);
+    if (!(e = malloc(sizeof(*e) + scratch.len))) {
+        close_client(s, 1011, "out of memory");
+    } else {
+        memcpy(e->id, s->id, sizeof(e->id));
+        e->retried = 0;
+        e->len = scratch.len;
+        memcpy(e->frames, scratch.data, scratch.len);
+    }
+    if (scratch.cap > 64 * 1024)
+        thaw_buf_free(&scratch); /* a big message's memory does not stay (issue 15) */
+    if (e)
+        send_event(s, e);
 }
 
 /* ---- the connection's side ---------------------------------------------- */

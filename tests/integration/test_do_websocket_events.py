@@ -64,6 +64,8 @@ WORKER = '''
             elif kind == "boom":
                 await asyncio.sleep(0.01)
                 raise RuntimeError("late boom")
+            elif kind == "len":
+                ws.send(f"len {len(arg)}")
             elif kind == "setvar":
                 seen_var.set(arg)
                 ws.send("set")
@@ -195,3 +197,22 @@ def test_a_plain_def_handler_and_context_vars_per_message(workdir, thaw_factory)
     plain, out = run(go())
     assert plain == ["plain a", "plain b"]
     assert out[1:] == ["set", "var unset", "timed out 0"]
+
+
+def test_a_message_over_64_kib_travels_as_a_body_and_binary_as_bytes(workdir, thaw_factory):
+    # src/do/ws.c: up to 64 KiB one DO_WS frame, above a request with a body
+    t = start(workdir, thaw_factory)
+
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{t.port}/ws", max_size=None) as ws:
+            out = []
+            for m in ("len:" + "y" * 100_000, "len:" + "z" * 1000, "len:" + "w" * 200_000):
+                await ws.send(m)
+                out.append(await ws.recv())
+            await ws.send(b"echo:raw")  # binary: webSocketMessage gets bytes
+            await ws.wait_closed()
+            return out, ws.close_code
+    out, code = run(go())
+    assert out == ["len 100000", "len 1000", "len 200000"]
+    assert code == 1011  # bytes has no .partition(":") of str: the handler raised
+    assert "TypeError" in t.log()
