@@ -316,19 +316,20 @@ def setup_fast(inst):
     _fast_set = inst
 
 
-def fast_slow(relay, live, sid, state, ws, outcome, value, pending, ctx):
+def fast_slow(relay, live, sid, state, ws, outcome, value, pending):
     """The C path's event when it does not end in its first step: the
     handler waits for something (outcome 0: value is its coroutine,
     pending what it awaits), or returned with storage writes in flight or
-    an awaitable (1), or raised (2: value). The rest runs in the object's
-    own task (relay.task), in the event's context, as deliver() and
-    _durable_host._run would have run it."""
+    an awaitable (1), or raised (2: value). Returns the rest, a coroutine
+    the C path starts at once and the object's own task (relay.task) runs
+    on, in the event's context, as deliver() and _durable_host._run would
+    have run it."""
     from thaw_runtime.instance import Stream
     inst = state._inst
     st = Stream(sid, None, False)
     inst.streams[sid] = st
     st.task = relay.task  # a CANCEL (the event's time limit) cancels it
-    relay.run(fast_rest(inst, st, live, state, ws, outcome, value, pending), ctx)
+    return fast_rest(inst, st, live, state, ws, outcome, value, pending)
 
 
 async def fast_rest(inst, st, live, state, ws, outcome, value, pending):

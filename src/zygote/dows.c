@@ -251,6 +251,7 @@ typedef struct {
     PyObject *idle;    /* the future the task waits on while idle, or NULL */
     PyObject *current; /* a suspended event's rest (fast_rest), or NULL */
     PyObject *ctx;     /* its context */
+    PyObject *first;   /* what its first step (ws_event's) yielded, for the task */
     int stopping;      /* stop(): the task ends at its next step */
     int dead;          /* the task ended: a new Relay is made */
 } Relay;
@@ -264,6 +265,7 @@ static PySendResult relay_idle(Relay *r, PyObject **result)
 
     Py_CLEAR(r->current);
     Py_CLEAR(r->ctx);
+    Py_CLEAR(r->first);
     if (r->stopping) {
         r->dead = 1;
         *result = Py_NewRef(Py_None);
@@ -320,6 +322,15 @@ static PySendResult relay_step(Relay *r, PyObject *arg, PyObject *exc, PyObject 
             PyErr_Clear();
         }
         return relay_idle(r, result);
+    }
+    if (r->first) {
+        PyObject *f = r->first;
+        r->first = NULL;
+        if (!exc) { /* hand the task what the first step awaits */
+            *result = f;
+            return PYGEN_NEXT;
+        }
+        Py_DECREF(f); /* a cancel before the task took it: thrown in below */
     }
     Py_INCREF(cur);
     Py_INCREF(ctx);
@@ -427,6 +438,7 @@ static PyObject *relay_close(PyObject *self, PyObject *unused)
 
     r->dead = 1;
     Py_CLEAR(r->idle);
+    Py_CLEAR(r->first);
     if (!cur)
         Py_RETURN_NONE;
     r->current = NULL;
@@ -452,26 +464,6 @@ static int relay_wake(Relay *r)
     return 0;
 }
 
-/* run(coro, ctx): the task goes on with coro (an event's rest), in ctx */
-static PyObject *relay_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    Relay *r = (Relay *)self;
-
-    if (nargs != 2 || !PyContext_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "run(coro, context)");
-        return NULL;
-    }
-    if (r->current || r->dead) {
-        PyErr_SetString(PyExc_RuntimeError, "the object's task is not idle");
-        return NULL;
-    }
-    r->current = Py_NewRef(args[0]);
-    r->ctx = Py_NewRef(args[1]);
-    if (relay_wake(r) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
 /* stop(): the object goes (evicted): its task ends rather than wait
  * forever (a pending task collected is logged as an error). */
 static PyObject *relay_stop(PyObject *self, PyObject *unused)
@@ -492,6 +484,7 @@ static int relay_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(r->idle);
     Py_VISIT(r->current);
     Py_VISIT(r->ctx);
+    Py_VISIT(r->first);
     return 0;
 }
 
@@ -503,6 +496,7 @@ static int relay_clear(PyObject *self)
     Py_CLEAR(r->idle);
     Py_CLEAR(r->current);
     Py_CLEAR(r->ctx);
+    Py_CLEAR(r->first);
     return 0;
 }
 
@@ -529,8 +523,6 @@ static PyMethodDef relay_methods[] = {
     {"send", relay_send, METH_O, NULL},
     {"throw", relay_throw, METH_VARARGS, NULL},
     {"close", relay_close, METH_NOARGS, NULL},
-    {"run", (PyCFunction)(void (*)(void))relay_run, METH_FASTCALL,
-     "run(coro, context): the object's task goes on with coro."},
     {"stop", relay_stop, METH_NOARGS, "stop(): the object's task ends."},
     {NULL, NULL, 0, NULL},
 };
@@ -567,7 +559,7 @@ static Relay *relay_new(void)
 
     if (!r)
         return NULL;
-    r->task = r->idle = r->current = r->ctx = NULL;
+    r->task = r->idle = r->current = r->ctx = r->first = NULL;
     r->stopping = r->dead = 0;
     PyObject_GC_Track((PyObject *)r);
     argv[0] = (PyObject *)r;
@@ -788,9 +780,10 @@ static int take(PyObject *sid, const struct event *e)
     PyObject *live, *gate = NULL, *busy = NULL, *obj = NULL, *state = NULL, *gates = NULL;
     PyObject *socks = NULL, *by_id = NULL, *ws, *dod = NULL, *handler = NULL;
     PyObject *relay = NULL, *msg = NULL, *ctx = NULL, *coro = NULL, *result = NULL;
-    PyObject *outer = NULL, *hib;
+    PyObject *outer = NULL, *hib, *rest = NULL;
     PyObject *etype = NULL, *evalue = NULL, *etb = NULL;
-    int text, entered = 0, in_task = 0, outcome; /* 0 suspended, 1 returned, 2 raised */
+    int text, entered = 0, in_task = 0, clean = 0, handed = 0;
+    int outcome; /* 0 suspended, 1 returned, 2 raised */
     int out = -1;
     unsigned long usid;
     PySendResult st;
@@ -837,8 +830,10 @@ static int take(PyObject *sid, const struct event *e)
     /* the message, as deliver() makes it */
     msg = text ? PyUnicode_DecodeUTF8(e->p[F_DATA], e->n[F_DATA], NULL)
                : PyBytes_FromStringAndSize(e->p[F_DATA], e->n[F_DATA]);
-    if (!msg)
+    if (!msg) {
+        PyErr_Clear();
         goto python; /* not UTF-8: the Python path says so as it did */
+    }
     /* from here on the event is taken */
     if (PyObject_SetAttr(gate, s_busy, Py_True) < 0)
         goto fail;
@@ -886,45 +881,73 @@ static int take(PyObject *sid, const struct event *e)
         if (etb)
             PyException_SetTraceback(evalue, etb);
     }
-    in_task = 0;
-    if (leave() < 0)
-        goto fail_outer;
-    if (outer != Py_None && enter(outer) < 0)
-        goto fail;
-    PyContext_Exit(ctx);
-    entered = 0;
     if (outcome == 2 && (PyErr_GivenExceptionMatches(etype, PyExc_KeyboardInterrupt) ||
                          PyErr_GivenExceptionMatches(etype, PyExc_SystemExit))) {
-        gate_release(gate);
+        /* these leave the loop, as from any task */
         PyErr_Restore(etype, evalue, etb);
         etype = evalue = etb = NULL;
-        goto fail;
-    }
-    if (outcome == 1 && !result && storage_clean(state)) {
-        /* the echo: answered, the gate free, in this call */
-        if (answer_200((uint32_t)usid) < 0 || gate_release(gate) < 0)
-            goto fail;
-        out = 1;
-        goto done;
-    }
-    {
-        /* the rest in Python, in the object's task: fast_slow(relay, live,
-         * sid, state, ws, outcome, value, pending, context) */
-        PyObject *argv[9] = {relay, live, sid, state, ws, PyLong_FromLong(outcome),
+    } else if (outcome == 1 && !result && storage_clean(state)) {
+        clean = 1; /* the echo */
+    } else {
+        /* the rest in Python (fast_slow(relay, live, sid, state, ws,
+         * outcome, value, pending) -> its coroutine), its first step now,
+         * still in the event's context and task: from there on a cancel
+         * finds it started (its finally gives the gate back), and it
+         * goes on in the object's task */
+        PyObject *argv[8] = {relay, live, sid, state, ws, PyLong_FromLong(outcome),
                              outcome == 0 ? coro : outcome == 2 ? evalue : result,
-                             outcome == 0 ? result : Py_None, ctx};
-        PyObject *r;
+                             outcome == 0 ? result : Py_None};
+        PyObject *y;
 
-        if (!argv[5])
-            goto fail;
         if (!argv[6])
             argv[6] = Py_None;
-        r = PyObject_Vectorcall(slow, argv, 9, NULL);
-        Py_DECREF(argv[5]);
-        if (!r)
-            goto fail;
-        Py_DECREF(r);
+        rest = argv[5] ? PyObject_Vectorcall(slow, argv, 8, NULL) : NULL;
+        Py_XDECREF(argv[5]);
+        if (rest) {
+            st = PyIter_Send(rest, Py_None, &y);
+            if (st == PYGEN_NEXT) {
+                Relay *r = (Relay *)relay;
+                r->current = Py_NewRef(rest);
+                r->ctx = Py_NewRef(ctx);
+                r->first = y;
+                handed = 1;
+            } else if (st == PYGEN_RETURN) {
+                Py_DECREF(y); /* done in that step (a raise, its storage settled) */
+            }
+        }
     }
+    in_task = 0;
+    {
+        /* the caller's task and context back, whatever happened */
+        PyObject *t, *v, *tb;
+        int bad;
+
+        PyErr_Fetch(&t, &v, &tb);
+        bad = leave() < 0 || (outer != Py_None && enter(outer) < 0);
+        PyContext_Exit(ctx);
+        entered = 0;
+        if (bad) {
+            Py_XDECREF(t);
+            Py_XDECREF(v);
+            Py_XDECREF(tb);
+        } else {
+            PyErr_Restore(t, v, tb);
+        }
+    }
+    if (PyErr_Occurred()) {
+        if (!rest) { /* else its finally gave the gate back */
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            if (gate_release(gate) < 0)
+                PyErr_Clear();
+            PyErr_Restore(t, v, tb);
+        }
+        goto fail;
+    }
+    if (clean && (answer_200((uint32_t)usid) < 0 || gate_release(gate) < 0))
+        goto fail;
+    if (handed && relay_wake((Relay *)relay) < 0)
+        goto fail;
     out = 1;
     goto done;
 
@@ -981,6 +1004,7 @@ done:
     Py_XDECREF(coro);
     Py_XDECREF(result);
     Py_XDECREF(outer);
+    Py_XDECREF(rest);
     return out;
 }
 

@@ -64,6 +64,8 @@ WORKER = '''
             elif kind == "boom":
                 await asyncio.sleep(0.01)
                 raise RuntimeError("late boom")
+            elif kind == "sleep":
+                await asyncio.sleep(3600)  # request_timeout_ms cancels it
             elif kind == "len":
                 ws.send(f"len {len(arg)}")
             elif kind == "setvar":
@@ -97,11 +99,11 @@ WORKER = '''
 '''
 
 
-def start(workdir, thaw_factory):
+def start(workdir, thaw_factory, **cfg):
     write_worker(workdir, WORKER, fmt="json", name="do-events",
                  durable_objects={"bindings": [{"name": "ROOMS", "class_name": "Room"},
                                                {"name": "PLAIN", "class_name": "Plain"}]},
-                 migrations=[{"tag": "v1", "new_sqlite_classes": ["Room", "Plain"]}])
+                 migrations=[{"tag": "v1", "new_sqlite_classes": ["Room", "Plain"]}], **cfg)
     return thaw_factory(workdir)
 
 
@@ -216,3 +218,30 @@ def test_a_message_over_64_kib_travels_as_a_body_and_binary_as_bytes(workdir, th
     assert out == ["len 100000", "len 1000", "len 200000"]
     assert code == 1011  # bytes has no .partition(":") of str: the handler raised
     assert "TypeError" in t.log()
+
+
+def test_after_a_cancelled_event_the_object_takes_its_next_messages(workdir, thaw_factory):
+    # request_timeout_ms cancels the event waiting in the object's task:
+    # its sockets close with 1011, the task goes on for the next ones
+    t = start(workdir, thaw_factory, thaw={"request_timeout_ms": 1000})
+
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{t.port}/ws") as a:
+            await a.send("echo:x")
+            first = json.loads(await a.recv())["task"]
+            await a.send("sleep")
+            await a.wait_closed()
+        async with websockets.connect(f"ws://127.0.0.1:{t.port}/ws") as b:
+            got = []
+            for m in ("echo:1", "slow:2", "echo:3"):
+                await b.send(m)
+                got.append(json.loads(await b.recv()))
+        return first, a.close_code, got
+    first, code, got = run(go())
+    assert code == 1011
+    assert first == "durable_object_events"
+    assert [m.get("echo", m.get("slow")) for m in got] == ["1", "2", "3"]
+    assert got[0]["task"] == got[2]["task"] == "durable_object_events"
+    assert got[1]["same_task"] is True
+    log = t.log()
+    assert "never retrieved" not in log and "destroyed but it is pending" not in log, log
