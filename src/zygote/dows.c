@@ -47,7 +47,7 @@ static PyObject *s_gate, *s_busy, *s_waiters, *s_obj, *s_ctx, *s_gates, *s_ws, *
     *s_hib, *s_handler, *s_relay, *s_storage, *s_unconfirmed, *s_broken, *s_release,
     *s_out, *s_out_size, *s_flush_pending, *s_queue, *s_create_future, *s_blocking,
     *s_set_result, *s_uncancel, *s_done, *s_id, *s_pipe, *s_pipe_call, *s_client, *s_send,
-    *s_loop_kw;
+    *s_loop_kw, *s_done_m;
 
 /* ---- queueing frames on the instance's channel -------------------------- */
 
@@ -456,6 +456,15 @@ static int relay_wake(Relay *r)
     if (!fut)
         return 0; /* not waiting yet: its first step is to come */
     r->idle = NULL;
+    if (!(res = PyObject_CallMethodNoArgs(fut, s_done_m))) {
+        Py_DECREF(fut);
+        return -1;
+    }
+    Py_DECREF(res);
+    if (res == Py_True) { /* its step is due already */
+        Py_DECREF(fut);
+        return 0;
+    }
     res = PyObject_CallMethodOneArg(fut, s_set_result, Py_None);
     Py_DECREF(fut);
     if (!res)
@@ -777,8 +786,9 @@ static PyObject *event_meta(const struct event *e)
 static int take(PyObject *sid, const struct event *e)
 {
     PyObject *wsid = NULL, *key = NULL;
-    PyObject *live, *gate = NULL, *busy = NULL, *obj = NULL, *state = NULL, *gates = NULL;
-    PyObject *socks = NULL, *by_id = NULL, *ws, *dod = NULL, *handler = NULL;
+    PyObject *live = NULL, *gate = NULL, *busy = NULL, *obj = NULL, *state = NULL;
+    PyObject *gates = NULL, *socks = NULL, *by_id = NULL, *ws = NULL, *dod = NULL;
+    PyObject *handler = NULL;
     PyObject *relay = NULL, *msg = NULL, *ctx = NULL, *coro = NULL, *result = NULL;
     PyObject *outer = NULL, *hib, *rest = NULL;
     PyObject *etype = NULL, *evalue = NULL, *etb = NULL;
@@ -802,6 +812,7 @@ static int take(PyObject *sid, const struct event *e)
         goto fail;
     if (!(live = PyDict_GetItemWithError(objects, key)))
         goto python;
+    Py_INCREF(live); /* held: the handler may drop the object or the socket */
     if (!(gate = attr(live, s_gate)) || !(busy = attr(gate, s_busy)) || busy != Py_False)
         goto python;
     if (!(obj = attr(live, s_obj)) || obj == Py_None)
@@ -814,6 +825,7 @@ static int take(PyObject *sid, const struct event *e)
         goto python;
     if (!(ws = PyDict_GetItemWithError(by_id, wsid)))
         goto python;
+    Py_INCREF(ws);
     if (!(dod = attr(ws, s_do)) || !PyDict_Check(dod) || !(hib = PyDict_GetItemWithError(dod, s_hib)) ||
         PyObject_IsTrue(hib) != 1)
         goto python;
@@ -913,6 +925,12 @@ static int take(PyObject *sid, const struct event *e)
                 handed = 1;
             } else if (st == PYGEN_RETURN) {
                 Py_DECREF(y); /* done in that step (a raise, its storage settled) */
+            } else if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) &&
+                       !PyErr_ExceptionMatches(PyExc_SystemExit)) {
+                /* a CancelledError the handler raised itself: the event
+                 * ends as a cancelled task's would (unanswered; its
+                 * finally gave the gate back), the other events go on */
+                PyErr_Clear();
             }
         }
     }
@@ -985,6 +1003,8 @@ done:
     if (entered)
         PyContext_Exit(ctx);
     Py_XDECREF(wsid);
+    Py_XDECREF(live);
+    Py_XDECREF(ws);
     Py_XDECREF(etype);
     Py_XDECREF(evalue);
     Py_XDECREF(etb);
@@ -1130,5 +1150,6 @@ int thaw__dows_init(PyObject *module)
     INTERN(s_client, "_client");
     INTERN(s_send, "send");
     INTERN(s_loop_kw, "loop");
+    INTERN(s_done_m, "done");
     return 0;
 }
