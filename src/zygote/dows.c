@@ -33,6 +33,7 @@
 
 /* set once by ws_setup (one instance per process) */
 static PyObject *inst;        /* thaw_runtime.instance.Instance */
+static PyObject *inst_dict;   /* its __dict__ */
 static PyObject *objects;     /* _durable_host._objects: (class, id) -> _Live */
 static PyObject *state_type;  /* _durable_host.DurableObjectState */
 static PyObject *storage_type; /* _durable_storage.DurableObjectStorage */
@@ -55,34 +56,29 @@ static PyObject *s_gate, *s_busy, *s_waiters, *s_obj, *s_ctx, *s_gates, *s_ws, *
  * pending (instance._process): out.append, out_size += len. Steals data. */
 static int queue(PyObject *data)
 {
-    PyObject *pending = PyObject_GetAttr(inst, s_flush_pending), *out, *size, *more;
+    /* its attributes, in its __dict__ (Instance has no slots) */
+    PyObject *pending = PyDict_GetItemWithError(inst_dict, s_flush_pending), *out, *size, *more;
     int rc = -1;
 
-    if (!pending)
-        goto done;
-    if (pending != Py_True) {
-        PyObject *r = PyObject_CallMethodOneArg(inst, s_queue, data);
+    if (!pending || pending != Py_True ||
+        !(out = PyDict_GetItemWithError(inst_dict, s_out)) || !PyList_Check(out) ||
+        !(size = PyDict_GetItemWithError(inst_dict, s_out_size)) || !PyLong_CheckExact(size)) {
+        PyObject *r;
+        if (PyErr_Occurred())
+            goto done;
+        r = PyObject_CallMethodOneArg(inst, s_queue, data);
         rc = r ? 0 : -1;
         Py_XDECREF(r);
         goto done;
     }
-    if (!(out = PyObject_GetAttr(inst, s_out)))
-        goto done;
-    rc = PyList_Append(out, data);
-    Py_DECREF(out);
-    if (rc)
-        goto done;
-    rc = -1;
-    if (!(size = PyObject_GetAttr(inst, s_out_size)))
+    if (PyList_Append(out, data))
         goto done;
     more = PyLong_FromSsize_t(PyLong_AsSsize_t(size) + PyBytes_GET_SIZE(data));
-    Py_DECREF(size);
     if (more) {
-        rc = PyObject_SetAttr(inst, s_out_size, more);
+        rc = PyDict_SetItem(inst_dict, s_out_size, more);
         Py_DECREF(more);
     }
 done:
-    Py_XDECREF(pending);
     Py_DECREF(data);
     return rc;
 }
@@ -1072,6 +1068,9 @@ PyObject *thaw__dows_setup(PyObject *self, PyObject *const *args, Py_ssize_t nar
     }
     Py_XSETREF(loop, PyObject_GetAttrString(args[0], "loop"));
     if (!loop)
+        return NULL;
+    Py_XSETREF(inst_dict, PyObject_GenericGetDict(args[0], NULL));
+    if (!inst_dict)
         return NULL;
     Py_XSETREF(inst, Py_NewRef(args[0]));
     Py_XSETREF(objects, Py_NewRef(args[1]));
