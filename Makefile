@@ -55,7 +55,8 @@ ZYG_OBJ = $(ZYG_SRC:src/%.c=$(BUILD)/obj/%.o)
 # its own for tests/python and bench/instance-cpu (src/zygote/fast-py.h)
 FAST_SRC = src/zygote/fast-py.c src/zygote/codec-head.c src/zygote/codec-resp.c \
            src/zygote/eager.c src/zygote/asgi-headers.c src/zygote/taskset.c \
-           src/zygote/asgi-call.c src/zygote/asgi-scope.c src/zygote/sdk-new.c
+           src/zygote/asgi-call.c src/zygote/asgi-scope.c src/zygote/sdk-new.c \
+           src/zygote/dows.c src/zygote/dows-relay.c src/zygote/dows-send.c
 FAST_MOD = $(BUILD)/py/_thaw_fast.so
 ZYG_LIBS = -lseccomp
 

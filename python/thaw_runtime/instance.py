@@ -37,6 +37,8 @@ _NO_BODY_STATUS = frozenset((204, 304))
 _ERROR_HEADERS = (("content-type", "text/plain;charset=UTF-8"),)
 _CoroutineType = types.CoroutineType
 _REQ_HEAD, _REQ_END, _BIND_CALL, _F_FD = ipc.REQ_HEAD, ipc.REQ_END, ipc.BIND_CALL, ipc.F_FD
+_DO_WS = ipc.DO_WS
+_ws_event = fast.ws_event
 
 
 class Worker:
@@ -310,7 +312,13 @@ class Instance:
         streams = self.streams
         while frames:
             ftype, flags, sid, payload = frames.popleft()
-            if ftype == _REQ_HEAD:
+            if ftype == _DO_WS:
+                # a Durable Object's WebSocket event: C, when its object is
+                # in memory and free (src/zygote/dows.c); else its meta
+                meta = _ws_event(sid, payload)
+                if meta is not None:
+                    self._on_do_ws(sid, meta)
+            elif ftype == _REQ_HEAD:
                 self._on_head(sid, payload)
             elif ftype == _REQ_END:
                 st = streams.get(sid)
@@ -401,6 +409,10 @@ class Instance:
     def _on_frame(self, ftype, sid, payload):
         if ftype == ipc.REQ_HEAD:
             self._on_head(sid, payload)
+        elif ftype == _DO_WS:
+            meta = _ws_event(sid, payload)
+            if meta is not None:
+                self._on_do_ws(sid, meta)
         elif ftype == ipc.REQ_BODY:
             st = self.streams.get(sid)
             if st is not None and st.body is not None:
@@ -496,10 +508,8 @@ class Instance:
             body = RequestBody(self.loop) if has_body else None
             st = Stream(sid, body, False)
             self.streams[sid] = st
-            # a WebSocket message in the head needs no Request (_durable_ws.py)
-            _durable_host.start(self, st, meta, None if ":do-ws-data" in meta else
-                                self.Request._thaw_decoded(method, url, pairs, body, client,
-                                                           version))
+            _durable_host.start(self, st, meta, self.Request._thaw_decoded(
+                method, url, pairs, body, client, version))
             return
         if meta is not None and meta.get(":event") == "scheduled":
             # a cron trigger, or /__scheduled
@@ -543,6 +553,13 @@ class Instance:
                 self._respond(st, result)
         finally:
             output.request_id.reset(token)
+
+    def _on_do_ws(self, sid, meta):
+        """A Durable Object's WebSocket event the C path left (its object
+        not in memory, or busy; a close): workers/_durable_ws.py."""
+        st = Stream(sid, None, False)
+        self.streams[sid] = st
+        _durable_host.start(self, st, meta, None)
 
     def _handler_done(self, st, task):
         """The handler's task ended (it waited for something first)."""

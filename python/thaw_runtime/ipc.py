@@ -11,6 +11,7 @@ CHUNK = 64 * 1024
 _U32 = struct.Struct("<I")
 
 REQ_HEAD, REQ_BODY, REQ_END, CANCEL = 1, 2, 3, 4
+DO_WS = 5  # a Durable Object's WebSocket event (src/zygote/dows.c)
 RESP_HEAD, RESP_BODY, RESP_END, RESP_ABORT = 16, 17, 18, 19
 WS_TEXT, WS_BINARY, WS_CLOSE = 20, 21, 22
 BIND_CALL, BIND_REPLY, BIND_DATA, BIND_END, BIND_CANCEL, BUSY = 32, 33, 34, 35, 36, 37

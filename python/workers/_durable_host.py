@@ -122,11 +122,14 @@ class _Gate:
 
 
 class _Live:
-    __slots__ = ("obj", "gate")
+    # relay: the object's own task for its WebSocket messages, made by the
+    # C path (_durable_ws.setup_fast, src/zygote/dows.c) on its first one
+    __slots__ = ("obj", "gate", "relay")
 
     def __init__(self):
         self.obj = None
         self.gate = _Gate()
+        self.relay = None
 
 
 class RpcError(Exception):
@@ -159,6 +162,8 @@ def start(inst, st, meta, request):
     calls take the object's lock in arrival order, and one that finishes
     without waiting (a WebSocket echo, most of all) is answered in this
     turn of the loop, no task step later."""
+    if _durable_ws._fast_set is not inst:
+        _durable_ws.setup_fast(inst)
     task, finished = eager.start(_run(inst, st, meta, request), inst.loop)
     if not finished:
         st.task = task
@@ -176,6 +181,8 @@ def _evict(cls_name, id_hex):
         if state is not None and _durable_ws.holds_open_sockets(state):
             return False
         del _objects[(cls_name, id_hex)]
+        if live.relay is not None:
+            live.relay.stop()  # its task ends rather than wait forever
     return True
 
 

@@ -15,6 +15,7 @@ host's memory only: after its host went, its next message closes it with
 1011.
 """
 import os
+import types
 from types import CoroutineType
 
 from . import _bind
@@ -55,6 +56,11 @@ def _pipe_call():
 
 
 def _sender(ws, idb, gate):
+    """ws.send's way out for socket id idb: this closure, or in an
+    instance _thaw_fast.WsSend (src/zygote/dows-send.c: the frame built and
+    queued in C), which hands a message to the closure while the object's
+    output gate is shut (a storage write on its way: the message waits
+    for it in the gate, workers/_durable_gate.py)."""
     def send(ftype, payload):
         # payload: bytes (WebSocket.send and _close_with make them)
         if len(payload) > _MAX_SEND:
@@ -67,6 +73,9 @@ def _sender(ws, idb, gate):
         if pipe is None or pipe._done:
             pipe = _pipe_call()
         pipe.send_ws(ftype, idb + payload)
+    fast = _fast_module()
+    if fast is not None:
+        return fast.WsSend(idb, gate, send)
     return send
 
 
@@ -293,17 +302,119 @@ async def respond_101(inst, st, state, resp):
 
 
 _fast = None  # _thaw_fast, once (the SDK imports this module outside an instance too)
+_fast_set = None  # the instance ws_setup was given
+
+
+def _fast_module():
+    global _fast
+    if _fast is None:
+        try:
+            import _thaw_fast
+        except ImportError:  # the SDK outside thaw
+            _fast = False
+        else:
+            _fast = _thaw_fast if hasattr(_thaw_fast, "WsSend") else False
+    return _fast or None
 
 
 def _answer(inst, st, status):
-    global _fast
-    if _fast is None:
-        import _thaw_fast
-        _fast = _thaw_fast
     if inst.streams.get(st.sid) is not st:
         return
-    inst._queue(_fast.response(st.sid, status, None, (), None, False, False))
+    inst._queue(_fast_module().response(st.sid, status, None, (), None, False, False))
     del inst.streams[st.sid]
+
+
+# -- the C path (src/zygote/dows.c) ------------------------------------------
+def setup_fast(inst):
+    """ws_event's instance, at its first Durable Object call: from then on
+    a message event whose object is in memory and free takes the C path
+    (instance.py asks it first), which does what deliver() does."""
+    global _fast_set
+    fast = _fast_module()
+    if _fast_set is inst or fast is None:
+        return
+    from thaw_runtime import output
+    from . import _durable_host
+    from ._durable_storage import DurableObjectStorage
+    from ._durable_gate import current
+    import sys
+    fast.ws_setup(inst, _durable_host._objects, _durable_host.DurableObjectState,
+                  DurableObjectStorage, output.request_id, fast_slow, sys.modules[__name__],
+                  current)
+    _fast_set = inst
+
+
+def fast_slow(relay, live, sid, state, ws, outcome, value, pending):
+    """The C path's event when it does not end in its first step: the
+    handler waits for something (outcome 0: value is its coroutine,
+    pending what it awaits), or returned with storage writes in flight or
+    an awaitable (1), or raised (2: value). Returns the rest, a coroutine
+    the C path starts at once and the object's own task (relay.task) runs
+    on, in the event's context, as deliver() and _durable_host._run would
+    have run it."""
+    from thaw_runtime.instance import Stream
+    inst = state._inst
+    st = Stream(sid, None, False)
+    inst.streams[sid] = st
+    st.task = relay.task  # a CANCEL (the event's time limit) cancels it
+    return fast_rest(inst, st, live, state, ws, outcome, value, pending)
+
+
+async def fast_rest(inst, st, live, state, ws, outcome, value, pending):
+    from . import _durable_host
+    try:
+        try:
+            try:
+                if outcome == 0:
+                    await _resume(value, pending)
+                elif outcome == 2:
+                    raise value
+                elif value is not None:
+                    await _awaited(value)
+                await output_gate(state)
+            except Exception as exc:
+                _raised(inst, ws, exc)
+            _answer(inst, st, 200)
+        finally:
+            try:
+                await _durable_host._settle(live)
+            finally:
+                live.gate.release()
+    except BaseException as exc:
+        import asyncio
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        from thaw_runtime.log import log_exception
+        log_exception(inst.worker.name, exc)
+        _durable_host._reply(inst, st, 500, _durable_host._error(exc))
+
+
+@types.coroutine
+def _resume(coro, pending):
+    """Goes on with coro, whose first step (the C path's) yielded pending."""
+    while True:
+        try:
+            arg = yield pending
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            step, arg = coro.throw, exc
+        else:
+            step = coro.send
+        try:
+            pending = step(arg)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _raised(inst, ws, exc):
+    """the object raised: this socket closes with 1011, its others stay"""
+    from thaw_runtime.log import log_exception
+    log_exception(inst.worker.name, exc)
+    if ws._state == OPEN:
+        ws._close_with(1011, f"the Durable Object raised {type(exc).__name__}"
+                       .encode()[:123])
 
 
 async def deliver(inst, st, obj, state, meta, request):
@@ -314,7 +425,7 @@ async def deliver(inst, st, obj, state, meta, request):
     handler called, the answer queued."""
     sid = meta.get(":do-ws", "")
     kind = meta.get(":do-ws-event", "")
-    data = meta.get(":do-ws-data")  # a small message rides in the head (src/do/ws.c)
+    data = meta.get(":do-ws-data")  # a DO_WS frame's message (src/zygote/dows.c's meta)
     payload = data.encode("latin-1") if data is not None else await request.bytes()
     socks = sockets_of(state)
     ws = socks.by_id.get(sid)
@@ -349,12 +460,7 @@ async def deliver(inst, st, obj, state, meta, request):
             await _closed(obj, ws, socks, sid, payload)
         await output_gate(state)  # the event is done once its writes are
     except Exception as exc:
-        # the object raised: this socket closes with 1011, its others stay
-        from thaw_runtime.log import log_exception
-        log_exception(inst.worker.name, exc)
-        if ws._state == OPEN:
-            ws._close_with(1011, f"the Durable Object raised {type(exc).__name__}"
-                           .encode()[:123])
+        _raised(inst, ws, exc)
     _answer(inst, st, 200)
 
 

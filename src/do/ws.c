@@ -171,17 +171,16 @@ struct ws_event {
     struct thaw_exchange ex; /* first: the ops get &e->ex */
     char id[ID_LEN + 1];
     int status;
-    /* the message, kept for one more try in another host (ev_fail) */
-    const char *kind;
-    char *data;
-    size_t len;
     int retried;
+    /* the event's frames (build()), kept for one more try in another host
+     * (ev_fail): one allocation per message, the message copied once */
+    size_t len;
+    char frames[];
 };
 
 static void ev_free(struct ws_event *e)
 {
     thaw_exchange_release(&e->ex);
-    free(e->data);
     free(e);
 }
 
@@ -251,15 +250,13 @@ static void ev_fail(struct thaw_exchange *ex, int status, const char *msg)
     if (s && ex->over_limit == THAW_EX_OVER_LIMIT) {
         close_object(s, status, msg);
     } else if (s && ex->over_limit == THAW_EX_BYSTANDER && !e->retried &&
-               (again = calloc(1, sizeof(*again)))) {
+               (again = malloc(sizeof(*again) + e->len))) {
         /* its host was killed for another object's limit: this message
          * waited behind that object's loop, so it goes to the next host
          * (once), where its object is made again */
-        again->kind = e->kind;
-        again->data = e->data;
+        memcpy(again->frames, e->frames, e->len);
         again->len = e->len;
         again->retried = 1;
-        e->data = NULL;
         memcpy(again->id, e->id, sizeof(again->id));
         send_event(s, again);
     } else if (s) {
@@ -288,16 +285,15 @@ static int put_pair(struct thaw_buf *b, const char *k, const char *v)
     return thaw_ipc_put_str(b, k) || thaw_ipc_put_str(b, v);
 }
 
-/* A message up to this size rides in the head (`:do-ws-data`, any bytes:
- * fields carry their length); a longer one is the body. One frame less
- * each way, and no body to wait for in the host: most messages are
- * small, and the echo's round trip is what issue 18 measures. */
+/* A message up to this size is one DO_WS frame, the whole event (the
+ * host's C path takes it apart: src/zygote/dows.c); a longer one is a
+ * request whose body is the message. Most messages are small, and the
+ * echo's round trip is what issue 18 measures. */
 #define INLINE_MAX (64 * 1024)
 
-/* REQ_HEAD whose pseudo-headers name the object and the socket, the
- * message in it or as the body, REQ_END (call.c builds its calls alike).
- * A message in the head is the whole event: a head without a body needs
- * no REQ_END in the host (instance.py), so none goes. */
+/* DO_WS (ipc-proto.h), or REQ_HEAD whose pseudo-headers name the object
+ * and the socket, the message as the body, REQ_END (call.c builds its
+ * calls alike). */
 static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
                  const char *kind, const void *p, size_t n)
 {
@@ -305,6 +301,15 @@ static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
     char len[32];
     int rc;
 
+    if (n <= INLINE_MAX) {
+        if ((rc = thaw_ipc_begin(b, THAW_IPC_DO_WS, 0, sid, &mark)) ||
+            (rc = thaw_ipc_put_str(b, kind)) || (rc = thaw_ipc_put_str(b, s->id)) ||
+            (rc = thaw_ipc_put_str(b, s->hib ? "1" : "0")) ||
+            (rc = thaw_ipc_put_str(b, s->cls)) || (rc = thaw_ipc_put_str(b, s->oid)) ||
+            (rc = thaw_ipc_put_field(b, p, n)) || (s->name && (rc = thaw_ipc_put_str(b, s->name))))
+            return rc;
+        return thaw_ipc_end(b, mark);
+    }
     if ((rc = thaw_ipc_begin(b, THAW_IPC_REQ_HEAD, 0, sid, &mark)) ||
         (rc = thaw_ipc_put_str(b, "POST")) ||
         (rc = thaw_ipc_put_str(b, "http://durable-object/websocket")) ||
@@ -314,11 +319,6 @@ static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
         (rc = put_pair(b, ":do-ws-hib", s->hib ? "1" : "0")) ||
         (s->name && (rc = put_pair(b, ":do-name", s->name))))
         return rc;
-    if (n <= INLINE_MAX) {
-        if ((rc = thaw_ipc_put_str(b, ":do-ws-data")) || (rc = thaw_ipc_put_field(b, p, n)))
-            return rc;
-        return thaw_ipc_end(b, mark);
-    }
     snprintf(len, sizeof(len), "%zu", n);
     if ((rc = put_pair(b, "content-length", len)) || (rc = thaw_ipc_end(b, mark)))
         return rc;
@@ -333,42 +333,55 @@ static int build(struct thaw_buf *b, uint32_t sid, const struct thaw_do_ws *s,
     return thaw_ipc_end(b, mark);
 }
 
-/* e (its message set) to the object's host; e is the exchange's from
- * here on, or freed. */
+/* e (its frames built) to the object's host, on a stream of its own; e
+ * is the exchange's from here on, or freed. */
 static void send_event(struct thaw_do_ws *s, struct ws_event *e)
 {
-    struct thaw_buf b;
+    size_t off;
 
     thaw_exchange_init(&e->ex, &ev_ops, e);
     e->ex.pinned = 1; /* to the object's host */
     e->ex.req_done = 1;
-    thaw_buf_init(&b, e->len + 2 * THAW_IPC_MAX_PAYLOAD);
-    if (build(&b, e->ex.sid, s, e->kind, e->data, e->len)) {
-        thaw_buf_free(&b);
-        ev_free(e);
-        close_client(s, 1011, "the message does not fit");
-        return;
+    /* each frame's stream id (ipc-proto.h: the header's last 4 bytes) */
+    for (off = 0; off + THAW_IPC_HEADER_SIZE <= e->len;) {
+        uint8_t *h = (uint8_t *)e->frames + off;
+        uint32_t sid = e->ex.sid;
+        h[8] = (uint8_t)sid, h[9] = (uint8_t)(sid >> 8), h[10] = (uint8_t)(sid >> 16);
+        h[11] = (uint8_t)(sid >> 24);
+        off += THAW_IPC_HEADER_SIZE +
+               ((size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24);
     }
     /* live.h: to its host, its idle clock; may end the event at once (no
      * version, a failed one) */
-    thaw__do_live_send(s->worker, s->cls, s->oid, &e->ex, (const char *)b.data, b.len);
-    thaw_buf_free(&b);
+    thaw__do_live_send(s->worker, s->cls, s->oid, &e->ex, e->frames, e->len);
 }
 
 static void deliver(struct thaw_do_ws *s, const char *kind, const void *p, size_t n)
 {
-    struct ws_event *e = calloc(1, sizeof(*e));
+    /* the frames are built here, then copied once into the event: no
+     * allocation but the event's own after the first messages */
+    static struct thaw_buf scratch;
+    struct ws_event *e;
 
-    if (!e || !(e->data = malloc(n ? n : 1))) {
-        free(e);
-        close_client(s, 1011, "out of memory");
+    scratch.len = 0;
+    scratch.max = n + 2 * THAW_IPC_MAX_PAYLOAD; /* its data stays from one to the next */
+    if (build(&scratch, 0, s, kind, p, n)) {
+        close_client(s, 1011, "the message does not fit");
+        thaw_buf_free(&scratch);
         return;
     }
-    memcpy(e->id, s->id, sizeof(e->id));
-    e->kind = kind; /* a literal */
-    memcpy(e->data, p, n);
-    e->len = n;
-    send_event(s, e);
+    if (!(e = malloc(sizeof(*e) + scratch.len))) {
+        close_client(s, 1011, "out of memory");
+    } else {
+        memcpy(e->id, s->id, sizeof(e->id));
+        e->retried = 0;
+        e->len = scratch.len;
+        memcpy(e->frames, scratch.data, scratch.len);
+    }
+    if (scratch.cap > 64 * 1024)
+        thaw_buf_free(&scratch); /* a big message's memory does not stay (issue 15) */
+    if (e)
+        send_event(s, e);
 }
 
 /* ---- the connection's side ---------------------------------------------- */

@@ -40,6 +40,12 @@ enum thaw_ipc_type {
     THAW_IPC_CANCEL = 4,    /* client went away, or thaw ended the request:
                                stop and forget the stream; answered with
                                RESP_ABORT (pool/tick.c: unanswered = stuck) */
+    THAW_IPC_DO_WS = 5,     /* a Durable Object's WebSocket event, whole
+                               (src/do/ws.c): fields kind ("text",
+                               "binary", "close"), socket id, hib ("1" /
+                               "0"), class, object id, the message, and
+                               the object's name when it has one; answered
+                               as a request (RESP_HEAD, RESP_END) */
 
     /* instance -> supervisor, per stream */
     THAW_IPC_RESP_HEAD = 16, /* fields: status (ascii), reason, name, value... */

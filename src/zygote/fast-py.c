@@ -50,6 +50,13 @@ static PyMethodDef codec_methods[] = {
     {"lighten_task_set", thaw__lighten_task_set, METH_O,
      "lighten_task_set(asyncio.tasks._all_tasks) -> bool: its add and its weak "
      "references' callback in C (src/zygote/taskset.c); False: left as it was."},
+    {"ws_event", (PyCFunction)(void (*)(void))thaw__dows_event, METH_FASTCALL,
+     "ws_event(sid, meta) -> True when a Durable Object's WebSocket message event was "
+     "taken (src/zygote/dows.c), False when the Python path is to take it."},
+    {"ws_setup", (PyCFunction)(void (*)(void))thaw__dows_setup, METH_FASTCALL,
+     "ws_setup(inst, objects, state_type, storage_type, request_id, fast_slow, ws_module, "
+     "gate_var): "
+     "ws_event's instance, once."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -65,7 +72,8 @@ PyMODINIT_FUNC PyInit__thaw_fast(void)
     if (!m)
         return NULL;
     if (thaw__codec_head_init() < 0 || thaw__eager_init(m) < 0 ||
-        thaw__asgi_call_init(m) < 0 || thaw__asgi_scope_init_names() < 0)
+        thaw__asgi_call_init(m) < 0 || thaw__asgi_scope_init_names() < 0 ||
+        thaw__dows_init(m) < 0)
         goto fail;
     if (!thaw__codec_error &&
         !(thaw__codec_error = PyErr_NewException("_thaw_fast.ProtocolError", NULL, NULL)))

@@ -14,6 +14,8 @@
  *     (asgi-scope.c).
  *   - the workers.Request of a decoded request head (sdk-new.c).
  *   - asyncio's task registry, add and remove in C (taskset.c).
+ *   - a Durable Object's WebSocket message event, and ws.send's frame
+ *     (dows.c; python/workers/_durable_ws.py is the reference).
  *
  * Built into thaw-zygote (registered in main.c), and also as a shared
  * module (build/py/_thaw_fast.so) for tests and bench/instance-cpu. */
@@ -63,5 +65,9 @@ PyObject *thaw__new_request(PyObject *self, PyObject *const *args, Py_ssize_t na
 
 /* taskset.c: lighten_task_set(weakset) -> bool */
 PyObject *thaw__lighten_task_set(PyObject *self, PyObject *ws);
+/* dows.c: ws_event(sid, meta), ws_setup(...), WsSend, Relay */
+PyObject *thaw__dows_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *thaw__dows_setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+int thaw__dows_init(PyObject *module);
 
 #endif
