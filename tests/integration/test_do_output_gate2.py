@@ -63,6 +63,12 @@ WORKER = """
             elif message == "one":
                 self.ctx.storage.put("one", 1)
                 ws.send("saved")
+            elif message == "ping":
+                ws.send("pong")
+            elif message.startswith("fetch "):
+                # an outbound call from a message event (its fast C path,
+                # src/zygote/dows.c) waits for the writes before it too
+                ws.send(await self.write_then_fetch(message[6:]))
 
         # the outbound request takes the supervisor's curl: more to write
         # than before a WebSocket message, so that it would win the race
@@ -250,6 +256,29 @@ def test_an_outgoing_call_leaves_only_once_the_writes_before_it_are_committed(
     upstream.target = None
     again = start()
     assert call(again, "summary", name)["result"] == [N, N * (BIG + 2)]  # "ff...f"
+
+
+def test_an_outgoing_call_from_a_websocket_message_waits_for_the_writes_before_it(
+        start, upstream):
+    srv = start()
+    upstream.target = srv
+
+    async def talk():
+        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/ws?name=wsfetch") as ws:
+            await ws.send("ping")  # the object is made: the next message takes the C path
+            assert await asyncio.wait_for(ws.recv(), 30) == "pong"
+            await ws.send("fetch " + upstream.url("/hit"))
+            try:
+                await asyncio.wait_for(ws.recv(), 30)
+            except websockets.ConnectionClosed:
+                return "killed"
+            return "answered"
+    assert asyncio.run(talk()) == "killed"  # before it could answer
+    srv.stop(signal.SIGKILL)
+    assert upstream.hits == ["/hit"]
+    upstream.target = None
+    again = start()
+    assert call(again, "summary", "wsfetch")["result"] == [N, N * (BIG + 2)]
 
 
 def test_a_websocket_message_behind_a_failed_write_never_leaves(start, workdir):
