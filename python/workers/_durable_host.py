@@ -210,6 +210,8 @@ async def _hand_off(cls_name, id_hex):
                     ws._close_with(1012, b"a new version of the worker took over")
         if _objects.get((cls_name, id_hex)) is live:
             del _objects[(cls_name, id_hex)]
+            if live.relay is not None:
+                live.relay.stop()  # its task (src/zygote/dows-relay.c) ends with it
     finally:
         gate.release()
 
