@@ -89,17 +89,7 @@ static PyObject *done_send(PyObject *self, PyObject *arg)
 /* as a coroutine that has not started: the exception comes straight out */
 static PyObject *done_throw(PyObject *self, PyObject *args)
 {
-    PyObject *typ, *val = NULL, *tb = NULL;
-
-    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb))
-        return NULL;
-    if (PyExceptionInstance_Check(typ))
-        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-    else if (PyExceptionClass_Check(typ))
-        PyErr_SetObject(typ, val);
-    else
-        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
-    return NULL;
+    return thaw__raise_thrown(args);
 }
 
 static PyObject *done_close(PyObject *self, PyObject *unused)

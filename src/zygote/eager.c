@@ -108,8 +108,8 @@ static PyObject *eager_iternext(PyObject *self)
     return eager_send(self, Py_None);
 }
 
-/* throw's arguments raised as they are */
-static PyObject *raise_thrown(PyObject *args)
+/* throw's arguments raised as they are (fast-py.h) */
+PyObject *thaw__raise_thrown(PyObject *args)
 {
     PyObject *typ, *val = NULL, *tb = NULL;
 
@@ -134,7 +134,7 @@ static PyObject *eager_throw(PyObject *self, PyObject *args)
 
     if (!coro || e->state == FIRST_DONE) {
         forget(e);
-        return raise_thrown(args);
+        return thaw__raise_thrown(args);
     }
     Py_INCREF(coro);
     Py_CLEAR(e->pending);

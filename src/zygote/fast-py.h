@@ -44,6 +44,9 @@ PyObject *thaw__codec_frame(PyObject *self, PyObject *const *args, Py_ssize_t na
 PyObject *thaw__eager_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *thaw__eager_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 int thaw__eager_init(PyObject *module);
+/* throw(typ[, val[, tb]])'s arguments raised as they are, for an
+ * awaitable that has nothing to throw them into: NULL, the error set */
+PyObject *thaw__raise_thrown(PyObject *args);
 
 /* asgi-headers.c: latin1_pairs(pairs), asgi_headers(pairs) */
 PyObject *thaw__asgi_latin1_pairs(PyObject *self, PyObject *pairs);
