@@ -34,6 +34,8 @@ struct thaw_zygote {
     char pydir[PATH_MAX];
     char *preload;            /* NULL or "a,b,c" */
     int ready;
+    int ever_ready;           /* a HELLO came since thaw started it */
+    int needed;               /* thaw_zygote_start's: thaw cannot run without it */
     char **modules;           /* from HELLO */
     int n_modules;
     thaw_zygote_ready_cb on_ready;
@@ -124,6 +126,7 @@ static void on_hello(struct thaw_zygote *z, const struct thaw_ipc_frame *f)
         z->modules[z->n_modules++] = strndup((const char *)p, n);
     }
     z->ready = 1;
+    z->ever_ready = 1;
     if (z->on_ready)
         z->on_ready(z->ready_data, z);
 }
@@ -219,6 +222,15 @@ static void on_zygote_exit(uv_poll_t *h, int status, int events)
         z->alive = 0;
         thaw_zygote_free(z);
         return;
+    }
+    if (!z->stopping && z->needed && !z->ever_ready) {
+        /* it never got as far as its HELLO: starting it again would fail
+         * the same way, for ever, while clients wait */
+        fprintf(stderr, "thaw: the Python zygote (%s) exited before it was ready, so thaw "
+                "cannot run Python workers: its output above says why (a Python that "
+                "does not start, a module it cannot import; `thaw doctor` checks the "
+                "sandbox)\n", z->exe);
+        exit(1);
     }
     if (!z->stopping) {
         thaw_log("zygote exited; starting a new one");
@@ -410,6 +422,7 @@ int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, const char *preload,
     z->ready_data = data;
     z->next_cookie = 1;
     z->pidfd = -1;
+    z->needed = 1;
     snprintf(z->exe, sizeof(z->exe), "%s/thaw-zygote", exe_dir);
     if (env && *env)
         snprintf(z->pydir, sizeof(z->pydir), "%s", env);

@@ -3,11 +3,12 @@ error right away), and a client that connects before the worker's first
 build has begun waits for it instead of getting an error. A browser or a
 script that polls the port and sends its request at the first connect is
 the user this is for."""
+import shutil
 import socket
 import subprocess
 import time
 
-from thawlib import THAW, read_response, write_worker
+from thawlib import THAW, free_port, read_response, write_worker
 
 HELLO = '''
 from workers import WorkerEntrypoint, Response
@@ -67,4 +68,26 @@ def test_a_taken_port_fails_at_once_naming_it(tmp_path):
     assert p.returncode == 1, p
     assert f"cannot listen on 127.0.0.1:{port}" in p.stderr
     assert "address already in use" in p.stderr.lower()
+    assert "Ready on" not in p.stdout
+
+
+def test_a_zygote_that_never_starts_ends_thaw_dev_with_the_reason(tmp_path):
+    # a thaw whose Python side cannot start (here: a thaw-zygote that
+    # exits at once): it used to start the zygote again and again, for
+    # ever, while a client that connected waited
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shutil.copy(THAW, bindir / "thaw")
+    shutil.copy(THAW.parent / "thaw-pidns-init", bindir / "thaw-pidns-init")
+    zygote = bindir / "thaw-zygote"
+    zygote.write_text("#!/bin/sh\necho 'no Python here' >&2\nexit 1\n")
+    zygote.chmod(0o755)
+    write_worker(tmp_path / "w", HELLO)
+    p = subprocess.run([str(bindir / "thaw"), "dev", str(tmp_path / "w"), "--port", str(free_port()),
+                        "--ip", "127.0.0.1", "--no-sandbox"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p
+    assert "no Python here" in p.stderr
+    assert f"the Python zygote ({zygote}) exited before it was ready" in p.stderr
+    assert p.stderr.count("starting a new one") == 0
     assert "Ready on" not in p.stdout
