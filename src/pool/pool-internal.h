@@ -142,6 +142,12 @@ void thaw__worker_wake(struct thaw_worker *w);
 
 /* pool.c */
 void thaw__pool_run_queue(struct thaw_version *v);
+/* ex to inst: counted in flight there, its head (and whatever waited in
+ * ex->pending) sent on the instance's channel. */
+void thaw__pool_attach(struct thaw_instance *inst, struct thaw_exchange *ex, const void *head,
+                       size_t len);
+/* dohost.c: ex off the park it waits in (ex->park). */
+void thaw__pool_unpark_one(struct thaw_exchange *ex);
 /* Forks spares until the version has limits.prefork of them (or is at
  * max_instances): a spare has the loop and the fork paid for before a
  * request needs it. */

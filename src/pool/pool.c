@@ -70,8 +70,8 @@ static void dequeue(struct thaw_version *v, struct thaw_exchange *ex)
 /* head (len bytes, may be NULL): the request's REQ_HEAD frame when it
  * did not wait in the queue; it goes straight onto the channel, ahead of
  * whatever the exchange holds (body frames), with no copy of its own. */
-static void attach(struct thaw_instance *inst, struct thaw_exchange *ex, const void *head,
-                   size_t len)
+void thaw__pool_attach(struct thaw_instance *inst, struct thaw_exchange *ex, const void *head,
+                       size_t len)
 {
     uint64_t now = uv_now(inst->ver->worker->loop);
 
@@ -370,55 +370,6 @@ static struct thaw_instance *host(struct thaw_version *v)
     return i;
 }
 
-/* The instance v's objects went to, while it may hold them. */
-static struct thaw_instance *live_host(struct thaw_version *v)
-{
-    struct thaw_instance *i;
-
-    for (i = v->instances; v->do_host && i; i = i->next)
-        if (i->id == v->do_host && i->state == INST_LIVE && i->chan)
-            return i;
-    return NULL;
-}
-
-int thaw_pool_host_live(struct thaw_version *v)
-{
-    return live_host(v) != NULL;
-}
-
-int thaw_pool_host_send(struct thaw_version *v, struct thaw_exchange *ex, const void *head,
-                        size_t len, uint64_t after_ms)
-{
-    struct thaw_instance *i = live_host(v);
-
-    if (!i)
-        return -1;
-    ex->ver = v;
-    attach(i, ex, head, len);
-    if (after_ms) {
-        /* tick.c's wall clock ends it at started_ms + t; an answer that
-         * needs no wait still gets min(t, 10 graces) from now */
-        long long t = v->worker->limits.request_timeout_ms;
-        long long floor = t < 10 * THAW_CANCEL_GRACE_MS ? 0 : 10 * THAW_CANCEL_GRACE_MS - t;
-        long long start = (long long)after_ms + THAW_CANCEL_GRACE_MS;
-        if (start < (long long)ex->started_ms + floor)
-            start = (long long)ex->started_ms + floor;
-        if (start >= 0 && (uint64_t)start < ex->started_ms)
-            ex->started_ms = (uint64_t)start;
-    }
-    return 0;
-}
-
-int thaw_pool_host_kill(struct thaw_version *v, const char *msg)
-{
-    struct thaw_instance *i = live_host(v);
-
-    if (!i || i->kill_status)
-        return 0;
-    thaw__instance_kill(i, 503, msg);
-    return 1;
-}
-
 void thaw__pool_ensure_spares(struct thaw_version *v)
 {
     const struct thaw_limits *lim = &v->worker->limits;
@@ -443,53 +394,6 @@ void thaw__pool_ensure_spares(struct thaw_version *v)
         spares++;
 }
 
-int thaw_pool_park(struct thaw_park *p, struct thaw_exchange *ex, const void *head,
-                   size_t len)
-{
-    /* a call's frames are whole (its body up to a binding call's 32 MiB):
-     * the holding buffer is made for them, as big as they are */
-    if (ex->pending.len == 0) {
-        thaw_buf_free(&ex->pending);
-        thaw_buf_init(&ex->pending, len + 4 * 1024 * 1024);
-    }
-    if (head && thaw_buf_append(&ex->pending, head, len))
-        return -1;
-    ex->park = p;
-    ex->next = NULL;
-    ex->prev = p->tail;
-    if (p->tail)
-        p->tail->next = ex;
-    else
-        p->head = ex;
-    p->tail = ex;
-    return 0;
-}
-
-static void unpark(struct thaw_exchange *ex)
-{
-    struct thaw_park *p = ex->park;
-
-    if (ex->prev)
-        ex->prev->next = ex->next;
-    else
-        p->head = ex->next;
-    if (ex->next)
-        ex->next->prev = ex->prev;
-    else
-        p->tail = ex->prev;
-    ex->next = ex->prev = NULL;
-    ex->park = NULL;
-}
-
-struct thaw_exchange *thaw_pool_unpark(struct thaw_park *p)
-{
-    struct thaw_exchange *ex = p->head;
-
-    if (ex)
-        unpark(ex);
-    return ex;
-}
-
 void thaw__pool_fail_queue(struct thaw_version *v, int status, const char *msg)
 {
     while (v->queue_head) {
@@ -509,7 +413,7 @@ void thaw__pool_run_queue(struct thaw_version *v)
             return;
         ex = v->queue_head;
         dequeue(v, ex);
-        attach(inst, ex, NULL, 0);
+        thaw__pool_attach(inst, ex, NULL, 0);
     }
 }
 
@@ -524,7 +428,7 @@ static void route(struct thaw_version *v, struct thaw_exchange *ex, const void *
     v->last_request_ms = uv_now(v->worker->loop);
     if (v->state == VER_READY && (!v->queue_head || ex->pinned) &&
         (inst = ex->pinned ? host(v) : pick(v))) {
-        attach(inst, ex, head, len);
+        thaw__pool_attach(inst, ex, head, len);
         return;
     }
     if (head && v->state != VER_FAILED && thaw_buf_append(&ex->pending, head, len)) {
@@ -650,7 +554,7 @@ void thaw_exchange_release(struct thaw_exchange *ex)
 
     set_hold(ex, 0);
     if (ex->park)
-        unpark(ex);
+        thaw__pool_unpark_one(ex);
     if (inst) {
         /* the client left mid-request: the answer to this CANCEL is
          * awaited as after a timeout (tick.c), so a handler that never
