@@ -31,7 +31,7 @@ static int n_parents;
 /* A group that stays after every kill is a process the kernel does not
  * let go (in D state, or outside this pid namespace): retried this long
  * while the killed ones exit, then left for the next start. */
-#define RETRY_MS 300
+#define RETRY_MS 200
 
 void thaw__cg_sweep_add(const char *run)
 {
@@ -282,6 +282,8 @@ static void read_procs(const char *dir, char *out, size_t n)
         k = fread(out, 1, n - 1, f);
         fclose(f);
     }
+    while (k && out[k - 1] == '\n')
+        k--;
     out[k] = '\0';
     for (char *p = out; *p; p++)
         if (*p == '\n')
