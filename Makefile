@@ -41,14 +41,15 @@ SUP_SRC = $(wildcard src/cli/*.c src/server/*.c src/pool/*.c src/config/*.c \
           src/ipc/*.c src/util/*.c src/watch/*.c src/bind/*.c src/cron/*.c \
           src/assets/*.c src/serve/*.c src/policy/*.c src/ws/*.c src/do/*.c \
           src/cluster/*.c) \
-          src/zygote/client.c src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/uidslot.c \
-          src/sandbox/hostpid.c
+          src/zygote/client.c src/sandbox/probe.c src/sandbox/cgroup.c \
+          src/sandbox/cgroup-sweep.c src/sandbox/uidslot.c src/sandbox/hostpid.c
 SUP_OBJ = $(SUP_SRC:src/%.c=$(BUILD)/obj/%.o)
 # the zygote: CPython, and the sandbox it applies to itself and its children
 ZYG_SRC = src/zygote/main.c src/zygote/sandbox-py.c src/zygote/prefault-py.c \
           $(FAST_SRC) \
-          $(filter-out src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/uidslot.c \
-                                   src/sandbox/hostpid.c src/sandbox/keeper-main.c, \
+          $(filter-out src/sandbox/probe.c src/sandbox/cgroup.c src/sandbox/cgroup-sweep.c \
+                                   src/sandbox/uidslot.c src/sandbox/hostpid.c \
+                                   src/sandbox/keeper-main.c, \
                        $(wildcard src/sandbox/*.c))
 ZYG_OBJ = $(ZYG_SRC:src/%.c=$(BUILD)/obj/%.o)
 # the instances' hot path in C: built into the zygote, and as a module of

@@ -102,6 +102,8 @@ int thaw_cli_sandbox(const char *cmd, int no_sandbox, int strict)
         atexit(remove_cgroup);
     thaw_zygote_set_sandbox(1, cgroup_path);
     memory_accounting(cmd, &p);
+    /* beside the run groups just made: those of thaws that were killed */
+    thaw_cgroup_sweep(cmd, stderr);
     return 1;
 }
 

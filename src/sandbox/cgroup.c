@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sandbox/cgroup-sweep.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/probe.h"
 
@@ -24,16 +25,22 @@
  * version's memory group (try_remove) */
 static char pids_run[512];
 
+static void clear_stale_run(const char *run);
+
 int thaw_sb_cgroup_create(const struct thaw_sb_probe *p, char *path, size_t len)
 {
     if (!p->cgroup_root[0])
         return -1;
     snprintf(path, len, "%s/thaw-%ld", p->cgroup_root, (long)getpid());
-    if (mkdir(path, 0755) && errno != EEXIST) {
-        path[0] = '\0';
-        return -1;
+    if (mkdir(path, 0755)) {
+        if (errno != EEXIST) {
+            path[0] = '\0';
+            return -1;
+        }
+        clear_stale_run(path);
     }
     snprintf(pids_run, sizeof(pids_run), "%s", path);
+    thaw__cg_sweep_add(path);
     return 0;
 }
 
@@ -290,18 +297,7 @@ static int remove_dir(const char *dir);
  * emptied (their processes killed) and removed. */
 static void clear_stale_run(const char *run)
 {
-    DIR *d = opendir(run);
-    struct dirent *e;
-    char path[700];
-
-    if (!d)
-        return;
-    while ((e = readdir(d)))
-        if (e->d_name[0] == 'v' && e->d_type == DT_DIR) {
-            snprintf(path, sizeof(path), "%s/%s", run, e->d_name);
-            remove_dir(path);
-        }
-    closedir(d);
+    thaw__cg_remove_tree(run, 1, NULL);
 }
 
 static void cpu_run_create(void)
@@ -333,6 +329,7 @@ static void cpu_run_create(void)
         }
         if (i == 0)
             set_run_weight(dir, 0);
+        thaw__cg_sweep_add(dir);
         cpu_quota[n_cpu_run++] = i == 0;
     }
 }
@@ -374,6 +371,7 @@ int thaw_memcg_run_create(int kind, const char *base, char *path, size_t len, ch
     }
     memcg_kind = kind;
     snprintf(memcg_run, sizeof(memcg_run), "%s", path);
+    thaw__cg_sweep_add(path);
     cpu_run_create();
     return 0;
 }
@@ -477,7 +475,46 @@ static int remove_dir(const char *dir)
         return 0;
     stuck_errno = errno;
     snprintf(stuck_dir, sizeof(stuck_dir), "%s", dir);
+    errno = stuck_errno;
     return -1;
+}
+
+/* Deeper than thaw makes (run/v<id>, at most one level more): a tree
+ * deeper than this is not thaw's */
+#define MAX_TREE_DEPTH 8
+
+static int remove_tree_at(const char *dir, int keep_top, int depth,
+                          struct thaw__cg_stuck *stuck)
+{
+    DIR *d;
+    struct dirent *e;
+    char sub[1024];
+    int removed = 0;
+
+    if (depth < MAX_TREE_DEPTH && (d = opendir(dir))) {
+        while ((e = readdir(d)))
+            if (e->d_type == DT_DIR && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+                removed += remove_tree_at(sub, 0, depth + 1, stuck);
+            }
+        closedir(d);
+    }
+    if (keep_top)
+        return removed;
+    if (remove_dir(dir) == 0)
+        return removed + 1;
+    if (stuck && !stuck->dir[0]) { /* the deepest that stayed says why */
+        stuck->err = errno;
+        snprintf(stuck->dir, sizeof(stuck->dir), "%s", dir);
+    }
+    return removed;
+}
+
+int thaw__cg_remove_tree(const char *dir, int keep_top, struct thaw__cg_stuck *stuck)
+{
+    if (stuck)
+        stuck->dir[0] = '\0';
+    return remove_tree_at(dir, keep_top, 0, stuck);
 }
 
 static int try_remove(long id)

@@ -9,6 +9,7 @@
 #define THAW_SANDBOX_CGROUP_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 enum thaw_memcg_kind { THAW_MEMCG_NONE, THAW_MEMCG_V1, THAW_MEMCG_V2 };
@@ -29,6 +30,16 @@ int thaw_memcg_run_create(int kind, const char *base, char *path, size_t len, ch
 void thaw_memcg_run_remove(void);
 /* The kind of the run's group (NONE before thaw_memcg_run_create). */
 int thaw_memcg_active(void);
+/* After the run's groups were made (pids, memory, cpu): beside each,
+ * removes the run groups of thaw processes that no longer run (a thaw
+ * SIGKILLed or crashed leaves its own for ever), what is still in them
+ * killed (cgroup-sweep.c). A directory named exactly thaw-<pid> goes
+ * when no thaw process has that pid (the pid is free, or reused by
+ * another program); a living thaw's, or one whose /proc entry cannot be
+ * read, stays. Best effort: one line to log says what went (none when
+ * nothing did), one names each group that would not go and why; it
+ * never fails. `who` ("dev", "serve") prefixes the lines. */
+void thaw_cgroup_sweep(const char *who, FILE *log);
 
 /* A worker version's group with a limit of `bytes`, before its template
  * is forked: its id (name "v<id>" under the run's group), 0 when the run
