@@ -301,7 +301,7 @@ static void after_exit(struct thaw_zygote *z, int was_ready)
     if (!was_ready && !z->needed) {
         z->down = 1;
         z->retry_ms = now + delay;
-        thaw_log("%s %s: its output above says why (`thaw doctor` checks the sandbox); "
+        thaw_log("%s %s: the lines above say why (`thaw doctor` checks the sandbox); "
                  "the next build that needs it starts it again, in %u ms at the earliest",
                  z->label, z->event, delay);
         return;
@@ -319,8 +319,12 @@ static void restart(struct thaw_zygote *z)
 {
     int rc = spawn(z);
 
-    if (rc == 0) {
+    if (rc == 0 || z->alive) {
+        /* started (if its channel could not open, it is killed and its
+         * exit comes back here through on_zygote_exit) */
         z->restarted = 1;
+        if (rc)
+            syscall(SYS_pidfd_send_signal, z->pidfd, SIGKILL, NULL, 0);
         return;
     }
     snprintf(z->event, sizeof(z->event), "could not be started (%s)", strerror(-rc));
