@@ -131,8 +131,10 @@ struct thaw_worker {
     /* the current version's template died: the owner rebuilds */
     void (*on_lost)(struct thaw_worker *w);
     /* a request asked for another such rebuild (pool.c): one at a time,
-     * until a build ends */
+     * until a build ends (or, should the owner have dropped the ask, its
+     * config not loading, until build_timeout_ms has passed) */
     int relost;
+    uint64_t relost_ms;
     /* thaw serve: a build that fails does not replace a ready current
      * version (a refused deploy); thaw dev shows the failure instead */
     int keep_serving;

@@ -46,11 +46,13 @@ static void lost_and_failed(struct thaw_version *cur, struct thaw_version *faile
 void thaw__worker_relost(struct thaw_worker *w)
 {
     struct thaw_zygote *z = w->current ? w->current->zygote : NULL;
+    uint64_t now = uv_now(w->loop);
 
-    if (w->relost || w->building || w->stopping || !w->on_lost ||
-        (z && !thaw_zygote_can_start(z)))
+    if ((w->relost && now - w->relost_ms < (uint64_t)w->limits.build_timeout_ms) ||
+        w->building || w->stopping || !w->on_lost || (z && !thaw_zygote_can_start(z)))
         return;
     w->relost = 1;
+    w->relost_ms = now;
     w->on_lost(w);
 }
 
