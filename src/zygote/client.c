@@ -275,6 +275,15 @@ static void describe_exit(struct thaw_zygote *z, int was_ready)
 
 static void restart(struct thaw_zygote *z);
 
+/* ", in 400 ms at the earliest", or "" when it may start now */
+static const char *earliest(uint64_t ms, char *buf, size_t n)
+{
+    if (ms == 0)
+        return "";
+    snprintf(buf, n, ", in %llu ms at the earliest", (unsigned long long)ms);
+    return buf;
+}
+
 static void on_restart_due(uv_timer_t *t)
 {
     restart(t->data);
@@ -287,6 +296,7 @@ static void after_exit(struct thaw_zygote *z, int was_ready)
 {
     uint64_t now = uv_now(z->loop);
     unsigned delay;
+    char when[48];
 
     if (z->needed && !z->ever_ready) {
         /* it never got as far as its HELLO: starting it again would fail
@@ -302,8 +312,8 @@ static void after_exit(struct thaw_zygote *z, int was_ready)
         z->down = 1;
         z->retry_ms = now + delay;
         thaw_log("%s %s: the lines above say why (`thaw doctor` checks the sandbox); "
-                 "the next build that needs it starts it again, in %u ms at the earliest",
-                 z->label, z->event, delay);
+                 "the next build that needs it starts it again%s", z->label, z->event,
+                 earliest(delay, when, sizeof(when)));
         return;
     }
     if (delay == 0) {
@@ -612,7 +622,8 @@ void thaw_zygote_free(struct thaw_zygote *z)
 
 const char *thaw_zygote_why(const struct thaw_zygote *z, char *buf, size_t n)
 {
-    uint64_t now, at;
+    uint64_t now;
+    char when[48];
 
     if (!z || (!z->down && !uv_is_active((const uv_handle_t *)&z->restart))) {
         snprintf(buf, n, "the zygote is not running");
@@ -620,10 +631,10 @@ const char *thaw_zygote_why(const struct thaw_zygote *z, char *buf, size_t n)
     }
     now = uv_now(z->loop);
     if (z->down) {
-        at = z->retry_ms > now ? z->retry_ms - now : 0;
         snprintf(buf, n, "%s is not running: it %s; its output in thaw's log says why "
-                 "(`thaw doctor` checks the sandbox); the next build tries it again, in "
-                 "%llu ms at the earliest", z->label, z->event, (unsigned long long)at);
+                 "(`thaw doctor` checks the sandbox); the next build tries it again%s",
+                 z->label, z->event,
+                 earliest(z->retry_ms > now ? z->retry_ms - now : 0, when, sizeof(when)));
     } else {
         snprintf(buf, n, "%s is not running: it %s and restarts in %llu ms", z->label,
                  z->event, (unsigned long long)uv_timer_get_due_in(&z->restart));
