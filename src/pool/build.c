@@ -45,7 +45,9 @@ static struct thaw_zygote *pick_zygote(struct thaw_worker *w)
     /* a zygote of its own: no address-space layout shared with another
      * worker (docs/security.md) */
     if (w->limits.isolation == THAW_ISOLATION_PER_WORKER) {
-        if (!w->own_zygote && thaw_zygote_start_like(w->zygote, &w->own_zygote))
+        if (!w->own_zygote &&
+            thaw_zygote_start_like(w->zygote, w->cfg.name ? w->cfg.name : "worker",
+                                   &w->own_zygote))
             thaw_log("worker %s: cannot start its own zygote; building it from the "
                      "shared one", w->cfg.name);
         if (w->own_zygote)
@@ -177,7 +179,8 @@ struct thaw_version *thaw__version_new(struct thaw_worker *w)
                                      thaw__version_template_forked)) {
         thaw_chan_close(v->chan);
         v->chan = NULL;
-        thaw__version_set_failed(v, THAW_FAULT_INTERNAL, "the zygote is not running");
+        thaw__version_set_failed(v, THAW_FAULT_INTERNAL,
+                                 thaw_zygote_why(v->zygote, err, sizeof(err)));
         return v;
     }
     thaw__build_deadline_start(v);

@@ -139,6 +139,10 @@ void thaw__worker_maybe_evict(struct thaw_worker *w, uint64_t now);
 /* A cold worker gets a request: build its config again (the request
  * waits in the new version's queue). */
 void thaw__worker_wake(struct thaw_worker *w);
+/* A request found the current version without a template and its rebuild
+ * failed: another rebuild is asked of the owner (on_lost), one at a time,
+ * and only when the zygote would start (zygote/client.h's backoff). */
+void thaw__worker_relost(struct thaw_worker *w);
 
 /* pool.c */
 void thaw__pool_run_queue(struct thaw_version *v);

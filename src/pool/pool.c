@@ -431,6 +431,14 @@ static void route(struct thaw_version *v, struct thaw_exchange *ex, const void *
         thaw__pool_attach(inst, ex, head, len);
         return;
     }
+    if (v->state == VER_READY && !v->chan && v->lost_answer) {
+        /* no live instance takes it and none can be forked (worker.c,
+         * lost_and_failed): answered now, and a new build is asked for */
+        ex->ver = NULL;
+        ex->ops->on_fail(ex, 500, v->lost_answer);
+        thaw__worker_relost(v->worker);
+        return;
+    }
     if (head && v->state != VER_FAILED && thaw_buf_append(&ex->pending, head, len)) {
         ex->ver = NULL;
         ex->ops->on_fail(ex, 500, "500 Internal Server Error: request head too large\n");

@@ -130,6 +130,11 @@ struct thaw_worker {
     thaw_built_cb on_built;
     /* the current version's template died: the owner rebuilds */
     void (*on_lost)(struct thaw_worker *w);
+    /* a request asked for another such rebuild (pool.c): one at a time,
+     * until a build ends (or, should the owner have dropped the ask, its
+     * config not loading, until build_timeout_ms has passed) */
+    int relost;
+    uint64_t relost_ms;
     /* thaw serve: a build that fails does not replace a ready current
      * version (a refused deploy); thaw dev shows the failure instead */
     int keep_serving;
@@ -192,6 +197,10 @@ struct thaw_version {
     uint64_t last_request_ms;    /* uv_now() of the latest request */
     uint64_t ready_ms;           /* uv_now() when its template was built */
     int woken;                   /* the serving config built again after an eviction */
+    /* thaw serve: its template is gone and the build that was to replace
+     * it failed: what a request no live instance can take is answered at
+     * once, rather than after its queue timeout (worker.c) */
+    char *lost_answer;
     int prefault_tried;          /* an instance was profiled (pool/prefault.h) */
     int warm_sent;               /* an instance's WARM hint went to the template */
     uint32_t do_host;            /* the instance that hosts its Durable Objects, 0: none */

@@ -98,6 +98,7 @@ static void version_free(struct thaw_version *v)
     thaw_sb_uid_put(v->uid_slot);
     thaw_outpipe_free(v->out); /* its last line still reaches the worker */
     free(v->error);
+    free(v->lost_answer);
     free(v->name);
     free(v);
     w->n_versions--;

@@ -28,10 +28,39 @@ static void switch_to(struct thaw_worker *w, struct thaw_version *v)
     }
 }
 
+/* The serving version lost its template and the build meant to replace
+ * it failed (its zygote does not start, say): no instance of it can be
+ * forked, so what waits for one would wait until its queue timeout. It is
+ * answered now, with the failed build's answer, and so is every request
+ * no live instance can take until a build succeeds (pool.c, route). */
+static void lost_and_failed(struct thaw_version *cur, struct thaw_version *failed)
+{
+    char why[512];
+    const char *answer = thaw__version_answer(failed, why, sizeof(why));
+
+    free(cur->lost_answer);
+    cur->lost_answer = strdup(answer);
+    thaw__pool_fail_queue(cur, 500, answer);
+}
+
+void thaw__worker_relost(struct thaw_worker *w)
+{
+    struct thaw_zygote *z = w->current ? w->current->zygote : NULL;
+    uint64_t now = uv_now(w->loop);
+
+    if ((w->relost && now - w->relost_ms < (uint64_t)w->limits.build_timeout_ms) ||
+        w->building || w->stopping || !w->on_lost || (z && !thaw_zygote_can_start(z)))
+        return;
+    w->relost = 1;
+    w->relost_ms = now;
+    w->on_lost(w);
+}
+
 void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
 {
     if (w->building == v)
         w->building = NULL;
+    w->relost = 0;
     if (w->closing) { /* a cancelled build of a deleted worker */
         if (w->on_built)
             w->on_built(w, v);
@@ -41,6 +70,8 @@ void thaw__worker_built(struct thaw_worker *w, struct thaw_version *v)
     if (v->state != VER_READY && w->keep_serving && w->current && w->current != v &&
         (w->current->state == VER_READY || w->current->state == VER_BUILDING)) {
         /* a refused deploy: the serving version and its config stay */
+        if (w->current->state == VER_READY && !w->current->chan)
+            lost_and_failed(w->current, v);
         thaw_config_free(&w->cfg);
         w->cfg = w->kept_cfg;
         memset(&w->kept_cfg, 0, sizeof(w->kept_cfg));

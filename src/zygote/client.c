@@ -12,6 +12,7 @@
 
 #include "ipc/chan.h"
 #include "util/log.h"
+#include "zygote/backoff.h"
 #include "zygote/client.h"
 
 struct waiter {
@@ -30,6 +31,20 @@ struct thaw_zygote {
     int alive;
     int stopping;
     int freeing;              /* thaw_zygote_free: free once the process is gone */
+    char label[160];          /* who it is in the log: "the zygote for worker X" */
+    /* after an exit: the next start, after a backoff (zygote/backoff.h);
+     * closed before the struct is freed (release) */
+    uv_timer_t restart;
+    unsigned backoff_ms;      /* the delay of the next restart */
+    uint64_t ready_ms;        /* uv_now() of its process's HELLO */
+    /* a per-worker zygote whose process exited before it was ready: no
+     * process, no timer; the next build that needs it starts it, from
+     * retry_ms on (the same start would fail the same way: once per need
+     * rather than in a loop nobody asked for) */
+    int down;
+    uint64_t retry_ms;
+    int restarted;            /* started again: its HELLO is logged */
+    char event[160];          /* how its last process ended, for the log and errors */
     char exe[PATH_MAX];
     char pydir[PATH_MAX];
     char *preload;            /* NULL or "a,b,c" */
@@ -127,6 +142,10 @@ static void on_hello(struct thaw_zygote *z, const struct thaw_ipc_frame *f)
     }
     z->ready = 1;
     z->ever_ready = 1;
+    z->ready_ms = uv_now(z->loop);
+    if (z->restarted)
+        thaw_log("%s is back (pid %ld)", z->label, (long)z->pid);
+    z->restarted = 0;
     if (z->on_ready)
         z->on_ready(z->ready_data, z);
 }
@@ -194,36 +213,92 @@ static void fail_waiters(struct thaw_zygote *z, const char *msg)
     }
 }
 
+/* What the builds that waited on a process that went are told: whose
+ * fault it is and where to look, when it never got as far as its HELLO. */
+static const char *exit_message(const struct thaw_zygote *z, char *buf, size_t n)
+{
+    if (z->ready)
+        snprintf(buf, n, "%s exited", z->label);
+    else
+        snprintf(buf, n, "%s exited before it was ready: its output in thaw's log says "
+                 "why (`thaw doctor` checks the sandbox)", z->label);
+    return buf;
+}
+
 static void on_chan_close(struct thaw_chan *c, int err, void *data)
 {
     struct thaw_zygote *z = data;
+    char msg[512];
 
     z->chan = NULL;
-    fail_waiters(z, "the zygote process exited");
+    fail_waiters(z, exit_message(z, msg, sizeof(msg)));
 }
 
-static void on_zygote_exit(uv_poll_t *h, int status, int events)
+static void on_released(uv_handle_t *h)
 {
     struct thaw_zygote *z = h->data;
+    int i;
 
-    uv_poll_stop(h);
-    z->alive = 0;
-    z->ready = 0;
-    if (z->chan) {
-        thaw_chan_close(z->chan);
-        z->chan = NULL;
-        fail_waiters(z, "the zygote process exited");
+    for (i = 0; i < z->n_modules; i++)
+        free(z->modules[i]);
+    free(z->modules);
+    free(z->preload);
+    free(z);
+}
+
+/* The one way the struct goes: its process is gone, its timer closes,
+ * and the memory goes with the timer's close (nothing of it is touched
+ * after this call). */
+static void release(struct thaw_zygote *z)
+{
+    uv_timer_stop(&z->restart);
+    uv_close((uv_handle_t *)&z->restart, on_released);
+}
+
+/* "exited (signal 11)": the status, when this reaps it first (thaw's
+ * SIGCHLD handler may have), into z->event. */
+static void describe_exit(struct thaw_zygote *z, int was_ready)
+{
+    siginfo_t si;
+    char how[40] = "";
+
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PIDFD, (id_t)z->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid) {
+        if (si.si_code == CLD_EXITED)
+            snprintf(how, sizeof(how), " (exit status %d)", si.si_status);
+        else
+            snprintf(how, sizeof(how), " (signal %d)", si.si_status);
     }
-    uv_close((uv_handle_t *)h, (uv_close_cb)free);
-    z->poll = NULL;
-    close(z->pidfd);
-    z->pidfd = -1;
-    if (z->freeing) {
-        z->alive = 0;
-        thaw_zygote_free(z);
-        return;
-    }
-    if (!z->stopping && z->needed && !z->ever_ready) {
+    snprintf(z->event, sizeof(z->event), "exited%s%s", how,
+             was_ready ? "" : " before it was ready");
+}
+
+static void restart(struct thaw_zygote *z);
+
+/* ", in 400 ms at the earliest", or "" when it may start now */
+static const char *earliest(uint64_t ms, char *buf, size_t n)
+{
+    if (ms == 0)
+        return "";
+    snprintf(buf, n, ", in %llu ms at the earliest", (unsigned long long)ms);
+    return buf;
+}
+
+static void on_restart_due(uv_timer_t *t)
+{
+    restart(t->data);
+}
+
+/* Its process ended (z->event says how): started again after the
+ * backoff, or, for a per-worker zygote that never got ready, at the next
+ * build that needs it. */
+static void after_exit(struct thaw_zygote *z, int was_ready)
+{
+    uint64_t now = uv_now(z->loop);
+    unsigned delay;
+    char when[48];
+
+    if (z->needed && !z->ever_ready) {
         /* it never got as far as its HELLO: starting it again would fail
          * the same way, for ever, while clients wait */
         fprintf(stderr, "thaw: the Python zygote (%s) exited before it was ready, so thaw "
@@ -232,11 +307,76 @@ static void on_zygote_exit(uv_poll_t *h, int status, int events)
                 "sandbox)\n", z->exe);
         exit(1);
     }
-    if (!z->stopping) {
-        thaw_log("zygote exited; starting a new one");
-        if (spawn(z))
-            thaw_log("cannot restart the zygote");
+    delay = thaw_backoff_take(&z->backoff_ms, was_ready ? now - z->ready_ms : 0);
+    if (!was_ready && !z->needed) {
+        z->down = 1;
+        z->retry_ms = now + delay;
+        thaw_log("%s %s: the lines above say why (`thaw doctor` checks the sandbox); "
+                 "the next build that needs it starts it again%s", z->label, z->event,
+                 earliest(delay, when, sizeof(when)));
+        return;
     }
+    if (delay == 0) {
+        thaw_log("%s %s; restarting at once", z->label, z->event);
+        restart(z);
+    } else {
+        thaw_log("%s %s; restarting in %u ms", z->label, z->event, delay);
+        uv_timer_start(&z->restart, on_restart_due, delay, 0);
+    }
+}
+
+static void restart(struct thaw_zygote *z)
+{
+    int rc = spawn(z);
+
+    if (rc == 0 || z->alive) {
+        /* started (if its channel could not open, it is killed and its
+         * exit comes back here through on_zygote_exit) */
+        z->restarted = 1;
+        if (rc)
+            syscall(SYS_pidfd_send_signal, z->pidfd, SIGKILL, NULL, 0);
+        return;
+    }
+    snprintf(z->event, sizeof(z->event), "could not be started (%s)", strerror(-rc));
+    after_exit(z, 0);
+}
+
+static void on_zygote_exit(uv_poll_t *h, int status, int events)
+{
+    struct thaw_zygote *z = h->data;
+    int was_ready = z->ready;
+    char msg[512];
+
+    uv_poll_stop(h);
+    describe_exit(z, was_ready);
+    /* alive until the waiters heard: one of them may free z (a deploy
+     * refused, its worker gone), which then only marks it `freeing` */
+    if (z->chan) {
+        thaw_chan_close(z->chan);
+        z->chan = NULL;
+        fail_waiters(z, exit_message(z, msg, sizeof(msg)));
+    }
+    z->alive = 0;
+    z->ready = 0;
+    uv_close((uv_handle_t *)h, (uv_close_cb)free);
+    z->poll = NULL;
+    close(z->pidfd);
+    z->pidfd = -1;
+    if (z->freeing)
+        release(z);
+    else if (!z->stopping)
+        after_exit(z, was_ready);
+}
+
+/* A per-worker zygote that is down starts again when a build needs it,
+ * once its backoff allows; before that, the build fails at once. */
+static void start_if_needed(struct thaw_zygote *z)
+{
+    if (!z->down || z->alive || z->stopping || uv_now(z->loop) < z->retry_ms)
+        return;
+    z->down = 0;
+    thaw_log("%s: starting it again for a build", z->label);
+    restart(z);
 }
 
 /* The whole environment of the Python tree (zygote, templates, instances):
@@ -406,50 +546,62 @@ static int spawn(struct thaw_zygote *z)
     return rc;
 }
 
+/* The parts every zygote has, its timer initialised (so release works). */
+static struct thaw_zygote *zygote_new(uv_loop_t *loop)
+{
+    struct thaw_zygote *z = calloc(1, sizeof(*z));
+
+    if (!z)
+        return NULL;
+    z->loop = loop;
+    z->next_cookie = 1;
+    z->pidfd = -1;
+    uv_timer_init(loop, &z->restart);
+    z->restart.data = z;
+    return z;
+}
+
 int thaw_zygote_start(uv_loop_t *loop, const char *exe_dir, const char *preload,
                       thaw_zygote_ready_cb on_ready, void *data,
                       struct thaw_zygote **out)
 {
-    struct thaw_zygote *z = calloc(1, sizeof(*z));
+    struct thaw_zygote *z = zygote_new(loop);
     const char *env = getenv("THAW_PYTHON_DIR");
     int rc;
 
     if (!z)
         return -ENOMEM;
-    z->loop = loop;
     z->preload = preload && *preload ? strdup(preload) : NULL;
     z->on_ready = on_ready;
     z->ready_data = data;
-    z->next_cookie = 1;
-    z->pidfd = -1;
     z->needed = 1;
+    snprintf(z->label, sizeof(z->label), "the %szygote", z->preload ? "preloaded " : "");
     snprintf(z->exe, sizeof(z->exe), "%s/thaw-zygote", exe_dir);
     if (env && *env)
         snprintf(z->pydir, sizeof(z->pydir), "%s", env);
     else
         snprintf(z->pydir, sizeof(z->pydir), "%s/../python", exe_dir);
     if ((rc = spawn(z))) {
-        free(z);
+        release(z);
         return rc;
     }
     *out = z;
     return 0;
 }
 
-int thaw_zygote_start_like(const struct thaw_zygote *proto, struct thaw_zygote **out)
+int thaw_zygote_start_like(const struct thaw_zygote *proto, const char *worker,
+                           struct thaw_zygote **out)
 {
-    struct thaw_zygote *z = calloc(1, sizeof(*z));
+    struct thaw_zygote *z = zygote_new(proto->loop);
     int rc;
 
     if (!z)
         return -ENOMEM;
-    z->loop = proto->loop;
-    z->next_cookie = 1;
-    z->pidfd = -1;
+    snprintf(z->label, sizeof(z->label), "the zygote for worker %s", worker);
     memcpy(z->exe, proto->exe, sizeof(z->exe));
     memcpy(z->pydir, proto->pydir, sizeof(z->pydir));
     if ((rc = spawn(z))) {
-        free(z);
+        release(z);
         return rc;
     }
     *out = z;
@@ -458,21 +610,36 @@ int thaw_zygote_start_like(const struct thaw_zygote *proto, struct thaw_zygote *
 
 void thaw_zygote_free(struct thaw_zygote *z)
 {
-    int i;
-
-    /* its process is told to go; the pidfd poll ends when it has gone */
+    /* its process is told to go; the pidfd poll ends when it has gone,
+     * and a restart that was due never comes */
+    z->freeing = 1;
     thaw_zygote_shutdown(z);
     thaw_zygote_signal(z, SIGKILL);
     fail_waiters(z, "the worker's zygote was stopped");
-    if (z->alive) {
-        z->freeing = 1; /* on_zygote_exit frees it */
-        return;
+    if (!z->alive)
+        release(z); /* else on_zygote_exit does */
+}
+
+const char *thaw_zygote_why(const struct thaw_zygote *z, char *buf, size_t n)
+{
+    uint64_t now;
+    char when[48];
+
+    if (!z || (!z->down && !uv_is_active((const uv_handle_t *)&z->restart))) {
+        snprintf(buf, n, "the zygote is not running");
+        return buf;
     }
-    for (i = 0; i < z->n_modules; i++)
-        free(z->modules[i]);
-    free(z->modules);
-    free(z->preload);
-    free(z);
+    now = uv_now(z->loop);
+    if (z->down) {
+        snprintf(buf, n, "%s is not running: it %s; its output in thaw's log says why "
+                 "(`thaw doctor` checks the sandbox); the next build tries it again%s",
+                 z->label, z->event,
+                 earliest(z->retry_ms > now ? z->retry_ms - now : 0, when, sizeof(when)));
+    } else {
+        snprintf(buf, n, "%s is not running: it %s and restarts in %llu ms", z->label,
+                 z->event, (unsigned long long)uv_timer_get_due_in(&z->restart));
+    }
+    return buf;
 }
 
 static struct waiter *add_waiter(struct thaw_zygote *z, void *data)
@@ -497,6 +664,7 @@ int thaw_zygote_toml(struct thaw_zygote *z, const char *path, thaw_toml_cb cb,
     const char *fields[] = {path};
     int rc;
 
+    start_if_needed(z);
     if (!z->chan)
         return -EPIPE;
     if (!(w = add_waiter(z, data)))
@@ -517,6 +685,7 @@ int thaw_zygote_build(struct thaw_zygote *z, uint32_t version, int chan_fd, int 
     const char *fields[] = {name, dir, main, config_json, sandbox_json};
     int rc;
 
+    start_if_needed(z);
     if (!z->chan || !(w = add_waiter(z, data))) {
         close(chan_fd);
         close(out_fd);
@@ -550,6 +719,7 @@ void thaw_zygote_forget(struct thaw_zygote *z, void *data)
 void thaw_zygote_signal(struct thaw_zygote *z, int sig)
 {
     z->stopping = 1;
+    uv_timer_stop(&z->restart); /* stopping: no restart */
     if (z->alive)
         syscall(SYS_pidfd_send_signal, z->pidfd, sig, NULL, 0);
 }
@@ -557,6 +727,11 @@ void thaw_zygote_signal(struct thaw_zygote *z, int sig)
 int thaw_zygote_alive(const struct thaw_zygote *z) { return z->alive; }
 
 int thaw_zygote_ready(const struct thaw_zygote *z) { return z->ready; }
+
+int thaw_zygote_can_start(const struct thaw_zygote *z)
+{
+    return z->alive || (z->down && !z->stopping && uv_now(z->loop) >= z->retry_ms);
+}
 
 int thaw_zygote_holds(const struct thaw_zygote *z, const char *name)
 {
@@ -571,6 +746,7 @@ int thaw_zygote_holds(const struct thaw_zygote *z, const char *name)
 void thaw_zygote_shutdown(struct thaw_zygote *z)
 {
     z->stopping = 1;
+    uv_timer_stop(&z->restart);
     if (z->chan) {
         thaw_chan_close(z->chan);
         z->chan = NULL;

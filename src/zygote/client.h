@@ -35,14 +35,29 @@ void thaw_zygote_set_memcg(const char *dir);
 /* The run's v1 CPU groups (at most 2: cpu, cpuacct), joined like the
  * memory one. */
 void thaw_zygote_set_cpucg(const char *const *dirs, int n);
-/* isolation = "per-worker": a zygote of its own for one worker, started
- * like proto (same executable and SDK, no preload). thaw_zygote_free
- * stops it. */
-int thaw_zygote_start_like(const struct thaw_zygote *proto, struct thaw_zygote **out);
+/* isolation = "per-worker": a zygote of its own for one worker (named in
+ * the log and in errors), started like proto (same executable and SDK, no
+ * preload). thaw_zygote_free stops it; its memory goes once its process
+ * and restart timer have (nothing calls back into its owner after this).
+ *
+ * A zygote whose process exits is started again after a backoff (at once,
+ * then 100 ms doubling to 10 s; zygote/backoff.h). Two exceptions: thaw's
+ * own that exits before its first HELLO ends thaw (exit 1), and a
+ * per-worker one whose process exits before its HELLO is started again
+ * only by the next build that needs it (builds meanwhile fail at once:
+ * thaw_zygote_why). */
+int thaw_zygote_start_like(const struct thaw_zygote *proto, const char *worker,
+                           struct thaw_zygote **out);
 void thaw_zygote_free(struct thaw_zygote *z);
+/* Why a build cannot go to z (z NULL, not running, restarting, or down
+ * since it failed to start), into buf, for the version's error. */
+const char *thaw_zygote_why(const struct thaw_zygote *z, char *buf, size_t n);
 /* Whether the zygote is ready, and whether its preload holds a top-level
  * module named `name` (a worker vendoring its own copy must not use it). */
 int thaw_zygote_ready(const struct thaw_zygote *z);
+/* Whether a build now would find z running or start it (1), or fail at
+ * once because it is restarting or down within its backoff (0). */
+int thaw_zygote_can_start(const struct thaw_zygote *z);
 int thaw_zygote_holds(const struct thaw_zygote *z, const char *name);
 int thaw_zygote_toml(struct thaw_zygote *z, const char *path, thaw_toml_cb cb,
                      void *data);

@@ -96,7 +96,7 @@ def test_thaw_s_own_failure_is_500_internal_error(serve_factory, tmp_path, own_t
     assert zygotes
     for pid in zygotes:
         os.kill(pid, signal.SIGKILL)
-    assert _wait(lambda: "cannot restart the zygote" in srv.log()), srv.log()[-2000:]
+    assert _wait(lambda: "the zygote could not be started" in srv.log()), srv.log()[-2000:]
     # a TOML config is read by the zygote; a JSON one by thaw, then the build
     # needs the zygote
     status, doc = _put(srv, tmp_path, "app", HELLO.format(body="v2"), fmt=fmt)

@@ -7,7 +7,8 @@
  * Cases: version replacement during a request, delete during a build,
  * instance death with requests queued, a deleted worker closing
  * completely, a request that comes while an instance's kill is on its
- * way, exchanges parked and dispatched later. */
+ * way, a lost template whose rebuild fails, exchanges parked and
+ * dispatched later. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -505,6 +506,56 @@ static void parked_exchanges_keep_their_order_and_frames(void **state)
     assert_int_equal(b.done, 0);
 }
 
+/* thaw serve: the template of the serving version dies and the rebuild
+ * fails because its zygote does not start. A request waiting for an
+ * instance is answered 500 at once (it waited for its queue timeout), so
+ * is the next, which also asks for another rebuild, one at a time; once a
+ * rebuild succeeds the worker serves again. */
+static int lost_calls;
+
+static void on_lost_rebuild(struct thaw_worker *w)
+{
+    struct thaw_config cfg;
+
+    lost_calls++;
+    config(&cfg, "fake");
+    assert_int_equal(thaw_worker_rebuild(w, &cfg), 0);
+}
+
+static void lost_template_with_a_failed_rebuild(void **state)
+{
+    struct client a, b, c, d;
+    struct thaw_version *v1;
+
+    lost_calls = 0;
+    W.on_lost = on_lost_rebuild;
+    finish_build(1);
+    RUN_UNTIL(built_calls == 1);
+    v1 = W.current;
+    fake_exit(&fakes[0]); /* the template dies: a rebuild is asked for */
+    RUN_UNTIL(lost_calls == 1 && build.pending);
+    send_request(&W, &a); /* no instance, none can be forked: it waits */
+    assert_false(a.done);
+    build.pending = 0; /* the zygote exits before it is ready */
+    build.cb(build.v, -1, -1, "the zygote for worker fake exited before it was ready");
+    RUN_UNTIL(a.done);
+    assert_int_equal(a.status, 500);
+    assert_ptr_equal(W.current, v1); /* it still serves what its instances can */
+    send_request(&W, &b); /* at once, and another rebuild is asked for */
+    assert_true(b.done);
+    assert_int_equal(b.status, 500);
+    assert_int_equal(lost_calls, 2);
+    send_request(&W, &c); /* while that one builds: no third */
+    assert_true(c.done);
+    assert_int_equal(lost_calls, 2);
+    finish_build(1);
+    RUN_UNTIL(built_calls == 3);
+    assert_ptr_not_equal(W.current, v1);
+    send_request(&W, &d);
+    RUN_UNTIL(d.done);
+    assert_int_equal(d.status, 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +565,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(deleted_worker_closes_completely, setup, teardown),
         cmocka_unit_test_setup_teardown(no_request_goes_to_an_instance_being_killed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(lost_template_with_a_failed_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(parked_exchanges_keep_their_order_and_frames, setup,
                                         teardown),
     };
