@@ -1,4 +1,5 @@
-/* D1 calls in a cluster (owner-d1.h): route, then run here or forward.
+/* D1 calls in a cluster (owner-d1.h): route, then run here or forward
+ * (owner-call.h has what Durable Objects share).
  *
  * The forward is one POST of {worker, id, op, args} to the owner's
  * internal port (internal.c) with the cluster's secret; the owner checks
@@ -11,11 +12,10 @@
 #include <string.h>
 
 #include "bind/bind.h"
-#include "bind/curlmulti.h"
 #include "bind/d1-exec.h"
 #include "cluster/internal.h"
+#include "cluster/owner-call.h"
 #include "cluster/owner-d1.h"
-#include "cluster/owner-forward.h"
 #include "cluster/owner.h"
 #include "util/buf.h"
 
@@ -24,77 +24,55 @@
 #define UNAVAILABLE "D1_ERROR: 503 Service Unavailable: "
 
 struct fwd {
-    struct thaw_owners *o;
-    struct thaw_bind_call *call;
+    struct thaw_owner_call oc; /* first: the kind's callbacks get &f->oc */
     thaw_owner_here_fn here;
     void *impl;
     char *id;
-    char *worker;
-    int routing;        /* waiting for thaw_owner_route's answer */
-    int cancelled;      /* the instance cancelled while routing */
-    int tries;
-    struct thaw_curlm_xfer x;   /* x.easy: a forward in flight */
-    struct curl_slist *headers;
-    char *payload;
     struct thaw_buf in;
-    char node[THAW_CLUSTER_MAX_NODE + 1];
-    char internal[128];
-    char errbuf[CURL_ERROR_SIZE];
 };
 
-static void fwd_free(struct fwd *f)
+static void fwd_free(struct thaw_owner_call *oc)
 {
-    if (f->x.easy)
-        curl_easy_cleanup(f->x.easy);
-    curl_slist_free_all(f->headers);
-    free(f->payload);
+    struct fwd *f = (struct fwd *)oc;
+
     thaw_buf_free(&f->in);
     free(f->id);
-    free(f->worker);
     free(f);
 }
 
-static void on_routed(void *data, const struct thaw_owner_answer *a);
-static void on_cancel(struct thaw_bind_call *call);
+static void reset(struct thaw_owner_call *oc)
+{
+    struct fwd *f = (struct fwd *)oc;
+
+    thaw_buf_free(&f->in);
+    thaw_buf_init(&f->in, THAW_D1_MAX_RESULT + 65536);
+}
 
 static void on_forwarded(struct thaw_curlm_xfer *x, CURLcode rc)
 {
-    struct fwd *f = (struct fwd *)((char *)x - offsetof(struct fwd, x));
-    long status = 0;
+    struct thaw_owner_call *oc = thaw_owner_call_of(x);
+    struct fwd *f = (struct fwd *)oc;
+    long status = thaw_owner_call_ended(oc);
 
-    f->call->on_cancel = NULL;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(x->easy);
-    x->easy = NULL;
     if (rc != CURLE_OK) {
         /* the owner is down or unreachable: ask the store next time (its
          * heartbeat tells when it is gone) */
-        thaw_owner_forget(f->o, "d1", f->worker, f->id);
-        thaw_bind_fail(f->call, "Error", UNAVAILABLE "D1 database \"%s\" lives on node %s, "
+        thaw_owner_call_forget(oc);
+        thaw_bind_fail(oc->call, "Error", UNAVAILABLE "D1 database \"%s\" lives on node %s, "
                        "which did not answer at %s (%s); its data is on that node's disk, "
-                       "and it is served again once %s is back", f->id, f->node,
-                       f->internal, f->errbuf[0] ? f->errbuf : curl_easy_strerror(rc),
-                       f->node);
+                       "and it is served again once %s is back", f->id, oc->node,
+                       oc->internal, oc->errbuf[0] ? oc->errbuf : curl_easy_strerror(rc),
+                       oc->node);
     } else if (status == 200) {
-        thaw_bind_ok_body(f->call, NULL, f->in.data, f->in.len);
-    } else if (status == 409 && ++f->tries < 2) {
-        /* the row moved since this node read it: once more, from the store */
-        thaw_owner_forget(f->o, "d1", f->worker, f->id);
-        thaw_buf_free(&f->in);
-        thaw_buf_init(&f->in, THAW_D1_MAX_RESULT + 65536);
-        f->call->on_cancel = on_cancel;
-        f->routing = 1;
-        thaw_owner_route(f->o, "d1", f->worker, f->id, on_routed, f);
+        thaw_bind_ok_body(oc->call, NULL, f->in.data, f->in.len);
+    } else if (thaw_owner_call_moved(oc, status)) {
         return;
     } else {
-        if (status == 409 || status >= 500)
-            thaw_owner_forget(f->o, "d1", f->worker, f->id);
         char what[300];
         snprintf(what, sizeof(what), "D1_ERROR: D1 database \"%s\"", f->id);
-        thaw_owner_fail_answer(f->call, f->in.data, f->in.len, what, f->node, f->internal,
-                               status);
+        thaw_owner_call_refused(oc, f->in.data, f->in.len, what, status);
     }
-    fwd_free(f);
+    thaw_owner_call_free(oc);
 }
 
 static size_t on_data(char *p, size_t size, size_t n, void *data)
@@ -104,90 +82,48 @@ static size_t on_data(char *p, size_t size, size_t n, void *data)
     return thaw_buf_append(&f->in, p, size * n) ? 0 : size * n;
 }
 
-/* The instance cancelled (or went away) during the forward. */
-static void on_cancel(struct thaw_bind_call *call)
+static void gone(struct thaw_bind_call *call)
 {
-    struct fwd *f = call->data;
-
-    if (f->routing) {
-        f->cancelled = 1; /* ended when the route's answer comes */
-        return;
-    }
-    thaw_curlm_remove(&f->x);
     thaw_bind_fail(call, "Error", "D1_ERROR: the request that ran this query went away");
-    fwd_free(f);
 }
 
-static int forward(struct fwd *f, char *err, size_t n)
+static int payload(struct thaw_owner_call *oc, char *err, size_t n)
 {
-    struct thaw_curlm *m = thaw_owner_multi(f->o->loop);
+    struct fwd *f = (struct fwd *)oc;
     json_t *body;
-    CURL *e;
 
-    if (!f->headers && !(f->headers = thaw_owner_headers(f->node, err, n)))
-        return -1;
-    if (!f->payload) {
-        body = json_pack("{s:s,s:s,s:s,s:O}", "worker", f->worker, "id", f->id, "op",
-                         f->call->op, "args", f->call->args);
-        f->payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (!oc->payload) {
+        body = json_pack("{s:s,s:s,s:s,s:O}", "worker", oc->worker, "id", f->id, "op",
+                         oc->call->op, "args", oc->call->args);
+        oc->payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        oc->payload_len = oc->payload ? strlen(oc->payload) : 0;
         json_decref(body);
     }
-    if (!m || !f->payload ||
-        !(e = thaw_owner_easy(f->internal, THAW_INTERNAL_D1_PATH, f->headers, f->payload,
-                              strlen(f->payload), f->errbuf, FORWARD_TIMEOUT_MS))) {
-        snprintf(err, n, "out of memory");
-        return -1;
-    }
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
-    f->x.easy = e;
-    f->x.done = on_forwarded;
-    if (thaw_curlm_add(m, &f->x) < 0) {
-        curl_easy_cleanup(e);
-        f->x.easy = NULL;
-        snprintf(err, n, "cannot start the forward");
-        return -1;
-    }
-    return 0;
+    return 0; /* NULL: out of memory, said by the forward */
 }
 
-static void on_routed(void *data, const struct thaw_owner_answer *a)
+static void here(struct thaw_owner_call *oc, const struct thaw_owner_answer *a)
 {
-    struct fwd *f = data;
-    struct thaw_bind_call *call = f->call;
-    char err[300];
+    struct fwd *f = (struct fwd *)oc;
 
-    f->routing = 0;
-    if (f->cancelled) {
-        thaw_bind_fail(call, "Error", "D1_ERROR: the request that ran this query went away");
-        fwd_free(f);
-        return;
-    }
-    switch (a->where) {
-    case THAW_OWNER_HERE:
-        call->on_cancel = NULL;
-        call->data = NULL;
-        f->here(f->impl, call, (double)a->lease_until);
-        fwd_free(f);
-        return;
-    case THAW_OWNER_NONE:
-        thaw_bind_fail(call, "Error", UNAVAILABLE "%s", a->why);
-        fwd_free(f);
-        return;
-    case THAW_OWNER_THERE:
-        snprintf(f->node, sizeof(f->node), "%s", a->node);
-        snprintf(f->internal, sizeof(f->internal), "%s", a->internal);
-        if (forward(f, err, sizeof(err))) {
-            thaw_bind_fail(call, "Error", UNAVAILABLE "D1 database \"%s\" lives on node %s: "
-                           "%s", f->id, f->node, err);
-            fwd_free(f);
-            return;
-        }
-        call->data = f;
-        call->on_cancel = on_cancel;
-        return;
-    }
+    f->here(f->impl, oc->call, (double)a->lease_until);
 }
+
+static const struct thaw_owner_call_kind d1_kind = {
+    .table = "d1",
+    .path = THAW_INTERNAL_D1_PATH,
+    .timeout_ms = FORWARD_TIMEOUT_MS,
+    .unavailable = UNAVAILABLE,
+    .name_prefix = "D1 database \"",
+    .name_suffix = "\"",
+    .here = here,
+    .payload = payload,
+    .reset = reset,
+    .on_body = on_data,
+    .done = on_forwarded,
+    .gone = gone,
+    .free = fwd_free,
+};
 
 void thaw_owner_d1_call(struct thaw_owners *o, const char *id, struct thaw_bind_call *call,
                         thaw_owner_here_fn here, void *impl)
@@ -195,20 +131,15 @@ void thaw_owner_d1_call(struct thaw_owners *o, const char *id, struct thaw_bind_
     struct fwd *f = calloc(1, sizeof(*f));
 
     if (!f || !(f->id = strdup(id)) ||
-        !(f->worker = strdup(call->worker ? call->worker : ""))) {
+        thaw_owner_call_init(&f->oc, &d1_kind, o, call, call->worker, f->id)) {
         if (f)
             free(f->id);
         free(f);
         thaw_bind_fail(call, "Error", "D1_ERROR: out of memory");
         return;
     }
-    f->o = o;
-    f->call = call;
     f->here = here;
     f->impl = impl;
     thaw_buf_init(&f->in, THAW_D1_MAX_RESULT + 65536);
-    call->data = f;
-    call->on_cancel = on_cancel;
-    f->routing = 1;
-    thaw_owner_route(o, "d1", f->worker, id, on_routed, f);
+    thaw_owner_call_route(&f->oc);
 }

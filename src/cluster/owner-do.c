@@ -1,5 +1,5 @@
 /* Durable Object calls in a cluster (owner-do.h): route, then run here or
- * forward.
+ * forward (owner-call.h has what D1 shares).
  *
  * The forward is one POST to the owner's internal port: a line of JSON
  * {worker, class, op, args}, then the call's body (the request's, or the
@@ -13,10 +13,9 @@
 #include <strings.h>
 
 #include "bind/bind.h"
-#include "bind/curlmulti.h"
 #include "cluster/internal.h"
+#include "cluster/owner-call.h"
 #include "cluster/owner-do.h"
-#include "cluster/owner-forward.h"
 #include "cluster/owner.h"
 #include "cluster/relay.h"
 #include "util/buf.h"
@@ -27,24 +26,13 @@
 #define MAX_ERROR_BODY 65536
 
 struct dfwd {
-    struct thaw_owners *o;
-    struct thaw_bind_call *call;
+    struct thaw_owner_call oc; /* first: the kind's callbacks get &f->oc */
     thaw_owner_do_here_fn here;
     void *impl;
-    char *worker;
     char key[256];
-    int routing, cancelled, tries;
     int begun;                  /* the head went to the caller */
-    int removing;               /* cancelled inside a curl callback */
-    struct thaw_curlm_xfer x;
-    struct curl_slist *headers;
-    char *payload;
-    size_t payload_len;
     json_t *head;               /* from x-thaw-do-head */
     struct thaw_buf err;        /* a non-200's body */
-    char node[THAW_CLUSTER_MAX_NODE + 1];
-    char internal[128];
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 void thaw_owner_do_key(const char *class_name, const char *id, char *out, size_t n)
@@ -52,61 +40,51 @@ void thaw_owner_do_key(const char *class_name, const char *id, char *out, size_t
     snprintf(out, n, "%s/%s", class_name, id);
 }
 
-static void dfwd_free(struct dfwd *f)
+static void dfwd_free(struct thaw_owner_call *oc)
 {
-    if (f->x.easy)
-        curl_easy_cleanup(f->x.easy);
-    curl_slist_free_all(f->headers);
-    free(f->payload);
+    struct dfwd *f = (struct dfwd *)oc;
+
     json_decref(f->head);
     thaw_buf_free(&f->err);
-    free(f->worker);
     free(f);
 }
 
-static void on_routed(void *data, const struct thaw_owner_answer *a);
-static void on_cancel(struct thaw_bind_call *call);
+static void reset(struct thaw_owner_call *oc)
+{
+    struct dfwd *f = (struct dfwd *)oc;
+
+    thaw_buf_free(&f->err);
+    thaw_buf_init(&f->err, MAX_ERROR_BODY);
+    json_decref(f->head);
+    f->head = NULL;
+}
 
 static void on_done(struct thaw_curlm_xfer *x, CURLcode rc)
 {
-    struct dfwd *f = (struct dfwd *)((char *)x - offsetof(struct dfwd, x));
-    long status = 0;
+    struct thaw_owner_call *oc = thaw_owner_call_of(x);
+    struct dfwd *f = (struct dfwd *)oc;
+    long status = thaw_owner_call_ended(oc);
     char msg[700];
 
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(x->easy);
-    x->easy = NULL;
-    f->call->on_cancel = NULL;
     if (f->begun) {
         snprintf(msg, sizeof(msg), "the answer from the object's owner node %s was cut "
-                 "short: %s", f->node, f->errbuf[0] ? f->errbuf : curl_easy_strerror(rc));
-        thaw_bind_end(f->call, rc == CURLE_OK ? NULL : msg);
+                 "short: %s", oc->node, oc->errbuf[0] ? oc->errbuf : curl_easy_strerror(rc));
+        thaw_bind_end(oc->call, rc == CURLE_OK ? NULL : msg);
     } else if (rc != CURLE_OK) {
-        thaw_owner_forget(f->o, "do", f->worker, f->key);
-        thaw_bind_fail(f->call, "Error", "Durable Object call failed: " UNAVAILABLE
+        thaw_owner_call_forget(oc);
+        thaw_bind_fail(oc->call, "Error", "Durable Object call failed: " UNAVAILABLE
                        "Durable Object %s of worker %s lives on node %s, which did not "
                        "answer at %s (%s); its storage is on that node's disk, and it is "
-                       "served again once %s is back", f->key, f->worker, f->node,
-                       f->internal, f->errbuf[0] ? f->errbuf : curl_easy_strerror(rc),
-                       f->node);
-    } else if (status == 409 && ++f->tries < 2) {
-        /* the row moved since this node read it: once more, from the store */
-        thaw_owner_forget(f->o, "do", f->worker, f->key);
-        thaw_buf_free(&f->err);
-        thaw_buf_init(&f->err, MAX_ERROR_BODY);
-        json_decref(f->head);
-        f->head = NULL;
-        f->routing = 1;
-        f->call->on_cancel = on_cancel;
-        thaw_owner_route(f->o, "do", f->worker, f->key, on_routed, f);
+                       "served again once %s is back", f->key, oc->worker, oc->node,
+                       oc->internal, oc->errbuf[0] ? oc->errbuf : curl_easy_strerror(rc),
+                       oc->node);
+    } else if (thaw_owner_call_moved(oc, status)) {
         return;
     } else {
-        if (status == 409 || status >= 500)
-            thaw_owner_forget(f->o, "do", f->worker, f->key);
-        thaw_owner_fail_answer(f->call, f->err.data, f->err.len, "Durable Object call failed",
-                               f->node, f->internal, status);
+        thaw_owner_call_refused(oc, f->err.data, f->err.len, "Durable Object call failed",
+                                status);
     }
-    dfwd_free(f);
+    thaw_owner_call_free(oc);
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *data)
@@ -121,10 +99,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *data)
     } else if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
         /* the head is whole: the object's status and headers go now, so
          * an empty or slow body does not hold them */
-        curl_easy_getinfo(f->x.easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(f->oc.x.easy, CURLINFO_RESPONSE_CODE, &status);
         if (status == 200 && json_is_object(f->head) && !f->begun) {
             f->begun = 1;
-            thaw_bind_begin(f->call, f->head);
+            thaw_bind_begin(f->oc.call, f->head);
             f->head = NULL;
         }
     }
@@ -138,57 +116,42 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
 
     if (!f->begun)
         return thaw_buf_append(&f->err, p, len) ? 0 : len;
-    if (thaw_bind_congested(f->call)) {
-        thaw_curlm_tick_soon(&f->x); /* on_tick resumes it */
+    if (thaw_bind_congested(f->oc.call)) {
+        thaw_curlm_tick_soon(&f->oc.x); /* on_tick resumes it */
         return CURL_WRITEFUNC_PAUSE;
     }
-    return thaw_bind_data(f->call, p, len) < 0 ? 0 : len;
+    return thaw_bind_data(f->oc.call, p, len) < 0 ? 0 : len;
 }
 
 static void on_tick(struct thaw_curlm_xfer *x)
 {
-    struct dfwd *f = (struct dfwd *)((char *)x - offsetof(struct dfwd, x));
+    struct thaw_owner_call *oc = thaw_owner_call_of(x);
 
-    if (f->removing) {
-        thaw_curlm_remove(x);
-        thaw_bind_end(f->call, "cancelled");
-        dfwd_free(f);
-    } else if (thaw_bind_congested(f->call)) {
+    if (oc->removing)
+        thaw_owner_call_drop(oc);
+    else if (thaw_bind_congested(oc->call))
         thaw_curlm_tick_soon(x);
-    } else {
+    else
         thaw_curlm_resume(x);
-    }
 }
 
-static void on_cancel(struct thaw_bind_call *call)
+static void gone(struct thaw_bind_call *call)
 {
-    struct dfwd *f = call->data;
-
-    if (f->routing) {
-        f->cancelled = 1; /* ended when the route's answer comes */
-        return;
-    }
-    if (thaw_curlm_in_callback(thaw_owner_multi(f->o->loop))) {
-        f->removing = 1;
-        thaw_curlm_tick_soon(&f->x);
-        return;
-    }
-    thaw_curlm_remove(&f->x);
     thaw_bind_end(call, "cancelled");
-    dfwd_free(f);
 }
 
 /* The forward's body: a line of JSON, then the call's body. */
-static int build_payload(struct dfwd *f, char *err, size_t n)
+static int build_payload(struct thaw_owner_call *oc, char *err, size_t n)
 {
+    struct dfwd *f = (struct dfwd *)oc;
     json_t *line;
     char *text;
     size_t tlen;
 
-    if (!f->payload) {
+    if (!oc->payload) {
         /* the class is the key's part before '/' */
-        line = json_pack("{s:s,s:s%,s:s,s:O}", "worker", f->worker, "class", f->key,
-                         strcspn(f->key, "/"), "op", f->call->op, "args", f->call->args);
+        line = json_pack("{s:s,s:s%,s:s,s:O}", "worker", oc->worker, "class", f->key,
+                         strcspn(f->key, "/"), "op", oc->call->op, "args", oc->call->args);
         text = line ? json_dumps(line, JSON_COMPACT) : NULL;
         json_decref(line);
         if (!text) {
@@ -196,48 +159,17 @@ static int build_payload(struct dfwd *f, char *err, size_t n)
             return -1;
         }
         tlen = strlen(text);
-        f->payload_len = tlen + 1 + f->call->body_len;
-        if (!(f->payload = malloc(f->payload_len))) {
+        oc->payload_len = tlen + 1 + oc->call->body_len;
+        if (!(oc->payload = malloc(oc->payload_len))) {
             free(text);
             snprintf(err, n, "out of memory");
             return -1;
         }
-        memcpy(f->payload, text, tlen);
-        f->payload[tlen] = '\n';
-        if (f->call->body_len)
-            memcpy(f->payload + tlen + 1, f->call->body, f->call->body_len);
+        memcpy(oc->payload, text, tlen);
+        oc->payload[tlen] = '\n';
+        if (oc->call->body_len)
+            memcpy(oc->payload + tlen + 1, oc->call->body, oc->call->body_len);
         free(text);
-    }
-    return 0;
-}
-
-static int forward(struct dfwd *f, char *err, size_t n)
-{
-    struct thaw_curlm *m = thaw_owner_multi(f->o->loop);
-    CURL *e;
-
-    if (!f->headers && !(f->headers = thaw_owner_headers(f->node, err, n)))
-        return -1;
-    if (build_payload(f, err, n))
-        return -1;
-    /* no time limit of its own: the owner applies the worker's */
-    if (!m || !(e = thaw_owner_easy(f->internal, THAW_INTERNAL_DO_PATH, f->headers,
-                                    f->payload, f->payload_len, f->errbuf, 0))) {
-        snprintf(err, n, "out of memory");
-        return -1;
-    }
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
-    f->x.easy = e;
-    f->x.done = on_done;
-    f->x.tick = on_tick;
-    if (thaw_curlm_add(m, &f->x) < 0) {
-        curl_easy_cleanup(e);
-        f->x.easy = NULL;
-        snprintf(err, n, "cannot start the forward");
-        return -1;
     }
     return 0;
 }
@@ -258,55 +190,48 @@ static int wants_websocket(json_t *args)
     return 0;
 }
 
-static void on_routed(void *data, const struct thaw_owner_answer *a)
+static int relay(struct thaw_owner_call *oc)
 {
-    struct dfwd *f = data;
-    struct thaw_bind_call *call = f->call;
+    struct dfwd *f = (struct dfwd *)oc;
+    struct thaw_bind_call *call = oc->call;
     char err[300];
 
-    f->routing = 0;
-    if (f->cancelled) {
-        thaw_bind_end(call, "cancelled");
-        dfwd_free(f);
-        return;
-    }
-    switch (a->where) {
-    case THAW_OWNER_HERE:
-        call->on_cancel = NULL;
-        call->data = NULL;
-        f->here(f->impl, call);
-        dfwd_free(f);
-        return;
-    case THAW_OWNER_NONE:
-        thaw_bind_fail(call, "Error", "Durable Object call failed: " UNAVAILABLE "%s", a->why);
-        dfwd_free(f);
-        return;
-    case THAW_OWNER_THERE:
-        snprintf(f->node, sizeof(f->node), "%s", a->node);
-        snprintf(f->internal, sizeof(f->internal), "%s", a->internal);
-        if (!strcmp(call->op, "fetch") && wants_websocket(call->args)) {
-            call->on_cancel = NULL;
-            call->data = NULL;
-            if (build_payload(f, err, sizeof(err)) ||
-                thaw_relay_start(f->o, call, f->node, f->internal, f->key, f->worker,
-                                 f->payload, f->payload_len, err, sizeof(err)))
-                thaw_bind_fail(call, "Error", "Durable Object call failed: " UNAVAILABLE
-                               "Durable Object %s lives on node %s: %s", f->key, f->node,
-                               err);
-            dfwd_free(f);
-            return;
-        }
-        if (forward(f, err, sizeof(err))) {
-            thaw_bind_fail(call, "Error", "Durable Object call failed: " UNAVAILABLE
-                           "Durable Object %s lives on node %s: %s", f->key, f->node, err);
-            dfwd_free(f);
-            return;
-        }
-        call->data = f;
-        call->on_cancel = on_cancel;
-        return;
-    }
+    if (strcmp(call->op, "fetch") || !wants_websocket(call->args))
+        return 0;
+    call->on_cancel = NULL;
+    call->data = NULL;
+    if (build_payload(oc, err, sizeof(err)) ||
+        thaw_relay_start(oc->o, call, oc->node, oc->internal, f->key, oc->worker,
+                         oc->payload, oc->payload_len, err, sizeof(err)))
+        thaw_owner_call_fail_there(oc, err);
+    return 1;
 }
+
+static void here(struct thaw_owner_call *oc, const struct thaw_owner_answer *a)
+{
+    struct dfwd *f = (struct dfwd *)oc;
+
+    f->here(f->impl, oc->call);
+}
+
+static const struct thaw_owner_call_kind do_kind = {
+    .table = "do",
+    .path = THAW_INTERNAL_DO_PATH,
+    .timeout_ms = 0, /* no time limit of its own: the owner applies the worker's */
+    .unavailable = "Durable Object call failed: " UNAVAILABLE,
+    .name_prefix = "Durable Object ",
+    .name_suffix = "",
+    .here = here,
+    .elsewhere = relay,
+    .payload = build_payload,
+    .reset = reset,
+    .on_header = on_header,
+    .on_body = on_body,
+    .done = on_done,
+    .tick = on_tick,
+    .gone = gone,
+    .free = dfwd_free,
+};
 
 void thaw_owner_do_call(struct thaw_owners *o, const char *worker, const char *class_name,
                         struct thaw_bind_call *call, thaw_owner_do_here_fn here, void *impl)
@@ -314,19 +239,14 @@ void thaw_owner_do_call(struct thaw_owners *o, const char *worker, const char *c
     const char *id = json_string_value(json_object_get(call->args, "id"));
     struct dfwd *f = calloc(1, sizeof(*f));
 
-    if (!f || !(f->worker = strdup(worker ? worker : ""))) {
+    if (!f || thaw_owner_call_init(&f->oc, &do_kind, o, call, worker, f->key)) {
         free(f);
         thaw_bind_fail(call, "Error", "out of memory");
         return;
     }
-    f->o = o;
-    f->call = call;
     f->here = here;
     f->impl = impl;
     thaw_owner_do_key(class_name, id ? id : "", f->key, sizeof(f->key));
     thaw_buf_init(&f->err, MAX_ERROR_BODY);
-    call->data = f;
-    call->on_cancel = on_cancel;
-    f->routing = 1;
-    thaw_owner_route(o, "do", f->worker, f->key, on_routed, f);
+    thaw_owner_call_route(&f->oc);
 }

@@ -8,6 +8,7 @@
 #include "cron/sched.h"
 #include "ipc/codec.h"
 #include "util/log.h"
+#include "util/outcome.h"
 
 /* The timer never sleeps longer than this, so a wall clock that jumps
  * (NTP, a suspended laptop) is noticed within a minute. */
@@ -15,12 +16,11 @@
 
 /* One scheduled event in flight: its exchange with an instance. */
 struct event {
-    struct thaw_exchange ex;   /* first: the ops get &ev->ex */
+    struct thaw_outcome_ex o;  /* first: the ops get &ev->o.ex */
     struct thaw_worker *worker;
     char *cron;
     int64_t scheduled_ms;
     uint64_t start_ns;
-    int status;
 };
 
 void thaw__cron_route_enable(void); /* route.c */
@@ -88,7 +88,7 @@ static void finish(struct event *ev, int status, const char *msg)
     json_t *line;
     char *text;
 
-    thaw_exchange_release(&ev->ex);
+    thaw_exchange_release(&ev->o.ex);
     clock_gettime(CLOCK_REALTIME, &ts);
     iso_time((int64_t)ts.tv_sec * 1000, when, sizeof(when));
     when[strlen(when) - 1] = '\0'; /* the Z goes after the milliseconds */
@@ -98,8 +98,8 @@ static void finish(struct event *ev, int status, const char *msg)
                      "event", "scheduled", "cron", ev->cron,
                      "scheduled_time", (json_int_t)ev->scheduled_ms, "status", status,
                      "duration_ms", (double)(long long)(ms * 1000) / 1000,
-                     "start", ev->ex.inst_id ? (ev->ex.cold ? "cold" : "warm") : "none",
-                     "instance", (int)ev->ex.inst_id, "request", (int)ev->ex.sid);
+                     "start", ev->o.ex.inst_id ? (ev->o.ex.cold ? "cold" : "warm") : "none",
+                     "instance", (int)ev->o.ex.inst_id, "request", (int)ev->o.ex.sid);
     if (line && claim_fn) /* a cluster: which node fired it */
         json_object_set_new(line, "node", json_string(claim_node));
     text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER |
@@ -122,36 +122,12 @@ static void finish(struct event *ev, int status, const char *msg)
     free(ev);
 }
 
-static void on_resp_head(struct thaw_exchange *ex, int status, const char *reason,
-                         const char **names, const char **values, int n)
+/* The event's end (util/outcome.h); its body is not read: the instance
+ * logged what went wrong, and the body only serves the /__scheduled route. */
+static void on_outcome(struct thaw_outcome_ex *o, int status, const char *msg)
 {
-    ((struct event *)ex)->status = status;
+    finish((struct event *)o, status, msg);
 }
-
-static void on_resp_body(struct thaw_exchange *ex, const char *p, size_t n)
-{
-    /* the instance logged what went wrong; the body only serves the
-     * /__scheduled route */
-}
-
-static void on_resp_end(struct thaw_exchange *ex)
-{
-    struct event *ev = (struct event *)ex;
-
-    finish(ev, ev->status, NULL);
-}
-
-static void on_fail(struct thaw_exchange *ex, int status, const char *msg)
-{
-    finish((struct event *)ex, status, msg && *msg ? msg : "the instance failed");
-}
-
-static const struct thaw_exchange_ops event_ops = {
-    .on_resp_head = on_resp_head,
-    .on_resp_body = on_resp_body,
-    .on_resp_end = on_resp_end,
-    .on_fail = on_fail,
-};
 
 /* Sends one scheduled event to the worker, like a request without body. */
 static void dispatch(struct thaw_cron_sched *s, const char *cron, int64_t scheduled_ms)
@@ -170,11 +146,13 @@ static void dispatch(struct thaw_cron_sched *s, const char *cron, int64_t schedu
     ev->worker = s->worker;
     ev->scheduled_ms = scheduled_ms;
     ev->start_ns = uv_hrtime();
-    thaw_exchange_init(&ev->ex, &event_ops, ev);
+    thaw_exchange_init(&ev->o.ex, &thaw_outcome_ops, ev);
+    ev->o.done = on_outcome;
+    ev->o.fail_default = "the instance failed";
     snprintf(when, sizeof(when), "%lld", (long long)scheduled_ms);
     thaw_buf_init(&head, THAW_IPC_MAX_PAYLOAD + THAW_IPC_HEADER_SIZE);
     /* method and url mean nothing to a scheduled event; :event decides */
-    rc = thaw_ipc_begin(&head, THAW_IPC_REQ_HEAD, 0, ev->ex.sid, &mark);
+    rc = thaw_ipc_begin(&head, THAW_IPC_REQ_HEAD, 0, ev->o.ex.sid, &mark);
     if (!rc)
         rc = thaw_ipc_put_str(&head, "SCHEDULED");
     if (!rc)
@@ -189,18 +167,18 @@ static void dispatch(struct thaw_cron_sched *s, const char *cron, int64_t schedu
         rc = thaw_ipc_end(&head, mark);
     /* REQ_END goes with the head, so nothing touches ev after dispatch
      * (which may finish it at once: no version built) */
-    if (!rc && !(rc = thaw_ipc_begin(&head, THAW_IPC_REQ_END, 0, ev->ex.sid, &mark)))
+    if (!rc && !(rc = thaw_ipc_begin(&head, THAW_IPC_REQ_END, 0, ev->o.ex.sid, &mark)))
         rc = thaw_ipc_end(&head, mark);
     if (rc) {
         thaw_buf_free(&head);
-        thaw_exchange_release(&ev->ex);
+        thaw_exchange_release(&ev->o.ex);
         free(ev->cron);
         free(ev);
         thaw_log("cron \"%s\": the event does not fit in a frame; skipped", cron);
         return;
     }
-    ev->ex.req_done = 1;
-    thaw_pool_dispatch(s->worker, &ev->ex, head.data, head.len);
+    ev->o.ex.req_done = 1;
+    thaw_pool_dispatch(s->worker, &ev->o.ex, head.data, head.len);
     thaw_buf_free(&head);
 }
 

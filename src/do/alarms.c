@@ -12,6 +12,7 @@
 #include "do/live.h"
 #include "ipc/codec.h"
 #include "util/log.h"
+#include "util/outcome.h"
 
 /* Never asleep longer than this: a wall clock that jumps is noticed. */
 #define MAX_SLEEP_MS 60000
@@ -37,12 +38,11 @@ struct thaw_do_alarms {
 
 /* An alarm event in flight to the object's host. */
 struct event {
-    struct thaw_exchange ex; /* first: the ops get &ev->ex */
+    struct thaw_outcome_ex o; /* first: the ops get &ev->o.ex */
     struct thaw_do_alarms *a;
     char ns[65], id[65];
     int64_t at;
     int last;       /* the last try: no retry after it */
-    int status;
 };
 
 static int64_t now_ms(void)
@@ -142,7 +142,7 @@ static void done(struct event *ev, int ok, const char *msg)
     struct thaw_do_alarms *a = ev->a;
     struct entry **pp, *e;
 
-    thaw_exchange_release(&ev->ex);
+    thaw_exchange_release(&ev->o.ex);
     if (a->w && *(pp = find(a, ev->ns, ev->id))) {
         e = *pp;
         e->running = 0;
@@ -170,42 +170,18 @@ static void done(struct event *ev, int ok, const char *msg)
     free(ev);
 }
 
-static void on_resp_head(struct thaw_exchange *ex, int status, const char *reason,
-                         const char **names, const char **values, int n)
-{
-    ((struct event *)ex)->status = status;
-}
-
-static void on_resp_body(struct thaw_exchange *ex, const char *p, size_t n)
-{
-    /* the outcome is the status; the traceback is in the log already */
-}
-
-static void on_resp_end(struct thaw_exchange *ex)
-{
-    struct event *ev = (struct event *)ex;
-
-    done(ev, ev->status == 200, NULL);
-}
-
-static void on_fail(struct thaw_exchange *ex, int status, const char *msg)
+/* The event's end (util/outcome.h): the status says whether alarm()
+ * succeeded; a failure's message goes into the log. */
+static void on_outcome(struct thaw_outcome_ex *o, int status, const char *msg)
 {
     char text[256];
-    size_t n;
 
-    snprintf(text, sizeof(text), "%s", msg && *msg ? msg : "its instance failed");
-    n = strlen(text);
-    while (n && text[n - 1] == '\n')
-        text[--n] = 0;
-    done((struct event *)ex, 0, text);
+    if (!msg) {
+        done((struct event *)o, status == 200, NULL);
+        return;
+    }
+    done((struct event *)o, 0, thaw_fail_text(text, sizeof(text), msg, o->fail_default));
 }
-
-static const struct thaw_exchange_ops event_ops = {
-    .on_resp_head = on_resp_head,
-    .on_resp_body = on_resp_body,
-    .on_resp_end = on_resp_end,
-    .on_fail = on_fail,
-};
 
 /* An alarm event is a call with no caller (live.h's thaw__do_event),
  * `:do-op` = "alarm", with what alarm(alarm_info) is told. */
@@ -222,25 +198,27 @@ static int fire(struct thaw_do_alarms *a, struct entry *e, const char *cls)
     ev->last = e->retry >= THAW_DO_ALARM_RETRIES;
     memcpy(ev->ns, e->ns, sizeof(ev->ns));
     memcpy(ev->id, e->id, sizeof(ev->id));
-    thaw_exchange_init(&ev->ex, &event_ops, ev);
-    ev->ex.pinned = 1; /* to the object's host, as every call to it */
+    thaw_exchange_init(&ev->o.ex, &thaw_outcome_ops, ev);
+    ev->o.done = on_outcome;
+    ev->o.fail_default = "its instance failed";
+    ev->o.ex.pinned = 1; /* to the object's host, as every call to it */
     snprintf(at, sizeof(at), "%lld", (long long)e->at);
     snprintf(retry, sizeof(retry), "%d", e->retry);
     const char *extra[] = {":do-alarm-at", at, ":do-retry", retry, ":do-last",
                            ev->last ? "1" : "0", NULL};
     thaw_buf_init(&b, 2 * THAW_IPC_MAX_PAYLOAD);
-    if (thaw__do_event(&b, ev->ex.sid, cls, e->id, "alarm", extra)) {
+    if (thaw__do_event(&b, ev->o.ex.sid, cls, e->id, "alarm", extra)) {
         thaw_buf_free(&b);
-        thaw_exchange_release(&ev->ex);
+        thaw_exchange_release(&ev->o.ex);
         free(ev);
         return -1;
     }
     e->running = 1;
     a->refs++;
-    ev->ex.req_done = 1;
+    ev->o.ex.req_done = 1;
     /* live.h: to its host; may end the event at once (a version that
      * failed to build) */
-    thaw__do_live_send(a->w, cls, e->id, &ev->ex, b.data, b.len);
+    thaw__do_live_send(a->w, cls, e->id, &ev->o.ex, b.data, b.len);
     thaw_buf_free(&b);
     return 0;
 }

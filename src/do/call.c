@@ -19,6 +19,7 @@
 #include "ipc/codec.h"
 #include "pool/pool.h"
 #include "util/log.h"
+#include "util/outcome.h"
 
 struct do_call {
     struct thaw_exchange ex; /* first: the ops get &c->ex */
@@ -80,12 +81,8 @@ static void on_fail(struct thaw_exchange *ex, int status, const char *msg)
     struct do_call *c = (struct do_call *)ex;
     struct thaw_bind_call *call = c->call;
     char text[512];
-    size_t n;
 
-    snprintf(text, sizeof(text), "%s", msg && *msg ? msg : "the object's instance failed");
-    n = strlen(text);
-    while (n && text[n - 1] == '\n')
-        text[--n] = 0;
+    thaw_fail_text(text, sizeof(text), msg, "the object's instance failed");
     finish(c);
     if (!call)
         return;
