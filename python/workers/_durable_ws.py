@@ -1,6 +1,7 @@
 """WebSockets of Durable Objects (docs/bindings/durable-objects.md,
 "WebSockets"): the hibernation API on `ctx` (acceptWebSocket,
-getWebSockets, getTags, setWebSocketAutoResponse), attachments, and the
+getWebSockets, getTags, setWebSocketAutoResponse,
+getWebSocketAutoResponseTimestamp), attachments, and the
 delivery of a socket's events to its object.
 
 The supervisor keeps each socket an object returned in its 101, with its
@@ -180,10 +181,14 @@ class StateMixin:
     def setWebSocketAutoResponse(self, pair=None):
         set_auto_response(self, pair)
 
+    def getWebSocketAutoResponseTimestamp(self, ws):
+        return auto_response_timestamp(self, ws)
+
     accept_websocket = acceptWebSocket
     get_websockets = getWebSockets
     get_tags = getTags
     set_websocket_auto_response = setWebSocketAutoResponse
+    get_websocket_auto_response_timestamp = getWebSocketAutoResponseTimestamp
 
 
 def _new_id():
@@ -239,6 +244,28 @@ def set_auto_response(state, pair=None):
             raise TypeError("setWebSocketAutoResponse() takes a WebSocketRequestResponsePair")
         args.update(request=pair.request, response=pair.response)
     _bind.call_sync(BINDING, "auto", args)
+
+
+def auto_response_timestamp(state, ws):
+    """When the supervisor last answered ws with the auto-response, as
+    the JS Date Cloudflare returns (a Python Worker gets its proxy:
+    getTime() is ms since the epoch), or None if it never did. Asked of
+    the supervisor each time: the answers go while the object is not in
+    memory, and this object may be a new one since (a hibernation).
+    Cloudflare's is null for any WebSocket without one (a fresh pair's,
+    another object's) and a TypeError for anything else."""
+    if not isinstance(ws, WebSocket):
+        raise TypeError("Failed to execute 'getWebSocketAutoResponseTimestamp' on "
+                        "'DurableObjectState': parameter 1 is not of type 'WebSocket'.")
+    do = getattr(ws, "_do", None)
+    if do is None:
+        return None  # never a Durable Object's socket: no auto-response went on it
+    result, _ = _bind.call_sync(BINDING, "autots", dict(sockets_of(state)._key(), ws=do["id"]))
+    at = (result or {}).get("at")
+    if at is None:
+        return None
+    from _thaw_js.values import Date
+    return Date(at)
 
 
 # -- the socket's own (WebSocket.serializeAttachment ...) -------------------

@@ -133,6 +133,27 @@ static void op_list(struct ws_kind *k, struct thaw_bind_call *call)
     thaw_bind_ok(call, json_pack("{s:o}", "sockets", out));
 }
 
+/* getWebSocketAutoResponseTimestamp: null for a socket that had none, or
+ * is not (any longer) one of this object's (Cloudflare's is null for any
+ * WebSocket without one). */
+static void op_autots(struct ws_kind *k, struct thaw_bind_call *call)
+{
+    const char *id = json_string_value(json_object_get(call->args, "ws"));
+    const char *cls = json_string_value(json_object_get(call->args, "class"));
+    const char *oid = json_string_value(json_object_get(call->args, "id"));
+    struct thaw_do_ws *s;
+
+    if (!good_id(id) || !cls || !thaw__do_hex64(oid)) {
+        thaw_bind_fail(call, "TypeError", "a malformed WebSocket");
+        return;
+    }
+    s = thaw__do_ws_find(id);
+    if (!s || !thaw__do_ws_same(s, k->worker, cls, oid) || !s->auto_at_ms)
+        thaw_bind_ok(call, json_pack("{s:n}", "at"));
+    else
+        thaw_bind_ok(call, json_pack("{s:I}", "at", (json_int_t)s->auto_at_ms));
+}
+
 /* A frame of the host's pipe: a socket's message or close. */
 static void pipe_message(struct thaw_bind_call *call, int type, const void *p, size_t n)
 {
@@ -189,6 +210,8 @@ static void ws_call(void *impl, struct thaw_bind_call *call)
         op_auto(k, call);
     } else if (strcmp(call->op, "list") == 0) {
         op_list(k, call);
+    } else if (strcmp(call->op, "autots") == 0) {
+        op_autots(k, call);
     } else {
         thaw_bind_fail(call, "TypeError", "no operation \"%s\"", call->op);
     }

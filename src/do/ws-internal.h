@@ -32,6 +32,10 @@ struct thaw_do_ws {
     struct thaw_buf early;   /* frames before the claim: type, u32 len, bytes */
     uint64_t born_ms;
     int close_told;          /* the object had its close event */
+    /* wall clock (ms since the epoch) of the last auto-response sent on
+     * it, 0: none yet (getWebSocketAutoResponseTimestamp); kept here, not
+     * in the host, since most go while the object is not in memory */
+    int64_t auto_at_ms;
     struct thaw_do_ws *next, *prev;
 };
 

@@ -10,6 +10,8 @@
  *   "auto"   {class, id, request, response}  setWebSocketAutoResponse
  *   "list"   {class, id}       the object's sockets, for a host that made
  *            the object again (getWebSockets after hibernation)
+ *   "autots" {ws, class, id}   when the last auto-response went on ws
+ *            (getWebSocketAutoResponseTimestamp): {at: ms or null}
  *   "pipe"   a call that stays open for the host's life: BIND_WS_TEXT /
  *            BINARY / CLOSE frames on it, each payload led by the 16-hex
  *            socket id, are the objects' send() and close()
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "do/live.h"
 #include "do/ws-internal.h"
@@ -426,7 +429,11 @@ void thaw_do_ws_message(struct thaw_do_ws *s, int type, const void *p, size_t n)
 
     if (type == THAW_IPC_WS_TEXT && (a = find_auto(s->worker, s->cls, s->oid)) &&
         strlen(a->req) == n && memcmp(a->req, p, n) == 0) {
-        /* answered here: the object is not woken */
+        /* answered here: the object is not woken; when, on the wall
+         * clock (a JS Date's), it may ask later */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s->auto_at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
         s->out(s->conn, THAW_IPC_WS_TEXT, a->resp, strlen(a->resp));
         return;
     }

@@ -9,6 +9,8 @@ that raises (1011), the per-object limit, and the standard API
 (server.accept() and listeners) in an object."""
 import asyncio
 import json
+import math
+import time
 
 import pytest
 import websockets
@@ -54,6 +56,20 @@ WORKER = '''
                                     "sockets": len(self.ctx.getWebSockets())}))
             elif message == "boom":
                 raise RuntimeError("the room broke")
+            elif message == "stamps":
+                # when the supervisor last answered each socket's "ping"
+                out = {}
+                for peer in self.ctx.getWebSockets():
+                    at = self.ctx.getWebSocketAutoResponseTimestamp(peer)
+                    out[peer.deserializeAttachment()["user"]] = (
+                        None if at is None else at.getTime())
+                _, stranger = WebSocketPair.new().object_values()
+                out["stranger"] = self.ctx.getWebSocketAutoResponseTimestamp(stranger)
+                try:
+                    self.ctx.getWebSocketAutoResponseTimestamp("ann")
+                except TypeError as exc:
+                    out["error"] = str(exc)
+                ws.send(json.dumps(out))
             elif message.startswith("to:"):
                 _, target, text = message.split(":", 2)
                 for peer in self.ctx.getWebSockets(target):
@@ -180,6 +196,48 @@ def test_the_auto_response_is_answered_without_the_object(chat):
     pong, me = run(go())
     assert pong == "pong"
     assert me["seen"] == 1  # the ping never reached webSocketMessage
+
+
+def test_auto_response_timestamps_are_kept_per_socket_while_the_object_is_away(chat):
+    # the main use: a ping answered while the object is not in memory, and
+    # the object, made again by another socket's message, asks when it went
+    def ms_floor():
+        return int(time.time() * 1000)
+
+    def ms_ceil():
+        return math.ceil(time.time() * 1000)
+
+    async def ping(ws):
+        before = ms_floor()
+        await ws.send("ping")
+        assert await ws.recv() == "pong"
+        return before, ms_ceil()
+
+    async def go():
+        async with websockets.connect(url(chat, "ann", room="stamps")) as ann, \
+                websockets.connect(url(chat, "bob", room="stamps")) as bob:
+            await ann.send("stamps")
+            first = await recv_json(ann)
+            await ann.send("die")
+            assert await ann.recv() == "dying"
+            assert host_went(chat)
+            ann_window = await ping(ann)  # the object's host is gone
+            await bob.send("stamps")      # makes the object again
+            woken = await recv_json(bob)
+            bob_window = await ping(bob)
+            await ann.send("stamps")
+            both = await recv_json(ann)
+            return first, ann_window, woken, bob_window, both
+    first, ann_window, woken, bob_window, both = run(go())
+    assert first["ann"] is None and first["bob"] is None  # before any auto-response
+    assert ann_window[0] <= woken["ann"] <= ann_window[1], (ann_window, woken)
+    assert woken["bob"] is None                            # each socket its own
+    assert both["ann"] == woken["ann"]
+    assert bob_window[0] <= both["bob"] <= bob_window[1], (bob_window, both)
+    # Cloudflare's: null for a WebSocket without one, a TypeError for a non-WebSocket
+    assert both["stranger"] is None
+    assert "getWebSocketAutoResponseTimestamp" in both["error"]
+    assert "not of type 'WebSocket'" in both["error"]
 
 
 def test_a_hibernated_object_is_made_again_for_the_next_message(chat):
