@@ -15,6 +15,7 @@
 #include "serve/api.h"
 #include "serve/fleet.h"
 #include "util/log.h"
+#include "util/outcome.h"
 
 /* each WebSocket another node relays to an object here holds one for its
  * life (internal-ws.h); over it a new one is refused (the relaying node
@@ -281,12 +282,8 @@ static void d_fail(struct thaw_exchange *ex, int status, const char *msg)
     struct dcall *d = (struct dcall *)ex;
     struct iconn *ic = take(d);
     char text[600];
-    size_t n;
 
-    snprintf(text, sizeof(text), "%s", msg && *msg ? msg : "the object's instance failed");
-    n = strlen(text);
-    while (n && text[n - 1] == '\n')
-        text[--n] = 0;
+    thaw_fail_text(text, sizeof(text), msg, "the object's instance failed");
     if (ic && d->begun) {
         thaw_h1_close(&ic->h1); /* cut: the forwarding node ends the call with an error */
     } else if (ic) {

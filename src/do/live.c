@@ -8,6 +8,7 @@
 #include "do/live.h"
 #include "ipc/codec.h"
 #include "util/log.h"
+#include "util/outcome.h"
 
 /* A live object. */
 struct obj {
@@ -30,11 +31,10 @@ struct thaw_do_live {
 
 /* An evict or a handoff event out to a host. */
 struct evict {
-    struct thaw_exchange ex; /* first */
+    struct thaw_outcome_ex o; /* first: the ops get &e->o.ex */
     struct thaw_do_live *l;
     char *key;
     uint32_t ver;            /* the host's version (handoff) */
-    int status;
 };
 
 static struct obj *obj_of(json_t *v)
@@ -140,9 +140,9 @@ static void evicted(struct evict *e, int ok)
     struct thaw_do_live *l = e->l;
     struct obj *o;
 
-    thaw_exchange_release(&e->ex);
+    thaw_exchange_release(&e->o.ex);
     if (l->w && (o = find(l, e->key)) && o->last < 0) {
-        if (ok || e->status != 409)
+        if (ok || e->o.status != 409)
             forget(l, e->key); /* gone (or gone with its host) */
         else
             o->last = (long long)uv_now(l->w->loop); /* busy: later */
@@ -161,34 +161,12 @@ static void ended(struct evict *e, int ok)
         evicted(e, ok);
 }
 
-static void on_resp_head(struct thaw_exchange *ex, int status, const char *reason,
-                         const char **names, const char **values, int n)
+/* The event's end (util/outcome.h): it went only if it answered 200; a
+ * failure (msg, never NULL: fail_default) did not, whatever its status. */
+static void on_outcome(struct thaw_outcome_ex *o, int status, const char *msg)
 {
-    ((struct evict *)ex)->status = status;
+    ended((struct evict *)o, !msg && status == 200);
 }
-
-static void on_resp_body(struct thaw_exchange *ex, const char *p, size_t n)
-{
-}
-
-static void on_resp_end(struct thaw_exchange *ex)
-{
-    struct evict *e = (struct evict *)ex;
-
-    ended(e, e->status == 200);
-}
-
-static void on_fail(struct thaw_exchange *ex, int status, const char *msg)
-{
-    ended((struct evict *)ex, 0);
-}
-
-static const struct thaw_exchange_ops evict_ops = {
-    .on_resp_head = on_resp_head,
-    .on_resp_body = on_resp_body,
-    .on_resp_end = on_resp_end,
-    .on_fail = on_fail,
-};
 
 /* Sends event op ("evict" or "handoff") for the object (key "CLASS\nID")
  * to the host of version v; the answer comes to ended(). 0, or -1 when v
@@ -212,17 +190,19 @@ static int send_op(struct thaw_do_live *l, const char *key, const char *op,
     cls[nl - key] = 0;
     e->l = l;
     e->ver = strcmp(op, "handoff") == 0 ? v->id : 0;
-    thaw_exchange_init(&e->ex, &evict_ops, e);
-    e->ex.pinned = 1;
-    e->ex.req_done = 1;
+    thaw_exchange_init(&e->o.ex, &thaw_outcome_ops, e);
+    e->o.done = on_outcome;
+    e->o.fail_default = "its host failed";
+    e->o.ex.pinned = 1;
+    e->o.ex.req_done = 1;
     thaw_buf_init(&b, 2 * THAW_IPC_MAX_PAYLOAD);
     l->refs++;
-    rc = thaw__do_event(&b, e->ex.sid, cls, nl + 1, op, NULL) ? -1 :
-         thaw_pool_host_send(v, &e->ex, b.data, b.len, after_ms);
+    rc = thaw__do_event(&b, e->o.ex.sid, cls, nl + 1, op, NULL) ? -1 :
+         thaw_pool_host_send(v, &e->o.ex, b.data, b.len, after_ms);
     thaw_buf_free(&b);
     if (rc) {
         l->refs--;
-        thaw_exchange_release(&e->ex);
+        thaw_exchange_release(&e->o.ex);
         free(e->key);
         free(e);
     }
@@ -274,7 +254,7 @@ static void handed_off(struct evict *e, int ok)
     struct thaw_version *old;
     struct obj *o;
 
-    thaw_exchange_release(&e->ex);
+    thaw_exchange_release(&e->o.ex);
     if (l->w && (o = find(l, e->key)) && o->moving) {
         old = held_by_old(l->w, o);
         if (!ok && old) {

@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "cluster/tail.h"
-#include "serve/fleet.h"
+#include "serve/fleet-internal.h"
 
 /* A tail client that does not read as fast as lines come is not allowed
  * to grow thaw's memory: past this many unsent bytes its lines are

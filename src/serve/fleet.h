@@ -105,12 +105,6 @@ void thaw_fleet_signal(struct thaw_fleet *f, int sig);
 /* Workers whose first build has not finished. */
 int thaw_fleet_pending(struct thaw_fleet *f);
 
-/* fleet-tail.c: a worker's lines to its tails (the worker's on_log and
- * on_output). */
-void thaw__fleet_on_log(struct thaw_worker *w, const char *line, size_t n);
-void thaw__fleet_on_output(struct thaw_worker *w, long long request, const char *msg,
-                           size_t n, int truncated);
-
 /* endpoints.c: the admin API's paths (docs/api.md); data is the fleet. */
 void thaw_endpoints_handle(struct thaw_api_req *r, void *data);
 /* /healthz and /readyz (no token): a status, or 0 for another path. */

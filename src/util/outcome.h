@@ -1,10 +1,11 @@
 /* What thaw's own senders of exchanges (pool.h) share when they want
- * only to know how one ended: a cron's scheduled event (cron/sched.c) and
- * a Durable Object's alarm (do/alarms.c) are requests nobody streams, so
- * their outcome is the response's status, or the failure and its
- * message; and a failure's message (the instance's traceback) is cut of
- * its trailing newlines before it goes into a log line or an exception
- * (do/alarms.c, do/call.c). */
+ * only to know how one ended: a cron's scheduled event (cron/sched.c), a
+ * Durable Object's alarm (do/alarms.c) and a live object's evict or
+ * handoff (do/live.c) are requests nobody streams, so their outcome is
+ * the response's status, or the failure and its message; and a failure's
+ * message (the instance's traceback) is cut of its trailing newlines
+ * before it goes into a log line, an exception or an answer (do/alarms.c,
+ * do/call.c, cluster/internal.c). */
 #ifndef THAW_UTIL_OUTCOME_H
 #define THAW_UTIL_OUTCOME_H
 
